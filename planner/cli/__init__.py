@@ -1,0 +1,162 @@
+"""The `planner` command line: a Typer app whose top-level group maps every error to one line.
+
+Exit codes: 0 ok, 1 no feasible plan, 2 bad input (a `PlannerError` or a usage error), 3 internal
+error. A `PlannerError` prints `error: <message>` on stderr; any other exception prints
+`internal error: <Type>: <message> (...)`. Tracebacks appear only with `planner --debug ...`.
+The mapping lives in `PlannerGroup.main`, so the console script and `typer.testing.CliRunner`
+behave identically.
+
+Commands live in modules with a `register(app)` function. Heavy imports (jax, textual) belong inside
+command bodies so that `planner --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from planner.errors import PlannerError
+
+try:  # Typer >= 0.22 vendors Click as typer._click; older releases use the click package.
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as _click_exceptions  # type: ignore[no-redef]
+
+# Click >= 8.2 raises this for a group called without a subcommand; older Click prints help itself.
+_NoArgsIsHelpError: Any = getattr(_click_exceptions, "NoArgsIsHelpError", ())
+
+INTERNAL_ERROR = 3
+COMMAND_MODULES = ("catalog_cmds", "file_cmds")
+OPTIONAL_COMMAND_MODULES = ("eval_cmd", "solve_cmd")  # registered when present
+
+_debug = False
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(message: str, code: int) -> int:
+    if _debug:
+        traceback.print_exc(file=sys.stderr)
+    sys.stderr.write(_one_line(message) + "\n")
+    sys.stderr.flush()
+    return code
+
+
+def _echo_help(text: str) -> None:
+    # Typer's Rich help renders itself while being built and returns ""; plain help returns text.
+    if text.strip():
+        typer.echo(text)
+
+
+class PlannerGroup(TyperGroup):
+    """Top-level group: runs Click in non-standalone mode and owns error reporting and exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:
+        # Discard command return values: exit codes come only from typer.Exit, never from a
+        # value a command happens to return.
+        super().invoke(ctx)
+        return None
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        global _debug
+        _debug = False
+        code = self._run(args, prog_name or "planner", complete_var, **extra)
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+    def _run(self, args: Sequence[str] | None, prog_name: str, complete_var: str | None, **extra: Any) -> int:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NoArgsIsHelpError as exc:
+            # A command group given no subcommand: its help (as `planner` alone prints), not an error.
+            _echo_help(exc.message)
+            return 0
+        except _click_exceptions.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            return _fail(f"error: {exc.format_message()}{hint}", exc.exit_code)
+        except _click_exceptions.ClickException as exc:
+            return _fail(f"error: {exc.format_message()}", exc.exit_code)
+        except typer.Abort:
+            return _fail("aborted", 130)
+        except PlannerError as exc:
+            return _fail(f"error: {exc}", int(exc.exit_code))
+        except Exception as exc:  # the last line of defence: no tracebacks for users
+            return _fail(
+                f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
+                INTERNAL_ERROR,
+            )
+        # Non-standalone Click returns the code of a typer.Exit, or our None for a normal return.
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+app = typer.Typer(
+    name="planner",
+    cls=PlannerGroup,
+    help="Capacity planner for LLM inference: which hardware and serving configuration meets "
+    "TTFT/TPOT SLOs at minimum cost.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"planner {version('planner')}")
+        except PackageNotFoundError:
+            typer.echo("planner (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
+    if ctx.invoked_subcommand is None:
+        # `planner` alone: help for now; the TUI on the default scenario once it exists.
+        _echo_help(ctx.get_help())
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES + OPTIONAL_COMMAND_MODULES:
+        qualified = f"{__name__}.{name}"
+        try:
+            module = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if name in OPTIONAL_COMMAND_MODULES and exc.name == qualified:
+                continue
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (`planner = planner.cli:main`); exits with the command's code."""
+    typer.main.get_command(app).main(args=argv, prog_name="planner")

@@ -1,0 +1,173 @@
+"""`planner validate FILE` and `planner schema`: check input files, print their JSON Schemas.
+
+`load_scenario` is the one way commands read a scenario: TOML, `--set` overrides, schema validation,
+then catalog IDs checked with closest-match errors that name the file and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+
+from planner import io, render
+from planner.catalog import CALIBRATION_FILE, Catalog, load_catalog
+from planner.errors import InputFileError, UnknownIdError
+from planner.overrides import apply_overrides
+from planner.schema import CalibrationFile, HardwareFile, HostTiersFile, ModelsFile, Scenario
+
+
+class FileKind(StrEnum):
+    scenario = "scenario"
+    hardware = "hardware"
+    models = "models"
+    calibration = "calibration"
+    host_tiers = "host-tiers"
+
+
+SCHEMAS: dict[FileKind, type[BaseModel]] = {
+    FileKind.scenario: Scenario,
+    FileKind.hardware: HardwareFile,
+    FileKind.models: ModelsFile,
+    FileKind.calibration: CalibrationFile,
+    FileKind.host_tiers: HostTiersFile,
+}
+
+LABELS = {
+    FileKind.scenario: "scenario",
+    FileKind.hardware: "hardware file",
+    FileKind.models: "models catalog",
+    FileKind.calibration: "calibration file",
+    FileKind.host_tiers: "host-tiers file",
+}
+
+EXPECTED_TABLES = (
+    "[workload] (scenario), [[accelerator]] (hardware file), [[model]] (models catalog), "
+    "[[family]] (calibration) or [dram]/[nvme] (host tiers)"
+)
+
+
+class ValidateFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class SchemaFormat(StrEnum):
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate", rich_help_panel="Files")(validate)
+    app.command("schema", rich_help_panel="Files")(schema)
+
+
+# ---------------------------------------------------------------- library helpers
+
+
+def detect_kind(data: dict[str, Any]) -> FileKind | None:
+    if "workload" in data or "slo" in data or isinstance(data.get("model"), dict):
+        return FileKind.scenario
+    if "accelerator" in data:
+        return FileKind.hardware
+    if isinstance(data.get("model"), list):
+        return FileKind.models
+    if "family" in data:
+        return FileKind.calibration
+    if "dram" in data or "nvme" in data:
+        return FileKind.host_tiers
+    return None
+
+
+def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path) -> None:
+    """Every catalog ID the scenario names must exist; the error names the file and the field."""
+    refs: list[tuple[str, str, str]] = [("model.id", scenario.model.id, "model")]
+    if scenario.speculative.draft_model is not None:
+        refs.append(("speculative.draft_model", scenario.speculative.draft_model, "model"))
+    if isinstance(scenario.search.hardware, list):
+        refs += [(f"search.hardware[{i}]", hw, "hardware") for i, hw in enumerate(scenario.search.hardware)]
+    for field, ident, what in refs:
+        try:
+            catalog.model(ident) if what == "model" else catalog.accelerator(ident)
+        except UnknownIdError as exc:
+            raise UnknownIdError(f"{source}: {field}: {exc}") from None
+
+
+def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog | None = None) -> Scenario:
+    """Read, override (`--set`), validate and ID-check a scenario file."""
+    data = io.read_toml(path)
+    if sets:
+        data = apply_overrides(data, list(sets), path)
+    scenario = io.validate(Scenario, data, path)
+    check_scenario_ids(scenario, catalog or load_catalog(), path)
+    return scenario
+
+
+def _check_families(parsed: HardwareFile, path: Path) -> None:
+    """A hardware file's families must exist in the calibration file next to it (if there is one)."""
+    calibration_path = path.parent / CALIBRATION_FILE
+    if not calibration_path.is_file():
+        return
+    families = {fam.id for fam in io.load(CalibrationFile, calibration_path).family}
+    for i, acc in enumerate(parsed.accelerator):
+        if acc.family not in families:
+            raise InputFileError(
+                f"{path}: accelerator[{i}].family: '{acc.family}' has no entry in {calibration_path} "
+                f"(known: {', '.join(sorted(families))})"
+            )
+
+
+def validate_file(path: Path) -> tuple[FileKind, str]:
+    """Validate any planner input file; returns its kind and a one-line summary."""
+    data = io.read_toml(path)
+    kind = detect_kind(data)
+    if kind is None:
+        found = ", ".join(sorted(data)) or "nothing"
+        raise InputFileError(f"{path}: not a planner file: found {found}; expected {EXPECTED_TABLES}")
+    if kind is FileKind.scenario:
+        sc = load_scenario(path)
+        hardware = sc.search.hardware if isinstance(sc.search.hardware, str) else ", ".join(sc.search.hardware)
+        summary = (
+            f"'{sc.name}': model {sc.model.id}, {sc.workload.arrival_rate_rps:g} req/s, "
+            f"SLO TTFT p95 {sc.slo.ttft_p95_s:g} s / TPOT p95 {sc.slo.tpot_p95_ms:g} ms, hardware {hardware}"
+        )
+    elif kind is FileKind.hardware:
+        hw = io.validate(HardwareFile, data, path)
+        _check_families(hw, path)
+        summary = f"{len(hw.accelerator)} accelerators: {', '.join(a.id for a in hw.accelerator)}"
+    elif kind is FileKind.models:
+        models = io.validate(ModelsFile, data, path)
+        summary = f"{len(models.model)} models: {', '.join(m.id for m in models.model)}"
+    elif kind is FileKind.calibration:
+        cal = io.validate(CalibrationFile, data, path)
+        summary = f"{len(cal.family)} families: {', '.join(f.id for f in cal.family)}"
+    else:
+        io.validate(HostTiersFile, data, path)
+        summary = "DRAM and NVMe prices"
+    return kind, summary
+
+
+# ---------------------------------------------------------------- commands
+
+
+def validate(
+    file: Annotated[Path, typer.Argument(help="A scenario, hardware, models or calibration TOML file.")],
+    format: Annotated[ValidateFormat, typer.Option("--format", "-f", help="Output format.")] = ValidateFormat.table,
+) -> None:
+    """Check a file against its schema (kind detected from its tables) and the catalog IDs it names."""
+    kind, summary = validate_file(file)
+    if format is ValidateFormat.json:
+        render.print_json({"file": str(file), "kind": kind.value, "valid": True, "summary": summary})
+    else:
+        typer.echo(f"ok: {file} is a valid {LABELS[kind]} ({summary})")
+
+
+def schema(
+    kind: Annotated[FileKind, typer.Argument(help="Which file's schema.")] = FileKind.scenario,
+    format: Annotated[SchemaFormat, typer.Option("--format", "-f", help="Output format.")] = SchemaFormat.json,
+) -> None:
+    """Print the JSON Schema of an input file (field names, units, defaults, allowed values)."""
+    render.print_json(SCHEMAS[kind].model_json_schema())

@@ -1,0 +1,57 @@
+"""`planner solve FILE`: the cheapest hardware and configuration that meets the scenario's SLOs.
+
+Exit 0 with a plan, 1 when nothing is feasible (the reasons are still printed), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from planner.cli.file_cmds import load_scenario
+from planner.errors import ExitCode
+
+
+class SolveFormat(StrEnum):
+    table = "table"
+    json = "json"
+    toml = "toml"
+    csv = "csv"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("solve", rich_help_panel="Plan")(solve)
+
+
+def solve(
+    file: Annotated[Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/agentic-coding.toml.")],
+    format: Annotated[SolveFormat, typer.Option("--format", "-f", help="Output format.")] = SolveFormat.table,
+    top: Annotated[int, typer.Option("--top", min=0, help="Hardware rows to show (0 = all).")] = 10,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a scenario field, e.g. slo.tpot_p95_ms=40."),
+    ] = None,
+) -> None:
+    """Find the cheapest hardware and serving configuration that meets the scenario's SLOs."""
+    from planner import render, solve_report
+    from planner.catalog import load_catalog
+    from planner.search import enable_compilation_cache
+    from planner.search import solve as run_solve
+
+    catalog = load_catalog()
+    scenario = load_scenario(file, sets or [], catalog)
+    enable_compilation_cache()
+    result = run_solve(scenario, catalog)
+    if format == SolveFormat.json:
+        render.print_json(solve_report.to_dict(result, top))
+    elif format == SolveFormat.toml:
+        solve_report.write_toml(result, top)
+    elif format == SolveFormat.csv:
+        solve_report.write_csv(result, top)
+    else:
+        solve_report.write_table(result, top)
+    if result.best is None:
+        raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))

@@ -1,0 +1,171 @@
+"""`planner eval`: predict fixed configurations, one or many, in a single jitted call.
+
+Cases may mix hardware and models: every case becomes one row of stacked arrays, so the whole
+file is one kernel launch (and one compile per process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.errors import InputFileError
+from planner.lowering import (
+    KV_BYTES,
+    WEIGHT_BYTES,
+    config_arrays,
+    draft_arrays,
+    hardware_row,
+    model_arrays,
+    supports_weight_dtype,
+)
+from planner.model.types import Arch, Hw, Spec
+from planner.schema.scenario import Speculative
+
+DEFAULT_HBM_FRACTION = 0.9  # engines' default KV memory fraction (trtllm-bench 0.90, vLLM 0.90)
+CASE_KEYS = ("hardware", "model", "chips", "batch", "input", "output", "weight_dtype", "kv_dtype")
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    hardware: str
+    model: str
+    chips: int
+    batch: int | str  # an int, or "max"
+    input: int
+    output: int
+    weight_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    spec_k: int = 0
+    spec_alpha: float = 0.7
+    draft: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def case_from_dict(raw: dict[str, Any], where: str) -> EvalCase:
+    """Validate one `[[case]]` table; keys outside the contract are kept aside and ignored."""
+    missing = [k for k in ("hardware", "model", "chips", "batch", "input", "output") if k not in raw]
+    if missing:
+        raise InputFileError(f"{where}: missing key '{missing[0]}' (a case needs {', '.join(CASE_KEYS)})")
+    batch = raw["batch"]
+    if not (batch == "max" or (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1)):
+        raise InputFileError(f"{where}.batch: {batch!r} is not a positive integer or \"max\"")
+    for key in ("chips", "input", "output"):
+        value = raw[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value > 10_000_000:
+            raise InputFileError(f"{where}.{key}: {value!r} must be an integer in [1, 10000000]")
+    wd = raw.get("weight_dtype", "bf16")
+    kd = raw.get("kv_dtype", "bf16")
+    if wd not in WEIGHT_BYTES:
+        raise InputFileError(f"{where}.weight_dtype: {wd!r} is not one of {', '.join(WEIGHT_BYTES)}")
+    if kd not in KV_BYTES:
+        raise InputFileError(f"{where}.kv_dtype: {kd!r} is not one of {', '.join(KV_BYTES)}")
+    k = raw.get("spec_k", 0)
+    alpha = raw.get("spec_alpha", 0.7)
+    if not isinstance(k, int) or not 0 <= k <= 16:
+        raise InputFileError(f"{where}.spec_k: {k!r} must be an integer in [0, 16]")
+    if not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise InputFileError(f"{where}.spec_alpha: {alpha!r} must be in (0, 1)")
+    extra = {key: v for key, v in raw.items() if key not in CASE_KEYS}
+    return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
+                    input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
+                    spec_alpha=float(alpha), draft=raw.get("draft"), extra=extra)
+
+
+@cache
+def _kernel():
+    import jax
+
+    from planner.model.offline import evaluate_offline
+
+    return jax.jit(evaluate_offline)
+
+
+def _stack(rows: list[Any], cls):
+    return cls(**{name: np.asarray([getattr(r, name) for r in rows], dtype=np.float32) for name in cls._fields})
+
+
+def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, Any]]:
+    """Predict every case; a case that does not fit still returns its row with `fits = false`."""
+    if not cases:
+        return []
+    accs = [catalog.accelerator(c.hardware) for c in cases]
+    models = [catalog.model(c.model) for c in cases]
+    hw = Hw(**{n: np.asarray([hardware_row(a, catalog)[n] for a in accs], np.float32) for n in Hw._fields})
+    arch = _stack([model_arrays(m) for m in models], Arch)
+    specs, draft_bytes = [], []
+    for case, model in zip(cases, models, strict=True):
+        drafter = _speculative_for(case, model)
+        s, wbytes = draft_arrays(catalog, model, drafter)
+        specs.append(s)
+        draft_bytes.append(wbytes if case.spec_k > 0 else 0.0)
+    spec = _stack(specs, Spec)
+    spec = spec._replace(draft_params=spec.draft_params * np.asarray([c.spec_k > 0 for c in cases], np.float32))
+    cfg = config_arrays(
+        chips=[c.chips for c in cases],
+        batch=[0 if c.batch == "max" else c.batch for c in cases],
+        weight_dtype=[c.weight_dtype for c in cases],
+        kv_dtype=[c.kv_dtype for c in cases],
+        spec_k=[c.spec_k for c in cases],
+    )
+    out = _kernel()(arch, hw, cfg, spec, np.asarray([c.input for c in cases], np.float32),
+                    np.asarray([c.output for c in cases], np.float32), np.float32(DEFAULT_HBM_FRACTION),
+                    np.asarray(draft_bytes, np.float32))
+    host = {k: np.asarray(v) for k, v in out.items()}
+    rows = []
+    for i, (case, acc) in enumerate(zip(cases, accs, strict=True)):
+        row = _row(case, {k: v[i] for k, v in host.items()})
+        if not supports_weight_dtype(acc, case.weight_dtype):
+            row["fits"] = False
+            row["reason"] = f"{acc.id} has no native {case.weight_dtype} support"
+        elif not row["fits"]:
+            row["reason"] = _why_not(case, acc, row)
+        rows.append(row)
+    return rows
+
+
+def _speculative_for(case: EvalCase, model) -> Speculative:
+    if case.spec_k == 0:
+        return Speculative()
+    draft = case.draft or (model.draft_models[0] if model.draft_models else None)
+    return Speculative(method="draft" if draft else "mtp", draft_model=draft,
+                       acceptance_short=case.spec_alpha, acceptance_long=case.spec_alpha)
+
+
+def _row(case: EvalCase, v: dict[str, np.ndarray]) -> dict[str, Any]:
+    def f(name):
+        x = float(v[name])
+        return x if np.isfinite(x) else None
+
+    return {
+        "hardware": case.hardware, "model": case.model, "chips": case.chips,
+        "weight_dtype": case.weight_dtype, "kv_dtype": case.kv_dtype,
+        "input": case.input, "output": case.output, "spec_k": case.spec_k,
+        "batch": int(v["batch"]),
+        "fits": bool(v["fits"]),
+        "ttft_s": f("ttft_s"), "tpot_s": f("tpot_s"),
+        "prefill_tok_s": f("prefill_tok_s"), "decode_tok_s": f("decode_tok_s"),
+        "throughput_tok_s": f("throughput_tok_s"),
+        "kv_capacity_tokens": int(max(float(v["kv_capacity_tokens"]), 0.0)),
+        "memory_gb_per_chip": f("memory_gb_per_chip"),
+        "weights_gb_per_chip": f("weights_gb_per_chip"), "kv_gb_per_chip": f("kv_gb_per_chip"),
+        "cost_per_hour": f("cost_per_hour"), "usd_per_mtok_output": f("usd_per_mtok_output"),
+        "tokens_per_step": f("tokens_per_step"),
+    }
+
+
+def _why_not(case: EvalCase, acc, row: dict[str, Any]) -> str:
+    usable = acc.memory_bytes / 1e9 * DEFAULT_HBM_FRACTION
+    weights = row["weights_gb_per_chip"] or 0.0
+    if weights > usable:
+        return (f"weights need {weights:.1f} GB per chip but {acc.id} has {usable:.1f} GB usable "
+                f"({acc.memory_bytes / 1e9:.1f} GB x {DEFAULT_HBM_FRACTION}); use more chips or a smaller weight dtype")
+    if row["batch"] < 1:
+        return (f"no room for one sequence of {case.input + case.output} tokens of KV next to "
+                f"{weights:.1f} GB of weights per chip; use more chips, a smaller KV dtype or shorter prompts")
+    return (f"batch {case.batch} needs {row['memory_gb_per_chip']:.1f} GB per chip, more than "
+            f"{usable:.1f} GB usable; lower the batch or use --batch max")

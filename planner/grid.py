@@ -1,0 +1,190 @@
+"""The search grid: one axis per decision, broadcast arrays of fixed shape, and the validity mask.
+
+Axes: hardware x chips x batch x weight dtype x KV dtype x tier split x spec k x prefix cache x
+attention. Chips are per hardware: HBM chips use the scenario's list; SRAM-only chips (Groq,
+Cerebras) start at the smallest power of two whose SRAM holds the weights, and double from there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.errors import GridTooLargeError
+from planner.lowering import (
+    GEMM_SELECT,
+    KV_BYTES,
+    WEIGHT_BYTES,
+    draft_arrays,
+    hardware_arrays,
+    model_arrays,
+    supports_weight_dtype,
+)
+from planner.model.arch import param_counts
+from planner.model.types import Arch, Config, Hw, Load, Spec
+from planner.schema import Accelerator, ModelSpec, Scenario
+
+AXES = ("hardware", "chips", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "prefix_cache", "attention")
+MAX_CONFIGS = 60_000_000  # ~ 2.5 GB of float32 per live grid-sized intermediate: refuse beyond
+HW_PAD = 8  # hardware axis padded to a multiple of this, so small catalog edits do not recompile
+Z90 = 1.2815515655446004
+
+
+@dataclass(frozen=True)
+class Grid:
+    scenario: Scenario
+    model: ModelSpec
+    hardware: list[Accelerator]  # unpadded
+    chips: np.ndarray  # [H_pad, C]
+    batch: list[int]
+    weight_dtype: list[str]
+    kv_dtype: list[str]
+    tiers: list[tuple[float, float]]  # (dram, nvme) fractions
+    spec_k: list[int]
+    prefix_cache: list[bool]
+    attention: list[str]
+    hw: Hw
+    arch: Arch
+    cfg: Config
+    spec: Spec
+    load: Load
+    draft_weight_bytes: float
+    valid: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.chips.shape[0], self.chips.shape[1], len(self.batch), len(self.weight_dtype),
+                len(self.kv_dtype), len(self.tiers), len(self.spec_k), len(self.prefix_cache),
+                len(self.attention))
+
+    @property
+    def size(self) -> int:
+        """Configurations searched (real hardware only, padding excluded)."""
+        return len(self.hardware) * math.prod(self.shape[1:])
+
+
+def _axis(values, axis: int, dtype=np.float32) -> np.ndarray:
+    shape = [1] * len(AXES)
+    shape[axis] = len(values)
+    return np.asarray(values, dtype=dtype).reshape(shape)
+
+
+def lognormal_sigma(median: float, p90: float | None) -> float:
+    return 0.0 if p90 is None or p90 <= median else math.log(p90 / median) / Z90
+
+
+def lognormal_mean(median: float, sigma: float, cap: float) -> float:
+    """Mean of a log-normal truncated at `cap` (mass above the cap sits at the cap)."""
+    if sigma == 0.0:
+        return min(median, cap)
+    mu = math.log(median)
+    z = (math.log(cap) - mu) / sigma
+    phi = lambda x: 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))  # noqa: E731
+    below = math.exp(mu + sigma**2 / 2.0) * phi(z - sigma)
+    return below + cap * (1.0 - phi(z))
+
+
+def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
+    w = scenario.workload
+    in_cap = float(min(w.input_tokens.max or model.max_context, model.max_context))
+    out_cap = float(min(w.output_tokens.max or model.max_context, model.max_context))
+    in_sigma = lognormal_sigma(w.input_tokens.median, w.input_tokens.p90)
+    out_sigma = lognormal_sigma(w.output_tokens.median, w.output_tokens.p90)
+    in_median = min(float(w.input_tokens.median), in_cap)
+    out_median = min(float(w.output_tokens.median), out_cap)
+    f = np.float32
+    return Load(
+        in_median=f(in_median), in_sigma=f(in_sigma), in_cap=f(in_cap),
+        in_mean=f(lognormal_mean(in_median, in_sigma, in_cap)),
+        out_median=f(out_median), out_sigma=f(out_sigma), out_cap=f(out_cap),
+        out_mean=f(lognormal_mean(out_median, out_sigma, out_cap)),
+        arrival_rps=f(w.arrival_rate_rps), prefix_reuse=f(w.sessions.prefix_reuse),
+        turns=f(w.sessions.turns), think_time_s=f(w.sessions.think_time_s),
+        util_max=f(scenario.serving.utilization_max), hbm_fraction=f(scenario.serving.hbm_fraction),
+        ttft_slo_s=f(scenario.slo.ttft_p95_s), tpot_slo_s=f(scenario.slo.tpot_p95_ms / 1e3),
+        hours_per_month=f(scenario.serving.hours_per_month),
+        dram_usd_per_gb_hour=f(catalog.host_tiers.dram.usd_per_gb_hour),
+        nvme_usd_per_gb_hour=f(catalog.host_tiers.nvme.usd_per_gb_hour),
+    )
+
+
+def chips_for(acc: Accelerator, model: ModelSpec, weight_dtypes: list[str], hbm_fraction: float,
+              default: list[int]) -> list[int]:
+    """Chip counts to try: the scenario's list, or for SRAM-only chips the powers of two from the
+    smallest count whose SRAM holds the weights in the smallest searched dtype."""
+    if acc.hbm_gb > 0:
+        return sorted(default)
+    counts = param_counts(model)
+    smallest = min(WEIGHT_BYTES[d] for d in weight_dtypes)
+    weights = (counts.total - counts.embed - counts.lm_head) * smallest + (counts.embed + counts.lm_head) * 2.0
+    needed = max(1, math.ceil(weights / (acc.memory_bytes * hbm_fraction)))
+    start = 2 ** math.ceil(math.log2(needed))
+    return [start * 2**i for i in range(len(default))]
+
+
+def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator] | None = None) -> Grid:
+    model = catalog.model(scenario.model.id)
+    s = scenario.search
+    if hardware is None:
+        ids = sorted(catalog.hardware) if s.hardware == "all" else list(dict.fromkeys(s.hardware))
+        hardware = [catalog.accelerator(i) for i in ids]
+    spec_method = scenario.speculative.method
+    spec_k = sorted(set(s.spec_k)) if spec_method != "none" else [0]
+    tiers = sorted({(d, n) for d in s.dram_fraction for n in s.nvme_fraction if d + n <= 1.0})
+    weight_dtypes, kv_dtypes = list(dict.fromkeys(s.weight_dtype)), list(dict.fromkeys(s.kv_dtype))
+    batch = sorted(set(s.batch))
+    prefix = sorted(set(s.prefix_cache)) if scenario.workload.sessions.turns > 1 else [False]
+    attention = list(dict.fromkeys(s.attention))
+
+    h_real = len(hardware)
+    h_pad = max(HW_PAD, -(-h_real // HW_PAD) * HW_PAD)
+    padded = hardware + [hardware[0]] * (h_pad - h_real)
+    chip_lists = [chips_for(acc, model, weight_dtypes, scenario.serving.hbm_fraction, s.chips) for acc in padded]
+    chips = np.asarray(chip_lists, dtype=np.float32)
+    n_configs = h_real * math.prod((chips.shape[1], len(batch), len(weight_dtypes), len(kv_dtypes),
+                                    len(tiers), len(spec_k), len(prefix), len(attention)))
+    if n_configs > MAX_CONFIGS:
+        raise GridTooLargeError(
+            f"search grid has {n_configs:,} configurations (limit {MAX_CONFIGS:,}); narrow [search] "
+            "(fewer hardware, batch or tier values)")
+
+    hw = hardware_arrays(padded, catalog)
+    hw = Hw(*(np.asarray(x).reshape((h_pad,) + (1,) * (len(AXES) - 1)) for x in hw))
+    spec, draft_bytes = draft_arrays(catalog, model, scenario.speculative)
+    cfg = Config(
+        chips=chips.reshape((h_pad, chips.shape[1]) + (1,) * (len(AXES) - 2)),
+        batch=_axis(batch, 2),
+        weight_bytes=_axis([WEIGHT_BYTES[d] for d in weight_dtypes], 3),
+        gemm_flops_sel=_axis([GEMM_SELECT[d] for d in weight_dtypes], 3),
+        kv_bytes=_axis([KV_BYTES[d] for d in kv_dtypes], 4),
+        dram_frac=_axis([t[0] for t in tiers], 5),
+        nvme_frac=_axis([t[1] for t in tiers], 5),
+        spec_k=_axis(spec_k, 6),
+        prefix_cache=_axis([1.0 if p else 0.0 for p in prefix], 7),
+        flash=_axis([1.0 if a == "flash" else 0.0 for a in attention], 8),
+    )
+    hw_valid = np.array([i < h_real for i in range(h_pad)])
+    dtype_ok = np.array([[supports_weight_dtype(acc, d) for d in weight_dtypes] for acc in padded])
+    valid = (hw_valid[:, None] & dtype_ok).reshape((h_pad, 1, 1, len(weight_dtypes)) + (1,) * 5)
+    return Grid(scenario=scenario, model=model, hardware=hardware, chips=chips, batch=batch,
+                weight_dtype=weight_dtypes, kv_dtype=kv_dtypes, tiers=tiers, spec_k=spec_k,
+                prefix_cache=prefix, attention=attention, hw=hw, arch=model_arrays(model), cfg=cfg,
+                spec=spec, load=load_arrays(scenario, model, catalog), draft_weight_bytes=draft_bytes,
+                valid=valid)
+
+
+def gather(grid: Grid, flat_indices: np.ndarray):
+    """Per-configuration arrays (shape [K]) for the given flat grid indices: pass 2 of the search."""
+    idx = np.unravel_index(np.asarray(flat_indices, dtype=np.int64), grid.shape)
+
+    def pick(arr):
+        arr = np.broadcast_to(np.asarray(arr), grid.shape)
+        return arr[idx]
+
+    hw = Hw(*(pick(x) for x in grid.hw))
+    cfg = Config(*(pick(x) for x in grid.cfg))
+    valid = pick(grid.valid)
+    return hw, cfg, valid, idx

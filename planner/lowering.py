@@ -1,0 +1,108 @@
+"""Schema objects -> array pytrees: the one place that sees both pydantic and jax-ready arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.model.arch import arch_arrays, kv_elems_per_token_layer, param_counts
+from planner.model.types import Arch, Config, Hw, Spec
+from planner.schema import Accelerator, ModelSpec
+from planner.schema.scenario import Speculative
+
+# bytes per weight incl. quantisation scales: int4 = group-128 BF16 scale + zero (AWQ/GPTQ style),
+# fp4 = NVFP4 with one FP8 scale per 16 values; fp8/int8 per-channel scales are negligible.
+WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 4.0 / 128, "fp4": 0.5 + 1.0 / 16}
+# which dense peak the GEMMs run at (weight-only int4 runs BF16 GEMMs after dequantisation)
+GEMM_SELECT = {"bf16": 0, "fp8": 1, "int8": 2, "int4": 0, "fp4": 3}
+# bytes per cached KV element incl. scales: int8 = FP16 scale per 128-element head vector,
+# int4 = KIVI-style groups of 64 with FP16 scale and zero point; fp8 uses a per-tensor scale.
+KV_BYTES = {"bf16": 2.0, "fp8": 1.0, "int8": 1.0 + 2.0 / 128, "int4": 0.5 + 4.0 / 64}
+
+_F32 = np.float32
+
+
+def _num(value, default: float = 0.0) -> float:
+    return float(value) if isinstance(value, int | float) else default
+
+
+def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
+    fam = catalog.family(acc)
+    tiers_known = isinstance(acc.host_dram_gb_per_chip, int | float)
+    return {
+        "mem_bytes": acc.memory_bytes,
+        "mem_bw": acc.memory_gbps * 1e9,
+        "flops_bf16": acc.bf16_tflops * 1e12,
+        "flops_fp8": _num(acc.fp8_tflops) * 1e12,
+        "flops_int8": _num(acc.int8_tops) * 1e12,
+        "flops_fp4": _num(acc.fp4_tflops) * 1e12,
+        "link_bw": acc.scale_up_gbps * 1e9,
+        "domain": float(acc.scale_up_domain),
+        "host_bw": acc.host_link_gbps * 1e9,
+        "dram_bytes": _num(acc.host_dram_gb_per_chip) * 1e9 if tiers_known else 0.0,
+        "dram_bw": _num(acc.host_dram_gbps_per_chip) * 1e9,
+        "nvme_bytes": _num(acc.nvme_gb_per_chip) * 1e9,
+        "nvme_bw": _num(acc.nvme_gbps_per_chip) * 1e9,
+        "usd_per_hour": acc.usd_per_hour,
+        "sram_only": 1.0 if acc.hbm_gb == 0 else 0.0,
+        "prefill_mfu": fam.prefill_mfu,
+        "decode_mfu": fam.decode_mfu,
+        "hbm_eff": fam.hbm_efficiency,
+        "attn_eff": fam.attention_efficiency,
+        "moe_eff": fam.moe_efficiency,
+        "fp4_scale": fam.fp4_gemm_scale,
+        "step_overhead_s": fam.step_overhead_ms * 1e-3,
+        "collective_latency_s": fam.collective_latency_us * 1e-6,
+    }
+
+
+def hardware_arrays(accs: list[Accelerator], catalog: Catalog) -> Hw:
+    rows = [hardware_row(acc, catalog) for acc in accs]
+    return Hw(**{name: np.array([r[name] for r in rows], dtype=_F32) for name in Hw._fields})
+
+
+def model_arrays(spec: ModelSpec) -> Arch:
+    return arch_arrays(spec)
+
+
+def supports_weight_dtype(acc: Accelerator, dtype: str) -> bool:
+    """FP4 weights need FP4 tensor cores (NVFP4/MXFP4 W4A4); other formats have a BF16 fallback."""
+    if dtype == "fp4":
+        return acc.peak_tflops("fp4") is not None
+    return True
+
+
+def draft_arrays(catalog: Catalog, target: ModelSpec, spec: Speculative) -> tuple[Spec, float]:
+    """Speculative parameters and the draft model's weight bytes (BF16) for memory accounting."""
+    params, kv_elems, layers = 0.0, 0.0, 0.0
+    if spec.method == "draft" and spec.draft_model:
+        draft = catalog.model(spec.draft_model)
+        counts = param_counts(draft)
+        params = counts.total
+        kv_elems = kv_elems_per_token_layer(draft) * draft.layers
+        layers = float(draft.layers)
+    arrays = Spec(
+        alpha_short=_F32(spec.acceptance_short),
+        alpha_long=_F32(spec.acceptance_long),
+        alpha_context=_F32(spec.acceptance_context_tokens),
+        draft_params=_F32(params),
+        draft_kv_elems=_F32(kv_elems),
+        draft_layers=_F32(layers),
+        mtp_cost_fraction=_F32(spec.mtp_cost_fraction if spec.method == "mtp" else 0.0),
+    )
+    return arrays, params * 2.0
+
+
+def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_frac=0.0, spec_k=0,
+                  prefix_cache=0.0, flash=1.0) -> Config:
+    def arr(x, mapping=None):
+        if mapping is not None:
+            x = np.vectorize(mapping.__getitem__, otypes=[_F32])(np.asarray(x))
+        return np.asarray(x, dtype=_F32)
+
+    return Config(
+        chips=arr(chips), batch=arr(batch), weight_bytes=arr(weight_dtype, WEIGHT_BYTES),
+        gemm_flops_sel=arr(weight_dtype, GEMM_SELECT), kv_bytes=arr(kv_dtype, KV_BYTES),
+        dram_frac=arr(dram_frac), nvme_frac=arr(nvme_frac), spec_k=arr(spec_k),
+        prefix_cache=arr(prefix_cache), flash=arr(flash),
+    )

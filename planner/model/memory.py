@@ -1,0 +1,102 @@
+"""Where the bytes live: weights, KV cache (per tier), activations, and the parallel layout.
+
+Layout: tensor parallelism inside the scale-up domain, at most clip(kv_heads, 8, 16) ranks wide (wider
+TP only replicates KV heads and shrinks GEMMs; engines pipeline instead), and pipeline stages for
+the rest (pp = chips / tp). SRAM-only chips (hundreds per replica) are thus mostly pipelined. GQA KV heads split across tp ranks (replicated once tp exceeds
+the KV-head count); MLA's latent cache cannot be split by heads, so every tp rank holds all of it.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from planner.model.types import Arch, Config, Hw
+
+BF16 = 2.0
+PREFILL_CHUNK_TOKENS = 8192.0  # chunked-prefill budget per step (vLLM/TRT-LLM default order of magnitude)
+LOGITS_BYTES = 4.0  # fp32 logits buffer
+
+
+TP_MIN_CAP, TP_MAX_CAP = 8.0, 16.0
+
+
+def layout(hw: Hw, cfg: Config, a: Arch) -> tuple[jnp.ndarray, jnp.ndarray]:
+    cap = jnp.clip(a.kv_heads, TP_MIN_CAP, TP_MAX_CAP)
+    tp = jnp.minimum(jnp.minimum(cfg.chips, hw.domain), cap)
+    pp = jnp.maximum(cfg.chips / tp, 1.0)
+    return tp, pp
+
+
+def kv_share_per_chip(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
+    """Fraction of the instance's KV cache that one chip stores."""
+    tp, pp = layout(hw, cfg, a)
+    head_split = jnp.maximum(1.0 / tp, 1.0 / a.kv_heads)
+    return jnp.where(a.kv_shardable > 0, head_split, 1.0) / pp
+
+
+def kv_elems_per_seq(a: Arch, context: jnp.ndarray) -> jnp.ndarray:
+    """Cached elements for one sequence of `context` tokens (windowed layers stop growing)."""
+    return a.kv_elems_full * context + a.kv_elems_window * jnp.minimum(context, a.window)
+
+
+def weight_bytes(a: Arch, weight_bytes_per_param: jnp.ndarray) -> jnp.ndarray:
+    """All weights of one replica. Embeddings and the LM head stay in BF16 (standard in FP8/FP4
+    checkpoints such as ModelOpt's); every other matrix uses the weight dtype incl. its scales."""
+    quantised = a.params_dense + a.experts_routed * a.params_expert
+    return quantised * weight_bytes_per_param + (a.params_embed + a.params_lm_head) * BF16
+
+
+def workspace_bytes_per_chip(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
+    """Workspace for one prefill chunk: residual, QKV and MLP intermediates (sharded by tp)."""
+    tp, _ = layout(hw, cfg, a)
+    return PREFILL_CHUNK_TOKENS * a.hidden * BF16 * 16.0 / tp
+
+
+def logits_bytes_per_seq(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
+    """FP32 logits of every scored position of one sequence (k + 1 with speculation), sharded by tp."""
+    tp, _ = layout(hw, cfg, a)
+    return (cfg.spec_k + 1.0) * a.vocab * LOGITS_BYTES / tp
+
+
+def activation_bytes_per_chip(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
+    return workspace_bytes_per_chip(a, hw, cfg) + cfg.batch * logits_bytes_per_seq(a, hw, cfg)
+
+
+def naive_score_bytes_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray) -> jnp.ndarray:
+    """Naive attention materialises a (heads x chunk x context) score matrix per layer (fp16)."""
+    tp, _ = layout(hw, cfg, a)
+    chunk = jnp.minimum(PREFILL_CHUNK_TOKENS, context)
+    scores = (a.heads / tp) * chunk * context * BF16
+    return jnp.where(cfg.flash > 0, 0.0, scores)
+
+
+def memory_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray, draft_weight_bytes, draft_kv_elems):
+    """Bytes per chip by use; `context` is the KV length reserved per sequence."""
+    weights = (weight_bytes(a, cfg.weight_bytes) + draft_weight_bytes) / cfg.chips
+    kv_seq = kv_elems_per_seq(a, context) * cfg.kv_bytes
+    kv_total = cfg.batch * kv_seq * kv_share_per_chip(a, hw, cfg)
+    kv_total = kv_total + cfg.batch * draft_kv_elems * context * cfg.kv_bytes / cfg.chips
+    hbm_share = jnp.clip(1.0 - cfg.dram_frac - cfg.nvme_frac, 0.0, 1.0)
+    return {
+        "weights": weights,
+        "kv_hbm": kv_total * hbm_share,
+        "kv_dram": kv_total * cfg.dram_frac,
+        "kv_nvme": kv_total * cfg.nvme_frac,
+        "activations": activation_bytes_per_chip(a, hw, cfg),
+        "attn_scores": naive_score_bytes_per_chip(a, hw, cfg, context),
+    }
+
+
+def kv_capacity(a, hw, cfg, hbm_fraction, context, draft_weight_bytes, draft_kv_elems):
+    """(KV tokens the instance's HBM holds, largest batch of `context`-long sequences that fits).
+
+    Free memory = usable HBM - weights - chunk workspace - naive score buffer; each sequence then
+    costs its KV plus its logits buffer."""
+    one = cfg._replace(batch=jnp.ones_like(cfg.batch), dram_frac=0.0 * cfg.dram_frac, nvme_frac=0.0 * cfg.nvme_frac)
+    mem = memory_per_chip(a, hw, one, context, draft_weight_bytes, draft_kv_elems)
+    free = jnp.maximum(hw.mem_bytes * hbm_fraction - mem["weights"] - workspace_bytes_per_chip(a, hw, cfg)
+                       - mem["attn_scores"], 0.0)
+    kv_seq = mem["kv_hbm"]  # one sequence's KV on one chip
+    tokens = free / (kv_seq / context)
+    batch = jnp.floor(free / (kv_seq + logits_bytes_per_seq(a, hw, cfg)))
+    return tokens, batch

@@ -1,0 +1,43 @@
+"""Prefill: compute-bound GEMMs over the new tokens plus causal attention that grows with L^2.
+
+time = max(linear FLOPs / (chips * peak * mfu), weight reads per chunk / bandwidth)
+       + attention (FLOPs at BF16 peak; naive attention adds score-matrix HBM traffic)
+       + tensor-parallel collectives.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from planner.model.compute import collective_time, gemm_peak, linear_work
+from planner.model.memory import BF16, PREFILL_CHUNK_TOKENS
+from planner.model.types import Arch, Config, Hw
+
+NAIVE_SCORE_PASSES = 4.0  # write S, read S (softmax), write P, read P: each an fp16 score matrix
+
+
+def attention_pairs(a: Arch, new: jnp.ndarray, cached: jnp.ndarray) -> jnp.ndarray:
+    """(query, key) pairs of causal attention for `new` tokens after `cached` ones, averaged over
+    full and sliding-window layers: full layers see T^2/2 + T*cached, windowed at most T*window."""
+    full = new * new / 2.0 + new * cached
+    windowed = new * jnp.minimum(cached + new / 2.0, a.window)
+    return (1.0 - a.attn_window_frac) * full + a.attn_window_frac * windowed
+
+
+def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.ndarray,
+                 seqs: jnp.ndarray = 1.0) -> jnp.ndarray:
+    """Seconds to prefill `seqs` sequences of `new` uncached tokens each, after `cached` tokens."""
+    tokens = seqs * new
+    _, flops = linear_work(a, hw, tokens, cfg.weight_bytes)
+    flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
+    t_linear = flops_linear / (cfg.chips * gemm_peak(hw, cfg) * hw.prefill_mfu)
+    chunks = jnp.maximum(jnp.ceil(tokens / PREFILL_CHUNK_TOKENS), 1.0)
+    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, PREFILL_CHUNK_TOKENS), cfg.weight_bytes)
+    w_chip = (chunk_bytes + a.params_lm_head * BF16) / cfg.chips
+    t_weights = chunks * w_chip / (hw.mem_bw * hw.hbm_eff)
+    pairs = seqs * attention_pairs(a, new, cached)
+    t_attn_flops = a.attn_flops_prefill * pairs / (cfg.chips * hw.flops_bf16 * hw.prefill_mfu)
+    score_bytes = NAIVE_SCORE_PASSES * BF16 * a.q_heads_per_layer_total * pairs / cfg.chips
+    t_scores = jnp.where(cfg.flash > 0, 0.0, score_bytes / (hw.mem_bw * hw.hbm_eff))
+    t_comm = collective_time(a, hw, cfg, tokens)
+    return jnp.maximum(t_linear, t_weights) + t_attn_flops + t_scores + t_comm

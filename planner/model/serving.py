@@ -1,0 +1,145 @@
+"""Online serving at a planned load: percentile TTFT/TPOT, replicas, bill and the binding constraint.
+
+Per instance (one replica on `chips` chips, up to `batch` sequences in flight):
+- capacity mu (requests/s) = 1 / (E[prefill service] + E[output] * step / (E_tokens * batch));
+- replicas = ceil(arrival / (util_max * mu)); each runs at lambda_i = arrival / replicas;
+- prefill queue: rho_p = lambda_i * E[prefill service]; TTFT_q = wait_q + prefill(length quantile);
+- TPOT_q = step(batch, context quantile) / E_tokens / (1 - rho_p): decode pauses while prefills run;
+- prefix-cache hits (see tiers.py) shorten prefill to the uncached tokens plus a reload.
+All quantities broadcast, so one call evaluates the whole search grid.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from planner.model.memory import kv_elems_per_seq, kv_share_per_chip, memory_per_chip
+from planner.model.prefill import prefill_time
+from planner.model.queueing import lognormal_quantile, wait_quantile
+from planner.model.speculative import speculative_step
+from planner.model.tiers import prefix_hit_rate, reload_seconds_per_byte, tier_shares
+from planner.model.types import Arch, Config, Hw, Load, Spec
+
+Z95 = 1.6448536269514722
+GB = 1e9
+BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")
+
+
+def _ttft_quantile(a, hw, cfg, ld, hit, reload_s_per_token, q):
+    """q-quantile of TTFT service (no queueing) for a hit/miss mixture over prompt lengths."""
+    miss = 1.0 - hit
+    tail = 1.0 - q
+    # misses are the slow path: if they exceed the tail mass, the quantile lies among misses
+    q_miss = jnp.clip(1.0 - tail / jnp.maximum(miss, 1e-9), 0.5, 0.999)
+    q_hit = jnp.clip(1.0 - (tail - miss) / jnp.maximum(hit, 1e-9), 0.5, 0.999)
+    l_miss = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, q_miss)
+    l_hit = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, q_hit)
+    t_miss = prefill_time(a, hw, cfg, l_miss, 0.0)
+    cached = ld.prefix_reuse * l_hit
+    t_hit = prefill_time(a, hw, cfg, l_hit - cached, cached) + cached * reload_s_per_token
+    return jnp.where(miss >= tail, t_miss, t_hit)
+
+
+def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid):
+    batch = cfg.batch
+    mean_ctx = ld.in_mean + ld.out_mean / 2.0
+    in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
+    out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
+    # memory: batch sequences at the mean context plus headroom for one p95-long sequence
+    reserve_ctx = mean_ctx + (in_p95 + out_p95) / batch
+    mem = memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems)
+    hbm_cap = hw.mem_bytes * ld.hbm_fraction
+    used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
+    mem_ratio = used / hbm_cap
+    host_ratio = jnp.maximum(mem["kv_dram"] / jnp.maximum(hw.dram_bytes, 1.0),
+                             mem["kv_nvme"] / jnp.maximum(hw.nvme_bytes, 1.0))
+    host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
+    host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
+
+    # decode: batch-mean context at p50 and p95 (mean of `batch` draws concentrates as 1/sqrt(B))
+    in_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.exp(ld.in_sigma**2) - 1.0, 0.0))
+    ctx_p95 = mean_ctx + Z95 * in_sd / jnp.sqrt(batch)
+    step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
+    step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
+
+    # prefix cache: capacity left over in each tier, per instance
+    kv_token_chip = kv_elems_per_seq(a, 1.0) * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
+    hbm_free = jnp.maximum(hbm_cap - used, 0.0)
+    dram_free = jnp.maximum(hw.dram_bytes - mem["kv_dram"], 0.0)
+    nvme_free = jnp.maximum(hw.nvme_bytes - mem["kv_nvme"], 0.0)
+    session_ctx = ld.in_mean + ld.out_mean
+    decode_per_req = ld.out_mean * step50 / (tok50 * batch)
+
+    def capacity(hit):
+        cached = ld.prefix_reuse * ld.in_mean * hit
+        s_prefill = prefill_time(a, hw, cfg, ld.in_mean - cached, cached)
+        return s_prefill, 1.0 / (s_prefill + decode_per_req)
+
+    hit = jnp.where(cfg.prefix_cache > 0, (ld.turns - 1.0) / ld.turns, 0.0)
+    for _ in range(2):  # fixed point: more hits -> more capacity -> more idle sessions to hold
+        _, mu = capacity(hit)
+        idle_sessions = ld.util_max * mu * ld.think_time_s
+        working_set = idle_sessions * session_ctx * kv_token_chip  # bytes per chip
+        hit = prefix_hit_rate(cfg.prefix_cache, ld.turns, working_set, hbm_free + dram_free + nvme_free)
+    in_hbm, in_dram, in_nvme = tier_shares(working_set, hbm_free, dram_free, nvme_free)
+    reload_per_token = kv_token_chip * reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw,
+                                                                hw.dram_bw, hw.nvme_bw)
+    cached_mean = ld.prefix_reuse * ld.in_mean * hit
+    s_prefill = prefill_time(a, hw, cfg, ld.in_mean - cached_mean, cached_mean) + cached_mean * reload_per_token
+    mu = 1.0 / (s_prefill + decode_per_req)
+
+    replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / (ld.util_max * mu)), 1.0)
+    lam = ld.arrival_rps / replicas
+    rho_p = lam * s_prefill
+    ttft50 = wait_quantile(rho_p, s_prefill, 0.5) + _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.5)
+    ttft95 = wait_quantile(rho_p, s_prefill, 0.95) + _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.95)
+    stall = 1.0 / jnp.maximum(1.0 - rho_p, 1e-6)
+    tpot50 = step50 / tok50 * stall
+    tpot95 = step95 / tok95 * stall
+
+    # cost: chips plus the host memory the plan occupies (offloaded KV and prefix cache)
+    dram_used = mem["kv_dram"] + jnp.where(cfg.prefix_cache > 0, in_dram * working_set, 0.0)
+    nvme_used = mem["kv_nvme"] + jnp.where(cfg.prefix_cache > 0, in_nvme * working_set, 0.0)
+    inst_usd_h = cfg.chips * (hw.usd_per_hour + dram_used / GB * ld.dram_usd_per_gb_hour
+                              + nvme_used / GB * ld.nvme_usd_per_gb_hour)
+    fleet_usd_h = replicas * inst_usd_h
+    busy_prefill = jnp.clip(rho_p, 0.0, 1.0)
+    input_tok_h = ld.arrival_rps * ld.in_mean * 3600.0
+    output_tok_h = ld.arrival_rps * ld.out_mean * 3600.0
+    usd_in = fleet_usd_h * busy_prefill / input_tok_h * 1e6
+    usd_out = fleet_usd_h * (1.0 - busy_prefill) / output_tok_h * 1e6
+
+    ratios = jnp.stack(jnp.broadcast_arrays(
+        ttft95 / ld.ttft_slo_s, tpot95 / ld.tpot_slo_s, mem_ratio, host_ratio, rho_p / ld.util_max), axis=-1)
+    worst = jnp.max(ratios, axis=-1)
+    feasible = valid & (worst <= 1.0) & jnp.isfinite(fleet_usd_h)
+    monthly = jnp.where(feasible, fleet_usd_h * ld.hours_per_month, jnp.inf)
+    return {
+        "feasible": feasible,
+        "monthly_usd": monthly,
+        "fleet_usd_per_hour": fleet_usd_h,
+        "usd_per_hour": inst_usd_h,
+        "replicas": replicas,
+        "ttft_p50_s": ttft50,
+        "ttft_p95_s": ttft95,
+        "tpot_p50_s": tpot50,
+        "tpot_p95_s": tpot95,
+        "throughput_tok_s": lam * ld.out_mean,
+        "capacity_rps": mu,
+        "usd_per_mtok_input": usd_in,
+        "usd_per_mtok_output": usd_out,
+        "prefix_hit_rate": hit,
+        "tokens_per_step": tok50,
+        "prefill_busy": rho_p,
+        "weights_gb": mem["weights"] / GB,
+        "kv_hbm_gb": mem["kv_hbm"] / GB,
+        "kv_dram_gb": mem["kv_dram"] / GB,
+        "kv_nvme_gb": mem["kv_nvme"] / GB,
+        "activations_gb": (mem["activations"] + mem["attn_scores"]) / GB,
+        "prefix_cache_gb": working_set * hit / GB,
+        "step_s": step50,
+        "prefill_s": s_prefill,
+        "worst_ratio": worst,
+        "binding": jnp.argmax(ratios, axis=-1),
+        "ratios": ratios,
+    }

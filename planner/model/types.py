@@ -1,0 +1,121 @@
+"""Array pytrees the cost model consumes and produces.
+
+Every field is a scalar or an array; fields broadcast against each other, so one call can evaluate
+a single configuration or a whole search grid (hardware on one axis, batch on another, ...).
+NamedTuples are JAX pytrees, so these pass through `jit` and `vmap` unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+Array = jnp.ndarray
+
+
+class Hw(NamedTuple):
+    """One row per accelerator (per chip figures, SI units: bytes, bytes/s, FLOP/s, $)."""
+
+    mem_bytes: Array  # HBM, or on-chip SRAM for SRAM-only chips
+    mem_bw: Array  # bytes/s
+    flops_bf16: Array  # dense FLOP/s
+    flops_fp8: Array  # 0 where unsupported
+    flops_int8: Array
+    flops_fp4: Array
+    link_bw: Array  # scale-up, bytes/s per direction
+    domain: Array  # chips per scale-up domain
+    host_bw: Array  # chip <-> host link, bytes/s per direction
+    dram_bytes: Array  # host DRAM per chip
+    dram_bw: Array  # host DRAM bandwidth share per chip
+    nvme_bytes: Array
+    nvme_bw: Array
+    usd_per_hour: Array
+    sram_only: Array  # 1.0 for chips whose weights live in on-chip SRAM
+    # calibrated efficiencies of the hardware family
+    prefill_mfu: Array
+    decode_mfu: Array
+    hbm_eff: Array
+    attn_eff: Array
+    moe_eff: Array  # grouped expert GEMMs relative to dense GEMMs
+    fp4_scale: Array  # efficiency factor of GEMMs at the FP4 peak
+    step_overhead_s: Array
+    collective_latency_s: Array
+
+
+class Arch(NamedTuple):
+    """Model architecture reduced to the numbers the physics needs (derived in `arch.py`)."""
+
+    layers: Array
+    hidden: Array
+    heads: Array
+    kv_heads: Array
+    vocab: Array
+    # parameter groups (counts, not bytes)
+    params_embed: Array  # input embedding stored apart from the LM head (0 when tied)
+    params_lm_head: Array  # output projection vocab x hidden (read every decode step)
+    params_dense: Array  # non-expert weights in the blocks: attention, dense MLPs, norms, router, shared experts
+    params_expert: Array  # one routed expert (all MoE layers together, per expert)
+    experts_routed: Array  # 0 for dense models
+    experts_active: Array
+    moe_layers: Array
+    # attention geometry
+    kv_elems_full: Array  # cached elements per token summed over full-attention layers
+    kv_elems_window: Array  # cached elements per token summed over sliding-window layers
+    window: Array  # sliding window, tokens (huge if none)
+    attn_flops_prefill: Array  # FLOPs per (query token x context token), all layers, prefill kernels
+    attn_flops_decode: Array  # same for decode kernels (MLA uses the absorbed form)
+    attn_window_frac: Array  # share of attention layers that are windowed
+    kv_shardable: Array  # 1 if KV splits across tensor-parallel ranks (GQA), 0 if replicated (MLA)
+    q_heads_per_layer_total: Array  # heads * layers (for naive-attention score buffers)
+
+
+class Config(NamedTuple):
+    """Serving configuration (one value per grid point)."""
+
+    chips: Array
+    batch: Array
+    weight_bytes: Array  # bytes per weight incl. quantisation scales
+    gemm_flops_sel: Array  # index 0 bf16, 1 fp8, 2 int8, 3 fp4: which peak the GEMMs run at
+    kv_bytes: Array  # bytes per cached element incl. scales
+    dram_frac: Array  # share of active KV in host DRAM
+    nvme_frac: Array  # share of active KV on NVMe
+    spec_k: Array  # speculative lookahead (0 = off)
+    prefix_cache: Array  # 1.0 = keep idle sessions' KV for the next turn
+    flash: Array  # 1.0 = IO-aware attention, 0.0 = naive (materialised scores)
+
+
+class Spec(NamedTuple):
+    """Speculative-decoding parameters and the drafter's cost."""
+
+    alpha_short: Array
+    alpha_long: Array
+    alpha_context: Array
+    draft_params: Array  # 0 for MTP/none
+    draft_kv_elems: Array  # cached elements per token of the draft model
+    draft_layers: Array
+    mtp_cost_fraction: Array  # cost of a head step relative to a target step (MTP/EAGLE)
+
+
+class Load(NamedTuple):
+    """Workload, SLOs and prices of one scenario (scalars; arrays when sweeping a parameter)."""
+
+    in_median: Array
+    in_sigma: Array  # log-normal shape
+    in_cap: Array
+    in_mean: Array
+    out_median: Array
+    out_sigma: Array
+    out_cap: Array
+    out_mean: Array
+    arrival_rps: Array
+    prefix_reuse: Array
+    turns: Array
+    think_time_s: Array
+    util_max: Array
+    hbm_fraction: Array
+    ttft_slo_s: Array
+    tpot_slo_s: Array
+    hours_per_month: Array
+    dram_usd_per_gb_hour: Array
+    nvme_usd_per_gb_hour: Array

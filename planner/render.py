@@ -1,0 +1,110 @@
+"""Output helpers shared by the CLI commands: a deterministic Rich console, JSON, number formats.
+
+Tables go through `console()`, which is fixed-width and colourless when stdout is not a terminal, so
+piped output and test snapshots do not depend on the terminal they ran in. JSON is written with the
+standard library (never through Rich, which would wrap and highlight it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from planner.schema import ModelSpec
+from planner.schema.common import BYTES_PER_ELEMENT
+
+PIPE_WIDTH = 160
+"""Console width used when stdout is not a terminal (pipes, files, tests)."""
+
+UNSUPPORTED_MARK = "-"
+UNKNOWN_MARK = "?"
+
+
+def console(file: IO[str] | None = None) -> Console:
+    """A console for `file` (default: the current `sys.stdout`, looked up at call time)."""
+    out = file if file is not None else sys.stdout
+    is_tty = bool(getattr(out, "isatty", lambda: False)())
+    if is_tty:
+        return Console(file=out, highlight=False, emoji=False)
+    return Console(
+        file=out,
+        width=PIPE_WIDTH,
+        color_system=None,
+        force_terminal=False,
+        force_interactive=False,
+        no_color=True,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+        soft_wrap=False,
+    )
+
+
+def table(*columns: str, title: str | None = None, caption: str | None = None,
+          right: tuple[str, ...] = ()) -> Table:
+    """A plain table; columns named in `right` are right-aligned (numbers)."""
+    result = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, title_justify="left",
+                   caption_justify="left", pad_edge=False, show_edge=False)
+    for name in columns:
+        result.add_column(name, justify="right" if name in right else "left", overflow="fold")
+    return result
+
+
+def print_json(data: Any, file: IO[str] | None = None) -> None:
+    out = file if file is not None else sys.stdout
+    out.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def num(value: object, digits: int = 0) -> str:
+    """A catalog number for a table cell: '-' for unsupported, '?' for unknown, '' for absent."""
+    if value is None:
+        return ""
+    if value == "unsupported":
+        return UNSUPPORTED_MARK
+    if value == "unknown":
+        return UNKNOWN_MARK
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if digits == 0 and float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.{digits}f}"
+
+
+def count(value: float | None) -> str:
+    """Parameter counts as 8.03B / 671B / 500M; 'n/a' when not given."""
+    if value is None:
+        return "n/a"
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= scale:
+            shown = value / scale
+            text = f"{shown:.3g}" if shown < 100 else f"{shown:.0f}"
+            return f"{text}{suffix}"
+    return f"{value:g}"
+
+
+def kv_bytes_per_token(spec: ModelSpec, kv_dtype: str = "bf16") -> int:
+    """KV-cache bytes per token over all layers.
+
+    GQA caches K and V per KV head: 2 * layers * kv_heads * head_dim * bytes. MLA (DeepSeek) caches one
+    compressed latent plus the decoupled RoPE key: layers * (kv_lora_rank + qk_rope_head_dim) * bytes.
+    Sliding-window layers are counted in full here (this is the per-token cost at short context).
+    """
+    element = BYTES_PER_ELEMENT[kv_dtype]
+    if spec.attention == "mla":
+        assert spec.kv_lora_rank is not None and spec.qk_rope_head_dim is not None
+        per_layer = spec.kv_lora_rank + spec.qk_rope_head_dim
+    else:
+        per_layer = 2 * spec.kv_heads * spec.head_dim
+    return int(spec.layers * per_layer * element)
+
+
+def kib(nbytes: float) -> str:
+    return f"{nbytes / 1024:,.1f}"

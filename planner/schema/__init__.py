@@ -1,0 +1,22 @@
+"""Pydantic schemas (no jax, no textual): hardware, models, scenarios."""
+
+from planner.schema.hardware import (
+    Accelerator,
+    CalibrationFamily,
+    CalibrationFile,
+    HardwareFile,
+    HostTiersFile,
+)
+from planner.schema.models import ModelsFile, ModelSpec
+from planner.schema.scenario import Scenario
+
+__all__ = [
+    "Accelerator",
+    "CalibrationFamily",
+    "CalibrationFile",
+    "HardwareFile",
+    "HostTiersFile",
+    "ModelSpec",
+    "ModelsFile",
+    "Scenario",
+]

@@ -1,0 +1,66 @@
+"""Shared building blocks for the schemas: strict base model, sourced numbers, dtypes."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+Unknown = Literal["unknown"]
+"""Written where a public figure was not found. Never replaced by a guess."""
+
+Unsupported = Literal["unsupported"]
+"""Written where the hardware has no native support (e.g. FP8 tensor cores on A100)."""
+
+WeightDtype = Literal["bf16", "fp8", "int8", "int4", "fp4"]
+KvDtype = Literal["bf16", "fp8", "int8", "int4"]
+ComputeDtype = Literal["bf16", "fp8", "int8", "fp4"]
+
+BYTES_PER_ELEMENT: dict[str, float] = {
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+    "fp4": 0.5,
+}
+
+_KEBAB = re.compile(r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$")
+
+
+def _kebab(value: str) -> str:
+    if not _KEBAB.match(value):
+        raise ValueError("IDs are lowercase kebab-case, e.g. 'h100-sxm'")
+    return value
+
+
+KebabId = Annotated[str, AfterValidator(_kebab)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors so typos in hand-written TOML are caught, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def check_sources(
+    owner: str, values: dict[str, object], sources: dict[str, str], known: dict[str, str]
+) -> None:
+    """Every number given must cite a source key, and every key must exist in the file's table.
+
+    `values` maps field names to their values; fields whose value is None (not applicable) need
+    no source, but "unknown"/"unsupported" markers and numbers do.
+    """
+    for field, value in values.items():
+        if value is None:
+            continue
+        if field not in sources:
+            raise ValueError(f"{owner}: field '{field}' has no entry in sources; cite where it comes from")
+    for field, key in sources.items():
+        if field not in values:
+            raise ValueError(f"{owner}: sources.{field} names a field that does not exist")
+        if key not in known:
+            raise ValueError(
+                f"{owner}: sources.{field} = '{key}' is not defined in the file's [sources] table"
+            )

@@ -1,0 +1,137 @@
+"""`planner solve`: exhaustive search of the grid in one jitted call, then the answer explained.
+
+Pass 1 (jitted, whole grid) returns the monthly bill, TTFT/TPOT p95 and the worst SLO ratio of
+every configuration, reduced per hardware on device. Pass 2 re-evaluates only the configurations
+worth reporting (best per hardware, Pareto points, closest misses) to get their full detail.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.grid import Grid, build_grid
+from planner.schema import Scenario
+
+BINDING_NAMES = ("ttft", "tpot", "memory", "host-memory", "utilisation")
+
+
+def enable_compilation_cache() -> None:
+    """Persist XLA executables on disk so a second CLI run skips compilation."""
+    import jax
+
+    path = Path(os.environ.get("PLANNER_CACHE_DIR", Path.home() / ".cache" / "planner" / "jax"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@cache
+def _grid_kernel():
+    import jax
+    import jax.numpy as jnp
+
+    from planner.model.serving import evaluate_serving
+
+    def kernel(arch, hw, cfg, spec, load, draft_bytes, valid):
+        m = evaluate_serving(arch, hw, cfg, spec, load, draft_bytes, valid)
+        shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in (*hw, *cfg)), jnp.shape(valid))
+        monthly = jnp.broadcast_to(m["monthly_usd"], shape)
+        worst = jnp.where(jnp.broadcast_to(valid, shape), jnp.broadcast_to(m["worst_ratio"], shape), jnp.inf)
+        per_hw_monthly = monthly.reshape(shape[0], -1)
+        per_hw_worst = worst.reshape(shape[0], -1)
+        return {
+            "monthly": monthly.ravel(),
+            "tpot95": jnp.broadcast_to(m["tpot_p95_s"], shape).ravel(),
+            "ttft95": jnp.broadcast_to(m["ttft_p95_s"], shape).ravel(),
+            "best_per_hw": jnp.argmin(per_hw_monthly, axis=1),
+            "best_monthly_per_hw": jnp.min(per_hw_monthly, axis=1),
+            "closest_per_hw": jnp.argmin(per_hw_worst, axis=1),
+        }
+
+    return jax.jit(kernel)
+
+
+@cache
+def _detail_kernel():
+    import jax
+
+    from planner.model.serving import evaluate_serving
+
+    return jax.jit(evaluate_serving)
+
+
+def run_grid(grid: Grid) -> dict[str, np.ndarray]:
+    out = _grid_kernel()(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
+                         np.float32(grid.draft_weight_bytes), grid.valid)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def pareto_indices(cost: np.ndarray, latency: np.ndarray, limit: int = 40) -> np.ndarray:
+    """Indices of the cost-vs-latency frontier among finite-cost points, cheapest first."""
+    ok = np.flatnonzero(np.isfinite(cost))
+    if ok.size == 0:
+        return ok
+    order = ok[np.lexsort((cost[ok], latency[ok]))]  # by latency, then cost
+    best = np.minimum.accumulate(cost[order])
+    keep = np.concatenate(([True], best[1:] < best[:-1]))
+    frontier = order[keep][::-1]  # cheapest (slowest) first
+    if frontier.size > limit:
+        frontier = frontier[np.linspace(0, frontier.size - 1, limit).round().astype(int)]
+    return frontier
+
+
+@dataclass
+class SolveResult:
+    grid: Grid
+    best: dict[str, Any] | None
+    per_hardware: list[dict[str, Any]]
+    pareto_tpot: list[dict[str, Any]]
+    pareto_ttft: list[dict[str, Any]]
+    infeasible: list[dict[str, Any]]
+    configs: int
+    seconds: float
+
+
+def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
+    from planner.plans import explain_infeasible, plans_from_indices
+
+    start = time.perf_counter()
+    grid = build_grid(scenario, catalog)
+    raw = run_grid(grid)
+    h_real = len(grid.hardware)
+    per_hw_flat = np.asarray(raw["best_per_hw"][:h_real], dtype=np.int64)
+    per_hw_cost = raw["best_monthly_per_hw"][:h_real]
+    block = int(np.prod(grid.shape[1:]))
+    feasible_hw = [h for h in range(h_real) if np.isfinite(per_hw_cost[h])]
+    best_flat = [h * block + int(per_hw_flat[h]) for h in feasible_hw]
+    closest_flat = [h * block + int(raw["closest_per_hw"][h]) for h in range(h_real) if h not in feasible_hw]
+    par_tpot = pareto_indices(raw["monthly"], raw["tpot95"])
+    par_ttft = pareto_indices(raw["monthly"], raw["ttft95"])
+
+    wanted = np.asarray(best_flat + closest_flat + list(par_tpot) + list(par_ttft), dtype=np.int64)
+    plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
+    n1, n2, n3 = len(best_flat), len(closest_flat), len(par_tpot)
+    per_hardware = sorted(plans[:n1], key=lambda p: p["monthly_usd"])
+    closest = plans[n1:n1 + n2]
+    return SolveResult(
+        grid=grid,
+        best=per_hardware[0] if per_hardware else None,
+        per_hardware=per_hardware,
+        pareto_tpot=plans[n1 + n2:n1 + n2 + n3],
+        pareto_ttft=plans[n1 + n2 + n3:],
+        infeasible=[explain_infeasible(p, scenario) for p in closest],
+        configs=grid.size,
+        seconds=time.perf_counter() - start,
+    )

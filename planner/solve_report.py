@@ -1,0 +1,119 @@
+"""Render a `SolveResult` as JSON, TOML, CSV or the table a person reads first."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import sys
+from typing import Any
+
+import tomli_w
+
+from planner import render
+from planner.search import SolveResult
+
+CSV_COLUMNS = ("hardware", "chips", "replicas", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
+               "tier_nvme", "spec_k", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
+               "tpot_p95_ms", "throughput_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
+               "monthly_usd", "binding")
+
+
+def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
+    sc = result.grid.scenario
+    ld = result.grid.load
+    return {
+        "scenario": sc.name,
+        "model": {"id": sc.model.id},
+        "workload": {
+            "arrival_rate_rps": sc.workload.arrival_rate_rps,
+            "input_tokens_median": sc.workload.input_tokens.median,
+            "input_tokens_mean": round(float(ld.in_mean), 1),
+            "output_tokens_median": sc.workload.output_tokens.median,
+            "output_tokens_mean": round(float(ld.out_mean), 1),
+            "prefix_reuse": sc.workload.sessions.prefix_reuse,
+            "turns_per_session": sc.workload.sessions.turns,
+        },
+        "slo": {"ttft_p95_s": sc.slo.ttft_p95_s, "tpot_p95_ms": sc.slo.tpot_p95_ms},
+        "best": result.best,
+        "per_hardware": result.per_hardware[:max(top, 1)] if top else result.per_hardware,
+        "pareto": result.pareto_tpot,
+        "pareto_ttft": result.pareto_ttft,
+        "infeasible": [{k: v for k, v in x.items() if k != "closest"} for x in result.infeasible],
+        "search": {"configs": result.configs, "seconds": round(result.seconds, 3),
+                   "hardware": len(result.grid.hardware)},
+    }
+
+
+def _strip_none(value):
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value if v is not None]
+    return value
+
+
+def write_toml(result: SolveResult, top: int) -> None:
+    sys.stdout.write(tomli_w.dumps(_strip_none(to_dict(result, top))))
+
+
+def write_csv(result: SolveResult, top: int) -> None:
+    buf = _io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for p in result.per_hardware[:top] if top else result.per_hardware:
+        row = dict(p, tier_hbm=p["tier_split"]["hbm"], tier_dram=p["tier_split"]["dram"],
+                   tier_nvme=p["tier_split"]["nvme"])
+        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+    sys.stdout.write(buf.getvalue())
+
+
+def _money(x: float | None) -> str:
+    return "n/a" if x is None else f"${x:,.0f}"
+
+
+def _tiers(p: dict[str, Any]) -> str:
+    t = p["tier_split"]
+    if t["dram"] == 0 and t["nvme"] == 0:
+        return "HBM"
+    return f"{t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
+
+
+def write_table(result: SolveResult, top: int) -> None:
+    con = render.console()
+    sc = result.grid.scenario
+    w = sc.workload
+    con.print(f"{sc.name}: {sc.model.id}, {w.arrival_rate_rps:g} req/s, prompt median {w.input_tokens.median:,} "
+              f"tok, output median {w.output_tokens.median:,} tok; SLO TTFT p95 <= {sc.slo.ttft_p95_s:g} s, "
+              f"TPOT p95 <= {sc.slo.tpot_p95_ms:g} ms")
+    b = result.best
+    if b is None:
+        con.print("No plan meets the SLOs on any hardware searched.")
+    else:
+        mem = b["memory_gb_per_chip"]
+        con.print(
+            f"Best: {b['replicas']} x {b['chips']} {b['hardware']} ({b['hardware_name']}), batch {b['batch']}, "
+            f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({_tiers(b)} HBM/DRAM/NVMe), spec k={b['spec_k']}, "
+            f"prefix cache {'on' if b['prefix_cache'] else 'off'}, {b['attention']} attention\n"
+            f"  {_money(b['monthly_usd'])}/month  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
+            f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
+            f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}\n"
+            f"  per chip: weights {mem['weights']:.1f} GB, KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
+            f"{(mem['kv_dram'] or 0) + (mem['kv_nvme'] or 0):.1f} GB, prefix cache {mem['prefix_cache'] or 0:.1f} GB, "
+            f"usable {mem['usable_hbm']:.1f} GB; prefix hit rate {b['prefix_hit_rate']:.0%}")
+    num = ("chips", "x", "batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month")
+    t = render.table("hardware", "chips", "x", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s",
+                     "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "binding",
+                     title="Best plan per hardware (by monthly bill)", right=num)
+    for p in result.per_hardware[:top] if top else result.per_hardware:
+        t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), str(p["batch"]),
+                  f"{p['weight_dtype']}/{p['kv_dtype']}", _tiers(p), str(p["spec_k"]),
+                  "on" if p["prefix_cache"] else "off", f"{p['ttft_p95_s']:.2f}", f"{p['tpot_p95_ms']:.1f}",
+                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}", _money(p["monthly_usd"]),
+                  p["binding"])
+    con.print(t)
+    if result.infeasible:
+        bad = render.table("hardware", "fails on", "closest plan", title="No feasible plan")
+        for x in sorted(result.infeasible, key=lambda x: x["hardware"]):
+            bad.add_row(x["hardware"], x["constraint"], x["reason"])
+        con.print(bad)
+    con.print(f"searched {result.configs:,} configurations in {result.seconds:.2f} s")

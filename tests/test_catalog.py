@@ -1,0 +1,150 @@
+"""The catalogs against their contract: coverage, prices, a citation for every number, strictness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support import HARDWARE_TOML, REQUIRED_HARDWARE, REQUIRED_MODELS, hardware_files, ids
+
+from planner import io, paths, render
+from planner.catalog import load_catalog
+from planner.errors import InputFileError, UnknownIdError
+from planner.schema import HardwareFile, ModelsFile
+from planner.schema.hardware import SOURCED_FIELDS
+from planner.schema.models import SOURCED_MODEL_FIELDS
+
+
+@pytest.mark.parametrize("path", hardware_files(), ids=ids(hardware_files()))
+def test_hardware_file_prices_and_cites_every_number(path: Path) -> None:
+    parsed = io.load(HardwareFile, path)
+    assert parsed.accelerator, f"{path.name} defines no accelerator"
+    for acc in parsed.accelerator:
+        assert acc.usd_per_hour > 0 and acc.price_provider.strip() and acc.price_date
+        assert "usd_per_hour" in acc.sources
+        for field in SOURCED_FIELDS:
+            if getattr(acc, field) is None:
+                continue
+            key = acc.sources.get(field)
+            assert key, f"{acc.id}.{field} has no source"
+            assert parsed.sources.get(key, "").strip(), f"{acc.id}.{field}: source '{key}' has no citation"
+        for api in acc.api_prices:
+            assert parsed.sources.get(api.source, "").strip()
+
+
+@pytest.mark.parametrize("path", hardware_files(), ids=ids(hardware_files()))
+def test_dense_peaks_grow_as_precision_shrinks(path: Path) -> None:
+    # A sparse figure typed in place of a dense one usually breaks this ordering.
+    for acc in io.load(HardwareFile, path).accelerator:
+        peaks = [acc.peak_tflops(d) for d in ("bf16", "fp8", "fp4")]
+        known = [p for p in peaks if p is not None]
+        assert known == sorted(known), f"{acc.id}: bf16 <= fp8 <= fp4 expected, got {peaks}"
+
+
+def test_catalog_covers_the_required_hardware() -> None:
+    cat = load_catalog()
+    assert len(cat.hardware) >= 24
+    missing = [i for i in REQUIRED_HARDWARE if i not in cat.hardware]
+    assert not missing, f"required hardware IDs missing: {missing}"
+    assert any(a.family == "gaudi" or a.id.startswith("gaudi") for a in cat.hardware.values())
+    for acc in cat.hardware.values():
+        assert acc.family in cat.calibration
+        assert acc.memory_gb > 0 and acc.memory_gbps > 0
+
+
+def test_sram_only_chips_are_marked_as_such() -> None:
+    cat = load_catalog()
+    for hw_id in ("groq-lpu", "cerebras-wse3"):
+        acc = cat.accelerator(hw_id)
+        assert acc.hbm_gb == 0 and acc.hbm_gbps == 0
+        assert acc.memory_gb == pytest.approx(float(acc.sram_mb) / 1000)
+
+
+def test_catalog_covers_the_required_models() -> None:
+    cat = load_catalog()
+    assert len(cat.models) >= 12
+    missing = [i for i in REQUIRED_MODELS if i not in cat.models]
+    assert not missing, f"required model IDs missing: {missing}"
+    for moe in ("mixtral-8x7b", "qwen3-235b-a22b", "qwen3-30b-a3b", "deepseek-v3"):
+        assert cat.model(moe).is_moe
+    assert cat.model("deepseek-v3").attention == "mla"
+
+
+def test_every_model_number_cites_a_source() -> None:
+    models = io.load(ModelsFile, paths.models_file())
+    for spec in models.model:
+        for field in SOURCED_MODEL_FIELDS:
+            if getattr(spec, field) is None:
+                continue
+            key = spec.sources.get(field)
+            assert key and models.sources.get(key, "").strip(), f"{spec.id}.{field} cites nothing"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "kv_bytes"),
+    [
+        ("llama-3.1-8b", 32 * 2 * 8 * 128 * 2),  # 128 KiB/token
+        ("llama-3.1-70b", 80 * 2 * 8 * 128 * 2),  # 320 KiB/token
+        ("mixtral-8x7b", 32 * 2 * 8 * 128 * 2),
+        ("deepseek-v3", 61 * (512 + 64) * 2),  # MLA latent + RoPE key: ~69 KiB/token
+    ],
+)
+def test_kv_bytes_per_token_matches_published_geometry(model_id: str, kv_bytes: int) -> None:
+    assert render.kv_bytes_per_token(load_catalog().model(model_id)) == kv_bytes
+    assert render.kv_bytes_per_token(load_catalog().model(model_id), "fp8") == kv_bytes // 2
+
+
+@pytest.mark.parametrize(
+    ("lookup", "wrong", "expected"),
+    [("accelerator", "h100", "h100-sxm"), ("accelerator", "mi300", "mi300x"),
+     ("model", "llama-3.1-7b", "llama-3.1-8b"), ("model", "deepseek-v2", "deepseek-v3")],
+)
+def test_unknown_ids_list_the_closest_matches(lookup: str, wrong: str, expected: str) -> None:
+    with pytest.raises(UnknownIdError) as err:
+        getattr(load_catalog(), lookup)(wrong)
+    message = str(err.value)
+    assert f"'{wrong}'" in message and f"'{expected}'" in message and "\n" not in message
+
+
+# ---------------------------------------------------------------- strictness of the hardware schema
+
+
+def test_fixture_hardware_file_is_valid(write: Callable[[str, str], Path]) -> None:
+    parsed = io.load(HardwareFile, write("hw.toml", HARDWARE_TOML))
+    assert [a.id for a in parsed.accelerator] == ["test-gpu"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param("hbm_gb = 80\n", "hbm_gb = 0\n", "hbm_gb and hbm_gbps must both be 0", id="inconsistent-tiers"),
+        pytest.param('power_w = "ds"\n', "", "field 'power_w' has no entry in sources", id="number-without-source"),
+        pytest.param("hbm_gbps = 3350\n", "hbm_gbps = 3350\nhbm_tbps = 3.35\n", "accelerator.0.hbm_tbps: unknown key",
+                     id="unknown-key"),
+        pytest.param('power_w = "ds"\n', 'power_w = "nowhere"\n', "'nowhere' is not defined", id="undefined-source"),
+        pytest.param('price_kind = "on-demand"', 'price_kind = "estimate"', "price_method", id="estimate-without-method"),
+        pytest.param("hbm_gb = 80\nhbm_gbps = 3350\n", "hbm_gb = 0\nhbm_gbps = 0\n", "sram_mb", id="no-memory-at-all"),
+        pytest.param('id = "test-gpu"', 'id = "Test_GPU"', "kebab-case", id="bad-id"),
+        pytest.param("bf16_tflops = 989", 'bf16_tflops = "fast"', "accelerator.0.bf16_tflops", id="wrong-type"),
+    ],
+)
+def test_bad_hardware_files_are_rejected(write: Callable[[str, str], Path], old: str, new: str,
+                                         expected: str) -> None:
+    assert old in HARDWARE_TOML
+    path = write("bad.toml", HARDWARE_TOML.replace(old, new, 1))
+    with pytest.raises(InputFileError) as err:
+        io.load(HardwareFile, path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and expected in message and "\n" not in message
+
+
+def test_duplicate_ids_across_files_are_rejected(tmp_path: Path) -> None:
+    hw_dir = tmp_path / "hardware"
+    hw_dir.mkdir()
+    for name in ("a.toml", "b.toml"):
+        (hw_dir / name).write_text(HARDWARE_TOML)
+    for name in ("calibration.toml", "host-tiers.toml"):
+        (hw_dir / name).write_text((paths.hardware_dir() / name).read_text())
+    with pytest.raises(InputFileError, match="'test-gpu' is also defined in"):
+        load_catalog.__wrapped__(hw_dir, paths.models_file())

@@ -1,0 +1,52 @@
+"""Every public measurement in tests/data/measurements.toml, run through `planner eval`'s evaluator.
+
+Targets from the cost-model issue: median absolute error <= 15 %, every case <= 40 %.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.catalog import load_catalog
+from planner.evaluation import case_from_dict, evaluate_cases
+
+MEASUREMENTS = Path(__file__).parent / "data" / "measurements.toml"
+
+
+@pytest.fixture(scope="module")
+def predictions():
+    cases = tomllib.loads(MEASUREMENTS.read_text())["case"]
+    parsed = [case_from_dict(c, f"case[{i}]") for i, c in enumerate(cases)]
+    rows = evaluate_cases(parsed, load_catalog())
+    return cases, rows
+
+
+def _errors(predictions):
+    cases, rows = predictions
+    return np.array([row[case["metric"]] / case["measured"] - 1.0 for case, row in zip(cases, rows, strict=True)])
+
+
+def test_every_measurement_fits_in_memory(predictions):
+    _, rows = predictions
+    assert all(row["fits"] for row in rows), [r for r in rows if not r["fits"]]
+
+
+def test_median_absolute_error_within_15_percent(predictions):
+    assert np.median(np.abs(_errors(predictions))) <= 0.15
+
+
+def test_every_case_within_40_percent(predictions):
+    errors = _errors(predictions)
+    cases, _ = predictions
+    worst = int(np.argmax(np.abs(errors)))
+    assert np.all(np.abs(errors) <= 0.40), (cases[worst], errors[worst])
+
+
+def test_errors_are_not_one_sided(predictions):
+    """A calibrated model over- and under-predicts; a one-sided error is missing physics."""
+    errors = _errors(predictions)
+    assert (errors > 0).sum() >= len(errors) // 5 and (errors < 0).sum() >= len(errors) // 5
