@@ -60,7 +60,8 @@ def _lookup(table: dict, key: str, what: str):
         return table[key]
     near = closest(key, sorted(table))
     hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-    raise UnknownIdError(f"unknown {what} ID '{key}'{hint} (see `planner {what} list`)")
+    command = {"model": "models", "hardware": "hardware"}[what]
+    raise UnknownIdError(f"unknown {what} ID '{key}'{hint} (see `planner {command} list`)")
 
 
 def load_hardware_file(path: Path) -> HardwareFile:

@@ -36,7 +36,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "hardware": acc.id,
             "hardware_name": acc.name,
             "chips": int(grid.chips[h, c]),
-            "replicas": int(m["replicas"][i]),
+            "replicas": int(m["replicas"][i]) if np.isfinite(m["replicas"][i]) else None,
             "batch": grid.batch[b],
             "weight_dtype": grid.weight_dtype[w],
             "kv_dtype": grid.kv_dtype[k],

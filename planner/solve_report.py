@@ -78,6 +78,13 @@ def _tiers(p: dict[str, Any]) -> str:
     return f"{t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
 
 
+def _tier_words(p: dict[str, Any]) -> str:
+    t = p["tier_split"]
+    if t["dram"] == 0 and t["nvme"] == 0:
+        return "all in HBM"
+    return f"HBM/DRAM/NVMe {t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
+
+
 def write_table(result: SolveResult, top: int) -> None:
     con = render.console()
     sc = result.grid.scenario
@@ -92,7 +99,7 @@ def write_table(result: SolveResult, top: int) -> None:
         mem = b["memory_gb_per_chip"]
         con.print(
             f"Best: {b['replicas']} x {b['chips']} {b['hardware']} ({b['hardware_name']}), batch {b['batch']}, "
-            f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({_tiers(b)} HBM/DRAM/NVMe), spec k={b['spec_k']}, "
+            f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({_tier_words(b)}), spec k={b['spec_k']}, "
             f"prefix cache {'on' if b['prefix_cache'] else 'off'}, {b['attention']} attention\n"
             f"  {_money(b['monthly_usd'])}/month  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
             f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "

@@ -43,7 +43,7 @@ def evaluate(
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp8, int8 or int4.")] = "bf16",
     spec_k: Annotated[int, typer.Option("--spec-k", min=0, max=16, help="Speculative lookahead (0 = off).")] = 0,
     spec_alpha: Annotated[float, typer.Option("--spec-alpha", help="Per-token acceptance in (0, 1).")] = 0.7,
-    cases: Annotated[Path | None, typer.Option("--cases", help="TOML file with a [[case]] array.")] = None,
+    cases: Annotated[Path | None, typer.Option("--cases", help="TOML file whose 'case' array of tables lists the configurations.")] = None,
     format: Annotated[EvalFormat, typer.Option("--format", "-f", help="Output format.")] = EvalFormat.table,
 ) -> None:
     """Predict TTFT, TPOT, throughput, memory and cost of fixed configurations."""

@@ -24,3 +24,18 @@ def wait_quantile(rho, service_s, q):
     rho_c = jnp.clip(rho, 1e-9, 0.999999)
     wait = service_s * jnp.log(jnp.maximum(rho_c / tail, 1.0)) / (1.0 - rho_c)
     return jnp.where(rho >= 1.0, jnp.inf, wait)
+
+
+def max_rho_for_wait(budget_s, service_s, q, iterations: int = 14):
+    """Largest server utilisation whose q-quantile wait stays within `budget_s` (bisection on the
+    increasing M/M/1 wait quantile). 0 when even an idle server misses the budget."""
+    tail = 1.0 - q
+    target = budget_s / jnp.maximum(service_s, 1e-12)  # wait budget in units of the service time
+    lo = jnp.full(jnp.shape(target), tail)
+    hi = jnp.ones_like(lo)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        ok = jnp.log(mid / tail) / (1.0 - mid) <= target
+        lo = jnp.where(ok, mid, lo)
+        hi = jnp.where(ok, hi, mid)
+    return jnp.where(budget_s >= 0.0, lo, 0.0)

@@ -2,7 +2,10 @@
 
 Per instance (one replica on `chips` chips, up to `batch` sequences in flight):
 - capacity mu (requests/s) = 1 / (E[prefill service] + E[output] * step / (E_tokens * batch));
-- replicas = ceil(arrival / (util_max * mu)); each runs at lambda_i = arrival / replicas;
+- the most load one instance may carry is the smallest of: util_max * mu; the prefill utilisation
+  whose p95 wait still fits the TTFT SLO (bisection); the one whose decode stall still fits the
+  TPOT SLO. Replicas = ceil(arrival / that load), so operators over-provision to meet latency and a
+  configuration's feasibility never depends on the arrival rate (the bill is monotone in it);
 - prefill queue: rho_p = lambda_i * E[prefill service]; TTFT_q = wait_q + prefill(length quantile);
 - TPOT_q = step(batch, context quantile) / E_tokens / (1 - rho_p): decode pauses while prefills run;
 - prefix-cache hits (see tiers.py) shorten prefill to the uncached tokens plus a reload.
@@ -15,7 +18,7 @@ import jax.numpy as jnp
 
 from planner.model.memory import kv_elems_per_seq, kv_share_per_chip, memory_per_chip
 from planner.model.prefill import prefill_time
-from planner.model.queueing import lognormal_quantile, wait_quantile
+from planner.model.queueing import lognormal_quantile, max_rho_for_wait, wait_quantile
 from planner.model.speculative import speculative_step
 from planner.model.tiers import prefix_hit_rate, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
@@ -26,18 +29,19 @@ BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")
 
 
 def _ttft_quantile(a, hw, cfg, ld, hit, reload_s_per_token, q):
-    """q-quantile of TTFT service (no queueing) for a hit/miss mixture over prompt lengths."""
+    """q-quantile of TTFT service (no queueing) for a hit/miss mixture over prompt lengths.
+
+    Misses (full prefill) are the slow path. If their share exceeds the tail mass 1 - q, the
+    quantile lies among misses, at length quantile 1 - (1 - q) / miss; otherwise among hits, at
+    1 - (1 - q - miss) / hit. Selecting the branch first means one prefill evaluation per quantile."""
     miss = 1.0 - hit
     tail = 1.0 - q
-    # misses are the slow path: if they exceed the tail mass, the quantile lies among misses
-    q_miss = jnp.clip(1.0 - tail / jnp.maximum(miss, 1e-9), 0.5, 0.999)
-    q_hit = jnp.clip(1.0 - (tail - miss) / jnp.maximum(hit, 1e-9), 0.5, 0.999)
-    l_miss = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, q_miss)
-    l_hit = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, q_hit)
-    t_miss = prefill_time(a, hw, cfg, l_miss, 0.0)
-    cached = ld.prefix_reuse * l_hit
-    t_hit = prefill_time(a, hw, cfg, l_hit - cached, cached) + cached * reload_s_per_token
-    return jnp.where(miss >= tail, t_miss, t_hit)
+    among_misses = miss >= tail
+    q_len = jnp.where(among_misses, 1.0 - tail / jnp.maximum(miss, 1e-9),
+                      1.0 - (tail - miss) / jnp.maximum(hit, 1e-9))
+    length = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, jnp.clip(q_len, 0.5, 0.999))
+    cached = jnp.where(among_misses, 0.0, ld.prefix_reuse * length)
+    return prefill_time(a, hw, cfg, length - cached, cached) + cached * reload_s_per_token
 
 
 def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid):
@@ -70,17 +74,14 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     session_ctx = ld.in_mean + ld.out_mean
     decode_per_req = ld.out_mean * step50 / (tok50 * batch)
 
-    def capacity(hit):
-        cached = ld.prefix_reuse * ld.in_mean * hit
-        s_prefill = prefill_time(a, hw, cfg, ld.in_mean - cached, cached)
-        return s_prefill, 1.0 / (s_prefill + decode_per_req)
-
+    # one fixed-point step: capacity at the ideal hit rate sizes the idle working set, which sets
+    # the hit rate the cache can really deliver (more hits -> more capacity -> more sessions to hold)
     hit = jnp.where(cfg.prefix_cache > 0, (ld.turns - 1.0) / ld.turns, 0.0)
-    for _ in range(2):  # fixed point: more hits -> more capacity -> more idle sessions to hold
-        _, mu = capacity(hit)
-        idle_sessions = ld.util_max * mu * ld.think_time_s
-        working_set = idle_sessions * session_ctx * kv_token_chip  # bytes per chip
-        hit = prefix_hit_rate(cfg.prefix_cache, ld.turns, working_set, hbm_free + dram_free + nvme_free)
+    cached = ld.prefix_reuse * ld.in_mean * hit
+    mu_ideal = 1.0 / (prefill_time(a, hw, cfg, ld.in_mean - cached, cached) + decode_per_req)
+    idle_sessions = ld.util_max * mu_ideal * ld.think_time_s
+    working_set = idle_sessions * session_ctx * kv_token_chip  # bytes per chip
+    hit = prefix_hit_rate(cfg.prefix_cache, ld.turns, working_set, hbm_free + dram_free + nvme_free)
     in_hbm, in_dram, in_nvme = tier_shares(working_set, hbm_free, dram_free, nvme_free)
     reload_per_token = kv_token_chip * reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw,
                                                                 hw.dram_bw, hw.nvme_bw)
@@ -88,11 +89,18 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     s_prefill = prefill_time(a, hw, cfg, ld.in_mean - cached_mean, cached_mean) + cached_mean * reload_per_token
     mu = 1.0 / (s_prefill + decode_per_req)
 
-    replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / (ld.util_max * mu)), 1.0)
+    service50 = _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.5)
+    service95 = _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.95)
+    rho_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_prefill, 0.95)
+    rho_tpot = 1.0 - step95 / tok95 / ld.tpot_slo_s
+    rho_cap = jnp.minimum(rho_ttft, rho_tpot)
+    lam_max = jnp.minimum(ld.util_max * mu, jnp.maximum(rho_cap, 0.0) / s_prefill)
+    replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.maximum(lam_max, 1e-12)), 1.0)
+    replicas = jnp.where(rho_cap > 0.0, replicas, jnp.inf)
     lam = ld.arrival_rps / replicas
     rho_p = lam * s_prefill
-    ttft50 = wait_quantile(rho_p, s_prefill, 0.5) + _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.5)
-    ttft95 = wait_quantile(rho_p, s_prefill, 0.95) + _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.95)
+    ttft50 = wait_quantile(rho_p, s_prefill, 0.5) + service50
+    ttft95 = jnp.where(rho_cap > 0.0, wait_quantile(rho_p, s_prefill, 0.95) + service95, service95)
     stall = 1.0 / jnp.maximum(1.0 - rho_p, 1e-6)
     tpot50 = step50 / tok50 * stall
     tpot95 = step95 / tok95 * stall
@@ -110,7 +118,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     usd_out = fleet_usd_h * (1.0 - busy_prefill) / output_tok_h * 1e6
 
     ratios = jnp.stack(jnp.broadcast_arrays(
-        ttft95 / ld.ttft_slo_s, tpot95 / ld.tpot_slo_s, mem_ratio, host_ratio, rho_p / ld.util_max), axis=-1)
+        ttft95 / ld.ttft_slo_s, tpot95 / ld.tpot_slo_s, mem_ratio, host_ratio, lam / (mu * ld.util_max)),
+        axis=-1)
     worst = jnp.max(ratios, axis=-1)
     feasible = valid & (worst <= 1.0) & jnp.isfinite(fleet_usd_h)
     monthly = jnp.where(feasible, fleet_usd_h * ld.hours_per_month, jnp.inf)

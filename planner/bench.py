@@ -1,0 +1,81 @@
+"""`planner bench`: time the jitted grid search against the numpy twin and a per-config Python loop.
+
+All three evaluate the same model (the numpy twin is built from the same source), in the same
+process, on the same grid, so the ratios are like for like. The jitted time is the median of
+several warm runs after compilation; the Python loop is timed on a sample and scaled to the grid.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.grid import build_grid, gather
+from planner.model.types import Load
+from planner.schema import Scenario
+
+
+def _timed(fn, repeat: int) -> tuple[float, Any]:
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_sample: int = 300,
+              seed: int = 0) -> dict[str, Any]:
+    from planner.model import numpy_reference
+    from planner.search import run_grid
+
+    grid = build_grid(scenario, catalog)
+    configs = int(np.prod(grid.shape))  # evaluated, padding included
+    start = time.perf_counter()
+    run_grid(grid)
+    compile_s = time.perf_counter() - start
+    jit_s, raw = _timed(lambda: run_grid(grid), repeat)
+
+    def numpy_eval():
+        with np.errstate(all="ignore"):
+            return numpy_reference.evaluate_serving(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
+                                                    np.float32(grid.draft_weight_bytes), grid.valid)
+
+    numpy_s, ref = _timed(numpy_eval, 1)
+    ref_monthly = np.broadcast_to(ref["monthly_usd"], grid.shape).ravel()
+    both = np.isfinite(raw["monthly"]) & np.isfinite(ref_monthly)
+    agree = bool(np.array_equal(np.isfinite(raw["monthly"]), np.isfinite(ref_monthly))) and bool(
+        np.allclose(raw["monthly"][both], ref_monthly[both], rtol=1e-4))
+
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(configs, size=min(python_sample, configs), replace=False)
+    hw, cfg, valid, _ = gather(grid, sample)
+    load = Load(*(float(x) for x in grid.load))
+    scalar = [(type(hw)(*(float(x[i]) for x in hw)), type(cfg)(*(float(x[i]) for x in cfg)), bool(valid[i]))
+              for i in range(len(sample))]
+    start = time.perf_counter()
+    with np.errstate(all="ignore"):
+        for h, c, v in scalar:
+            numpy_reference.evaluate_serving(grid.arch, h, c, grid.spec, load, float(grid.draft_weight_bytes), v)
+    python_per_config = (time.perf_counter() - start) / len(scalar)
+
+    import jax
+
+    return {
+        "scenario": scenario.name,
+        "configs": configs,
+        "seconds": round(jit_s, 4),
+        "configs_per_s": round(configs / jit_s),
+        "compile_s": round(compile_s, 3),
+        "numpy_seconds": round(numpy_s, 4),
+        "speedup_vs_numpy": round(numpy_s / jit_s, 2),
+        "python_seconds_per_config": python_per_config,
+        "speedup_vs_python": round(python_per_config * configs / jit_s, 1),
+        "numpy_agrees": agree,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }

@@ -1,0 +1,60 @@
+"""A numpy twin of the cost model: the same source files, executed with `jnp` bound to numpy.
+
+Used as the reference evaluator in `planner bench` (vectorised numpy, no jit) and by the tests that
+check the jitted search against it. Because the twin is built from the model's own source, the two
+cannot drift apart; only `jnp` (and `ndtri`) change meaning.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from functools import cache
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+
+_MODEL_DIR = Path(__file__).resolve().parent
+_ORDER = ("types", "memory", "compute", "prefill", "decode", "speculative", "queueing", "tiers",
+          "serving", "offline")
+_PREFIX = "planner.model._numpy_twin"
+
+_inv_cdf = np.vectorize(NormalDist().inv_cdf, otypes=[np.float64])
+
+
+def ndtri(q):
+    """Inverse standard-normal CDF for numpy inputs (jax.scipy.special.ndtri's twin)."""
+    return _inv_cdf(np.clip(np.asarray(q, dtype=np.float64), 1e-12, 1 - 1e-12))
+
+
+class _NumpyAsJnp(types.ModuleType):
+    """numpy under the name `jnp`; `jnp.ndarray` stays the array type used in annotations."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+@cache
+def twin() -> dict[str, types.ModuleType]:
+    shim = _NumpyAsJnp("jnp")
+    modules: dict[str, types.ModuleType] = {}
+    for name in _ORDER:
+        source = (_MODEL_DIR / f"{name}.py").read_text()
+        source = source.replace("import jax.numpy as jnp", "")
+        source = source.replace("from jax.scipy.special import ndtri", "")
+        source = source.replace("from planner.model.", f"from {_PREFIX}.")
+        module = types.ModuleType(f"{_PREFIX}.{name}")
+        module.__dict__.update(jnp=shim, ndtri=ndtri, __file__=str(_MODEL_DIR / f"{name}.py"))
+        sys.modules[module.__name__] = module
+        exec(compile(source, f"{_MODEL_DIR / name}.py (numpy twin)", "exec"), module.__dict__)
+        modules[name] = module
+    return modules
+
+
+def evaluate_serving(*args, **kwargs):
+    return twin()["serving"].evaluate_serving(*args, **kwargs)
+
+
+def evaluate_offline(*args, **kwargs):
+    return twin()["offline"].evaluate_offline(*args, **kwargs)

@@ -1,0 +1,82 @@
+"""`planner solve` on every bundled scenario: snapshots of what users read, and the JSON contract."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from planner import paths
+
+SCENARIOS = sorted(p.name for p in paths.scenarios_dir().glob("*.toml"))
+PLAN_KEYS = {"hardware", "chips", "replicas", "batch", "weight_dtype", "kv_dtype", "tier_split", "spec_k",
+             "prefix_cache", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms", "tpot_p95_ms", "throughput_tok_s",
+             "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output", "monthly_usd", "binding",
+             "memory_gb_per_chip"}
+
+
+def _rounded(value):
+    """4 significant digits: snapshots pin behaviour, not float32 noise in the last ulp."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_solve_json_snapshot(invoke, snapshot, name):
+    result = invoke("solve", paths.scenarios_dir() / name, "--format", "json", "--top", "5")
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(result.stdout)
+    assert set(data) >= {"scenario", "model", "workload", "slo", "best", "per_hardware", "pareto", "infeasible",
+                         "search"}
+    assert set(data["workload"]) >= {"arrival_rate_rps", "input_tokens_median", "output_tokens_median"}
+    assert set(data["slo"]) == {"ttft_p95_s", "tpot_p95_ms"}
+    assert data["search"]["configs"] >= 1
+    if data["best"] is not None:
+        assert PLAN_KEYS <= set(data["best"])
+        assert data["best"]["tpot_p95_ms"] <= data["slo"]["tpot_p95_ms"]
+        assert data["best"]["ttft_p95_s"] <= data["slo"]["ttft_p95_s"]
+        bills = [p["monthly_usd"] for p in data["per_hardware"]]
+        assert bills == sorted(bills) and bills[0] == data["best"]["monthly_usd"]
+    assert _rounded(data) == snapshot
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_solve_table_snapshot(invoke, snapshot, name):
+    result = invoke("solve", paths.scenarios_dir() / name, "--top", "8")
+    assert result.exit_code in (0, 1), result.output
+    text = re.sub(r"configurations in [0-9.]+ s", "configurations in <t> s", result.stdout)
+    assert "Best plan per hardware" in text
+    assert text == snapshot
+
+
+def test_solve_exits_1_with_reasons_when_nothing_is_feasible(invoke):
+    result = invoke("solve", paths.default_scenario(), "--set", "slo.tpot_p95_ms=0.5")
+    assert result.exit_code == 1
+    assert "No plan meets the SLOs" in result.stdout and "at best" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["toml", "csv"])
+def test_solve_other_formats(invoke, fmt):
+    result = invoke("solve", paths.scenarios_dir() / "chat.toml", "--format", fmt, "--top", "3")
+    assert result.exit_code == 0, result.output
+    if fmt == "csv":
+        lines = result.stdout.strip().splitlines()
+        assert lines[0].startswith("hardware,chips,replicas") and len(lines) == 4
+    else:
+        import tomllib
+
+        assert tomllib.loads(result.stdout)["best"]["hardware"]
+
+
+def test_set_overrides_change_the_answer(invoke):
+    base = json.loads(invoke("solve", paths.scenarios_dir() / "chat.toml", "--format", "json").stdout)
+    pinned = json.loads(invoke("solve", paths.scenarios_dir() / "chat.toml", "--format", "json",
+                               "--set", "search.hardware=['h100-sxm']").stdout)
+    assert pinned["best"]["hardware"] == "h100-sxm"
+    assert pinned["best"]["monthly_usd"] >= base["best"]["monthly_usd"]

@@ -1,0 +1,178 @@
+"""The optimizer: exhaustive argmin, agreement with the numpy twin, and invariants of the answer."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner import io, paths
+from planner.catalog import load_catalog
+from planner.evaluation import EvalCase, evaluate_cases
+from planner.grid import build_grid
+from planner.model import numpy_reference
+from planner.model.types import Config, Hw, Load
+from planner.schema import Scenario
+from planner.search import pareto_indices, run_grid, solve
+
+SMALL_SEARCH = {
+    "hardware": ["h100-sxm", "h200-sxm", "b200", "mi300x"],
+    "chips": [1, 2, 4, 8],
+    "batch": [4, 16, 64],
+    "weight_dtype": ["bf16", "fp8"],
+    "kv_dtype": ["bf16", "fp8"],
+    "dram_fraction": [0.0, 0.5],
+    "nvme_fraction": [0.0],
+    "spec_k": [0, 2],
+    "prefix_cache": [False, True],
+    "attention": ["flash"],
+}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def small_scenario(**updates) -> Scenario:
+    data = io.read_toml(paths.scenarios_dir() / "chat.toml")
+    data["search"] = dict(SMALL_SEARCH)
+    for dotted, value in updates.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return io.validate(Scenario, data, "test")
+
+
+def test_argmin_is_the_brute_force_minimum(catalog):
+    """Evaluate every configuration one by one (numpy twin, scalar inputs) and compare."""
+    grid = build_grid(small_scenario(**{"slo.tpot_p95_ms": 60.0}), catalog)
+    best = solve(grid.scenario, catalog).best
+    brute_cost, brute_at = np.inf, None
+    h_real = len(grid.hardware)
+    for flat in range(int(np.prod(grid.shape))):
+        idx = np.unravel_index(flat, grid.shape)
+        if idx[0] >= h_real:
+            continue
+        hw = Hw(*(float(np.broadcast_to(x, grid.shape)[idx]) for x in grid.hw))
+        cfg = Config(*(float(np.broadcast_to(x, grid.shape)[idx]) for x in grid.cfg))
+        valid = bool(np.broadcast_to(grid.valid, grid.shape)[idx])
+        with np.errstate(all="ignore"):
+            m = numpy_reference.evaluate_serving(grid.arch, hw, cfg, grid.spec, Load(*map(float, grid.load)),
+                                                 float(grid.draft_weight_bytes), valid)
+        if float(m["monthly_usd"]) < brute_cost:
+            brute_cost, brute_at = float(m["monthly_usd"]), idx
+    assert best is not None and brute_at is not None
+    assert best["monthly_usd"] == pytest.approx(brute_cost, rel=1e-4)
+    assert best["hardware"] == grid.hardware[brute_at[0]].id
+
+
+def test_numpy_reference_agrees_with_jit(catalog):
+    grid = build_grid(small_scenario(), catalog)
+    raw = run_grid(grid)
+    with np.errstate(all="ignore"):
+        ref = numpy_reference.evaluate_serving(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
+                                               np.float32(grid.draft_weight_bytes), grid.valid)
+    ref_monthly = np.broadcast_to(ref["monthly_usd"], grid.shape).ravel()
+    assert np.array_equal(np.isfinite(raw["monthly"]), np.isfinite(ref_monthly))
+    finite = np.isfinite(ref_monthly)
+    assert finite.any()
+    np.testing.assert_allclose(raw["monthly"][finite], ref_monthly[finite], rtol=1e-4)
+    np.testing.assert_allclose(raw["tpot95"], np.broadcast_to(ref["tpot_p95_s"], grid.shape).ravel(), rtol=1e-4)
+
+
+def _bill(catalog, **updates) -> float:
+    best = solve(small_scenario(**updates), catalog).best
+    return np.inf if best is None else best["monthly_usd"]
+
+
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(tpot=st.floats(15, 120), tighter=st.floats(0.3, 1.0))
+def test_tighter_tpot_slo_never_lowers_the_bill(catalog, tpot, tighter):
+    assert _bill(catalog, **{"slo.tpot_p95_ms": tpot * tighter}) >= _bill(catalog, **{"slo.tpot_p95_ms": tpot})
+
+
+@SETTINGS
+@given(ttft=st.floats(0.2, 5.0), tighter=st.floats(0.3, 1.0))
+def test_tighter_ttft_slo_never_lowers_the_bill(catalog, ttft, tighter):
+    assert _bill(catalog, **{"slo.ttft_p95_s": ttft * tighter}) >= _bill(catalog, **{"slo.ttft_p95_s": ttft})
+
+
+@SETTINGS
+@given(rate=st.floats(0.5, 200.0), more=st.floats(1.0, 4.0))
+def test_higher_arrival_rate_never_lowers_the_bill(catalog, rate, more):
+    assert (_bill(catalog, **{"workload.arrival_rate_rps": rate * more})
+            >= _bill(catalog, **{"workload.arrival_rate_rps": rate}))
+
+
+@SETTINGS
+@given(subset=st.lists(st.sampled_from(SMALL_SEARCH["hardware"]), min_size=1, max_size=3, unique=True),
+       extra=st.sampled_from(SMALL_SEARCH["hardware"]))
+def test_adding_a_hardware_option_never_raises_the_bill(catalog, subset, extra):
+    with_extra = sorted(set(subset) | {extra})
+    assert _bill(catalog, **{"search.hardware": with_extra}) <= _bill(catalog, **{"search.hardware": subset})
+
+
+def test_best_plan_re_evaluated_with_eval_meets_the_slo(catalog):
+    scenario = small_scenario()
+    best = solve(scenario, catalog).best
+    assert best is not None
+    w = scenario.workload
+    row = evaluate_cases([EvalCase(hardware=best["hardware"], model=scenario.model.id, chips=best["chips"],
+                                   batch=best["batch"], input=w.input_tokens.median,
+                                   output=w.output_tokens.median, weight_dtype=best["weight_dtype"],
+                                   kv_dtype=best["kv_dtype"])], catalog)[0]
+    assert row["fits"]
+    assert row["ttft_s"] <= scenario.slo.ttft_p95_s
+    # eval's plain-decode TPOT at the plan's batch (no speculation, no queueing) is an upper bound
+    # on the speculative plan's per-token time only when k = 0; with k > 0 speculation must help
+    if best["spec_k"] == 0:
+        assert row["tpot_s"] * 1e3 <= scenario.slo.tpot_p95_ms
+    assert best["tpot_p95_ms"] <= scenario.slo.tpot_p95_ms and best["ttft_p95_s"] <= scenario.slo.ttft_p95_s
+
+
+def test_infeasible_hardware_is_explained(catalog):
+    result = solve(small_scenario(**{"slo.tpot_p95_ms": 3.0}), catalog)
+    assert result.best is None
+    assert {x["hardware"] for x in result.infeasible} == set(SMALL_SEARCH["hardware"])
+    for x in result.infeasible:
+        assert x["margin"] is None or x["margin"] > 0
+        assert "at best" in x["reason"]
+
+
+def test_pareto_frontier_is_monotone():
+    rng = np.random.default_rng(0)
+    cost, lat = rng.uniform(1, 100, 500), rng.uniform(1, 100, 500)
+    cost[::7] = np.inf
+    idx = pareto_indices(cost, lat, limit=1000)
+    assert np.all(np.diff(cost[idx]) > 0) and np.all(np.diff(lat[idx]) < 0)
+    for i in range(500):  # nothing off the frontier dominates a frontier point
+        if np.isfinite(cost[i]):
+            dominated = (cost[idx] >= cost[i]) & (lat[idx] >= lat[i]) & ((cost[idx] > cost[i]) | (lat[idx] > lat[i]))
+            assert not dominated.any()
+
+
+def test_unsupported_precision_is_masked_not_an_error(catalog):
+    grid = build_grid(small_scenario(**{"search.weight_dtype": ["fp4", "fp8"]}), catalog)
+    valid = np.broadcast_to(grid.valid, grid.shape)
+    fp4 = grid.weight_dtype.index("fp4")
+    h100 = [a.id for a in grid.hardware].index("h100-sxm")
+    b200 = [a.id for a in grid.hardware].index("b200")
+    assert not valid[h100, :, :, fp4].any() and valid[b200, :, :, fp4].all()
+
+
+def test_sram_only_chips_get_enough_chips(catalog):
+    grid = build_grid(small_scenario(**{"search.hardware": ["groq-lpu"]}), catalog)
+    acc = grid.hardware[0]
+    chips = grid.chips[0]
+    # 70B parameters at >= 1 byte each cannot fit in fewer chips than 70e9 / SRAM bytes
+    assert chips.min() >= 70e9 / acc.memory_bytes
+    assert list(itertools.pairwise(chips)) and all(b == 2 * a for a, b in itertools.pairwise(chips))
