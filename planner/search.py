@@ -72,9 +72,28 @@ def _detail_kernel():
     return jax.jit(evaluate_serving)
 
 
+def _sharded(args, rows: int):
+    """Place arrays whose leading axis is the (padded) hardware axis across the host devices."""
+    import jax
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    devices = jax.devices()
+    if len(devices) < 2 or rows % len(devices):
+        return args
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("hw",))
+    split, whole = NamedSharding(mesh, P("hw")), NamedSharding(mesh, P())
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.device_put(x, split if x.ndim and x.shape[0] == rows else whole)
+
+    return jax.tree_util.tree_map(put, args)
+
+
 def run_grid(grid: Grid) -> dict[str, np.ndarray]:
-    out = _grid_kernel()(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
-                         np.float32(grid.draft_weight_bytes), grid.valid)
+    args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes), grid.valid)
+    out = _grid_kernel()(*_sharded(args, grid.shape[0]))
     return {k: np.asarray(v) for k, v in out.items()}
 
 

@@ -79,11 +79,18 @@ def test_numpy_reference_agrees_with_jit(catalog):
         ref = numpy_reference.evaluate_serving(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
                                                np.float32(grid.draft_weight_bytes), grid.valid)
     ref_monthly = np.broadcast_to(ref["monthly_usd"], grid.shape).ravel()
-    assert np.array_equal(np.isfinite(raw["monthly"]), np.isfinite(ref_monthly))
-    finite = np.isfinite(ref_monthly)
-    assert finite.any()
-    np.testing.assert_allclose(raw["monthly"][finite], ref_monthly[finite], rtol=1e-4)
+    assert np.isfinite(ref_monthly).any()
+    verdict = numpy_reference.agreement(raw["monthly"], ref_monthly,
+                                        np.broadcast_to(ref["worst_ratio"], grid.shape).ravel())
+    assert verdict["agrees"], verdict
     np.testing.assert_allclose(raw["tpot95"], np.broadcast_to(ref["tpot_p95_s"], grid.shape).ravel(), rtol=1e-4)
+
+
+def test_agreement_flags_a_real_disagreement():
+    jit = np.array([1.0, 2.0, np.inf, 4.0])
+    assert numpy_reference.agreement(jit, jit.copy(), np.array([0.5, 0.5, 2.0, 0.5]))["agrees"]
+    moved = np.array([1.0, 2.0, 3.0, 4.0])  # a feasibility flip far from the SLO boundary
+    assert not numpy_reference.agreement(jit, moved, np.array([0.5, 0.5, 0.5, 0.5]))["agrees"]
 
 
 def _bill(catalog, **updates) -> float:

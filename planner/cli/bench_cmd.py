@@ -43,5 +43,6 @@ def bench(
     out.add_row("numpy reference, s", f"{result['numpy_seconds']:.2f}")
     out.add_row("speed-up vs numpy", f"{result['speedup_vs_numpy']:.1f}x")
     out.add_row("speed-up vs Python loop", f"{result['speedup_vs_python']:,.0f}x")
-    out.add_row("numpy agrees with jit", "yes" if result["numpy_agrees"] else "NO")
+    out.add_row("numpy agrees with jit", ("yes" if result["numpy_agrees"] else "NO")
+                + f" ({result['numpy_feasibility_flips_at_slo_boundary']} ties at an SLO boundary)")
     render.console().print(out)

@@ -26,16 +26,17 @@ def wait_quantile(rho, service_s, q):
     return jnp.where(rho >= 1.0, jnp.inf, wait)
 
 
-def max_rho_for_wait(budget_s, service_s, q, iterations: int = 14):
-    """Largest server utilisation whose q-quantile wait stays within `budget_s` (bisection on the
-    increasing M/M/1 wait quantile). 0 when even an idle server misses the budget."""
+def max_rho_for_wait(budget_s, service_s, q, iterations: int = 5):
+    """Largest server utilisation whose q-quantile wait stays within `budget_s`. 0 when even an
+    idle server misses the budget.
+
+    Solves f(rho) = ln(rho / (1 - q)) - x (1 - rho) = 0 with x = budget / service. f is concave and
+    increasing, so Newton's method started at rho = 1 - q (where f <= 0) climbs monotonically to
+    the root: every iterate is a feasible (never optimistic) utilisation."""
     tail = 1.0 - q
-    target = budget_s / jnp.maximum(service_s, 1e-12)  # wait budget in units of the service time
-    lo = jnp.full(jnp.shape(target), tail)
-    hi = jnp.ones_like(lo)
+    x = jnp.maximum(budget_s, 0.0) / jnp.maximum(service_s, 1e-12)
+    rho = jnp.full(jnp.shape(x), tail)
     for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        ok = jnp.log(mid / tail) / (1.0 - mid) <= target
-        lo = jnp.where(ok, mid, lo)
-        hi = jnp.where(ok, hi, mid)
-    return jnp.where(budget_s >= 0.0, lo, 0.0)
+        f = jnp.log(rho / tail) - x * (1.0 - rho)
+        rho = jnp.minimum(rho - f / (1.0 / rho + x), 1.0 - 1e-6)
+    return jnp.where(budget_s >= 0.0, rho, 0.0)
