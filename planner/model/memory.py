@@ -14,6 +14,8 @@ from planner.model.types import Arch, Config, Hw
 
 BF16 = 2.0
 PREFILL_CHUNK_TOKENS = 8192.0  # chunked-prefill budget per step (vLLM/TRT-LLM default order of magnitude)
+WORKSPACE_SHARE = 0.05  # at most this share of a chip's memory goes to the prefill chunk's workspace
+ACTIVATION_BYTES_PER_HIDDEN = BF16 * 16.0  # residual, QKV and MLP intermediates per token per hidden unit
 LOGITS_BYTES = 4.0  # fp32 logits buffer
 
 
@@ -46,10 +48,18 @@ def weight_bytes(a: Arch, weight_bytes_per_param: jnp.ndarray) -> jnp.ndarray:
     return quantised * weight_bytes_per_param + (a.params_embed + a.params_lm_head) * BF16
 
 
+def prefill_chunk_tokens(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
+    """Tokens per prefill chunk: the engine default, shrunk where the chunk's workspace would take
+    more than WORKSPACE_SHARE of a chip (SRAM-only chips stream small chunks)."""
+    tp, _ = layout(hw, cfg, a)
+    fits = WORKSPACE_SHARE * hw.mem_bytes * tp / (a.hidden * ACTIVATION_BYTES_PER_HIDDEN)
+    return jnp.maximum(jnp.minimum(PREFILL_CHUNK_TOKENS, jnp.floor(fits)), 1.0)
+
+
 def workspace_bytes_per_chip(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
     """Workspace for one prefill chunk: residual, QKV and MLP intermediates (sharded by tp)."""
     tp, _ = layout(hw, cfg, a)
-    return PREFILL_CHUNK_TOKENS * a.hidden * BF16 * 16.0 / tp
+    return prefill_chunk_tokens(a, hw, cfg) * a.hidden * ACTIVATION_BYTES_PER_HIDDEN / tp
 
 
 def logits_bytes_per_seq(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
@@ -65,7 +75,7 @@ def activation_bytes_per_chip(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
 def naive_score_bytes_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray) -> jnp.ndarray:
     """Naive attention materialises a (heads x chunk x context) score matrix per layer (fp16)."""
     tp, _ = layout(hw, cfg, a)
-    chunk = jnp.minimum(PREFILL_CHUNK_TOKENS, context)
+    chunk = jnp.minimum(prefill_chunk_tokens(a, hw, cfg), context)
     scores = (a.heads / tp) * chunk * context * BF16
     return jnp.where(cfg.flash > 0, 0.0, scores)
 

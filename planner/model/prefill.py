@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from planner.model.compute import collective_time, gemm_peak, linear_work
-from planner.model.memory import BF16, PREFILL_CHUNK_TOKENS
+from planner.model.memory import BF16, prefill_chunk_tokens
 from planner.model.types import Arch, Config, Hw
 
 NAIVE_SCORE_PASSES = 4.0  # write S, read S (softmax), write P, read P: each an fp16 score matrix
@@ -31,8 +31,9 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     _, flops = linear_work(a, hw, tokens, cfg.weight_bytes)
     flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
     t_linear = flops_linear / (cfg.chips * gemm_peak(hw, cfg) * hw.prefill_mfu)
-    chunks = jnp.maximum(jnp.ceil(tokens / PREFILL_CHUNK_TOKENS), 1.0)
-    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, PREFILL_CHUNK_TOKENS), cfg.weight_bytes)
+    chunk = prefill_chunk_tokens(a, hw, cfg)
+    chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
+    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes)
     w_chip = (chunk_bytes + a.params_lm_head * BF16) / cfg.chips
     t_weights = chunks * w_chip / (hw.mem_bw * hw.hbm_eff)
     pairs = seqs * attention_pairs(a, new, cached)
