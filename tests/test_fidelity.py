@@ -50,3 +50,23 @@ def test_errors_are_not_one_sided(predictions):
     """A calibrated model over- and under-predicts; a one-sided error is missing physics."""
     errors = _errors(predictions)
     assert (errors > 0).sum() >= len(errors) // 5 and (errors < 0).sum() >= len(errors) // 5
+
+
+def test_eval_answers_every_hardware_model_pair():
+    """Every catalog pair gets a row: a finite prediction when it fits, a reason when it does not."""
+    from planner.grid import chips_for
+
+    catalog = load_catalog()
+    cases = [case_from_dict({"hardware": acc.id, "model": model.id, "batch": "max", "input": 4096, "output": 512,
+                             "chips": chips_for(acc, model, ["fp8"], 0.9, [8])[0], "weight_dtype": "fp8",
+                             "kv_dtype": "fp8"}, "pair")
+             for acc in catalog.hardware.values() for model in catalog.models.values()]
+    rows = evaluate_cases(cases, catalog)
+    assert len(rows) == len(catalog.hardware) * len(catalog.models)
+    fitting = [r for r in rows if r["fits"]]
+    assert len(fitting) > len(rows) // 2
+    for row in rows:
+        if row["fits"]:
+            assert row["throughput_tok_s"] > 0 and row["ttft_s"] > 0 and row["batch"] >= 1
+        else:
+            assert row["reason"], row
