@@ -20,6 +20,9 @@ GEMM_SELECT = {"bf16": 0, "fp8": 1, "int8": 2, "int4": 0, "fp4": 3}
 KV_BYTES = {"bf16": 2.0, "fp8": 1.0, "int8": 1.0 + 2.0 / 128, "int4": 0.5 + 4.0 / 64}
 
 _F32 = np.float32
+UNKNOWN_LINK_GBPS = 64.0
+"""Model assumption for a link whose bandwidth the catalog marks "unknown": PCIe Gen5 x16 per
+direction, the most common chip link (reference: [R:hugo]). Stated in `planner hardware show`."""
 
 
 def _num(value, default: float = 0.0) -> float:
@@ -36,9 +39,9 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "flops_fp8": _num(acc.fp8_tflops) * 1e12,
         "flops_int8": _num(acc.int8_tops) * 1e12,
         "flops_fp4": _num(acc.fp4_tflops) * 1e12,
-        "link_bw": acc.scale_up_gbps * 1e9,
+        "link_bw": _num(acc.scale_up_gbps, UNKNOWN_LINK_GBPS) * 1e9,
         "domain": float(acc.scale_up_domain),
-        "host_bw": acc.host_link_gbps * 1e9,
+        "host_bw": _num(acc.host_link_gbps, UNKNOWN_LINK_GBPS) * 1e9,
         "dram_bytes": _num(acc.host_dram_gb_per_chip) * 1e9 if tiers_known else 0.0,
         "dram_bw": _num(acc.host_dram_gbps_per_chip) * 1e9,
         "nvme_bytes": _num(acc.nvme_gb_per_chip) * 1e9,

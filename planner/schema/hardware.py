@@ -66,10 +66,10 @@ class Accelerator(Strict):
     int8_tops: Tflops = Field(description="Dense INT8 tensor peak, TOP/s")
     fp4_tflops: Tflops = Field(description="Dense FP4 tensor peak, TFLOP/s")
     # interconnect
-    scale_up_gbps: float = Field(ge=0, description="Scale-up link bandwidth per chip, GB/s per direction")
+    scale_up_gbps: float | Unknown = Field(description="Scale-up link bandwidth per chip, GB/s per direction")
     scale_up_domain: int = Field(ge=1, description="Chips in one scale-up (NVLink/ICI/xGMI) domain")
     scale_up_kind: str = Field(description="Interconnect name, e.g. 'NVLink 4'")
-    host_link_gbps: float = Field(ge=0, description="Chip <-> host link, GB/s per direction")
+    host_link_gbps: float | Unknown = Field(description="Chip <-> host link, GB/s per direction")
     host_link_kind: str = Field(description="Host link name, e.g. 'PCIe Gen5 x16', 'NVLink-C2C'")
     # host tiers reachable from one chip
     host_dram_gb_per_chip: Number | None = Field(None, description="Host DRAM per chip in a typical node, GB")
@@ -104,6 +104,10 @@ class Accelerator(Strict):
             raise ValueError("hbm_gb and hbm_gbps must both be 0 (no HBM) or both positive")
         if self.hbm_gb == 0 and not isinstance(self.sram_mb, float | int):
             raise ValueError("a chip without HBM must give sram_mb (its weights live in SRAM)")
+        for name in ("scale_up_gbps", "host_link_gbps"):
+            value = getattr(self, name)
+            if isinstance(value, float | int) and value < 0:
+                raise ValueError(f"{name} must be >= 0 or \"unknown\"")
         if self.hbm_gb == 0 and not isinstance(self.sram_gbps, float | int):
             raise ValueError("a chip without HBM must give sram_gbps")
         return self
