@@ -52,6 +52,7 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "decode_mfu": fam.decode_mfu,
         "hbm_eff": fam.hbm_efficiency,
         "attn_eff": fam.attention_efficiency,
+        "attn_prefill_mfu": fam.prefill_attention_mfu,
         "moe_eff": fam.moe_efficiency,
         "fp4_scale": fam.fp4_gemm_scale,
         "step_overhead_s": fam.step_overhead_ms * 1e-3,

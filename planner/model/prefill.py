@@ -37,7 +37,7 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     w_chip = (chunk_bytes + a.params_lm_head * BF16) / cfg.chips
     t_weights = chunks * w_chip / (hw.mem_bw * hw.hbm_eff)
     pairs = seqs * attention_pairs(a, new, cached)
-    t_attn_flops = a.attn_flops_prefill * pairs / (cfg.chips * hw.flops_bf16 * hw.prefill_mfu)
+    t_attn_flops = a.attn_flops_prefill * pairs / (cfg.chips * hw.flops_bf16 * hw.attn_prefill_mfu)
     score_bytes = NAIVE_SCORE_PASSES * BF16 * a.q_heads_per_layer_total * pairs / cfg.chips
     t_scores = jnp.where(cfg.flash > 0, 0.0, score_bytes / (hw.mem_bw * hw.hbm_eff))
     t_comm = collective_time(a, hw, cfg, tokens)

@@ -37,6 +37,7 @@ class Hw(NamedTuple):
     decode_mfu: Array
     hbm_eff: Array
     attn_eff: Array
+    attn_prefill_mfu: Array  # fused prefill attention, fraction of the BF16 peak
     moe_eff: Array  # grouped expert GEMMs relative to dense GEMMs
     fp4_scale: Array  # efficiency factor of GEMMs at the FP4 peak
     step_overhead_s: Array

@@ -172,6 +172,9 @@ class CalibrationFamily(Strict):
     decode_mfu: float = Field(gt=0, le=1, description="Achieved fraction of dense peak in batched decode GEMMs")
     hbm_efficiency: float = Field(gt=0, le=1, description="Achieved fraction of memory bandwidth (weights)")
     attention_efficiency: float = Field(gt=0, le=1, description="Achieved fraction of bandwidth in decode attention")
+    prefill_attention_mfu: float = Field(
+        gt=0, le=1, description="Achieved fraction of the BF16 peak in fused (flash) prefill attention"
+    )
     moe_efficiency: float = Field(
         gt=0, le=1, description="Efficiency of grouped expert GEMMs relative to dense GEMMs (MoE only)"
     )
