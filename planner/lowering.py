@@ -29,9 +29,20 @@ def _num(value, default: float = 0.0) -> float:
     return float(value) if isinstance(value, int | float) else default
 
 
+def _host_tiers(acc: Accelerator) -> dict[str, float]:
+    """Host tiers the model may use. Host DRAM with an unknown bandwidth is taken to run at the
+    chip's host link (DRAM outruns any PCIe/C2C link per chip); NVMe with an unknown bandwidth is
+    left out (no basis to time it). Unknown capacities mean the tier is not offered."""
+    host_bw = _num(acc.host_link_gbps, UNKNOWN_LINK_GBPS) * 1e9
+    dram = _num(acc.host_dram_gb_per_chip) * 1e9
+    dram_bw = _num(acc.host_dram_gbps_per_chip, host_bw / 1e9) * 1e9 if dram > 0 else 0.0
+    nvme_bw = _num(acc.nvme_gbps_per_chip) * 1e9
+    nvme = _num(acc.nvme_gb_per_chip) * 1e9 if nvme_bw > 0 else 0.0
+    return {"dram_bytes": dram, "dram_bw": dram_bw, "nvme_bytes": nvme, "nvme_bw": nvme_bw}
+
+
 def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
     fam = catalog.family(acc)
-    tiers_known = isinstance(acc.host_dram_gb_per_chip, int | float)
     return {
         "mem_bytes": acc.memory_bytes,
         "mem_bw": acc.memory_gbps * 1e9,
@@ -42,10 +53,7 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "link_bw": _num(acc.scale_up_gbps, UNKNOWN_LINK_GBPS) * 1e9,
         "domain": float(acc.scale_up_domain),
         "host_bw": _num(acc.host_link_gbps, UNKNOWN_LINK_GBPS) * 1e9,
-        "dram_bytes": _num(acc.host_dram_gb_per_chip) * 1e9 if tiers_known else 0.0,
-        "dram_bw": _num(acc.host_dram_gbps_per_chip) * 1e9,
-        "nvme_bytes": _num(acc.nvme_gb_per_chip) * 1e9,
-        "nvme_bw": _num(acc.nvme_gbps_per_chip) * 1e9,
+        **_host_tiers(acc),
         "usd_per_hour": acc.usd_per_hour,
         "sram_only": 1.0 if acc.hbm_gb == 0 else 0.0,
         "prefill_mfu": fam.prefill_mfu,

@@ -95,6 +95,9 @@ def explain_infeasible(plan: dict[str, Any], scenario: Scenario) -> dict[str, An
                   f"({plan['chips']} chips, {plan['weight_dtype']} weights)")
     elif worst == "host-memory":
         reason = "offloaded KV exceeds the host DRAM/NVMe available per chip at best"
+    elif plan["replicas"] is None:
+        reason = ("the SLOs leave no headroom for load: an instance could spend under 1% of its time "
+                  "in prefill at best")
     else:
         reason = (f"prefill keeps the instance {100 * (plan['prefill_busy'] or 0):.0f}% busy > "
                   f"{100 * scenario.serving.utilization_max:.0f}% ceiling at best")

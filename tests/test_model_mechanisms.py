@@ -161,3 +161,17 @@ def test_no_recompile_when_only_values_change(cat):
     for batch in (4.0, 16.0, 64.0):
         fn(a, h, cfg(batch=batch), spec, np.float32(1024.0), np.float32(256.0), np.float32(0.9))
     assert len(traces) == 1
+
+
+def test_every_usable_tier_has_a_bandwidth(cat):
+    """A tier with capacity but no bandwidth would make reloads take forever (a past bug: TPU v5e's
+    unknown DRAM bandwidth became 0 B/s)."""
+    from planner.lowering import hardware_row
+
+    for acc in cat.hardware.values():
+        row = hardware_row(acc, cat)
+        assert row["host_bw"] > 0 and row["link_bw"] > 0, acc.id
+        if row["dram_bytes"] > 0:
+            assert row["dram_bw"] > 0, acc.id
+        if row["nvme_bytes"] > 0:
+            assert row["nvme_bw"] > 0, acc.id

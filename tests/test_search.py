@@ -183,3 +183,13 @@ def test_sram_only_chips_get_enough_chips(catalog):
     # 70B parameters at >= 1 byte each cannot fit in fewer chips than 70e9 / SRAM bytes
     assert chips.min() >= 70e9 / acc.memory_bytes
     assert list(itertools.pairwise(chips)) and all(b == 2 * a for a, b in itertools.pairwise(chips))
+
+
+def test_bench_reports_its_figures_as_json(invoke):
+    import json
+
+    result = invoke("bench", paths.scenarios_dir() / "chat.toml", "--repeat", "1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) >= {"configs", "seconds", "configs_per_s", "speedup_vs_numpy", "speedup_vs_python", "compile_s"}
+    assert data["numpy_agrees"] is True and data["configs"] > 0 and data["speedup_vs_python"] > 1

@@ -41,7 +41,7 @@ def agreement(jit_monthly: np.ndarray, ref_monthly: np.ndarray, ref_worst_ratio:
     both = fj & fr
     rel = np.abs(jit_monthly[both] / ref_monthly[both] - 1.0)
     differing = int((rel > 1e-4).sum())
-    ok = bool(not (flipped & ~on_boundary).any()) and differing <= max(1, 1e-3 * both.sum())
+    ok = bool(not (flipped & ~on_boundary).any() and differing <= max(1, 1e-3 * both.sum()))
     return {"agrees": ok, "feasibility_flips": int(flipped.sum()), "bills_differing": differing,
             "configs_compared": int(jit_monthly.size)}
 

@@ -24,6 +24,9 @@ from planner.model.tiers import prefix_hit_rate, reload_seconds_per_byte, tier_s
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
 Z95 = 1.6448536269514722
+MIN_PREFILL_LOAD = 0.01
+"""A configuration whose SLOs let an instance spend under 1 % of its time in prefill is no plan
+(it would need ~100x mostly idle replicas); it is infeasible on 'utilisation'."""
 GB = 1e9
 BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")
 
@@ -96,11 +99,12 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     rho_cap = jnp.minimum(rho_ttft, rho_tpot)
     lam_max = jnp.minimum(ld.util_max * mu, jnp.maximum(rho_cap, 0.0) / s_prefill)
     replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.maximum(lam_max, 1e-12)), 1.0)
-    replicas = jnp.where(rho_cap > 0.0, replicas, jnp.inf)
+    headroom = rho_cap >= MIN_PREFILL_LOAD
+    replicas = jnp.where(headroom, replicas, jnp.inf)
     lam = ld.arrival_rps / replicas
     rho_p = lam * s_prefill
     ttft50 = wait_quantile(rho_p, s_prefill, 0.5) + service50
-    ttft95 = jnp.where(rho_cap > 0.0, wait_quantile(rho_p, s_prefill, 0.95) + service95, service95)
+    ttft95 = jnp.where(headroom, wait_quantile(rho_p, s_prefill, 0.95) + service95, service95)
     stall = 1.0 / jnp.maximum(1.0 - rho_p, 1e-6)
     tpot50 = step50 / tok50 * stall
     tpot95 = step95 / tok95 * stall
@@ -118,8 +122,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     usd_out = fleet_usd_h * (1.0 - busy_prefill) / output_tok_h * 1e6
 
     ratios = jnp.stack(jnp.broadcast_arrays(
-        ttft95 / ld.ttft_slo_s, tpot95 / ld.tpot_slo_s, mem_ratio, host_ratio, lam / (mu * ld.util_max)),
-        axis=-1)
+        ttft95 / ld.ttft_slo_s, tpot95 / ld.tpot_slo_s, mem_ratio, host_ratio,
+        jnp.maximum(lam / (mu * ld.util_max), MIN_PREFILL_LOAD / jnp.maximum(rho_cap, 1e-9))), axis=-1)
     worst = jnp.max(ratios, axis=-1)
     feasible = valid & (worst <= 1.0) & jnp.isfinite(fleet_usd_h)
     monthly = jnp.where(feasible, fleet_usd_h * ld.hours_per_month, jnp.inf)
