@@ -20,14 +20,23 @@ def _clean(x: float, digits: int = 6) -> float | None:
     return round(x, digits) if math.isfinite(x) else None
 
 
+def padded(flat: np.ndarray) -> np.ndarray:
+    """Indices padded (repeating the first) to a power of two, so the detail kernel sees a few
+    fixed shapes and does not recompile whenever the number of reported plans changes."""
+    flat = np.asarray(flat, dtype=np.int64)
+    size = max(8, 1 << int(len(flat) - 1).bit_length())
+    return np.concatenate([flat, np.full(size - len(flat), flat[0], dtype=np.int64)])
+
+
 def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, Any]]:
-    hw, cfg, valid, idx = gather(grid, flat)
+    count = len(flat)
+    hw, cfg, valid, idx = gather(grid, padded(flat))
     load = Load(*(np.asarray(x, np.float32) for x in grid.load))
     m = kernel(grid.arch, hw, cfg, grid.spec, load, np.float32(grid.draft_weight_bytes), valid)
     m = {k: np.asarray(v) for k, v in m.items()}
     usable = np.asarray(hw.mem_bytes) * float(load.hbm_fraction) / 1e9
     plans = []
-    for i in range(len(flat)):
+    for i in range(count):
         h, c, b, w, k, t, s, p, a = (int(ax[i]) for ax in idx)
         acc = grid.hardware[h]
         dram, nvme = grid.tiers[t]

@@ -175,3 +175,26 @@ def test_every_usable_tier_has_a_bandwidth(cat):
             assert row["dram_bw"] > 0, acc.id
         if row["nvme_bytes"] > 0:
             assert row["nvme_bw"] > 0, acc.id
+
+
+def test_ttft_quantile_ignores_hits_that_cache_nothing():
+    """With no prefix reuse, hits and misses are the same path: the p95 is the prompt-length p95
+    whatever the hit rate (a past bug split the tail between identical paths)."""
+    from planner.model.queueing import lognormal_quantile, mixture_log_quantile
+
+    median, sigma, cap = 10_000.0, 0.8, 1e9
+    direct = float(lognormal_quantile(median, sigma, cap, 0.95))
+    for hit in (0.0, 0.3, 0.87, 1.0):
+        x = float(mixture_log_quantile(np.log(median), np.log(median), hit, sigma, np.log(cap), np.log(cap), 0.95))
+        assert np.exp(x) == pytest.approx(direct, rel=1e-3)
+
+
+def test_ttft_quantile_mixture_solves_the_cdf():
+    from statistics import NormalDist
+
+    from planner.model.queueing import mixture_log_quantile
+
+    mu_a, mu_b, w, s = np.log(1000.0), np.log(10_000.0), 0.9, 0.5
+    x = float(mixture_log_quantile(mu_a, mu_b, w, s, 50.0, 50.0, 0.95))
+    n = NormalDist()
+    assert w * n.cdf((x - mu_a) / s) + (1 - w) * n.cdf((x - mu_b) / s) == pytest.approx(0.95, abs=1e-3)

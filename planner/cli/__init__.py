@@ -33,7 +33,7 @@ _NoArgsIsHelpError: Any = getattr(_click_exceptions, "NoArgsIsHelpError", ())
 
 INTERNAL_ERROR = 3
 COMMAND_MODULES = ("catalog_cmds", "file_cmds")
-OPTIONAL_COMMAND_MODULES = ("eval_cmd", "solve_cmd", "bench_cmd")  # registered when present
+OPTIONAL_COMMAND_MODULES = ("eval_cmd", "solve_cmd", "bench_cmd", "analysis_cmds", "tui_cmd")  # registered when present
 
 _debug = False
 

@@ -2,7 +2,7 @@
 
 Used as the reference evaluator in `planner bench` (vectorised numpy, no jit) and by the tests that
 check the jitted search against it. Because the twin is built from the model's own source, the two
-cannot drift apart; only `jnp` (and `ndtri`) change meaning.
+cannot drift apart; only `jnp` (and `ndtr`/`ndtri`) change meaning.
 """
 
 from __future__ import annotations
@@ -29,6 +29,18 @@ def ndtri(q):
     q = np.asarray(q)
     out = _inv_cdf(np.clip(q.astype(np.float64), 1e-12, 1 - 1e-12))
     return out.astype(q.dtype if q.dtype.kind == "f" else np.float64)
+
+
+def ndtr(x):
+    """Standard-normal CDF for numpy inputs (jax.scipy.special.ndtr's twin): erf by Abramowitz &
+    Stegun 7.1.26 (|error| < 1.5e-7, below float32 resolution), vectorised."""
+    x = np.asarray(x)
+    z = np.abs(x) / np.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-z * z)
+    out = 0.5 * (1.0 + np.sign(x) * erf)
+    return out.astype(x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def agreement(jit_monthly: np.ndarray, ref_monthly: np.ndarray, ref_worst_ratio: np.ndarray) -> dict:
@@ -60,10 +72,10 @@ def twin() -> dict[str, types.ModuleType]:
     for name in _ORDER:
         source = (_MODEL_DIR / f"{name}.py").read_text()
         source = source.replace("import jax.numpy as jnp", "")
-        source = source.replace("from jax.scipy.special import ndtri", "")
+        source = source.replace("from jax.scipy.special import ndtr, ndtri", "")
         source = source.replace("from planner.model.", f"from {_PREFIX}.")
         module = types.ModuleType(f"{_PREFIX}.{name}")
-        module.__dict__.update(jnp=shim, ndtri=ndtri, __file__=str(_MODEL_DIR / f"{name}.py"))
+        module.__dict__.update(jnp=shim, ndtr=ndtr, ndtri=ndtri, __file__=str(_MODEL_DIR / f"{name}.py"))
         sys.modules[module.__name__] = module
         exec(compile(source, f"{_MODEL_DIR / name}.py (numpy twin)", "exec"), module.__dict__)
         modules[name] = module

@@ -9,7 +9,7 @@ q-quantile wait is S * ln(rho / (1 - q)) / (1 - rho) when rho > 1 - q, else 0.
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.scipy.special import ndtri
+from jax.scipy.special import ndtr, ndtri
 
 Z90 = 1.2815515655446004
 
@@ -40,3 +40,23 @@ def max_rho_for_wait(budget_s, service_s, q, iterations: int = 5):
         f = jnp.log(rho / tail) - x * (1.0 - rho)
         rho = jnp.minimum(rho - f / (1.0 / rho + x), 1.0 - 1e-6)
     return jnp.where(budget_s >= 0.0, rho, 0.0)
+
+
+def mixture_log_quantile(mu_a, mu_b, weight_a, sigma, cap_log_a, cap_log_b, q, iterations: int = 14):
+    """q-quantile x of a two-component mixture of log-normals (same sigma) in log space, each capped:
+    solves w F_a(x) + (1 - w) F_b(x) = q by bisection (F_i = Phi((x - mu_i) / sigma), 1 past its cap)."""
+    s = jnp.maximum(sigma, 1e-4)
+
+    def cdf(x):
+        fa = jnp.where(x >= cap_log_a, 1.0, ndtr((x - mu_a) / s))
+        fb = jnp.where(x >= cap_log_b, 1.0, ndtr((x - mu_b) / s))
+        return weight_a * fa + (1.0 - weight_a) * fb
+
+    lo = jnp.minimum(mu_a, mu_b) - 8.0 * s
+    hi = jnp.maximum(cap_log_a, cap_log_b)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        below = cdf(mid) < q
+        lo = jnp.where(below, mid, lo)
+        hi = jnp.where(below, hi, mid)
+    return hi

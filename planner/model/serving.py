@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from planner.model.memory import kv_elems_per_seq, kv_share_per_chip, memory_per_chip
 from planner.model.prefill import prefill_time
-from planner.model.queueing import lognormal_quantile, max_rho_for_wait, wait_quantile
+from planner.model.queueing import lognormal_quantile, max_rho_for_wait, mixture_log_quantile, wait_quantile
 from planner.model.speculative import speculative_step
 from planner.model.tiers import prefix_hit_rate, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
@@ -32,19 +32,24 @@ BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")
 
 
 def _ttft_quantile(a, hw, cfg, ld, hit, reload_s_per_token, q):
-    """q-quantile of TTFT service (no queueing) for a hit/miss mixture over prompt lengths.
+    """q-quantile of TTFT service (no queueing) over prompt lengths and prefix-cache hits.
 
-    Misses (full prefill) are the slow path. If their share exceeds the tail mass 1 - q, the
-    quantile lies among misses, at length quantile 1 - (1 - q) / miss; otherwise among hits, at
-    1 - (1 - q - miss) / hit. Selecting the branch first means one prefill evaluation per quantile."""
-    miss = 1.0 - hit
-    tail = 1.0 - q
-    among_misses = miss >= tail
-    q_len = jnp.where(among_misses, 1.0 - tail / jnp.maximum(miss, 1e-9),
-                      1.0 - (tail - miss) / jnp.maximum(hit, 1e-9))
-    length = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, jnp.clip(q_len, 0.5, 0.999))
-    cached = jnp.where(among_misses, 0.0, ld.prefix_reuse * length)
-    return prefill_time(a, hw, cfg, length - cached, cached) + cached * reload_s_per_token
+    Prefill time is driven by the uncached tokens U: U = L on a miss, (1 - r) L on a hit, so log U
+    is a mixture of two log-normals with the same sigma, shifted by ln(1 - r). Its q-quantile u is
+    solved exactly (bisection on the mixture CDF); the cached tokens at that point are the hit
+    component's share of the density times u r / (1 - r). With r = 0 both components coincide."""
+    keep = 1.0 - ld.prefix_reuse
+    mu_miss = jnp.log(ld.in_median)
+    mu_hit = mu_miss + jnp.log(keep)
+    cap_miss = jnp.log(ld.in_cap)
+    x = mixture_log_quantile(mu_hit, mu_miss, hit, ld.in_sigma, cap_miss + jnp.log(keep), cap_miss, q)
+    s = jnp.maximum(ld.in_sigma, 1e-4)
+    dens_hit = hit * jnp.exp(-0.5 * ((x - mu_hit) / s) ** 2)
+    dens_miss = (1.0 - hit) * jnp.exp(-0.5 * ((x - mu_miss) / s) ** 2)
+    hit_share = dens_hit / jnp.maximum(dens_hit + dens_miss, 1e-30)
+    uncached = jnp.exp(x)
+    cached = hit_share * uncached * ld.prefix_reuse / keep
+    return prefill_time(a, hw, cfg, uncached, cached) + cached * reload_s_per_token
 
 
 def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid):

@@ -1,0 +1,211 @@
+"""Tables for `whatif`, `sweep` and `project`: one screen that answers the question.
+
+Timing goes on a last line starting with `timing:` (tests drop it from snapshots).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planner import render
+from planner.analyses.project import Projection
+from planner.analyses.sweep import SweepResult, timing_summary
+from planner.analyses.whatif import Evaluation, closest_miss
+from planner.schema import Scenario
+
+
+def money(x: float | None) -> str:
+    return "n/a" if x is None else f"${x:,.0f}"
+
+
+def pct(x: float | None) -> str:
+    return "" if x is None else f"{x:+.1f}%"
+
+
+def tiers(p: dict[str, Any]) -> str:
+    t = p["tier_split"]
+    if t["dram"] == 0 and t["nvme"] == 0:
+        return "HBM"
+    return f"{t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
+
+
+def fleet(p: dict[str, Any]) -> str:
+    return f"{p['replicas']}x{p['chips']} {p['hardware']}"
+
+
+def header(sc: Scenario) -> str:
+    w = sc.workload
+    sessions = ""
+    if w.sessions.turns > 1:
+        sessions = f", {w.sessions.turns}-turn sessions with {w.sessions.prefix_reuse:.0%} prefix reuse"
+    return (f"{sc.name}\n  {sc.model.id}, {w.arrival_rate_rps:g} req/s, prompt median {w.input_tokens.median:,} tok, "
+            f"output median {w.output_tokens.median:,} tok{sessions}; SLO TTFT p95 <= {sc.slo.ttft_p95_s:g} s, "
+            f"TPOT p95 <= {sc.slo.tpot_p95_ms:g} ms")
+
+
+def describe(p: dict[str, Any]) -> str:
+    return (f"{fleet(p)}, batch {p['batch']}, weights {p['weight_dtype']}, KV {p['kv_dtype']} ({tiers(p)}), "
+            f"spec k={p['spec_k']}, prefix cache {'on' if p['prefix_cache'] else 'off'}, {p['attention']} attention: "
+            f"{money(p['monthly_usd'])}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, TPOT p95 {p['tpot_p95_ms']:.1f} ms")
+
+
+def _widened(widened: dict[str, list[Any]]) -> str:
+    if not widened:
+        return ""
+    added = "; ".join(f"{k} += {', '.join(str(v) for v in vals)}" for k, vals in widened.items())
+    return f"baseline = cheapest over the scenario's grid widened for the variants: {added}"
+
+
+def _infeasible_table(ev: Evaluation) -> Any:
+    bad = render.table("hardware", "fails on", "closest plan", title="No feasible plan")
+    for x in sorted(ev.infeasible, key=lambda x: x["hardware"]):
+        bad.add_row(x["hardware"], x["constraint"], x["reason"])
+    return bad
+
+
+PLAN_COLUMNS = ("plan", "batch", "w/kv", "tiers", "k", "prefix", "attn", "TTFT p95 s", "TPOT p95 ms",
+                "$/Mtok out", "$/month")
+PLAN_RIGHT = ("batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "$/month", "vs baseline", "vs first")
+
+
+def _plan_cells(p: dict[str, Any]) -> list[str]:
+    return [fleet(p), str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), str(p["spec_k"]),
+            f"{p['prefix_hit_rate'] or 0:.0%} hit" if p["prefix_cache"] else "off", p["attention"], f"{p['ttft_p95_s']:.2f}",
+            f"{p['tpot_p95_ms']:.1f}", f"{p['usd_per_mtok_output']:.3f}", money(p["monthly_usd"])]
+
+
+def _sweep_cells(p: dict[str, Any]) -> list[str]:
+    cells = _plan_cells(p)
+    return cells[:6] + cells[7:]  # no attention column: the naive-attention variant's name says it
+
+
+def write_whatif(ev: Evaluation) -> None:
+    con = render.console()
+    con.print(header(ev.scenario))
+    if ev.best is None:
+        con.print("No plan meets the SLOs on any hardware searched, so there is no baseline to take techniques from.")
+        con.print(_infeasible_table(ev))
+    else:
+        con.print(f"Baseline: {describe(ev.best)}")
+        note = _widened(ev.widened)
+        if note:
+            con.print(f"  {note}")
+        if ev.baseline_host_tiers not in (None, "all"):
+            con.print(f"  baseline leaves host tiers unused ({ev.baseline_host_tiers})")
+        t = render.table("variant", *SWEEP_COLUMNS, "vs baseline", title="Best plan with one technique taken away",
+                         right=PLAN_RIGHT)
+        t.add_row("baseline", *_sweep_cells(ev.best), "")
+        for r in ev.variants:
+            if r.best is not None:
+                same = "=" if r.same_as_baseline else ""
+                t.add_row(r.name, *_sweep_cells(r.best), pct(r.delta_pct) + same)
+            else:
+                why = "not searched" if not r.searched else "infeasible"
+                t.add_row(r.name, why, *[""] * (len(SWEEP_COLUMNS) - 1), "")
+        con.print(t)
+        if any(r.same_as_baseline for r in ev.variants):
+            con.print("= the restriction removes nothing from the searched grid")
+    con.print(f"searched {ev.configs:,} configurations once for all variants")
+    con.print(f"timing: {ev.seconds:.2f} s")
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+SWEEP_COLUMNS = ("plan", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out",
+                 "$/month")
+
+
+def write_sweep(result: SweepResult) -> None:
+    con = render.console()
+    first = result.evaluations[0]
+    con.print(header(result.base or first.scenario))
+    note = _widened(first.widened)
+    if note:
+        con.print(f"  {note}")
+    t = render.table("value", *SWEEP_COLUMNS, "vs first", "binding", title=f"Best plan as {result.param} varies",
+                     right=PLAN_RIGHT + ("value",))
+    base_cost = next((ev.best["monthly_usd"] for ev in result.evaluations if ev.best is not None), None)
+    misses: list[str] = []
+    for p, ev in zip(result.points, result.evaluations, strict=True):
+        value = _value_text(p.value)
+        if ev.best is None:
+            miss = closest_miss(ev)
+            if miss:
+                misses.append(f"  {value}: closest is {miss['hardware']} ({miss['constraint']}): {miss['reason']}")
+            t.add_row(value, "infeasible", *[""] * len(SWEEP_COLUMNS))
+            continue
+        vs = 100.0 * (ev.best["monthly_usd"] - base_cost) / base_cost if base_cost else None
+        t.add_row(value, *_sweep_cells(ev.best), pct(vs), ev.best["binding"])
+    con.print(t)
+    if misses:
+        con.print("No plan meets the SLOs at:")
+        for line in misses:
+            con.print(line)
+    if first.variants:
+        names = [r.name for r in first.variants]
+        con.print("Monthly bill with each technique taken away (change vs the best plan at that value)")
+        v = render.table("value", "best", *names, right=("value", "best", *names))
+        for p, ev in zip(result.points, result.evaluations, strict=True):
+            best = ev.best["monthly_usd"] if ev.best else None
+            cells = [f"{money(r.monthly_usd)} {pct(r.delta_pct)}" if r.best is not None else "infeasible"
+                     for r in ev.variants]
+            v.add_row(_value_text(p.value), money(best), *cells)
+        con.print(v)
+    ts = timing_summary(result)
+    later = "" if ts["later_mean_s"] is None else f", later points {ts['later_mean_s']:.2f} s each"
+    con.print(f"timing: {len(result.points)} points in {ts['total_s']:.2f} s: first {ts['first_s']:.2f} s "
+              f"(includes compilation unless cached){later}")
+
+
+def write_project(p: Projection) -> None:
+    con = render.console()
+    sc = p.scenario
+    con.print(header(sc))
+    if p.baseline is None:
+        con.print("No plan meets the SLOs on any hardware searched: nothing to project.")
+        bad = render.table("hardware", "fails on", "closest plan", title="No feasible plan")
+        for x in p.infeasible:
+            bad.add_row(x["hardware"], x["constraint"], x["reason"])
+        con.print(bad)
+        return
+    con.print(f"Self-hosted today: {describe(p.baseline)}")
+    share = sc.workload.sessions.prefix_reuse * (sc.workload.sessions.turns - 1) / sc.workload.sessions.turns
+    con.print(f"Per request: mean prompt {p.in_mean:,.0f} tok ({share:.0%} served from a prompt cache on APIs), "
+              f"mean output {p.out_mean:,.0f} tok")
+    if p.apis:
+        api_t = render.table("API", "$/Mtok in", "cached in", "out", "source (date)", "$/month", "x self-hosted",
+                             title="API list prices vs self-hosted, today",
+                             right=("$/Mtok in", "cached in", "out", "$/month", "x self-hosted"))
+        for a in p.apis:
+            mark = "" if a["verified"] else " [U]"
+            api_t.add_row(a["name"] + mark, f"{a['input']:.3f}", f"{a['cached_input']:.3f}", f"{a['output']:.2f}",
+                          f"{a['source']} ({a['date']})", money(a["monthly_usd"]), f"{a['vs_self_hosted']:.2f}")
+        con.print(api_t)
+    api_ids = [a["id"] for a in p.apis]
+    t = render.table("year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev",
+                     *api_ids, title=f"Monthly bill: token prices -{p.price_decline_pct:g}%/yr "
+                     f"(APIs -{p.api_price_decline_pct:g}%/yr), usage x{p.usage_growth:g}/yr",
+                     right=("year", "token price x", "usage x", "req/s", "$/month", "vs prev", *api_ids))
+    prev = None
+    for r in p.rows:
+        sh = r["self_hosted"]
+        cost = sh["monthly_usd"] if sh else None
+        vs = "" if prev is None or cost is None else pct(100.0 * (cost - prev) / prev)
+        flag = " ^" if r["spend_rises"] else ""
+        t.add_row(str(r["year"]), f"{r['price_factor']:.3f}", f"{r['usage_factor']:g}",
+                  f"{r['arrival_rate_rps']:,.3g}", f"{sh['replicas']}x{sh['chips']} {sh['hardware']}" if sh else "n/a",
+                  money(cost) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids])
+        prev = cost if cost is not None else prev
+    con.print(t)
+    combined = p.usage_growth * (1.0 - p.price_decline_pct / 100.0)
+    if p.jevons_year is not None:
+        con.print(f"^ Jevons: tokens get {p.price_decline_pct:g}% cheaper each year but usage grows x{p.usage_growth:g} "
+                  f"(net x{combined:.2f}/yr), so self-hosted spend rises from year {p.jevons_year} on.")
+    elif p.price_decline_pct > 0:
+        con.print(f"No Jevons effect: usage growth x{p.usage_growth:g} does not outpace the {p.price_decline_pct:g}% "
+                  f"yearly price decline (net x{combined:.2f}/yr); spend falls.")
+    con.print(f"timing: {len(p.seconds)} solves in {sum(p.seconds):.2f} s")

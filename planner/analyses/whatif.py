@@ -1,0 +1,299 @@
+"""What-if: the best plan's bill with one technique taken away, from ONE evaluation of the grid.
+
+Each variant is a restriction of the search (a sub-slice of the grid axes), so its cheapest plan is
+the minimum of the same `monthly` array over fewer cells: it can never beat the baseline. The
+baseline grid is the scenario's search widened by every value a variant needs (e.g. `bf16` KV for
+`no-kv-quantization` when the scenario lists only `fp8`); the baseline is then the cheapest plan over
+that union, and `widened` records what was added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.errors import InputFileError
+from planner.grid import AXES, Grid, build_grid
+from planner.schema import Scenario
+
+SPECIALIST_KINDS = ("lpu", "wafer", "rdu")
+AxisMasks = dict[str, np.ndarray]
+HostTiers = Literal["all", "dram", "none"]
+
+
+def _hw_mask(grid: Grid, keep: Callable[[Any], bool]) -> np.ndarray:
+    """Boolean over the padded hardware axis; padding rows are never selected."""
+    mask = np.zeros(grid.shape[0], dtype=bool)
+    mask[: len(grid.hardware)] = [keep(acc) for acc in grid.hardware]
+    return mask
+
+
+def _cheapest_hardware(grid: Grid) -> AxisMasks:
+    cheapest = min(acc.usd_per_hour for acc in grid.hardware)
+    return {"hardware": _hw_mask(grid, lambda acc: acc.usd_per_hour == cheapest)}
+
+
+def _cheapest_label(grid: Grid) -> str:
+    cheapest = min(acc.usd_per_hour for acc in grid.hardware)
+    ids = [acc.id for acc in grid.hardware if acc.usd_per_hour == cheapest]
+    return f"only {', '.join(ids)} (${cheapest:g}/chip-hour, the lowest searched)"
+
+
+def _tiers_mask(keep: Callable[[tuple[float, float]], bool]) -> Callable[[Grid], AxisMasks]:
+    return lambda g: {"tier": np.array([keep(t) for t in g.tiers])}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    select: Callable[[Grid], AxisMasks]  # axis name -> boolean mask over that axis
+    widen: dict[str, list[Any]] = field(default_factory=dict)  # search values the baseline must contain
+    host_tiers: HostTiers = "all"  # host tiers that exist: "dram" drops NVMe, "none" drops DRAM too
+    label: Callable[[Grid], str] | None = None  # description that depends on the grid
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("no-speculative-decoding", "spec k = 0 only",
+            lambda g: {"spec_k": np.array([k == 0 for k in g.spec_k])}, {"spec_k": [0]}),
+    Variant("no-kv-quantization", "KV cache in bf16 only",
+            lambda g: {"kv_dtype": np.array([d == "bf16" for d in g.kv_dtype])}, {"kv_dtype": ["bf16"]}),
+    Variant("no-prefix-cache", "prefix cache off",
+            lambda g: {"prefix_cache": np.array([not p for p in g.prefix_cache])}, {"prefix_cache": [False]}),
+    Variant("no-kv-offload", "active KV in HBM only (prefix cache may still use host DRAM/NVMe)",
+            _tiers_mask(lambda t: t == (0.0, 0.0)), {"dram_fraction": [0.0], "nvme_fraction": [0.0]}),
+    Variant("hbm-dram-only", "no NVMe tier: active KV and prefix cache in HBM + host DRAM",
+            _tiers_mask(lambda t: t[1] == 0.0), {"nvme_fraction": [0.0]}, host_tiers="dram"),
+    Variant("hbm-only", "no host tiers: active KV and prefix cache in HBM only",
+            _tiers_mask(lambda t: t == (0.0, 0.0)), {"dram_fraction": [0.0], "nvme_fraction": [0.0]},
+            host_tiers="none"),
+    Variant("naive-attention", "FlashAttention forbidden (naive attention only)",
+            lambda g: {"attention": np.array([a == "naive" for a in g.attention])}, {"attention": ["naive"]}),
+    Variant("bf16-weights-only", "weights in bf16 only",
+            lambda g: {"weight_dtype": np.array([d == "bf16" for d in g.weight_dtype])},
+            {"weight_dtype": ["bf16"]}),
+    Variant("gpu-only", "GPUs only (no TPU, ASIC or specialist chips)",
+            lambda g: {"hardware": _hw_mask(g, lambda acc: acc.kind == "gpu")}),
+    Variant("specialist-only", "SRAM/dataflow specialist chips only (Groq, Cerebras, SambaNova)",
+            lambda g: {"hardware": _hw_mask(g, lambda acc: acc.kind in SPECIALIST_KINDS)}),
+    Variant("cheapest-hardware-only", "only the searched hardware with the lowest $/chip-hour",
+            _cheapest_hardware, label=_cheapest_label),
+)
+VARIANT_NAMES = tuple(v.name for v in VARIANTS)
+
+
+def pick_variants(names: Sequence[str] | None) -> list[Variant]:
+    """Variants by name (all when `names` is empty); an unknown name is a one-line input error."""
+    if not names:
+        return list(VARIANTS)
+    by_name = {v.name: v for v in VARIANTS}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], VARIANT_NAMES, n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise InputFileError(f"unknown variant '{unknown[0]}'{hint} (known: {', '.join(VARIANT_NAMES)})")
+    return [by_name[n] for n in dict.fromkeys(names)]
+
+
+def widen(scenario: Scenario, variants: Sequence[Variant]) -> tuple[Scenario, dict[str, list[Any]]]:
+    """The scenario whose search lists hold every value the variants need, and what was added."""
+    search = scenario.search
+    added: dict[str, list[Any]] = {}
+    for v in variants:
+        for key, values in v.widen.items():
+            current = list(getattr(search, key))
+            extra = [x for x in values if x not in current and x not in added.get(key, [])]
+            if extra:
+                added.setdefault(key, []).extend(extra)
+    if not added:
+        return scenario, {}
+    update = {key: list(getattr(search, key)) + extra for key, extra in added.items()}
+    return scenario.model_copy(update={"search": search.model_copy(update=update)}), added
+
+
+def _restricted(shape: tuple[int, ...], masks: AxisMasks) -> np.ndarray:
+    """Broadcastable boolean array: True where every restricted axis is selected."""
+    out = np.ones((1,) * len(shape), dtype=bool)
+    for name, mask in masks.items():
+        axis = AXES.index(name)
+        view = [1] * len(shape)
+        view[axis] = shape[axis]
+        out = out & np.asarray(mask, dtype=bool).reshape(view)
+    return out
+
+
+@dataclass
+class VariantResult:
+    name: str
+    description: str
+    best: dict[str, Any] | None
+    monthly_usd: float | None
+    delta_pct: float | None
+    searched: bool  # False when the restriction leaves no cell (e.g. no GPU in the search)
+    same_as_baseline: bool  # True when the restriction removes nothing from the grid
+
+
+@dataclass
+class Evaluation:
+    """One scenario evaluated once: the baseline, each variant, and why nothing fits if nothing does."""
+
+    scenario: Scenario
+    grid: Grid
+    best: dict[str, Any] | None
+    variants: list[VariantResult]
+    infeasible: list[dict[str, Any]]
+    widened: dict[str, list[Any]]
+    configs: int
+    seconds: float
+    host_tiers: list[HostTiers] = field(default_factory=lambda: ["all"])  # host-tier sets searched
+    baseline_host_tiers: HostTiers | None = "all"
+
+
+def _without_host_tiers(grid: Grid, host_tiers: HostTiers) -> Grid:
+    """The same grid on hardware whose host NVMe (and for "none" also DRAM) does not exist."""
+    if host_tiers == "all":
+        return grid
+    hw = grid.hw._replace(nvme_bytes=np.zeros_like(grid.hw.nvme_bytes))
+    if host_tiers == "none":
+        hw = hw._replace(dram_bytes=np.zeros_like(grid.hw.dram_bytes))
+    return dataclasses.replace(grid, hw=hw)
+
+
+def plans_for(grid: Grid, flats: list[int]) -> list[dict[str, Any]]:
+    """Plan rows for flat indices (plans_from_indices pads them so the kernel does not recompile)."""
+    from planner.plans import plans_from_indices
+    from planner.search import _detail_kernel
+
+    return plans_from_indices(grid, np.asarray(flats, dtype=np.int64), _detail_kernel())
+
+
+# Host-tier sets, widest first; a variant limited to one of them may also use any narrower one.
+HOST_TIER_ORDER: tuple[HostTiers, ...] = ("all", "dram", "none")
+
+
+def _allowed_tiers(limit: HostTiers, evaluated: Sequence[HostTiers]) -> list[HostTiers]:
+    narrower = HOST_TIER_ORDER[HOST_TIER_ORDER.index(limit):]
+    return [t for t in evaluated if t in narrower]
+
+
+def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] = ()) -> Evaluation:
+    """Evaluate the (widened) grid once; take the baseline and each variant as minima over slices.
+
+    Variants that remove host tiers (`hbm-only`, `hbm-dram-only`) change what the hardware has, not
+    only which cells count, so each such tier set costs one more run of the same compiled kernel.
+    An operator can always leave a host tier unused, so those tier sets join the baseline's search
+    (and every wider variant's): the baseline is the cheapest over all of them, and no variant can
+    beat it. `baseline_host_tiers` says which set the baseline came from.
+    """
+    from planner.plans import explain_infeasible
+    from planner.search import run_grid
+
+    start = time.perf_counter()
+    widened_scenario, added = widen(scenario, variants)
+    grid = build_grid(widened_scenario, catalog)
+    raw = run_grid(grid)
+    grids: dict[HostTiers, tuple[Grid, np.ndarray]] = {"all": (grid, raw["monthly"])}
+    for tiers in HOST_TIER_ORDER[1:]:
+        if any(v.host_tiers == tiers for v in variants):
+            g = _without_host_tiers(grid, tiers)
+            grids[tiers] = (g, run_grid(g)["monthly"])
+    evaluated = list(grids)
+    h_block = len(grid.hardware) * int(np.prod(grid.shape[1:]))
+
+    def cheapest(mask: np.ndarray | None, tiers: list[HostTiers]) -> tuple[HostTiers, int] | None:
+        found: tuple[float, HostTiers, int] | None = None
+        for t in tiers:
+            monthly = grids[t][1] if mask is None else np.where(mask, grids[t][1], np.inf)
+            flat = int(np.argmin(monthly))
+            if np.isfinite(monthly[flat]) and (found is None or monthly[flat] < found[0]):
+                found = (float(monthly[flat]), t, flat)
+        return None if found is None else (found[1], found[2])
+
+    base = cheapest(None, evaluated)
+    wanted: dict[HostTiers, list[int]] = {t: [] for t in evaluated}
+    if base is not None:
+        wanted[base[0]].append(base[1])
+    picks: list[tuple[Variant, tuple[HostTiers, int] | None, bool, bool]] = []
+    for v in variants:
+        full = np.broadcast_to(_restricted(grid.shape, v.select(grid)), grid.shape).ravel()
+        if not full.any():
+            picks.append((v, None, False, False))
+            continue
+        pick = cheapest(full, _allowed_tiers(v.host_tiers, evaluated))
+        if pick is not None:
+            wanted[pick[0]].append(pick[1])
+        same = v.host_tiers == "all" and bool(full[:h_block].all())
+        picks.append((v, pick, True, same))
+
+    closest: list[int] = []
+    if base is None:
+        block = int(np.prod(grid.shape[1:]))
+        closest = [h * block + int(raw["closest_per_hw"][h]) for h in range(len(grid.hardware))]
+    plans: dict[tuple[HostTiers, int], dict[str, Any]] = {}
+    closest_plans: list[dict[str, Any]] = []
+    for tiers, flats in wanted.items():
+        todo = list(dict.fromkeys(flats)) + (closest if tiers == "all" else [])
+        if not todo:
+            continue
+        got = plans_for(grids[tiers][0], todo)
+        n = len(todo) - (len(closest) if tiers == "all" else 0)
+        plans.update({(tiers, f): p for f, p in zip(todo[:n], got[:n], strict=True)})
+        if tiers == "all":
+            closest_plans = got[n:]
+    best = plans[base] if base is not None else None
+
+    results = []
+    for v, pick, searched, same in picks:
+        plan = plans[pick] if pick is not None else None
+        cost = plan["monthly_usd"] if plan is not None else None
+        delta = None
+        if cost is not None and best is not None and best["monthly_usd"]:
+            delta = round(100.0 * (cost - best["monthly_usd"]) / best["monthly_usd"], 2)
+        label = v.label(grid) if v.label is not None else v.description
+        results.append(VariantResult(v.name, label, plan, cost, delta, searched, same))
+    infeasible = [explain_infeasible(p, widened_scenario) for p in closest_plans]
+    return Evaluation(scenario=scenario, grid=grid, best=best, variants=results, infeasible=infeasible,
+                      widened=added, configs=grid.size, seconds=time.perf_counter() - start,
+                      host_tiers=evaluated, baseline_host_tiers=base[0] if base is not None else None)
+
+
+def closest_miss(evaluation: Evaluation) -> dict[str, Any] | None:
+    """The infeasible hardware that came closest (smallest margin), for one-line summaries."""
+    rows = [x for x in evaluation.infeasible if x["margin"] is not None]
+    return min(rows, key=lambda x: x["margin"]) if rows else None
+
+
+def infeasible_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+    return [{k: v for k, v in x.items() if k != "closest"}
+            for x in sorted(evaluation.infeasible, key=lambda x: x["hardware"])]
+
+
+def whatif_dict(ev: Evaluation, *, timing: bool = True) -> dict[str, Any]:
+    """The `planner whatif --format json` document."""
+    sc = ev.scenario
+    out: dict[str, Any] = {
+        "scenario": sc.name,
+        "model": {"id": sc.model.id},
+        "baseline": ev.best,
+        "variants": [
+            {"name": r.name, "description": r.description, "monthly_usd": r.monthly_usd,
+             "delta_pct": r.delta_pct, "searched": r.searched, "same_as_baseline": r.same_as_baseline,
+             "best": r.best}
+            for r in ev.variants
+        ],
+        "search": {"configs": ev.configs, "hardware": len(ev.grid.hardware), "widened": ev.widened,
+                   "host_tiers": ev.host_tiers, "baseline_host_tiers": ev.baseline_host_tiers},
+    }
+    if ev.best is None:
+        out["infeasible"] = infeasible_rows(ev)
+    if timing:
+        out["search"]["seconds"] = round(ev.seconds, 3)
+    return out

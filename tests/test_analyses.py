@@ -1,0 +1,202 @@
+"""`planner whatif|sweep|project` on the bundled studies: snapshots of JSON and table, exit codes, errors.
+
+Timing (search seconds, the `timing:` line) is dropped before snapshotting.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import REPO
+
+STUDIES = REPO / "scenarios" / "studies"
+STUDY_FILES = sorted(p.name for p in STUDIES.glob("*.toml"))
+
+# The commands the README shows, one per study (plus the whatif/project ones the studies name).
+COMMANDS: dict[str, list[str]] = {
+    "speculative-sweep": ["sweep", "speculative-context.toml", "--param", "workload.input_tokens.median",
+                          "--values", "8000,32000,96000,128000", "--variant", "no-speculative-decoding"],
+    "prompt-cache-sweep": ["sweep", "prompt-cache-agentic.toml", "--param", "workload.sessions.prefix_reuse",
+                           "--values", "0,0.3,0.5,0.7,0.8,0.9,0.95", "--variant", "no-prefix-cache"],
+    "prompt-cache-project": ["project", "prompt-cache-agentic.toml", "--years", "5", "--price-decline", "40",
+                             "--usage-growth", "2"],
+    "kv-tiering-whatif": ["whatif", "kv-tiering.toml", "--variants",
+                          "hbm-only,hbm-dram-only,no-kv-offload,no-prefix-cache"],
+    "kv-tiering-sweep": ["sweep", "kv-tiering.toml", "--param", "workload.sessions.think_time_s",
+                         "--values", "10,30,60,120,300,600,1800", "--variant", "hbm-only,hbm-dram-only,no-kv-offload"],
+    "kv-quantization-sweep": ["sweep", "kv-quantization.toml", "--param", "search.kv_dtype",
+                              "--values", '["bf16"],["fp8"],["int4"]'],
+    "kv-quantization-whatif": ["whatif", "kv-quantization.toml"],
+    "gpu-vs-specialist-sweep": ["sweep", "gpu-vs-specialist.toml", "--param", "slo.tpot_p95_ms",
+                                "--values", "50,20,10,7,5,3", "--variant", "gpu-only,specialist-only"],
+}
+
+TIMING_KEYS = {"seconds", "timing"}
+
+
+def _args(name: str, *extra: str) -> list[str]:
+    cmd = COMMANDS[name]
+    return [cmd[0], str(STUDIES / cmd[1]), *cmd[2:], *extra]
+
+
+def _strip_timing(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [_strip_timing(v) for v in value]
+    return value
+
+
+def _table_without_timing(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("timing:")) + "\n"
+
+
+def test_every_study_has_a_command() -> None:
+    assert {COMMANDS[n][1] for n in COMMANDS} == set(STUDY_FILES)
+    assert len(STUDY_FILES) == 5
+    for name in STUDY_FILES:
+        text = (STUDIES / name).read_text(encoding="utf-8")
+        assert text.startswith("# Study:"), f"{name}: starts with a comment saying what it asks"
+        assert "planner " in text, f"{name}: the comment shows the command that answers it"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_study_snapshot(invoke, snapshot, name: str) -> None:
+    as_json = invoke(*_args(name, "--format", "json"))
+    assert as_json.exit_code == 0, as_json.output
+    doc = json.loads(as_json.stdout)
+    table = invoke(*_args(name))
+    assert table.exit_code == 0, table.output
+    assert "\x1b[" not in table.stdout
+    assert max(len(line) for line in table.stdout.splitlines()) <= 160
+    assert _strip_timing(doc) == snapshot(name="json")
+    assert _table_without_timing(table.stdout) == snapshot(name="table")
+
+
+def test_whatif_json_shape_and_no_variant_beats_baseline(invoke) -> None:
+    doc = json.loads(invoke(*_args("kv-quantization-whatif", "--format", "json")).stdout)
+    assert set(doc) >= {"baseline", "variants"}
+    base = doc["baseline"]["monthly_usd"]
+    names = [v["name"] for v in doc["variants"]]
+    assert names[:4] == ["no-speculative-decoding", "no-kv-quantization", "no-prefix-cache", "no-kv-offload"]
+    for v in doc["variants"]:
+        assert set(v) >= {"name", "monthly_usd", "delta_pct", "best"}
+        if v["best"] is not None:
+            assert v["monthly_usd"] >= base and v["delta_pct"] >= 0.0, v["name"]
+    kvq = next(v for v in doc["variants"] if v["name"] == "no-kv-quantization")
+    assert kvq["best"]["kv_dtype"] == "bf16" and kvq["delta_pct"] > 0
+
+
+def test_whatif_widens_the_grid_for_a_variant(invoke, write) -> None:
+    # The study lists only fp8 KV: no-kv-quantization needs bf16 added to the baseline grid.
+    path = write("narrow.toml", (STUDIES / "kv-quantization.toml").read_text(encoding="utf-8")
+                 .replace('kv_dtype = ["bf16", "fp8", "int4"]', 'kv_dtype = ["fp8"]'))
+    doc = json.loads(invoke("whatif", path, "--variants", "no-kv-quantization", "--format", "json").stdout)
+    assert doc["search"]["widened"] == {"kv_dtype": ["bf16"]}
+    assert doc["variants"][0]["best"]["kv_dtype"] == "bf16"
+    assert doc["baseline"]["kv_dtype"] in ("fp8", "bf16")
+
+
+def test_sweep_json_shape(invoke) -> None:
+    doc = json.loads(invoke(*_args("speculative-sweep", "--format", "json")).stdout)
+    assert doc["param"] == "workload.input_tokens.median"
+    assert [p["value"] for p in doc["points"]] == [8000, 32000, 96000, 128000]
+    for p in doc["points"]:
+        assert set(p) >= {"value", "best", "feasible"} and p["feasible"] is (p["best"] is not None)
+    costs = [p["best"]["monthly_usd"] for p in doc["points"]]
+    assert costs == sorted(costs), "longer prompts never get cheaper"
+    savings = [p["variants"][0]["delta_pct"] for p in doc["points"]]
+    assert all(s >= 0 for s in savings)
+    assert savings[-1] < savings[0], "speculative decoding saves less at 128k than at 8k"
+
+
+def test_project_json_shape_and_jevons(invoke) -> None:
+    doc = json.loads(invoke(*_args("prompt-cache-project", "--format", "json")).stdout)
+    rows = doc["projection"]
+    assert [r["year"] for r in rows] == list(range(6))
+    assert rows[1]["price_factor"] == pytest.approx(0.6) and rows[1]["usage_factor"] == 2
+    assert doc["jevons_year"] == 1, "x2 usage against -40% prices: spend rises from year 1"
+    assert doc["workload"]["cached_input_share"] == pytest.approx(0.9 * 29 / 30, abs=1e-4)
+    apis = {a["id"]: a for a in doc["apis"]}
+    assert {"deepseek-chat", "gpt-5", "claude-sonnet-4"} <= set(apis)
+    for a in apis.values():
+        assert a["source"] and a["date"] and isinstance(a["verified"], bool)
+
+
+def test_project_without_jevons_when_prices_fall_faster(invoke) -> None:
+    doc = json.loads(invoke(*_args("prompt-cache-project")[:2], "--years", "3", "--price-decline", "50",
+                            "--usage-growth", "1.2", "--format", "json").stdout)
+    assert doc["jevons_year"] is None
+    costs = [r["self_hosted"]["monthly_usd"] for r in doc["projection"]]
+    assert costs == sorted(costs, reverse=True)
+
+
+# ---------------------------------------------------------------- exit codes and errors
+
+
+@pytest.mark.parametrize("command", [
+    ["whatif"],
+    ["sweep", "--param", "slo.tpot_p95_ms", "--values", "0.5,0.7"],
+    ["project", "--years", "2"],
+])
+def test_no_feasible_plan_exits_1_and_says_why(invoke, command: list[str]) -> None:
+    path = STUDIES / "kv-quantization.toml"
+    result = invoke(command[0], path, *command[1:], "--set", "slo.tpot_p95_ms=0.5")
+    assert result.exit_code == 1, result.output
+    assert "No plan meets" in result.stdout or "infeasible:" in result.stdout
+    assert "h100-sxm" in result.stdout, "the closest miss per hardware is still printed"
+
+
+def test_whatif_infeasible_json_lists_reasons(invoke) -> None:
+    result = invoke("whatif", STUDIES / "kv-quantization.toml", "--set", "slo.tpot_p95_ms=0.5", "--format", "json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["baseline"] is None and doc["infeasible"]
+    assert [x["hardware"] for x in doc["infeasible"]] == ["b200", "h100-sxm", "h200-sxm", "mi300x"]
+    assert all(x["constraint"] and x["reason"] for x in doc["infeasible"])
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--param", "workload.input_tokens.medain", "--values", "1000"],
+     "unknown key; closest known keys: workload.input_tokens.median"),
+    (["--param", "slo.tpot_p95_ms", "--values", "40,fast"], "slo.tpot_p95_ms=fast"),
+    (["--param", "slo.tpot_p95_ms", "--values", "40,,50"], "empty value"),
+    (["--param", "search.hardware", "--values", '["h100-sxm"],["h100-smx"]'], "h100-sxm"),
+    (["--param", "slo.tpot_p95_ms", "--values", "40", "--variant", "no-spec"], "unknown variant 'no-spec'"),
+    (["--param", "slo.tpot_p95_ms", "--values", "40", "--plot", "chart.pdf"], ".png or .svg"),
+])
+def test_sweep_bad_input_is_one_line_exit_2(invoke, args: list[str], expected: str) -> None:
+    result = invoke("sweep", STUDIES / "kv-quantization.toml", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr, result.stderr
+
+
+def test_project_unknown_api_is_exit_2(invoke) -> None:
+    result = invoke("project", STUDIES / "kv-quantization.toml", "--api", "gpt-6")
+    assert result.exit_code == 2 and "unknown API ID 'gpt-6'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["sweep", "--param", "slo.tpot_p95_ms", "--values", "40"], ["project"]])
+def test_plot_without_matplotlib_names_the_extra(invoke, monkeypatch, tmp_path: Path, command: list[str]) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    result = invoke(command[0], STUDIES / "kv-quantization.toml", *command[1:], "--plot", tmp_path / "x.png")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --plot needs matplotlib: pip install 'planner[plot]'"
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plots_are_written(invoke, tmp_path: Path, suffix: str) -> None:
+    pytest.importorskip("matplotlib")
+    sweep_plot, project_plot = tmp_path / f"sweep{suffix}", tmp_path / f"project{suffix}"
+    result = invoke(*_args("kv-quantization-sweep", "--plot", sweep_plot))
+    assert result.exit_code == 0, result.output
+    result = invoke("project", STUDIES / "kv-quantization.toml", "--years", "2", "--plot", project_plot)
+    assert result.exit_code == 0, result.output
+    for path in (sweep_plot, project_plot):
+        head = path.read_bytes()[:200]
+        assert (head.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in path.read_bytes()[:2000]), path
