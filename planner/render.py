@@ -108,3 +108,24 @@ def kv_bytes_per_token(spec: ModelSpec, kv_dtype: str = "bf16") -> int:
 
 def kib(nbytes: float) -> str:
     return f"{nbytes / 1024:,.1f}"
+
+
+def money(x: float | None) -> str:
+    """A monthly bill or price for a table cell: whole dollars, 'n/a' when absent."""
+    return "n/a" if x is None else f"${x:,.0f}"
+
+
+def tiers(plan: dict[str, Any]) -> str:
+    """A plan's KV tier split as a short cell: 'HBM', or HBM/DRAM/NVMe percentages."""
+    t = plan["tier_split"]
+    if t["dram"] == 0 and t["nvme"] == 0:
+        return "HBM"
+    return f"{t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
+
+
+def tier_words(plan: dict[str, Any]) -> str:
+    """The same split for a sentence."""
+    t = plan["tier_split"]
+    if t["dram"] == 0 and t["nvme"] == 0:
+        return "all in HBM"
+    return f"HBM/DRAM/NVMe {t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"

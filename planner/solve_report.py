@@ -67,24 +67,6 @@ def write_csv(result: SolveResult, top: int) -> None:
     sys.stdout.write(buf.getvalue())
 
 
-def _money(x: float | None) -> str:
-    return "n/a" if x is None else f"${x:,.0f}"
-
-
-def _tiers(p: dict[str, Any]) -> str:
-    t = p["tier_split"]
-    if t["dram"] == 0 and t["nvme"] == 0:
-        return "HBM"
-    return f"{t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
-
-
-def _tier_words(p: dict[str, Any]) -> str:
-    t = p["tier_split"]
-    if t["dram"] == 0 and t["nvme"] == 0:
-        return "all in HBM"
-    return f"HBM/DRAM/NVMe {t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
-
-
 def write_table(result: SolveResult, top: int) -> None:
     con = render.console()
     sc = result.grid.scenario
@@ -99,9 +81,9 @@ def write_table(result: SolveResult, top: int) -> None:
         mem = b["memory_gb_per_chip"]
         con.print(
             f"Best: {b['replicas']} x {b['chips']} {b['hardware']} ({b['hardware_name']}), batch {b['batch']}, "
-            f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({_tier_words(b)}), spec k={b['spec_k']}, "
+            f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({render.tier_words(b)}), spec k={b['spec_k']}, "
             f"prefix cache {'on' if b['prefix_cache'] else 'off'}, {b['attention']} attention\n"
-            f"  {_money(b['monthly_usd'])}/month  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
+            f"  {render.money(b['monthly_usd'])}/month  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
             f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
             f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}\n"
             f"  per chip: weights {mem['weights']:.1f} GB, KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
@@ -113,9 +95,9 @@ def write_table(result: SolveResult, top: int) -> None:
                      title="Best plan per hardware (by monthly bill)", right=num)
     for p in result.per_hardware[:top] if top else result.per_hardware:
         t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), str(p["batch"]),
-                  f"{p['weight_dtype']}/{p['kv_dtype']}", _tiers(p), str(p["spec_k"]),
+                  f"{p['weight_dtype']}/{p['kv_dtype']}", render.tiers(p), str(p["spec_k"]),
                   "on" if p["prefix_cache"] else "off", f"{p['ttft_p95_s']:.2f}", f"{p['tpot_p95_ms']:.1f}",
-                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}", _money(p["monthly_usd"]),
+                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}", render.money(p["monthly_usd"]),
                   p["binding"])
     con.print(t)
     if result.infeasible:

@@ -11,22 +11,12 @@ from planner import render
 from planner.analyses.project import Projection
 from planner.analyses.sweep import SweepResult, timing_summary
 from planner.analyses.whatif import Evaluation, closest_miss
+from planner.render import money, tiers
 from planner.schema import Scenario
-
-
-def money(x: float | None) -> str:
-    return "n/a" if x is None else f"${x:,.0f}"
 
 
 def pct(x: float | None) -> str:
     return "" if x is None else f"{x:+.1f}%"
-
-
-def tiers(p: dict[str, Any]) -> str:
-    t = p["tier_split"]
-    if t["dram"] == 0 and t["nvme"] == 0:
-        return "HBM"
-    return f"{t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
 
 
 def fleet(p: dict[str, Any]) -> str:
