@@ -1,0 +1,144 @@
+"""The scenario being edited: raw TOML data, validated after every edit, with a saved baseline.
+
+Plain Python (no Textual): the app owns one `ScenarioDocument`, the panel only shows it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from planner import io
+from planner.catalog import Catalog
+from planner.errors import PlannerError, UnknownIdError
+from planner.schema import Scenario
+
+
+@dataclass(frozen=True)
+class FieldError:
+    loc: str  # dotted path the schema blames ("" for the whole scenario)
+    message: str
+
+
+@dataclass
+class ScenarioDocument:
+    """`path` is where ctrl+s writes without asking; None for an untitled or bundled scenario."""
+
+    data: dict[str, Any]
+    catalog: Catalog
+    path: Path | None = None
+    origin: str = "untitled"  # shown in the title: the file name or "bundled: <name>"
+    scenario: Scenario | None = None  # the last valid state
+    errors: list[FieldError] = field(default_factory=list)
+    saved: Scenario | None = None
+
+    @classmethod
+    def from_file(cls, path: Path, catalog: Catalog, *, bundled: bool = False) -> ScenarioDocument:
+        """Read and validate a scenario file; every problem is one `PlannerError` line naming it."""
+        data = io.read_toml(path)
+        scenario = io.validate(Scenario, data, path)
+        try:
+            _check_ids(scenario, catalog)
+        except _IdError as exc:
+            raise UnknownIdError(f"{path}: {exc.loc}: {exc.message}") from None
+        doc = cls(data=data, catalog=catalog, path=None if bundled else path,
+                  origin=f"bundled: {path.name}" if bundled else str(path))
+        doc.validate()
+        doc.saved = doc.scenario
+        return doc
+
+    # ------------------------------------------------------------------ edits
+
+    def get(self, path: str) -> Any:
+        node: Any = self.data
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def set(self, path: str, value: Any) -> None:
+        """Set (or, for None, remove) the value at a dotted path, creating tables as needed."""
+        parts = path.split(".")
+        node = self.data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        if value is None:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
+
+    def validate(self) -> Scenario | None:
+        """Validate the data; on success `scenario` is replaced, on failure `errors` says why."""
+        try:
+            scenario = Scenario.model_validate(self.data)
+        except ValidationError as exc:
+            self.errors = [FieldError(".".join(str(p) for p in e["loc"]), _message(e))
+                           for e in exc.errors(include_url=False)]
+            return None
+        try:
+            _check_ids(scenario, self.catalog)
+        except _IdError as exc:
+            self.errors = [FieldError(exc.loc, exc.message)]
+            return None
+        self.errors = []
+        self.scenario = scenario
+        return scenario
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.errors) or self.scenario != self.saved
+
+    def toml(self) -> str:
+        if self.scenario is None or self.errors:
+            raise PlannerError("the scenario has errors; fix them before saving")
+        return io.dumps_toml(self.scenario)
+
+    def save(self, path: Path, *, overwrite: bool) -> None:
+        io.atomic_write_text(path, self.toml(), overwrite=overwrite)
+        self.path = path
+        self.origin = str(path)
+        self.saved = self.scenario
+
+    def copy_data(self) -> dict[str, Any]:
+        return copy.deepcopy(self.data)
+
+
+class _IdError(Exception):
+    def __init__(self, loc: str, message: str) -> None:
+        super().__init__(message)
+        self.loc, self.message = loc, message
+
+
+def _check_ids(scenario: Scenario, catalog: Catalog) -> None:
+    refs = [("model.id", scenario.model.id, catalog.model)]
+    if scenario.speculative.draft_model is not None:
+        refs.append(("speculative.draft_model", scenario.speculative.draft_model, catalog.model))
+    if isinstance(scenario.search.hardware, list):
+        if not scenario.search.hardware:
+            raise _IdError("search.hardware", "select at least one hardware")
+        refs += [("search.hardware", hw, catalog.accelerator) for hw in scenario.search.hardware]
+    for loc, ident, lookup in refs:
+        try:
+            lookup(ident)
+        except UnknownIdError as exc:
+            raise _IdError(loc, str(exc)) from None
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "missing":
+        return "required"
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(error["msg"]).removeprefix("Value error, ")

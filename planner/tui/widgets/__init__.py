@@ -1,0 +1,1 @@
+"""One widget per module; widgets post messages up and never start workers."""

@@ -1,0 +1,154 @@
+"""Detail of the highlighted plan: memory per chip and time per step as bars, SLO headroom."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from planner.render import tiers
+from planner.tui.solver import WhatIf
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+PENDING, UNAVAILABLE = "pending", "unavailable"  # what-if states besides a list of rows
+BAR_WIDTH = 30
+
+
+def bar(value: float | None, scale: float, width: int = BAR_WIDTH) -> str:
+    """A left-aligned bar of `value / scale` of `width` cells, in eighths of a cell."""
+    if not value or scale <= 0:
+        return " " * width
+    eighths = max(1, round(min(value / scale, 1.0) * width * 8))
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (BLOCKS[part] if part else "")).ljust(width)
+
+
+def _bars(title: str, rows: list[tuple[str, float | None, str]], scale: float, unit: str = "") -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=13)
+    grid.add_column(width=BAR_WIDTH)
+    grid.add_column(justify="right", width=8)
+    grid.title = title
+    grid.title_justify = "left"
+    grid.title_style = "bold"
+    for label, value, style in rows:
+        grid.add_row(label, Text(bar(value, scale), style=style), "—" if value is None else f"{value:,.1f}")
+    if unit:
+        grid.caption = unit
+        grid.caption_justify = "left"
+        grid.caption_style = "dim"
+    return grid
+
+
+def _ratio_text(ratios: dict[str, float | None], binding: str) -> Text:
+    text = Text("SLO use (1 = at the limit): ", style="bold")
+    for name, r in ratios.items():
+        style = "bold red" if r is not None and r > 1 else "bold" if name == binding else ""
+        text.append(f"{name} {'—' if r is None else f'{r:.2f}'}", style=style)
+        text.append("  ")
+    return text
+
+
+class PlanDetail(Static):
+    """Renders one plan dict (or an infeasible record and its closest plan), and the plan's
+    what-if bills once the app has computed them."""
+
+    BORDER_TITLE = "Plan detail"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shown: tuple[Any, ...] = (None, None, None, None)
+        self._whatifs: list[WhatIf] | str = PENDING
+
+    def show_whatifs(self, hardware: str, rows: list[WhatIf] | None) -> None:
+        """What-ifs for `hardware` (None: not available in this installation)."""
+        plan = self._shown[0]
+        if plan is not None and plan["hardware"] == hardware:
+            self._whatifs = UNAVAILABLE if rows is None else rows
+            self._render_plan(*self._shown)
+
+    def show(self, plan: dict[str, Any] | None, infeasible: dict[str, Any] | None = None, *,
+             slo_ttft_s: float | None = None, slo_tpot_ms: float | None = None) -> None:
+        if self._shown[:2] != (plan, infeasible):
+            self._whatifs = PENDING
+        self._shown = (plan, infeasible, slo_ttft_s, slo_tpot_ms)
+        self._render_plan(*self._shown)
+
+    def _render_plan(self, plan: dict[str, Any] | None, infeasible: dict[str, Any] | None,
+                     slo_ttft_s: float | None, slo_tpot_ms: float | None) -> None:
+        if plan is None and infeasible is None:
+            self.update(Text("No plan selected.", style="dim"))
+            return
+        header: list[Text] = []
+        if infeasible is not None:
+            plan = infeasible["closest"]
+            header.append(Text(f"✗ {infeasible['hardware']}: no feasible plan. {infeasible['reason']}",
+                               style="bold red"))
+            header.append(Text("Closest plan:", style="dim"))
+        assert plan is not None
+        header.append(Text.assemble(
+            (f"{plan['hardware']}", "bold"), f" · {plan['hardware_name']} — {plan['replicas']} × "
+            f"{plan['chips']} chips, batch {plan['batch']}, weights {plan['weight_dtype']}, KV {plan['kv_dtype']} "
+            f"({tiers(plan)}), spec k={plan['spec_k']}, prefix cache {'on' if plan['prefix_cache'] else 'off'}, "
+            f"{plan['attention']} attention"))
+        header.append(Text(
+            f"${plan['monthly_usd'] or 0:,.0f}/month · ${plan['usd_per_hour'] or 0:,.2f}/h · "
+            f"${plan['usd_per_mtok_input'] or 0:.3f}/Mtok in · ${plan['usd_per_mtok_output'] or 0:.3f}/Mtok out · "
+            f"TTFT p50/p95 {_f(plan['ttft_p50_s'], '.2f')}/{_f(plan['ttft_p95_s'], '.2f')} s · "
+            f"TPOT p50/p95 {_f(plan['tpot_p50_ms'], '.1f')}/{_f(plan['tpot_p95_ms'], '.1f')} ms · "
+            f"prefix hit {_f(plan['prefix_hit_rate'], '.0%')}", style="green" if infeasible is None else "dim"))
+        mem = plan["memory_gb_per_chip"]
+        usable = mem["usable_hbm"] or 0.0
+        used = sum(mem[k] or 0.0 for k in ("weights", "kv_hbm", "activations"))
+        offloaded = (mem["kv_dram"] or 0.0) + (mem["kv_nvme"] or 0.0)
+        memory = _bars("Memory per chip", [
+            ("weights", mem["weights"], "magenta"),
+            ("KV in HBM", mem["kv_hbm"], "cyan"),
+            ("activations", mem["activations"], "yellow"),
+            ("free", max(usable - used, 0.0), "grey50"),
+            ("KV offloaded", offloaded, "blue"),
+            ("prefix cache", mem["prefix_cache"], "green"),
+        ], max(usable, used, offloaded, mem["prefix_cache"] or 0.0), f"GB, of {usable:,.1f} GB usable HBM")
+        steps = plan["time_per_step_ms"]
+        tpot, ttft = plan["tpot_p95_ms"], plan["ttft_p95_s"]
+        prefill_s = None if steps["prefill_mean"] is None else steps["prefill_mean"] / 1e3
+        decode_scale = max(v or 0.0 for v in (steps["decode_step"], tpot, slo_tpot_ms))
+        prefill_scale = max(v or 0.0 for v in (prefill_s, ttft, slo_ttft_s))
+        times = Table.grid()
+        times.add_row(_bars(f"Time per decode step, ms ({_f(plan['tokens_per_step'], '.2f')} tokens/step)", [
+            ("decode step", steps["decode_step"], "cyan"),
+            ("TPOT p95", tpot, "yellow"),
+            ("TPOT SLO", slo_tpot_ms, "red"),
+        ], decode_scale))
+        times.add_row(_bars("Prefill per request, s (TTFT adds queueing)", [
+            ("prefill mean", prefill_s, "magenta"),
+            ("TTFT p95", ttft, "yellow"),
+            ("TTFT SLO", slo_ttft_s, "red"),
+        ], prefill_scale))
+        body = Table.grid(padding=(0, 4))
+        body.add_row(memory, times)
+        lines = [_ratio_text(plan["slo_ratios"], plan["binding"])]
+        if infeasible is None and self._whatifs != UNAVAILABLE:
+            lines.append(_whatif_text(self._whatifs))
+        self.update(Group(*header, Text(""), body, Text(""), *lines))
+
+
+def _whatif_text(rows: list[WhatIf] | str) -> Text:
+    text = Text("What if, on this hardware: ", style="bold")
+    if isinstance(rows, str):
+        return text.append("computing…", style="dim")
+    for row in rows:
+        label = row.name.replace("-", " ")
+        if row.monthly_usd is None:
+            text.append(f"{label}: no plan", style="red")
+        else:
+            text.append(f"{label} {row.delta_pct or 0:+.0f}%", style="yellow" if (row.delta_pct or 0) > 0 else "")
+        text.append("  ")
+    return text
+
+
+def _f(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)

@@ -1,0 +1,161 @@
+"""The plans table: the best plan per hardware, cheapest first; infeasible hardware greyed below."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from planner.render import tiers
+
+Plan = dict[str, Any]
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    cell: Callable[[Plan], str]
+    sort: Callable[[Plan], Any]
+    numeric: bool = True
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("hardware", "hardware", lambda p: p["hardware"], lambda p: p["hardware"], numeric=False),
+    Column("chips", "chips", lambda p: str(p["chips"]), lambda p: p["chips"]),
+    Column("replicas", "×", lambda p: str(p["replicas"]), lambda p: p["replicas"]),
+    Column("batch", "batch", lambda p: str(p["batch"]), lambda p: p["batch"]),
+    Column("dtypes", "w/kv", lambda p: f"{p['weight_dtype']}/{p['kv_dtype']}",
+           lambda p: (p["weight_dtype"], p["kv_dtype"]), numeric=False),
+    Column("tiers", "tiers", tiers, lambda p: -p["tier_split"]["hbm"], numeric=False),
+    Column("spec_k", "k", lambda p: str(p["spec_k"]), lambda p: p["spec_k"]),
+    Column("ttft", "TTFT p95 s", lambda p: _num(p["ttft_p95_s"], ".2f"), lambda p: p["ttft_p95_s"]),
+    Column("tpot", "TPOT p95 ms", lambda p: _num(p["tpot_p95_ms"], ".1f"), lambda p: p["tpot_p95_ms"]),
+    Column("usd_in", "$/Mtok in", lambda p: _num(p["usd_per_mtok_input"], ".3f"), lambda p: p["usd_per_mtok_input"]),
+    Column("usd_out", "$/Mtok out", lambda p: _num(p["usd_per_mtok_output"], ".3f"),
+           lambda p: p["usd_per_mtok_output"]),
+    Column("monthly", "$/month", lambda p: _num(p["monthly_usd"], ",.0f"), lambda p: p["monthly_usd"]),
+    Column("binding", "binding", lambda p: p["binding"], lambda p: p["binding"], numeric=False),
+)
+
+
+def short_reason(infeasible: dict[str, Any]) -> str:
+    """The constraint that came closest and by how much; the detail panel gives the whole reason."""
+    margin = infeasible.get("margin")
+    by = f" by {margin:.0%}" if isinstance(margin, int | float) and math.isfinite(margin) else ""
+    return f"✗ {infeasible['constraint']} over{by}"
+
+
+class PlansTable(DataTable):
+    """Click a header (or press s) to sort; infeasible hardware always stays at the bottom."""
+
+    BINDINGS = [
+        Binding("s", "next_sort", "Sort", tooltip="Sort by the next column"),
+        Binding("S", "reverse_sort", "Reverse", show=False, tooltip="Reverse the sort order"),
+    ]
+
+    class PlanSelected(Message):
+        """The highlighted row changed: a feasible `plan`, or the `infeasible` record."""
+
+        def __init__(self, hardware: str, plan: Plan | None, infeasible: dict[str, Any] | None) -> None:
+            super().__init__()
+            self.hardware = hardware
+            self.plan = plan
+            self.infeasible = infeasible
+
+    sort_key: reactive[str] = reactive("monthly")
+    """Column key the feasible rows are ordered by."""
+
+    sort_reverse: reactive[bool] = reactive(False)
+    """True for descending order."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._plans: list[Plan] = []
+        self._infeasible: list[dict[str, Any]] = []
+
+    def show(self, plans: list[Plan], infeasible: list[dict[str, Any]]) -> None:
+        self._plans, self._infeasible = list(plans), list(infeasible)
+        self._rebuild()
+
+    def selected(self) -> tuple[Plan | None, dict[str, Any] | None]:
+        if not self.row_count:
+            return None, None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self._lookup(key)
+
+    def _lookup(self, key: str | None) -> tuple[Plan | None, dict[str, Any] | None]:
+        plan = next((p for p in self._plans if p["hardware"] == key), None)
+        bad = next((x for x in self._infeasible if x["hardware"] == key), None)
+        return plan, bad
+
+    def _rebuild(self) -> None:
+        previous = None
+        if self.row_count:
+            previous = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        column = next(c for c in COLUMNS if c.key == self.sort_key)
+        plans = sorted(self._plans, key=lambda p: _sortable(column.sort(p)), reverse=self.sort_reverse)
+        self.clear(columns=True)
+        for c in COLUMNS:
+            arrow = (" ▼" if self.sort_reverse else " ▲") if c.key == self.sort_key else ""
+            label = Text(c.label + arrow, justify="right" if c.numeric else "left")
+            self.add_column(label, key=c.key)
+        for p in plans:
+            cells = [Text(c.cell(p), justify="right" if c.numeric else "left") for c in COLUMNS]
+            self.add_row(*cells, key=p["hardware"])
+        for x in sorted(self._infeasible, key=lambda x: x["hardware"]):
+            cells = [Text(x["hardware"], style="dim")] + [Text("") for _ in COLUMNS[1:-1]]
+            cells.append(Text(short_reason(x), style="dim italic"))
+            self.add_row(*cells, key=x["hardware"])
+        keys = [p["hardware"] for p in plans] + sorted(x["hardware"] for x in self._infeasible)
+        if previous in keys:
+            self.move_cursor(row=keys.index(previous), animate=False)
+        self._announce()
+
+    def _announce(self) -> None:
+        plan, bad = self.selected()
+        key = plan["hardware"] if plan else bad["hardware"] if bad else ""
+        self.post_message(self.PlanSelected(key, plan, bad))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table is self:
+            event.stop()
+            plan, bad = self._lookup(event.row_key.value)
+            self.post_message(self.PlanSelected(event.row_key.value or "", plan, bad))
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        key = str(event.column_key.value)
+        if key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_key, self.sort_reverse = key, False
+        self._rebuild()
+
+    def action_next_sort(self) -> None:
+        keys = [c.key for c in COLUMNS]
+        self.sort_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+        self.sort_reverse = False
+        self._rebuild()
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._rebuild()
+
+
+def _sortable(value: Any) -> Any:
+    # None (no finite value) sorts after every number.
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return (1, 0)
+    return (0, value)

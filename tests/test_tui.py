@@ -1,0 +1,490 @@
+"""The TUI driven by Textual's Pilot (headless, no display needed).
+
+Most tests use `FakeSolver`, which returns fixed plans instantly: they test the app (edits, inline
+errors, files, dialogs, layout) without depending on the cost model's numbers or paying for a JAX
+compile. `TestLiveSolve` runs the real solver on a narrowed copy of the default scenario. Tests wait
+for workers (`settle`) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import time
+import tomllib
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from planner import io
+from planner.catalog import load_catalog
+from planner.schema import Scenario
+from planner.tui.app import PlannerApp
+from planner.tui.document import ScenarioDocument
+from planner.tui.screens.confirm_screen import ConfirmScreen
+from planner.tui.screens.help_screen import HelpScreen
+from planner.tui.screens.path_screen import PathScreen
+from planner.tui.solver import CurvePoint, WhatIf, curve_medians
+from planner.tui.widgets.field_row import FieldRow
+from planner.tui.widgets.plans_table import PlansTable
+
+SIZE = (180, 50)
+SNAPSHOT_HARDWARE = ("b200", "h100-sxm", "mi300x", "tpu-v6e")
+SNAPSHOT_MODELS = ("llama-3.1-8b", "llama-3.2-1b", "llama-3.3-70b")
+
+
+def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test in a fresh event loop (no pytest asyncio plugin needed)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+class SVGSnapshot(SingleFileSnapshotExtension):
+    file_extension = "svg"
+    _write_mode = WriteMode.TEXT
+
+
+def plan(hw: str, monthly: float, *, chips: int = 4, replicas: int = 2, tpot: float = 40.0,
+         ttft: float = 12.0, binding: str = "tpot") -> dict[str, Any]:
+    """A plan dict with every key the optimizer reports."""
+    return {
+        "hardware": hw, "hardware_name": hw.upper(), "chips": chips, "replicas": replicas, "batch": 16,
+        "weight_dtype": "fp8", "kv_dtype": "int4", "tier_split": {"hbm": 1.0, "dram": 0.0, "nvme": 0.0},
+        "spec_k": 2, "prefix_cache": True, "attention": "flash", "ttft_p50_s": ttft / 4, "ttft_p95_s": ttft,
+        "tpot_p50_ms": tpot * 0.7, "tpot_p95_ms": tpot, "throughput_tok_s": 700.0,
+        "usd_per_hour": monthly / 730, "usd_per_mtok_input": 0.05, "usd_per_mtok_output": 3.5,
+        "monthly_usd": monthly, "binding": binding,
+        "slo_ratios": {"ttft": ttft / 25, "tpot": tpot / 50, "memory": 0.8, "host-memory": 0.0, "utilisation": 0.7},
+        "prefix_hit_rate": 0.96, "tokens_per_step": 2.4,
+        "memory_gb_per_chip": {"weights": 18.8, "kv_hbm": 44.1, "activations": 0.6, "usable_hbm": 77.3,
+                               "kv_dram": 0.0, "kv_nvme": 0.0, "prefix_cache": 6.9},
+        "time_per_step_ms": {"decode_step": 36.7, "prefill_mean": 655.0},
+    }
+
+
+class FakeSolver:
+    """Fixed plans whose bill scales with the arrival rate, so an edit visibly changes the table."""
+
+    compiled = True
+
+    def __init__(self) -> None:
+        self.calls: list[Scenario] = []
+
+    def solve(self, scenario: Scenario) -> Any:
+        self.calls.append(scenario)
+        k = scenario.workload.arrival_rate_rps / 3.0
+        per_hw = [plan("b200", 40_000 * k, tpot=30.0, binding="utilisation"),
+                  plan("h100-sxm", 60_000 * k, chips=8),
+                  plan("mi300x", 75_000 * k, tpot=45.0, ttft=20.0, binding="ttft")]
+        closest = plan("tpu-v6e", 90_000 * k, tpot=61.0)
+        infeasible = [{"hardware": "tpu-v6e", "constraint": "tpot", "margin": 0.22,
+                       "reason": "TPOT p95 61.0 ms > 50 ms at best", "closest": closest}]
+        pareto = [plan("b200", 40_000 * k, tpot=45.0), plan("b200", 52_000 * k, tpot=30.0),
+                  plan("h100-sxm", 80_000 * k, tpot=22.0)]
+        return SimpleNamespace(best=per_hw[0], per_hardware=per_hw, infeasible=infeasible, pareto_tpot=pareto,
+                               pareto_ttft=pareto, configs=123_456, seconds=0.01)
+
+    def whatif(self, scenario: Scenario, hardware: str) -> list[WhatIf]:
+        return [WhatIf("no-speculative-decoding", 48_000.0, 20.0), WhatIf("no-kv-quantization", 70_000.0, 75.0),
+                WhatIf("no-prefix-cache", None, None), WhatIf("no-kv-offload", 40_000.0, 0.0)]
+
+    def prompt_curve(self, scenario: Scenario, hardware: str, cancelled) -> Iterator[CurvePoint]:
+        for i, median in enumerate(curve_medians(scenario, load_catalog())):
+            cost = None if i == 6 else 20_000.0 + 400.0 * i * i
+            yield CurvePoint(median, cost, None)
+
+
+def small_catalog():
+    cat = load_catalog()
+    return dataclasses.replace(cat, hardware={k: cat.hardware[k] for k in SNAPSHOT_HARDWARE},
+                               models={k: cat.models[k] for k in SNAPSHOT_MODELS})
+
+
+# The default scenario's shape, inlined so that edits to the bundled file do not move the snapshots.
+SCENARIO = """
+name = "Agentic coding (Llama 3.3 70B)"
+[model]
+id = "llama-3.3-70b"
+[workload]
+arrival_rate_rps = 3.0
+input_tokens = { median = 96000, p90 = 200000, max = 126976 }
+output_tokens = { median = 500, p90 = 2500, max = 4096 }
+sessions = { turns = 30, prefix_reuse = 0.9, think_time_s = 8.0 }
+[slo]
+ttft_p95_s = 25.0
+tpot_p95_ms = 50.0
+[speculative]
+method = "draft"
+draft_model = "llama-3.2-1b"
+acceptance_short = 0.8
+acceptance_long = 0.6
+acceptance_context_tokens = 65536
+[search]
+chips = [1, 2, 4, 8, 16, 32]
+batch = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128]
+"""
+
+
+def scenario_data(**search: Any) -> dict[str, Any]:
+    data = tomllib.loads(SCENARIO)
+    data["search"].update(search)
+    return data
+
+
+def make_app(tmp_path: Path, *, solver: Any = None, path: Path | None = None, catalog=None) -> PlannerApp:
+    catalog = catalog or small_catalog()
+    if path is None:
+        document = ScenarioDocument(data=scenario_data(), catalog=catalog, origin="bundled: test.toml")
+        document.validate()
+        document.saved = document.scenario
+    else:
+        document = ScenarioDocument.from_file(path, catalog)
+    return PlannerApp(document, catalog, solver=solver or FakeSolver(), show_timings=False, start_dir=tmp_path)
+
+
+async def settle(app: PlannerApp, pilot: Pilot) -> None:
+    """Wait until no worker runs and no solve is queued, then let the UI process what they posted."""
+    for _ in range(200):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not app._solving and app._pending is None and not any(w.is_running for w in app.workers):
+            await pilot.pause()
+            return
+    raise AssertionError("the app never settled")
+
+
+async def type_into(pilot: Pilot, field_id: str, text: str) -> None:
+    field = pilot.app.screen.query_one(f"#{field_id} Input", Input)
+    field.focus()
+    field.value = ""
+    await pilot.press(*text)
+
+
+def monthly_column(app: PlannerApp) -> list[str]:
+    table = app.main.query_one(PlansTable)
+    return [str(table.get_cell_at((r, 11))) for r in range(table.row_count)]
+
+
+# ---------------------------------------------------------------------- editing
+
+
+@sync
+async def test_editing_a_field_changes_the_table(tmp_path: Path) -> None:
+    solver = FakeSolver()
+    app = make_app(tmp_path, solver=solver)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        before = monthly_column(app)
+        assert before[:3] == ["40,000", "60,000", "75,000"]
+        await type_into(pilot, "f-workload-arrival-rate-rps", "6")
+        await settle(app, pilot)
+        assert monthly_column(app)[:3] == ["80,000", "120,000", "150,000"]
+        assert solver.calls[-1].workload.arrival_rate_rps == 6.0
+        assert app.document.dirty
+        assert "modified" in app.sub_title
+
+
+@sync
+async def test_invalid_input_is_shown_inline_and_not_solved(tmp_path: Path) -> None:
+    solver = FakeSolver()
+    app = make_app(tmp_path, solver=solver)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        calls = len(solver.calls)
+        await type_into(pilot, "f-workload-arrival-rate-rps", "abc")
+        await settle(app, pilot)
+        row = app.screen.query_one("#f-workload-arrival-rate-rps", FieldRow)
+        assert row.has_class("-invalid")
+        assert "valid number" in row.error
+        assert len(solver.calls) == calls  # nothing solved while invalid
+        assert app.status.error
+
+        # A check across fields (p90 >= median) lands under the field being edited.
+        await type_into(pilot, "f-workload-arrival-rate-rps", "3")
+        await type_into(pilot, "f-workload-input-tokens-p90", "10")
+        await settle(app, pilot)
+        assert app.screen.query_one("#f-workload-input-tokens-p90", FieldRow).error == "p90 must be >= median"
+        assert not app.screen.query_one("#f-workload-arrival-rate-rps", FieldRow).error
+
+        await type_into(pilot, "f-workload-input-tokens-p90", "200000")
+        await settle(app, pilot)
+        assert not app.screen.query(".-invalid")
+        assert len(solver.calls) > calls
+
+
+class SlowSolver(FakeSolver):
+    def solve(self, scenario: Scenario) -> Any:
+        time.sleep(0.3)
+        return super().solve(scenario)
+
+
+@sync
+async def test_edits_during_a_solve_are_coalesced_and_stale_results_dropped(tmp_path: Path) -> None:
+    solver = SlowSolver()
+    app = make_app(tmp_path, solver=solver)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await type_into(pilot, "f-workload-arrival-rate-rps", "125")  # "1" starts; "12" is superseded
+        await settle(app, pilot)
+        assert [sc.workload.arrival_rate_rps for sc in solver.calls] == [3.0, 1.0, 125.0]
+        assert app.result_scenario.workload.arrival_rate_rps == 125.0
+        assert monthly_column(app)[0] == "1,666,667"
+
+
+@sync
+async def test_sort_by_column_keeps_infeasible_last(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.main.query_one(PlansTable)
+        table.focus()
+        table.sort_key, table.sort_reverse = "tpot", False
+        table.action_reverse_sort()  # slowest TPOT first
+        await pilot.pause()
+        keys = [str(table.get_cell_at((r, 0))) for r in range(table.row_count)]
+        assert keys == ["mi300x", "h100-sxm", "b200", "tpu-v6e"]
+
+
+# ---------------------------------------------------------------------- files
+
+
+@sync
+async def test_save_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(io.dumps_toml(Scenario.model_validate(scenario_data())), encoding="utf-8")
+    app = make_app(tmp_path, path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await type_into(pilot, "f-slo-tpot-p95-ms", "42.5")
+        await settle(app, pilot)
+        await pilot.press("ctrl+s")  # a file this app opened: saved in place, no question
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert not app.document.dirty
+    saved = io.load(Scenario, path)
+    assert saved.slo.tpot_p95_ms == 42.5
+    assert saved == app.document.scenario
+    assert not list(tmp_path.glob(".mine.toml.*"))  # the temp file was renamed, not left behind
+
+
+@sync
+async def test_save_asks_before_overwriting_a_file_it_did_not_open(tmp_path: Path) -> None:
+    other = tmp_path / "other.toml"
+    other.write_text("keep me\n", encoding="utf-8")
+    app = make_app(tmp_path)  # a bundled scenario: ctrl+s asks for a path
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, PathScreen)
+        app.screen.query_one("#path-input", Input).value = "other.toml"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert other.read_text(encoding="utf-8") == "keep me\n"
+
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one("#path-input", Input).value = "other.toml"
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert tomllib.loads(other.read_text(encoding="utf-8"))["slo"]["tpot_p95_ms"] == 50.0
+        assert app.document.path == other
+
+
+@sync
+async def test_open_replaces_the_scenario(tmp_path: Path) -> None:
+    data = scenario_data()
+    data["workload"]["arrival_rate_rps"] = 9.0
+    path = tmp_path / "busy.toml"
+    path.write_text(io.dumps_toml(Scenario.model_validate(data)), encoding="utf-8")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        app.screen.query_one("#path-input", Input).value = str(path)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.screen.query_one("#f-workload-arrival-rate-rps Input", Input).value == "9.0"
+        assert monthly_column(app)[0] == "120,000"
+        assert app.document.path == path
+
+
+@sync
+async def test_export_csv(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.main.query_one(PlansTable).focus()
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#path-input", Input).value = "plans.csv"
+        await pilot.press("enter")
+        await settle(app, pilot)
+    lines = (tmp_path / "plans.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("hardware,chips,replicas,batch")
+    assert [line.split(",")[0] for line in lines[1:]] == ["b200", "h100-sxm", "mi300x"]
+
+
+# ---------------------------------------------------------------------- quitting and help
+
+
+@sync
+async def test_quit_confirms_unsaved_changes(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await type_into(pilot, "f-slo-ttft-p95-s", "20")
+        await settle(app, pilot)
+        app.main.query_one(PlansTable).focus()
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+@sync
+async def test_quit_without_changes_exits_zero(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.main.query_one(PlansTable).focus()
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+@sync
+async def test_help_lists_every_app_binding(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = app.export_screenshot().replace("&#160;", " ").replace("&#x27;", "'")
+        for binding in PlannerApp.BINDINGS:
+            assert binding.tooltip in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@sync
+async def test_hardware_browser_filters_and_cites_sources(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f4")
+        await pilot.pause()
+        app.main.query_one("#hardware-table").focus()
+        await pilot.press("slash", "a", "m", "d")
+        await pilot.pause()
+        table = app.main.query_one("#hardware-table")
+        assert table.row_count == 1 and str(table.get_cell_at((0, 0))) == "mi300x"
+        text = app.export_screenshot().replace("&#160;", " ")
+        assert "AMD Instinct MI300X: sources" in text
+
+
+@sync
+async def test_command_palette_offers_the_file_commands(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+    for title in ("Save", "Save as…", "Open…", "Export plans…", "Re-solve", "Help",
+                  "Open bundled scenario: agentic-coding"):
+        assert title in titles
+
+
+# ---------------------------------------------------------------------- snapshots
+
+
+class TestSnapshots:
+    """SVG snapshots at 180x50 with fixed plans (the cost model's numbers are not under test here)."""
+
+    @sync
+    async def test_main_screen(self, tmp_path: Path, snapshot) -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            app.main.query_one(PlansTable).focus()
+            await pilot.pause()
+            assert app.export_screenshot() == snapshot(extension_class=SVGSnapshot)
+
+    @sync
+    async def test_charts_tab(self, tmp_path: Path, snapshot) -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            app.main.query_one(PlansTable).focus()
+            await pilot.press("f3")
+            await settle(app, pilot)
+            assert app.export_screenshot() == snapshot(extension_class=SVGSnapshot)
+
+    @sync
+    async def test_invalid_field(self, tmp_path: Path, snapshot) -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await type_into(pilot, "f-slo-tpot-p95-ms", "-5")
+            await settle(app, pilot)
+            app.main.query_one(PlansTable).focus()
+            await pilot.pause()
+            assert app.export_screenshot() == snapshot(extension_class=SVGSnapshot)
+
+
+# ---------------------------------------------------------------------- the real solver
+
+
+
+class TestLiveSolve:
+    @sync
+    async def test_edit_re_solves_with_the_real_kernel(self, tmp_path: Path) -> None:
+        catalog = load_catalog()
+        data = scenario_data(hardware=["h100-sxm", "b200", "mi300x"])
+        path = tmp_path / "three.toml"
+        path.write_text(io.dumps_toml(Scenario.model_validate(data)), encoding="utf-8")
+        app = PlannerApp(ScenarioDocument.from_file(path, catalog), catalog, start_dir=tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            assert app.result is not None and app.result.per_hardware
+            first = {p["hardware"]: p["monthly_usd"] for p in app.result.per_hardware}
+            await type_into(pilot, "f-workload-arrival-rate-rps", "12")
+            await settle(app, pilot)
+            assert app.result_scenario.workload.arrival_rate_rps == 12.0
+            after = {p["hardware"]: p["monthly_usd"] for p in app.result.per_hardware}
+            assert any(after[hw] > first[hw] for hw in after.keys() & first.keys())
+            assert app.last_timing["solve_s"] > 0
+            assert "configurations searched" in app.status.message
+
+            app.main.query_one(PlansTable).focus()
+            await pilot.press("e")
+            await pilot.pause()
+            app.screen.query_one("#path-input", Input).value = "plans.json"
+            await pilot.press("enter")
+            await settle(app, pilot)
+        exported = (tmp_path / "plans.json").read_text(encoding="utf-8")
+        assert '"per_hardware"' in exported and '"pareto"' in exported

@@ -1,0 +1,133 @@
+"""The TUI's plain-Python parts (no terminal): the edited document, field parsing, the prompt-length
+curve's inputs, exports, and the `planner tui` command's error path."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from planner import io, paths
+from planner.catalog import load_catalog
+from planner.errors import InputFileError, PlannerError
+from planner.schema import Scenario
+from planner.tui.document import ScenarioDocument
+from planner.tui.export import export_plans, plans_csv
+from planner.tui.fields import FIELDS, FieldSpec, describe, parse_text, show_value
+from planner.tui.solver import curve_medians, with_prompt_median
+
+
+@pytest.fixture
+def doc() -> ScenarioDocument:
+    return ScenarioDocument.from_file(paths.default_scenario(), load_catalog(), bundled=True)
+
+
+def test_bundled_document_is_clean_and_untitled(doc: ScenarioDocument) -> None:
+    assert doc.valid and not doc.dirty
+    assert doc.path is None  # ctrl+s must ask where to save, never overwrite the bundled file
+    assert doc.origin == "bundled: agentic-coding.toml"
+
+
+def test_every_field_path_exists_in_the_schema() -> None:
+    for spec in FIELDS:
+        assert describe(spec.path), spec.path  # hints come from the schema's descriptions
+
+
+def test_parse_text_keeps_unparsable_text_for_the_schema_to_name() -> None:
+    integer = FieldSpec("workload.input_tokens.median", "x", "int")
+    assert parse_text(integer, " 96,000 ") == 96000
+    assert parse_text(integer, "12.5") == "12.5"
+    assert parse_text(integer, "") is None
+    assert parse_text(FieldSpec("slo.ttft_p95_s", "x", "float"), "2.5") == 2.5
+    assert show_value(65536.0) == "65536" and show_value(0.9) == "0.9" and show_value(None) == ""
+
+
+def test_edits_validate_and_mark_dirty(doc: ScenarioDocument) -> None:
+    doc.set("slo.tpot_p95_ms", 40.0)
+    assert doc.validate() is not None and doc.dirty
+    doc.set("workload.input_tokens.p90", 5)
+    assert doc.validate() is None
+    assert [(e.loc, e.message) for e in doc.errors] == [("workload.input_tokens", "p90 must be >= median")]
+    doc.set("workload.input_tokens.p90", None)  # optional: removing it is valid
+    assert doc.validate() is not None
+    doc.set("model.id", "llama-9")
+    doc.validate()
+    assert doc.errors[0].loc == "model.id" and "unknown model ID" in doc.errors[0].message
+    doc.set("model.id", "llama-3.1-8b")
+    doc.set("search.hardware", [])
+    doc.validate()
+    assert doc.errors[0].loc == "search.hardware"
+
+
+def test_save_refuses_an_invalid_scenario_and_round_trips_a_valid_one(doc: ScenarioDocument, tmp_path: Path) -> None:
+    target = tmp_path / "s.toml"
+    doc.set("slo.tpot_p95_ms", "fast")
+    doc.validate()
+    with pytest.raises(PlannerError):
+        doc.save(target, overwrite=False)
+    doc.set("slo.tpot_p95_ms", 33.0)
+    doc.validate()
+    doc.save(target, overwrite=False)
+    assert io.load(Scenario, target) == doc.scenario and not doc.dirty and doc.path == target
+    with pytest.raises(InputFileError, match="refusing to overwrite"):
+        doc.save(target, overwrite=False)
+
+
+def test_curve_medians_span_up_to_the_context_cap(doc: ScenarioDocument) -> None:
+    sc = doc.scenario
+    assert sc is not None
+    medians = curve_medians(sc, load_catalog())
+    assert sc.workload.input_tokens.median in medians
+    assert medians == sorted(medians) and medians[-1] <= (sc.workload.input_tokens.max or medians[-1])
+    variant = with_prompt_median(sc, 6000, "b200")
+    assert variant.search.hardware == ["b200"]
+    tokens = variant.workload.input_tokens
+    w = sc.workload.input_tokens
+    assert tokens.median == 6000 and tokens.p90 / 6000 == pytest.approx(w.p90 / w.median, rel=1e-3)
+
+
+def _plan(hw: str) -> dict:
+    return {"hardware": hw, "chips": 2, "replicas": 3, "batch": 8, "weight_dtype": "fp8", "kv_dtype": "fp8",
+            "tier_split": {"hbm": 0.75, "dram": 0.25, "nvme": 0.0}, "spec_k": 2, "prefix_cache": True,
+            "attention": "flash", "ttft_p50_s": 1.0, "ttft_p95_s": 2.0, "tpot_p50_ms": 20.0, "tpot_p95_ms": None,
+            "throughput_tok_s": 500.0, "usd_per_hour": 10.0, "usd_per_mtok_input": 0.1,
+            "usd_per_mtok_output": 2.0, "monthly_usd": 7300.0, "binding": "tpot"}
+
+
+def test_export_csv_uses_the_solve_columns(tmp_path: Path) -> None:
+    from planner.solve_report import CSV_COLUMNS
+
+    result = SimpleNamespace(per_hardware=[_plan("b200"), _plan("mi300x")])
+    rows = list(csv.reader(_io.StringIO(plans_csv(result))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    first = dict(zip(rows[0], rows[1], strict=True))
+    assert first["hardware"] == "b200" and first["tier_dram"] == "0.25" and first["tpot_p95_ms"] == ""
+    with pytest.raises(InputFileError, match=r"\.csv or \.json"):
+        export_plans(result, tmp_path / "plans.txt", overwrite=False)
+    assert export_plans(result, tmp_path / "plans.csv", overwrite=False) == "csv"
+
+
+def test_tui_command_rejects_a_bad_file_before_opening(invoke, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[workload]\narrival_rate_rps = -1\n', encoding="utf-8")
+    result = invoke("tui", bad)
+    assert result.exit_code == 2, result.output
+    assert "bad.toml" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_bare_planner_without_a_terminal_prints_help(invoke) -> None:
+    result = invoke()
+    assert result.exit_code == 0, result.output
+    assert "tui" in result.output
+
+
+def test_the_cli_imports_neither_textual_nor_jax() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, planner.cli; print(sorted({'textual', 'jax'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
