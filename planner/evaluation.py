@@ -6,6 +6,7 @@ file is one kernel launch (and one compile per process).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from planner.catalog import Catalog
-from planner.errors import InputFileError
+from planner.errors import InputFileError, UnknownIdError
 from planner.lowering import (
     KV_BYTES,
     WEIGHT_BYTES,
@@ -24,6 +25,7 @@ from planner.lowering import (
     supports_weight_dtype,
 )
 from planner.model.types import Arch, Hw, Spec
+from planner.schema.common import _KEBAB
 from planner.schema.scenario import Speculative
 
 DEFAULT_HBM_FRACTION = 0.9  # engines' default KV memory fraction (trtllm-bench 0.90, vLLM 0.90)
@@ -46,34 +48,81 @@ class EvalCase:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def case_from_dict(raw: dict[str, Any], where: str) -> EvalCase:
-    """Validate one `[[case]]` table; keys outside the contract are kept aside and ignored."""
+OPTIONAL_KEYS = ("spec_k", "spec_alpha", "draft")
+LIMITS = {"chips": 100_000, "batch": 1_000_000, "input": 10_000_000, "output": 10_000_000}
+ALPHA_RANGE = (0.001, 0.999)  # as the scenario's acceptance: 1 - 1e-12 is exactly 1 in float32
+
+
+def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None = None,
+                   labels: dict[str, str] | None = None) -> EvalCase:
+    """Validate one `[[case]]` table; keys outside the contract are kept aside and ignored.
+
+    A key that looks like a typo of a known one (`weigth_dtype`) is an error, not an annotation.
+    Errors name `where` and the key (`labels` maps keys to other names, e.g. command-line flags);
+    given the `catalog`, hardware, model and draft IDs are checked with closest-match hints.
+    """
+    def at(key: str) -> str:
+        return labels[key] if labels and key in labels else f"{where}.{key}"
+
+    known = (*CASE_KEYS, *OPTIONAL_KEYS)
+    for key in raw:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=3, cutoff=0.75)
+            if near:
+                raise InputFileError(f"{at(str(key))}: unknown key; did you mean {', '.join(near)}?")
     missing = [k for k in ("hardware", "model", "chips", "batch", "input", "output") if k not in raw]
     if missing:
         raise InputFileError(f"{where}: missing key '{missing[0]}' (a case needs {', '.join(CASE_KEYS)})")
+    for key in ("hardware", "model"):
+        if not isinstance(raw[key], str):
+            raise InputFileError(f"{at(key)}: {raw[key]!r} is not a {key} ID string, e.g. "
+                                 f"{'h100-sxm' if key == 'hardware' else 'llama-3.1-8b'}")
     batch = raw["batch"]
-    if not (batch == "max" or (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1)):
-        raise InputFileError(f"{where}.batch: {batch!r} is not a positive integer or \"max\"")
+    if not (batch == "max" or (_is_int(batch) and 1 <= batch <= LIMITS["batch"])):
+        raise InputFileError(f"{at('batch')}: {_show(batch)} is not an integer in [1, {LIMITS['batch']}] or \"max\"")
     for key in ("chips", "input", "output"):
         value = raw[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value > 10_000_000:
-            raise InputFileError(f"{where}.{key}: {value!r} must be an integer in [1, 10000000]")
+        if not _is_int(value) or not 1 <= value <= LIMITS[key]:
+            raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {LIMITS[key]}]")
     wd = raw.get("weight_dtype", "bf16")
     kd = raw.get("kv_dtype", "bf16")
-    if wd not in WEIGHT_BYTES:
-        raise InputFileError(f"{where}.weight_dtype: {wd!r} is not one of {', '.join(WEIGHT_BYTES)}")
-    if kd not in KV_BYTES:
-        raise InputFileError(f"{where}.kv_dtype: {kd!r} is not one of {', '.join(KV_BYTES)}")
+    if not isinstance(wd, str) or wd not in WEIGHT_BYTES:
+        raise InputFileError(f"{at('weight_dtype')}: {_show(wd)} is not one of {', '.join(WEIGHT_BYTES)}")
+    if not isinstance(kd, str) or kd not in KV_BYTES:
+        raise InputFileError(f"{at('kv_dtype')}: {_show(kd)} is not one of {', '.join(KV_BYTES)}")
     k = raw.get("spec_k", 0)
     alpha = raw.get("spec_alpha", 0.7)
-    if not isinstance(k, int) or not 0 <= k <= 16:
-        raise InputFileError(f"{where}.spec_k: {k!r} must be an integer in [0, 16]")
-    if not isinstance(alpha, int | float) or not 0 < alpha < 1:
-        raise InputFileError(f"{where}.spec_alpha: {alpha!r} must be in (0, 1)")
+    if not _is_int(k) or not 0 <= k <= 16:
+        raise InputFileError(f"{at('spec_k')}: {_show(k)} must be an integer in [0, 16]")
+    lo, hi = ALPHA_RANGE
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not lo <= alpha <= hi:
+        raise InputFileError(f"{at('spec_alpha')}: {_show(alpha)} must be a number in [{lo}, {hi}]")
+    draft = raw.get("draft")
+    if draft is not None and (not isinstance(draft, str) or not _KEBAB.match(draft)):
+        raise InputFileError(f"{at('draft')}: {_show(draft)} is not a model ID (lowercase kebab-case, "
+                             "e.g. 'llama-3.2-1b')")
+    if catalog is not None:
+        for key, ident, lookup in (("hardware", raw["hardware"], catalog.accelerator),
+                                   ("model", raw["model"], catalog.model), ("draft", draft, catalog.model)):
+            if ident is None:
+                continue
+            try:
+                lookup(ident)
+            except UnknownIdError as exc:
+                raise UnknownIdError(f"{at(key)}: {exc}") from None
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS}
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
-                    spec_alpha=float(alpha), draft=raw.get("draft"), extra=extra)
+                    spec_alpha=float(alpha), draft=draft, extra=extra)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    shown = "a table" if isinstance(value, dict) else repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 @cache

@@ -28,7 +28,7 @@ from planner.model.types import Arch, Config, Hw, Load, Spec
 from planner.schema import Accelerator, ModelSpec, Scenario
 
 AXES = ("hardware", "chips", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "prefix_cache", "attention")
-MAX_CONFIGS = 60_000_000  # ~ 2.5 GB of float32 per live grid-sized intermediate: refuse beyond
+MAX_CONFIGS = 20_000_000  # a 54M grid took 28 s and 5.6 GB on a 2-core, 24 GiB machine: refuse beyond
 HW_PAD = 8  # hardware axis padded to a multiple of this, so small catalog edits do not recompile
 Z90 = 1.2815515655446004
 
@@ -147,9 +147,14 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     n_configs = h_real * math.prod((chips.shape[1], len(batch), len(weight_dtypes), len(kv_dtypes),
                                     len(tiers), len(spec_k), len(prefix), len(attention)))
     if n_configs > MAX_CONFIGS:
+        sizes = {"hardware": h_real, "chips": chips.shape[1], "batch": len(batch),
+                 "weight_dtype": len(weight_dtypes), "kv_dtype": len(kv_dtypes), "dram x nvme tiers": len(tiers),
+                 "spec_k": len(spec_k), "prefix_cache": len(prefix), "attention": len(attention)}
+        axes = " x ".join(f"{n} {name}" for name, n in sizes.items())
+        largest = ", ".join(name for name, _ in sorted(sizes.items(), key=lambda kv: -kv[1])[:2])
         raise GridTooLargeError(
-            f"search grid has {n_configs:,} configurations (limit {MAX_CONFIGS:,}); narrow [search] "
-            "(fewer hardware, batch or tier values)")
+            f"search grid has {n_configs:,} configurations (limit {MAX_CONFIGS:,}): {axes}; narrow [search] "
+            f"(fewer values on the largest axes: {largest}), e.g. search.batch = [1, 8, 64]")
 
     hw = hardware_arrays(padded, catalog)
     hw = Hw(*(np.asarray(x).reshape((h_pad,) + (1,) * (len(AXES) - 1)) for x in hw))

@@ -65,6 +65,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "usd_per_mtok_output": _clean(m["usd_per_mtok_output"][i], 4),
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
             "feasible": bool(m["feasible"][i]),
+            "supported": bool(valid[i]),
             "binding": BINDING_NAMES[int(m["binding"][i])],
             "slo_ratios": {name: _clean(r, 4) for name, r in zip(BINDING_NAMES, ratios, strict=True)},
             "prefix_hit_rate": _clean(m["prefix_hit_rate"][i], 4),
@@ -90,6 +91,11 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
 
 def explain_infeasible(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
     """Why the closest plan on a hardware fails: the most violated constraint and its margin."""
+    if not plan["supported"]:
+        dtypes = ", ".join(scenario.search.weight_dtype)
+        return {"hardware": plan["hardware"], "constraint": "unsupported", "margin": None,
+                "reason": f"no searched configuration runs on it (weight dtypes searched: {dtypes}; "
+                          "fp4 needs native FP4 support)", "closest": plan}
     ratios = plan["slo_ratios"]
     worst = max(ratios, key=lambda k: ratios[k] if ratios[k] is not None else math.inf)
     ratio = ratios[worst]

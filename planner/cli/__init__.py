@@ -39,7 +39,10 @@ _debug = False
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """Whitespace runs (newlines included) become one space; other control characters (a terminal
+    escape in a file name, a NUL in a value) are shown escaped, so an error is always one plain line."""
+    flat = " ".join(str(text).split())
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in flat)
 
 
 def _fail(message: str, code: int) -> int:
@@ -92,7 +95,7 @@ class PlannerGroup(TyperGroup):
             return _fail(f"error: {exc.format_message()}{hint}", exc.exit_code)
         except _click_exceptions.ClickException as exc:
             return _fail(f"error: {exc.format_message()}", exc.exit_code)
-        except typer.Abort:
+        except (typer.Abort, KeyboardInterrupt):  # Typer maps Ctrl-C in a command to exit 130 itself
             return _fail("aborted", 130)
         except PlannerError as exc:
             return _fail(f"error: {exc}", int(exc.exit_code))
@@ -138,8 +141,11 @@ def _root(
     global _debug
     _debug = debug
     if ctx.invoked_subcommand is None:
-        # `planner` alone: help for now; the TUI on the default scenario once it exists.
-        _echo_help(ctx.get_help())
+        # `planner` alone: the TUI on the default scenario; help when not attached to a terminal.
+        from planner.cli.tui_cmd import open_default
+
+        if not open_default():
+            _echo_help(ctx.get_help())
 
 
 def _register_all() -> None:
@@ -159,4 +165,10 @@ _register_all()
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (`planner = planner.cli:main`); exits with the command's code."""
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that cannot encode a character (a Latin-1 locale, a name with an emoji)
+        # gets an escape instead of a crash.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     typer.main.get_command(app).main(args=argv, prog_name="planner")

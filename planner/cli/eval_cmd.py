@@ -20,44 +20,58 @@ def register(app: typer.Typer) -> None:
     app.command("eval", rich_help_panel="Plan")(evaluate)
 
 
+FLAGS = {"hardware": "--hardware", "model": "--model", "chips": "--chips", "batch": "--batch",
+         "input": "--input", "output": "--output", "weight_dtype": "--weight-dtype", "kv_dtype": "--kv-dtype",
+         "spec_k": "--spec-k", "spec_alpha": "--spec-alpha"}
+
+
 def _batch(value: str) -> int | str:
     if value == "max":
         return "max"
     try:
-        batch = int(value)
+        return int(value)  # the range is checked with the other fields
     except ValueError:
         raise InputFileError(f"--batch: {value!r} is not a positive integer or 'max'") from None
-    if batch < 1:
-        raise InputFileError(f"--batch: {batch} must be >= 1 (or 'max')")
-    return batch
+
+
+def _read_cases(path: Path, catalog) -> list:
+    from planner import io
+    from planner.evaluation import case_from_dict
+
+    data = io.read_toml(path)
+    raw_cases = data.get("case")
+    if raw_cases is None:
+        found = ", ".join(sorted(data)) or "nothing"
+        raise InputFileError(f"{path}: case: no [[case]] array of tables (found {found})")
+    if not isinstance(raw_cases, list) or not all(isinstance(c, dict) for c in raw_cases):
+        raise InputFileError(f"{path}: case: expected a [[case]] array of tables")
+    if not raw_cases:
+        raise InputFileError(f"{path}: case: the list is empty; add at least one [[case]] table")
+    return [case_from_dict(c, f"{path}: case[{i}]", catalog=catalog) for i, c in enumerate(raw_cases)]
 
 
 def evaluate(
     hardware: Annotated[str | None, typer.Option("--hardware", help="Hardware ID, e.g. h100-sxm.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model ID, e.g. llama-3.1-8b.")] = None,
-    chips: Annotated[int, typer.Option("--chips", min=1, max=100_000, help="Chips per replica.")] = 1,
+    chips: Annotated[int, typer.Option("--chips", help="Chips per replica, 1 to 100,000.")] = 1,
     batch: Annotated[str, typer.Option("--batch", help="Sequences in flight, or 'max' (largest that fits).")] = "max",
-    input_tokens: Annotated[int, typer.Option("--input", min=1, max=10_000_000, help="Prompt tokens.")] = 1024,
-    output_tokens: Annotated[int, typer.Option("--output", min=1, max=10_000_000, help="Output tokens.")] = 256,
+    input_tokens: Annotated[int, typer.Option("--input", help="Prompt tokens, 1 to 10,000,000.")] = 1024,
+    output_tokens: Annotated[int, typer.Option("--output", help="Output tokens, 1 to 10,000,000.")] = 256,
     weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp8, int8, int4 or fp4.")] = "bf16",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp8, int8 or int4.")] = "bf16",
-    spec_k: Annotated[int, typer.Option("--spec-k", min=0, max=16, help="Speculative lookahead (0 = off).")] = 0,
-    spec_alpha: Annotated[float, typer.Option("--spec-alpha", help="Per-token acceptance in (0, 1).")] = 0.7,
+    spec_k: Annotated[int, typer.Option("--spec-k", help="Speculative lookahead, 0 (off) to 16.")] = 0,
+    spec_alpha: Annotated[float, typer.Option("--spec-alpha", help="Per-token acceptance, 0.001 to 0.999.")] = 0.7,
     cases: Annotated[Path | None, typer.Option("--cases", help="TOML file whose 'case' array of tables lists the configurations.")] = None,
     format: Annotated[EvalFormat, typer.Option("--format", "-f", help="Output format.")] = EvalFormat.table,
 ) -> None:
     """Predict TTFT, TPOT, throughput, memory and cost of fixed configurations."""
-    from planner import io, render
+    from planner import render
     from planner.catalog import load_catalog
     from planner.evaluation import case_from_dict, evaluate_cases
 
     catalog = load_catalog()
     if cases is not None:
-        data = io.read_toml(cases)
-        raw_cases = data.get("case")
-        if not isinstance(raw_cases, list) or not all(isinstance(c, dict) for c in raw_cases):
-            raise InputFileError(f"{cases}: case: expected a [[case]] array of tables")
-        parsed = [case_from_dict(c, f"{cases}: case[{i}]") for i, c in enumerate(raw_cases)]
+        parsed = _read_cases(cases, catalog)
     else:
         if hardware is None or model is None:
             raise InputFileError("eval: give --hardware and --model (or --cases FILE.toml)")
@@ -65,7 +79,7 @@ def evaluate(
             "hardware": hardware, "model": model, "chips": chips, "batch": _batch(batch),
             "input": input_tokens, "output": output_tokens, "weight_dtype": weight_dtype,
             "kv_dtype": kv_dtype, "spec_k": spec_k, "spec_alpha": spec_alpha,
-        }, "eval")]
+        }, "eval", catalog=catalog, labels=FLAGS)]
     rows = evaluate_cases(parsed, catalog)
     if format == EvalFormat.json:
         render.print_json(rows if cases is not None else rows[0])

@@ -94,6 +94,17 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
             catalog.model(ident) if what == "model" else catalog.accelerator(ident)
         except UnknownIdError as exc:
             raise UnknownIdError(f"{source}: {field}: {exc}") from None
+    spec = scenario.speculative
+    if spec.method == "draft" and spec.draft_model is not None:
+        from planner.model.arch import param_counts
+
+        draft, target = catalog.model(spec.draft_model), catalog.model(scenario.model.id)
+        draft_n, target_n = param_counts(draft).total, param_counts(target).total
+        if draft_n >= target_n:
+            raise InputFileError(
+                f"{source}: speculative.draft_model: '{draft.id}' ({render.count(draft_n)} parameters) is not "
+                f"smaller than the model '{target.id}' ({render.count(target_n)}); a draft model must be smaller "
+                "than the model it drafts for")
 
 
 def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog | None = None) -> Scenario:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from planner.cli.file_cmds import load_scenario
-from planner.errors import ExitCode
+from planner.errors import ExitCode, GridTooLargeError
 
 
 class SolveFormat(StrEnum):
@@ -44,7 +44,10 @@ def solve(
     catalog = load_catalog()
     scenario = load_scenario(file, sets or [], catalog)
     enable_compilation_cache()
-    result = run_solve(scenario, catalog)
+    try:
+        result = run_solve(scenario, catalog)
+    except GridTooLargeError as exc:
+        raise GridTooLargeError(f"{file}: {exc}") from None
     if format == SolveFormat.json:
         render.print_json(solve_report.to_dict(result, top))
     elif format == SolveFormat.toml:

@@ -68,9 +68,11 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
     host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
 
-    # decode: batch-mean context at p50 and p95 (mean of `batch` draws concentrates as 1/sqrt(B))
-    in_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.exp(ld.in_sigma**2) - 1.0, 0.0))
-    ctx_p95 = mean_ctx + Z95 * in_sd / jnp.sqrt(batch)
+    # decode: batch-mean context at p50 and p95 (mean of `batch` draws concentrates as 1/sqrt(B)).
+    # Prompts are capped, so their spread is at most the Bhatia-Davis bound sqrt(m (cap - m)).
+    lognormal_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.expm1(jnp.minimum(ld.in_sigma**2, 80.0)), 0.0))
+    in_sd = jnp.minimum(lognormal_sd, jnp.sqrt(jnp.maximum(ld.in_mean * (ld.in_cap - ld.in_mean), 0.0)))
+    ctx_p95 = jnp.minimum(mean_ctx + Z95 * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_mean / 2.0)
     step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
     step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
 

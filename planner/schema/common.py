@@ -39,9 +39,12 @@ KebabId = Annotated[str, AfterValidator(_kebab)]
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors so typos in hand-written TOML are caught, not ignored."""
+    """Unknown keys are errors so typos in hand-written TOML are caught, not ignored.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    TOML can spell `nan` and `inf`; no planner number may be either, so they are rejected here.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 def check_sources(

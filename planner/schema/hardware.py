@@ -38,6 +38,52 @@ SOURCED_FIELDS = (
 )
 
 
+# The largest plausible value of each numeric field, far above any chip announced: bigger numbers are
+# typos or unit mistakes (TB for GB), and they would overflow the float32 cost model. Positive values
+# must also be at least SMALLEST_POSITIVE (0 is allowed where the field allows it).
+LIMITS: dict[str, float] = {
+    "sram_mb": 1e6,
+    "sram_gbps": 1e9,
+    "hbm_gb": 1e5,
+    "hbm_gbps": 1e6,
+    "bf16_tflops": 1e7,
+    "fp8_tflops": 1e7,
+    "int8_tops": 1e7,
+    "fp4_tflops": 1e7,
+    "scale_up_gbps": 1e6,
+    "scale_up_domain": 1e6,
+    "host_link_gbps": 1e5,
+    "host_dram_gb_per_chip": 1e6,
+    "host_dram_gbps_per_chip": 1e5,
+    "nvme_gb_per_chip": 1e7,
+    "nvme_gbps_per_chip": 1e5,
+    "power_w": 1e6,
+    "usd_per_hour": 1e5,
+}
+API_PRICE_LIMIT = 1e6
+SMALLEST_POSITIVE = 1e-6
+
+
+def _check_range(owner: str, name: str, value: object, limit: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return  # "unknown", "unsupported" or absent
+    if value < 0:
+        raise ValueError(f"{owner}{name} = {value!r} is negative (allowed: >= 0, or \"unknown\")")
+    if value > limit:
+        raise ValueError(f"{owner}{name} = {value!r} is implausibly large (allowed: at most {limit:,.0f}; "
+                         "check the unit in the field name)")
+    if 0 < value < SMALLEST_POSITIVE:
+        raise ValueError(f"{owner}{name} = {value!r} is implausibly small (allowed: 0, or at least "
+                         f"{SMALLEST_POSITIVE:g})")
+
+
+def _both_or_neither(a_name: str, a: object, b_name: str, b: object) -> None:
+    """Capacity and bandwidth of one memory tier: both 0 (no such tier) or both positive."""
+    if isinstance(a, int | float) and isinstance(b, int | float) and (a == 0) != (b == 0):
+        raise ValueError(f"{a_name} = {a:g} and {b_name} = {b:g} are inconsistent: a memory tier has both "
+                         "a capacity and a bandwidth (both positive), or neither (both 0)")
+
+
 class ApiPrice(Strict):
     """A published token-API price and speed, kept for reference next to API-only chips."""
 
@@ -112,6 +158,30 @@ class Accelerator(Strict):
             raise ValueError("a chip without HBM must give sram_gbps")
         return self
 
+    @model_validator(mode="after")
+    def _plausible(self) -> Accelerator:
+        """Numbers in range, and memory tiers that hang together (see LIMITS)."""
+        for name, limit in LIMITS.items():
+            _check_range("", name, getattr(self, name), limit)
+        if self.hbm_gb == 0 and isinstance(self.sram_mb, int | float) and self.sram_mb <= 0:
+            raise ValueError(f"a chip without HBM needs sram_mb > 0 (got {self.sram_mb:g})")
+        _both_or_neither("sram_mb", self.sram_mb, "sram_gbps", self.sram_gbps)
+        _both_or_neither("host_dram_gb_per_chip", self.host_dram_gb_per_chip,
+                         "host_dram_gbps_per_chip", self.host_dram_gbps_per_chip)
+        _both_or_neither("nvme_gb_per_chip", self.nvme_gb_per_chip, "nvme_gbps_per_chip", self.nvme_gbps_per_chip)
+        host_tiers = [n for n in ("host_dram_gb_per_chip", "nvme_gb_per_chip")
+                      if isinstance(getattr(self, n), int | float) and getattr(self, n) > 0]
+        if host_tiers and self.host_link_gbps == 0:
+            raise ValueError(f"{host_tiers[0]} > 0 but host_link_gbps = 0: host tiers are reached over the "
+                             "host link, so give its bandwidth (or \"unknown\")")
+        if self.scale_up_domain > 1 and self.scale_up_gbps == 0:
+            raise ValueError(f"scale_up_domain = {self.scale_up_domain} chips but scale_up_gbps = 0: a "
+                             "multi-chip domain needs link bandwidth (or scale_up_domain = 1)")
+        for i, api in enumerate(self.api_prices):
+            for name in ("usd_per_mtok_input", "usd_per_mtok_output", "usd_per_mtok_cached_input", "tokens_per_s"):
+                _check_range(f"api_prices[{i}].", name, getattr(api, name), API_PRICE_LIMIT)
+        return self
+
     @property
     def memory_gb(self) -> float:
         """Capacity that holds weights and KV: HBM, or on-chip SRAM on SRAM-only chips."""
@@ -149,12 +219,13 @@ class HardwareFile(Strict):
 
     @model_validator(mode="after")
     def _sources_resolve(self) -> HardwareFile:
-        for acc in self.accelerator:
+        for i, acc in enumerate(self.accelerator):
             values = {name: getattr(acc, name) for name in SOURCED_FIELDS}
-            check_sources(acc.id, values, acc.sources, self.sources)
+            check_sources(f"accelerator.{i} ({acc.id})", values, acc.sources, self.sources)
             for api in acc.api_prices:
                 if api.source not in self.sources:
-                    raise ValueError(f"{acc.id}: api_prices source '{api.source}' is not in [sources]")
+                    raise ValueError(f"accelerator.{i} ({acc.id}): api_prices source '{api.source}' is not in "
+                                     "[sources]")
         return self
 
 
@@ -162,6 +233,12 @@ class TierPrice(Strict):
     usd_per_gb_hour: float = Field(gt=0, description="$ per GB-hour of capacity")
     source: str = Field(description="Source key")
     method: str = Field(description="How the figure was derived")
+
+    @model_validator(mode="after")
+    def _plausible(self) -> TierPrice:
+        if not 1e-9 <= self.usd_per_gb_hour <= 100:
+            raise ValueError(f"usd_per_gb_hour = {self.usd_per_gb_hour!r} is out of range (allowed: 1e-09 to 100)")
+        return self
 
 
 class CalibrationFamily(Strict):
@@ -185,6 +262,20 @@ class CalibrationFamily(Strict):
     step_overhead_ms: float = Field(ge=0, description="Fixed per-step launch/scheduling overhead, ms")
     collective_latency_us: float = Field(ge=0, description="Latency of one all-reduce hop, microseconds")
     calibrated_from: str = Field(description="Measurements the values were fitted to, or 'prior: ...'")
+
+    @model_validator(mode="after")
+    def _plausible(self) -> CalibrationFamily:
+        """Fractions below 0.001 and overheads above 10 s are typos (and break float32 arithmetic)."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name.endswith(("_mfu", "_efficiency", "_scale")) and isinstance(value, float) and value < 1e-3:
+                raise ValueError(f"{name} = {value!r} is out of range (allowed: 0.001 to 1)")
+        if self.step_overhead_ms > 1e4:
+            raise ValueError(f"step_overhead_ms = {self.step_overhead_ms!r} is out of range (allowed: 0 to 10000)")
+        if self.collective_latency_us > 1e7:
+            raise ValueError(f"collective_latency_us = {self.collective_latency_us!r} is out of range "
+                             "(allowed: 0 to 1e7)")
+        return self
 
 
 class HostTiersFile(Strict):

@@ -39,6 +39,34 @@ SOURCED_MODEL_FIELDS = (
 )
 
 
+# The largest plausible value of each architecture number (far above any published model): bigger
+# numbers are typos, and they would overflow the float32 cost model.
+MODEL_LIMITS: dict[str, float] = {
+    "layers": 10_000,
+    "hidden": 1_000_000,
+    "heads": 100_000,
+    "kv_heads": 100_000,
+    "head_dim": 100_000,
+    "ffn_dim": 10_000_000,
+    "vocab": 100_000_000,
+    "max_context": 100_000_000,
+    "experts_routed": 1_000_000,
+    "experts_active": 1_000_000,
+    "experts_shared": 10_000,
+    "moe_ffn_dim": 10_000_000,
+    "dense_layers": 10_000,
+    "q_lora_rank": 1_000_000,
+    "kv_lora_rank": 1_000_000,
+    "qk_rope_head_dim": 100_000,
+    "qk_nope_head_dim": 100_000,
+    "v_head_dim": 100_000,
+    "sliding_window": 100_000_000,
+    "sliding_window_layers": 10_000,
+    "mtp_layers": 100,
+    "params_total_published": 1e15,
+    "params_active_published": 1e15,
+}
+
 class ModelSpec(Strict):
     id: KebabId = Field(description="Catalog ID, e.g. 'llama-3.1-70b'")
     name: str = Field(description="Published name")
@@ -83,6 +111,16 @@ class ModelSpec(Strict):
         return self.experts_routed is not None
 
     @model_validator(mode="after")
+    def _plausible(self) -> ModelSpec:
+        for name, limit in MODEL_LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and value > limit:
+                raise ValueError(f"{name} = {value!r} is out of range (allowed: at most {limit:g})")
+        if self.dense_layers is not None and self.dense_layers > self.layers:
+            raise ValueError("dense_layers cannot exceed layers")
+        return self
+
+    @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         moe = (self.experts_routed, self.experts_active, self.moe_ffn_dim)
         if any(v is not None for v in moe) and not all(v is not None for v in moe):
@@ -107,9 +145,9 @@ class ModelsFile(Strict):
     @model_validator(mode="after")
     def _sources_resolve(self) -> ModelsFile:
         ids = {m.id for m in self.model}
-        for spec in self.model:
+        for i, spec in enumerate(self.model):
             values = {name: getattr(spec, name) for name in SOURCED_MODEL_FIELDS}
-            check_sources(spec.id, values, spec.sources, self.sources)
+            check_sources(f"model.{i} ({spec.id})", values, spec.sources, self.sources)
             for draft in spec.draft_models:
                 if draft not in ids:
                     raise ValueError(f"{spec.id}: draft model '{draft}' is not in the catalog")

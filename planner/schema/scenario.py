@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from planner.schema.common import KebabId, KvDtype, Strict, WeightDtype
 
 MAX_TOKENS = 10_000_000  # no model serves a 10M-token context; larger numbers are typos
+
+
+def at_least(value: float, lowest: float, what: str) -> float:
+    """Reject positive values too small to mean anything (and to survive float32 arithmetic)."""
+    if value < lowest:
+        raise ValueError(f"must be at least {lowest:g} {what}".rstrip())
+    return value
 
 
 class ModelRef(Strict):
@@ -53,10 +60,25 @@ class Workload(Strict):
     output_tokens: LengthDistribution = Field(description="Generated length distribution")
     sessions: Sessions = Field(default_factory=Sessions, description="Agent-session structure")
 
+    @field_validator("arrival_rate_rps")
+    @classmethod
+    def _rate(cls, value: float) -> float:
+        return at_least(value, 1e-6, "requests/s (one request every 11.6 days)")
+
 
 class Slo(Strict):
     ttft_p95_s: float = Field(gt=0, le=3600, description="95th-percentile time to first token, s")
     tpot_p95_ms: float = Field(gt=0, le=60_000, description="95th-percentile time per output token, ms")
+
+    @field_validator("ttft_p95_s")
+    @classmethod
+    def _ttft(cls, value: float) -> float:
+        return at_least(value, 1e-6, "s")
+
+    @field_validator("tpot_p95_ms")
+    @classmethod
+    def _tpot(cls, value: float) -> float:
+        return at_least(value, 1e-3, "ms")
 
 
 class Speculative(Strict):
@@ -70,11 +92,24 @@ class Speculative(Strict):
     acceptance_short: float = Field(0.8, gt=0, lt=1, description="Per-token acceptance at short context")
     acceptance_long: float = Field(0.6, gt=0, lt=1, description="Acceptance as context grows without bound")
     acceptance_context_tokens: float = Field(
-        32_768, gt=0, description="Context length over which acceptance decays (e-folding), tokens"
+        32_768, gt=0, le=1e9, description="Context length over which acceptance decays (e-folding), tokens"
     )
     mtp_cost_fraction: float = Field(
         0.05, ge=0, le=1, description="Cost of one MTP/EAGLE head step as a fraction of a target step"
     )
+
+    @field_validator("acceptance_short", "acceptance_long")
+    @classmethod
+    def _acceptance(cls, value: float) -> float:
+        # 1 - 1e-12 is < 1 here but exactly 1 in float32, where the geometric series divides by 0.
+        if not 1e-3 <= value <= 0.999:
+            raise ValueError("must be in [0.001, 0.999]")
+        return value
+
+    @field_validator("acceptance_context_tokens")
+    @classmethod
+    def _decay(cls, value: float) -> float:
+        return at_least(value, 1.0, "token")
 
     @model_validator(mode="after")
     def _draft(self) -> Speculative:
@@ -89,6 +124,16 @@ class Serving(Strict):
     utilization_max: float = Field(0.8, gt=0, lt=1, description="Planned utilisation ceiling per instance")
     hbm_fraction: float = Field(0.9, gt=0, le=1, description="Share of device memory the engine may use")
     hours_per_month: float = Field(730.0, gt=0, le=744, description="Hours billed per month")
+
+    @field_validator("utilization_max", "hbm_fraction")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        return at_least(value, 0.01, "")
+
+    @field_validator("hours_per_month")
+    @classmethod
+    def _hours(cls, value: float) -> float:
+        return at_least(value, 1.0, "hour")
 
 
 class Search(Strict):
@@ -115,6 +160,20 @@ class Search(Strict):
     prefix_cache: list[bool] = Field(default_factory=lambda: [False, True], description="Prefix cache on/off")
     attention: list[Literal["flash", "naive"]] = Field(default_factory=lambda: ["flash", "naive"])
 
+    @field_validator("hardware")
+    @classmethod
+    def _some_hardware(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("needs at least one hardware ID, or \"all\"")
+        return value
+
+    @field_validator("weight_dtype", "kv_dtype", "prefix_cache", "attention")
+    @classmethod
+    def _not_empty(cls, value: list) -> list:
+        if not value:
+            raise ValueError("needs at least one value")
+        return value
+
     @model_validator(mode="after")
     def _ranges(self) -> Search:
         for name, values, lo, hi in (
@@ -130,6 +189,10 @@ class Search(Strict):
             values = getattr(self, name)
             if not values or any(not 0 <= v <= 1 for v in values):
                 raise ValueError(f"{name} needs values in [0, 1]")
+        if not any(d + n <= 1.0 for d in self.dram_fraction for n in self.nvme_fraction):
+            raise ValueError(
+                f"no KV tier split to search: every dram_fraction + nvme_fraction exceeds 1 "
+                f"(dram_fraction {self.dram_fraction}, nvme_fraction {self.nvme_fraction}); include 0.0 in either")
         return self
 
 
