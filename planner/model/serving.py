@@ -24,6 +24,7 @@ from planner.model.tiers import prefix_hit_rate, reload_seconds_per_byte, tier_s
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
 Z95 = 1.6448536269514722
+HIT_TABLE = jnp.linspace(0.0, 1.0, 129)  # hit rates at which the TTFT length quantile is solved exactly
 MIN_PREFILL_LOAD = 0.01
 """A configuration whose SLOs let an instance spend under 1 % of its time in prefill is no plan
 (it would need ~100x mostly idle replicas); it is infeasible on 'utilisation'."""
@@ -36,13 +37,16 @@ def _ttft_quantile(a, hw, cfg, ld, hit, reload_s_per_token, q):
 
     Prefill time is driven by the uncached tokens U: U = L on a miss, (1 - r) L on a hit, so log U
     is a mixture of two log-normals with the same sigma, shifted by ln(1 - r). Its q-quantile u is
-    solved exactly (bisection on the mixture CDF); the cached tokens at that point are the hit
-    component's share of the density times u r / (1 - r). With r = 0 both components coincide."""
+    solved by bisection on the mixture CDF; it depends on the configuration only through the hit
+    rate, so it is solved once on HIT_TABLE (scenario scalars) and interpolated per configuration.
+    The cached tokens at u are the hit component's share of the density times u r / (1 - r).
+    With r = 0 both components coincide. Load fields are scalars here (one scenario per call)."""
     keep = 1.0 - ld.prefix_reuse
     mu_miss = jnp.log(ld.in_median)
     mu_hit = mu_miss + jnp.log(keep)
     cap_miss = jnp.log(ld.in_cap)
-    x = mixture_log_quantile(mu_hit, mu_miss, hit, ld.in_sigma, cap_miss + jnp.log(keep), cap_miss, q)
+    table = mixture_log_quantile(mu_hit, mu_miss, HIT_TABLE, ld.in_sigma, cap_miss + jnp.log(keep), cap_miss, q)
+    x = jnp.interp(hit, HIT_TABLE, table)
     s = jnp.maximum(ld.in_sigma, 1e-4)
     dens_hit = hit * jnp.exp(-0.5 * ((x - mu_hit) / s) ** 2)
     dens_miss = (1.0 - hit) * jnp.exp(-0.5 * ((x - mu_miss) / s) ** 2)
