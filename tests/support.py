@@ -98,3 +98,14 @@ def scenario_files() -> list[Path]:
 
 def ids(files: list[Path]) -> list[str]:
     return [p.name for p in files]
+
+
+def with_dotted(data: dict, updates: dict[str, object]) -> dict:
+    """Set `a.b.c = value` entries on a parsed scenario (tables created as needed); returns `data`."""
+    for dotted, value in updates.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return data

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from support import with_dotted
 
 from planner import io, paths
 from planner.catalog import Catalog, load_catalog
@@ -193,13 +194,7 @@ def scenario(**updates) -> Scenario:
     data = io.read_toml(paths.scenarios_dir() / "chat.toml")
     data["search"] = dict(SMALL_SEARCH)
     data.pop("speculative", None)
-    for dotted, value in updates.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return io.validate(Scenario, data, "test")
+    return io.validate(Scenario, with_dotted(data, updates), "test")
 
 
 def bill(sc: Scenario, catalog: Catalog = CATALOG) -> float:

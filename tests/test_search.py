@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import with_dotted
 
 from planner import io, paths
 from planner.catalog import load_catalog
@@ -40,13 +41,7 @@ def catalog():
 def small_scenario(**updates) -> Scenario:
     data = io.read_toml(paths.scenarios_dir() / "chat.toml")
     data["search"] = dict(SMALL_SEARCH)
-    for dotted, value in updates.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return io.validate(Scenario, data, "test")
+    return io.validate(Scenario, with_dotted(data, updates), "test")
 
 
 def test_argmin_is_the_brute_force_minimum(catalog):
