@@ -37,8 +37,33 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def _reduce(monthly, tpot, ttft, worst):
+    """[H, R] per-hardware rows -> the flat arrays and per-hardware reductions pass 1 returns."""
+    import jax.numpy as jnp
+
+    return {
+        "monthly": monthly.ravel(),
+        "tpot95": tpot.ravel(),
+        "ttft95": ttft.ravel(),
+        "best_per_hw": jnp.argmin(monthly, axis=1),
+        "best_monthly_per_hw": jnp.min(monthly, axis=1),
+        "closest_per_hw": jnp.argmin(worst, axis=1),
+    }
+
+
+def _row_outputs(m, valid, shape):
+    import jax.numpy as jnp
+
+    def full(x):
+        return jnp.broadcast_to(x, shape).reshape(shape[0], -1)
+
+    worst = jnp.where(jnp.broadcast_to(valid, shape), jnp.broadcast_to(m["worst_ratio"], shape), jnp.inf)
+    return full(m["monthly_usd"]), full(m["tpot_p95_s"]), full(m["ttft_p95_s"]), worst.reshape(shape[0], -1)
+
+
 @cache
 def _grid_kernel():
+    """Whole grid as one broadcast expression: best where the device is wide (GPU)."""
     import jax
     import jax.numpy as jnp
 
@@ -47,18 +72,41 @@ def _grid_kernel():
     def kernel(arch, hw, cfg, spec, load, draft_bytes, valid):
         m = evaluate_serving(arch, hw, cfg, spec, load, draft_bytes, valid)
         shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in (*hw, *cfg)), jnp.shape(valid))
-        monthly = jnp.broadcast_to(m["monthly_usd"], shape)
-        worst = jnp.where(jnp.broadcast_to(valid, shape), jnp.broadcast_to(m["worst_ratio"], shape), jnp.inf)
-        per_hw_monthly = monthly.reshape(shape[0], -1)
-        per_hw_worst = worst.reshape(shape[0], -1)
-        return {
-            "monthly": monthly.ravel(),
-            "tpot95": jnp.broadcast_to(m["tpot_p95_s"], shape).ravel(),
-            "ttft95": jnp.broadcast_to(m["ttft_p95_s"], shape).ravel(),
-            "best_per_hw": jnp.argmin(per_hw_monthly, axis=1),
-            "best_monthly_per_hw": jnp.min(per_hw_monthly, axis=1),
-            "closest_per_hw": jnp.argmin(per_hw_worst, axis=1),
-        }
+        return _reduce(*_row_outputs(m, valid, shape))
+
+    return jax.jit(kernel)
+
+
+@cache
+def _row_kernel(devices: int):
+    """The grid one hardware row at a time (lax.map), rows split across `devices` host devices.
+
+    On CPUs the whole-grid expression streams ~10 MB intermediates through memory; a row's are
+    ~300 KB and stay in cache, which makes the search ~2.5x faster on 2 cores (`planner bench`)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+
+    from planner.model.serving import evaluate_serving
+
+    def rows(arch, hw_rows, chips_rows, valid_rows, cfg, spec, load, draft_bytes):
+        def one(row):
+            hw1, chips1, valid1 = row
+            cfg1 = cfg._replace(chips=chips1[None])
+            m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1[None])
+            shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1[None]))
+            return tuple(x[0] for x in _row_outputs(m, valid1[None], shape))
+
+        return jax.lax.map(one, (hw_rows, chips_rows, valid_rows))
+
+    mesh = Mesh(np.asarray(jax.devices()[:devices]), ("hw",))
+    split, whole = P("hw"), P()
+    sharded = jax.shard_map(rows, mesh=mesh, out_specs=split,
+                            in_specs=(whole, split, split, split, whole, whole, whole, whole))
+
+    def kernel(arch, hw_rows, chips_rows, valid_rows, cfg, spec, load, draft_bytes):
+        return _reduce(*sharded(arch, hw_rows, chips_rows, valid_rows, cfg, spec, load, draft_bytes))
 
     return jax.jit(kernel)
 
@@ -92,8 +140,20 @@ def _sharded(args, rows: int):
 
 
 def run_grid(grid: Grid) -> dict[str, np.ndarray]:
-    args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes), grid.valid)
-    out = _grid_kernel()(*_sharded(args, grid.shape[0]))
+    import jax
+
+    rows = grid.shape[0]
+    draft = np.float32(grid.draft_weight_bytes)
+    if jax.default_backend() == "cpu":
+        devices = len(jax.devices())
+        devices = devices if rows % devices == 0 else 1
+        hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows) for x in grid.hw))
+        valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])
+        out = _row_kernel(devices)(grid.arch, hw_rows, np.asarray(grid.cfg.chips), valid_rows, grid.cfg,
+                                   grid.spec, grid.load, draft)
+    else:
+        args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
+        out = _grid_kernel()(*_sharded(args, rows))
     return {k: np.asarray(v) for k, v in out.items()}
 
 

@@ -188,3 +188,16 @@ def test_bench_reports_its_figures_as_json(invoke):
     data = json.loads(result.stdout)
     assert set(data) >= {"configs", "seconds", "configs_per_s", "speedup_vs_numpy", "speedup_vs_python", "compile_s"}
     assert data["numpy_agrees"] is True and data["configs"] > 0 and data["speedup_vs_python"] > 1
+
+
+def test_row_kernel_matches_the_whole_grid_kernel(catalog):
+    """CPUs run the grid row by row (cache-friendly); wide devices run it as one broadcast. Same answer."""
+    from planner.search import _grid_kernel
+
+    grid = build_grid(small_scenario(), catalog)
+    rows = run_grid(grid)
+    whole = _grid_kernel()(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes),
+                           grid.valid)
+    for key in ("monthly", "tpot95", "ttft95"):
+        np.testing.assert_allclose(np.asarray(whole[key]), rows[key], rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(whole["best_per_hw"]), rows["best_per_hw"])
