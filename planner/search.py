@@ -162,7 +162,14 @@ def pareto_indices(cost: np.ndarray, latency: np.ndarray, limit: int = 40) -> np
     ok = np.flatnonzero(np.isfinite(cost))
     if ok.size == 0:
         return ok
-    order = ok[np.lexsort((cost[ok], latency[ok]))]  # by latency, then cost
+    # Exact pre-filter: the fastest point dominates anything costlier, the cheapest point anything
+    # slower, so the frontier lies in the box between them (usually a small fraction of the grid).
+    c, lat = cost[ok], latency[ok]
+    fastest = lat.min()
+    cheapest = c.min()
+    box = (c <= c[lat == fastest].min()) & (lat <= lat[c == cheapest].min())
+    ok, c, lat = ok[box], c[box], lat[box]
+    order = ok[np.lexsort((c, lat))]  # by latency, then cost
     best = np.minimum.accumulate(cost[order])
     keep = np.concatenate(([True], best[1:] < best[:-1]))
     frontier = order[keep][::-1]  # cheapest (slowest) first
