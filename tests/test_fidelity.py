@@ -70,3 +70,14 @@ def test_eval_answers_every_hardware_model_pair():
             assert row["throughput_tok_s"] > 0 and row["ttft_s"] > 0 and row["batch"] >= 1
         else:
             assert row["reason"], row
+
+
+def test_calibration_fit_never_worsens_the_loss():
+    """The fitting tool behind hardware/calibration.toml: a coordinate search can only improve."""
+    from planner import calibrate
+
+    catalog = load_catalog()
+    cases = [c for c in tomllib.loads(MEASUREMENTS.read_text())["case"] if c["hardware"] == "h100-sxm"][:4]
+    start = calibrate.loss(calibrate.errors(catalog, cases))
+    values, best, errs = calibrate.fit("hopper", cases, catalog, ["step_overhead_ms"], passes=1)
+    assert best <= start and set(values) == {"step_overhead_ms"} and len(errs) == len(cases)
