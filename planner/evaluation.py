@@ -20,11 +20,11 @@ from planner.lowering import (
     WEIGHT_BYTES,
     config_arrays,
     draft_arrays,
-    hardware_row,
+    hardware_arrays,
     model_arrays,
     supports_weight_dtype,
 )
-from planner.model.types import Arch, Hw, Spec
+from planner.model.types import Arch, Spec
 from planner.schema.common import _KEBAB
 from planner.schema.scenario import Speculative
 
@@ -144,7 +144,7 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, An
         return []
     accs = [catalog.accelerator(c.hardware) for c in cases]
     models = [catalog.model(c.model) for c in cases]
-    hw = Hw(**{n: np.asarray([hardware_row(a, catalog)[n] for a in accs], np.float32) for n in Hw._fields})
+    hw = hardware_arrays(accs, catalog)
     arch = _stack([model_arrays(m) for m in models], Arch)
     specs, draft_bytes = [], []
     for case, model in zip(cases, models, strict=True):

@@ -24,13 +24,13 @@ from planner.lowering import (
     supports_weight_dtype,
 )
 from planner.model.arch import param_counts
+from planner.model.queueing import Z90
 from planner.model.types import Arch, Config, Hw, Load, Spec
 from planner.schema import Accelerator, ModelSpec, Scenario
 
 AXES = ("hardware", "chips", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "prefix_cache", "attention")
 MAX_CONFIGS = 20_000_000  # a 54M grid took 28 s and 5.6 GB on a 2-core, 24 GiB machine: refuse beyond
 HW_PAD = 8  # hardware axis padded to a multiple of this, so small catalog edits do not recompile
-Z90 = 1.2815515655446004
 
 
 @dataclass(frozen=True)

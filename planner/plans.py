@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 
 from planner.grid import Grid, gather
+from planner.model.serving import BINDING
 from planner.model.types import Load
 from planner.schema import Scenario
-
-BINDING_NAMES = ("ttft", "tpot", "memory", "host-memory", "utilisation")
 
 
 def _clean(x: float, digits: int = 6) -> float | None:
@@ -66,8 +65,8 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
             "feasible": bool(m["feasible"][i]),
             "supported": bool(valid[i]),
-            "binding": BINDING_NAMES[int(m["binding"][i])],
-            "slo_ratios": {name: _clean(r, 4) for name, r in zip(BINDING_NAMES, ratios, strict=True)},
+            "binding": BINDING[int(m["binding"][i])],
+            "slo_ratios": {name: _clean(r, 4) for name, r in zip(BINDING, ratios, strict=True)},
             "prefix_hit_rate": _clean(m["prefix_hit_rate"][i], 4),
             "tokens_per_step": _clean(m["tokens_per_step"][i], 4),
             "prefill_busy": _clean(m["prefill_busy"][i], 4),

@@ -20,8 +20,6 @@ from planner.catalog import Catalog
 from planner.grid import Grid, build_grid
 from planner.schema import Scenario
 
-BINDING_NAMES = ("ttft", "tpot", "memory", "host-memory", "utilisation")
-
 
 def enable_compilation_cache() -> None:
     """Persist XLA executables on disk so a second CLI run skips compilation."""

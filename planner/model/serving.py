@@ -29,7 +29,7 @@ MIN_PREFILL_LOAD = 0.01
 """A configuration whose SLOs let an instance spend under 1 % of its time in prefill is no plan
 (it would need ~100x mostly idle replicas); it is infeasible on 'utilisation'."""
 GB = 1e9
-BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")
+BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")  # order of the `ratios` stack below
 
 
 def _ttft_quantile(a, hw, cfg, ld, hit, reload_s_per_token, q):
