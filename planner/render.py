@@ -26,13 +26,22 @@ UNSUPPORTED_MARK = "-"
 UNKNOWN_MARK = "?"
 
 
+class _PipeAwareConsole(Console):
+    """Rich exits with status 1 when the reader of a pipe goes away (`planner solve x | head`), which
+    would read as "no feasible plan"; re-raise instead so the CLI's one error mapper decides."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def console(file: IO[str] | None = None) -> Console:
     """A console for `file` (default: the current `sys.stdout`, looked up at call time)."""
     out = file if file is not None else sys.stdout
     is_tty = bool(getattr(out, "isatty", lambda: False)())
     if is_tty:
-        return Console(file=out, highlight=False, emoji=False)
-    return Console(
+        return _PipeAwareConsole(file=out, highlight=False, emoji=False)
+    return _PipeAwareConsole(
         file=out,
         width=PIPE_WIDTH,
         color_system=None,

@@ -208,3 +208,24 @@ def test_every_bundled_scenario_validates(invoke, path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"ok: {path} is a valid scenario (")
     assert result.stderr == ""
+
+
+def test_a_reader_that_goes_away_is_not_reported_as_no_feasible_plan(tmp_path) -> None:
+    """`planner solve x | head` must not exit 1 (that code means "no feasible plan"): the read end of
+    the pipe is closed before the process starts, so its first write fails deterministically."""
+    import os
+    import subprocess
+    import sys
+
+    from support import REPO
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from planner.cli import main; main()", "hardware", "list"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr

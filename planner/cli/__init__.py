@@ -13,6 +13,7 @@ command bodies so that `planner --help` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
 _NoArgsIsHelpError: Any = getattr(_click_exceptions, "NoArgsIsHelpError", ())
 
 INTERNAL_ERROR = 3
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 COMMAND_MODULES = ("catalog_cmds", "file_cmds")
 OPTIONAL_COMMAND_MODULES = ("eval_cmd", "solve_cmd", "bench_cmd", "analysis_cmds", "tui_cmd")  # registered when present
 
@@ -51,6 +53,15 @@ def _fail(message: str, code: int) -> int:
     sys.stderr.write(_one_line(message) + "\n")
     sys.stderr.flush()
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # an in-memory stdout (tests): nothing to redirect
 
 
 def _echo_help(text: str) -> None:
@@ -97,6 +108,9 @@ class PlannerGroup(TyperGroup):
             return _fail(f"error: {exc.format_message()}", exc.exit_code)
         except (typer.Abort, KeyboardInterrupt):  # Typer maps Ctrl-C in a command to exit 130 itself
             return _fail("aborted", 130)
+        except BrokenPipeError:
+            _silence_stdout()
+            return BROKEN_PIPE
         except PlannerError as exc:
             return _fail(f"error: {exc}", int(exc.exit_code))
         except Exception as exc:  # the last line of defence: no tracebacks for users
