@@ -37,8 +37,8 @@ def max_rho_for_wait(budget_s, service_s, q, iterations: int = 5):
     x = jnp.maximum(budget_s, 0.0) / jnp.maximum(service_s, 1e-12)
     rho = jnp.full(jnp.shape(x), tail)
     for _ in range(iterations):
-        f = jnp.log(rho / tail) - x * (1.0 - rho)
-        rho = jnp.minimum(rho - f / (1.0 / rho + x), 1.0 - 1e-6)
+        f = jnp.log(rho * (1.0 / tail)) - x * (1.0 - rho)
+        rho = jnp.minimum(rho - f * rho / (1.0 + x * rho), 1.0 - 1e-6)  # f / f', f' = 1 / rho + x
     return jnp.where(budget_s >= 0.0, rho, 0.0)
 
 
