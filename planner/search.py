@@ -7,6 +7,7 @@ worth reporting (best per hardware, Pareto points, closest misses) to get their 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -89,14 +90,24 @@ def _row_kernel(devices: int):
     from planner.model.serving import evaluate_serving
 
     def rows(arch, hw_rows, chips_rows, valid_rows, cfg, spec, load, draft_bytes):
-        def one(row):
-            hw1, chips1, valid1 = row
-            cfg1 = cfg._replace(chips=chips1[None])
-            m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1[None])
-            shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1[None]))
-            return tuple(x[0] for x in _row_outputs(m, valid1[None], shape))
+        def one(i):
+            hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
+            valid1 = valid_rows[i][None]
+            cfg1 = cfg._replace(chips=chips_rows[i][None])
+            m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1)
+            shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1))
+            return tuple(x[0] for x in _row_outputs(m, valid1, shape))
 
-        return jax.lax.map(one, (hw_rows, chips_rows, valid_rows))
+        # Padding rows come last on each device (see run_grid) and are not evaluated: the loop
+        # stops at the last real row, and their outputs stay at inf.
+        real = jnp.sum(jnp.any(valid_rows.reshape(valid_rows.shape[0], -1), axis=1))
+        block = math.prod(jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg), valid_rows.shape[1:])[1:])
+        empty = jax.lax.pcast(jnp.full((valid_rows.shape[0], block), jnp.inf), "hw", to="varying")
+
+        def body(i, outs):
+            return tuple(o.at[i].set(r) for o, r in zip(outs, one(i), strict=True))
+
+        return jax.lax.fori_loop(0, real, body, (empty,) * 4)
 
     mesh = Mesh(np.asarray(jax.devices()[:devices]), ("hw",))
     split, whole = P("hw"), P()
@@ -137,22 +148,56 @@ def _sharded(args, rows: int):
     return jax.tree_util.tree_map(put, args)
 
 
+def _in_grid_order(x, rows: int, devices: int) -> np.ndarray:
+    """A row-kernel output back in hardware order. Device d holds the dealt rows d, d + devices,
+    ...; each shard is copied once, straight to its place (no assembled intermediate)."""
+    per_device = rows // devices
+    out = np.empty((per_device, devices, x.size // rows), dtype=x.dtype)
+    for shard in x.addressable_shards:
+        device = (shard.index[0].start or 0) // (per_device * out.shape[2])
+        out[:, device, :] = np.asarray(shard.data).reshape(per_device, -1)
+    return out.reshape(x.shape)
+
+
 def run_grid(grid: Grid) -> dict[str, np.ndarray]:
     import jax
 
     rows = grid.shape[0]
     draft = np.float32(grid.draft_weight_bytes)
     if jax.default_backend() == "cpu":
-        devices = len(jax.devices())
-        devices = devices if rows % devices == 0 else 1
-        hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows) for x in grid.hw))
-        valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])
-        out = _row_kernel(devices)(grid.arch, hw_rows, np.asarray(grid.cfg.chips), valid_rows, grid.cfg,
+        devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
+        # deal real rows round-robin so each device gets an equal share and its padding rows last
+        deal = np.arange(rows).reshape(rows // devices, devices).T.ravel()
+        hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
+        valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
+        out = _row_kernel(devices)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
                                    grid.spec, grid.load, draft)
+        return {k: _in_grid_order(v, rows, devices) for k, v in out.items()}
     else:
         args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
         out = _grid_kernel()(*_sharded(args, rows))
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _frontier(idx: np.ndarray, cost: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Frontier of the points `idx`, fastest first: sort by latency (then cost), keep each point
+    strictly cheaper than every faster one."""
+    order = idx[np.lexsort((cost[idx], latency[idx]))]
+    best = np.minimum.accumulate(cost[order])
+    keep = np.concatenate(([True], best[1:] < best[:-1]))
+    return order[keep]
+
+
+def _beaten_by(a_cost: np.ndarray, a_lat: np.ndarray, cost: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Per point, whether an anchor is strictly better on one axis and no worse on the other: such
+    a point can never be on the frontier. The anchors are a frontier, fastest first (latency
+    strictly ascending, cost strictly descending), so the only anchor to compare with is the
+    slowest one that is no slower than the point: it is the cheapest of them."""
+    at = np.searchsorted(a_lat, latency, side="right") - 1
+    has = at >= 0
+    at = np.maximum(at, 0)
+    c, lat = a_cost[at], a_lat[at]
+    return has & ((c < cost) | ((lat < latency) & (c <= cost)))
 
 
 def pareto_indices(cost: np.ndarray, latency: np.ndarray, limit: int = 40) -> np.ndarray:
@@ -160,17 +205,11 @@ def pareto_indices(cost: np.ndarray, latency: np.ndarray, limit: int = 40) -> np
     ok = np.flatnonzero(np.isfinite(cost))
     if ok.size == 0:
         return ok
-    # Exact pre-filter: the fastest point dominates anything costlier, the cheapest point anything
-    # slower, so the frontier lies in the box between them (usually a small fraction of the grid).
-    c, lat = cost[ok], latency[ok]
-    fastest = lat.min()
-    cheapest = c.min()
-    box = (c <= c[lat == fastest].min()) & (lat <= lat[c == cheapest].min())
-    ok, c, lat = ok[box], c[box], lat[box]
-    order = ok[np.lexsort((c, lat))]  # by latency, then cost
-    best = np.minimum.accumulate(cost[order])
-    keep = np.concatenate(([True], best[1:] < best[:-1]))
-    frontier = order[keep][::-1]  # cheapest (slowest) first
+    # Exact pre-filter: the frontier of every 64th point is a staircase of real points; whatever
+    # one of them beats cannot be on the frontier, which leaves a small fraction to sort.
+    anchors = _frontier(ok[::64], cost, latency)
+    candidates = ok[~_beaten_by(cost[anchors], latency[anchors], cost[ok], latency[ok])]
+    frontier = _frontier(candidates, cost, latency)[::-1]  # cheapest (slowest) first
     if frontier.size > limit:
         frontier = frontier[np.linspace(0, frontier.size - 1, limit).round().astype(int)]
     return frontier
