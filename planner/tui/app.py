@@ -109,11 +109,11 @@ class PlannerApp(FileActions, App[int]):
     def on_field_row_edited(self, event: FieldRow.Edited) -> None:
         self.document.set(event.path, event.value)
         self.document.validate()
+        if self.document.valid:
+            self.request_solve(event.at)  # first: the solve thread starts while the panel updates
         self.main.query_one(ScenarioPanel).show_errors(self.document.errors, edited=event.path)
         self._update_title()
-        if self.document.valid:
-            self.request_solve(event.at)
-        else:
+        if not self.document.valid:
             self.status.error = True
             self.status.message = "fix the highlighted field to re-solve (the table shows the last valid scenario)"
 

@@ -62,6 +62,7 @@ class PlanDetail(Static):
         super().__init__(**kwargs)
         self._shown: tuple[Any, ...] = (None, None, None, None)
         self._whatifs: list[WhatIf] | str = PENDING
+        self._content_height: int | None = None
 
     def show_whatifs(self, hardware: str, rows: list[WhatIf] | None) -> None:
         """What-ifs for `hardware` (None: not available in this installation)."""
@@ -80,7 +81,7 @@ class PlanDetail(Static):
     def _render_plan(self, plan: dict[str, Any] | None, infeasible: dict[str, Any] | None,
                      slo_ttft_s: float | None, slo_tpot_ms: float | None) -> None:
         if plan is None and infeasible is None:
-            self.update(Text("No plan selected.", style="dim"))
+            self._set_content(Text("No plan selected.", style="dim"))
             return
         header: list[Text] = []
         if infeasible is not None:
@@ -133,7 +134,18 @@ class PlanDetail(Static):
         lines = [_ratio_text(plan["slo_ratios"], plan["binding"])]
         if infeasible is None and self._whatifs != UNAVAILABLE:
             lines.append(_whatif_text(self._whatifs))
-        self.update(Group(*header, Text(""), body, Text(""), *lines))
+        self._set_content(Group(*header, Text(""), body, Text(""), *lines))
+
+    def _set_content(self, content: Any) -> None:
+        """Update, re-laying out the screen (~13 ms at 180x50) only if the height changes: the
+        detail's height follows its content, but successive plans usually take the same lines."""
+        width = self.content_size.width
+        height = None
+        if width > 0:
+            console = self.app.console
+            height = len(console.render_lines(content, console.options.update(width=width, height=None), pad=False))
+        self.update(content, layout=height is None or height != self._content_height)
+        self._content_height = height
 
 
 def _whatif_text(rows: list[WhatIf] | str) -> Text:

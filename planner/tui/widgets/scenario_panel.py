@@ -60,7 +60,10 @@ class ScenarioPanel(VerticalScroll):
         for row in self.query(FieldRow):
             row.error = "; ".join(messages.get(row.spec.path, []))
         self.query_one(HardwareFilter).error = "; ".join(messages.get(HARDWARE_PATH, []))
-        self.query_one("#scenario-error", Static).update("; ".join(messages.get("", [])))
+        summary = self.query_one("#scenario-error", Static)
+        text = "; ".join(messages.get("", []))
+        if str(summary.content) != text:  # an update re-lays out the whole screen (~13 ms at 180x50)
+            summary.update(text)
 
 
 def _target(loc: str, paths: Sequence[str], edited: str | None) -> str:
