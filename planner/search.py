@@ -78,7 +78,7 @@ def _grid_kernel():
 
 @cache
 def _row_kernel(devices: int):
-    """The grid one hardware row at a time (lax.map), rows split across `devices` host devices.
+    """The grid one hardware row at a time (a fori_loop over the real rows), rows split across `devices` host devices.
 
     On CPUs the whole-grid expression streams ~10 MB intermediates through memory; a row's are
     ~300 KB and stay in cache, which makes the search ~2.5x faster on 2 cores (`planner bench`)."""
