@@ -209,6 +209,32 @@ def test_bench_reports_its_figures_as_json(invoke):
     assert data["numpy_agrees"] is True and data["configs"] > 0 and data["speedup_vs_python"] > 1
 
 
+def test_tui_bench_times_edits_in_the_real_app(invoke, tmp_path):
+    import json
+
+    path = tmp_path / "two.toml"
+    path.write_text(io.dumps_toml(small_scenario(**{"search.hardware": ["h100-sxm", "b200"]})), encoding="utf-8")
+    result = invoke("bench", path, "--tui", "--edits", "3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["edits"] == 3 and data["size"] == "180x50"
+    for key in ("edit_to_table_s", "solve_s", "ui_s"):
+        assert 0 < data[key]["median"] <= data[key]["p90"] <= data[key]["max"]
+    # the edit -> table time contains the solve and the drawing
+    assert data["edit_to_table_s"]["max"] >= data["solve_s"]["median"]
+
+
+def test_tui_bench_edits_keep_the_scenario_valid_and_changed():
+    from planner.tui.latency import EDITED, _edits
+
+    scenario = small_scenario()
+    edits = _edits(scenario, 12)
+    assert {p for p, _ in edits} == set(EDITED)
+    for path, value in edits:
+        changed = small_scenario(**{path: float(value)})  # validates
+        assert changed != scenario
+
+
 def test_row_kernel_matches_the_whole_grid_kernel(catalog):
     """CPUs run the grid row by row (cache-friendly); wide devices run it as one broadcast. Same answer."""
     from planner.search import _grid_kernel

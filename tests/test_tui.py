@@ -27,6 +27,7 @@ from planner.catalog import load_catalog
 from planner.schema import Scenario
 from planner.tui.app import PlannerApp
 from planner.tui.document import ScenarioDocument
+from planner.tui.latency import settle
 from planner.tui.screens.confirm_screen import ConfirmScreen
 from planner.tui.screens.help_screen import HelpScreen
 from planner.tui.screens.path_screen import PathScreen
@@ -150,17 +151,6 @@ def make_app(tmp_path: Path, *, solver: Any = None, path: Path | None = None, ca
     else:
         document = ScenarioDocument.from_file(path, catalog)
     return PlannerApp(document, catalog, solver=solver or FakeSolver(), show_timings=False, start_dir=tmp_path)
-
-
-async def settle(app: PlannerApp, pilot: Pilot) -> None:
-    """Wait until no worker runs and no solve is queued, then let the UI process what they posted."""
-    for _ in range(200):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if not app._solving and app._pending is None and not any(w.is_running for w in app.workers):
-            await pilot.pause()
-            return
-    raise AssertionError("the app never settled")
 
 
 async def type_into(pilot: Pilot, field_id: str, text: str) -> None:

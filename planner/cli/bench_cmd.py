@@ -22,6 +22,8 @@ def bench(
     file: Annotated[Path | None, typer.Argument(help="Scenario (default: the bundled agentic-coding).")] = None,
     repeat: Annotated[int, typer.Option("--repeat", min=1, max=50, help="Warm runs to take the median of.")] = 5,
     format: Annotated[BenchFormat, typer.Option("--format", "-f", help="Output format.")] = BenchFormat.table,
+    tui: Annotated[bool, typer.Option("--tui", help="Instead: time edit -> new table in the TUI (headless, 180x50).")] = False,
+    edits: Annotated[int, typer.Option("--edits", min=2, max=200, help="Edits to time with --tui.")] = 18,
 ) -> None:
     """Time the search on the full grid (>= 1e6 configurations) against numpy and a Python loop."""
     from planner import paths, render
@@ -30,7 +32,11 @@ def bench(
     from planner.cli.file_cmds import load_scenario
 
     catalog = load_catalog()
-    scenario = load_scenario(file or paths.default_scenario(), [], catalog)
+    path = file or paths.default_scenario()
+    scenario = load_scenario(path, [], catalog)
+    if tui:
+        _bench_tui(path, catalog, edits, format)
+        return
     result = run_bench(scenario, catalog, repeat=repeat)
     if format == BenchFormat.json:
         render.print_json(result)
@@ -46,3 +52,20 @@ def bench(
     out.add_row("numpy agrees with jit", ("yes" if result["numpy_agrees"] else "NO")
                 + f" ({result['numpy_feasibility_flips_at_slo_boundary']} ties at an SLO boundary)")
     render.console().print(out)
+
+
+def _bench_tui(path: Path, catalog, edits: int, format: BenchFormat) -> None:
+    from planner import render
+    from planner.tui.latency import measure_edit_latency
+
+    result = measure_edit_latency(path, catalog, edits)
+    if format == BenchFormat.json:
+        render.print_json(result)
+        return
+    out = render.table("ms", "median", "p90", "max", title=f"planner bench --tui ({result['size']})",
+                       caption=f"{result['edits']} edits after the first solve", right=("median", "p90", "max"))
+    for key, label in (("edit_to_table_s", "edit -> table drawn"), ("solve_s", "solve"), ("ui_s", "drawing")):
+        row = result[key]
+        out.add_row(label, *(f"{row[q] * 1e3:,.0f}" for q in ("median", "p90", "max")))
+    render.console().print(out)
+    render.console().print(f"first table (compile included): {result['first_table_s']:.2f} s")

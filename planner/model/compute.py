@@ -45,8 +45,8 @@ def collective_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray) -> jnp.nd
     point-to-point hop per pipeline boundary over the scale-out network (pp > 1)."""
     tp, pp = layout(hw, cfg, a)
     msg = tokens * a.hidden * BF16
-    ring = 2.0 * (tp - 1.0) / tp * msg / jnp.maximum(hw.link_bw, 1.0)
+    ring = msg * (2.0 * (tp - 1.0) / tp / jnp.maximum(hw.link_bw, 1.0))
     allreduce = jnp.where(tp > 1, 2.0 * a.layers * (hw.collective_latency_s + ring), 0.0)
     hop_bw = jnp.minimum(jnp.maximum(hw.link_bw, 1.0), SCALE_OUT_BW)
-    hops = (pp - 1.0) * (hw.collective_latency_s + msg / hop_bw)
+    hops = (pp - 1.0) * (hw.collective_latency_s + msg * (1.0 / hop_bw))
     return allreduce + hops

@@ -31,6 +31,6 @@ def tier_shares(working_set_bytes, hbm_free, dram_free, nvme_free):
 def reload_seconds_per_byte(in_hbm, in_dram, in_nvme, host_bw, dram_bw, nvme_bw):
     """Average seconds per cached byte moved back to HBM (HBM-resident hits cost nothing)."""
     held = jnp.maximum(in_hbm + in_dram + in_nvme, 1e-9)
-    dram_path = jnp.maximum(jnp.minimum(host_bw, dram_bw), 1.0)
-    nvme_path = jnp.maximum(jnp.minimum(host_bw, nvme_bw), 1.0)
-    return (in_dram / dram_path + in_nvme / nvme_path) / held
+    per_dram_byte = 1.0 / jnp.maximum(jnp.minimum(host_bw, dram_bw), 1.0)
+    per_nvme_byte = 1.0 / jnp.maximum(jnp.minimum(host_bw, nvme_bw), 1.0)
+    return (in_dram * per_dram_byte + in_nvme * per_nvme_byte) / held

@@ -1,0 +1,76 @@
+"""`planner bench --tui`: how long an edit takes to show its new plans table, measured in the real app.
+
+The app runs headless (Textual's test driver) at a fixed terminal size with the real solver. After
+the first solve (which compiles), each edit sets one field to a new valid value, the way a keystroke
+would, and the app's own timing is read once the table is drawn: `edit_to_table_s` runs from the
+edit to the first screen refresh after the table was filled; `solve_s` and `ui_s` split it. The
+edits cycle through SLOs and the arrival rate, scaled from the scenario's values so the scenario
+stays valid and the document stays modified (a real session's state after its first keystroke).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from typing import Any
+
+from planner.catalog import Catalog
+from planner.schema import Scenario
+
+EDITED = ("slo.tpot_p95_ms", "workload.arrival_rate_rps", "slo.ttft_p95_s")
+FACTORS = (0.9, 0.8)
+SIZE = (180, 50)
+
+
+async def settle(app: Any, pilot: Any) -> None:
+    """Wait until no worker runs and no solve is queued, then let the UI process what they posted."""
+    for _ in range(200):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not app._solving and app._pending is None and not any(w.is_running for w in app.workers):
+            await pilot.pause()
+            return
+    raise RuntimeError("the app never settled")
+
+
+def _edits(scenario: Scenario, count: int) -> list[tuple[str, str]]:
+    data = scenario.model_dump()
+    out = []
+    for i in range(count):
+        path = EDITED[(i // len(FACTORS)) % len(EDITED)]
+        node: Any = data
+        for key in path.split("."):
+            node = node[key]
+        out.append((path, f"{float(node) * FACTORS[i % len(FACTORS)]:g}"))
+    return out
+
+
+async def _measure(scenario_path: Any, catalog: Catalog, edits: int) -> dict[str, Any]:
+    from textual.widgets import Input
+
+    from planner.tui.app import PlannerApp
+    from planner.tui.document import ScenarioDocument
+    from planner.tui.fields import FieldSpec
+
+    document = ScenarioDocument.from_file(scenario_path, catalog)
+    app = PlannerApp(document, catalog)
+    rows: list[dict[str, float]] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        first = dict(app.last_timing)
+        for path, value in _edits(document.scenario, edits):
+            field = app.screen.query_one(f"#{FieldSpec(path, '', 'float').dom_id} Input", Input)
+            field.value = value
+            await settle(app, pilot)
+            rows.append(dict(app.last_timing))
+
+    def stats(key: str) -> dict[str, float]:
+        xs = sorted(r[key] for r in rows)
+        return {"median": statistics.median(xs), "p90": xs[min(len(xs) - 1, int(0.9 * len(xs)))], "max": xs[-1]}
+
+    return {"size": f"{SIZE[0]}x{SIZE[1]}", "edits": len(rows), "first_table_s": first.get("edit_to_table_s"),
+            "edit_to_table_s": stats("edit_to_table_s"), "solve_s": stats("solve_s"), "ui_s": stats("ui_s")}
+
+
+def measure_edit_latency(scenario_path: Any, catalog: Catalog, edits: int = 18) -> dict[str, Any]:
+    return asyncio.run(_measure(scenario_path, catalog, edits))
