@@ -27,6 +27,7 @@ BOUNDS = {
     "moe_efficiency": np.arange(0.30, 1.0001, 0.025),
     "step_overhead_ms": np.arange(0.0, 6.001, 0.5),
     "collective_latency_us": np.arange(0.0, 50.001, 2.5),
+    "layer_latency_us": np.arange(0.0, 100.001, 0.5),
 }
 
 

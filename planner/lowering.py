@@ -65,6 +65,7 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "fp4_scale": fam.fp4_gemm_scale,
         "step_overhead_s": fam.step_overhead_ms * 1e-3,
         "collective_latency_s": fam.collective_latency_us * 1e-6,
+        "layer_latency_s": fam.layer_latency_us * 1e-6,
     }
 
 

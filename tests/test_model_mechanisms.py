@@ -134,6 +134,23 @@ def test_tensor_parallel_all_reduce_costs_time(cat):
     assert t8 / 8 > t2 / 2 * 0.25  # sanity: not ideal 4x scaling of a weight-bound step
 
 
+def test_dataflow_layer_latency_adds_per_layer_per_step(cat):
+    """Groq/Cerebras: each decode step pays the family's per-layer latency once per layer, so at
+    batch 1 the step time is ~layers x latency; GPUs carry none (their step overhead covers it)."""
+    from planner.calibrate import with_family
+
+    latency_s = cat.calibration["groq"].layer_latency_us * 1e-6
+    assert latency_s > 0 and cat.calibration["hopper"].layer_latency_us == 0
+    without = with_family(cat, "groq", layer_latency_us=0.0)
+    for model_id, chips in (("llama-3.1-8b", 64), ("llama-3.3-70b", 512)):
+        a = model_arrays(cat.model(model_id))
+        c = cfg(chips=chips, batch=1)
+        with_lat = float(decode_step_time(a, hw(cat, "groq-lpu"), c, 1.0, 1000.0)[0])
+        bare = float(decode_step_time(a, hardware_arrays([cat.accelerator("groq-lpu")], without), c, 1.0, 1000.0)[0])
+        assert with_lat - bare == pytest.approx(cat.model(model_id).layers * latency_s, rel=1e-4)
+        assert with_lat > 2 * bare  # the latency, not bandwidth or FLOPs, binds a single stream
+
+
 def test_runs_under_jit_and_vmap(cat):
     a, h = model_arrays(cat.model("llama-3.1-8b")), hw(cat)
     spec, _ = draft_arrays(cat, cat.model("llama-3.1-8b"), Speculative())

@@ -56,4 +56,5 @@ def decode_step_time(a: Arch, hw: Hw, cfg: Config, batch, context, query_tokens=
     return (gemm_time(a, hw, cfg, batch, query_tokens)
             + attention_time(a, hw, cfg, batch, context, query_tokens)
             + collective_time(a, hw, cfg, batch * query_tokens)
+            + a.layers * hw.layer_latency_s
             + hw.step_overhead_s)

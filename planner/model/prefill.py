@@ -2,7 +2,7 @@
 
 time = max(linear FLOPs / (chips * peak * mfu), weight reads per chunk / bandwidth)
        + attention (FLOPs at BF16 peak; naive attention adds score-matrix HBM traffic)
-       + tensor-parallel collectives.
+       + tensor-parallel collectives + one pass through the layers' latency (dataflow chips).
 """
 
 from __future__ import annotations
@@ -43,4 +43,5 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     t_attn_flops = pairs * (a.attn_flops_prefill / (cfg.chips * hw.flops_bf16 * hw.attn_prefill_mfu))
     t_scores = jnp.where(cfg.flash > 0, 0.0, pairs * (NAIVE_SCORE_PASSES * BF16 * a.q_heads_per_layer_total * per_byte))
     t_comm = collective_time(a, hw, cfg, tokens)
-    return jnp.maximum(t_linear, t_weights) + t_attn_flops + t_scores + t_comm
+    t_pipeline = a.layers * hw.layer_latency_s  # the first token's way through every layer
+    return jnp.maximum(t_linear, t_weights) + t_attn_flops + t_scores + t_comm + t_pipeline

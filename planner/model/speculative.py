@@ -33,7 +33,7 @@ def draft_step_time(hw: Hw, cfg: Config, spec: Spec, batch, context) -> jnp.ndar
     t_mem = (weights + kv) / (hw.mem_bw * hw.hbm_eff)
     t_flops = 2.0 * spec.draft_params * batch / (cfg.chips * hw.flops_bf16 * hw.decode_mfu)
     latency = jnp.where(cfg.chips > 1, 2.0 * spec.draft_layers * hw.collective_latency_s, 0.0)
-    return jnp.maximum(t_mem, t_flops) + latency
+    return jnp.maximum(t_mem, t_flops) + latency + spec.draft_layers * hw.layer_latency_s
 
 
 def speculative_step(a: Arch, hw: Hw, cfg: Config, spec: Spec, batch, context):

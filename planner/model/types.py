@@ -42,6 +42,7 @@ class Hw(NamedTuple):
     fp4_scale: Array  # efficiency factor of GEMMs at the FP4 peak
     step_overhead_s: Array
     collective_latency_s: Array
+    layer_latency_s: Array  # per layer per forward pass (dataflow chips; 0 on GPUs)
 
 
 class Arch(NamedTuple):

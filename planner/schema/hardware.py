@@ -261,6 +261,11 @@ class CalibrationFamily(Strict):
     )
     step_overhead_ms: float = Field(ge=0, description="Fixed per-step launch/scheduling overhead, ms")
     collective_latency_us: float = Field(ge=0, description="Latency of one all-reduce hop, microseconds")
+    layer_latency_us: float = Field(
+        0.0, ge=0, le=1000, description="Latency per layer per forward pass that bandwidth and FLOPs do not "
+        "explain, microseconds: on dataflow chips (Groq, Cerebras) a token crosses each layer's chips or cores "
+        "in turn, which dominates at small batch. 0 where step_overhead_ms already covers launches (GPUs)"
+    )
     calibrated_from: str = Field(description="Measurements the values were fitted to, or 'prior: ...'")
 
     @model_validator(mode="after")
