@@ -166,9 +166,13 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, An
                     np.asarray(draft_bytes, np.float32))
     host = {k: np.asarray(v) for k, v in out.items()}
     rows = []
-    for i, (case, acc) in enumerate(zip(cases, accs, strict=True)):
+    for i, (case, acc, model) in enumerate(zip(cases, accs, models, strict=True)):
         row = _row(case, {k: v[i] for k, v in host.items()})
-        if not supports_weight_dtype(acc, case.weight_dtype):
+        if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
+            row["fits"] = False
+            row["reason"] = (f"input + output = {case.input + case.output:,} tokens exceeds {model.id}'s "
+                             f"context window of {model.max_context:,} tokens; shorten the prompt or the output")
+        elif not supports_weight_dtype(acc, case.weight_dtype):
             row["fits"] = False
             row["reason"] = f"{acc.id} has no native {case.weight_dtype} support"
         elif not row["fits"]:

@@ -81,3 +81,15 @@ def test_calibration_fit_never_worsens_the_loss():
     start = calibrate.loss(calibrate.errors(catalog, cases))
     values, best, errs = calibrate.fit("hopper", cases, catalog, ["step_overhead_ms"], passes=1)
     assert best <= start and set(values) == {"step_overhead_ms"} and len(errs) == len(cases)
+
+
+def test_a_case_longer_than_the_context_window_does_not_fit_but_is_predicted():
+    catalog = load_catalog()
+    window = catalog.model("llama-2-7b").max_context
+    raw = {"hardware": "h100-sxm", "model": "llama-2-7b", "chips": 1, "batch": 4, "weight_dtype": "bf16",
+           "kv_dtype": "bf16", "output": 500}
+    inside, over = evaluate_cases([case_from_dict({**raw, "input": window - 500}, "in"),
+                                   case_from_dict({**raw, "input": window - 499}, "over")], catalog)
+    assert inside["fits"] and "reason" not in inside
+    assert not over["fits"] and "context window" in over["reason"] and f"{window:,}" in over["reason"]
+    assert over["tpot_s"] > 0 and over["throughput_tok_s"] > 0
