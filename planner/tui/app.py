@@ -127,6 +127,11 @@ class PlannerApp(FileActions, App[int]):
             self.status.error = True
             self.status.message = "fix the highlighted field to re-solve (the table shows the last valid scenario)"
 
+    @property
+    def idle(self) -> bool:
+        """No solve running or queued and no worker (what-ifs, curve) running."""
+        return not self._solving and self._pending is None and not any(w.is_running for w in self.workers)
+
     def request_solve(self, at: float, *, force: bool = False) -> None:
         scenario = self.document.scenario
         if scenario is None:

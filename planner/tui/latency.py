@@ -27,7 +27,7 @@ async def settle(app: Any, pilot: Any) -> None:
     for _ in range(200):
         await app.workers.wait_for_complete()
         await pilot.pause()
-        if not app._solving and app._pending is None and not any(w.is_running for w in app.workers):
+        if app.idle:
             await pilot.pause()
             return
     raise RuntimeError("the app never settled")
