@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -225,9 +226,17 @@ class SolveResult:
     infeasible: list[dict[str, Any]]
     configs: int
     seconds: float
+    frontiers_pending: bool = False  # the table stage of `solve_in_stages`: Pareto lists still empty
 
 
 def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
+    _, with_frontiers = solve_in_stages(scenario, catalog)
+    return with_frontiers()
+
+
+def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, Callable[[], SolveResult]]:
+    """The table first (best plan per hardware, closest misses), then a function that adds the
+    Pareto frontiers: an interactive caller can draw the table before they are ready."""
     from planner.plans import explain_infeasible, plans_from_indices
 
     start = time.perf_counter()
@@ -240,21 +249,27 @@ def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
     feasible_hw = [h for h in range(h_real) if np.isfinite(per_hw_cost[h])]
     best_flat = [h * block + int(per_hw_flat[h]) for h in feasible_hw]
     closest_flat = [h * block + int(raw["closest_per_hw"][h]) for h in range(h_real) if h not in feasible_hw]
-    par_tpot = pareto_indices(raw["monthly"], raw["tpot95"])
-    par_ttft = pareto_indices(raw["monthly"], raw["ttft95"])
-
-    wanted = np.asarray(best_flat + closest_flat + list(par_tpot) + list(par_ttft), dtype=np.int64)
+    wanted = np.asarray(best_flat + closest_flat, dtype=np.int64)
     plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
-    n1, n2, n3 = len(best_flat), len(closest_flat), len(par_tpot)
-    per_hardware = sorted(plans[:n1], key=lambda p: p["monthly_usd"])
-    closest = plans[n1:n1 + n2]
-    return SolveResult(
+    per_hardware = sorted(plans[:len(best_flat)], key=lambda p: p["monthly_usd"])
+    table = SolveResult(
         grid=grid,
         best=per_hardware[0] if per_hardware else None,
         per_hardware=per_hardware,
-        pareto_tpot=plans[n1 + n2:n1 + n2 + n3],
-        pareto_ttft=plans[n1 + n2 + n3:],
-        infeasible=[explain_infeasible(p, scenario) for p in closest],
+        pareto_tpot=[],
+        pareto_ttft=[],
+        infeasible=[explain_infeasible(p, scenario) for p in plans[len(best_flat):]],
         configs=grid.size,
         seconds=time.perf_counter() - start,
+        frontiers_pending=True,
     )
+
+    def with_frontiers() -> SolveResult:
+        par_tpot = pareto_indices(raw["monthly"], raw["tpot95"])
+        par_ttft = pareto_indices(raw["monthly"], raw["ttft95"])
+        wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
+        plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
+        return replace(table, pareto_tpot=plans[:len(par_tpot)], pareto_ttft=plans[len(par_tpot):],
+                       seconds=time.perf_counter() - start, frontiers_pending=False)
+
+    return table, with_frontiers

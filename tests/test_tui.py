@@ -93,7 +93,12 @@ class FakeSolver:
         pareto = [plan("b200", 40_000 * k, tpot=45.0), plan("b200", 52_000 * k, tpot=30.0),
                   plan("h100-sxm", 80_000 * k, tpot=22.0)]
         return SimpleNamespace(best=per_hw[0], per_hardware=per_hw, infeasible=infeasible, pareto_tpot=pareto,
-                               pareto_ttft=pareto, configs=123_456, seconds=0.01)
+                               pareto_ttft=pareto, configs=123_456, seconds=0.01,
+                               frontiers_pending=False)
+
+    def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
+        result = self.solve(scenario)
+        return result, lambda: result
 
     def whatif(self, scenario: Scenario, hardware: str) -> list[WhatIf]:
         return [WhatIf("no-speculative-decoding", 48_000.0, 20.0), WhatIf("no-kv-quantization", 70_000.0, 75.0),
@@ -210,6 +215,32 @@ async def test_invalid_input_is_shown_inline_and_not_solved(tmp_path: Path) -> N
         await settle(app, pilot)
         assert not app.screen.query(".-invalid")
         assert len(solver.calls) > calls
+
+
+class StagedSolver(FakeSolver):
+    """Like the real solver: the table first (frontiers pending), the Pareto frontiers after."""
+
+    def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
+        full = self.solve(scenario)
+        table = SimpleNamespace(**{**vars(full), "pareto_tpot": [], "pareto_ttft": [], "frontiers_pending": True})
+        return table, lambda: full
+
+
+@sync
+async def test_the_table_is_drawn_before_the_frontiers_arrive(tmp_path: Path, monkeypatch) -> None:
+    from planner.tui.widgets.pareto_chart import ParetoChart
+
+    charted: list[int] = []
+    original = ParetoChart.show
+    monkeypatch.setattr(ParetoChart, "show", lambda self, points, slo: (charted.append(len(points)),
+                                                                        original(self, points, slo))[1])
+    app = make_app(tmp_path, solver=StagedSolver())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert monthly_column(app)[:3] == ["40,000", "60,000", "75,000"]
+        assert not app.result.frontiers_pending and len(app.result.pareto_tpot) == 3
+        # the pending table never blanked the charts: they were drawn only with the frontiers
+        assert charted[-2:] == [3, 3] and 0 not in charted[2:]
 
 
 class SlowSolver(FakeSolver):

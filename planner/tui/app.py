@@ -28,7 +28,14 @@ from planner.errors import PlannerError
 from planner.schema import Scenario
 from planner.tui.document import ScenarioDocument
 from planner.tui.file_actions import FileActions
-from planner.tui.messages import CurvePointReady, InsightsWanted, SolveFailed, SolveFinished, WhatIfReady
+from planner.tui.messages import (
+    CurvePointReady,
+    FrontiersReady,
+    InsightsWanted,
+    SolveFailed,
+    SolveFinished,
+    WhatIfReady,
+)
 from planner.tui.screens.confirm_screen import ConfirmScreen
 from planner.tui.screens.help_screen import HelpScreen
 from planner.tui.screens.main_screen import MainScreen
@@ -85,6 +92,7 @@ class PlannerApp(FileActions, App[int]):
         self.result_scenario: Scenario | None = None
         self.last_timing: dict[str, float] = {}
         self._table_generation = -1  # generation of the table on screen (drawn, not only handed over)
+        self._drawing: tuple[SolveFinished, float] | None = None  # a table handed over, not yet drawn
         self._solving = False
         self._pending: Job | None = None
         self._curve: tuple[int, str] | None = None  # (generation, hardware) the chart shows
@@ -129,8 +137,9 @@ class PlannerApp(FileActions, App[int]):
 
     @property
     def idle(self) -> bool:
-        """No solve running or queued and no worker (what-ifs, curve) running."""
-        return not self._solving and self._pending is None and not any(w.is_running for w in self.workers)
+        """No solve running or queued, no table waiting to be drawn, no worker (what-ifs, curve) running."""
+        return (not self._solving and self._pending is None and self._drawing is None
+                and not any(w.is_running for w in self.workers))
 
     def request_solve(self, at: float, *, force: bool = False) -> None:
         scenario = self.document.scenario
@@ -163,7 +172,11 @@ class PlannerApp(FileActions, App[int]):
         worker = get_current_worker()
         start = time.perf_counter()
         try:
-            result = self.solver.solve(scenario)
+            table, with_frontiers = self.solver.solve_in_stages(scenario)
+            if worker.is_cancelled:
+                return
+            self.post_message(SolveFinished(generation, scenario, table, time.perf_counter() - start, at))
+            result = with_frontiers()  # while the table is drawn
         except PlannerError as exc:
             self.post_message(SolveFailed(generation, str(exc)))
             return
@@ -171,7 +184,7 @@ class PlannerApp(FileActions, App[int]):
             self.post_message(SolveFailed(generation, f"internal error: {type(exc).__name__}: {exc}"))
             return
         if not worker.is_cancelled:
-            self.post_message(SolveFinished(generation, scenario, result, time.perf_counter() - start, at))
+            self.post_message(FrontiersReady(generation, result))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "solve" or event.state not in (
@@ -193,15 +206,13 @@ class PlannerApp(FileActions, App[int]):
     def on_solve_finished(self, message: SolveFinished) -> None:
         if message.generation != self.generation:
             return  # a newer edit is queued or running
-        handled = time.perf_counter()
+        self._drawing = (message, time.perf_counter())
         self.result, self.result_scenario = message.result, message.scenario
         self.main.show_result(message.scenario, message.result)
 
         def rendered() -> None:
-            now = time.perf_counter()
-            self.last_timing = {"solve_s": message.solve_s, "ui_s": now - handled,
-                                "edit_to_table_s": now - message.requested_at,
-                                "first": float(message.generation == 1)}
+            if not self.main.plans_visible:  # no table to draw: the refresh is the end
+                self._table_drawn(time.perf_counter())
             self.status.error = False
             self.status.message = self._summary(message.result)
             self._table_generation = message.generation
@@ -210,6 +221,26 @@ class PlannerApp(FileActions, App[int]):
                 self.call_after_refresh(_freeze_heap)
 
         self.call_after_refresh(rendered)
+
+    def on_plans_table_drawn(self, event: PlansTable.Drawn) -> None:
+        self._table_drawn(event.at)
+
+    def _table_drawn(self, at: float) -> None:
+        """The new table reached the screen at `at`: the edit -> table time ends here."""
+        if self._drawing is None:
+            return
+        message, handled = self._drawing
+        self._drawing = None
+        self.last_timing = {"solve_s": message.solve_s, "ui_s": at - handled,
+                            "edit_to_table_s": at - message.requested_at, "first": float(message.generation == 1)}
+        if message.generation == self.generation and self.result is not None:
+            self.status.message = self._summary(self.result)
+
+    def on_frontiers_ready(self, message: FrontiersReady) -> None:
+        if message.generation != self.generation or self.result_scenario is None:
+            return
+        self.result = message.result
+        self.main.show_frontiers(self.result_scenario, message.result)
 
     def _summary(self, result: Any) -> str:
         text = (f"{len(result.per_hardware)} hardware with a plan, {len(result.infeasible)} without · "

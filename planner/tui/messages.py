@@ -11,7 +11,8 @@ from planner.tui.solver import CurvePoint, WhatIf
 
 
 class SolveFinished(Message):
-    """A solve for edit `generation` finished; `solve_s` is the time spent inside `search.solve`."""
+    """The table of edit `generation`'s solve is ready (its frontiers follow, `FrontiersReady`);
+    `solve_s` is the time the table stage took."""
 
     def __init__(self, generation: int, scenario: Scenario, result: Any, solve_s: float,
                  requested_at: float) -> None:
@@ -21,6 +22,15 @@ class SolveFinished(Message):
         self.result = result
         self.solve_s = solve_s
         self.requested_at = requested_at
+
+
+class FrontiersReady(Message):
+    """The Pareto frontiers of edit `generation`'s solve: `result` is the finished solve."""
+
+    def __init__(self, generation: int, result: Any) -> None:
+        super().__init__()
+        self.generation = generation
+        self.result = result
 
 
 class SolveFailed(Message):

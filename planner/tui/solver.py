@@ -49,13 +49,23 @@ class Solver:
             self._cache_enabled = True
 
     def solve(self, scenario: Scenario) -> Any:
-        from planner.search import solve
+        table, with_frontiers = self.solve_in_stages(scenario)
+        return with_frontiers()
+
+    def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
+        """`search.solve_in_stages`: the table, then a function that adds the Pareto frontiers."""
+        from planner.search import solve_in_stages
 
         with self._lock:
             self._prepare()
-            result = solve(scenario, self.catalog)
+            table, with_frontiers = solve_in_stages(scenario, self.catalog)
             self.compiled = True
-            return result
+
+        def finish() -> Any:
+            with self._lock:
+                return with_frontiers()
+
+        return table, finish
 
     def whatif(self, scenario: Scenario, hardware: str) -> list[WhatIf] | None:
         """The hardware's bill with each technique taken away (None if `planner.analyses` is absent)."""

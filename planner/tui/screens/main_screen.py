@@ -70,6 +70,10 @@ class MainScreen(Screen):
         table.border_title = (f"Best plan per hardware — {len(result.per_hardware)} feasible, "
                               f"{len(result.infeasible)} without a plan")
         table.show(result.per_hardware, result.infeasible)
+        if not result.frontiers_pending:
+            self.show_frontiers(scenario, result)
+
+    def show_frontiers(self, scenario: Scenario, result: Any) -> None:
         self.query_one("#pareto-tpot", ParetoChart).show(result.pareto_tpot, scenario.slo.tpot_p95_ms)
         self.query_one("#pareto-ttft", ParetoChart).show(result.pareto_ttft, scenario.slo.ttft_p95_s)
 
@@ -79,6 +83,10 @@ class MainScreen(Screen):
     def action_focus_table(self) -> None:
         self.query_one(TabbedContent).active = "plans"
         self.query_one(PlansTable).focus()
+
+    @property
+    def plans_visible(self) -> bool:
+        return self.query_one(TabbedContent).active == "plans"
 
     @property
     def charts_visible(self) -> bool:

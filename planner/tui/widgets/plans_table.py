@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widgets import DataTable
 
 from planner.render import tiers
@@ -74,6 +77,13 @@ class PlansTable(DataTable):
             self.plan = plan
             self.infeasible = infeasible
 
+    class Drawn(Message):
+        """New rows reached the screen: `at` is when the table finished rendering them."""
+
+        def __init__(self, at: float) -> None:
+            super().__init__()
+            self.at = at
+
     sort_key: reactive[str] = reactive("monthly")
     """Column key the feasible rows are ordered by."""
 
@@ -84,10 +94,20 @@ class PlansTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._plans: list[Plan] = []
         self._infeasible: list[dict[str, Any]] = []
+        self._undrawn = False
 
     def show(self, plans: list[Plan], infeasible: list[dict[str, Any]]) -> None:
         self._plans, self._infeasible = list(plans), list(infeasible)
         self._rebuild()
+        self._undrawn = True
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        lines = super().render_lines(crop)
+        if self._undrawn:
+            self._undrawn = False
+            # straight to the app: posted from inside a render, it did not bubble up (Textual 8)
+            self.app.post_message(self.Drawn(time.perf_counter()))
+        return lines
 
     def selected(self) -> tuple[Plan | None, dict[str, Any] | None]:
         if not self.row_count:
