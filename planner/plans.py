@@ -19,11 +19,16 @@ def _clean(x: float, digits: int = 6) -> float | None:
     return round(x, digits) if math.isfinite(x) else None
 
 
+DETAIL_ROWS = 128
+"""Smallest batch of the detail kernel: a solve's best plans, closest misses and both Pareto
+frontiers (40 points each) fit, so one compiled shape (~2 s to compile) serves every call."""
+
+
 def padded(flat: np.ndarray) -> np.ndarray:
-    """Indices padded (repeating the first) to a power of two, so the detail kernel sees a few
-    fixed shapes and does not recompile whenever the number of reported plans changes."""
+    """Indices padded (repeating the first) to DETAIL_ROWS or the next power of two, so the
+    detail kernel does not recompile whenever the number of reported plans changes."""
     flat = np.asarray(flat, dtype=np.int64)
-    size = max(8, 1 << int(len(flat) - 1).bit_length())
+    size = max(DETAIL_ROWS, 1 << int(len(flat) - 1).bit_length())
     return np.concatenate([flat, np.full(size - len(flat), flat[0], dtype=np.int64)])
 
 

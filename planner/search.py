@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -119,6 +120,26 @@ def _row_kernel(devices: int):
         return _reduce(*sharded(arch, hw_rows, chips_rows, valid_rows, cfg, spec, load, draft_bytes))
 
     return jax.jit(kernel)
+
+
+_detail_compiled = threading.Event()
+
+
+def _warm_detail_kernel(grid: Grid) -> threading.Thread | None:
+    """The first time, compile the detail kernel in a thread while the grid kernel compiles: the
+    compilers run side by side (~2 s saved on a cold start on 2 cores)."""
+    from planner.plans import plans_from_indices
+
+    if _detail_compiled.is_set():
+        return None
+
+    def warm() -> None:
+        plans_from_indices(grid, np.zeros(1, dtype=np.int64), _detail_kernel())
+        _detail_compiled.set()
+
+    thread = threading.Thread(target=warm, name="planner-detail-compile", daemon=True)
+    thread.start()
+    return thread
 
 
 @cache
@@ -241,7 +262,10 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
 
     start = time.perf_counter()
     grid = build_grid(scenario, catalog)
+    warming = _warm_detail_kernel(grid)
     raw = run_grid(grid)
+    if warming is not None:
+        warming.join()
     h_real = len(grid.hardware)
     per_hw_flat = np.asarray(raw["best_per_hw"][:h_real], dtype=np.int64)
     per_hw_cost = raw["best_monthly_per_hw"][:h_real]
