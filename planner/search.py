@@ -182,6 +182,15 @@ def _in_grid_order(x, rows: int, devices: int) -> np.ndarray:
 
 
 def run_grid(grid: Grid) -> dict[str, np.ndarray]:
+    """Pass 1 on the whole grid: the per-configuration bill, TPOT and TTFT p95 (flat, grid order)
+    and the per-hardware reductions (`_reduce`)."""
+    out, to_host = _launch(grid)
+    return {k: to_host(k) for k in out}
+
+
+def _launch(grid: Grid) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
+    """Start pass 1; returns its device outputs and a function that copies one of them to the
+    host in grid order (the per-configuration arrays are ~10 MB each: copy only what is used)."""
     import jax
 
     rows = grid.shape[0]
@@ -194,11 +203,10 @@ def run_grid(grid: Grid) -> dict[str, np.ndarray]:
         valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
         out = _row_kernel(devices)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
                                    grid.spec, grid.load, draft)
-        return {k: _in_grid_order(v, rows, devices) for k, v in out.items()}
-    else:
-        args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
-        out = _grid_kernel()(*_sharded(args, rows))
-    return {k: np.asarray(v) for k, v in out.items()}
+        return out, lambda key: _in_grid_order(out[key], rows, devices)
+    args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
+    out = _grid_kernel()(*_sharded(args, rows))
+    return out, lambda key: np.asarray(out[key])
 
 
 def _frontier(idx: np.ndarray, cost: np.ndarray, latency: np.ndarray) -> np.ndarray:
@@ -263,7 +271,8 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     start = time.perf_counter()
     grid = build_grid(scenario, catalog)
     warming = _warm_detail_kernel(grid)
-    raw = run_grid(grid)
+    _, to_host = _launch(grid)
+    raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
     if warming is not None:
         warming.join()
     h_real = len(grid.hardware)
@@ -289,8 +298,9 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     )
 
     def with_frontiers() -> SolveResult:
-        par_tpot = pareto_indices(raw["monthly"], raw["tpot95"])
-        par_ttft = pareto_indices(raw["monthly"], raw["ttft95"])
+        monthly = to_host("monthly")
+        par_tpot = pareto_indices(monthly, to_host("tpot95"))
+        par_ttft = pareto_indices(monthly, to_host("ttft95"))
         wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
         plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
         return replace(table, pareto_tpot=plans[:len(par_tpot)], pareto_ttft=plans[len(par_tpot):],
