@@ -55,7 +55,10 @@ DIALOG_ACTIONS = {"quit", "save", "save_as", "open", "export", "help"}
 def _freeze_heap() -> None:
     """Once JAX, the compiled kernel and the widgets are loaded, move every object alive into the
     collector's permanent generation. Otherwise each full collection walks them all: 150-220 ms
-    pauses at random edits, measured at 180x50 (one collection now, once, after the first table)."""
+    pauses at random edits, measured at 180x50 (one collection now, once per process, after the
+    first table)."""
+    if gc.get_freeze_count():
+        return
     gc.collect()
     gc.freeze()
 
