@@ -179,6 +179,8 @@ class PlannerApp(FileActions, App[int]):
             if worker.is_cancelled:
                 return
             self.post_message(SolveFinished(generation, scenario, table, time.perf_counter() - start, at))
+            if self._pending is not None:
+                return  # a newer edit waits: its solve starts now, these frontiers would be stale
             result = with_frontiers()  # while the table is drawn
         except PlannerError as exc:
             self.post_message(SolveFailed(generation, str(exc)))
