@@ -214,32 +214,27 @@ class PlannerApp(FileActions, App[int]):
         self._drawing = (message, time.perf_counter())
         self.result, self.result_scenario = message.result, message.scenario
         self.main.show_result(message.scenario, message.result)
-
-        def rendered() -> None:
-            if not self.main.plans_visible:  # no table to draw: the refresh is the end
-                self._table_drawn(time.perf_counter())
-            self.status.error = False
-            self.status.message = self._summary(message.result)
-            self._table_generation = message.generation
-            self.post_message(InsightsWanted())  # only now: their solves would slow the drawing
-            if message.generation == 1:
-                self.call_after_refresh(_freeze_heap)
-
-        self.call_after_refresh(rendered)
+        if not self.main.plans_visible:  # no table on screen: the next refresh is the end
+            self.call_after_refresh(lambda: self._table_drawn(time.perf_counter()))
 
     def on_plans_table_drawn(self, event: PlansTable.Drawn) -> None:
         self._table_drawn(event.at)
 
     def _table_drawn(self, at: float) -> None:
-        """The new table reached the screen at `at`: the edit -> table time ends here."""
+        """The new table reached the screen at `at`: the edit -> table time ends here, and the
+        work that waited for it starts (what-ifs, the curve: their solves would slow the drawing)."""
         if self._drawing is None:
             return
         message, handled = self._drawing
         self._drawing = None
         self.last_timing = {"solve_s": message.solve_s, "ui_s": at - handled,
                             "edit_to_table_s": at - message.requested_at, "first": float(message.generation == 1)}
-        if message.generation == self.generation and self.result is not None:
-            self.status.message = self._summary(self.result)
+        self._table_generation = message.generation
+        self.status.error = False
+        self.status.message = self._summary(message.result)
+        self.post_message(InsightsWanted())
+        if message.generation == 1:
+            self.call_after_refresh(_freeze_heap)
 
     def on_frontiers_ready(self, message: FrontiersReady) -> None:
         if message.generation != self.generation or self.result_scenario is None:
