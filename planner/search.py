@@ -134,7 +134,10 @@ def _warm_detail_kernel(grid: Grid) -> threading.Thread | None:
         return None
 
     def warm() -> None:
-        plans_from_indices(grid, np.zeros(1, dtype=np.int64), _detail_kernel())
+        try:
+            plans_from_indices(grid, np.zeros(1, dtype=np.int64), _detail_kernel())
+        except Exception:  # noqa: BLE001 - only a warm-up: the real call reports any error
+            return
         _detail_compiled.set()
 
     thread = threading.Thread(target=warm, name="planner-detail-compile", daemon=True)
