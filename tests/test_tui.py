@@ -243,6 +243,24 @@ async def test_the_table_is_drawn_before_the_frontiers_arrive(tmp_path: Path, mo
         assert charted[-2:] == [3, 3] and 0 not in charted[2:]
 
 
+@sync
+async def test_a_table_hidden_by_a_tab_switch_still_ends_its_timing(tmp_path: Path, monkeypatch) -> None:
+    """The edit -> table time ends when the plans table renders; if the user leaves the plans tab
+    first, the switch ends it, and what waited for the table (status, insights) still happens."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        monkeypatch.setattr(PlansTable, "render_lines", lambda self, crop: [])  # never drawn
+        app.screen.query_one("#f-workload-arrival-rate-rps Input", Input).value = "6"
+        for _ in range(20):
+            await pilot.pause()
+        assert not app.idle  # handed over, not drawn
+        await pilot.press("f3")
+        await settle(app, pilot)
+        assert app.idle and app.last_timing["edit_to_table_s"] > 0
+        assert "configurations searched" in app.status.message
+
+
 class SlowSolver(FakeSolver):
     def solve(self, scenario: Scenario) -> Any:
         time.sleep(0.3)

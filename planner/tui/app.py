@@ -260,6 +260,9 @@ class PlannerApp(FileActions, App[int]):
         edit cancels them; its solve then waits at most for the one evaluation in progress (they
         share the solver's lock)."""
         main = self.main
+        if self._drawing is not None and not main.plans_visible:
+            self._table_drawn(time.perf_counter())  # the tab changed before the table was drawn
+            return  # _table_drawn asks again
         hardware, scenario = main.selected_hardware, self.result_scenario
         if (not hardware or scenario is None or self._solving or self._pending is not None
                 or self._table_generation != self.generation):
