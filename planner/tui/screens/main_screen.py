@@ -86,7 +86,8 @@ class MainScreen(Screen):
 
     @property
     def plans_visible(self) -> bool:
-        return self.query_one(TabbedContent).active == "plans"
+        """The plans table is on screen (dialogs are modal: the screen stays drawn behind them)."""
+        return self.is_current and self.query_one(TabbedContent).active == "plans"
 
     @property
     def charts_visible(self) -> bool:
