@@ -86,7 +86,7 @@ class Solver:
         Yields one point at a time and releases the lock between points, so an edit's solve
         waits for at most one point.
         """
-        from planner.search import solve
+        from planner.search import solve_in_stages
 
         for median in curve_medians(scenario, self.catalog):
             if cancelled():
@@ -94,7 +94,7 @@ class Solver:
             variant = with_prompt_median(scenario, median, hardware)
             with self._lock:
                 self._prepare()
-                result = solve(variant, self.catalog)
+                result, _ = solve_in_stages(variant, self.catalog)  # the best plan is all it needs
             best = result.best
             yield CurvePoint(median, best["monthly_usd"] if best else None, best)
 
