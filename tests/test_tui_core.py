@@ -131,3 +131,28 @@ def test_the_cli_imports_neither_textual_nor_jax() -> None:
     code = "import sys, planner.cli; print(sorted({'textual', 'jax'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_real_solver_feeds_the_curve_and_the_what_ifs(doc: ScenarioDocument) -> None:
+    """`Solver` (what the TUI's workers call) against `search.solve`: the curve's point at the
+    scenario's own prompt median is the solve's best plan on that hardware, and each what-if
+    takes a technique away, so it never beats that plan."""
+    from planner.search import solve
+    from planner.tui.solver import Solver
+
+    catalog = load_catalog()
+    scenario = doc.scenario.model_copy(update={"search": doc.scenario.search.model_copy(update={
+        "hardware": ["h100-sxm", "b200"], "chips": [2, 4, 8], "batch": [8, 32], "dram_fraction": [0.0, 0.5],
+        "nvme_fraction": [0.0]})})
+    solver = Solver(catalog)
+    full = solver.solve(scenario)
+    assert not full.frontiers_pending and full.pareto_tpot and full.per_hardware
+    best = full.per_hardware[0]
+    points = list(solver.prompt_curve(scenario, best["hardware"], cancelled=lambda: False))
+    assert [p.input_median for p in points] == curve_medians(scenario, catalog)
+    own = next(p for p in points if p.input_median == scenario.workload.input_tokens.median)
+    assert own.monthly_usd == pytest.approx(best["monthly_usd"], rel=1e-6)
+    assert solve(with_prompt_median(scenario, own.input_median, best["hardware"]), catalog).best == own.plan
+    whatifs = solver.whatif(scenario, best["hardware"])
+    assert whatifs and all(w.monthly_usd is None or w.monthly_usd >= best["monthly_usd"] * (1 - 1e-6)
+                           for w in whatifs)
