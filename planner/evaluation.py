@@ -25,7 +25,7 @@ from planner.lowering import (
     supports_weight_dtype,
 )
 from planner.model.types import Arch, Spec
-from planner.schema.common import _KEBAB
+from planner.schema.common import _KEBAB, canonical_dtype
 from planner.schema.scenario import Speculative
 
 DEFAULT_HBM_FRACTION = 0.9  # engines' default KV memory fraction (trtllm-bench 0.90, vLLM 0.90)
@@ -84,12 +84,14 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
         value = raw[key]
         if not _is_int(value) or not 1 <= value <= LIMITS[key]:
             raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {LIMITS[key]}]")
-    wd = raw.get("weight_dtype", "bf16")
-    kd = raw.get("kv_dtype", "bf16")
+    wd = canonical_dtype(raw.get("weight_dtype", "bf16"))
+    kd = canonical_dtype(raw.get("kv_dtype", "bf16"))
     if not isinstance(wd, str) or wd not in WEIGHT_BYTES:
-        raise InputFileError(f"{at('weight_dtype')}: {_show(wd)} is not one of {', '.join(WEIGHT_BYTES)}")
+        raise InputFileError(f"{at('weight_dtype')}: {_show(wd)} is not one of {', '.join(WEIGHT_BYTES)} "
+                             "(or an alias: fp16, nvfp4, awq, w8a8, ...)")
     if not isinstance(kd, str) or kd not in KV_BYTES:
-        raise InputFileError(f"{at('kv_dtype')}: {_show(kd)} is not one of {', '.join(KV_BYTES)}")
+        raise InputFileError(f"{at('kv_dtype')}: {_show(kd)} is not one of {', '.join(KV_BYTES)} "
+                             "(or an alias: fp16, fp8_e4m3, ...)")
     k = raw.get("spec_k", 0)
     alpha = raw.get("spec_alpha", 0.7)
     if not _is_int(k) or not 0 <= k <= 16:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from planner import paths
 from planner.catalog import load_catalog
 from planner.evaluation import case_from_dict, evaluate_cases
 
@@ -93,3 +94,22 @@ def test_a_case_longer_than_the_context_window_does_not_fit_but_is_predicted():
     assert inside["fits"] and "reason" not in inside
     assert not over["fits"] and "context window" in over["reason"] and f"{window:,}" in over["reason"]
     assert over["tpot_s"] > 0 and over["throughput_tok_s"] > 0
+
+
+def test_common_dtype_names_are_aliases_of_the_canonical_ones():
+    """fp16 is bf16 here (same bytes, same tensor-core rate on every catalog chip), nvfp4 is fp4."""
+    from planner import io as pio
+    from planner.schema import Scenario
+
+    catalog = load_catalog()
+    raw = {"hardware": "b200", "model": "llama-3.1-8b", "chips": 1, "batch": 8, "input": 1000, "output": 200}
+    aliased, canonical = evaluate_cases([
+        case_from_dict({**raw, "weight_dtype": "NVFP4", "kv_dtype": "fp16"}, "aliased"),
+        case_from_dict({**raw, "weight_dtype": "fp4", "kv_dtype": "bf16"}, "canonical")], catalog)
+    assert (aliased["weight_dtype"], aliased["kv_dtype"]) == ("fp4", "bf16")
+    assert aliased == canonical
+    data = pio.read_toml(paths.scenarios_dir() / "chat.toml")
+    data.setdefault("search", {})["weight_dtype"] = ["fp16", "w4a16"]
+    assert pio.validate(Scenario, data, "x").search.weight_dtype == ["bf16", "int4"]
+    with pytest.raises(Exception, match="alias"):
+        case_from_dict({**raw, "weight_dtype": "fp17"}, "bad")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 Unknown = Literal["unknown"]
 """Written where a public figure was not found. Never replaced by a guess."""
@@ -13,8 +13,27 @@ Unknown = Literal["unknown"]
 Unsupported = Literal["unsupported"]
 """Written where the hardware has no native support (e.g. FP8 tensor cores on A100)."""
 
-WeightDtype = Literal["bf16", "fp8", "int8", "int4", "fp4"]
-KvDtype = Literal["bf16", "fp8", "int8", "int4"]
+DTYPE_ALIASES: dict[str, str] = {
+    # 16-bit: FP16 and BF16 take the same bytes and the same tensor-core rate on every chip here
+    "fp16": "bf16", "float16": "bf16", "half": "bf16", "bfloat16": "bf16",
+    "fp8_e4m3": "fp8", "e4m3": "fp8", "float8": "fp8",
+    "nvfp4": "fp4",  # W4A4 on FP4 tensor cores (MXFP4 is not aliased: on Hopper it runs weight-only)
+    "w4a16": "int4", "awq": "int4", "gptq": "int4", "int4_awq": "int4",
+    "w8a8": "int8",
+}
+"""Common names for the dtypes, accepted wherever a dtype is read and stored as the canonical name."""
+
+
+def canonical_dtype(value: object) -> object:
+    """`DTYPE_ALIASES` applied to a string (case-insensitive); anything else is left to validation."""
+    if isinstance(value, str):
+        name = value.strip().lower()
+        return DTYPE_ALIASES.get(name, name)
+    return value
+
+
+WeightDtype = Annotated[Literal["bf16", "fp8", "int8", "int4", "fp4"], BeforeValidator(canonical_dtype)]
+KvDtype = Annotated[Literal["bf16", "fp8", "int8", "int4"], BeforeValidator(canonical_dtype)]
 ComputeDtype = Literal["bf16", "fp8", "int8", "fp4"]
 
 BYTES_PER_ELEMENT: dict[str, float] = {
