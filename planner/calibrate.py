@@ -3,7 +3,9 @@
 This is how hardware/calibration.toml's fitted values were produced. Coordinate search over bounded
 grids (the literature ranges quoted in calibration.toml), minimising median + 0.5 x max |log error|
 over the family's cases, one value set per family. Knobs a family's data cannot identify should be
-left at their priors (pass --fix).
+left at their priors (pass --fix, or name the knobs to fit with --only). `layer_latency_us` is fitted
+only when asked: GPU families keep it at 0 (their step overhead covers launches); the dataflow
+families fit it alone (`python -m planner.calibrate groq --only layer_latency_us`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ BOUNDS = {
     "collective_latency_us": np.arange(0.0, 50.001, 2.5),
     "layer_latency_us": np.arange(0.0, 100.001, 0.5),
 }
+FITTED_BY_DEFAULT = tuple(k for k in BOUNDS if k != "layer_latency_us")
 
 
 def with_family(catalog: Catalog, family: str, **values: float) -> Catalog:
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("family")
     parser.add_argument("--fix", default="", help="comma-separated knobs to keep at their current values")
+    parser.add_argument("--only", default="", help="comma-separated knobs to fit (default: all but layer_latency_us)")
     parser.add_argument("--measurements", type=Path, default=MEASUREMENTS)
     args = parser.parse_args(argv)
     catalog = load_catalog()
@@ -72,7 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     if not cases:
         raise SystemExit(f"no measurements for family '{args.family}'")
     fixed = {k for k in args.fix.split(",") if k}
-    values, best, errs = fit(args.family, cases, catalog, [k for k in BOUNDS if k not in fixed])
+    only = [k for k in args.only.split(",") if k] or list(FITTED_BY_DEFAULT)
+    unknown = sorted(set(only) - set(BOUNDS))
+    if unknown:
+        raise SystemExit(f"--only: unknown knob {unknown[0]!r}; knobs: {', '.join(BOUNDS)}")
+    values, best, errs = fit(args.family, cases, catalog, [k for k in only if k not in fixed])
     print(f"{args.family}: {len(cases)} cases, loss {best:.4f}, median |err| {np.median(np.abs(errs)):.1%}, "
           f"max {np.max(np.abs(errs)):.1%}")
     for k, v in values.items():
