@@ -63,14 +63,16 @@ def _row_outputs(m, valid, shape):
 
 
 @cache
-def _grid_kernel():
+def _grid_kernel(dense: bool):
     """Whole grid as one broadcast expression: best where the device is wide (GPU)."""
     import jax
     import jax.numpy as jnp
 
+    from planner.model.compute import without_experts
     from planner.model.serving import evaluate_serving
 
     def kernel(arch, hw, cfg, spec, load, draft_bytes, valid):
+        arch = without_experts(arch) if dense else arch
         m = evaluate_serving(arch, hw, cfg, spec, load, draft_bytes, valid)
         shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in (*hw, *cfg)), jnp.shape(valid))
         return _reduce(*_row_outputs(m, valid, shape))
@@ -79,7 +81,7 @@ def _grid_kernel():
 
 
 @cache
-def _row_kernel(devices: int):
+def _row_kernel(devices: int, dense: bool):
     """The grid one hardware row at a time (a loop over the real rows), split across `devices` host devices.
 
     On CPUs the whole-grid expression streams ~10 MB intermediates through memory; a row's are
@@ -89,9 +91,12 @@ def _row_kernel(devices: int):
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
+    from planner.model.compute import without_experts
     from planner.model.serving import evaluate_serving
 
     def rows(arch, hw_rows, chips_rows, valid_rows, cfg, spec, load, draft_bytes):
+        arch = without_experts(arch) if dense else arch
+
         def one(i):
             hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
             valid1 = valid_rows[i][None]
@@ -198,17 +203,18 @@ def _launch(grid: Grid) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
 
     rows = grid.shape[0]
     draft = np.float32(grid.draft_weight_bytes)
+    dense = not np.any(np.asarray(grid.arch.experts_routed))
     if jax.default_backend() == "cpu":
         devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
         # deal real rows round-robin so each device gets an equal share and its padding rows last
         deal = np.arange(rows).reshape(rows // devices, devices).T.ravel()
         hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
         valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
-        out = _row_kernel(devices)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
+        out = _row_kernel(devices, dense)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
                                    grid.spec, grid.load, draft)
         return out, lambda key: _in_grid_order(out[key], rows, devices)
     args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
-    out = _grid_kernel()(*_sharded(args, rows))
+    out = _grid_kernel(dense)(*_sharded(args, rows))
     return out, lambda key: np.asarray(out[key])
 
 
