@@ -46,7 +46,7 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
             return numpy_reference.evaluate_serving(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
                                                     np.float32(grid.draft_weight_bytes), grid.valid)
 
-    numpy_s, ref = _timed(numpy_eval, 1)
+    numpy_s, ref = _timed(numpy_eval, min(repeat, 3))  # its single runs vary by up to 2x
     agree = numpy_reference.agreement(raw["monthly"], np.broadcast_to(ref["monthly_usd"], grid.shape).ravel(),
                                       np.broadcast_to(ref["worst_ratio"], grid.shape).ravel())
 
