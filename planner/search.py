@@ -21,6 +21,7 @@ import numpy as np
 
 from planner.catalog import Catalog
 from planner.grid import Grid, build_grid
+from planner.pareto import pareto_indices
 from planner.schema import Scenario
 
 
@@ -216,42 +217,6 @@ def _launch(grid: Grid) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
     args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
     out = _grid_kernel(dense)(*_sharded(args, rows))
     return out, lambda key: np.asarray(out[key])
-
-
-def _frontier(idx: np.ndarray, cost: np.ndarray, latency: np.ndarray) -> np.ndarray:
-    """Frontier of the points `idx`, fastest first: sort by latency (then cost), keep each point
-    strictly cheaper than every faster one."""
-    order = idx[np.lexsort((cost[idx], latency[idx]))]
-    best = np.minimum.accumulate(cost[order])
-    keep = np.concatenate(([True], best[1:] < best[:-1]))
-    return order[keep]
-
-
-def _beaten_by(a_cost: np.ndarray, a_lat: np.ndarray, cost: np.ndarray, latency: np.ndarray) -> np.ndarray:
-    """Per point, whether an anchor is strictly better on one axis and no worse on the other: such
-    a point can never be on the frontier. The anchors are a frontier, fastest first (latency
-    strictly ascending, cost strictly descending), so the only anchor to compare with is the
-    slowest one that is no slower than the point: it is the cheapest of them."""
-    at = np.searchsorted(a_lat, latency, side="right") - 1
-    has = at >= 0
-    at = np.maximum(at, 0)
-    c, lat = a_cost[at], a_lat[at]
-    return has & ((c < cost) | ((lat < latency) & (c <= cost)))
-
-
-def pareto_indices(cost: np.ndarray, latency: np.ndarray, limit: int = 40) -> np.ndarray:
-    """Indices of the cost-vs-latency frontier among finite-cost points, cheapest first."""
-    ok = np.flatnonzero(np.isfinite(cost))
-    if ok.size == 0:
-        return ok
-    # Exact pre-filter: the frontier of every 64th point is a staircase of real points; whatever
-    # one of them beats cannot be on the frontier, which leaves a small fraction to sort.
-    anchors = _frontier(ok[::64], cost, latency)
-    candidates = ok[~_beaten_by(cost[anchors], latency[anchors], cost[ok], latency[ok])]
-    frontier = _frontier(candidates, cost, latency)[::-1]  # cheapest (slowest) first
-    if frontier.size > limit:
-        frontier = frontier[np.linspace(0, frontier.size - 1, limit).round().astype(int)]
-    return frontier
 
 
 @dataclass

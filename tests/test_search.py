@@ -16,8 +16,9 @@ from planner.evaluation import EvalCase, evaluate_cases
 from planner.grid import build_grid
 from planner.model import numpy_reference
 from planner.model.types import Config, Hw, Load
+from planner.pareto import pareto_indices
 from planner.schema import Scenario
-from planner.search import pareto_indices, run_grid, solve
+from planner.search import run_grid, solve
 
 SMALL_SEARCH = {
     "hardware": ["h100-sxm", "h200-sxm", "b200", "mi300x"],
