@@ -30,7 +30,7 @@ class SolveStatus(Static):
 
     def watch_busy(self, busy: bool) -> None:
         if busy and self._timer is None:
-            # A warm solve takes ~0.2 s: animating it would only redraw the screen while the solve
+            # A warm solve takes ~0.15 s: animating it would only redraw the screen while the solve
             # needs the CPU. The spinner starts if the solve is still running after SPIN_AFTER_S.
             self._timer = self.set_timer(SPIN_AFTER_S, self._spin)
         elif not busy and self._timer is not None:
