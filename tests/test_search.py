@@ -245,9 +245,10 @@ def test_row_kernel_matches_the_whole_grid_kernel(catalog, model_id):
 
     grid = build_grid(small_scenario(**{"model.id": model_id}), catalog)
     rows = run_grid(grid)
-    whole = _grid_kernel(False)(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes),
-                           grid.valid)
+    args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes), grid.valid)
+    dense = not catalog.model(model_id).experts_routed
     real = len(grid.hardware) * int(np.prod(grid.shape[1:]))  # the row kernel skips padding rows
-    for key in ("monthly", "tpot95", "ttft95"):
-        np.testing.assert_allclose(np.asarray(whole[key])[:real], rows[key][:real], rtol=1e-5)
-    np.testing.assert_array_equal(np.asarray(whole["best_per_hw"]), rows["best_per_hw"])
+    for whole in [_grid_kernel(False)(*args)] + ([_grid_kernel(True)(*args)] if dense else []):
+        for key in ("monthly", "tpot95", "ttft95"):
+            np.testing.assert_allclose(np.asarray(whole[key])[:real], rows[key][:real], rtol=1e-5)
+        np.testing.assert_array_equal(np.asarray(whole["best_per_hw"]), rows["best_per_hw"])
