@@ -527,3 +527,28 @@ class TestLiveSolve:
             await settle(app, pilot)
         exported = (tmp_path / "plans.json").read_text(encoding="utf-8")
         assert '"per_hardware"' in exported and '"pareto"' in exported
+
+
+@sync
+async def test_the_spinner_animates_only_when_a_solve_runs_long() -> None:
+    """A warm solve (~0.15 s) shows a still marker; a compile (seconds) gets the animation."""
+    from textual.app import App
+
+    from planner.tui.widgets.solve_status import SPIN_AFTER_S, SPINNER, SolveStatus
+
+    class Host(App[None]):
+        def compose(self):
+            yield SolveStatus(id="status")
+
+    app = Host()
+    async with app.run_test(size=(60, 3)) as pilot:
+        status = app.query_one(SolveStatus)
+        status.message = "solving…"
+        status.busy = True
+        await pilot.pause(SPIN_AFTER_S / 4)
+        assert str(status.content).startswith(SPINNER[0]) and status._frame == 0
+        await pilot.pause(SPIN_AFTER_S + 0.6)
+        assert status._frame > 0  # animating now
+        status.busy = False
+        await pilot.pause()
+        assert str(status.content) == "solving…"
