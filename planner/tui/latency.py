@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from operator import attrgetter
 from typing import Any
 
 from planner.catalog import Catalog
@@ -34,14 +35,10 @@ async def settle(app: Any, pilot: Any) -> None:
 
 
 def _edits(scenario: Scenario, count: int) -> list[tuple[str, str]]:
-    data = scenario.model_dump()
     out = []
     for i in range(count):
         path = EDITED[(i // len(FACTORS)) % len(EDITED)]
-        node: Any = data
-        for key in path.split("."):
-            node = node[key]
-        out.append((path, f"{float(node) * FACTORS[i % len(FACTORS)]:g}"))
+        out.append((path, f"{float(attrgetter(path)(scenario)) * FACTORS[i % len(FACTORS)]:g}"))
     return out
 
 
@@ -50,7 +47,7 @@ async def _measure(scenario_path: Any, catalog: Catalog, edits: int) -> dict[str
 
     from planner.tui.app import PlannerApp
     from planner.tui.document import ScenarioDocument
-    from planner.tui.fields import FieldSpec
+    from planner.tui.fields import FIELDS
 
     document = ScenarioDocument.from_file(scenario_path, catalog)
     app = PlannerApp(document, catalog)
@@ -59,7 +56,8 @@ async def _measure(scenario_path: Any, catalog: Catalog, edits: int) -> dict[str
         await settle(app, pilot)
         first = dict(app.last_timing)
         for path, value in _edits(document.scenario, edits):
-            field = app.screen.query_one(f"#{FieldSpec(path, '', 'float').dom_id} Input", Input)
+            spec = next(f for f in FIELDS if f.path == path)
+            field = app.screen.query_one(f"#{spec.dom_id} Input", Input)
             field.value = value
             await settle(app, pilot)
             rows.append(dict(app.last_timing))
