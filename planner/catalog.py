@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from planner.schema import (
     CalibrationFamily,
     CalibrationFile,
     HardwareFile,
+    HostCpu,
     HostTiersFile,
     ModelsFile,
     ModelSpec,
@@ -33,6 +34,7 @@ class Catalog:
     model_sources: dict[str, str]
     calibration: dict[str, CalibrationFamily]
     host_tiers: HostTiersFile
+    host_cpus: dict[str, HostCpu] = field(default_factory=dict)
 
     def accelerator(self, hw_id: str) -> Accelerator:
         return _lookup(self.hardware, hw_id, "hardware")
@@ -93,6 +95,13 @@ def load_catalog(hardware_dir: Path | None = None, models_file: Path | None = No
                 f"{files[acc.id]}: accelerator '{acc.id}'.family: '{acc.family}' has no entry in "
                 f"{CALIBRATION_FILE} (known: {', '.join(sorted(families))})"
             )
+    host_cpus = {cpu.id: cpu for cpu in calibration.host_cpu}
+    for acc in hardware.values():
+        if acc.host_cpu not in host_cpus:
+            raise InputFileError(
+                f"{files[acc.id]}: accelerator '{acc.id}'.host_cpu: '{acc.host_cpu}' has no [[host_cpu]] entry in "
+                f"{CALIBRATION_FILE} (known: {', '.join(sorted(host_cpus)) or 'none'})"
+            )
     tiers = io.load(HostTiersFile, hw_dir / HOST_TIERS_FILE)
     models_path = models_file or paths.models_file()
     models = io.load(ModelsFile, models_path)
@@ -104,4 +113,5 @@ def load_catalog(hardware_dir: Path | None = None, models_file: Path | None = No
         model_sources=models.sources,
         calibration=families,
         host_tiers=tiers,
+        host_cpus=host_cpus,
     )

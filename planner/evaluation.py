@@ -1,12 +1,19 @@
 """`planner eval`: predict fixed configurations, one or many, in a single jitted call.
 
-Cases may mix hardware and models: every case becomes one row of stacked arrays, so the whole
-file is one kernel launch (and one compile per process).
+Cases may mix hardware and models: every case becomes one or more rows of stacked arrays (one per
+candidate layout), so the whole file is one kernel launch (and one compile per process).
+
+Layouts: `chips` are the accelerators of the measured system. Engines often run several replicas
+on them (an MLPerf "8-GPU" system may be 8 x TP1), so unless `replicas` pins it, every replica
+count that divides `chips` is evaluated and the best is reported: the highest system throughput
+for `batch = "max"`, the lowest TPOT for a fixed batch (ties: fewer replicas). A fixed batch and an
+`arrival_rps` are for the whole system and are split evenly over the replicas.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -27,9 +34,12 @@ from planner.lowering import (
 from planner.model.types import Arch, Spec
 from planner.schema.common import _KEBAB, canonical_dtype
 from planner.schema.scenario import Speculative
+from planner.uncertainty import add_bands, band_for
 
 DEFAULT_HBM_FRACTION = 0.9  # engines' default KV memory fraction (trtllm-bench 0.90, vLLM 0.90)
 CASE_KEYS = ("hardware", "model", "chips", "batch", "input", "output", "weight_dtype", "kv_dtype")
+CACHE_TIERS = {"hbm": 0.0, "dram": 1.0, "nvme": 2.0}
+METRICS = ("ttft_s", "tpot_s", "prefill_tok_s", "decode_tok_s", "throughput_tok_s")
 
 
 @dataclass(frozen=True)
@@ -45,21 +55,34 @@ class EvalCase:
     spec_k: int = 0
     spec_alpha: float = 0.7
     draft: str | None = None
+    cached_tokens: int = 0
+    cache_tier: str = "dram"
+    max_batch: int | None = None
+    max_num_tokens: int | None = None
+    requests: int | None = None
+    arrival_rps: float | None = None
+    replicas: int | None = None  # replicas on the `chips` (data parallel); None = the best
+    unresolved: str | None = None  # why the case cannot be evaluated (an unknown ID in a cases file)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-OPTIONAL_KEYS = ("spec_k", "spec_alpha", "draft")
-LIMITS = {"chips": 100_000, "batch": 1_000_000, "input": 10_000_000, "output": 10_000_000}
+OPTIONAL_KEYS = ("spec_k", "spec_alpha", "draft", "cached_tokens", "cache_tier", "max_batch", "max_num_tokens",
+                 "requests", "arrival_rps", "replicas")
+LIMITS = {"chips": 100_000, "batch": 1_000_000, "input": 10_000_000, "output": 10_000_000,
+          "max_batch": 1_000_000, "max_num_tokens": 10_000_000, "requests": 100_000_000}
 ALPHA_RANGE = (0.001, 0.999)  # as the scenario's acceptance: 1 - 1e-12 is exactly 1 in float32
+MAX_ARRIVAL_RPS = 1e7
 
 
 def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None = None,
-                   labels: dict[str, str] | None = None) -> EvalCase:
+                   labels: dict[str, str] | None = None, lenient_ids: bool = False) -> EvalCase:
     """Validate one `[[case]]` table; keys outside the contract are kept aside and ignored.
 
     A key that looks like a typo of a known one (`weigth_dtype`) is an error, not an annotation.
     Errors name `where` and the key (`labels` maps keys to other names, e.g. command-line flags);
-    given the `catalog`, hardware, model and draft IDs are checked with closest-match hints.
+    given the `catalog`, hardware, model and draft IDs are checked with closest-match hints. With
+    `lenient_ids` (a cases file) an unknown ID does not stop the file: the case is returned
+    `unresolved`, and its row says why.
     """
     def at(key: str) -> str:
         return labels[key] if labels and key in labels else f"{where}.{key}"
@@ -103,6 +126,9 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     if draft is not None and (not isinstance(draft, str) or not _KEBAB.match(draft)):
         raise InputFileError(f"{at('draft')}: {_show(draft)} is not a model ID (lowercase kebab-case, "
                              "e.g. 'llama-3.2-1b')")
+    limits = _engine_limits(raw, at)
+    serving = _serving_keys(raw, at)
+    unresolved = None
     if catalog is not None:
         for key, ident, lookup in (("hardware", raw["hardware"], catalog.accelerator),
                                    ("model", raw["model"], catalog.model), ("draft", draft, catalog.model)):
@@ -111,11 +137,46 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
             try:
                 lookup(ident)
             except UnknownIdError as exc:
-                raise UnknownIdError(f"{at(key)}: {exc}") from None
-    extra = {key: v for key, v in raw.items() if key not in CASE_KEYS}
+                if not lenient_ids:
+                    raise UnknownIdError(f"{at(key)}: {exc}") from None
+                unresolved = unresolved or f"{key}: {exc}"
+    extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
-                    spec_alpha=float(alpha), draft=draft, extra=extra)
+                    spec_alpha=float(alpha), draft=draft, unresolved=unresolved, extra=extra,
+                    **limits, **serving)
+
+
+def _engine_limits(raw: dict[str, Any], at) -> dict[str, Any]:
+    """`max_batch`, `max_num_tokens`, `requests`: positive integers, or absent (no limit)."""
+    out = {}
+    for key in ("max_batch", "max_num_tokens", "requests", "replicas"):
+        value = raw.get(key)
+        limit = LIMITS.get(key, raw["chips"])
+        if value is not None and (not _is_int(value) or not 1 <= value <= limit):
+            raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {limit:,}]")
+        out[key] = value
+    replicas = out["replicas"]
+    if replicas is not None and raw["chips"] % replicas:
+        raise InputFileError(f"{at('replicas')}: {replicas} replicas do not divide {raw['chips']} chips")
+    return out
+
+
+def _serving_keys(raw: dict[str, Any], at) -> dict[str, Any]:
+    """`cached_tokens` + `cache_tier` (prefix reused from a tier) and `arrival_rps` (Poisson load)."""
+    cached = raw.get("cached_tokens", 0)
+    if not _is_int(cached) or not 0 <= cached <= raw["input"]:
+        raise InputFileError(f"{at('cached_tokens')}: {_show(cached)} must be an integer in [0, input = "
+                             f"{raw['input']}]")
+    tier = raw.get("cache_tier", "dram")
+    if tier not in CACHE_TIERS:
+        raise InputFileError(f"{at('cache_tier')}: {_show(tier)} is not one of {', '.join(CACHE_TIERS)}")
+    rate = raw.get("arrival_rps")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)
+                             or not 0 < rate <= MAX_ARRIVAL_RPS):
+        raise InputFileError(f"{at('arrival_rps')}: {_show(rate)} must be a number of requests/s in "
+                             f"(0, {MAX_ARRIVAL_RPS:g}]")
+    return {"cached_tokens": cached, "cache_tier": tier, "arrival_rps": None if rate is None else float(rate)}
 
 
 def _is_int(value: Any) -> bool:
@@ -131,19 +192,62 @@ def _show(value: Any) -> str:
 def _kernel():
     import jax
 
-    from planner.model.offline import evaluate_offline
+    from planner.model.loaded import evaluate_case
 
-    return jax.jit(evaluate_offline)
+    return jax.jit(evaluate_case)
 
 
 def _stack(rows: list[Any], cls):
     return cls(**{name: np.asarray([getattr(r, name) for r in rows], dtype=np.float32) for name in cls._fields})
 
 
+def replica_candidates(case: EvalCase) -> list[int]:
+    """Replica counts to try on the case's chips: every divisor that leaves each replica a whole
+    batch (and a whole request of a finite run)."""
+    if case.replicas is not None:
+        return [case.replicas]
+    out = []
+    for r in range(1, case.chips + 1):
+        if case.chips % r:
+            continue
+        if case.batch != "max" and case.batch < r:
+            break
+        if case.requests is not None and case.requests < r:
+            break
+        out.append(r)
+    return out
+
+
 def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, Any]]:
     """Predict every case; a case that does not fit still returns its row with `fits = false`."""
     if not cases:
         return []
+    resolved = [c for c in cases if c.unresolved is None]
+    rows_by_case: dict[int, dict[str, Any]] = {}
+    if resolved:
+        expanded = [(i, r) for i, c in enumerate(resolved) for r in replica_candidates(c)]
+        out = _run([(resolved[i], r) for i, r in expanded], catalog)
+        candidates: dict[int, list[dict[str, Any]]] = {}
+        for j, (i, r) in enumerate(expanded):
+            candidates.setdefault(i, []).append(_row(resolved[i], r, {k: v[j] for k, v in out.items()}))
+        for i, case in enumerate(resolved):
+            rows_by_case[id(case)] = _annotate(case, catalog, _best(case, candidates[i]))
+    return [rows_by_case[id(c)] if c.unresolved is None else _unresolved_row(c) for c in cases]
+
+
+ROW_BUCKET = 64  # rows are padded to a multiple of this, so files of similar size share one compile
+
+
+def _run(pairs: list[tuple[EvalCase, int]], catalog: Catalog) -> dict[str, np.ndarray]:
+    real = len(pairs)
+    pairs = pairs + [pairs[-1]] * (-real % ROW_BUCKET)
+    out = _run_rows(pairs, catalog)
+    return {k: v[:real] for k, v in out.items()}
+
+
+def _run_rows(pairs: list[tuple[EvalCase, int]], catalog: Catalog) -> dict[str, np.ndarray]:
+    cases = [c for c, _ in pairs]
+    replicas = np.asarray([r for _, r in pairs], np.float32)
     accs = [catalog.accelerator(c.hardware) for c in cases]
     models = [catalog.model(c.model) for c in cases]
     hw = hardware_arrays(accs, catalog)
@@ -157,30 +261,66 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, An
     spec = _stack(specs, Spec)
     spec = spec._replace(draft_params=spec.draft_params * np.asarray([c.spec_k > 0 for c in cases], np.float32))
     cfg = config_arrays(
-        chips=[c.chips for c in cases],
-        batch=[0 if c.batch == "max" else c.batch for c in cases],
+        chips=[c.chips // r for c, r in pairs],
+        batch=[0 if c.batch == "max" else c.batch / r for c, r in pairs],
         weight_dtype=[c.weight_dtype for c in cases],
         kv_dtype=[c.kv_dtype for c in cases],
         spec_k=[c.spec_k for c in cases],
     )
-    out = _kernel()(arch, hw, cfg, spec, np.asarray([c.input for c in cases], np.float32),
-                    np.asarray([c.output for c in cases], np.float32), np.float32(DEFAULT_HBM_FRACTION),
-                    np.asarray(draft_bytes, np.float32))
-    host = {k: np.asarray(v) for k, v in out.items()}
-    rows = []
-    for i, (case, acc, model) in enumerate(zip(cases, accs, models, strict=True)):
-        row = _row(case, {k: v[i] for k, v in host.items()})
-        if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
-            row["fits"] = False
-            row["reason"] = (f"input + output = {case.input + case.output:,} tokens exceeds {model.id}'s "
-                             f"context window of {model.max_context:,} tokens; shorten the prompt or the output")
-        elif not supports_weight_dtype(acc, case.weight_dtype):
-            row["fits"] = False
-            row["reason"] = f"{acc.id} has no native {case.weight_dtype} support"
-        elif not row["fits"]:
-            row["reason"] = _why_not(case, acc, row)
-        rows.append(row)
-    return rows
+
+    def per_replica(values, default=np.inf):
+        return np.asarray([default if v is None else v / r for v, r in zip(values, replicas, strict=True)],
+                          np.float32)
+
+    out = _kernel()(
+        arch, hw, cfg, spec, np.asarray([c.input for c in cases], np.float32),
+        np.asarray([c.output for c in cases], np.float32), np.float32(DEFAULT_HBM_FRACTION),
+        np.asarray(draft_bytes, np.float32),
+        np.asarray([c.cached_tokens for c in cases], np.float32),
+        np.asarray([CACHE_TIERS[c.cache_tier] for c in cases], np.float32),
+        np.asarray([np.inf if c.max_batch is None else c.max_batch for c in cases], np.float32),
+        np.asarray([np.inf if c.max_num_tokens is None else c.max_num_tokens for c in cases], np.float32),
+        per_replica([c.requests for c in cases]),
+        per_replica([c.arrival_rps for c in cases], 0.0))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _best(case: EvalCase, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The layout an operator would run: the highest throughput for `batch = "max"`, else the lowest
+    TPOT; fitting candidates first, and the fewest replicas among equals."""
+    def key(row):
+        fits = 0 if row["fits"] else 1
+        if case.batch == "max":
+            return (fits, -(row["throughput_tok_s"] or 0.0), row["replicas"])
+        return (fits, row["tpot_s"] if row["tpot_s"] is not None else math.inf, row["replicas"])
+
+    return min(rows, key=key)
+
+
+def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str, Any]:
+    acc, model = catalog.accelerator(case.hardware), catalog.model(case.model)
+    if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
+        row["fits"] = False
+        row["reason"] = (f"input + output = {case.input + case.output:,} tokens exceeds {model.id}'s "
+                         f"context window of {model.max_context:,} tokens; shorten the prompt or the output")
+    elif not supports_weight_dtype(acc, case.weight_dtype):
+        row["fits"] = False
+        row["reason"] = f"{acc.id} has no native {case.weight_dtype} support"
+    elif not row["fits"]:
+        row["reason"] = _why_not(case, acc, row)
+    return add_bands(row, band_for(acc.family))
+
+
+def _unresolved_row(case: EvalCase) -> dict[str, Any]:
+    row = {"hardware": case.hardware, "model": case.model, "chips": case.chips,
+           "weight_dtype": case.weight_dtype, "kv_dtype": case.kv_dtype, "input": case.input,
+           "output": case.output, "spec_k": case.spec_k, "batch": 0, "fits": False,
+           "reason": f"cannot evaluate: {case.unresolved}", "replicas": None, "chips_per_replica": None,
+           "kv_capacity_tokens": 0}
+    for name in (*METRICS, "memory_gb_per_chip", "weights_gb_per_chip", "kv_gb_per_chip", "cost_per_hour",
+                 "usd_per_mtok_output", "tokens_per_step"):
+        row[name] = None
+    return row
 
 
 def _speculative_for(case: EvalCase, model) -> Speculative:
@@ -191,26 +331,34 @@ def _speculative_for(case: EvalCase, model) -> Speculative:
                        acceptance_short=case.spec_alpha, acceptance_long=case.spec_alpha)
 
 
-def _row(case: EvalCase, v: dict[str, np.ndarray]) -> dict[str, Any]:
-    def f(name):
-        x = float(v[name])
+def _row(case: EvalCase, replicas: int, v: dict[str, np.ndarray]) -> dict[str, Any]:
+    def f(name, scale=1.0):
+        x = float(v[name]) * scale
         return x if np.isfinite(x) else None
 
-    return {
+    row = {
         "hardware": case.hardware, "model": case.model, "chips": case.chips,
         "weight_dtype": case.weight_dtype, "kv_dtype": case.kv_dtype,
         "input": case.input, "output": case.output, "spec_k": case.spec_k,
-        "batch": int(v["batch"]),
+        "replicas": replicas, "chips_per_replica": case.chips // replicas,
+        "batch": int(v["batch"]) * replicas,
         "fits": bool(v["fits"]),
         "ttft_s": f("ttft_s"), "tpot_s": f("tpot_s"),
-        "prefill_tok_s": f("prefill_tok_s"), "decode_tok_s": f("decode_tok_s"),
-        "throughput_tok_s": f("throughput_tok_s"),
-        "kv_capacity_tokens": int(max(float(v["kv_capacity_tokens"]), 0.0)),
+        "prefill_tok_s": f("prefill_tok_s", replicas), "decode_tok_s": f("decode_tok_s", replicas),
+        "throughput_tok_s": f("throughput_tok_s", replicas),
+        "kv_capacity_tokens": int(max(float(v["kv_capacity_tokens"]), 0.0)) * replicas,
         "memory_gb_per_chip": f("memory_gb_per_chip"),
         "weights_gb_per_chip": f("weights_gb_per_chip"), "kv_gb_per_chip": f("kv_gb_per_chip"),
-        "cost_per_hour": f("cost_per_hour"), "usd_per_mtok_output": f("usd_per_mtok_output"),
+        "cost_per_hour": f("cost_per_hour", replicas), "usd_per_mtok_output": f("usd_per_mtok_output"),
         "tokens_per_step": f("tokens_per_step"),
     }
+    if case.cached_tokens:
+        row["cached_tokens"], row["cache_tier"] = case.cached_tokens, case.cache_tier
+    if case.arrival_rps is not None:
+        row["arrival_rps"] = case.arrival_rps
+        row["ttft_p99_s"], row["tpot_p99_s"] = f("ttft_p99_s"), f("tpot_p99_s")
+        row["prefill_utilisation"] = f("prefill_utilisation")
+    return row
 
 
 def _why_not(case: EvalCase, acc, row: dict[str, Any]) -> str:
@@ -222,5 +370,8 @@ def _why_not(case: EvalCase, acc, row: dict[str, Any]) -> str:
     if row["batch"] < 1:
         return (f"no room for one sequence of {case.input + case.output} tokens of KV next to "
                 f"{weights:.1f} GB of weights per chip; use more chips, a smaller KV dtype or shorter prompts")
+    if row.get("prefill_utilisation") is not None and row["prefill_utilisation"] >= 1.0:
+        return (f"arrival_rps = {case.arrival_rps:g} saturates prefill (utilisation "
+                f"{row['prefill_utilisation']:.2f}); lower the load or add chips")
     return (f"batch {case.batch} needs {row['memory_gb_per_chip']:.1f} GB per chip, more than "
             f"{usable:.1f} GB usable; lower the batch or use --batch max")

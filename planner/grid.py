@@ -157,7 +157,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
             f"search grid has {n_configs:,} configurations (limit {MAX_CONFIGS:,}): {axes}; narrow [search] "
             f"(fewer values on the largest axes: {largest}), e.g. search.batch = [1, 8, 64]")
 
-    hw = hardware_arrays(padded, catalog)
+    hw = hardware_arrays(padded, catalog, scenario.search.risk)
     hw = Hw(*(np.asarray(x).reshape((h_pad,) + (1,) * (len(AXES) - 1)) for x in hw))
     spec, draft_bytes = draft_arrays(catalog, model, scenario.speculative)
     cfg = Config(

@@ -57,20 +57,56 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "usd_per_hour": acc.usd_per_hour,
         "sram_only": 1.0 if acc.hbm_gb == 0 else 0.0,
         "prefill_mfu": fam.prefill_mfu,
+        "prefill_mfu_lowp": _or(fam.prefill_mfu_lowp, fam.prefill_mfu),
         "decode_mfu": fam.decode_mfu,
         "hbm_eff": fam.hbm_efficiency,
         "attn_eff": fam.attention_efficiency,
+        "attn_eff_lowp": _or(fam.attention_efficiency_lowp, fam.attention_efficiency),
         "attn_prefill_mfu": fam.prefill_attention_mfu,
+        "attn_prefill_mfu_fp8": _or(fam.prefill_attention_mfu_fp8, fam.prefill_attention_mfu),
         "moe_eff": fam.moe_efficiency,
-        "fp4_scale": fam.fp4_gemm_scale,
+        "expert_width_knee": fam.expert_width_knee,
+        "act_passes": fam.activation_passes,
         "step_overhead_s": fam.step_overhead_ms * 1e-3,
         "collective_latency_s": fam.collective_latency_us * 1e-6,
         "layer_latency_s": fam.layer_latency_us * 1e-6,
+        "quant_layer_latency_s": fam.quant_layer_latency_us * 1e-6,
+        "host_s_per_req": catalog.host_cpus[acc.host_cpu].us_per_request * 1e-6 if catalog.host_cpus else 0.0,
+        "link_eff": fam.link_efficiency,
+        "host_link_eff": fam.host_link_efficiency,
     }
 
 
-def hardware_arrays(accs: list[Accelerator], catalog: Catalog) -> Hw:
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+RATE_FIELDS = ("mem_bw", "flops_bf16", "flops_fp8", "flops_int8", "flops_fp4", "link_bw", "host_bw", "dram_bw",
+               "nvme_bw")
+LATENCY_FIELDS = ("step_overhead_s", "collective_latency_s", "layer_latency_s", "quant_layer_latency_s",
+                  "host_s_per_req")
+
+
+def scaled_times(row: dict[str, float], scale: float) -> dict[str, float]:
+    """The same hardware with every time multiplied by `scale`: every time in the model is a sum or
+    max of bytes / bandwidth, FLOPs / peak and latencies, so dividing the rates and multiplying the
+    latencies scales each of them exactly (capacities are untouched)."""
+    out = dict(row)
+    for name in RATE_FIELDS:
+        out[name] = row[name] / scale
+    for name in LATENCY_FIELDS:
+        out[name] = row[name] * scale
+    return out
+
+
+def hardware_arrays(accs: list[Accelerator], catalog: Catalog, risk: str = "central") -> Hw:
+    """Per-chip arrays; with `risk = "p90"` each family's times sit at the pessimistic edge of its
+    uncertainty band (planner/uncertainty.py)."""
     rows = [hardware_row(acc, catalog) for acc in accs]
+    if risk == "p90":
+        from planner.uncertainty import band_for
+
+        rows = [scaled_times(r, band_for(acc.family).high) for r, acc in zip(rows, accs, strict=True)]
     return Hw(**{name: np.array([r[name] for r in rows], dtype=_F32) for name in Hw._fields})
 
 

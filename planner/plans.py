@@ -11,6 +11,7 @@ from planner.grid import Grid, gather
 from planner.model.serving import BINDING
 from planner.model.types import Load
 from planner.schema import Scenario
+from planner.uncertainty import band_for
 
 
 def _clean(x: float, digits: int = 6) -> float | None:
@@ -68,6 +69,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "usd_per_mtok_input": _clean(m["usd_per_mtok_input"][i], 4),
             "usd_per_mtok_output": _clean(m["usd_per_mtok_output"][i], 4),
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
+            **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family),
             "feasible": bool(m["feasible"][i]),
             "supported": bool(valid[i]),
             "binding": BINDING[int(m["binding"][i])],
@@ -91,6 +93,13 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
         }
         plans.append(plan)
     return plans
+
+
+def _bill_band(monthly: float, family: str) -> dict[str, Any]:
+    """The bill's uncertainty band: the fleet, and so the bill, scales with the family's time band."""
+    band = band_for(family)
+    return {"monthly_usd_low": _clean(monthly * band.low, 2), "monthly_usd_high": _clean(monthly * band.high, 2),
+            "calibration": "fitted" if band.calibrated else "uncalibrated"}
 
 
 def explain_infeasible(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
         "pareto_ttft": result.pareto_ttft,
         "infeasible": [{k: v for k, v in x.items() if k != "closest"} for x in result.infeasible],
         "search": {"configs": result.configs, "seconds": round(result.seconds, 3),
-                   "hardware": len(result.grid.hardware)},
+                   "hardware": len(result.grid.hardware), "risk": sc.search.risk},
     }
 
 
@@ -67,6 +67,15 @@ def write_csv(result: SolveResult, top: int) -> None:
     sys.stdout.write(buf.getvalue())
 
 
+def _band(plan: dict[str, Any]) -> str:
+    """The bill's uncertainty band as a person reads it."""
+    low, high = plan.get("monthly_usd_low"), plan.get("monthly_usd_high")
+    if low is None or high is None:
+        return "band unknown"
+    words = f"{render.money(low)}-{render.money(high)} p10-p90"
+    return words + (", uncalibrated hardware" if plan["calibration"] == "uncalibrated" else "")
+
+
 def write_table(result: SolveResult, top: int) -> None:
     con = render.console()
     sc = result.grid.scenario
@@ -83,7 +92,7 @@ def write_table(result: SolveResult, top: int) -> None:
             f"Best: {b['replicas']} x {b['chips']} {b['hardware']} ({b['hardware_name']}), batch {b['batch']}, "
             f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({render.tier_words(b)}), spec k={b['spec_k']}, "
             f"prefix cache {'on' if b['prefix_cache'] else 'off'}, {b['attention']} attention\n"
-            f"  {render.money(b['monthly_usd'])}/month  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
+            f"  {render.money(b['monthly_usd'])}/month ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
             f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
             f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}\n"
             f"  per chip: weights {mem['weights']:.1f} GB, KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
@@ -97,9 +106,13 @@ def write_table(result: SolveResult, top: int) -> None:
         t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), str(p["batch"]),
                   f"{p['weight_dtype']}/{p['kv_dtype']}", render.tiers(p), str(p["spec_k"]),
                   "on" if p["prefix_cache"] else "off", f"{p['ttft_p95_s']:.2f}", f"{p['tpot_p95_ms']:.1f}",
-                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}", render.money(p["monthly_usd"]),
+                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}",
+                  render.money(p["monthly_usd"]) + ("*" if p["calibration"] == "uncalibrated" else ""),
                   p["binding"])
     con.print(t)
+    if any(p["calibration"] == "uncalibrated" for p in result.per_hardware):
+        con.print("* uncalibrated: no public measurement fitted for this hardware family (prior efficiencies); "
+                  "wide band in JSON")
     if result.infeasible:
         bad = render.table("hardware", "fails on", "closest plan", title="No feasible plan")
         for x in sorted(result.infeasible, key=lambda x: x["hardware"]):

@@ -323,10 +323,7 @@ def test_eval_without_ids_says_what_to_give(invoke) -> None:
         ({"case": []}, ("the list is empty",)),
         ({"case": 5}, ("expected a [[case]] array of tables",)),
         ({"case": [{**GOOD_CASE, "weigth_dtype": "fp8"}]}, ("case[0].weigth_dtype: unknown key; did you mean weight_dtype?",)),
-        ({"case": [GOOD_CASE, {**GOOD_CASE, "hardware": "h100"}]}, ("case[1].hardware: unknown hardware ID 'h100'",)),
         ({"case": [{**GOOD_CASE, "hardware": 5}]}, ("case[0].hardware: 5 is not a hardware ID string",)),
-        ({"case": [{**GOOD_CASE, "model": "llama-3.1-7b"}]}, ("case[0].model", "'llama-3.1-8b'")),
-        ({"case": [{**GOOD_CASE, "draft": "llama-3.2-2b", "spec_k": 2}]}, ("case[0].draft", "'llama-3.2-1b'")),
         ({"case": [{**GOOD_CASE, "draft": "Not An ID"}]}, ("case[0].draft", "kebab-case")),
         ({"case": [{**GOOD_CASE, "chips": 2.5}]}, ("case[0].chips: 2.5",)),
         ({"case": [{**GOOD_CASE, "chips": True}]}, ("case[0].chips: True",)),
@@ -341,6 +338,26 @@ def test_bad_case_files_are_one_line(invoke, tmp_path: Path, cases: dict, fragme
     path = tmp_path / "cases.toml"
     path.write_text(tomli_w.dumps(cases), encoding="utf-8")
     one_line_error(invoke("eval", "--cases", path), "cases.toml", *fragments)
+
+
+@pytest.mark.parametrize(
+    ("bad", "fragments"),
+    [
+        ({"hardware": "h100"}, ("hardware", "unknown hardware ID 'h100'", "'h100-sxm'")),
+        ({"model": "llama-3.1-7b"}, ("model", "'llama-3.1-8b'")),
+        ({"draft": "llama-3.2-2b", "spec_k": 2}, ("draft", "'llama-3.2-1b'")),
+    ],
+)
+def test_a_case_with_an_unknown_id_gets_its_row_and_the_file_is_answered(invoke, tmp_path: Path, bad: dict,
+                                                                         fragments: tuple[str, ...]) -> None:
+    path = tmp_path / "cases.toml"
+    path.write_text(tomli_w.dumps({"case": [GOOD_CASE, {**GOOD_CASE, **bad}]}), encoding="utf-8")
+    result = invoke("eval", "--cases", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    good, row = strict_json(result.stdout)
+    assert good["fits"] is True and good["throughput_tok_s"] > 0
+    assert row["fits"] is False and row["throughput_tok_s"] is None
+    assert all(f in row["reason"] for f in fragments), row["reason"]
 
 
 def test_case_annotations_are_kept_not_rejected(invoke, tmp_path: Path) -> None:
@@ -588,7 +605,9 @@ def test_a_wide_prompt_spread_gives_sane_latencies(invoke, write) -> None:
     import re
 
     path = write("s.toml", SMALL)
-    result = invoke("solve", path, "--set", "workload.input_tokens={median=1,p90=10000}", "--format", "json")
+    # the p95 prompt is at the model's 128k window: allow its prefill, check what decode does
+    result = invoke("solve", path, "--set", "workload.input_tokens={median=1,p90=10000}", "--set",
+                    "slo.ttft_p95_s=60", "--format", "json")
     data = strict_json(result.stdout)
     tpots = [data["best"]["tpot_p95_ms"]] if data["best"] else [
         float(m.group(1).replace(",", "")) for x in data["infeasible"]

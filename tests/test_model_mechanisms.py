@@ -136,11 +136,12 @@ def test_tensor_parallel_all_reduce_costs_time(cat):
 
 def test_dataflow_layer_latency_adds_per_layer_per_step(cat):
     """Groq/Cerebras: each decode step pays the family's per-layer latency once per layer, so at
-    batch 1 the step time is ~layers x latency; GPUs carry none (their step overhead covers it)."""
+    batch 1 the step time is ~layers x latency (GPUs carry a smaller fitted one: launches and minimum
+    kernel durations)."""
     from planner.calibrate import with_family
 
     latency_s = cat.calibration["groq"].layer_latency_us * 1e-6
-    assert latency_s > 0 and cat.calibration["hopper"].layer_latency_us == 0
+    assert latency_s > cat.calibration["hopper"].layer_latency_us * 1e-6 > 0
     without = with_family(cat, "groq", layer_latency_us=0.0)
     for model_id, chips in (("llama-3.1-8b", 64), ("llama-3.3-70b", 512)):
         a = model_arrays(cat.model(model_id))

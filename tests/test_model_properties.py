@@ -69,7 +69,8 @@ def cases(draw, hardware=HBM_HARDWARE, batch=FIXED_BATCH):
     return EvalCase(hardware=hw, model=draw(st.sampled_from(MODELS)), chips=draw(st.sampled_from([1, 2, 4, 8])),
                     batch=draw(batch), input=draw(st.integers(64, 32_768)), output=draw(st.integers(16, 4096)),
                     weight_dtype=weight, kv_dtype=draw(st.sampled_from(["bf16", "fp8", "int4"])),
-                    spec_k=draw(st.sampled_from([0, 0, 2, 4])), spec_alpha=draw(st.floats(0.3, 0.9)))
+                    spec_k=draw(st.sampled_from([0, 0, 2, 4])), spec_alpha=draw(st.floats(0.3, 0.9)),
+                    replicas=1)  # one instance on the chips: the properties hold per layout
 
 
 def pair(case: EvalCase, catalog: Catalog, hw_id: str, **changes) -> tuple[dict, dict]:

@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
 
 FLAGS = {"hardware": "--hardware", "model": "--model", "chips": "--chips", "batch": "--batch",
          "input": "--input", "output": "--output", "weight_dtype": "--weight-dtype", "kv_dtype": "--kv-dtype",
-         "spec_k": "--spec-k", "spec_alpha": "--spec-alpha"}
+         "spec_k": "--spec-k", "spec_alpha": "--spec-alpha", "cached_tokens": "--cached-tokens",
+         "cache_tier": "--cache-tier", "max_batch": "--max-batch", "max_num_tokens": "--max-num-tokens",
+         "requests": "--requests", "arrival_rps": "--arrival-rps", "replicas": "--replicas"}
 
 
 def _batch(value: str) -> int | str:
@@ -47,7 +49,8 @@ def _read_cases(path: Path, catalog) -> list:
         raise InputFileError(f"{path}: case: expected a [[case]] array of tables")
     if not raw_cases:
         raise InputFileError(f"{path}: case: the list is empty; add at least one [[case]] table")
-    return [case_from_dict(c, f"{path}: case[{i}]", catalog=catalog) for i, c in enumerate(raw_cases)]
+    return [case_from_dict(c, f"{path}: case[{i}]", catalog=catalog, lenient_ids=True)
+            for i, c in enumerate(raw_cases)]
 
 
 def evaluate(
@@ -61,6 +64,13 @@ def evaluate(
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp8, int8 or int4 (aliases: fp16, fp8_e4m3, ...).")] = "bf16",
     spec_k: Annotated[int, typer.Option("--spec-k", help="Speculative lookahead, 0 (off) to 16.")] = 0,
     spec_alpha: Annotated[float, typer.Option("--spec-alpha", help="Per-token acceptance, 0.001 to 0.999.")] = 0.7,
+    cached_tokens: Annotated[int, typer.Option("--cached-tokens", help="Prompt tokens whose KV is reused (reloaded from --cache-tier) rather than recomputed.")] = 0,
+    cache_tier: Annotated[str, typer.Option("--cache-tier", help="Where cached KV is read from: hbm, dram or nvme.")] = "dram",
+    max_batch: Annotated[int | None, typer.Option("--max-batch", help="Engine limit on sequences in flight.")] = None,
+    max_num_tokens: Annotated[int | None, typer.Option("--max-num-tokens", help="Engine limit on tokens per forward pass.")] = None,
+    requests: Annotated[int | None, typer.Option("--requests", help="A finite offline run of this many requests.")] = None,
+    arrival_rps: Annotated[float | None, typer.Option("--arrival-rps", help="Poisson load on the whole system, requests/s: TTFT/TPOT become means under load (p99 in ttft_p99_s/tpot_p99_s).")] = None,
+    replicas: Annotated[int | None, typer.Option("--replicas", help="Data-parallel replicas on the chips (default: the best).")] = None,
     cases: Annotated[Path | None, typer.Option("--cases", help="TOML file whose 'case' array of tables lists the configurations.")] = None,
     format: Annotated[EvalFormat, typer.Option("--format", "-f", help="Output format.")] = EvalFormat.table,
 ) -> None:
@@ -79,17 +89,22 @@ def evaluate(
             "hardware": hardware, "model": model, "chips": chips, "batch": _batch(batch),
             "input": input_tokens, "output": output_tokens, "weight_dtype": weight_dtype,
             "kv_dtype": kv_dtype, "spec_k": spec_k, "spec_alpha": spec_alpha,
+            "cached_tokens": cached_tokens, "cache_tier": cache_tier,
+            **{key: value for key, value in (("max_batch", max_batch), ("max_num_tokens", max_num_tokens),
+                                             ("requests", requests), ("arrival_rps", arrival_rps),
+                                             ("replicas", replicas)) if value is not None},
         }, "eval", catalog=catalog, labels=FLAGS)]
     rows = evaluate_cases(parsed, catalog)
     if format == EvalFormat.json:
         render.print_json(rows if cases is not None else rows[0])
         return
-    out = render.table("hardware", "model", "chips", "w/kv", "in/out", "batch", "TTFT s", "TPOT ms",
+    out = render.table("hardware", "model", "chips", "layout", "w/kv", "in/out", "batch", "TTFT s", "TPOT ms",
                        "tok/s", "KV cap tok", "GB/chip", "$/h", "$/Mtok out", "fits",
-                       right=("chips", "batch", "TTFT s", "TPOT ms", "tok/s", "KV cap tok", "GB/chip",
+                       right=("chips", "layout", "batch", "TTFT s", "TPOT ms", "tok/s", "KV cap tok", "GB/chip",
                               "$/h", "$/Mtok out"))
     for r in rows:
-        out.add_row(r["hardware"], r["model"], str(r["chips"]), f"{r['weight_dtype']}/{r['kv_dtype']}",
+        layout = "n/a" if r["replicas"] is None else f"{r['replicas']} x {r['chips_per_replica']}"
+        out.add_row(r["hardware"], r["model"], str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
                     f"{r['input']}/{r['output']}", str(r["batch"]), _fmt(r["ttft_s"], 3),
                     _fmt(r["tpot_s"] and r["tpot_s"] * 1e3, 2), _fmt(r["throughput_tok_s"], 0),
                     f"{r['kv_capacity_tokens']:,}", _fmt(r["memory_gb_per_chip"], 1),

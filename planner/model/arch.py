@@ -103,6 +103,16 @@ def _attn_flops_per_pair(m: ModelSpec, absorbed: bool) -> float:
     return float(per_layer * m.layers)
 
 
+def _ffn_width_active(m: ModelSpec) -> float:
+    """FFN width one token passes through per layer, averaged over the layers: the width of the
+    non-GEMM activation traffic (SwiGLU, quantisation of the down-projection input)."""
+    if not m.is_moe:
+        return float(m.ffn_dim)
+    dense_layers = m.dense_layers or 0
+    moe_width = (m.experts_active + (m.experts_shared or 0)) * m.moe_ffn_dim
+    return float((dense_layers * m.ffn_dim + (m.layers - dense_layers) * moe_width) / m.layers)
+
+
 def arch_arrays(m: ModelSpec) -> Arch:
     p = param_counts(m)
     swa = m.sliding_window_layers or 0
@@ -122,6 +132,8 @@ def arch_arrays(m: ModelSpec) -> Arch:
         experts_routed=f(p.experts_routed),
         experts_active=f(p.experts_active),
         moe_layers=f(moe_layers),
+        expert_width=f(m.moe_ffn_dim if m.is_moe else 0.0),
+        ffn_width_active=f(_ffn_width_active(m)),
         kv_elems_full=f(per_layer * (m.layers - swa)),
         kv_elems_window=f(per_layer * swa),
         window=f(m.sliding_window or NO_WINDOW),

@@ -1,4 +1,5 @@
-"""Shared roofline pieces: peak FLOPs by precision, MoE expert coverage, tensor-parallel collectives."""
+"""Shared roofline pieces: peak FLOPs by precision, MoE expert GEMMs, non-GEMM activation traffic,
+fixed per-layer kernel time, host time per step, tensor-parallel collectives."""
 
 from __future__ import annotations
 
@@ -8,25 +9,39 @@ from planner.model.memory import BF16, layout
 from planner.model.types import Arch, Config, Hw
 
 SCALE_OUT_BW = 50e9  # bytes/s per chip between domains: one NDR 400G NIC per GPU (reference: [R:hugo])
+EXPERT_TILE_M = 64.0
+"""Rows of one grouped-GEMM tile: an expert that receives fewer tokens than this still pays for a
+full tile (Hopper's wgmma instructions are 64 rows tall; CUTLASS grouped GEMMs tile M by 64-128)."""
+ROUTED_PASSES = 4.0
+"""16-bit passes over hidden x k per routed token and MoE layer: permute (write + read of k copies)
+and combine (read k expert outputs, write one): data movement that low-precision weights do not shrink."""
 
 
 def gemm_peak(hw: Hw, cfg: Config) -> jnp.ndarray:
     """Dense peak the linear layers run at: W8A8 FP8/INT8 and W4A4 FP4 use their tensor cores;
-    weight-only formats (int4, or FP8 on a chip without FP8) dequantise into BF16 GEMMs.
-    FP4 realises only `fp4_scale` of its doubled peak (calibrated per family)."""
+    weight-only formats (int4, or FP8 on a chip without FP8) dequantise into BF16 GEMMs. What low
+    precision does not speed up (activation quantisation, norms, SwiGLU) is costed separately by
+    `activation_time` and `quant_layer_latency_s`, not by scaling the peak."""
     sel = cfg.gemm_flops_sel
     peak = jnp.where(sel == 1, hw.flops_fp8, jnp.where(sel == 2, hw.flops_int8,
                      jnp.where(sel == 3, hw.flops_fp4, hw.flops_bf16)))
-    native = peak > 0
-    achieved = jnp.where((sel == 3) & native, peak * hw.fp4_scale, peak)
-    return jnp.where(native, achieved, hw.flops_bf16)
+    return jnp.where(peak > 0, peak, hw.flops_bf16)
+
+
+def quantised_activations(hw: Hw, cfg: Config) -> jnp.ndarray:
+    """1.0 where the GEMMs run on quantised activations (W8A8 / W4A4 on native tensor cores): every
+    GEMM input is quantised by an extra kernel first."""
+    sel = cfg.gemm_flops_sel
+    native = jnp.where(sel == 1, hw.flops_fp8, jnp.where(sel == 2, hw.flops_int8,
+                       jnp.where(sel == 3, hw.flops_fp4, 0.0)))
+    return jnp.where((sel > 0) & (native > 0), 1.0, 0.0)
 
 
 def without_experts(a: Arch) -> Arch:
     """A dense model's arch with its (zero) MoE fields as Python constants: traced code then drops
     the expert terms when it is traced instead of computing zeros per configuration (the routing
     power costs ~7 % of a dense model's grid search on CPU). Only for models with no experts."""
-    return a._replace(experts_routed=0.0, experts_active=0.0, params_expert=0.0)
+    return a._replace(experts_routed=0.0, experts_active=0.0, params_expert=0.0, moe_layers=0.0, expert_width=0.0)
 
 
 def _has_no_experts(a: Arch) -> bool:
@@ -41,24 +56,65 @@ def experts_touched(a: Arch, tokens: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(a.experts_routed > 0, e * (1.0 - miss), 0.0)
 
 
+def expert_gemm_scale(a: Arch, hw: Hw) -> jnp.ndarray:
+    """Cost multiplier of grouped expert GEMMs relative to dense GEMMs of the same FLOPs and bytes:
+    1 / (moe_eff x w / (w + knee)). Narrow experts (w = 768) have short inner loops, so the fixed
+    per-tile work weighs more than for wide ones (w = 14,336): a 128-expert model with narrow
+    experts must not be costed at a wide-expert model's efficiency."""
+    width = a.expert_width / jnp.maximum(a.expert_width + hw.expert_width_knee, 1.0)
+    return 1.0 / (hw.moe_eff * jnp.maximum(width, 1e-3))
+
+
 def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray):
     """(bytes, FLOPs) of the quantised linear layers for a step over `tokens` tokens, in
-    dense-GEMM-equivalent units: expert GEMMs are grouped, small-M kernels that reach only
-    `moe_eff` of a dense GEMM's efficiency, so their bytes and FLOPs are scaled by 1 / moe_eff."""
+    dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale`, and every touched
+    expert computes at least one full tile of rows (tile quantisation at small tokens per expert)."""
     if _has_no_experts(a):  # see without_experts
         return a.params_dense * weight_bytes, 2.0 * tokens * a.params_dense
-    expert_scale = 1.0 / hw.moe_eff
-    touched_bytes = (a.params_dense + experts_touched(a, tokens) * a.params_expert * expert_scale) * weight_bytes
-    flops = 2.0 * tokens * (a.params_dense + a.experts_active * a.params_expert * expert_scale)
+    scale = expert_gemm_scale(a, hw)
+    touched = experts_touched(a, tokens)
+    touched_bytes = (a.params_dense + touched * a.params_expert * scale) * weight_bytes
+    routed_rows = tokens * a.experts_active  # (token, expert) pairs per MoE layer
+    padded_rows = jnp.maximum(routed_rows, touched * EXPERT_TILE_M)
+    flops = 2.0 * (tokens * a.params_dense + padded_rows * a.params_expert * scale)
     return touched_bytes, flops
 
 
+def activation_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray) -> jnp.ndarray:
+    """Seconds of non-GEMM, memory-bound kernels for `tokens` tokens on one chip: norms, RoPE,
+    residual adds, SwiGLU and activation (de)quantisation stream 16-bit activations `act_passes`
+    times over (hidden + active FFN width) per layer, plus the routed-token permute/combine of MoE
+    layers. Unlike weight bytes, this does not shrink with weight precision, which is why FP4 GEMMs
+    deliver less than their doubled peak. Hidden-width work is replicated on tensor-parallel ranks;
+    FFN-width work is split; pipeline stages split the layers."""
+    tp, pp = layout(hw, cfg, a)
+    per_token = (a.layers * hw.act_passes * (a.hidden + a.ffn_width_active / tp)
+                 + a.moe_layers * ROUTED_PASSES * a.experts_active * a.hidden / tp) * BF16
+    return tokens * per_token / (pp * hw.mem_bw * hw.hbm_eff)
+
+
+def fixed_layer_time(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
+    """Seconds per forward pass that neither bandwidth nor FLOPs explain: each layer's kernels have a
+    launch cost and a minimum duration (GPUs), quantised GEMMs add a quantisation kernel per GEMM;
+    on dataflow chips a token crosses each layer's chips in turn."""
+    return a.layers * (hw.layer_latency_s + hw.quant_layer_latency_s * quantised_activations(hw, cfg))
+
+
+def host_step_time(hw: Hw, batch: jnp.ndarray) -> jnp.ndarray:
+    """Host CPU time of one engine step: scheduling, sampling, detokenisation and input preparation
+    for every running request (TensorRT-LLM PR #10273: ~45 ms per iteration at 1,536 requests per
+    rank on GB200; issue #13957: ~580 us at 64 requests on B200). Overlapping schedulers hide it
+    behind the GPU's step, so a step lasts the larger of the two."""
+    return batch * hw.host_s_per_req
+
+
 def collective_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray) -> jnp.ndarray:
-    """Two ring all-reduces of the hidden state per layer over the scale-up link (tp > 1), plus one
+    """Two ring all-reduces of the hidden state per layer over the scale-up link (tp > 1), each
+    latency + bytes x 2 (tp - 1) / tp / (link efficiency x link bandwidth), plus one
     point-to-point hop per pipeline boundary over the scale-out network (pp > 1)."""
     tp, pp = layout(hw, cfg, a)
     msg = tokens * a.hidden * BF16
-    ring = msg * (2.0 * (tp - 1.0) / tp / jnp.maximum(hw.link_bw, 1.0))
+    ring = msg * (2.0 * (tp - 1.0) / tp / jnp.maximum(hw.link_bw * hw.link_eff, 1.0))
     allreduce = jnp.where(tp > 1, 2.0 * a.layers * (hw.collective_latency_s + ring), 0.0)
     hop_bw = jnp.minimum(jnp.maximum(hw.link_bw, 1.0), SCALE_OUT_BW)
     hops = (pp - 1.0) * (hw.collective_latency_s + msg * (1.0 / hop_bw))

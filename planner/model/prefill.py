@@ -1,19 +1,28 @@
 """Prefill: compute-bound GEMMs over the new tokens plus causal attention that grows with L^2.
 
 time = max(linear FLOPs / (chips * peak * mfu), weight reads per chunk / bandwidth)
-       + attention (FLOPs at BF16 peak; naive attention adds score-matrix HBM traffic)
-       + tensor-parallel collectives + one pass through the layers' latency (dataflow chips).
+       + attention (FLOPs at the measured kernel efficiency; naive attention adds score-matrix traffic)
+       + non-GEMM activation traffic + tensor-parallel collectives
+       + fixed per-layer kernel time for every chunk's forward pass (once on dataflow chips).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-from planner.model.compute import collective_time, gemm_peak, linear_work
+from planner.model.compute import (
+    activation_time,
+    collective_time,
+    fixed_layer_time,
+    gemm_peak,
+    linear_work,
+    quantised_activations,
+)
 from planner.model.memory import BF16, prefill_chunk_tokens
 from planner.model.types import Arch, Config, Hw
 
 NAIVE_SCORE_PASSES = 4.0  # write S, read S (softmax), write P, read P: each an fp16 score matrix
+FP8_KV_BYTES = 1.0  # the only 1-byte KV format without per-head scales (int8 carries 2/128 extra)
 
 
 def attention_pairs(a: Arch, new: jnp.ndarray, cached: jnp.ndarray) -> jnp.ndarray:
@@ -24,24 +33,39 @@ def attention_pairs(a: Arch, new: jnp.ndarray, cached: jnp.ndarray) -> jnp.ndarr
     return (1.0 - a.attn_window_frac) * full + a.attn_window_frac * windowed
 
 
+def prefill_attention_mfu(hw: Hw, cfg: Config) -> jnp.ndarray:
+    """Achieved fraction of the BF16 peak in fused prefill attention: engines run it in FP8 when the
+    KV cache is FP8 on a chip with FP8 tensor cores (TensorRT-LLM fmha: 853-874 vs 594-610 TFLOP/s
+    on H200), in BF16 otherwise."""
+    fp8 = (cfg.kv_bytes == FP8_KV_BYTES) & (hw.flops_fp8 > 0)
+    return jnp.where(fp8, hw.attn_prefill_mfu_fp8, hw.attn_prefill_mfu)
+
+
 def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.ndarray,
-                 seqs: jnp.ndarray = 1.0) -> jnp.ndarray:
-    """Seconds to prefill `seqs` sequences of `new` uncached tokens each, after `cached` tokens."""
+                 seqs: jnp.ndarray = 1.0, chunk_tokens: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Seconds to prefill `seqs` sequences of `new` uncached tokens each, after `cached` tokens.
+    `chunk_tokens` caps the tokens per forward pass (an engine's max_num_tokens)."""
     tokens = seqs * new
     # seconds per FLOP and per byte, per chip: computed once per (hardware, chips, dtype), so the
     # per-configuration work below multiplies instead of dividing
-    per_flop = 1.0 / (cfg.chips * gemm_peak(hw, cfg) * hw.prefill_mfu)
+    mfu = jnp.where(quantised_activations(hw, cfg) > 0, hw.prefill_mfu_lowp, hw.prefill_mfu)
+    per_flop = 1.0 / (cfg.chips * gemm_peak(hw, cfg) * mfu)
     per_byte = 1.0 / (cfg.chips * hw.mem_bw * hw.hbm_eff)
     _, flops = linear_work(a, hw, tokens, cfg.weight_bytes)
     flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
     t_linear = flops_linear * per_flop
     chunk = prefill_chunk_tokens(a, hw, cfg)
+    if chunk_tokens is not None:
+        chunk = jnp.minimum(chunk, jnp.maximum(chunk_tokens, 1.0))
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
     chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes)
     t_weights = chunks * (chunk_bytes + a.params_lm_head * BF16) * per_byte
     pairs = seqs * attention_pairs(a, new, cached)
-    t_attn_flops = pairs * (a.attn_flops_prefill / (cfg.chips * hw.flops_bf16 * hw.attn_prefill_mfu))
+    t_attn_flops = pairs * (a.attn_flops_prefill / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg)))
     t_scores = jnp.where(cfg.flash > 0, 0.0, pairs * (NAIVE_SCORE_PASSES * BF16 * a.q_heads_per_layer_total * per_byte))
+    t_act = activation_time(a, hw, cfg, tokens)
     t_comm = collective_time(a, hw, cfg, tokens)
-    t_pipeline = a.layers * hw.layer_latency_s  # the first token's way through every layer
-    return jnp.maximum(t_linear, t_weights) + t_attn_flops + t_scores + t_comm + t_pipeline
+    # a GPU launches every layer's kernels once per chunk; a dataflow pipeline fills once
+    passes = jnp.where(hw.sram_only > 0, 1.0, chunks)
+    t_fixed = passes * fixed_layer_time(a, hw, cfg)
+    return jnp.maximum(t_linear, t_weights) + t_attn_flops + t_scores + t_act + t_comm + t_fixed

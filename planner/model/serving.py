@@ -6,7 +6,8 @@ Per instance (one replica on `chips` chips, up to `batch` sequences in flight):
   whose p95 wait still fits the TTFT SLO (bisection); the one whose decode stall still fits the
   TPOT SLO. Replicas = ceil(arrival / that load), so operators over-provision to meet latency and a
   configuration's feasibility never depends on the arrival rate (the bill is monotone in it);
-- prefill queue: rho_p = lambda_i * E[prefill service]; TTFT_q = wait_q + prefill(length quantile);
+- prefill queue: rho_p = lambda_i * E[prefill service]; TTFT_q = wait_q + prefill(length quantile)
+  + (1 + q) decode steps (the residual of the running step, then the mixed step that emits the token);
 - TPOT_q = step(batch, context quantile) / E_tokens / (1 - rho_p): decode pauses while prefills run;
 - prefix-cache hits (see tiers.py) shorten prefill to the uncached tokens plus a reload.
 All quantities broadcast, so one call evaluates the whole search grid.
@@ -113,8 +114,11 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     s_prefill = prefill_time(a, hw, cfg, ld.in_mean - cached_mean, cached_mean) + cached_mean * reload_per_token
     mu = 1.0 / (s_prefill + decode_per_req)
 
-    service50 = _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.5)
-    service95 = _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.95)
+    # a new request joins when the running step ends (a uniform residual: its q-quantile is q steps)
+    # and its prefill runs inside the next, mixed step, whose first token leaves with the batch's
+    # decode (one more step): continuous batching adds (1 + q) steps to the prefill itself
+    service50 = _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.5) + 1.5 * step50
+    service95 = _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.95) + 1.95 * step95
     rho_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_prefill, 0.95)
     rho_tpot = 1.0 - step95 / tok95 / ld.tpot_slo_s
     rho_cap = jnp.minimum(rho_ttft, rho_tpot)

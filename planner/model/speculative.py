@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from planner.model.decode import decode_step_time
+from planner.model.compute import host_step_time
+from planner.model.decode import device_step_time
 from planner.model.memory import BF16
 from planner.model.types import Arch, Config, Hw, Spec
 
@@ -39,10 +40,11 @@ def draft_step_time(hw: Hw, cfg: Config, spec: Spec, batch, context) -> jnp.ndar
 def speculative_step(a: Arch, hw: Hw, cfg: Config, spec: Spec, batch, context):
     """(seconds per step, tokens per sequence per step) at mean `context`."""
     k = cfg.spec_k
-    verify = decode_step_time(a, hw, cfg, batch, context, query_tokens=k + 1.0)
-    plain = decode_step_time(a, hw, cfg, batch, context, query_tokens=1.0)
+    verify = device_step_time(a, hw, cfg, batch, context, query_tokens=k + 1.0)
+    plain = device_step_time(a, hw, cfg, batch, context, query_tokens=1.0)
     drafter = jnp.where(spec.draft_params > 0, draft_step_time(hw, cfg, spec, batch, context),
                         spec.mtp_cost_fraction * plain)
-    step = jnp.where(k > 0, verify + k * drafter, plain)
+    # the host's per-request work overlaps the device's whole iteration (drafts and verify)
+    step = jnp.maximum(jnp.where(k > 0, verify + k * drafter, plain), host_step_time(hw, batch))
     tokens = jnp.where(k > 0, tokens_per_step(acceptance(spec, context), k), 1.0)
     return step, tokens

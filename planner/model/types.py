@@ -33,16 +33,24 @@ class Hw(NamedTuple):
     usd_per_hour: Array
     sram_only: Array  # 1.0 for chips whose weights live in on-chip SRAM
     # calibrated efficiencies of the hardware family
-    prefill_mfu: Array
+    prefill_mfu: Array  # prefill GEMMs at the BF16 peak
+    prefill_mfu_lowp: Array  # prefill GEMMs on quantised activations, fraction of their (FP8/INT8/FP4) peak
     decode_mfu: Array
     hbm_eff: Array
-    attn_eff: Array
+    attn_eff: Array  # decode attention, fraction of HBM bandwidth with a 16-bit KV cache
+    attn_eff_lowp: Array  # same with a quantised (fp8/int8/int4) KV cache (dequantising kernels)
     attn_prefill_mfu: Array  # fused prefill attention, fraction of the BF16 peak
-    moe_eff: Array  # grouped expert GEMMs relative to dense GEMMs
-    fp4_scale: Array  # efficiency factor of GEMMs at the FP4 peak
+    attn_prefill_mfu_fp8: Array  # FP8 prefill attention (FP8 KV on FP8 chips), fraction of the BF16 peak
+    moe_eff: Array  # grouped expert GEMMs relative to dense GEMMs (wide experts, full tiles)
+    expert_width_knee: Array  # expert width at which grouped GEMMs lose half their efficiency
+    act_passes: Array  # 16-bit passes over (hidden + active FFN width) per token per layer (non-GEMM kernels)
     step_overhead_s: Array
     collective_latency_s: Array
-    layer_latency_s: Array  # per layer per forward pass (dataflow chips; 0 on GPUs)
+    layer_latency_s: Array  # fixed kernel time per layer per forward pass (launches, minimum durations)
+    quant_layer_latency_s: Array  # extra per layer when GEMMs quantise activations (FP8/INT8/FP4)
+    host_s_per_req: Array  # host CPU time per running request per engine step
+    link_eff: Array  # achieved fraction of the scale-up link in large all-reduces
+    host_link_eff: Array  # achieved fraction of the host link in bulk KV copies
 
 
 class Arch(NamedTuple):
@@ -61,6 +69,8 @@ class Arch(NamedTuple):
     experts_routed: Array  # 0 for dense models
     experts_active: Array
     moe_layers: Array
+    expert_width: Array  # routed expert FFN width (moe_intermediate_size); 0 for dense models
+    ffn_width_active: Array  # FFN width a token passes through per layer, averaged over layers (k experts + shared)
     # attention geometry
     kv_elems_full: Array  # cached elements per token summed over full-attention layers
     kv_elems_window: Array  # cached elements per token summed over sliding-window layers

@@ -5,6 +5,7 @@ from planner.schema.hardware import (
     CalibrationFamily,
     CalibrationFile,
     HardwareFile,
+    HostCpu,
     HostTiersFile,
 )
 from planner.schema.models import ModelsFile, ModelSpec
@@ -15,6 +16,7 @@ __all__ = [
     "CalibrationFamily",
     "CalibrationFile",
     "HardwareFile",
+    "HostCpu",
     "HostTiersFile",
     "ModelSpec",
     "ModelsFile",

@@ -117,6 +117,9 @@ class Accelerator(Strict):
     scale_up_kind: str = Field(description="Interconnect name, e.g. 'NVLink 4'")
     host_link_gbps: float | Unknown = Field(description="Chip <-> host link, GB/s per direction")
     host_link_kind: str = Field(description="Host link name, e.g. 'PCIe Gen5 x16', 'NVLink-C2C'")
+    host_cpu: KebabId = Field("x86", description="Host CPU class that runs the engine's scheduler, sampling and "
+                              "detokenisation ('x86', or 'grace' on GH200/GB200/GB300); its per-request time per "
+                              "step is in hardware/calibration.toml [[host_cpu]]")
     # host tiers reachable from one chip
     host_dram_gb_per_chip: Number | None = Field(None, description="Host DRAM per chip in a typical node, GB")
     host_dram_gbps_per_chip: Number | None = Field(None, description="Host DRAM bandwidth share per chip, GB/s")
@@ -246,6 +249,10 @@ class CalibrationFamily(Strict):
 
     id: KebabId
     prefill_mfu: float = Field(gt=0, le=1, description="Achieved fraction of dense peak in prefill GEMMs")
+    prefill_mfu_lowp: float | None = Field(
+        None, gt=0, le=1, description="Achieved fraction of the FP8/INT8/FP4 peak in prefill GEMMs on quantised "
+        "activations (low-precision GEMMs reach less of their doubled peak); unset = as prefill_mfu"
+    )
     decode_mfu: float = Field(gt=0, le=1, description="Achieved fraction of dense peak in batched decode GEMMs")
     hbm_efficiency: float = Field(gt=0, le=1, description="Achieved fraction of memory bandwidth (weights)")
     attention_efficiency: float = Field(gt=0, le=1, description="Achieved fraction of bandwidth in decode attention")
@@ -255,24 +262,54 @@ class CalibrationFamily(Strict):
     moe_efficiency: float = Field(
         gt=0, le=1, description="Efficiency of grouped expert GEMMs relative to dense GEMMs (MoE only)"
     )
-    fp4_gemm_scale: float = Field(
-        1.0, gt=0, le=1, description="Extra efficiency factor when GEMMs run at the FP4 peak (Amdahl: "
-        "activation quantisation and non-GEMM work do not speed up with FP4)"
+    prefill_attention_mfu_fp8: float | None = Field(
+        None, gt=0, le=2, description="Achieved fraction of the BF16 peak in FP8 prefill attention (FP8 KV on a "
+        "chip with FP8 tensor cores); unset = as prefill_attention_mfu"
+    )
+    attention_efficiency_lowp: float | None = Field(
+        None, gt=0, le=1, description="Achieved fraction of bandwidth in decode attention over a quantised "
+        "(fp8/int8/int4) KV cache: dequantising kernels reach less of the bandwidth; unset = as attention_efficiency"
+    )
+    expert_width_knee: float = Field(
+        0.0, ge=0, le=65536, description="Expert FFN width at which grouped expert GEMMs lose half their "
+        "efficiency (short inner loops of narrow experts), elements; 0 = no width effect"
+    )
+    activation_passes: float = Field(
+        0.0, ge=0, le=64, description="Non-GEMM memory traffic per token and layer, in 16-bit passes over "
+        "(hidden + active FFN width): norms, RoPE, residuals, SwiGLU, activation (de)quantisation"
     )
     step_overhead_ms: float = Field(ge=0, description="Fixed per-step launch/scheduling overhead, ms")
     collective_latency_us: float = Field(ge=0, description="Latency of one all-reduce hop, microseconds")
     layer_latency_us: float = Field(
-        0.0, ge=0, le=1000, description="Latency per layer per forward pass that bandwidth and FLOPs do not "
-        "explain, microseconds: on dataflow chips (Groq, Cerebras) a token crosses each layer's chips or cores "
-        "in turn, which dominates at small batch. 0 where step_overhead_ms already covers launches (GPUs)"
+        0.0, ge=0, le=1000, description="Fixed time per layer per forward pass, microseconds: on GPUs the "
+        "kernel launches and minimum kernel durations of a layer; on dataflow chips (Groq, Cerebras) the time a "
+        "token takes to cross each layer's chips or cores, which dominates at small batch"
+    )
+    quant_layer_latency_us: float = Field(
+        0.0, ge=0, le=1000, description="Extra fixed time per layer when GEMMs run on quantised activations "
+        "(FP8/INT8/FP4: quantisation kernels before each GEMM), microseconds"
+    )
+    link_efficiency: float = Field(
+        0.85, gt=0, le=1, description="Achieved fraction of the scale-up link bandwidth in large all-reduces "
+        "(NCCL bus bandwidth over the link's per-direction peak)"
+    )
+    host_link_efficiency: float = Field(
+        0.8, gt=0, le=1, description="Achieved fraction of the chip-host link in bulk KV copies (DMA)"
     )
     calibrated_from: str = Field(description="Measurements the values were fitted to, or 'prior: ...'")
+    fitted: list[str] = Field(default_factory=list, description="Knobs fitted to this family's measurements "
+                              "(`python -m planner.calibrate FAMILY`); the rest are priors. Empty: uncalibrated")
 
     @model_validator(mode="after")
     def _plausible(self) -> CalibrationFamily:
         """Fractions below 0.001 and overheads above 10 s are typos (and break float32 arithmetic)."""
         for name in type(self).model_fields:
             value = getattr(self, name)
+            if name == "fitted":
+                unknown = sorted(set(value) - set(type(self).model_fields) - {"id"})
+                if unknown:
+                    raise ValueError(f"fitted: '{unknown[0]}' is not a calibration knob")
+                continue
             if name.endswith(("_mfu", "_efficiency", "_scale")) and isinstance(value, float) and value < 1e-3:
                 raise ValueError(f"{name} = {value!r} is out of range (allowed: 0.001 to 1)")
         if self.step_overhead_ms > 1e4:
@@ -298,5 +335,15 @@ class HostTiersFile(Strict):
         return self
 
 
+class HostCpu(Strict):
+    """Host time per running request per engine step on one class of host CPU."""
+
+    id: KebabId
+    us_per_request: float = Field(ge=0, le=1000, description="Host CPU time per running request per engine "
+                                  "step (scheduling, sampling, detokenisation, input preparation), microseconds")
+    source: str = Field(description="The public measurement the figure is derived from, and how")
+
+
 class CalibrationFile(Strict):
     family: list[CalibrationFamily]
+    host_cpu: list[HostCpu] = Field(default_factory=list, description="Per-request host time by host CPU class")

@@ -159,6 +159,9 @@ class Search(Strict):
     spec_k: list[int] = Field(default_factory=lambda: [0, 2, 4], description="Speculative lookahead (0 = off)")
     prefix_cache: list[bool] = Field(default_factory=lambda: [False, True], description="Prefix cache on/off")
     attention: list[Literal["flash", "naive"]] = Field(default_factory=lambda: ["flash", "naive"])
+    risk: Literal["central", "p90"] = Field(
+        "central", description="Plan on the central prediction, or on the pessimistic edge of each hardware "
+        "family's uncertainty band (every time x the family's p90 of measured/predicted; planner/data/uncertainty.toml)")
 
     @field_validator("hardware")
     @classmethod

@@ -1,0 +1,259 @@
+"""The serving physics of cost model v2, one test per mechanism. Each expectation is computed here
+from the mechanism's equation (planner/model/README.md), so removing the term fails the test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planner.catalog import load_catalog
+from planner.evaluation import case_from_dict, evaluate_cases
+from planner.lowering import config_arrays, hardware_arrays, model_arrays
+from planner.model import compute
+from planner.model.decode import decode_step_time, kv_read_time
+from planner.model.loaded import latency_under_load
+from planner.model.offline import evaluate_offline, reload_seconds
+from planner.model.prefill import attention_pairs, prefill_time
+from planner.model.types import Spec
+
+NO_SPEC = Spec(*(np.float32(x) for x in (0.7, 0.7, 1e9, 0.0, 0.0, 0.0, 0.0)))
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return load_catalog()
+
+
+def hw(cat, hw_id="h100-sxm", **override):
+    h = hardware_arrays([cat.accelerator(hw_id)], cat)
+    return h._replace(**{k: np.asarray([v], np.float32) for k, v in override.items()})
+
+
+def cfg(**kw):
+    base = dict(chips=1, batch=1, weight_dtype="fp8", kv_dtype="fp8")
+    base.update(kw)
+    return config_arrays(**base)
+
+
+def f(x) -> float:
+    return float(np.asarray(x).reshape(-1)[0])
+
+
+# ------------------------------------------------------------------ host time per request per step
+
+def test_host_time_bounds_the_step_at_large_batch(cat):
+    """A step cannot be shorter than the host's work for every running request."""
+    a = model_arrays(cat.model("qwen3-30b-a3b"))
+    h = hw(cat, "gb200")
+    per_req = cat.host_cpus["grace"].us_per_request * 1e-6
+    step = f(decode_step_time(a, h, cfg(batch=1536), 1536.0, 1200.0))
+    assert step >= 1536 * per_req * (1 - 1e-6)
+    # the host's share disappears with the host time: the device alone is faster
+    device_only = f(decode_step_time(a, hw(cat, "gb200", host_s_per_req=0.0), cfg(batch=1536), 1536.0, 1200.0))
+    assert device_only < step
+
+
+def test_small_moe_at_large_batch_runs_slower_on_grace_than_on_x86(cat):
+    """GB200 has B200's GPU (same or better); only its Grace host is slower per request."""
+    a = model_arrays(cat.model("qwen3-30b-a3b"))
+    c = cfg(batch=1536, weight_dtype="fp4")
+    gb200 = f(decode_step_time(a, hw(cat, "gb200"), c, 1536.0, 1200.0))
+    b200 = f(decode_step_time(a, hw(cat, "b200"), c, 1536.0, 1200.0))
+    assert gb200 > b200
+
+
+# ------------------------------------------------------------------ fixed per-layer kernel latency
+
+def test_fixed_layer_latency_is_paid_per_decode_step(cat):
+    a = model_arrays(cat.model("llama-3.1-8b"))
+    lat, quant = 20e-6, 3e-6
+    with_lat = f(decode_step_time(a, hw(cat, layer_latency_s=lat, quant_layer_latency_s=quant), cfg(), 1.0, 1000.0))
+    without = f(decode_step_time(a, hw(cat, layer_latency_s=0.0, quant_layer_latency_s=0.0), cfg(), 1.0, 1000.0))
+    assert with_lat - without == pytest.approx(32 * (lat + quant), rel=1e-3)  # 32 layers, FP8 GEMMs quantise
+    bf16 = f(decode_step_time(a, hw(cat, layer_latency_s=lat, quant_layer_latency_s=quant),
+                              cfg(weight_dtype="bf16"), 1.0, 1000.0))
+    bf16_0 = f(decode_step_time(a, hw(cat, layer_latency_s=0.0, quant_layer_latency_s=0.0),
+                                cfg(weight_dtype="bf16"), 1.0, 1000.0))
+    assert bf16 - bf16_0 == pytest.approx(32 * lat, rel=1e-3)  # no quantisation kernels in BF16
+
+
+def test_prefill_pays_the_fixed_layer_time_once_per_chunk(cat):
+    a = model_arrays(cat.model("llama-3.1-8b"))
+    lat = 20e-6
+    args = (cfg(kv_dtype="bf16"), 32768.0, 0.0)
+    with_lat = f(prefill_time(a, hw(cat, layer_latency_s=lat, quant_layer_latency_s=0.0), *args))
+    without = f(prefill_time(a, hw(cat, layer_latency_s=0.0, quant_layer_latency_s=0.0), *args))
+    assert with_lat - without == pytest.approx(4 * 32 * lat, rel=1e-3)  # 32,768 tokens = 4 chunks of 8,192
+
+
+# ------------------------------------------------------------------ all-reduce: latency + bytes / link
+
+def test_allreduce_is_latency_plus_ring_bytes_over_the_link(cat):
+    a = model_arrays(cat.model("llama-3.1-70b"))
+    lat, link, eff = 7e-6, 450e9, 0.8
+    h = hw(cat, collective_latency_s=lat, link_bw=link, link_eff=eff)
+    tokens = 4096.0
+    for tp in (2, 4, 8):
+        got = f(compute.collective_time(a, h, cfg(chips=tp), tokens))
+        msg = tokens * 8192 * 2  # hidden 8,192, BF16
+        expected = 2 * 80 * (lat + msg * 2 * (tp - 1) / tp / (eff * link))
+        assert got == pytest.approx(expected, rel=1e-4)
+    slower = f(compute.collective_time(a, hw(cat, collective_latency_s=lat, link_bw=link / 2, link_eff=eff),
+                                       cfg(chips=8), tokens))
+    assert slower > f(compute.collective_time(a, h, cfg(chips=8), tokens))
+
+
+# ------------------------------------------------------------------ non-GEMM activation traffic
+
+def test_activation_traffic_counts_hidden_and_ffn_passes(cat):
+    a = model_arrays(cat.model("llama-3.1-8b"))
+    h = hw(cat, act_passes=10.0, hbm_eff=0.8)
+    got = f(compute.activation_time(a, h, cfg(chips=1), 1000.0))
+    expected = 1000 * 32 * 10 * (4096 + 14336) * 2 / (3350e9 * 0.8)
+    assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_moe_routed_tokens_move_data_that_fp4_does_not_shrink(cat):
+    a = model_arrays(cat.model("qwen3-30b-a3b"))  # 48 MoE layers, top-8, hidden 2,048
+    h = hw(cat, act_passes=0.0, hbm_eff=0.8)
+    got = f(compute.activation_time(a, h, cfg(chips=1), 1000.0))
+    expected = 1000 * 48 * compute.ROUTED_PASSES * 8 * 2048 * 2 / (3350e9 * 0.8)
+    assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_fp4_prefill_gains_less_than_its_doubled_peak(cat):
+    """Non-GEMM traffic and quantisation kernels do not speed up with FP4 (Amdahl)."""
+    a = model_arrays(cat.model("llama-3.3-70b"))
+    h = hw(cat, "b200")
+    fp8 = f(prefill_time(a, h, cfg(weight_dtype="fp8", kv_dtype="bf16"), 8192.0, 0.0))
+    fp4 = f(prefill_time(a, h, cfg(weight_dtype="fp4", kv_dtype="bf16"), 8192.0, 0.0))
+    assert 1.0 < fp8 / fp4 < 1.9
+    bare = hw(cat, "b200", act_passes=0.0, quant_layer_latency_s=0.0)
+    ratio_bare = (f(prefill_time(a, bare, cfg(weight_dtype="fp8", kv_dtype="bf16"), 8192.0, 0.0))
+                  / f(prefill_time(a, bare, cfg(weight_dtype="fp4", kv_dtype="bf16"), 8192.0, 0.0)))
+    assert ratio_bare > fp8 / fp4
+
+
+# ------------------------------------------------------------------ attention kernels at measured efficiency
+
+def test_prefill_attention_runs_in_fp8_with_an_fp8_cache(cat):
+    a = model_arrays(cat.model("llama-3.1-8b"))
+    h = hw(cat, attn_prefill_mfu=0.6, attn_prefill_mfu_fp8=0.9)
+    n = 65536.0
+    attn_bf16 = f(prefill_time(a, h, cfg(kv_dtype="bf16"), n, 0.0)) - f(
+        prefill_time(a, h._replace(attn_prefill_mfu=np.asarray([1e9], np.float32)), cfg(kv_dtype="bf16"), n, 0.0))
+    pairs = f(attention_pairs(a, n, 0.0))
+    assert attn_bf16 == pytest.approx(pairs * 4 * 32 * 128 * 32 / (989e12 * 0.6), rel=1e-3)
+    fp8 = f(prefill_time(a, h, cfg(kv_dtype="fp8"), n, 0.0))
+    bf16 = f(prefill_time(a, h, cfg(kv_dtype="bf16"), n, 0.0))
+    assert bf16 - fp8 == pytest.approx(attn_bf16 * (1 - 0.6 / 0.9), rel=1e-3)
+
+
+def test_decode_attention_reads_a_quantised_cache_at_lower_efficiency(cat):
+    a = model_arrays(cat.model("llama-3.1-8b"))
+    h = hw(cat, attn_eff=0.9, attn_eff_lowp=0.7)
+    bf16 = f(kv_read_time(a, h, cfg(kv_dtype="bf16"), 64.0, 65536.0))
+    fp8 = f(kv_read_time(a, h, cfg(kv_dtype="fp8"), 64.0, 65536.0))
+    assert bf16 == pytest.approx(64 * 65536 * 131072 / (3350e9 * 0.9), rel=1e-4)
+    assert fp8 / bf16 == pytest.approx(0.5 * 0.9 / 0.7, rel=1e-4)  # half the bytes, 70/90 of the bandwidth
+
+
+# ------------------------------------------------------------------ MoE expert GEMMs
+
+def test_narrow_experts_cost_more_per_flop_than_wide_ones(cat):
+    h = hw(cat, moe_eff=0.8, expert_width_knee=256.0)
+    narrow = f(compute.expert_gemm_scale(model_arrays(cat.model("qwen3-30b-a3b")), h))  # 768 wide
+    wide = f(compute.expert_gemm_scale(model_arrays(cat.model("mixtral-8x7b")), h))  # 14,336 wide
+    assert narrow == pytest.approx(1 / (0.8 * 768 / (768 + 256)), rel=1e-5)
+    assert wide == pytest.approx(1 / (0.8 * 14336 / (14336 + 256)), rel=1e-5)
+    assert narrow > wide
+
+
+def test_every_touched_expert_computes_at_least_one_tile(cat):
+    a = model_arrays(cat.model("qwen3-30b-a3b"))  # 128 experts, top-8
+    h = hw(cat, moe_eff=1.0, expert_width_knee=0.0)
+    _, flops = compute.linear_work(a, h, np.float32(1.0), np.float32(1.0))
+    touched = 8.0  # one token touches its 8 experts, each padded to a 64-row tile
+    dense = f(a.params_dense)
+    assert f(flops) == pytest.approx(2 * (dense + touched * compute.EXPERT_TILE_M * f(a.params_expert)), rel=1e-4)
+
+
+# ------------------------------------------------------------------ offline benchmark semantics
+
+def _offline(cat, model="llama-3.1-8b", hw_id="h100-sxm", **kw):
+    a, h = model_arrays(cat.model(model)), hw(cat, hw_id)
+    return {k: f(v) for k, v in evaluate_offline(a, h, cfg(batch=0), NO_SPEC, 1000.0, 1000.0, 0.9, **kw).items()}
+
+
+def test_engine_limits_and_finite_runs_cap_the_batch(cat):
+    free = _offline(cat)
+    assert free["batch"] > 100
+    assert _offline(cat, max_batch=64.0)["batch"] == 64
+    assert _offline(cat, max_num_tokens=32.0)["batch"] == 32
+    assert _offline(cat, requests=10.0)["batch"] == 10
+    assert _offline(cat, requests=10.0)["throughput_tok_s"] < free["throughput_tok_s"]
+
+
+def test_max_num_tokens_splits_prefill_into_more_passes(cat):
+    a, h = model_arrays(cat.model("llama-3.1-8b")), hw(cat)
+    whole = f(prefill_time(a, h, cfg(), 8192.0, 0.0))
+    split = f(prefill_time(a, h, cfg(), 8192.0, 0.0, chunk_tokens=512.0))
+    assert split > whole
+
+
+# ------------------------------------------------------------------ prefix reused from a tier
+
+def test_cached_prefix_reload_is_bytes_over_the_host_link(cat):
+    a, h = model_arrays(cat.model("llama-3.1-8b")), hw(cat, host_link_eff=0.75)
+    got = f(reload_seconds(a, h, cfg(kv_dtype="bf16"), 100000.0, 1.0))
+    assert got == pytest.approx(100000 * 131072 / (64e9 * 0.75), rel=1e-4)  # 128 KiB/token over PCIe Gen5
+    assert f(reload_seconds(a, h, cfg(kv_dtype="bf16"), 100000.0, 0.0)) == 0.0  # already in HBM
+
+
+def test_eval_ttft_with_a_dram_hit_is_far_below_recompute(cat):
+    raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch": 1, "input": 100000,
+           "output": 1, "weight_dtype": "bf16", "kv_dtype": "bf16"}
+    miss, dram, hbm = evaluate_cases([case_from_dict(raw, "miss"),
+                                      case_from_dict({**raw, "cached_tokens": 100000, "cache_tier": "dram"}, "d"),
+                                      case_from_dict({**raw, "cached_tokens": 100000, "cache_tier": "hbm"}, "h")],
+                                     cat)
+    assert hbm["ttft_s"] < dram["ttft_s"] < miss["ttft_s"] / 10
+
+
+# ------------------------------------------------------------------ latency under a Poisson load
+
+def test_latency_under_load_follows_mm1_and_stalls_decode():
+    prefill, step = 0.05, 0.02
+    ttft, ttft99, tpot, _, rho = (f(x) for x in latency_under_load(prefill, step, 1.0, 10.0))
+    assert rho == pytest.approx(0.5)
+    assert ttft == pytest.approx(0.5 / 0.5 * prefill + prefill + 1.5 * step, rel=1e-5)
+    assert tpot == pytest.approx(step / 0.5, rel=1e-5)
+    assert ttft99 > ttft
+    assert not np.isfinite(f(latency_under_load(prefill, step, 1.0, 25.0)[0]))  # rho > 1: saturated
+
+
+def test_eval_under_load_reports_mean_and_tail(cat):
+    raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch": 64, "input": 2000,
+           "output": 200, "weight_dtype": "fp8", "kv_dtype": "fp8"}
+    light, heavy = evaluate_cases([case_from_dict({**raw, "arrival_rps": 1.0}, "a"),
+                                   case_from_dict({**raw, "arrival_rps": 8.0}, "b")], cat)
+    assert light["ttft_s"] < heavy["ttft_s"] and light["tpot_s"] < heavy["tpot_s"]
+    assert heavy["ttft_p99_s"] > heavy["ttft_s"]
+
+
+# ------------------------------------------------------------------ eval: layouts and unresolved cases
+
+def test_eval_runs_replicas_inside_the_chip_count(cat):
+    raw = {"hardware": "mi300x", "model": "llama-2-70b", "chips": 8, "batch": "max", "input": 222,
+           "output": 300, "weight_dtype": "fp8", "kv_dtype": "fp8"}
+    best, tp8 = evaluate_cases([case_from_dict(raw, "best"), case_from_dict({**raw, "replicas": 1}, "tp8")], cat)
+    assert tp8["replicas"] == 1 and tp8["chips_per_replica"] == 8
+    assert best["replicas"] > 1 and best["throughput_tok_s"] >= tp8["throughput_tok_s"]
+
+
+def test_a_case_with_an_unknown_id_gets_a_row_not_a_crash(cat):
+    good = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch": 1, "input": 100, "output": 10}
+    rows = evaluate_cases([case_from_dict(good, "a", catalog=cat, lenient_ids=True),
+                           case_from_dict({**good, "hardware": "h1000"}, "b", catalog=cat, lenient_ids=True)], cat)
+    assert rows[0]["fits"] and rows[0]["ttft_s"] > 0
+    assert not rows[1]["fits"] and "h1000" in rows[1]["reason"] and rows[1]["ttft_s"] is None
