@@ -257,3 +257,55 @@ def test_a_case_with_an_unknown_id_gets_a_row_not_a_crash(cat):
                            case_from_dict({**good, "hardware": "h1000"}, "b", catalog=cat, lenient_ids=True)], cat)
     assert rows[0]["fits"] and rows[0]["ttft_s"] > 0
     assert not rows[1]["fits"] and "h1000" in rows[1]["reason"] and rows[1]["ttft_s"] is None
+
+
+# ------------------------------------------------------------------ uncertainty bands and risk
+
+def test_eval_rows_carry_bands_from_the_family_residuals(cat):
+    from planner.uncertainty import band_for
+
+    raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch": 8, "input": 1000, "output": 100}
+    fitted, prior = evaluate_cases([case_from_dict(raw, "a"), case_from_dict({**raw, "hardware": "mi355x"}, "b")], cat)
+    band = band_for("hopper")
+    assert band.calibrated and band.low < 1.0 < band.high
+    assert fitted["calibration"] == "fitted" and prior["calibration"] == "uncalibrated"
+    assert fitted["ttft_s_low"] == pytest.approx(fitted["ttft_s"] * band.low)
+    assert fitted["ttft_s_high"] == pytest.approx(fitted["ttft_s"] * band.high)
+    # a rate's band is the inverse of the time band
+    assert fitted["throughput_tok_s_low"] == pytest.approx(fitted["throughput_tok_s"] / band.high)
+    # families on priors carry the widest band seen out of sample
+    wide = band_for("cdna4")
+    assert not wide.calibrated and wide.high >= band.high and wide.low <= band.low
+
+
+def test_risk_p90_scales_every_time_by_the_band_edge(cat):
+    """Dividing rates and multiplying latencies by s scales each time of the model exactly by s."""
+    from planner.lowering import hardware_row, scaled_times
+    from planner.model.types import Hw
+
+    acc = cat.accelerator("h100-sxm")
+    row = hardware_row(acc, cat)
+    central = Hw(**{k: np.asarray([v], np.float32) for k, v in row.items()})
+    pessimistic = Hw(**{k: np.asarray([v], np.float32) for k, v in scaled_times(row, 1.25).items()})
+    a = model_arrays(cat.model("llama-3.1-70b"))
+    c = cfg(chips=2, batch=32)
+    assert f(decode_step_time(a, pessimistic, c, 32.0, 8000.0)) == pytest.approx(
+        1.25 * f(decode_step_time(a, central, c, 32.0, 8000.0)), rel=1e-4)
+    assert f(prefill_time(a, pessimistic, c, 8000.0, 0.0)) == pytest.approx(
+        1.25 * f(prefill_time(a, central, c, 8000.0, 0.0)), rel=1e-4)
+
+
+def test_planning_on_the_pessimistic_edge_never_lowers_the_bill(cat):
+    from planner import io, paths
+    from planner.schema import Scenario
+    from planner.search import solve
+
+    data = io.read_toml(paths.scenarios_dir() / "chat.toml")
+    data["search"] = {"hardware": ["h100-sxm", "mi300x"], "chips": [1, 2, 4], "batch": [1, 8, 64],
+                      "dram_fraction": [0.0], "nvme_fraction": [0.0]}
+    central = solve(io.validate(Scenario, data, "central"), cat)
+    data["search"]["risk"] = "p90"
+    risky = solve(io.validate(Scenario, data, "p90"), cat)
+    assert central.best is not None and risky.best is not None
+    assert risky.best["monthly_usd"] >= central.best["monthly_usd"]
+    assert central.best["monthly_usd_low"] <= central.best["monthly_usd"] <= central.best["monthly_usd_high"]
