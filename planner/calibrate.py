@@ -37,9 +37,23 @@ BOUNDS = {
     "link_efficiency": np.arange(0.5, 0.9501, 0.025),
     "layer_latency_us": np.arange(0.0, 100.001, 0.5),  # GPUs: launches + minimum kernel times, ~10-40 us
     "quant_layer_latency_us": np.arange(0.0, 20.001, 1.0),
+    "moe_layer_latency_us": np.arange(0.0, 200.001, 5.0),
     "host_link_efficiency": np.arange(0.50, 0.9501, 0.025),
 }
-GPU_KNOBS = tuple(k for k in BOUNDS if k != "layer_latency_us") + ("layer_latency_us",)
+DATAFLOW_FAMILIES = ("groq", "cerebras", "sambanova")
+GPU_LAYER_FLOOR_US = 8.0
+"""Lower bound of `layer_latency_us` on kernel-launching chips: a transformer layer runs at least ~8
+kernels (two norms, QKV, RoPE, attention, output, gate-up, activation, down), and even inside a CUDA
+graph each costs ~1-2 us of launch and tail at decode sizes. Without the floor, dense-model data
+cannot tell a per-layer cost from a per-step one, and a fit could move it all to the step overhead,
+which would flatter models with many layers (Llama 3.1 405B has 126)."""
+
+
+def bounds(family: str, knob: str) -> np.ndarray:
+    grid = BOUNDS[knob]
+    if knob == "layer_latency_us" and family not in DATAFLOW_FAMILIES:
+        grid = grid[grid >= GPU_LAYER_FLOOR_US]
+    return grid
 
 
 def with_family(catalog: Catalog, family: str, **values: float) -> Catalog:
@@ -57,12 +71,13 @@ def loss(errs: np.ndarray) -> float:
 def fit(family: str, cases: list[Measurement], catalog: Catalog, knobs: list[str], passes: int = 2):
     """Coordinate search; returns (values, loss, errors)."""
     values = {k: getattr(catalog.calibration[family], k) for k in knobs}
-    values = {k: (v if v is not None else float(BOUNDS[k][len(BOUNDS[k]) // 2])) for k, v in values.items()}
+    values = {k: (v if v is not None else float(bounds(family, k)[len(bounds(family, k)) // 2]))
+              for k, v in values.items()}
     best = loss(errors(cases, with_family(catalog, family, **values)))
     for _ in range(passes):
         improved = False
         for knob in knobs:
-            for v in BOUNDS[knob]:
+            for v in bounds(family, knob):
                 trial = {**values, knob: round(float(v), 4)}
                 trial_loss = loss(errors(cases, with_family(catalog, family, **trial)))
                 if trial_loss < best - 1e-9:

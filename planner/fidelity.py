@@ -26,7 +26,7 @@ from planner.errors import PlannerError
 from planner.evaluation import case_from_dict, evaluate_cases
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
-FILES = ("measurements", "long-context", "chips")
+FILES = ("measurements", "long-context", "chips", "derived")
 METRIC_CLASS = {"ttft_s": "TTFT", "tpot_s": "TPOT", "throughput_tok_s": "throughput", "decode_tok_s": "throughput",
                 "prefill_tok_s": "throughput"}
 CASE_FIELDS = ("hardware", "model", "chips", "batch", "input", "output", "weight_dtype", "kv_dtype",

@@ -71,6 +71,7 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "collective_latency_s": fam.collective_latency_us * 1e-6,
         "layer_latency_s": fam.layer_latency_us * 1e-6,
         "quant_layer_latency_s": fam.quant_layer_latency_us * 1e-6,
+        "moe_layer_latency_s": fam.moe_layer_latency_us * 1e-6,
         "host_s_per_req": catalog.host_cpus[acc.host_cpu].us_per_request * 1e-6 if catalog.host_cpus else 0.0,
         "link_eff": fam.link_efficiency,
         "host_link_eff": fam.host_link_efficiency,
@@ -84,7 +85,7 @@ def _or(value: float | None, default: float) -> float:
 RATE_FIELDS = ("mem_bw", "flops_bf16", "flops_fp8", "flops_int8", "flops_fp4", "link_bw", "host_bw", "dram_bw",
                "nvme_bw")
 LATENCY_FIELDS = ("step_overhead_s", "collective_latency_s", "layer_latency_s", "quant_layer_latency_s",
-                  "host_s_per_req")
+                  "moe_layer_latency_s", "host_s_per_req")
 
 
 def scaled_times(row: dict[str, float], scale: float) -> dict[str, float]:

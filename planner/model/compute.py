@@ -95,9 +95,11 @@ def activation_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray) -> jnp.nd
 
 def fixed_layer_time(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
     """Seconds per forward pass that neither bandwidth nor FLOPs explain: each layer's kernels have a
-    launch cost and a minimum duration (GPUs), quantised GEMMs add a quantisation kernel per GEMM;
+    launch cost and a minimum duration (GPUs), quantised GEMMs add a quantisation kernel per GEMM, MoE
+    layers add routing, permutation and grouped-GEMM kernels;
     on dataflow chips a token crosses each layer's chips in turn."""
-    return a.layers * (hw.layer_latency_s + hw.quant_layer_latency_s * quantised_activations(hw, cfg))
+    return (a.layers * (hw.layer_latency_s + hw.quant_layer_latency_s * quantised_activations(hw, cfg))
+            + a.moe_layers * hw.moe_layer_latency_s)
 
 
 def host_step_time(hw: Hw, batch: jnp.ndarray) -> jnp.ndarray:

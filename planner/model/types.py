@@ -47,6 +47,7 @@ class Hw(NamedTuple):
     step_overhead_s: Array
     collective_latency_s: Array
     layer_latency_s: Array  # fixed kernel time per layer per forward pass (launches, minimum durations)
+    moe_layer_latency_s: Array  # extra per MoE layer: router, top-k, permute, grouped GEMMs, combine
     quant_layer_latency_s: Array  # extra per layer when GEMMs quantise activations (FP8/INT8/FP4)
     host_s_per_req: Array  # host CPU time per running request per engine step
     link_eff: Array  # achieved fraction of the scale-up link in large all-reduces

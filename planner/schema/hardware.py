@@ -285,6 +285,11 @@ class CalibrationFamily(Strict):
         "kernel launches and minimum kernel durations of a layer; on dataflow chips (Groq, Cerebras) the time a "
         "token takes to cross each layer's chips or cores, which dominates at small batch"
     )
+    moe_layer_latency_us: float = Field(
+        0.0, ge=0, le=1000, description="Extra fixed time per MoE layer per forward pass, microseconds: routing, "
+        "top-k, token permutation, two grouped GEMMs and the weighted combine launch several kernels a dense MLP "
+        "does not"
+    )
     quant_layer_latency_us: float = Field(
         0.0, ge=0, le=1000, description="Extra fixed time per layer when GEMMs run on quantised activations "
         "(FP8/INT8/FP4: quantisation kernels before each GEMM), microseconds"
