@@ -35,7 +35,7 @@ _NoArgsIsHelpError: Any = getattr(_click_exceptions, "NoArgsIsHelpError", ())
 INTERNAL_ERROR = 3
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 COMMAND_MODULES = ("catalog_cmds", "file_cmds")
-OPTIONAL_COMMAND_MODULES = ("eval_cmd", "solve_cmd", "bench_cmd", "analysis_cmds", "tui_cmd")  # registered when present
+OPTIONAL_COMMAND_MODULES = ("eval_cmd", "solve_cmd", "bench_cmd", "analysis_cmds", "tui_cmd", "trace_cmds")  # registered when present
 
 _debug = False
 
