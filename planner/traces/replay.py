@@ -42,7 +42,7 @@ class Replay:
 
     def lru_hit_rate(self, capacity_blocks) -> np.ndarray:
         """Share of prompt blocks an LRU cache of `capacity_blocks` serves (array in, array out)."""
-        c = np.atleast_1d(np.asarray(capacity_blocks, dtype=np.float64))
+        c = np.floor(np.atleast_1d(np.asarray(capacity_blocks, dtype=np.float64)))  # whole blocks
         hits = np.zeros(c.size)
         if self.group_size.size:
             order = np.argsort(self.group_distance, kind="stable")
