@@ -53,7 +53,7 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
     rng = np.random.default_rng(seed)
     sample = rng.choice(evaluated, size=min(python_sample, evaluated), replace=False)
     hw, cfg, valid, _ = gather(grid, sample)
-    load = Load(*(float(x) for x in grid.load))
+    load = Load(*(float(x) if np.ndim(x) == 0 else np.asarray(x) for x in grid.load))
     scalar = [(type(hw)(*(float(x[i]) for x in hw)), type(cfg)(*(float(x[i]) for x in cfg)), bool(valid[i]))
               for i in range(len(sample))]
     start = time.perf_counter()

@@ -27,6 +27,7 @@ from planner.model.arch import param_counts
 from planner.model.queueing import Z90
 from planner.model.types import Arch, Config, Hw, Load, Spec
 from planner.schema import Accelerator, ModelSpec, Scenario
+from planner.traces.curve import HIT_CURVE_POINTS, cached_trace_workload
 
 AXES = ("hardware", "chips", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "prefix_cache", "attention")
 MAX_CONFIGS = 20_000_000  # a 54M grid took 28 s and 5.6 GB on a 2-core, 24 GiB machine: refuse beyond
@@ -97,6 +98,11 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
     in_median = min(float(w.input_tokens.median), in_cap)
     out_median = min(float(w.output_tokens.median), out_cap)
     f = np.float32
+    curve = np.zeros(HIT_CURVE_POINTS, dtype=f)
+    curve_on, session_s = 0.0, 0.0
+    if w.trace is not None:  # workload fields were already filled from the trace (cli.file_cmds)
+        tw = cached_trace_workload(w.trace)
+        curve, curve_on, session_s = np.asarray(tw.hit_curve, dtype=f), 1.0, tw.session_s
     return Load(
         in_median=f(in_median), in_sigma=f(in_sigma), in_cap=f(in_cap),
         in_mean=f(lognormal_mean(in_median, in_sigma, in_cap)),
@@ -109,6 +115,8 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
         hours_per_month=f(scenario.serving.hours_per_month),
         dram_usd_per_gb_hour=f(catalog.host_tiers.dram.usd_per_gb_hour),
         nvme_usd_per_gb_hour=f(catalog.host_tiers.nvme.usd_per_gb_hour),
+        hit_curve=curve, curve_on=f(curve_on), session_s=f(session_s),
+        route_random=f(1.0 if w.sessions.routing == "random" else 0.0),
     )
 
 
@@ -137,7 +145,8 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     tiers = sorted({(d, n) for d in s.dram_fraction for n in s.nvme_fraction if d + n <= 1.0})
     weight_dtypes, kv_dtypes = list(dict.fromkeys(s.weight_dtype)), list(dict.fromkeys(s.kv_dtype))
     batch = sorted(set(s.batch))
-    prefix = sorted(set(s.prefix_cache)) if scenario.workload.sessions.turns > 1 else [False]
+    reuse = scenario.workload.sessions.turns > 1 or scenario.workload.trace is not None
+    prefix = sorted(set(s.prefix_cache)) if reuse else [False]
     attention = list(dict.fromkeys(s.attention))
 
     h_real = len(hardware)

@@ -34,6 +34,7 @@ def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
             "turns_per_session": sc.workload.sessions.turns,
         },
         "slo": {"ttft_p95_s": sc.slo.ttft_p95_s, "tpot_p95_ms": sc.slo.tpot_p95_ms},
+        **_trace_section(result),
         "best": result.best,
         "per_hardware": result.per_hardware[:max(top, 1)] if top else result.per_hardware,
         "pareto": result.pareto_tpot,
@@ -42,6 +43,22 @@ def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
         "search": {"configs": result.configs, "seconds": round(result.seconds, 3),
                    "hardware": len(result.grid.hardware), "risk": sc.search.risk},
     }
+
+
+def _trace_section(result: SolveResult) -> dict[str, Any]:
+    """With a trace: its statistics and the prefix hit the best plan assumes (share of prompt tokens
+    served from cache, and what the routing and sessions in flight make of the replayed curve)."""
+    sc = result.grid.scenario
+    if sc.workload.trace is None:
+        return {}
+    from planner.traces.curve import cached_trace_workload
+
+    tw = cached_trace_workload(sc.workload.trace)
+    best = result.best or {}
+    hit = best.get("prefix_hit_rate")
+    assumed = None if hit is None else round(hit * sc.workload.sessions.prefix_reuse, 4)
+    return {"trace": {**tw.summary, "routing": sc.workload.sessions.routing,
+                      "prefix_hit_assumed": assumed}}
 
 
 def _strip_none(value):

@@ -34,6 +34,11 @@ def solve(
         list[str] | None,
         typer.Option("--set", metavar="KEY=VALUE", help="Override a scenario field, e.g. slo.tpot_p95_ms=40."),
     ] = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option("--trace", metavar="FILE", help="Plan from a request trace (Mooncake rows or Weka sessions; "
+                     "replaces workload.trace): its lengths, sessions and replayed prefix-cache curve."),
+    ] = None,
 ) -> None:
     """Find the cheapest hardware and serving configuration that meets the scenario's SLOs."""
     from planner import render, solve_report
@@ -42,7 +47,7 @@ def solve(
     from planner.search import solve as run_solve
 
     catalog = load_catalog()
-    scenario = load_scenario(file, sets or [], catalog)
+    scenario = load_scenario(file, sets or [], catalog, trace=trace)
     enable_compilation_cache()
     try:
         result = run_solve(scenario, catalog)

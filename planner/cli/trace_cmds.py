@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(trace_app, name="trace", rich_help_panel="Plan")
 
 
-def _progress_bar(label: str):
+def progress_bar(label: str):
     """A carriage-return bar on stderr, only when stderr is a terminal and the read runs long."""
     if not sys.stderr.isatty():
         return None
@@ -84,7 +84,7 @@ def stats(
     from planner.traces.stats import trace_stats
 
     conc = _ints(concurrency, "--concurrency")
-    trace = read_trace(file, block_size=block_size, progress=_progress_bar(file.name))
+    trace = read_trace(file, block_size=block_size, progress=progress_bar(file.name))
     result = trace_stats(trace, concurrency=tuple(conc), concurrency_capacity_tokens=cache_tokens, seed=seed)
     if format == Format.json:
         render.print_json(result)

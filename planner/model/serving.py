@@ -21,7 +21,7 @@ from planner.model.memory import kv_elems_per_seq, kv_share_per_chip, memory_per
 from planner.model.prefill import prefill_time
 from planner.model.queueing import lognormal_quantile, max_rho_for_wait, mixture_log_quantile, wait_quantile
 from planner.model.speculative import speculative_step
-from planner.model.tiers import prefix_hit_rate, reload_seconds_per_byte, tier_shares
+from planner.model.tiers import curve_hit_rate, prefix_hit_rate, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
 Z95 = 1.6448536269514722
@@ -107,6 +107,17 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     idle_sessions = ld.util_max * mu_ideal * ld.think_time_s
     working_set = idle_sessions * session_ctx * kv_token_chip  # bytes per chip
     hit = prefix_hit_rate(cfg.prefix_cache, ld.turns, working_set, hbm_free + dram_free + nvme_free)
+    # from a trace: sessions in flight per replica (Little's law on session arrivals), x the replica
+    # count when requests are spread at random (every replica then sees every session, and holds
+    # the previous turn only 1 time in R); the curve gives the share of tokens served from cache
+    lam_ideal = ld.util_max * mu_ideal
+    spread = jnp.where(ld.route_random > 0, jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0), 1.0)
+    in_flight = lam_ideal * ld.session_s / ld.turns * spread
+    cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
+    traced = curve_hit_rate(ld.hit_curve, cap_tokens, in_flight) / spread
+    traced = jnp.clip(traced / jnp.maximum(ld.prefix_reuse, 1e-6), 0.0, 1.0)
+    hit = jnp.where(ld.curve_on > 0, jnp.where(cfg.prefix_cache > 0, traced, 0.0), hit)
+    working_set = jnp.where(ld.curve_on > 0, in_flight * session_ctx * kv_token_chip, working_set)
     in_hbm, in_dram, in_nvme = tier_shares(working_set, hbm_free, dram_free, nvme_free)
     reload_per_token = kv_token_chip * reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw,
                                                                 hw.dram_bw, hw.nvme_bw)

@@ -11,6 +11,27 @@ recomputing them.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
+
+HIT_CURVE_POINTS = 33
+HIT_CURVE_TOKENS = np.logspace(2.0, 8.0, HIT_CURVE_POINTS)
+"""Cache capacity per concurrent session (tokens) at which a replayed hit-rate curve is tabulated:
+100 tokens to 100 M on a log grid (8 points per decade /  ~1.33x apart)."""
+_LOG_LO, _LOG_STEP = 2.0, 6.0 / (HIT_CURVE_POINTS - 1)
+
+
+def curve_hit_rate(curve, capacity_tokens, sessions):
+    """Share of prompt tokens an LRU prefix cache of `capacity_tokens` serves to `sessions` concurrent
+    sessions, read off a replayed curve by linear interpolation in log capacity per session (the
+    cell index is computed, not searched for). Below the grid the curve falls linearly to 0 at 0."""
+    per = capacity_tokens / jnp.maximum(sessions, 1e-6)
+    pos = (jnp.log10(jnp.maximum(per, 1.0)) - _LOG_LO) / _LOG_STEP
+    cell = jnp.clip(jnp.floor(pos), 0, HIT_CURVE_POINTS - 2)
+    i = cell.astype(jnp.int32)
+    frac = jnp.clip(pos - cell, 0.0, 1.0)
+    inside = curve[i] + frac * (curve[i + 1] - curve[i])
+    below = curve[0] * jnp.clip(per / HIT_CURVE_TOKENS[0], 0.0, 1.0)
+    return jnp.where(pos < 0.0, below, inside)
 
 
 def prefix_hit_rate(prefix_cache, turns, working_set_bytes, capacity_bytes):

@@ -52,6 +52,10 @@ class Sessions(Strict):
     think_time_s: float = Field(
         0.0, ge=0, le=86_400, description="Idle time between a reply and the next turn (tool calls, user)"
     )
+    routing: Literal["sticky", "random"] = Field(
+        "sticky", description="How requests reach replicas: 'sticky' keeps a session on one replica (its "
+        "prefix cache), 'random' spreads them (a turn finds its context only where the last one ran)"
+    )
 
 
 class Workload(Strict):
@@ -59,6 +63,10 @@ class Workload(Strict):
     input_tokens: LengthDistribution = Field(description="Prompt length distribution")
     output_tokens: LengthDistribution = Field(description="Generated length distribution")
     sessions: Sessions = Field(default_factory=Sessions, description="Agent-session structure")
+    trace: str | None = Field(
+        None, description="Request trace (JSON lines of Mooncake rows or Weka sessions, .gz allowed), relative to "
+        "the scenario file: its lengths, session shape and replayed prefix-cache curve replace the fields above"
+    )
 
     @field_validator("arrival_rate_rps")
     @classmethod

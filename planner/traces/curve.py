@@ -1,0 +1,98 @@
+"""A trace as the cost model sees it: length quantiles, session shape and a fixed-shape hit-rate curve.
+
+The curve is the LRU replay's hit rate (share of prompt blocks served from cache) against cache
+capacity per concurrent session, tabulated at `tiers.HIT_CURVE_TOKENS`. It is replayed with
+sessions starting as a Poisson process at `CURVE_CONCURRENCY` sessions in flight; the hit rate
+depends on capacity per session, not on the session count (checked in tests/test_trace_model.py),
+so the model reads it at (cache tokens per replica) / (sessions in flight per replica).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planner.traces.readers import Progress, Trace, read_trace
+from planner.traces.stats import prepare, run, session_durations, session_gaps, trace_stats
+
+CURVE_CONCURRENCY = 64.0
+HIT_CURVE_POINTS = 33
+HIT_CURVE_TOKENS = np.logspace(2.0, 8.0, HIT_CURVE_POINTS)  # same grid as planner.model.tiers (no jax here)
+
+
+@dataclass(frozen=True)
+class TraceWorkload:
+    """What a scenario takes from a trace (plain numbers; `summary` goes into solve's JSON)."""
+
+    input_median: int
+    input_p90: int
+    input_max: int
+    output_median: int
+    output_p90: int
+    output_max: int
+    requests_per_session: float
+    gap_p50_s: float
+    session_s: float
+    prefix_reuse: float  # unbounded-cache token hit: the most a cache can serve
+    hit_curve: tuple[float, ...]
+    summary: dict[str, Any]
+
+
+def hit_curve(trace: Trace, concurrency: float = CURVE_CONCURRENCY, seed: int = 0, prepared=None,
+              rate_rps: float | None = None) -> np.ndarray:
+    """LRU hit rate at HIT_CURVE_TOKENS of cache per session in flight. A trace without sessions is
+    replayed as recorded and its x axis is cache tokens per (request/s) of its own arrival rate:
+    what a cache must hold grows with the traffic it sees."""
+    p = prepared or prepare(trace)
+    rp = run(p, concurrency if trace.has_sessions else None, seed)
+    scale = concurrency if trace.has_sessions else (rate_rps or 1.0)
+    return rp.lru_hit_rate(HIT_CURVE_TOKENS * scale / trace.block_size)
+
+
+def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceWorkload:
+    trace = read_trace(path, progress=progress)
+    p = prepare(trace)
+    stats = trace_stats(trace, prepared=p, concurrency=(CURVE_CONCURRENCY,) if trace.has_sessions else ())
+    curve = hit_curve(trace, prepared=p, rate_rps=stats["arrival_rate_rps"])
+    if trace.has_sessions:
+        per_session = trace.requests / len(trace.session_names)
+        gaps = session_gaps(trace, p.done_s)
+        gap = float(np.median(gaps)) if gaps.size else 0.0
+        session_s = float(session_durations(trace, p.done_s).mean())
+    else:  # no sessions recorded: the curve's x axis is per (request/s), so one 'session' = 1 request x 1 s
+        per_session, gap, session_s = 1.0, 0.0, 1.0
+    i, o = stats["input_tokens"], stats["output_tokens"]
+    summary = {k: stats[k] for k in ("file", "format", "block_size", "requests", "sessions", "timestamps",
+                                     "input_tokens", "output_tokens", "arrival_rate_rps", "arrival_source",
+                                     "prefix_hit_unbounded", "prefix_hit_unbounded_tokens", "lru", "ttl")}
+    summary["requests_per_session"] = per_session
+    summary["session_s"] = session_s
+    summary["hit_curve"] = {"concurrency": CURVE_CONCURRENCY if trace.has_sessions else None,
+                            "cache_tokens_per_session": HIT_CURVE_TOKENS.tolist(), "hit_rate": curve.tolist()}
+    return TraceWorkload(
+        input_median=max(int(round(i["p50"])), 1), input_p90=max(int(round(i["p90"])), 1), input_max=int(i["max"]),
+        output_median=max(int(round(o["p50"])), 1), output_p90=max(int(round(o["p90"])), 1),
+        output_max=max(int(o["max"]), 1),
+        requests_per_session=per_session, gap_p50_s=gap, session_s=session_s,
+        prefix_reuse=float(min(stats["prefix_hit_unbounded"], 0.999)),
+        hit_curve=tuple(float(x) for x in curve), summary=summary,
+    )
+
+
+_CACHE: dict[tuple[str, int, int], TraceWorkload] = {}
+
+
+def cached_trace_workload(path: str | Path, progress: Progress | None = None) -> TraceWorkload:
+    """`trace_workload` memoised on (path, size, mtime): a sweep or the TUI re-solves without re-reading."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return trace_workload(p, progress)  # reports the missing file
+    if key not in _CACHE:
+        _CACHE[key] = trace_workload(p, progress)
+    return _CACHE[key]
