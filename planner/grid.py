@@ -27,7 +27,8 @@ from planner.model.arch import param_counts
 from planner.model.queueing import Z90
 from planner.model.types import Arch, Config, Hw, Load, Spec
 from planner.schema import Accelerator, ModelSpec, Scenario
-from planner.traces.curve import HIT_CURVE_POINTS, cached_trace_workload
+from planner.traces.calibrate import scenario_table
+from planner.traces.curve import cached_trace_workload
 
 AXES = ("hardware", "chips", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "prefix_cache", "attention")
 MAX_CONFIGS = 20_000_000  # a 54M grid took 28 s and 5.6 GB on a 2-core, 24 GiB machine: refuse beyond
@@ -98,16 +99,19 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
     in_median = min(float(w.input_tokens.median), in_cap)
     out_median = min(float(w.output_tokens.median), out_cap)
     f = np.float32
-    curve = np.zeros(HIT_CURVE_POINTS, dtype=f)
-    curve_on, session_s = 0.0, 0.0
+    in_mean = lognormal_mean(in_median, in_sigma, in_cap)
+    out_mean = lognormal_mean(out_median, out_sigma, out_cap)
     if w.trace is not None:  # workload fields were already filled from the trace (cli.file_cmds)
         tw = cached_trace_workload(w.trace)
-        curve, curve_on, session_s = np.asarray(tw.hit_curve, dtype=f), 1.0, tw.session_s
+        curve, session_s = np.asarray(tw.hit_curve, dtype=f), tw.session_s
+    else:  # the bundled Claude Code replay at this scenario's context; sessions idle for think_time_s
+        curve = scenario_table(in_mean + out_mean, float(w.sessions.turns)).astype(f)
+        session_s = w.sessions.turns * w.sessions.think_time_s
     return Load(
         in_median=f(in_median), in_sigma=f(in_sigma), in_cap=f(in_cap),
-        in_mean=f(lognormal_mean(in_median, in_sigma, in_cap)),
+        in_mean=f(in_mean),
         out_median=f(out_median), out_sigma=f(out_sigma), out_cap=f(out_cap),
-        out_mean=f(lognormal_mean(out_median, out_sigma, out_cap)),
+        out_mean=f(out_mean),
         arrival_rps=f(w.arrival_rate_rps), prefix_reuse=f(w.sessions.prefix_reuse),
         turns=f(w.sessions.turns), think_time_s=f(w.sessions.think_time_s),
         util_max=f(scenario.serving.utilization_max), hbm_fraction=f(scenario.serving.hbm_fraction),
@@ -115,7 +119,7 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
         hours_per_month=f(scenario.serving.hours_per_month),
         dram_usd_per_gb_hour=f(catalog.host_tiers.dram.usd_per_gb_hour),
         nvme_usd_per_gb_hour=f(catalog.host_tiers.nvme.usd_per_gb_hour),
-        hit_curve=curve, curve_on=f(curve_on), session_s=f(session_s),
+        hit_curve=curve, session_s=f(session_s),
         route_random=f(1.0 if w.sessions.routing == "random" else 0.0),
     )
 

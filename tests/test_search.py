@@ -59,7 +59,7 @@ def test_argmin_is_the_brute_force_minimum(catalog):
         cfg = Config(*(float(np.broadcast_to(x, grid.shape)[idx]) for x in grid.cfg))
         valid = bool(np.broadcast_to(grid.valid, grid.shape)[idx])
         with np.errstate(all="ignore"):
-            m = numpy_reference.evaluate_serving(grid.arch, hw, cfg, grid.spec, Load(*map(float, grid.load)),
+            m = numpy_reference.evaluate_serving(grid.arch, hw, cfg, grid.spec, Load(*(float(x) if np.ndim(x) == 0 else np.asarray(x) for x in grid.load)),
                                                  float(grid.draft_weight_bytes), valid)
         if float(m["monthly_usd"]) < brute_cost:
             brute_cost, brute_at = float(m["monthly_usd"]), idx

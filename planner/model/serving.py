@@ -9,7 +9,8 @@ Per instance (one replica on `chips` chips, up to `batch` sequences in flight):
 - prefill queue: rho_p = lambda_i * E[prefill service]; TTFT_q = wait_q + prefill(length quantile)
   + (1 + q) decode steps (the residual of the running step, then the mixed step that emits the token);
 - TPOT_q = step(batch, context quantile) / E_tokens / (1 - rho_p): decode pauses while prefills run;
-- prefix-cache hits (see tiers.py) shorten prefill to the uncached tokens plus a reload.
+- prefix-cache hits (see tiers.py: a replayed hit-rate curve) shorten prefill to the uncached tokens
+  plus a reload.
 All quantities broadcast, so one call evaluates the whole search grid.
 """
 
@@ -21,7 +22,7 @@ from planner.model.memory import kv_elems_per_seq, kv_share_per_chip, memory_per
 from planner.model.prefill import prefill_time
 from planner.model.queueing import lognormal_quantile, max_rho_for_wait, mixture_log_quantile, wait_quantile
 from planner.model.speculative import speculative_step
-from planner.model.tiers import curve_hit_rate, prefix_hit_rate, reload_seconds_per_byte, tier_shares
+from planner.model.tiers import curve_hit_rate, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
 Z95 = 1.6448536269514722
@@ -99,25 +100,19 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     session_ctx = ld.in_mean + ld.out_mean
     decode_per_req = ld.out_mean * step50 / (tok50 * batch)
 
-    # one fixed-point step: capacity at the ideal hit rate sizes the idle working set, which sets
-    # the hit rate the cache can really deliver (more hits -> more capacity -> more sessions to hold)
-    hit = jnp.where(cfg.prefix_cache > 0, (ld.turns - 1.0) / ld.turns, 0.0)
+    # one fixed-point step: capacity at the ideal hit rate sets the load per replica, hence the
+    # sessions in flight (Little's law on session arrivals: rate / turns x session duration), which
+    # with the cache capacity sets the hit rate the cache really delivers (tiers.curve_hit_rate).
+    # Random routing: every replica sees every session and holds a turn's context only 1 time in R.
+    hit = jnp.where(cfg.prefix_cache > 0, ld.hit_curve[-1, -1], 0.0)
     cached = ld.prefix_reuse * ld.in_mean * hit
     mu_ideal = 1.0 / (prefill_time(a, hw, cfg, ld.in_mean - cached, cached) + decode_per_req)
-    idle_sessions = ld.util_max * mu_ideal * ld.think_time_s
-    working_set = idle_sessions * session_ctx * kv_token_chip  # bytes per chip
-    hit = prefix_hit_rate(cfg.prefix_cache, ld.turns, working_set, hbm_free + dram_free + nvme_free)
-    # from a trace: sessions in flight per replica (Little's law on session arrivals), x the replica
-    # count when requests are spread at random (every replica then sees every session, and holds
-    # the previous turn only 1 time in R); the curve gives the share of tokens served from cache
     lam_ideal = ld.util_max * mu_ideal
     spread = jnp.where(ld.route_random > 0, jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0), 1.0)
     in_flight = lam_ideal * ld.session_s / ld.turns * spread
     cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
-    traced = curve_hit_rate(ld.hit_curve, cap_tokens, in_flight) / spread
-    traced = jnp.clip(traced / jnp.maximum(ld.prefix_reuse, 1e-6), 0.0, 1.0)
-    hit = jnp.where(ld.curve_on > 0, jnp.where(cfg.prefix_cache > 0, traced, 0.0), hit)
-    working_set = jnp.where(ld.curve_on > 0, in_flight * session_ctx * kv_token_chip, working_set)
+    hit = jnp.where(cfg.prefix_cache > 0, curve_hit_rate(ld.hit_curve, cap_tokens, in_flight) / spread, 0.0)
+    working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
     in_hbm, in_dram, in_nvme = tier_shares(working_set, hbm_free, dram_free, nvme_free)
     reload_per_token = kv_token_chip * reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw,
                                                                 hw.dram_bw, hw.nvme_bw)

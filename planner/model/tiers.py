@@ -1,11 +1,13 @@
 """Prefix cache across agent turns: which share of a turn's prompt is reloaded instead of recomputed.
 
-A session's next turn resends its whole context; `prefix_reuse` of the prompt is the previous turn's
-context. With the cache on, idle sessions' KV is kept (HBM left over first, then host DRAM, then
-NVMe). Little's law gives the idle working set: sessions idle at once = turn rate x think time, each
-holding its context's KV. Hit rate = (turns - 1) / turns (a session's first turn always misses) x
-min(1, capacity / working set). A hit reloads the cached tokens over the tier's link instead of
-recomputing them.
+A session's next turn resends its whole context; `prefix_reuse` of the prompt is reusable. With the
+cache on, KV of sessions between turns is kept (HBM left over first, then host DRAM, then NVMe).
+How much of the reusable prefix an LRU cache of a given size still holds is read off a hit-rate
+curve replayed from real traces (planner/traces): from the scenario's own trace, or the bundled
+Claude Code curve rescaled to the scenario's context (planner/data/hit_curves.toml). The earlier
+closed form `(turns-1)/turns x min(1, capacity / working set)` is gone: replays hit far more at a
+small cache (LRU keeps the sessions that come back soonest; see the README's comparison).
+A hit reloads the cached tokens over the tier's link instead of recomputing them.
 """
 
 from __future__ import annotations
@@ -15,29 +17,36 @@ import numpy as np
 
 HIT_CURVE_POINTS = 33
 HIT_CURVE_TOKENS = np.logspace(2.0, 8.0, HIT_CURVE_POINTS)
-"""Cache capacity per concurrent session (tokens) at which a replayed hit-rate curve is tabulated:
-100 tokens to 100 M on a log grid (8 points per decade /  ~1.33x apart)."""
+"""Cache capacity per session in flight (tokens) at which a hit-rate curve is tabulated: 100 tokens
+to 100 M on a log grid (about 1.54x apart)."""
+HIT_CURVE_SESSIONS = np.array([4.0, 16.0, 64.0, 256.0])
+"""Sessions in flight sharing one cache at which the curve is replayed: at the same capacity per
+session a larger pool hits more (sessions differ in size, and LRU lends one's space to another)."""
 _LOG_LO, _LOG_STEP = 2.0, 6.0 / (HIT_CURVE_POINTS - 1)
 
 
+def _cell(pos, n):
+    cell = jnp.clip(jnp.floor(pos), 0, n - 2)
+    return cell.astype(jnp.int32), jnp.clip(pos - cell, 0.0, 1.0)
+
+
 def curve_hit_rate(curve, capacity_tokens, sessions):
-    """Share of prompt tokens an LRU prefix cache of `capacity_tokens` serves to `sessions` concurrent
-    sessions, read off a replayed curve by linear interpolation in log capacity per session (the
-    cell index is computed, not searched for). Below the grid the curve falls linearly to 0 at 0."""
-    per = capacity_tokens / jnp.maximum(sessions, 1e-6)
+    """Share of the reusable prompt tokens an LRU prefix cache of `capacity_tokens` serves to
+    `sessions` sessions in flight: bilinear in (log sessions, log capacity per session) on the fixed
+    [sessions x capacity] table `curve` (cells computed, not searched for). Below the capacity grid
+    the curve falls linearly to 0; outside the session grid it is held at the edge."""
+    sessions = jnp.maximum(sessions, 1e-6)
+    per = capacity_tokens / sessions
     pos = (jnp.log10(jnp.maximum(per, 1.0)) - _LOG_LO) / _LOG_STEP
-    cell = jnp.clip(jnp.floor(pos), 0, HIT_CURVE_POINTS - 2)
-    i = cell.astype(jnp.int32)
-    frac = jnp.clip(pos - cell, 0.0, 1.0)
-    inside = curve[i] + frac * (curve[i + 1] - curve[i])
-    below = curve[0] * jnp.clip(per / HIT_CURVE_TOKENS[0], 0.0, 1.0)
+    i, f = _cell(pos, HIT_CURVE_POINTS)
+    spos = jnp.log2(jnp.clip(sessions, HIT_CURVE_SESSIONS[0], HIT_CURVE_SESSIONS[-1]) / HIT_CURVE_SESSIONS[0]) / 2.0
+    j, g = _cell(spos, HIT_CURVE_SESSIONS.size)
+    lo = curve[j, i] + f * (curve[j, i + 1] - curve[j, i])
+    hi = curve[j + 1, i] + f * (curve[j + 1, i + 1] - curve[j + 1, i])
+    inside = lo + g * (hi - lo)
+    edge = curve[j, 0] + g * (curve[j + 1, 0] - curve[j, 0])
+    below = edge * jnp.clip(per / HIT_CURVE_TOKENS[0], 0.0, 1.0)
     return jnp.where(pos < 0.0, below, inside)
-
-
-def prefix_hit_rate(prefix_cache, turns, working_set_bytes, capacity_bytes):
-    repeat = (turns - 1.0) / turns
-    coverage = jnp.where(working_set_bytes > 0, jnp.minimum(1.0, capacity_bytes / jnp.maximum(working_set_bytes, 1.0)), 1.0)
-    return jnp.where(prefix_cache > 0, repeat * coverage, 0.0)
 
 
 def tier_shares(working_set_bytes, hbm_free, dram_free, nvme_free):

@@ -132,9 +132,8 @@ class Load(NamedTuple):
     hours_per_month: Array
     dram_usd_per_gb_hour: Array
     nvme_usd_per_gb_hour: Array
-    # prefix-cache hit-rate curve replayed from a trace (planner/traces/curve.py); curve_on = 0 keeps
-    # the closed form of tiers.prefix_hit_rate. Fixed shape [HIT_CURVE_POINTS]: new traces never recompile.
-    hit_curve: Array  # share of prompt tokens served from cache at HIT_CURVE_TOKENS of cache per session
-    curve_on: Array
-    session_s: Array  # mean session duration (first request to last reply), s: sessions in flight by Little's law
+    # prefix-cache hit-rate curve replayed from a trace (planner/traces/curve.py). Fixed shape
+    # [HIT_CURVE_SESSIONS, HIT_CURVE_POINTS] (tiers.py): a new trace or scenario never recompiles.
+    hit_curve: Array  # share of the reusable prefix served from cache, by sessions in flight x cache per session
+    session_s: Array  # mean session duration, s: sessions in flight = session arrivals x this (Little's law)
     route_random: Array  # 1.0 = requests spread at random over replicas, 0.0 = session-sticky routing

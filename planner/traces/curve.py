@@ -1,10 +1,10 @@
 """A trace as the cost model sees it: length quantiles, session shape and a fixed-shape hit-rate curve.
 
-The curve is the LRU replay's hit rate (share of prompt blocks served from cache) against cache
-capacity per concurrent session, tabulated at `tiers.HIT_CURVE_TOKENS`. It is replayed with
-sessions starting as a Poisson process at `CURVE_CONCURRENCY` sessions in flight; the hit rate
-depends on capacity per session, not on the session count (checked in tests/test_trace_model.py),
-so the model reads it at (cache tokens per replica) / (sessions in flight per replica).
+The curve is the LRU replay's hit rate (as a share of the unbounded cache's) against cache capacity
+per session in flight, tabulated at `tiers.HIT_CURVE_TOKENS`, replayed with sessions starting as a
+Poisson process at each of `tiers.HIT_CURVE_SESSIONS` sessions in flight: at the same capacity per
+session a larger pool hits more, so the model reads it at both (cache tokens per replica / sessions
+in flight per replica) and the sessions in flight.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 from planner.traces.readers import Progress, Trace, read_trace
 from planner.traces.stats import prepare, run, session_durations, session_gaps, trace_stats
 
-CURVE_CONCURRENCY = 64.0
 HIT_CURVE_POINTS = 33
-HIT_CURVE_TOKENS = np.logspace(2.0, 8.0, HIT_CURVE_POINTS)  # same grid as planner.model.tiers (no jax here)
+HIT_CURVE_TOKENS = np.logspace(2.0, 8.0, HIT_CURVE_POINTS)  # the grids of planner.model.tiers (no jax here)
+HIT_CURVE_SESSIONS = np.array([4.0, 16.0, 64.0, 256.0])
 
 
 @dataclass(frozen=True)
@@ -37,26 +37,30 @@ class TraceWorkload:
     gap_p50_s: float
     session_s: float
     prefix_reuse: float  # unbounded-cache token hit: the most a cache can serve
-    hit_curve: tuple[float, ...]
+    hit_curve: tuple[tuple[float, ...], ...]  # [HIT_CURVE_SESSIONS x HIT_CURVE_TOKENS]
     summary: dict[str, Any]
 
 
-def hit_curve(trace: Trace, concurrency: float = CURVE_CONCURRENCY, seed: int = 0, prepared=None,
-              rate_rps: float | None = None) -> np.ndarray:
-    """LRU hit rate at HIT_CURVE_TOKENS of cache per session in flight. A trace without sessions is
-    replayed as recorded and its x axis is cache tokens per (request/s) of its own arrival rate:
-    what a cache must hold grows with the traffic it sees."""
+def replayed_table(trace: Trace, prepared=None, rate_rps: float | None = None, seed: int = 0) -> np.ndarray:
+    """[HIT_CURVE_SESSIONS x HIT_CURVE_TOKENS] share of the reusable prefix an LRU cache serves (the
+    replayed hit rate / the unbounded one), at each number of sessions in flight and cache tokens per
+    session. A trace without sessions is replayed as recorded, every row alike, and its capacity axis
+    is per (request/s) of its own arrival rate: what a cache must hold grows with the traffic it sees."""
     p = prepared or prepare(trace)
-    rp = run(p, concurrency if trace.has_sessions else None, seed)
-    scale = concurrency if trace.has_sessions else (rate_rps or 1.0)
-    return rp.lru_hit_rate(HIT_CURVE_TOKENS * scale / trace.block_size)
+    rows = []
+    for n in HIT_CURVE_SESSIONS:
+        rp = run(p, float(n) if trace.has_sessions else None, seed)
+        scale = float(n) if trace.has_sessions else (rate_rps or 1.0)
+        top = max(rp.unbounded_hit_rate, 1e-12)
+        rows.append(rp.lru_hit_rate(HIT_CURVE_TOKENS * scale / trace.block_size) / top)
+    return np.minimum(np.stack(rows), 1.0)
 
 
 def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceWorkload:
     trace = read_trace(path, progress=progress)
     p = prepare(trace)
-    stats = trace_stats(trace, prepared=p, concurrency=(CURVE_CONCURRENCY,) if trace.has_sessions else ())
-    curve = hit_curve(trace, prepared=p, rate_rps=stats["arrival_rate_rps"])
+    stats = trace_stats(trace, prepared=p, concurrency=())
+    curve = replayed_table(trace, p, rate_rps=stats["arrival_rate_rps"])
     if trace.has_sessions:
         per_session = trace.requests / len(trace.session_names)
         gaps = session_gaps(trace, p.done_s)
@@ -70,15 +74,16 @@ def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceW
                                      "prefix_hit_unbounded", "prefix_hit_unbounded_tokens", "lru", "ttl")}
     summary["requests_per_session"] = per_session
     summary["session_s"] = session_s
-    summary["hit_curve"] = {"concurrency": CURVE_CONCURRENCY if trace.has_sessions else None,
-                            "cache_tokens_per_session": HIT_CURVE_TOKENS.tolist(), "hit_rate": curve.tolist()}
+    summary["hit_curve"] = {"sessions_in_flight": HIT_CURVE_SESSIONS.tolist() if trace.has_sessions else None,
+                            "cache_tokens_per_session": HIT_CURVE_TOKENS.tolist(),
+                            "share_of_reusable_prefix": curve.tolist()}
     return TraceWorkload(
         input_median=max(int(round(i["p50"])), 1), input_p90=max(int(round(i["p90"])), 1), input_max=int(i["max"]),
         output_median=max(int(round(o["p50"])), 1), output_p90=max(int(round(o["p90"])), 1),
         output_max=max(int(o["max"]), 1),
         requests_per_session=per_session, gap_p50_s=gap, session_s=session_s,
         prefix_reuse=float(min(stats["prefix_hit_unbounded"], 0.999)),
-        hit_curve=tuple(float(x) for x in curve), summary=summary,
+        hit_curve=tuple(tuple(float(x) for x in row) for row in curve), summary=summary,
     )
 
 

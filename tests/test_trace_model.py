@@ -1,0 +1,163 @@
+"""The prefix-cache curve in the cost model: interpolation, the bundled calibration, `solve --trace`.
+
+Expected values are derived here from the tables themselves (grid points, edges, the (turns-1)/turns
+factor), never copied from a run of the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner import io, paths
+from planner.grid import build_grid
+from planner.model.tiers import HIT_CURVE_SESSIONS, HIT_CURVE_TOKENS, curve_hit_rate
+from planner.schema import Scenario
+from planner.search import solve
+from planner.traces.calibrate import CONTEXT_GRID, bundled_shape, scenario_table
+
+DATA = Path(__file__).parent / "data"
+CC = DATA / "claude_code_slice.b512.jsonl.gz"
+CHAT = DATA / "mooncake_chat_slice.jsonl.gz"
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    from planner.catalog import load_catalog
+
+    return load_catalog()
+
+
+def _table(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.uniform(0, 1, size=(HIT_CURVE_SESSIONS.size, HIT_CURVE_TOKENS.size)), axis=1)
+
+
+def test_curve_is_exact_at_grid_points_and_linear_below_the_grid():
+    t = _table()
+    for j, n in enumerate(HIT_CURVE_SESSIONS):
+        for i in (0, 7, 20, HIT_CURVE_TOKENS.size - 1):
+            got = float(curve_hit_rate(t, HIT_CURVE_TOKENS[i] * n, n))
+            assert got == pytest.approx(t[j, i], rel=1e-5, abs=1e-6)
+        # half the smallest tabulated capacity: half the first value (the curve falls to 0 at 0)
+        assert float(curve_hit_rate(t, HIT_CURVE_TOKENS[0] * n / 2, n)) == pytest.approx(t[j, 0] / 2, rel=1e-5)
+        assert float(curve_hit_rate(t, 0.0, n)) == 0.0
+    # outside the session grid: held at the edge rows
+    assert float(curve_hit_rate(t, HIT_CURVE_TOKENS[5] * 1.0, 1.0)) == pytest.approx(t[0, 5], rel=1e-5)
+    assert float(curve_hit_rate(t, HIT_CURVE_TOKENS[5] * 4096, 4096.0)) == pytest.approx(t[-1, 5], rel=1e-5)
+
+
+def test_curve_midpoints_interpolate_in_log_capacity_and_log_sessions():
+    t = _table(1)
+    mid_cap = np.sqrt(HIT_CURVE_TOKENS[10] * HIT_CURVE_TOKENS[11])
+    assert float(curve_hit_rate(t, mid_cap * 16, 16.0)) == pytest.approx((t[1, 10] + t[1, 11]) / 2, rel=1e-4)
+    assert float(curve_hit_rate(t, HIT_CURVE_TOKENS[10] * 32, 32.0)) == pytest.approx((t[1, 10] + t[2, 10]) / 2, rel=1e-4)
+
+
+@SETTINGS
+@given(st.floats(1.0, 1e9), st.floats(1.1, 10.0), st.floats(0.5, 2000.0))
+def test_more_cache_never_hits_less(capacity, factor, sessions):
+    t = scenario_table(100_000.0, 30.0)
+    assert float(curve_hit_rate(t, capacity * factor, sessions)) >= float(curve_hit_rate(t, capacity, sessions)) - 1e-6
+
+
+def test_bundled_shape_is_a_share_that_rises_to_one():
+    shape = bundled_shape()
+    assert shape.shape == (HIT_CURVE_SESSIONS.size, CONTEXT_GRID.size)
+    assert np.all(np.diff(shape, axis=1) >= -1e-9) and np.all(shape >= 0) and np.all(shape <= 1.0 + 1e-9)
+    assert np.allclose(shape[:, -1], 1.0, atol=1e-3)  # 1000 contexts per session: everything fits
+
+
+def test_scenario_table_is_the_shape_at_the_scenario_context_times_repeat_turns():
+    ctx, turns = 50_000.0, 10.0
+    t = scenario_table(ctx, turns)
+    shape = bundled_shape()
+    # a capacity of exactly one context per session sits on the grid point x = 1 when ctx is 10^k...
+    t2 = scenario_table(1e5, turns)
+    k = int(np.argmin(np.abs(HIT_CURVE_TOKENS - 1e5)))  # 10^5 tokens is a tabulated capacity
+    j = int(np.argmin(np.abs(CONTEXT_GRID - 1.0)))
+    assert t2[:, k] == pytest.approx(shape[:, j] * (turns - 1) / turns)
+    assert t[:, -1] == pytest.approx(np.full(4, (turns - 1) / turns), abs=1e-3)
+
+
+def _scenario(**updates) -> Scenario:
+    data = io.read_toml(paths.scenarios_dir() / "chat.toml")
+    data["search"] = {"hardware": ["h100-sxm", "h200-sxm"], "chips": [1, 2, 4, 8], "batch": [8, 32],
+                      "weight_dtype": ["fp8"], "kv_dtype": ["fp8"], "spec_k": [0], "prefix_cache": [False, True],
+                      "attention": ["flash"], "dram_fraction": [0.0], "nvme_fraction": [0.0]}
+    data["speculative"] = {"method": "none"}
+    for key, value in updates.items():
+        section, name = key.split(".")
+        data.setdefault(section, {})[name] = value
+    return io.validate(Scenario, data, "test")
+
+
+def test_random_routing_never_hits_more_than_sticky(catalog):
+    sticky = build_grid(_scenario(), catalog)
+    data = _scenario().model_dump()
+    data["workload"]["sessions"]["routing"] = "random"
+    rand = build_grid(Scenario.model_validate(data), catalog)
+    a = solve(sticky.scenario, catalog).best
+    b = solve(rand.scenario, catalog).best
+    assert a is not None and b is not None
+    assert b["monthly_usd"] >= a["monthly_usd"] - 1e-6
+
+
+def test_solve_with_a_trace_records_its_statistics_and_the_assumed_hit(invoke, tmp_path):
+    scenario = tmp_path / "s.toml"
+    shutil.copy(paths.scenarios_dir() / "agentic-coding.toml", scenario)
+    shutil.copy(CC, tmp_path / "cc.jsonl.gz")
+    text = scenario.read_text().replace("[workload]\n", '[workload]\ntrace = "cc.jsonl.gz"\n', 1)
+    scenario.write_text(text)
+    result = invoke("solve", scenario, "--format", "json", "--top", "1")
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(result.stdout)
+    tr = data["trace"]
+    assert tr["requests"] == 257 and tr["sessions"] == 6
+    assert Path(tr["file"]).name == "cc.jsonl.gz"
+    assert data["workload"]["input_tokens_median"] == round(tr["input_tokens"]["p50"])
+    if data["best"] is not None:
+        assert tr["prefix_hit_assumed"] == pytest.approx(
+            data["best"]["prefix_hit_rate"] * data["workload"]["prefix_reuse"], abs=1e-3)
+    assert "warning:" in result.stderr and "workload.trace" in result.stderr
+
+
+def test_solve_trace_flag_takes_a_sessionless_chat_trace(invoke):
+    result = invoke("solve", paths.scenarios_dir() / "chat.toml", "--trace", CHAT, "--format", "json", "--top", "1")
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(result.stdout)
+    assert data["trace"]["sessions"] is None and data["trace"]["arrival_source"] == "absolute timestamps"
+
+
+def test_a_missing_trace_is_one_line_naming_the_scenario_field(invoke, tmp_path):
+    scenario = tmp_path / "s.toml"
+    text = (paths.scenarios_dir() / "chat.toml").read_text().replace("[workload]\n", '[workload]\ntrace = "nope.jsonl"\n', 1)
+    scenario.write_text(text)
+    result = invoke("solve", scenario)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "workload.trace" in result.stderr and "nope.jsonl" in result.stderr
+
+
+def test_a_trace_changes_values_not_shapes(catalog, caplog):
+    """The curve is a fixed-shape table: solving with a trace after a solve without one compiles nothing."""
+    import jax
+
+    from planner.cli.file_cmds import apply_trace
+
+    base = _scenario()
+    solve(base, catalog)
+    data = base.model_dump()
+    data["workload"]["trace"] = str(CC.resolve())
+    traced = apply_trace(Scenario.model_validate(data), "test")
+    with jax.log_compiles(True):
+        caplog.clear()
+        solve(traced, catalog)
+        later = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+    assert later == []
