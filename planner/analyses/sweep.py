@@ -65,6 +65,7 @@ def sweep_points(path: str | Path, key: str, values: Sequence[str], sets: Sequen
                  catalog: Catalog) -> list[SweepPoint]:
     """Validate every point up front (bad key or value: one-line `InputFileError`)."""
     from planner.cli.file_cmds import check_scenario_ids
+    from planner.traces.scenario import with_trace
 
     check_param(key, path)
     if not values:
@@ -75,6 +76,7 @@ def sweep_points(path: str | Path, key: str, values: Sequence[str], sets: Sequen
         where = f"{path} (--param {key}={text})"
         scenario = io.validate(Scenario, apply_overrides(data, [*sets, f"{key}={text}"], path), where)
         check_scenario_ids(scenario, catalog, where)
+        scenario, _ = with_trace(scenario, path)  # the trace's workload (load_scenario warned once)
         points.append(SweepPoint(text, parse_value(text), scenario))
     return points
 

@@ -110,54 +110,24 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
 def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog | None = None,
                   trace: str | Path | None = None) -> Scenario:
     """Read, override (`--set`), validate and ID-check a scenario file; with a trace (`workload.trace`
-    or `trace`, which wins), fill the workload from it."""
+    or `trace`, which wins), fill the workload from it and warn that the trace replaced those values."""
+    import sys
+
     data = io.read_toml(path)
     if sets:
         data = apply_overrides(data, list(sets), path)
     scenario = io.validate(Scenario, data, path)
     check_scenario_ids(scenario, catalog or load_catalog(), path)
-    if trace is not None:
-        scenario = scenario.model_copy(update={"workload": scenario.workload.model_copy(
-            update={"trace": str(Path(trace).resolve())})})
-    elif scenario.workload.trace is not None:
-        resolved = (Path(path).parent / scenario.workload.trace).resolve()
-        scenario = scenario.model_copy(update={"workload": scenario.workload.model_copy(
-            update={"trace": str(resolved)})})
-    if scenario.workload.trace is not None:
-        scenario = apply_trace(scenario, path)
-    return scenario
-
-
-def apply_trace(scenario: Scenario, path: str | Path) -> Scenario:
-    """Lengths, session shape and reuse from the trace (the model reads its hit-rate curve from the
-    same cached replay); a warning says which scenario values the trace replaced."""
-    import sys
-
+    if trace is None and scenario.workload.trace is None:
+        return scenario
     from planner.cli.trace_cmds import progress_bar
-    from planner.traces.curve import cached_trace_workload
-    from planner.traces.readers import TraceError
+    from planner.traces.scenario import with_trace
 
-    trace_path = Path(scenario.workload.trace or "")
-    try:
-        tw = cached_trace_workload(trace_path, progress=progress_bar(trace_path.name))
-    except TraceError as exc:
-        raise InputFileError(f"{path}: workload.trace: {exc}") from None
-    w = scenario.workload
-    replaced = {
-        "input_tokens": w.input_tokens.model_copy(update={
-            "median": tw.input_median, "p90": max(tw.input_p90, tw.input_median), "max": tw.input_max}),
-        "output_tokens": w.output_tokens.model_copy(update={
-            "median": tw.output_median, "p90": max(tw.output_p90, tw.output_median), "max": tw.output_max}),
-        "sessions": w.sessions.model_copy(update={
-            "turns": max(int(round(tw.requests_per_session)), 1), "prefix_reuse": tw.prefix_reuse,
-            "think_time_s": tw.gap_p50_s}),
-    }
-    sys.stderr.write(
-        f"warning: {path}: workload.trace: input/output lengths, sessions and prefix reuse come from "
-        f"{trace_path.name} (input p50 {tw.input_median:,}, p90 {tw.input_p90:,}; output p50 {tw.output_median:,}; "
-        f"{tw.requests_per_session:.1f} requests/session; unbounded prefix hit {tw.prefix_reuse:.1%}), "
-        "not from the scenario's own values\n")
-    return scenario.model_copy(update={"workload": w.model_copy(update=replaced)})
+    name = Path(trace or scenario.workload.trace or "").name
+    scenario, note = with_trace(scenario, path, trace, progress=progress_bar(name))
+    if note:
+        sys.stderr.write(f"warning: {note}\n")
+    return scenario
 
 
 def _check_families(parsed: HardwareFile, path: Path) -> None:

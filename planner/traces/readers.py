@@ -18,6 +18,7 @@ import gzip
 import io
 import json
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ Progress = Callable[[int, int], None]
 MOONCAKE_BLOCK = 512  # Mooncake's published traces hash 512-token blocks
 MAX_WHOLE_JSON_BYTES = 512 * 2**20  # a single multi-line JSON document is parsed whole: cap it
 _LOCAL_SCOPE = 1 << 32  # session-local ids are moved to session_index * 2^32 + id
+_INT_LIST_CHARS = str.maketrans("", "", "0123456789,- \t")  # translate() deletes these
 
 
 class TraceError(InputFileError):
@@ -134,10 +136,18 @@ def _split_hash_ids(line: str, where: str) -> tuple[str, np.ndarray | None]:
         return line, None  # malformed: let json.loads report it
     body = line[start + 1:end]
     if body.strip():
-        try:
-            ids = np.array(body.split(","), dtype=np.int64)
-        except ValueError:
-            raise TraceError(f"{where}: hash_ids: expected a list of integer block ids") from None
+        # numpy's text parser is ~6x faster than split + int; it stops quietly at the first bad
+        # character, so the body is checked to hold only integers and commas, and the count matched
+        ids = np.zeros(0, dtype=np.int64)
+        if not body.translate(_INT_LIST_CHARS):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                try:
+                    ids = np.fromstring(body, dtype=np.int64, sep=",")
+                except (ValueError, OverflowError):
+                    ids = np.zeros(0, dtype=np.int64)
+        if ids.size != body.count(",") + 1:
+            raise TraceError(f"{where}: hash_ids: expected a list of integer block ids")
     else:
         ids = np.zeros(0, dtype=np.int64)
     return line[:start] + "0" + line[end + 1:], ids

@@ -1,0 +1,43 @@
+"""A scenario with `workload.trace`: resolve the path (relative to the scenario file) and fill the
+workload from the trace, so every command (solve, whatif, sweep, bench) plans from the same numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from planner.errors import InputFileError
+from planner.schema import Scenario
+from planner.traces.curve import cached_trace_workload
+from planner.traces.readers import Progress, TraceError
+
+
+def with_trace(scenario: Scenario, path: str | Path, trace: str | Path | None = None,
+               progress: Progress | None = None) -> tuple[Scenario, str | None]:
+    """The scenario with its workload taken from the trace (`trace` wins over `workload.trace`), and
+    a one-line note of what the trace replaced (None without a trace)."""
+    if trace is not None:
+        resolved = Path(trace).resolve()
+    elif scenario.workload.trace is not None:
+        resolved = (Path(path).parent / scenario.workload.trace).resolve()
+    else:
+        return scenario, None
+    try:
+        tw = cached_trace_workload(resolved, progress=progress)
+    except TraceError as exc:
+        raise InputFileError(f"{path}: workload.trace: {exc}") from None
+    w = scenario.workload
+    replaced = {
+        "trace": str(resolved),
+        "input_tokens": w.input_tokens.model_copy(update={
+            "median": tw.input_median, "p90": max(tw.input_p90, tw.input_median), "max": tw.input_max}),
+        "output_tokens": w.output_tokens.model_copy(update={
+            "median": tw.output_median, "p90": max(tw.output_p90, tw.output_median), "max": tw.output_max}),
+        "sessions": w.sessions.model_copy(update={
+            "turns": max(int(round(tw.requests_per_session)), 1), "prefix_reuse": tw.prefix_reuse,
+            "think_time_s": tw.gap_p50_s}),
+    }
+    note = (f"{path}: workload.trace: input/output lengths, sessions and prefix reuse come from "
+            f"{resolved.name} (input p50 {tw.input_median:,}, p90 {tw.input_p90:,}; output p50 "
+            f"{tw.output_median:,}; {tw.requests_per_session:.1f} requests/session; unbounded prefix hit "
+            f"{tw.prefix_reuse:.1%}), not from the scenario's own values")
+    return scenario.model_copy(update={"workload": w.model_copy(update=replaced)}), note
