@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -361,9 +360,3 @@ def _assemble(cols: _Columns, p: Path, fmt: str, block_size: int) -> Trace:
         session_relative=relative,
     )
 
-
-def file_size(path: str | Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
