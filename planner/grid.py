@@ -103,9 +103,10 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
     out_mean = lognormal_mean(out_median, out_sigma, out_cap)
     if w.trace is not None:  # workload fields were already filled from the trace (cli.file_cmds)
         tw = cached_trace_workload(w.trace)
-        curve, session_s = np.asarray(tw.hit_curve, dtype=f), tw.session_s
+        curve, exponent, session_s = np.asarray(tw.hit_curve, dtype=f), tw.hit_pool_exponent, tw.session_s
     else:  # the bundled Claude Code replay at this scenario's context; sessions idle for think_time_s
-        curve = scenario_table(in_mean + out_mean, float(w.sessions.turns)).astype(f)
+        curve, exponent = scenario_table(in_mean + out_mean, float(w.sessions.turns))
+        curve = curve.astype(f)
         session_s = w.sessions.turns * w.sessions.think_time_s
     return Load(
         in_median=f(in_median), in_sigma=f(in_sigma), in_cap=f(in_cap),
@@ -119,7 +120,7 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
         hours_per_month=f(scenario.serving.hours_per_month),
         dram_usd_per_gb_hour=f(catalog.host_tiers.dram.usd_per_gb_hour),
         nvme_usd_per_gb_hour=f(catalog.host_tiers.nvme.usd_per_gb_hour),
-        hit_curve=curve, session_s=f(session_s),
+        hit_curve=curve, hit_pool_exponent=f(exponent), session_s=f(session_s),
         route_random=f(1.0 if w.sessions.routing == "random" else 0.0),
     )
 

@@ -21,6 +21,7 @@ from planner.model.tiers import HIT_CURVE_SESSIONS, HIT_CURVE_TOKENS, curve_hit_
 from planner.schema import Scenario
 from planner.search import solve
 from planner.traces.calibrate import CONTEXT_GRID, bundled_shape, scenario_table
+from planner.traces.curve import collapse
 
 DATA = Path(__file__).parent / "data"
 CC = DATA / "claude_code_slice.b512.jsonl.gz"
@@ -35,56 +36,63 @@ def catalog():
     return load_catalog()
 
 
-def _table(seed: int = 0) -> np.ndarray:
+def _curve(seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.sort(rng.uniform(0, 1, size=(HIT_CURVE_SESSIONS.size, HIT_CURVE_TOKENS.size)), axis=1)
+    return np.sort(rng.uniform(0, 1, size=HIT_CURVE_TOKENS.size))
 
 
-def test_curve_is_exact_at_grid_points_and_linear_below_the_grid():
-    t = _table()
-    for j, n in enumerate(HIT_CURVE_SESSIONS):
-        for i in (0, 7, 20, HIT_CURVE_TOKENS.size - 1):
-            got = float(curve_hit_rate(t, HIT_CURVE_TOKENS[i] * n, n))
-            assert got == pytest.approx(t[j, i], rel=1e-5, abs=1e-6)
-        # half the smallest tabulated capacity: half the first value (the curve falls to 0 at 0)
-        assert float(curve_hit_rate(t, HIT_CURVE_TOKENS[0] * n / 2, n)) == pytest.approx(t[j, 0] / 2, rel=1e-5)
-        assert float(curve_hit_rate(t, 0.0, n)) == 0.0
-    # outside the session grid: held at the edge rows
-    assert float(curve_hit_rate(t, HIT_CURVE_TOKENS[5] * 1.0, 1.0)) == pytest.approx(t[0, 5], rel=1e-5)
-    assert float(curve_hit_rate(t, HIT_CURVE_TOKENS[5] * 4096, 4096.0)) == pytest.approx(t[-1, 5], rel=1e-5)
+def test_curve_is_exact_at_grid_points_for_the_reference_pool_and_linear_below():
+    t = _curve()
+    for i in (0, 7, 20, HIT_CURVE_TOKENS.size - 1):
+        assert float(curve_hit_rate(t, 0.3, HIT_CURVE_TOKENS[i] * 16, 16.0)) == pytest.approx(t[i], rel=1e-5)
+    # half a grid step below the smallest tabulated capacity: half the first value (0 one step below)
+    half_step = HIT_CURVE_TOKENS[0] / np.sqrt(HIT_CURVE_TOKENS[1] / HIT_CURVE_TOKENS[0])
+    assert float(curve_hit_rate(t, 0.3, half_step * 16, 16.0)) == pytest.approx(t[0] / 2, rel=1e-3)
+    assert float(curve_hit_rate(t, 0.3, 0.0, 16.0)) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_curve_midpoints_interpolate_in_log_capacity_and_log_sessions():
-    t = _table(1)
-    mid_cap = np.sqrt(HIT_CURVE_TOKENS[10] * HIT_CURVE_TOKENS[11])
-    assert float(curve_hit_rate(t, mid_cap * 16, 16.0)) == pytest.approx((t[1, 10] + t[1, 11]) / 2, rel=1e-4)
-    assert float(curve_hit_rate(t, HIT_CURVE_TOKENS[10] * 32, 32.0)) == pytest.approx((t[1, 10] + t[2, 10]) / 2, rel=1e-4)
+def test_a_larger_pool_reads_the_curve_further_along():
+    """With exponent 0.5, 1,600 sessions (100x the reference pool) shift log capacity by +1: a cache
+    of T/10 per session reads the table at T."""
+    t = _curve(1)
+    for i in (5, 12, 30):
+        got = float(curve_hit_rate(t, 0.5, HIT_CURVE_TOKENS[i] / 10 * 1600, 1600.0))
+        assert got == pytest.approx(t[i], rel=1e-4)
+    mid = np.sqrt(HIT_CURVE_TOKENS[10] * HIT_CURVE_TOKENS[11])
+    assert float(curve_hit_rate(t, 0.0, mid * 3, 3.0)) == pytest.approx((t[10] + t[11]) / 2, rel=1e-4)
 
 
 @SETTINGS
 @given(st.floats(1.0, 1e9), st.floats(1.1, 10.0), st.floats(0.5, 2000.0))
 def test_more_cache_never_hits_less(capacity, factor, sessions):
-    t = scenario_table(100_000.0, 30.0)
-    assert float(curve_hit_rate(t, capacity * factor, sessions)) >= float(curve_hit_rate(t, capacity, sessions)) - 1e-6
+    t, c = scenario_table(100_000.0, 30.0)
+    assert float(curve_hit_rate(t, c, capacity * factor, sessions)) >= float(curve_hit_rate(t, c, capacity, sessions)) - 1e-6
 
 
-def test_bundled_shape_is_a_share_that_rises_to_one():
+def test_collapse_recovers_a_known_pool_exponent():
+    log_x = np.log10(HIT_CURVE_TOKENS)
+    h = lambda u: 1.0 / (1.0 + 10 ** (-(u - 4.5) * 1.5))  # noqa: E731
+    table = np.stack([h(log_x + 0.4 * np.log10(n / 16)) for n in HIT_CURVE_SESSIONS])
+    curve, c, err = collapse(table, log_x)
+    assert c == pytest.approx(0.4, abs=0.011)
+    assert err < 0.01
+    assert curve == pytest.approx(h(log_x), abs=0.01)
+
+
+def test_bundled_shape_is_a_share_that_rises_to_one_and_collapses_within_5_points():
     shape = bundled_shape()
     assert shape.shape == (HIT_CURVE_SESSIONS.size, CONTEXT_GRID.size)
     assert np.all(np.diff(shape, axis=1) >= -1e-9) and np.all(shape >= 0) and np.all(shape <= 1.0 + 1e-9)
     assert np.allclose(shape[:, -1], 1.0, atol=1e-3)  # 1000 contexts per session: everything fits
+    _, c, err = collapse(shape, np.log10(CONTEXT_GRID))
+    assert 0.0 < c < 1.0 and err < 0.05
 
 
-def test_scenario_table_is_the_shape_at_the_scenario_context_times_repeat_turns():
-    ctx, turns = 50_000.0, 10.0
-    t = scenario_table(ctx, turns)
-    shape = bundled_shape()
-    # a capacity of exactly one context per session sits on the grid point x = 1 when ctx is 10^k...
-    t2 = scenario_table(1e5, turns)
-    k = int(np.argmin(np.abs(HIT_CURVE_TOKENS - 1e5)))  # 10^5 tokens is a tabulated capacity
-    j = int(np.argmin(np.abs(CONTEXT_GRID - 1.0)))
-    assert t2[:, k] == pytest.approx(shape[:, j] * (turns - 1) / turns)
-    assert t[:, -1] == pytest.approx(np.full(4, (turns - 1) / turns), abs=1e-3)
+def test_scenario_table_tops_out_at_the_repeat_turns():
+    turns = 10.0
+    t, _ = scenario_table(50_000.0, turns)
+    assert t[-1] == pytest.approx((turns - 1) / turns, abs=1e-3)
+    assert np.all(np.diff(t) >= -1e-12)
 
 
 def _scenario(**updates) -> Scenario:
@@ -149,13 +157,13 @@ def test_a_trace_changes_values_not_shapes(catalog, caplog):
     """The curve is a fixed-shape table: solving with a trace after a solve without one compiles nothing."""
     import jax
 
-    from planner.cli.file_cmds import apply_trace
+    from planner.traces.scenario import with_trace
 
     base = _scenario()
     solve(base, catalog)
     data = base.model_dump()
     data["workload"]["trace"] = str(CC.resolve())
-    traced = apply_trace(Scenario.model_validate(data), "test")
+    traced, _ = with_trace(Scenario.model_validate(data), "test")
     with jax.log_compiles(True):
         caplog.clear()
         solve(traced, catalog)

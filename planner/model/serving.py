@@ -104,14 +104,14 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     # sessions in flight (Little's law on session arrivals: rate / turns x session duration), which
     # with the cache capacity sets the hit rate the cache really delivers (tiers.curve_hit_rate).
     # Random routing: every replica sees every session and holds a turn's context only 1 time in R.
-    hit = jnp.where(cfg.prefix_cache > 0, ld.hit_curve[-1, -1], 0.0)
+    hit = jnp.where(cfg.prefix_cache > 0, ld.hit_curve[-1], 0.0)
     cached = ld.prefix_reuse * ld.in_mean * hit
     mu_ideal = 1.0 / (prefill_time(a, hw, cfg, ld.in_mean - cached, cached) + decode_per_req)
     lam_ideal = ld.util_max * mu_ideal
     spread = jnp.where(ld.route_random > 0, jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0), 1.0)
     in_flight = lam_ideal * ld.session_s / ld.turns * spread
     cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
-    hit = jnp.where(cfg.prefix_cache > 0, curve_hit_rate(ld.hit_curve, cap_tokens, in_flight) / spread, 0.0)
+    hit = jnp.where(cfg.prefix_cache > 0, curve_hit_rate(ld.hit_curve, ld.hit_pool_exponent, cap_tokens, in_flight) / spread, 0.0)
     working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
     in_hbm, in_dram, in_nvme = tier_shares(working_set, hbm_free, dram_free, nvme_free)
     reload_per_token = kv_token_chip * reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw,

@@ -17,35 +17,31 @@ import numpy as np
 
 HIT_CURVE_POINTS = 33
 HIT_CURVE_TOKENS = np.logspace(2.0, 8.0, HIT_CURVE_POINTS)
-"""Cache capacity per session in flight (tokens) at which a hit-rate curve is tabulated: 100 tokens
-to 100 M on a log grid (about 1.54x apart)."""
+"""Cache capacity per session in flight (tokens) at which a hit-rate curve is tabulated, for a pool of
+HIT_CURVE_REF_SESSIONS sessions: 100 tokens to 100 M on a log grid (about 1.54x apart)."""
 HIT_CURVE_SESSIONS = np.array([4.0, 16.0, 64.0, 256.0])
-"""Sessions in flight sharing one cache at which the curve is replayed: at the same capacity per
-session a larger pool hits more (sessions differ in size, and LRU lends one's space to another)."""
+"""Sessions in flight sharing one cache at which traces are replayed (planner/traces/curve.py)."""
+HIT_CURVE_REF_SESSIONS = 16.0
 _LOG_LO, _LOG_STEP = 2.0, 6.0 / (HIT_CURVE_POINTS - 1)
+_LOG_REF = float(np.log10(HIT_CURVE_REF_SESSIONS))
 
 
-def _cell(pos, n):
-    cell = jnp.clip(jnp.floor(pos), 0, n - 2)
-    return cell.astype(jnp.int32), jnp.clip(pos - cell, 0.0, 1.0)
-
-
-def curve_hit_rate(curve, capacity_tokens, sessions):
+def curve_hit_rate(curve, pool_exponent, capacity_tokens, sessions):
     """Share of the reusable prompt tokens an LRU prefix cache of `capacity_tokens` serves to
-    `sessions` sessions in flight: bilinear in (log sessions, log capacity per session) on the fixed
-    [sessions x capacity] table `curve` (cells computed, not searched for). Below the capacity grid
-    the curve falls linearly to 0; outside the session grid it is held at the edge."""
-    sessions = jnp.maximum(sessions, 1e-6)
-    per = capacity_tokens / sessions
-    pos = (jnp.log10(jnp.maximum(per, 1.0)) - _LOG_LO) / _LOG_STEP
-    i, f = _cell(pos, HIT_CURVE_POINTS)
-    spos = jnp.log2(jnp.clip(sessions, HIT_CURVE_SESSIONS[0], HIT_CURVE_SESSIONS[-1]) / HIT_CURVE_SESSIONS[0]) / 2.0
-    j, g = _cell(spos, HIT_CURVE_SESSIONS.size)
-    lo = curve[j, i] + f * (curve[j, i + 1] - curve[j, i])
-    hi = curve[j + 1, i] + f * (curve[j + 1, i + 1] - curve[j + 1, i])
-    inside = lo + g * (hi - lo)
-    edge = curve[j, 0] + g * (curve[j + 1, 0] - curve[j, 0])
-    below = edge * jnp.clip(per / HIT_CURVE_TOKENS[0], 0.0, 1.0)
+    `sessions` sessions in flight. At the same capacity per session a larger pool hits more (sessions
+    differ in size, and LRU lends one's space to another): replays at 4..256 sessions collapse onto
+    one curve when capacity per session is scaled by (sessions / 16)^pool_exponent (fitted per trace,
+    ~0.3). So the model reads a 1-D table at log10(capacity / sessions) + pool_exponent x
+    log10(sessions / 16): two gathers per configuration (a 2-D bilinear read cost 4x as much).
+    Below the grid the curve falls to 0 over one grid step (65 tokens per session)."""
+    log_sessions = jnp.log10(jnp.maximum(sessions, 1e-6))
+    u = jnp.log10(jnp.maximum(capacity_tokens, 1e-30)) - log_sessions + pool_exponent * (log_sessions - _LOG_REF)
+    pos = (u - _LOG_LO) / _LOG_STEP
+    cell = jnp.clip(jnp.floor(pos), 0, HIT_CURVE_POINTS - 2)
+    i = cell.astype(jnp.int32)
+    lo = curve[i]
+    inside = lo + jnp.clip(pos - cell, 0.0, 1.0) * (curve[i + 1] - lo)
+    below = curve[0] * jnp.clip(pos + 1.0, 0.0, 1.0)  # to 0 one grid step below the table (no power)
     return jnp.where(pos < 0.0, below, inside)
 
 

@@ -133,7 +133,8 @@ class Load(NamedTuple):
     dram_usd_per_gb_hour: Array
     nvme_usd_per_gb_hour: Array
     # prefix-cache hit-rate curve replayed from a trace (planner/traces/curve.py). Fixed shape
-    # [HIT_CURVE_SESSIONS, HIT_CURVE_POINTS] (tiers.py): a new trace or scenario never recompiles.
-    hit_curve: Array  # share of the reusable prefix served from cache, by sessions in flight x cache per session
+    # [HIT_CURVE_POINTS] (tiers.py): a new trace or scenario never recompiles.
+    hit_curve: Array  # share of the reusable prefix served, vs cache per session (pool of 16 sessions)
+    hit_pool_exponent: Array  # capacity per session scales by (sessions / 16)^this (larger pools share better)
     session_s: Array  # mean session duration, s: sessions in flight = session arrivals x this (Little's law)
     route_random: Array  # 1.0 = requests spread at random over replicas, 0.0 = session-sticky routing

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.traces.curve import HIT_CURVE_SESSIONS, HIT_CURVE_TOKENS, replayed_table
+from planner.traces.curve import HIT_CURVE_SESSIONS, HIT_CURVE_TOKENS, collapse, replayed_table
 from planner.traces.readers import read_trace
 from planner.traces.stats import prepare
 
@@ -38,13 +38,18 @@ def bundled_shape(curve_id: str = "claude-code") -> np.ndarray:
     raise KeyError(curve_id)
 
 
-def scenario_table(context_tokens: float, turns: float, curve_id: str = "claude-code") -> np.ndarray:
-    """The Load table for a scenario without a trace: the bundled shape at the scenario's context,
-    x (turns - 1) / turns."""
-    shape = bundled_shape(curve_id)
+@cache
+def collapsed_shape(curve_id: str = "claude-code") -> tuple[np.ndarray, float, float]:
+    """The bundled shape as one curve over CONTEXT_GRID (16 sessions), its pool exponent and error."""
+    return collapse(bundled_shape(curve_id), np.log10(CONTEXT_GRID))
+
+
+def scenario_table(context_tokens: float, turns: float, curve_id: str = "claude-code") -> tuple[np.ndarray, float]:
+    """The Load curve for a scenario without a trace: the bundled shape at the scenario's context,
+    x (turns - 1) / turns, and its pool exponent."""
+    curve, exponent, _ = collapsed_shape(curve_id)
     x = np.log10(HIT_CURVE_TOKENS / max(context_tokens, 1.0))
-    repeat = (turns - 1.0) / turns
-    return np.stack([repeat * np.interp(x, np.log10(CONTEXT_GRID), row) for row in shape])
+    return (turns - 1.0) / turns * np.interp(x, np.log10(CONTEXT_GRID), curve), exponent
 
 
 def shape_from_trace(path: str) -> tuple[np.ndarray, float]:

@@ -21,6 +21,7 @@ from planner.traces.stats import prepare, run, session_durations, session_gaps, 
 HIT_CURVE_POINTS = 33
 HIT_CURVE_TOKENS = np.logspace(2.0, 8.0, HIT_CURVE_POINTS)  # the grids of planner.model.tiers (no jax here)
 HIT_CURVE_SESSIONS = np.array([4.0, 16.0, 64.0, 256.0])
+HIT_CURVE_REF_SESSIONS = 16.0
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class TraceWorkload:
     gap_p50_s: float
     session_s: float
     prefix_reuse: float  # unbounded-cache token hit: the most a cache can serve
-    hit_curve: tuple[tuple[float, ...], ...]  # [HIT_CURVE_SESSIONS x HIT_CURVE_TOKENS]
+    hit_curve: tuple[float, ...]  # share of the reusable prefix at HIT_CURVE_TOKENS per session (16 sessions)
+    hit_pool_exponent: float  # see planner.model.tiers.curve_hit_rate
     summary: dict[str, Any]
 
 
@@ -56,11 +58,29 @@ def replayed_table(trace: Trace, prepared=None, rate_rps: float | None = None, s
     return np.minimum(np.stack(rows), 1.0)
 
 
+def collapse(table: np.ndarray, log_x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """One curve for every pool size: the rows of `table` ([HIT_CURVE_SESSIONS x len(log_x)], at
+    log10 capacity per session `log_x`) shifted by c x log10(sessions / 16), averaged, with the c in
+    [0, 1] (steps of 0.01) that keeps every row closest. Returns (curve at log_x, c, largest error
+    against any replayed row)."""
+    best: tuple[float, float, np.ndarray] | None = None
+    for c in np.linspace(0.0, 1.0, 101):
+        shifts = c * np.log10(HIT_CURVE_SESSIONS / HIT_CURVE_REF_SESSIONS)
+        mean = np.mean([np.interp(log_x, log_x + d, row) for d, row in zip(shifts, table, strict=True)], axis=0)
+        err = max(float(np.max(np.abs(np.interp(log_x + d, log_x, mean) - row)))
+                  for d, row in zip(shifts, table, strict=True))
+        if best is None or err < best[0] - 1e-12:
+            best = (err, float(c), mean)
+    assert best is not None
+    return np.maximum.accumulate(np.clip(best[2], 0.0, 1.0)), best[1], best[0]
+
+
 def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceWorkload:
     trace = read_trace(path, progress=progress)
     p = prepare(trace)
     stats = trace_stats(trace, prepared=p, concurrency=())
-    curve = replayed_table(trace, p, rate_rps=stats["arrival_rate_rps"])
+    table = replayed_table(trace, p, rate_rps=stats["arrival_rate_rps"])
+    curve, exponent, error = collapse(table, np.log10(HIT_CURVE_TOKENS))
     if trace.has_sessions:
         per_session = trace.requests / len(trace.session_names)
         gaps = session_gaps(trace, p.done_s)
@@ -76,14 +96,15 @@ def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceW
     summary["session_s"] = session_s
     summary["hit_curve"] = {"sessions_in_flight": HIT_CURVE_SESSIONS.tolist() if trace.has_sessions else None,
                             "cache_tokens_per_session": HIT_CURVE_TOKENS.tolist(),
-                            "share_of_reusable_prefix": curve.tolist()}
+                            "share_of_reusable_prefix": table.tolist(), "pool_exponent": exponent,
+                            "collapsed_max_error": error}
     return TraceWorkload(
         input_median=max(int(round(i["p50"])), 1), input_p90=max(int(round(i["p90"])), 1), input_max=int(i["max"]),
         output_median=max(int(round(o["p50"])), 1), output_p90=max(int(round(o["p90"])), 1),
         output_max=max(int(o["max"]), 1),
         requests_per_session=per_session, gap_p50_s=gap, session_s=session_s,
         prefix_reuse=float(min(stats["prefix_hit_unbounded"], 0.999)),
-        hit_curve=tuple(tuple(float(x) for x in row) for row in curve), summary=summary,
+        hit_curve=tuple(float(x) for x in curve), hit_pool_exponent=exponent, summary=summary,
     )
 
 
