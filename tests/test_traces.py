@@ -244,3 +244,11 @@ def test_trace_stats_table_snapshot(invoke, snapshot):
     result = invoke("trace", "stats", CHAT, "--concurrency", "4")
     assert result.exit_code == 0, result.output
     assert result.stdout == snapshot
+
+
+@pytest.mark.parametrize("ids", ['[1, 2.5]', '["1"]', '[true]', '{"a": 1}'])
+def test_weka_hash_ids_must_be_integers(tmp_path, ids):
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"id": "a", "requests": [{"t": 0, "in": 5, "out": 1, "hash_ids": ' + ids + '}]}\n')
+    with pytest.raises(TraceError, match=r"line 1: requests\[0\]\.hash_ids: expected a list of integer block ids"):
+        read_trace(path)

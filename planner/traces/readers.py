@@ -91,37 +91,36 @@ def _where(path: Path, line: int) -> str:
     return f"{path}: line {line}"
 
 
-def _number(obj: dict, key: str, where: str, *, integer: bool, required: bool = True, default: float = 0.0):
+def _number(obj: dict, key: str, where: str, *, integer: bool, required: bool = True, default: float = 0.0,
+            path: str = ""):
+    label = f"{path}.{key}" if path else key
     if key not in obj:
         if required:
-            raise TraceError(f"{where}: {key}: required key is missing")
+            raise TraceError(f"{where}: {label}: required key is missing")
         return default
     v = obj[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
-        raise TraceError(f"{where}: {key}: expected a finite number (got {v!r})")
+        raise TraceError(f"{where}: {label}: expected a finite number (got {v!r})")
     if v < 0:
-        raise TraceError(f"{where}: {key}: must be >= 0 (got {v!r})")
+        raise TraceError(f"{where}: {label}: must be >= 0 (got {v!r})")
     if integer and v != int(v):
-        raise TraceError(f"{where}: {key}: expected a whole number of tokens (got {v!r})")
+        raise TraceError(f"{where}: {label}: expected a whole number of tokens (got {v!r})")
     return int(v) if integer else float(v)
 
 
-def _optional_float(obj: dict, key: str, where: str) -> float:
+def _optional_float(obj: dict, key: str, where: str, path: str = "") -> float:
     if obj.get(key) is None:
         return float("nan")
-    return _number(obj, key, where, integer=False)
+    return _number(obj, key, where, integer=False, path=path)
 
 
 def _ids_from_list(v: Any, where: str, key: str = "hash_ids") -> np.ndarray:
-    if not isinstance(v, list):
-        raise TraceError(f"{where}: {key}: expected a list of integer block ids (got {type(v).__name__})")
-    try:
-        arr = np.asarray(v, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        raise TraceError(f"{where}: {key}: expected a list of integer block ids") from None
-    if arr.ndim != 1 or (arr.size and not all(isinstance(x, int) and not isinstance(x, bool) for x in v[:1])):
+    if not isinstance(v, list) or not all(type(x) is int for x in v):  # not bools, floats or strings
         raise TraceError(f"{where}: {key}: expected a list of integer block ids")
-    return arr
+    try:
+        return np.asarray(v, dtype=np.int64)
+    except OverflowError:
+        raise TraceError(f"{where}: {key}: block ids must fit in 64 bits") from None
 
 
 def _split_hash_ids(line: str, where: str) -> tuple[str, np.ndarray | None]:
@@ -192,10 +191,10 @@ def _weka_requests(cols: _Columns, reqs: Any, where: str, session: int, offset: 
         for key in ("t", "in", "out", "hash_ids"):
             if key not in r:
                 raise TraceError(f"{where}: {here}.{key}: required key is missing")
-        cols.t.append(_number(r, "t", f"{where}: {here}", integer=False))
-        cols.inp.append(_number(r, "in", f"{where}: {here}", integer=True))
-        cols.out.append(_number(r, "out", f"{where}: {here}", integer=True))
-        ids = _ids_from_list(r["hash_ids"], f"{where}: {here}")
+        cols.t.append(_number(r, "t", where, integer=False, path=here))
+        cols.inp.append(_number(r, "in", where, integer=True, path=here))
+        cols.out.append(_number(r, "out", where, integer=True, path=here))
+        ids = _ids_from_list(r["hash_ids"], where, f"{here}.hash_ids")
         if offset:
             if ids.size and (ids.min() < 0 or ids.max() >= _LOCAL_SCOPE):
                 raise TraceError(f"{where}: {here}.hash_ids: local ids must lie in [0, 2^32)")
@@ -204,8 +203,8 @@ def _weka_requests(cols: _Columns, reqs: Any, where: str, session: int, offset: 
         cols.nblocks.append(ids.size)
         cols.session.append(session)
         cols.sub.append(sub)
-        cols.think.append(_optional_float(r, "think_time", f"{where}: {here}"))
-        cols.api.append(_optional_float(r, "api_time", f"{where}: {here}"))
+        cols.think.append(_optional_float(r, "think_time", where, here))
+        cols.api.append(_optional_float(r, "api_time", where, here))
 
 
 def _weka_session(cols: _Columns, obj: Any, where: str, block_size: list[int]) -> None:
