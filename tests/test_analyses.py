@@ -33,6 +33,10 @@ COMMANDS: dict[str, list[str]] = {
     "kv-quantization-whatif": ["whatif", "kv-quantization.toml"],
     "gpu-vs-specialist-sweep": ["sweep", "gpu-vs-specialist.toml", "--param", "slo.tpot_p95_ms",
                                 "--values", "50,20,10,7,5,3", "--variant", "gpu-only,specialist-only"],
+    "prompt-cache-hit-rate-whatif": ["whatif", "prompt-cache-hit-rate.toml", "--variants",
+                                     "hbm-only,hbm-dram-only,no-prefix-cache"],
+    "prompt-cache-hit-rate-routing": ["sweep", "prompt-cache-hit-rate.toml", "--param", "workload.sessions.routing",
+                                      "--values", "sticky,random", "--variant", "no-prefix-cache"],
 }
 
 TIMING_KEYS = {"seconds", "timing"}
@@ -57,7 +61,7 @@ def _table_without_timing(text: str) -> str:
 
 def test_every_study_has_a_command() -> None:
     assert {COMMANDS[n][1] for n in COMMANDS} == set(STUDY_FILES)
-    assert len(STUDY_FILES) == 5
+    assert len(STUDY_FILES) == 6
     for name in STUDY_FILES:
         text = (STUDIES / name).read_text(encoding="utf-8")
         assert text.startswith("# Study:"), f"{name}: starts with a comment saying what it asks"
