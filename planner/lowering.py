@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.catalog import Catalog
-from planner.model.arch import arch_arrays, kv_elems_per_token_layer, param_counts
+from planner.model.arch import arch_arrays, kv_elems_per_token, param_counts
 from planner.model.types import Arch, Config, Hw, Spec
 from planner.schema import Accelerator, ModelSpec
 from planner.schema.scenario import Speculative
@@ -129,7 +129,7 @@ def draft_arrays(catalog: Catalog, target: ModelSpec, spec: Speculative) -> tupl
         draft = catalog.model(spec.draft_model)
         counts = param_counts(draft)
         params = counts.total
-        kv_elems = kv_elems_per_token_layer(draft) * draft.layers
+        kv_elems = kv_elems_per_token(draft)
         layers = float(draft.layers)
     arrays = Spec(
         alpha_short=_F32(spec.acceptance_short),

@@ -104,15 +104,13 @@ def kv_bytes_per_token(spec: ModelSpec, kv_dtype: str = "bf16") -> int:
 
     GQA caches K and V per KV head: 2 * layers * kv_heads * head_dim * bytes. MLA (DeepSeek) caches one
     compressed latent plus the decoupled RoPE key: layers * (kv_lora_rank + qk_rope_head_dim) * bytes.
-    Sliding-window layers are counted in full here (this is the per-token cost at short context).
+    Sliding-window layers are counted in full here (this is the per-token cost at short context);
+    compressed layers count 1/ratio of an entry, sparse layers add their indexer key, and the fixed
+    state of linear/SSM layers is left out (it does not grow with the context).
     """
-    element = BYTES_PER_ELEMENT[kv_dtype]
-    if spec.attention == "mla":
-        assert spec.kv_lora_rank is not None and spec.qk_rope_head_dim is not None
-        per_layer = spec.kv_lora_rank + spec.qk_rope_head_dim
-    else:
-        per_layer = 2 * spec.kv_heads * spec.head_dim
-    return int(spec.layers * per_layer * element)
+    from planner.model.arch import kv_elems_per_token
+
+    return int(round(kv_elems_per_token(spec) * BYTES_PER_ELEMENT[kv_dtype]))
 
 
 def kib(nbytes: float) -> str:

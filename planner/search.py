@@ -64,16 +64,17 @@ def _row_outputs(m, valid, shape):
 
 
 @cache
-def _grid_kernel(dense: bool):
+def _grid_kernel(dense: bool, absent: tuple[str, ...] = ()):
     """Whole grid as one broadcast expression: best where the device is wide (GPU)."""
     import jax
     import jax.numpy as jnp
 
+    from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.serving import evaluate_serving
 
     def kernel(arch, hw, cfg, spec, load, draft_bytes, valid):
-        arch = without_experts(arch) if dense else arch
+        arch = without_absent(without_experts(arch) if dense else arch, absent)
         m = evaluate_serving(arch, hw, cfg, spec, load, draft_bytes, valid)
         shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in (*hw, *cfg)), jnp.shape(valid))
         return _reduce(*_row_outputs(m, valid, shape))
@@ -82,7 +83,7 @@ def _grid_kernel(dense: bool):
 
 
 @cache
-def _row_kernel(devices: int, dense: bool):
+def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
     """The grid one hardware row at a time (a loop over the real rows), split across `devices` host devices.
 
     On CPUs the whole-grid expression streams ~10 MB intermediates through memory; a row's are
@@ -92,11 +93,12 @@ def _row_kernel(devices: int, dense: bool):
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
+    from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.serving import evaluate_serving
 
     def rows(arch, hw_rows, chips_rows, valid_rows, cfg, spec, load, draft_bytes):
-        arch = without_experts(arch) if dense else arch
+        arch = without_absent(without_experts(arch) if dense else arch, absent)
 
         def one(i):
             hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
@@ -204,18 +206,21 @@ def _launch(grid: Grid) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
 
     rows = grid.shape[0]
     draft = np.float32(grid.draft_weight_bytes)
+    from planner.model.attention import absent_kinds
+
     dense = not np.any(np.asarray(grid.arch.experts_routed))
+    absent = absent_kinds(grid.arch)
     if jax.default_backend() == "cpu":
         devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
         # deal real rows round-robin so each device gets an equal share and its padding rows last
         deal = np.arange(rows).reshape(rows // devices, devices).T.ravel()
         hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
         valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
-        out = _row_kernel(devices, dense)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
+        out = _row_kernel(devices, dense, absent)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
                                    grid.spec, grid.load, draft)
         return out, lambda key: _in_grid_order(out[key], rows, devices)
     args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
-    out = _grid_kernel(dense)(*_sharded(args, rows))
+    out = _grid_kernel(dense, absent)(*_sharded(args, rows))
     return out, lambda key: np.asarray(out[key])
 
 

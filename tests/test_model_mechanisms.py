@@ -9,11 +9,12 @@ import pytest
 from planner.catalog import load_catalog
 from planner.lowering import config_arrays, draft_arrays, hardware_arrays, model_arrays
 from planner.model import arch as arch_mod
+from planner.model.attention import attn_flops_prefill
 from planner.model.compute import experts_touched
 from planner.model.decode import decode_step_time
 from planner.model.memory import memory_per_chip
 from planner.model.offline import evaluate_offline
-from planner.model.prefill import attention_pairs, prefill_time
+from planner.model.prefill import prefill_time
 from planner.model.speculative import acceptance, tokens_per_step
 from planner.schema.scenario import Speculative
 
@@ -91,10 +92,9 @@ def test_decode_time_grows_with_context(cat):
     assert times[0] < times[1] < times[2]
 
 
-def test_prefill_attention_grows_quadratically():
-    class A:
-        window, attn_window_frac = 1e12, 0.0
-    assert float(attention_pairs(A, 2000.0, 0.0)) == pytest.approx(4 * float(attention_pairs(A, 1000.0, 0.0)))
+def test_prefill_attention_grows_quadratically(cat):
+    a = model_arrays(cat.model("llama-3.1-70b"))
+    assert float(attn_flops_prefill(a, 2000.0, 0.0)) == pytest.approx(4 * float(attn_flops_prefill(a, 1000.0, 0.0)))
 
 
 def test_prefix_cache_hit_saves_prefill_time(cat):

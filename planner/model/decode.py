@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from planner.model.attention import attn_flops_decode, kv_elems_read_decode, score_elems_decode
 from planner.model.compute import (
     activation_time,
     collective_time,
@@ -21,7 +22,7 @@ from planner.model.compute import (
     host_step_time,
     linear_work,
 )
-from planner.model.memory import BF16, kv_elems_per_seq, kv_share_per_chip, layout
+from planner.model.memory import BF16, kv_share_per_chip, layout
 from planner.model.prefill import NAIVE_SCORE_PASSES
 from planner.model.types import Arch, Config, Hw
 
@@ -45,8 +46,8 @@ def decode_attention_efficiency(hw: Hw, cfg: Config) -> jnp.ndarray:
 
 
 def kv_read_time(a: Arch, hw: Hw, cfg: Config, batch, context) -> jnp.ndarray:
-    """Time to stream every sequence's KV once, with the tier split of `cfg`."""
-    kv_chip = batch * kv_elems_per_seq(a, context) * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
+    """Time to read what every sequence's decode query reads of its KV, with the tier split of `cfg`."""
+    kv_chip = batch * kv_elems_read_decode(a, context) * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
     hbm_share = jnp.clip(1.0 - cfg.dram_frac - cfg.nvme_frac, 0.0, 1.0)
     t_hbm = hbm_share * kv_chip / (hw.mem_bw * decode_attention_efficiency(hw, cfg))
     off = (cfg.dram_frac + cfg.nvme_frac) * kv_chip / jnp.maximum(hw.host_bw * hw.host_link_eff, 1.0)
@@ -56,10 +57,9 @@ def kv_read_time(a: Arch, hw: Hw, cfg: Config, batch, context) -> jnp.ndarray:
 
 
 def attention_time(a: Arch, hw: Hw, cfg: Config, batch, context, query_tokens) -> jnp.ndarray:
-    eff_ctx = (1.0 - a.attn_window_frac) * context + a.attn_window_frac * jnp.minimum(context, a.window)
-    pairs = batch * query_tokens * eff_ctx
-    t_flops = a.attn_flops_decode * pairs / (cfg.chips * hw.flops_bf16 * hw.decode_mfu)
-    score_bytes = NAIVE_SCORE_PASSES * BF16 * a.q_heads_per_layer_total * pairs / cfg.chips
+    queries = batch * query_tokens
+    t_flops = attn_flops_decode(a, context) * queries / (cfg.chips * hw.flops_bf16 * hw.decode_mfu)
+    score_bytes = NAIVE_SCORE_PASSES * BF16 * score_elems_decode(a, context) * queries / cfg.chips
     t_scores = jnp.where(cfg.flash > 0, 0.0, score_bytes / (hw.mem_bw * hw.hbm_eff))
     return jnp.maximum(kv_read_time(a, hw, cfg, batch, context), t_flops) + t_scores
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from planner.model.attention import kv_elems_stored
 from planner.model.types import Arch, Config, Hw
 
 BF16 = 2.0
@@ -37,8 +38,8 @@ def kv_share_per_chip(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
 
 
 def kv_elems_per_seq(a: Arch, context: jnp.ndarray) -> jnp.ndarray:
-    """Cached elements for one sequence of `context` tokens (windowed layers stop growing)."""
-    return a.kv_elems_full * context + a.kv_elems_window * jnp.minimum(context, a.window)
+    """Cached elements for one sequence of `context` tokens (per attention kind: attention.py)."""
+    return kv_elems_stored(a, context)
 
 
 def weight_bytes(a: Arch, weight_bytes_per_param: jnp.ndarray) -> jnp.ndarray:

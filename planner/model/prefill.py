@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from planner.model.attention import attn_flops_prefill, score_elems_prefill
 from planner.model.compute import (
     activation_time,
     collective_time,
@@ -23,14 +24,6 @@ from planner.model.types import Arch, Config, Hw
 
 NAIVE_SCORE_PASSES = 4.0  # write S, read S (softmax), write P, read P: each an fp16 score matrix
 FP8_KV_BYTES = 1.0  # the only 1-byte KV format without per-head scales (int8 carries 2/128 extra)
-
-
-def attention_pairs(a: Arch, new: jnp.ndarray, cached: jnp.ndarray) -> jnp.ndarray:
-    """(query, key) pairs of causal attention for `new` tokens after `cached` ones, averaged over
-    full and sliding-window layers: full layers see T^2/2 + T*cached, windowed at most T*window."""
-    full = new * (0.5 * new + cached)
-    windowed = new * jnp.minimum(cached + 0.5 * new, a.window)
-    return (1.0 - a.attn_window_frac) * full + a.attn_window_frac * windowed
 
 
 def prefill_attention_mfu(hw: Hw, cfg: Config) -> jnp.ndarray:
@@ -60,9 +53,8 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
     chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes)
     t_weights = chunks * (chunk_bytes + a.params_lm_head * BF16) * per_byte
-    pairs = seqs * attention_pairs(a, new, cached)
-    t_attn_flops = pairs * (a.attn_flops_prefill / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg)))
-    t_scores = jnp.where(cfg.flash > 0, 0.0, pairs * (NAIVE_SCORE_PASSES * BF16 * a.q_heads_per_layer_total * per_byte))
+    t_attn_flops = seqs * attn_flops_prefill(a, new, cached) / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg))
+    t_scores = jnp.where(cfg.flash > 0, 0.0, seqs * score_elems_prefill(a, new, cached) * (NAIVE_SCORE_PASSES * BF16 * per_byte))
     t_act = activation_time(a, hw, cfg, tokens)
     t_comm = collective_time(a, hw, cfg, tokens)
     # a GPU launches every layer's kernels once per chunk; a dataflow pipeline fills once

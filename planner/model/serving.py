@@ -93,7 +93,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
 
     # prefix cache: capacity left over in each tier, per instance
-    kv_token_chip = kv_elems_per_seq(a, 1.0) * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
+    session = ld.in_mean + ld.out_mean  # per token at a session's length (fixed SSM states amortised)
+    kv_token_chip = kv_elems_per_seq(a, session) / session * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
     hbm_free = jnp.maximum(hbm_cap - used, 0.0)
     dram_free = jnp.maximum(hw.dram_bytes - mem["kv_dram"], 0.0)
     nvme_free = jnp.maximum(hw.nvme_bytes - mem["kv_nvme"], 0.0)

@@ -72,15 +72,40 @@ class Arch(NamedTuple):
     moe_layers: Array
     expert_width: Array  # routed expert FFN width (moe_intermediate_size); 0 for dense models
     ffn_width_active: Array  # FFN width a token passes through per layer, averaged over layers (k experts + shared)
-    # attention geometry
-    kv_elems_full: Array  # cached elements per token summed over full-attention layers
-    kv_elems_window: Array  # cached elements per token summed over sliding-window layers
-    window: Array  # sliding window, tokens (huge if none)
-    attn_flops_prefill: Array  # FLOPs per (query token x context token), all layers, prefill kernels
-    attn_flops_decode: Array  # same for decode kernels (MLA uses the absorbed form)
-    attn_window_frac: Array  # share of attention layers that are windowed
+    # attention by kind (see attention.py): three terms of layers caching the same kind of entries
+    main_elems: Array  # full, sparse top-k or sequence-compressed layers
+    main_ratio: Array
+    main_span: Array
+    main_reach: Array
+    main_topk: Array
+    main_idx_elems: Array
+    main_idx_flops: Array
+    main_flops_prefill: Array
+    main_flops_decode: Array
+    main_scores: Array
+    local_elems: Array  # sliding-window or chunked local layers
+    local_ratio: Array
+    local_span: Array
+    local_reach: Array
+    local_topk: Array
+    local_idx_elems: Array
+    local_idx_flops: Array
+    local_flops_prefill: Array
+    local_flops_decode: Array
+    local_scores: Array
+    aux_elems: Array  # a second global kind (a second compression ratio, or full layers beside sparse ones)
+    aux_ratio: Array
+    aux_span: Array
+    aux_reach: Array
+    aux_topk: Array
+    aux_idx_elems: Array
+    aux_idx_flops: Array
+    aux_flops_prefill: Array
+    aux_flops_decode: Array
+    aux_scores: Array
+    state_elems: Array  # fixed per-sequence state of linear-attention / SSM layers
+    state_flops: Array  # FLOPs per token of those layers' recurrence
     kv_shardable: Array  # 1 if KV splits across tensor-parallel ranks (GQA), 0 if replicated (MLA)
-    q_heads_per_layer_total: Array  # heads * layers (for naive-attention score buffers)
 
 
 class Config(NamedTuple):

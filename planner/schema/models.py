@@ -34,6 +34,32 @@ SOURCED_MODEL_FIELDS = (
     "sliding_window",
     "sliding_window_layers",
     "mtp_layers",
+    "attention_layers",
+    "attention_chunk",
+    "chunked_layers",
+    "index_topk",
+    "index_heads",
+    "index_head_dim",
+    "sparse_layers",
+    "compress_ratios",
+    "compress_window",
+    "o_lora_rank",
+    "o_groups",
+    "linear_layers",
+    "linear_key_heads",
+    "linear_value_heads",
+    "linear_key_head_dim",
+    "linear_value_head_dim",
+    "linear_conv_kernel",
+    "mamba_layers",
+    "mamba_heads",
+    "mamba_head_dim",
+    "mamba_state_dim",
+    "mamba_groups",
+    "mamba_conv_kernel",
+    "moe_layers",
+    "shared_ffn_dim",
+    "moe_latent_dim",
     "params_total_published",
     "params_active_published",
 )
@@ -63,6 +89,31 @@ MODEL_LIMITS: dict[str, float] = {
     "sliding_window": 100_000_000,
     "sliding_window_layers": 10_000,
     "mtp_layers": 100,
+    "attention_layers": 10_000,
+    "attention_chunk": 100_000_000,
+    "chunked_layers": 10_000,
+    "index_topk": 100_000_000,
+    "index_heads": 100_000,
+    "index_head_dim": 100_000,
+    "sparse_layers": 10_000,
+    "compress_window": 100_000_000,
+    "o_lora_rank": 1_000_000,
+    "o_groups": 100_000,
+    "linear_layers": 10_000,
+    "linear_key_heads": 100_000,
+    "linear_value_heads": 100_000,
+    "linear_key_head_dim": 100_000,
+    "linear_value_head_dim": 100_000,
+    "linear_conv_kernel": 1_000,
+    "mamba_layers": 10_000,
+    "mamba_heads": 100_000,
+    "mamba_head_dim": 100_000,
+    "mamba_state_dim": 100_000,
+    "mamba_groups": 100_000,
+    "mamba_conv_kernel": 1_000,
+    "moe_layers": 10_000,
+    "shared_ffn_dim": 10_000_000,
+    "moe_latent_dim": 10_000_000,
     "params_total_published": 1e15,
     "params_active_published": 1e15,
 }
@@ -71,8 +122,10 @@ class ModelSpec(Strict):
     id: KebabId = Field(description="Catalog ID, e.g. 'llama-3.1-70b'")
     name: str = Field(description="Published name")
     hf_repo: str = Field(description="Hugging Face repository whose config.json the numbers come from")
-    attention: Literal["gqa", "mla"] = Field(description="'gqa' (MHA/GQA/MQA) or 'mla' (DeepSeek latent)")
-    layers: int = Field(gt=0, description="Transformer blocks")
+    attention: Literal["gqa", "mla", "shared-kv"] = Field(
+        description="'gqa' (MHA/GQA/MQA), 'mla' (DeepSeek latent) or 'shared-kv' (one KV vector of head_dim per "
+                    "entry, used as key and value: DeepSeek-V4)")
+    layers: int = Field(gt=0, description="Blocks (num_hidden_layers; hybrid models count every mixer block)")
     hidden: int = Field(gt=0, description="Model (residual) width")
     heads: int = Field(gt=0, description="Query heads")
     kv_heads: int = Field(gt=0, description="KV heads (GQA); for MLA the number of heads of the expanded K/V")
@@ -87,19 +140,58 @@ class ModelSpec(Strict):
     experts_active: int | None = Field(None, ge=1, description="Routed experts per token")
     experts_shared: int | None = Field(None, ge=0, description="Always-on shared experts per MoE layer")
     moe_ffn_dim: int | None = Field(None, gt=0, description="Intermediate width of one expert")
-    dense_layers: int | None = Field(None, ge=0, description="Leading layers with a dense MLP instead of MoE")
+    dense_layers: int | None = Field(None, ge=0, description="Layers with a dense MLP instead of MoE")
+    moe_layers: int | None = Field(None, ge=0, description="Layers with a MoE MLP (default: layers - dense_layers; "
+                                   "Llama-4 interleaves, Nemotron-H blocks without an MLP count in neither)")
+    shared_ffn_dim: int | None = Field(None, gt=0, description="Width of a shared expert (default moe_ffn_dim)")
+    moe_latent_dim: int | None = Field(None, gt=0, description="Experts run in this latent width (Nemotron-3 "
+                                       "moe_latent_size), projected from and back to hidden")
     # multi-head latent attention (DeepSeek)
     q_lora_rank: int | None = Field(None, gt=0, description="MLA query compression rank")
     kv_lora_rank: int | None = Field(None, gt=0, description="MLA KV latent rank (cached)")
     qk_rope_head_dim: int | None = Field(None, gt=0, description="MLA decoupled RoPE key dim (cached)")
     qk_nope_head_dim: int | None = Field(None, gt=0, description="MLA non-RoPE query/key dim per head")
     v_head_dim: int | None = Field(None, gt=0, description="MLA value head dim")
+    attn_output_gate: bool = Field(False, description="Gated attention output (Qwen3.5: q_proj twice as wide)")
+    o_lora_rank: int | None = Field(None, gt=0, description="Low-rank grouped output projection rank (DeepSeek-V4)")
+    o_groups: int | None = Field(None, gt=0, description="Groups of the low-rank output projection (DeepSeek-V4)")
+    attention_layers: int | None = Field(None, ge=0, description="Layers with softmax attention (default: layers "
+                                         "minus linear_layers and mamba_layers)")
+    # sparse top-k attention with a lightweight indexer (DeepSeek-V3.2 / GLM-5 DSA, MiniMax-M3 block top-k)
+    index_topk: int | None = Field(None, gt=0, description="Entries each query attends to in sparse layers")
+    index_heads: int | None = Field(None, gt=0, description="Indexer heads")
+    index_head_dim: int | None = Field(None, gt=0, description="Indexer key width (one key cached per entry)")
+    sparse_layers: int | None = Field(None, ge=0, description="Layers using the indexer and top-k (default: "
+                                      "every attention layer that is not windowed, chunked or compressed)")
+    # sequence-compressed attention (DeepSeek-V4)
+    compress_ratios: list[int] | None = Field(None, description="Tokens per cached entry, one per layer "
+                                              "(0 = no compressed branch); the indexer selects top-k on ratio-4 layers")
+    compress_window: int | None = Field(None, gt=0, description="Uncompressed sliding window every compressed-"
+                                        "attention layer also keeps, tokens")
+    # chunked local attention (Llama-4)
+    attention_chunk: int | None = Field(None, gt=0, description="Chunk of chunked local-attention layers, tokens")
+    chunked_layers: int | None = Field(None, ge=0, description="How many layers use chunked local attention")
+    # linear attention with a fixed state (gated DeltaNet: Qwen3.5 / Qwen3.6)
+    linear_layers: int | None = Field(None, ge=0, description="Linear-attention (gated DeltaNet) layers")
+    linear_key_heads: int | None = Field(None, gt=0, description="linear_num_key_heads")
+    linear_value_heads: int | None = Field(None, gt=0, description="linear_num_value_heads")
+    linear_key_head_dim: int | None = Field(None, gt=0, description="linear_key_head_dim")
+    linear_value_head_dim: int | None = Field(None, gt=0, description="linear_value_head_dim")
+    linear_conv_kernel: int | None = Field(None, gt=0, description="linear_conv_kernel_dim")
+    # Mamba-2 layers (Nemotron-H / Nemotron-3)
+    mamba_layers: int | None = Field(None, ge=0, description="Mamba-2 layers")
+    mamba_heads: int | None = Field(None, gt=0, description="mamba_num_heads")
+    mamba_head_dim: int | None = Field(None, gt=0, description="mamba_head_dim")
+    mamba_state_dim: int | None = Field(None, gt=0, description="ssm_state_size")
+    mamba_groups: int | None = Field(None, gt=0, description="n_groups")
+    mamba_conv_kernel: int | None = Field(None, gt=0, description="conv_kernel")
     # sliding-window attention on some layers (gpt-oss)
     sliding_window: int | None = Field(None, gt=0, description="Window of sliding-window layers, tokens")
     sliding_window_layers: int | None = Field(None, ge=0, description="How many layers use the window")
     # speculative decoding
     mtp_layers: int | None = Field(None, ge=0, description="Multi-token-prediction modules shipped")
     draft_models: list[KebabId] = Field(default_factory=list, description="Catalog IDs usable as drafts")
+    tokenizer: str | None = Field(None, description="Tokenizer family (a draft must share its target's)")
     # published totals for cross-checking the derived counts
     params_total_published: float | None = Field(None, gt=0, description="Published total parameters")
     params_active_published: float | None = Field(None, gt=0, description="Published active parameters")
@@ -135,7 +227,47 @@ class ModelSpec(Strict):
             raise ValueError("sliding_window and sliding_window_layers go together")
         if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:
             raise ValueError("sliding_window_layers cannot exceed layers")
+        if (self.attention_chunk is None) != (self.chunked_layers is None):
+            raise ValueError("attention_chunk and chunked_layers go together")
+        idx = (self.index_topk, self.index_heads, self.index_head_dim)
+        if any(v is not None for v in idx) and not all(v is not None for v in idx):
+            raise ValueError("sparse attention needs index_topk, index_heads and index_head_dim together")
+        if self.compress_ratios is not None:
+            if len(self.compress_ratios) != self.attention_count:
+                raise ValueError(f"compress_ratios has {len(self.compress_ratios)} entries; "
+                                 f"one per attention layer ({self.attention_count}) is needed")
+            ratios = set(self.compress_ratios) - {0}
+            if any(r < 0 for r in ratios) or len(ratios) > 2:
+                raise ValueError("compress_ratios: at most two distinct positive ratios (and 0) are supported")
+            if self.compress_window is None:
+                raise ValueError("compress_ratios needs compress_window (the uncompressed window)")
+        lin = (self.linear_key_heads, self.linear_value_heads, self.linear_key_head_dim,
+               self.linear_value_head_dim, self.linear_conv_kernel)
+        if self.linear_layers and not all(v is not None for v in lin):
+            raise ValueError("linear_layers needs linear_key_heads, linear_value_heads, linear_key_head_dim, "
+                             "linear_value_head_dim and linear_conv_kernel")
+        mamba = (self.mamba_heads, self.mamba_head_dim, self.mamba_state_dim, self.mamba_groups,
+                 self.mamba_conv_kernel)
+        if self.mamba_layers and not all(v is not None for v in mamba):
+            raise ValueError("mamba_layers needs mamba_heads, mamba_head_dim, mamba_state_dim, mamba_groups "
+                             "and mamba_conv_kernel")
+        local = (self.sliding_window_layers or 0) + (self.chunked_layers or 0)
+        if local > self.attention_count:
+            raise ValueError("sliding_window_layers + chunked_layers cannot exceed the attention layers")
+        if (self.linear_layers or 0) + (self.mamba_layers or 0) > self.layers:
+            raise ValueError("linear_layers + mamba_layers cannot exceed layers")
+        if self.moe_layers is not None and self.moe_layers + (self.dense_layers or 0) > self.layers:
+            raise ValueError("moe_layers + dense_layers cannot exceed layers")
+        if self.attention == "shared-kv" and self.compress_ratios is None:
+            raise ValueError("attention = 'shared-kv' needs compress_ratios (DeepSeek-V4 layout)")
         return self
+
+    @property
+    def attention_count(self) -> int:
+        """Layers with softmax attention."""
+        if self.attention_layers is not None:
+            return self.attention_layers
+        return self.layers - (self.linear_layers or 0) - (self.mamba_layers or 0)
 
 
 class ModelsFile(Strict):
