@@ -1,9 +1,16 @@
-"""Loads the hardware and model catalogs; lookups fail with the closest matching IDs."""
+"""Loads the hardware and model catalogs; lookups fail with the closest matching IDs.
+
+User catalogs (global `--catalog PATH`, env `PLANNER_CATALOG`, a scenario's `catalog = [...]`) add
+or override entries without editing the package; `--price ID=USD` and a scenario's `[prices]`
+override $ per chip-hour. A model reference that is a path to a Hugging Face config.json is
+imported on first use (`planner.hf_import`).
+"""
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -40,6 +47,8 @@ class Catalog:
         return _lookup(self.hardware, hw_id, "hardware")
 
     def model(self, model_id: str) -> ModelSpec:
+        if model_id not in self.models and _is_config_path(model_id):
+            return imported_model(str(Path(model_id).resolve()))
         return _lookup(self.models, model_id, "model")
 
     def family(self, acc: Accelerator) -> CalibrationFamily:
@@ -70,8 +79,139 @@ def load_hardware_file(path: Path) -> HardwareFile:
     return io.load(HardwareFile, path)
 
 
+def _is_config_path(ref: str) -> bool:
+    return ref.endswith(".json")
+
+
 @cache
-def load_catalog(hardware_dir: Path | None = None, models_file: Path | None = None) -> Catalog:
+def imported_model(path: str) -> ModelSpec:
+    from planner.hf_import import import_model
+
+    return import_model(Path(path))[0]
+
+
+ENV_CATALOG = "PLANNER_CATALOG"
+_user_catalogs: tuple[Path, ...] = ()
+_user_prices: tuple[tuple[str, float, str], ...] = ()
+
+
+def set_user_catalogs(paths: list[Path], prices: list[tuple[str, float, str]] | None = None) -> None:
+    """The global `--catalog` files and `--price` overrides of this process (set by the CLI)."""
+    global _user_catalogs, _user_prices
+    _user_catalogs = tuple(Path(p) for p in paths)
+    _user_prices = tuple(prices or ())
+
+
+def user_catalog_paths() -> tuple[Path, ...]:
+    env = tuple(Path(p) for p in os.environ.get(ENV_CATALOG, "").split(os.pathsep) if p.strip())
+    return env + _user_catalogs
+
+
+def load_catalog(hardware_dir: Path | None = None, models_file: Path | None = None,
+                 extra: tuple[Path, ...] | None = None,
+                 prices: tuple[tuple[str, float, str], ...] | None = None) -> Catalog:
+    """The bundled catalog plus user catalogs (`extra`, by default `PLANNER_CATALOG` then `--catalog`)
+    and price overrides (by default `--price`); each combination is read once per process."""
+    extra = user_catalog_paths() if extra is None else tuple(extra)
+    prices = _user_prices if prices is None else tuple(prices)
+    base = _load_bundled(hardware_dir, models_file)
+    if not extra and not prices:
+        return base
+    return _extended(base, tuple(p.resolve() for p in extra), prices)
+
+
+def for_scenario(catalog: Catalog, scenario) -> Catalog:
+    """`catalog` extended by a scenario's `catalog` files (absolute once the scenario is loaded, see
+    `resolve_scenario_paths`) and its `[prices]`."""
+    paths = tuple(Path(f) for f in scenario.catalog)
+    table = tuple((hw, float(v) if isinstance(v, int | float) else v.usd_per_hour,
+                   "user" if isinstance(v, int | float) else v.kind) for hw, v in scenario.prices.items())
+    if not paths and not table:
+        return catalog
+    return _extended(catalog, paths, table, "scenario prices")
+
+
+def resolve_scenario_paths(scenario, source: Path | str):
+    """Make the scenario's catalog files and a config.json model reference absolute (relative to the
+    scenario file), so later lookups do not depend on the working directory."""
+    base_dir = Path(source).resolve().parent
+    update: dict = {}
+    if scenario.catalog:
+        update["catalog"] = [str((base_dir / f).resolve()) for f in scenario.catalog]
+    if _is_config_path(scenario.model.id) and not Path(scenario.model.id).is_absolute():
+        update["model"] = scenario.model.model_copy(update={"id": str((base_dir / scenario.model.id).resolve())})
+    return scenario.model_copy(update=update) if update else scenario
+
+
+_EXTENDED: dict[tuple, tuple[Catalog, Catalog]] = {}
+
+
+def _extended(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, float, str], ...],
+              where: str = "--price") -> Catalog:
+    key = (id(base), paths, prices)
+    if key not in _EXTENDED:  # the base is kept with the result, so its id stays unique
+        _EXTENDED[key] = (base, _merge(base, paths, prices, where))
+    return _EXTENDED[key][1]
+
+
+def _merge(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, float, str], ...],
+           where: str) -> Catalog:
+    hardware, sources, files = dict(base.hardware), dict(base.hardware_sources), dict(base.hardware_files)
+    models, model_sources = dict(base.models), dict(base.model_sources)
+    for path in paths:
+        for file in _catalog_files(path):
+            accs, acc_sources, specs, spec_sources = _read_user_file(file, base, set(models))
+            for acc in accs:
+                if acc.family not in base.calibration:
+                    raise InputFileError(f"{file}: accelerator '{acc.id}'.family: '{acc.family}' has no entry in "
+                                         f"{CALIBRATION_FILE} (known: {', '.join(sorted(base.calibration))})")
+                hardware[acc.id], sources[acc.id], files[acc.id] = acc, acc_sources, file
+            for spec in specs:
+                models[spec.id] = spec
+            model_sources.update(spec_sources)
+    for hw_id, usd, kind in prices:
+        if hw_id not in hardware:
+            near = closest(hw_id, sorted(hardware))
+            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+            raise UnknownIdError(f"{where}: price for unknown hardware ID '{hw_id}'{hint} (see `planner hardware list`)")
+        hardware[hw_id] = hardware[hw_id].model_copy(update={"usd_per_hour": usd, "price_kind": kind,
+                                                             "price_provider": f"set by the user ({where})"})
+    return replace(base, hardware=hardware, hardware_sources=sources, hardware_files=files,
+                   models=models, model_sources=model_sources)
+
+
+def _catalog_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        found = sorted(p for p in path.glob("*.toml") if p.name not in SPECIAL_FILES)
+        if not found:
+            raise InputFileError(f"{path}: catalog folder holds no .toml files")
+        return found
+    return [path]
+
+
+def _read_user_file(path: Path, base: Catalog, known_models: set[str]):
+    """A user catalog file: [[model]] and/or [[accelerator]] tables with one [sources] table."""
+    data = io.read_toml(path)
+    unknown = sorted(set(data) - {"sources", "model", "accelerator"})
+    if unknown or not ({"model", "accelerator"} & set(data)):
+        found = ", ".join(unknown or sorted(data)) or "nothing"
+        raise InputFileError(f"{path}: not a catalog file: found {found}; expected [[model]] and/or "
+                             "[[accelerator]] tables with a [sources] table")
+    src = data.get("sources", {})
+    accs, specs, spec_sources = [], [], {}
+    acc_sources: dict[str, str] = {}
+    if "accelerator" in data:
+        parsed = io.validate(HardwareFile, {"sources": src, "accelerator": data["accelerator"]}, path)
+        accs, acc_sources = parsed.accelerator, parsed.sources
+    if "model" in data:
+        parsed_models = io.validate(ModelsFile, {"sources": src, "model": data["model"]}, path,
+                                    context={"known_models": known_models})
+        specs, spec_sources = parsed_models.model, parsed_models.sources
+    return accs, acc_sources, specs, spec_sources
+
+
+@cache
+def _load_bundled(hardware_dir: Path | None = None, models_file: Path | None = None) -> Catalog:
     """Read every catalog file once per process (the catalogs are immutable at run time)."""
     hw_dir = hardware_dir or paths.hardware_dir()
     hardware: dict[str, Accelerator] = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.catalog import Catalog
+from planner.catalog import Catalog, for_scenario
 from planner.errors import GridTooLargeError
 from planner.lowering import (
     GEMM_SELECT,
@@ -140,6 +140,7 @@ def chips_for(acc: Accelerator, model: ModelSpec, weight_dtypes: list[str], hbm_
 
 
 def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator] | None = None) -> Grid:
+    catalog = for_scenario(catalog, scenario)
     model = catalog.model(scenario.model.id)
     s = scenario.search
     if hardware is None:

@@ -186,9 +186,9 @@ def _describe(error: dict[str, Any], model: type[BaseModel] | None = None) -> st
     return f"{msg} (got {_shown(error.get('input'))})"
 
 
-def validate(model: type[M], data: dict[str, Any], source: str | Path) -> M:
+def validate(model: type[M], data: dict[str, Any], source: str | Path, context: dict[str, Any] | None = None) -> M:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise InputFileError(format_validation_error(source, exc, model)) from None
     except RecursionError:

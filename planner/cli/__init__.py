@@ -151,15 +151,48 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    catalog: Annotated[
+        list[str] | None,
+        typer.Option("--catalog", metavar="PATH", help="User catalog: a TOML file with [[model]] and/or "
+                     "[[accelerator]] tables, or a folder of them; adds or overrides entries (repeatable; "
+                     "also env PLANNER_CATALOG, paths separated by ':').")] = None,
+    price: Annotated[
+        list[str] | None,
+        typer.Option("--price", metavar="ID=USD_PER_HOUR", help="Override a chip's $ per chip-hour, e.g. "
+                     "h100-sxm=1.90 (repeatable).")] = None,
 ) -> None:
     global _debug
     _debug = debug
+    from planner.catalog import set_user_catalogs
+
+    set_user_catalogs([_existing(p) for p in catalog or []], [_price(p) for p in price or []])
     if ctx.invoked_subcommand is None:
         # `planner` alone: the TUI on the default scenario; help when not attached to a terminal.
         from planner.cli.tui_cmd import open_default
 
         if not open_default():
             _echo_help(ctx.get_help())
+
+
+def _existing(path: str):
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        raise PlannerError(f"--catalog {path}: file not found (check the path)")
+    return p
+
+
+def _price(item: str) -> tuple[str, float, str]:
+    hw, sep, value = item.partition("=")
+    try:
+        usd = float(value)
+    except ValueError:
+        usd = float("nan")
+    if not sep or not hw.strip() or not (0 < usd <= 100_000):
+        raise PlannerError(f"--price {item!r}: expected ID=USD_PER_HOUR with a price in (0, 100000], "
+                           "e.g. h100-sxm=1.90")
+    return hw.strip(), usd, "user"
 
 
 def _register_all() -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from planner import render
 from planner.catalog import Catalog, load_catalog
+from planner.errors import InputFileError
 from planner.schema import Accelerator, ModelSpec
 
 
@@ -230,3 +231,33 @@ def models_show(
                 "MLA: layers*(kv_lora_rank+qk_rope_head_dim)*2" if spec.attention == "mla"
                 else "GQA: 2*layers*kv_heads*head_dim*2")
     _print_with_sources(out, list(spec.sources.values()), cat.model_sources)
+
+
+class ImportFormat(StrEnum):
+    toml = "toml"
+    json = "json"
+
+
+@models_app.command("import")
+def models_import(
+    config: Annotated[str, typer.Argument(metavar="CONFIG.json", help="A Hugging Face config.json.")],
+    model_id: Annotated[str | None, typer.Option("--id", help="Catalog ID for the entry (default: from the "
+                                                 "file or repository name).")] = None,
+    format: Annotated[ImportFormat, typer.Option("--format", "-f", help="Output format.")] = ImportFormat.toml,
+) -> None:
+    """Print the catalog entry of a Hugging Face config.json (a ready `--catalog` file), citing the file."""
+    from pathlib import Path
+
+    from planner.hf_import import import_model, to_toml
+
+    if model_id is not None:
+        from planner.schema.common import _KEBAB
+
+        if not _KEBAB.match(model_id):
+            raise InputFileError(f"--id: '{model_id}' is not a lowercase kebab-case ID, e.g. 'my-model-7b'")
+    spec, sources = import_model(Path(config), model_id)
+    if format is ImportFormat.json:
+        entry = spec.model_dump(mode="json", exclude_none=True)
+        render.print_json({"sources": sources, "model": [entry]})
+        return
+    typer.echo(to_toml(spec, sources), nl=False)

@@ -15,10 +15,10 @@ import typer
 from pydantic import BaseModel
 
 from planner import io, render
-from planner.catalog import CALIBRATION_FILE, Catalog, load_catalog
+from planner.catalog import CALIBRATION_FILE, Catalog, for_scenario, load_catalog, resolve_scenario_paths
 from planner.errors import InputFileError, UnknownIdError
 from planner.overrides import apply_overrides
-from planner.schema import CalibrationFile, HardwareFile, HostTiersFile, ModelsFile, Scenario
+from planner.schema import CalibrationFile, HardwareFile, HostTiersFile, ModelsFile, ModelSpec, Scenario
 
 
 class FileKind(StrEnum):
@@ -84,6 +84,7 @@ def detect_kind(data: dict[str, Any]) -> FileKind | None:
 
 def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path) -> None:
     """Every catalog ID the scenario names must exist; the error names the file and the field."""
+    catalog = for_scenario(catalog, scenario)
     refs: list[tuple[str, str, str]] = [("model.id", scenario.model.id, "model")]
     if scenario.speculative.draft_model is not None:
         refs.append(("speculative.draft_model", scenario.speculative.draft_model, "model"))
@@ -99,12 +100,24 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
         from planner.model.arch import param_counts
 
         draft, target = catalog.model(spec.draft_model), catalog.model(scenario.model.id)
+        mismatch = tokenizer_mismatch(draft, target)
+        if mismatch:
+            raise InputFileError(f"{source}: speculative.draft_model: {mismatch}")
         draft_n, target_n = param_counts(draft).total, param_counts(target).total
         if draft_n >= target_n:
             raise InputFileError(
                 f"{source}: speculative.draft_model: '{draft.id}' ({render.count(draft_n)} parameters) is not "
                 f"smaller than the model '{target.id}' ({render.count(target_n)}); a draft model must be smaller "
                 "than the model it drafts for")
+
+
+def tokenizer_mismatch(draft: ModelSpec, target: ModelSpec) -> str | None:
+    """Why `draft` cannot draft for `target` (different tokenizers), or None. Unknown tokenizers
+    (a user entry without one) are not judged."""
+    if draft.tokenizer and target.tokenizer and draft.tokenizer != target.tokenizer:
+        return (f"'{draft.id}' uses the {draft.tokenizer} tokenizer but the model '{target.id}' uses "
+                f"{target.tokenizer}; a draft model must share its target's tokenizer")
+    return None
 
 
 def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog | None = None,
@@ -116,7 +129,7 @@ def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog |
     data = io.read_toml(path)
     if sets:
         data = apply_overrides(data, list(sets), path)
-    scenario = io.validate(Scenario, data, path)
+    scenario = resolve_scenario_paths(io.validate(Scenario, data, path), path)
     check_scenario_ids(scenario, catalog or load_catalog(), path)
     if trace is None and scenario.workload.trace is None:
         return scenario

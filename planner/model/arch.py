@@ -100,7 +100,8 @@ def param_counts(m: ModelSpec) -> ParamCounts:
     mats = 3 if m.gated_mlp else 2
     n_attn = m.attention_count
     n_sparse = _sparse_layer_count(m)
-    mixers = (n_attn * _attention_params(m) + n_sparse * _indexer_params(m)
+    n_indexers = m.indexer_layers if m.indexer_layers is not None else n_sparse
+    mixers = (n_attn * _attention_params(m) + n_indexers * _indexer_params(m)
               + (m.linear_layers or 0) * (_linear_attention_params(m) if m.linear_layers else 0.0)
               + (m.mamba_layers or 0) * (_mamba_params(m) if m.mamba_layers else 0.0))
     norms = 2 * m.hidden * m.layers
@@ -161,11 +162,12 @@ class UnsupportedLayout(ValueError):
 def _term(m: ModelSpec, layers: float, *, ratio=1.0, span=NO_WINDOW, reach=None, topk=NO_WINDOW,
           indexed=False) -> dict[str, float]:
     e = kv_elems_per_token_layer(m)
+    idx_layers = (m.indexer_layers if m.indexer_layers is not None else layers) if indexed else 0.0
     idx_e = float(m.index_head_dim) if indexed else 0.0
     idx_f = float(2 * m.index_heads * m.index_head_dim) if indexed else 0.0
     return {"elems": layers * e, "ratio": float(ratio), "span": float(span),
             "reach": float(span if reach is None else reach), "topk": float(topk),
-            "idx_elems": layers * idx_e, "idx_flops": layers * idx_f,
+            "idx_elems": idx_layers * idx_e, "idx_flops": idx_layers * idx_f,
             "flops_prefill": layers * _attn_flops_per_pair(m, absorbed=False),
             "flops_decode": layers * _attn_flops_per_pair(m, absorbed=True),
             "scores": float(layers * m.heads)}

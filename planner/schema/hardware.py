@@ -128,7 +128,8 @@ class Accelerator(Strict):
     # power and price
     power_w: Number = Field(description="Board power (TDP/TBP), W")
     usd_per_hour: float = Field(gt=0, description="On-demand (or estimated) $ per chip-hour")
-    price_kind: Literal["on-demand", "estimate"] = Field(description="Listed on-demand price, or an estimate")
+    price_kind: Literal["on-demand", "estimate", "reserved", "spot", "user"] = Field(
+        description="Listed on-demand price, an estimate, or a price the user set (reserved, spot or plain)")
     price_provider: str = Field(description="Who charges that price")
     price_date: str = Field(description="Date of the price (YYYY-MM or YYYY-MM-DD)")
     price_method: str | None = Field(None, description="How an estimated price was derived")

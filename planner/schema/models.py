@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from planner.schema.common import KebabId, Strict, check_sources
 
@@ -41,6 +41,7 @@ SOURCED_MODEL_FIELDS = (
     "index_heads",
     "index_head_dim",
     "sparse_layers",
+    "indexer_layers",
     "compress_ratios",
     "compress_window",
     "o_lora_rank",
@@ -96,6 +97,7 @@ MODEL_LIMITS: dict[str, float] = {
     "index_heads": 100_000,
     "index_head_dim": 100_000,
     "sparse_layers": 10_000,
+    "indexer_layers": 10_000,
     "compress_window": 100_000_000,
     "o_lora_rank": 1_000_000,
     "o_groups": 100_000,
@@ -163,6 +165,8 @@ class ModelSpec(Strict):
     index_head_dim: int | None = Field(None, gt=0, description="Indexer key width (one key cached per entry)")
     sparse_layers: int | None = Field(None, ge=0, description="Layers using the indexer and top-k (default: "
                                       "every attention layer that is not windowed, chunked or compressed)")
+    indexer_layers: int | None = Field(None, ge=0, description="Sparse layers that run their own indexer (GLM-5.2 "
+                                       "indexer_types 'full'; 'shared' layers reuse its top-k; default: all)")
     # sequence-compressed attention (DeepSeek-V4)
     compress_ratios: list[int] | None = Field(None, description="Tokens per cached entry, one per layer "
                                               "(0 = no compressed branch); the indexer selects top-k on ratio-4 layers")
@@ -275,8 +279,8 @@ class ModelsFile(Strict):
     model: list[ModelSpec]
 
     @model_validator(mode="after")
-    def _sources_resolve(self) -> ModelsFile:
-        ids = {m.id for m in self.model}
+    def _sources_resolve(self, info: ValidationInfo) -> ModelsFile:
+        ids = {m.id for m in self.model} | set((info.context or {}).get("known_models", ()))
         for i, spec in enumerate(self.model):
             values = {name: getattr(spec, name) for name in SOURCED_MODEL_FIELDS}
             check_sources(f"model.{i} ({spec.id})", values, spec.sources, self.sources)

@@ -6,11 +6,11 @@ contract: `planner solve --set KEY=VALUE` and other tools address fields by them
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from planner.schema.common import KebabId, KvDtype, Strict, WeightDtype
+from planner.schema.common import KebabId, KvDtype, Strict, WeightDtype, _kebab
 
 MAX_TOKENS = 10_000_000  # no model serves a 10M-token context; larger numbers are typos
 
@@ -22,8 +22,21 @@ def at_least(value: float, lowest: float, what: str) -> float:
     return value
 
 
+def _model_ref(value: str) -> str:
+    if value.endswith(".json"):
+        return value
+    return _kebab(value)
+
+
 class ModelRef(Strict):
-    id: KebabId = Field(description="Model catalog ID, e.g. 'llama-3.3-70b'")
+    id: Annotated[str, AfterValidator(_model_ref)] = Field(
+        description="Model catalog ID, e.g. 'llama-3.3-70b', or a path to a Hugging Face config.json "
+                    "(relative to the scenario)")
+
+
+class PriceOverride(Strict):
+    usd_per_hour: float = Field(gt=0, le=100_000, description="$ per chip-hour")
+    kind: Literal["reserved", "spot", "user"] = Field("user", description="What kind of price this is")
 
 
 class LengthDistribution(Strict):
@@ -210,6 +223,11 @@ class Search(Strict):
 class Scenario(Strict):
     name: str = Field(description="Short name shown in reports")
     description: str = Field("", description="What question this scenario asks")
+    catalog: list[str] = Field(default_factory=list, description="User catalog files or folders ([[model]] and/or "
+                               "[[accelerator]] tables) to add or override entries, relative to the scenario")
+    prices: dict[str, float | PriceOverride] = Field(
+        default_factory=dict, description="$ per chip-hour by hardware ID (e.g. h100-sxm = 1.90, or a table with "
+                                          "usd_per_hour and kind = 'reserved' or 'spot')")
     model: ModelRef
     workload: Workload
     slo: Slo

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from planner import io
-from planner.catalog import Catalog
+from planner.catalog import Catalog, for_scenario, resolve_scenario_paths
 from planner.errors import PlannerError, UnknownIdError
 from planner.schema import Scenario
 
@@ -40,7 +40,7 @@ class ScenarioDocument:
     def from_file(cls, path: Path, catalog: Catalog, *, bundled: bool = False) -> ScenarioDocument:
         """Read and validate a scenario file; every problem is one `PlannerError` line naming it."""
         data = io.read_toml(path)
-        scenario = io.validate(Scenario, data, path)
+        scenario = resolve_scenario_paths(io.validate(Scenario, data, path), path)
         try:
             _check_ids(scenario, catalog)
         except _IdError as exc:
@@ -122,6 +122,7 @@ class _IdError(Exception):
 
 
 def _check_ids(scenario: Scenario, catalog: Catalog) -> None:
+    catalog = for_scenario(catalog, scenario)
     refs = [("model.id", scenario.model.id, catalog.model)]
     if scenario.speculative.draft_model is not None:
         refs.append(("speculative.draft_model", scenario.speculative.draft_model, catalog.model))
