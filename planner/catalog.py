@@ -90,6 +90,43 @@ def imported_model(path: str) -> ModelSpec:
     return import_model(Path(path))[0]
 
 
+def tokenizer_mismatch(draft: ModelSpec, target: ModelSpec) -> str | None:
+    """Why `draft` cannot draft for `target` (different tokenizers), or None. Unknown tokenizers
+    (a user entry without one) are not judged."""
+    if draft.tokenizer and target.tokenizer and draft.tokenizer != target.tokenizer:
+        return (f"'{draft.id}' uses the {draft.tokenizer} tokenizer but the model '{target.id}' uses "
+                f"{target.tokenizer}; a draft model must share its target's tokenizer")
+    return None
+
+
+def repick_drafter(catalog: Catalog, target: ModelSpec, method: str,
+                   draft: str | None) -> tuple[str, str | None, str | None]:
+    """(method, draft model, what changed) after the target model changed: keep a draft that shares
+    the target's tokenizer and is smaller; else the smallest catalog model that does (the target's
+    `draft_models` first); else its MTP head if it ships one; else speculation off. The message is
+    None when nothing changed."""
+    if method != "draft" or draft is None:
+        return method, draft, None
+    from planner.model.arch import param_counts
+
+    size = param_counts(target).total
+    current = catalog.models.get(draft)
+    if current is not None and not tokenizer_mismatch(current, target) and param_counts(current).total < size:
+        return method, draft, None
+    fits = [m for m in catalog.models.values()
+            if m.id != target.id and m.tokenizer and m.tokenizer == target.tokenizer
+            and param_counts(m).total < size]
+    fits.sort(key=lambda m: (m.id not in target.draft_models, param_counts(m).total))
+    if fits:
+        return "draft", fits[0].id, (f"draft model {draft} -> {fits[0].id}: a draft must share "
+                                     f"{target.id}'s tokenizer ({target.tokenizer})")
+    if target.mtp_layers:
+        return "mtp", None, (f"speculation now uses {target.id}'s MTP head: no smaller catalog model shares "
+                             f"its tokenizer ({target.tokenizer})")
+    return "none", None, (f"speculative decoding off: no smaller catalog model shares {target.id}'s tokenizer "
+                          f"({target.tokenizer or 'unknown'}) and it has no MTP head")
+
+
 ENV_CATALOG = "PLANNER_CATALOG"
 _user_catalogs: tuple[Path, ...] = ()
 _user_prices: tuple[tuple[str, float, str], ...] = ()

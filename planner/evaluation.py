@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.catalog import Catalog
+from planner.catalog import Catalog, tokenizer_mismatch
 from planner.errors import InputFileError, UnknownIdError
 from planner.lowering import (
     KV_BYTES,
@@ -140,6 +140,14 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                 if not lenient_ids:
                     raise UnknownIdError(f"{at(key)}: {exc}") from None
                 unresolved = unresolved or f"{key}: {exc}"
+            except InputFileError as exc:  # a config.json the importer cannot interpret
+                if not lenient_ids or key != "model":
+                    raise
+                unresolved = unresolved or f"cannot evaluate: {exc}"
+        if draft is not None and unresolved is None:
+            why = tokenizer_mismatch(catalog.model(draft), catalog.model(raw["model"]))
+            if why:
+                raise InputFileError(f"{at('draft')}: {why}")
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,

@@ -58,6 +58,13 @@ class Grid:
     valid: np.ndarray
 
     @property
+    def warnings(self) -> list[str]:
+        """Valid input served differently than written (requests past the context window)."""
+        from planner.truncation import scenario_warnings
+
+        return scenario_warnings(self.scenario, self.model)
+
+    @property
     def shape(self) -> tuple[int, ...]:
         return (self.chips.shape[0], self.chips.shape[1], len(self.batch), len(self.weight_dtype),
                 len(self.kv_dtype), len(self.tiers), len(self.spec_k), len(self.prefix_cache),

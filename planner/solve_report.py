@@ -35,6 +35,7 @@ def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
         },
         "slo": {"ttft_p95_s": sc.slo.ttft_p95_s, "tpot_p95_ms": sc.slo.tpot_p95_ms},
         **_trace_section(result),
+        "warnings": result.grid.warnings,
         "best": result.best,
         "per_hardware": result.per_hardware[:max(top, 1)] if top else result.per_hardware,
         "pareto": result.pareto_tpot,
@@ -100,6 +101,8 @@ def write_table(result: SolveResult, top: int) -> None:
     con.print(f"{sc.name}: {sc.model.id}, {w.arrival_rate_rps:g} req/s, prompt median {w.input_tokens.median:,} "
               f"tok, output median {w.output_tokens.median:,} tok; SLO TTFT p95 <= {sc.slo.ttft_p95_s:g} s, "
               f"TPOT p95 <= {sc.slo.tpot_p95_ms:g} ms")
+    for warning in result.grid.warnings:
+        con.print(f"warning: {warning}")
     b = result.best
     if b is None:
         con.print("No plan meets the SLOs on any hardware searched.")

@@ -49,13 +49,19 @@ def _read_cases(path: Path, catalog) -> list:
         raise InputFileError(f"{path}: case: expected a [[case]] array of tables")
     if not raw_cases:
         raise InputFileError(f"{path}: case: the list is empty; add at least one [[case]] table")
+    base = path.resolve().parent
+    for c in raw_cases:  # a config.json model is relative to the cases file
+        ref = c.get("model")
+        if isinstance(ref, str) and ref.endswith(".json") and not Path(ref).is_absolute():
+            c["model"] = str(base / ref)
     return [case_from_dict(c, f"{path}: case[{i}]", catalog=catalog, lenient_ids=True)
             for i, c in enumerate(raw_cases)]
 
 
 def evaluate(
     hardware: Annotated[str | None, typer.Option("--hardware", help="Hardware ID, e.g. h100-sxm.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model ID, e.g. llama-3.1-8b.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model ID, e.g. llama-3.1-8b, or a path to a "
+                                              "Hugging Face config.json.")] = None,
     chips: Annotated[int, typer.Option("--chips", help="Chips per replica, 1 to 100,000.")] = 1,
     batch: Annotated[str, typer.Option("--batch", help="Sequences in flight, or 'max' (largest that fits).")] = "max",
     input_tokens: Annotated[int, typer.Option("--input", help="Prompt tokens, 1 to 10,000,000.")] = 1024,

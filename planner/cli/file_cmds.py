@@ -15,10 +15,17 @@ import typer
 from pydantic import BaseModel
 
 from planner import io, render
-from planner.catalog import CALIBRATION_FILE, Catalog, for_scenario, load_catalog, resolve_scenario_paths
+from planner.catalog import (
+    CALIBRATION_FILE,
+    Catalog,
+    for_scenario,
+    load_catalog,
+    resolve_scenario_paths,
+    tokenizer_mismatch,
+)
 from planner.errors import InputFileError, UnknownIdError
 from planner.overrides import apply_overrides
-from planner.schema import CalibrationFile, HardwareFile, HostTiersFile, ModelsFile, ModelSpec, Scenario
+from planner.schema import CalibrationFile, HardwareFile, HostTiersFile, ModelsFile, Scenario
 
 
 class FileKind(StrEnum):
@@ -111,15 +118,6 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
                 "than the model it drafts for")
 
 
-def tokenizer_mismatch(draft: ModelSpec, target: ModelSpec) -> str | None:
-    """Why `draft` cannot draft for `target` (different tokenizers), or None. Unknown tokenizers
-    (a user entry without one) are not judged."""
-    if draft.tokenizer and target.tokenizer and draft.tokenizer != target.tokenizer:
-        return (f"'{draft.id}' uses the {draft.tokenizer} tokenizer but the model '{target.id}' uses "
-                f"{target.tokenizer}; a draft model must share its target's tokenizer")
-    return None
-
-
 def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog | None = None,
                   trace: str | Path | None = None) -> Scenario:
     """Read, override (`--set`), validate and ID-check a scenario file; with a trace (`workload.trace`
@@ -196,10 +194,26 @@ def validate(
 ) -> None:
     """Check a file against its schema (kind detected from its tables) and the catalog IDs it names."""
     kind, summary = validate_file(file)
+    warnings = scenario_file_warnings(file) if kind is FileKind.scenario else []
     if format is ValidateFormat.json:
-        render.print_json({"file": str(file), "kind": kind.value, "valid": True, "summary": summary})
+        render.print_json({"file": str(file), "kind": kind.value, "valid": True, "summary": summary,
+                           "warnings": warnings})
     else:
         typer.echo(f"ok: {file} is a valid {LABELS[kind]} ({summary})")
+        for warning in warnings:
+            typer.echo(f"warning: {warning}")
+
+
+def scenario_warnings_for(scenario: Scenario, catalog: Catalog) -> list[str]:
+    """What the planner will serve differently than the scenario says (see planner.truncation)."""
+    from planner.truncation import scenario_warnings
+
+    return scenario_warnings(scenario, for_scenario(catalog, scenario).model(scenario.model.id))
+
+
+def scenario_file_warnings(path: Path, sets: Sequence[str] = ()) -> list[str]:
+    catalog = load_catalog()
+    return scenario_warnings_for(load_scenario(path, sets, catalog), catalog)
 
 
 def schema(

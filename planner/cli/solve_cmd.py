@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from planner.cli.file_cmds import load_scenario
-from planner.errors import ExitCode, GridTooLargeError
+from planner.cli.file_cmds import load_scenario, scenario_warnings_for
+from planner.errors import ExitCode, GridTooLargeError, InputFileError
 
 
 class SolveFormat(StrEnum):
@@ -39,6 +39,8 @@ def solve(
         typer.Option("--trace", metavar="FILE", help="Plan from a request trace (Mooncake rows or Weka sessions; "
                      "replaces workload.trace): its lengths, sessions and replayed prefix-cache curve."),
     ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat every warning (e.g. requests longer than "
+                                         "the model's context window) as an error: exit 2.")] = False,
 ) -> None:
     """Find the cheapest hardware and serving configuration that meets the scenario's SLOs."""
     from planner import render, solve_report
@@ -48,6 +50,11 @@ def solve(
 
     catalog = load_catalog()
     scenario = load_scenario(file, sets or [], catalog, trace=trace)
+    if strict:
+        found = scenario_warnings_for(scenario, catalog)
+        if found:
+            more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+            raise InputFileError(f"{file}: {found[0]}{more}; --strict turns warnings into errors")
     enable_compilation_cache()
     try:
         result = run_solve(scenario, catalog)
@@ -58,6 +65,8 @@ def solve(
     elif format == SolveFormat.toml:
         solve_report.write_toml(result, top)
     elif format == SolveFormat.csv:
+        for warning in result.grid.warnings:  # CSV has no header to carry it
+            typer.echo(f"warning: {warning}", err=True)
         solve_report.write_csv(result, top)
     else:
         solve_report.write_table(result, top)

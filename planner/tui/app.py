@@ -129,7 +129,11 @@ class PlannerApp(FileActions, App[int]):
 
     def on_field_row_edited(self, event: FieldRow.Edited) -> None:
         self.document.set(event.path, event.value)
+        drafter = self.document.repick_drafter() if event.path == "model.id" else None
         self.document.validate()
+        if drafter:
+            self.main.query_one(ScenarioPanel).load(self.document)
+            self.notify(drafter, title="Speculative decoding")
         if self.document.valid:
             self.request_solve(event.at)  # first: the solve thread starts while the panel updates
         self.main.query_one(ScenarioPanel).show_errors(self.document.errors, edited=event.path)
@@ -245,6 +249,10 @@ class PlannerApp(FileActions, App[int]):
     def _summary(self, result: Any) -> str:
         text = (f"{len(result.per_hardware)} hardware with a plan, {len(result.infeasible)} without · "
                 f"{result.configs:,} configurations searched")
+        from planner.truncation import scenario_warnings
+
+        for warning in scenario_warnings(result.grid.scenario, result.grid.model, short=True):
+            text = f"warning: {warning} · {text}"
         if self.show_timings and self.last_timing:
             t = self.last_timing
             since = "start→table" if t["first"] else "edit→table"

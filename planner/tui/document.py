@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from planner import io
-from planner.catalog import Catalog, for_scenario, resolve_scenario_paths
+from planner.catalog import Catalog, for_scenario, resolve_scenario_paths, tokenizer_mismatch
 from planner.errors import PlannerError, UnknownIdError
 from planner.schema import Scenario
 
@@ -75,6 +75,22 @@ class ScenarioDocument:
         else:
             node[parts[-1]] = value
 
+    def repick_drafter(self) -> str | None:
+        """After the model changed: keep speculation valid (see catalog.repick_drafter); says what changed."""
+        from planner.catalog import repick_drafter
+
+        try:
+            target = for_scenario(self.catalog, self.scenario).model(self.get("model.id")) if self.scenario \
+                else self.catalog.model(self.get("model.id"))
+        except PlannerError:
+            return None  # an unknown ID: validation reports it
+        method, draft, message = repick_drafter(self.catalog, target, self.get("speculative.method") or "none",
+                                                self.get("speculative.draft_model"))
+        if message:
+            self.set("speculative.method", method)
+            self.set("speculative.draft_model", draft)
+        return message
+
     def validate(self) -> Scenario | None:
         """Validate the data; on success `scenario` is replaced, on failure `errors` says why."""
         try:
@@ -135,6 +151,11 @@ def _check_ids(scenario: Scenario, catalog: Catalog) -> None:
             lookup(ident)
         except UnknownIdError as exc:
             raise _IdError(loc, str(exc)) from None
+    spec = scenario.speculative
+    if spec.method == "draft" and spec.draft_model is not None:
+        why = tokenizer_mismatch(catalog.model(spec.draft_model), catalog.model(scenario.model.id))
+        if why:
+            raise _IdError("speculative.draft_model", why)
 
 
 def _message(error: dict[str, Any]) -> str:
