@@ -39,6 +39,7 @@ def test_validate_json(invoke, write: Callable[[str, str], Path]) -> None:
     assert json.loads(result.stdout) == {
         "file": str(path), "kind": "scenario", "valid": True,
         "summary": "'test': model llama-3.1-8b, 2 req/s, SLO TTFT p95 2 s / TPOT p95 50 ms, hardware h100-sxm, b200",
+        "warnings": [],
     }
 
 
