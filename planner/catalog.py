@@ -99,12 +99,16 @@ def tokenizer_mismatch(draft: ModelSpec, target: ModelSpec) -> str | None:
     return None
 
 
+DRAFT_SHARE = 0.1
+
+
 def repick_drafter(catalog: Catalog, target: ModelSpec, method: str,
                    draft: str | None) -> tuple[str, str | None, str | None]:
     """(method, draft model, what changed) after the target model changed: keep a draft that shares
-    the target's tokenizer and is smaller; else the smallest catalog model that does (the target's
-    `draft_models` first); else its MTP head if it ships one; else speculation off. The message is
-    None when nothing changed."""
+    the target's tokenizer and is smaller; else the target's `draft_models`, else the smallest catalog
+    model that shares the tokenizer and has at most DRAFT_SHARE of its parameters (a draft runs k
+    times per step: a model a third the size would cost more than it saves); else its MTP head if it
+    ships one; else speculation off. The message is None when nothing changed."""
     if method != "draft" or draft is None:
         return method, draft, None
     from planner.model.arch import param_counts
@@ -115,7 +119,7 @@ def repick_drafter(catalog: Catalog, target: ModelSpec, method: str,
         return method, draft, None
     fits = [m for m in catalog.models.values()
             if m.id != target.id and m.tokenizer and m.tokenizer == target.tokenizer
-            and param_counts(m).total < size]
+            and (m.id in target.draft_models or param_counts(m).total <= DRAFT_SHARE * size)]
     fits.sort(key=lambda m: (m.id not in target.draft_models, param_counts(m).total))
     if fits:
         return "draft", fits[0].id, (f"draft model {draft} -> {fits[0].id}: a draft must share "

@@ -198,8 +198,10 @@ def models_list(format: FormatOption = Format.table) -> None:
         "id", "attention", "layers", "hidden", "heads/kv", "experts", "params total/active",
         "KV KiB/token bf16", "max context",
         title=f"{len(specs)} models",
-        caption="Params are the published totals (n/a where none is published). KV per token over all "
-        "layers: GQA 2*layers*kv_heads*head_dim*2 B, MLA layers*(kv_lora_rank+rope_dim)*2 B.",
+        caption="Params are the published totals (n/a where none is published). KV per token at short "
+        "context, all layers: GQA 2*kv_heads*head_dim*2 B per layer, MLA (kv_lora_rank+rope_dim)*2 B; "
+        "sparse layers add their indexer key, compressed layers 1/ratio of an entry; fixed linear/SSM "
+        "states are not per token.",
         right=("layers", "hidden", "heads/kv", "params total/active", "KV KiB/token bf16", "max context"),
     )
     for m in specs:
@@ -228,8 +230,12 @@ def models_show(
         out.add_row(field, _value_cell(getattr(spec, field)), spec.sources.get(field, ""))
     kv = render.kv_bytes_per_token(spec)
     out.add_row("kv_bytes_per_token_bf16 (derived)", f"{kv:,}",
-                "MLA: layers*(kv_lora_rank+qk_rope_head_dim)*2" if spec.attention == "mla"
-                else "GQA: 2*layers*kv_heads*head_dim*2")
+                "per attention kind (planner/model/attention.py): "
+                + ("MLA: (kv_lora_rank+qk_rope_head_dim)*2 per layer" if spec.attention == "mla"
+                   else "shared KV: head_dim*2 per entry" if spec.attention == "shared-kv"
+                   else "GQA: 2*kv_heads*head_dim*2 per layer")
+                + (", + indexer key" if spec.index_topk else "")
+                + (", / compress ratio" if spec.compress_ratios else ""))
     _print_with_sources(out, list(spec.sources.values()), cat.model_sources)
 
 

@@ -246,12 +246,24 @@ class PlannerApp(FileActions, App[int]):
         self.result = message.result
         self.main.show_frontiers(self.result_scenario, message.result)
 
+    def _warnings(self) -> list[str]:
+        """Requests past the model's window, for the scenario on show (see planner.truncation)."""
+        from planner.catalog import for_scenario
+        from planner.truncation import scenario_warnings
+
+        scenario = self.result_scenario
+        if scenario is None:
+            return []
+        try:
+            model = for_scenario(self.catalog, scenario).model(scenario.model.id)
+        except PlannerError:
+            return []
+        return scenario_warnings(scenario, model, short=True)
+
     def _summary(self, result: Any) -> str:
         text = (f"{len(result.per_hardware)} hardware with a plan, {len(result.infeasible)} without · "
                 f"{result.configs:,} configurations searched")
-        from planner.truncation import scenario_warnings
-
-        for warning in scenario_warnings(result.grid.scenario, result.grid.model, short=True):
+        for warning in self._warnings():
             text = f"warning: {warning} · {text}"
         if self.show_timings and self.last_timing:
             t = self.last_timing

@@ -1,0 +1,275 @@
+"""User catalogs, price overrides, no silent truncation, draft/tokenizer compatibility, and every
+issue #13 model answered at 128k prompts on H200, B200 and MI355X."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from statistics import NormalDist
+
+import pytest
+from support import HARDWARE_TOML, SCENARIO_TOML
+
+from planner.catalog import load_catalog, repick_drafter
+
+CONFIGS = Path(__file__).parent / "data" / "hf-configs"
+NEW_MODELS = ["deepseek-v3.1", "deepseek-v3.2", "deepseek-v4-pro", "deepseek-v4-flash", "deepseek-r1", "kimi-k2",
+              "kimi-k2.5", "kimi-k2.6", "glm-5", "glm-5.1", "qwen3-coder-480b-a35b", "qwen3.5-397b-a17b",
+              "qwen3.5-122b-a10b", "qwen3.6-35b-a3b", "minimax-m2.5", "minimax-m3", "llama-4-scout",
+              "llama-4-maverick", "nemotron-3-super-120b-a12b"]
+
+
+# ---------------------------------------------------------------------- models list and eval at 128k
+
+
+def test_models_list_shows_the_new_models_with_their_windows(invoke):
+    result = invoke("models", "list", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert rows["deepseek-v4-pro"]["max_context"] == 1_048_576
+    assert rows["qwen3.5-397b-a17b"]["max_context"] == 262_144
+    assert set(NEW_MODELS) <= set(rows)
+
+
+def test_eval_answers_every_new_model_at_128k_and_says_why_one_does_not_fit(invoke, tmp_path):
+    lines = []
+    for model in NEW_MODELS:
+        for hw in ("h200-sxm", "b200", "mi355x"):
+            lines.append(f'[[case]]\nhardware = "{hw}"\nmodel = "{model}"\nchips = 8\nbatch = "max"\n'
+                         'input = 131072\noutput = 1024\nweight_dtype = "fp8"\nkv_dtype = "fp8"\n')
+    cases = tmp_path / "cases.toml"
+    cases.write_text("\n".join(lines))
+    result = invoke("eval", "--cases", cases, "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 3 * len(NEW_MODELS)
+    for row in rows:
+        if row["fits"]:
+            assert row["ttft_s"] > 0 and row["tpot_s"] > 0 and row["batch"] >= 1, row
+        else:
+            assert row["reason"], row
+    by = {(r["model"], r["hardware"]): r for r in rows}
+    # DeepSeek-V4-Pro (1.57T parameters derived) at FP8 is ~197 GB per H200: it cannot fit on 8 of them
+    assert not by[("deepseek-v4-pro", "h200-sxm")]["fits"]
+    assert "weights need" in by[("deepseek-v4-pro", "h200-sxm")]["reason"]
+    # Kimi K2's 131,072-token window is shorter than 131,072 + 1,024
+    assert "context window" in by[("kimi-k2", "b200")]["reason"]
+    assert by[("qwen3.5-397b-a17b", "b200")]["fits"]
+
+
+# ---------------------------------------------------------------------- user catalogs
+
+
+def _user_model_toml(model_id: str = "my-llama") -> str:
+    return f"""
+[sources]
+mine = "my own measurement of a fine-tune (test fixture)"
+
+[[model]]
+id = "{model_id}"
+name = "My Llama"
+hf_repo = "me/my-llama"
+attention = "gqa"
+layers = 32
+hidden = 4096
+heads = 32
+kv_heads = 8
+head_dim = 128
+ffn_dim = 14336
+vocab = 128256
+max_context = 65536
+tokenizer = "llama-128256"
+draft_models = ["llama-3.2-1b"]
+
+[model.sources]
+layers = "mine"
+hidden = "mine"
+heads = "mine"
+kv_heads = "mine"
+head_dim = "mine"
+ffn_dim = "mine"
+vocab = "mine"
+max_context = "mine"
+"""
+
+
+def test_catalog_flag_adds_a_model_and_an_accelerator(invoke, tmp_path):
+    (tmp_path / "models.toml").write_text(_user_model_toml())
+    (tmp_path / "gpu.toml").write_text(HARDWARE_TOML)
+    result = invoke("--catalog", tmp_path, "eval", "--hardware", "test-gpu", "--model", "my-llama",
+                    "--chips", "1", "--input", "1000", "--output", "100", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"] == "my-llama"
+    listed = invoke("--catalog", tmp_path / "models.toml", "models", "list", "--format", "json")
+    assert "my-llama" in {r["id"] for r in json.loads(listed.stdout)}
+    assert "my-llama" not in {r["id"] for r in json.loads(invoke("models", "list", "--format", "json").stdout)}
+
+
+def test_env_catalog_overrides_a_bundled_entry(invoke, tmp_path, monkeypatch):
+    path = tmp_path / "override.toml"
+    path.write_text(_user_model_toml("llama-3.1-8b").replace("max_context = 65536", "max_context = 12345"))
+    monkeypatch.setenv("PLANNER_CATALOG", str(path))
+    result = invoke("models", "show", "llama-3.1-8b", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["max_context"] == 12345
+
+
+def test_scenario_catalog_key_is_relative_to_the_scenario(invoke, tmp_path):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "models.toml").write_text(_user_model_toml())
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('catalog = ["cat/models.toml"]\n' + SCENARIO_TOML.replace('"llama-3.1-8b"', '"my-llama"'))
+    result = invoke("validate", scenario)
+    assert result.exit_code == 0, result.output
+    assert "model my-llama" in result.stdout
+
+
+def test_a_bad_user_catalog_is_one_line_naming_file_and_field(invoke, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(_user_model_toml().replace("layers = 32\n", "layers = -1\n", 1))
+    result = invoke("--catalog", path, "models", "list")
+    assert result.exit_code == 2 and result.stdout == ""
+    line, = result.stderr.strip().splitlines()
+    assert str(path) in line and "layers" in line
+
+
+def test_missing_catalog_path_is_bad_input(invoke, tmp_path):
+    result = invoke("--catalog", tmp_path / "nope.toml", "models", "list")
+    assert result.exit_code == 2 and "nope.toml" in result.stderr
+
+
+def test_scenario_model_can_be_a_config_json(invoke, tmp_path):
+    (tmp_path / "config.json").write_text((CONFIGS / "Qwen--Qwen3-8B_config.json").read_text())
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO_TOML.replace('"llama-3.1-8b"', '"config.json"'))
+    result = invoke("validate", scenario)
+    assert result.exit_code == 0, result.output
+
+
+# ---------------------------------------------------------------------- prices
+
+
+def test_price_flag_and_scenario_prices_override_the_catalog(invoke, tmp_path):
+    args = ("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "1", "--input", "1000",
+            "--output", "100", "--format", "json")
+    assert json.loads(invoke("--price", "h100-sxm=1.90", *args).stdout)["cost_per_hour"] == pytest.approx(1.90)
+    assert invoke("--price", "h100=1.90", *args).exit_code == 2
+    assert invoke("--price", "h100-sxm=cheap", *args).exit_code == 2
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO_TOML + '\n[prices]\n"h100-sxm" = 1.90\nb200 = { usd_per_hour = 3.0, kind = "spot" }\n')
+    assert invoke("validate", scenario).exit_code == 0
+    from planner.catalog import for_scenario
+    from planner.cli.file_cmds import load_scenario
+
+    sc = load_scenario(scenario)
+    cat = for_scenario(load_catalog(), sc)
+    assert cat.accelerator("h100-sxm").usd_per_hour == 1.90
+    assert (cat.accelerator("b200").usd_per_hour, cat.accelerator("b200").price_kind) == (3.0, "spot")
+    assert load_catalog().accelerator("h100-sxm").usd_per_hour != 1.90  # nothing leaks into the bundled catalog
+
+
+# ---------------------------------------------------------------------- no silent truncation
+
+LONG = SCENARIO_TOML.replace("input_tokens = { median = 2000, p90 = 8000 }",
+                             "input_tokens = { median = 96000, p90 = 200000 }")
+
+
+def _share_above_128k() -> float:
+    """Hand-derived: log-normal through (96k, p90 200k) => sigma = ln(200/96) / z90; prompt + output
+    > 131,072. The output (median 300, p90 1000) is small, so the prompt share is within 0.4 pt."""
+    sigma = math.log(200 / 96) / NormalDist().inv_cdf(0.9)
+    return 1 - NormalDist().cdf(math.log(131_072 / 96_000) / sigma)
+
+
+def test_truncation_warning_in_table_json_validate_and_strict(invoke, tmp_path):
+    scenario = tmp_path / "long.toml"
+    scenario.write_text(LONG)
+    prompt_share = _share_above_128k()  # 29.3 %
+    table = invoke("solve", scenario)
+    assert table.exit_code in (0, 1), table.output
+    header = table.stdout.splitlines()[:3]
+    warning = next(line for line in header if line.startswith("warning:"))
+    assert "llama-3.1-8b's context window of 131,072 tokens" in warning
+    assert f"{prompt_share:.1%} by the prompt alone" in table.stdout
+    data = json.loads(invoke("solve", scenario, "--format", "json").stdout)
+    assert len(data["warnings"]) == 1 and f"{prompt_share:.1%}" in data["warnings"][0]
+    assert "warning:" in invoke("validate", scenario).stdout
+    strict = invoke("solve", scenario, "--strict")
+    assert strict.exit_code == 2 and strict.stdout == ""
+    assert "--strict" in strict.stderr and len(strict.stderr.strip().splitlines()) == 1
+    short = tmp_path / "short.toml"
+    short.write_text(SCENARIO_TOML)
+    assert json.loads(invoke("solve", short, "--format", "json").stdout)["warnings"] == []
+    assert invoke("solve", short, "--strict").exit_code in (0, 1)
+
+
+def test_truncation_warning_in_the_tui_status_line(tmp_path):
+    import asyncio
+
+    from test_tui import SIZE, make_app, scenario_data, settle
+
+    from planner.tui.document import ScenarioDocument
+
+    async def run() -> str:
+        data = scenario_data()
+        catalog = load_catalog()
+        document = ScenarioDocument(data=data, catalog=catalog, origin="bundled: test.toml")
+        document.validate()
+        document.saved = document.scenario
+        app = make_app(tmp_path, catalog=catalog)
+        app.document = document
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            return app.status.message
+
+    message = asyncio.run(run())
+    # the TUI fixture scenario: Llama 3.3 70B, prompts median 96k / p90 200k, outputs median 500
+    assert message.startswith("warning: ") and "llama-3.3-70b's 131,072-token window" in message
+
+
+# ---------------------------------------------------------------------- drafts and tokenizers
+
+
+def test_a_draft_with_another_tokenizer_is_an_error_naming_both(invoke, tmp_path):
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO_TOML.replace('"llama-3.1-8b"', '"qwen3-32b"')
+                        + '\n[speculative]\nmethod = "draft"\ndraft_model = "llama-3.2-1b"\n')
+    result = invoke("validate", scenario)
+    assert result.exit_code == 2
+    line, = result.stderr.strip().splitlines()
+    assert "llama-3.2-1b" in line and "qwen3-32b" in line and "tokenizer" in line
+    case = invoke("eval", "--cases", _case(tmp_path, 'model = "qwen3-32b"\ndraft = "llama-3.2-1b"\nspec_k = 2'))
+    assert case.exit_code == 2 and "tokenizer" in case.stderr
+
+
+def _case(tmp_path: Path, extra: str) -> Path:
+    path = tmp_path / "cases.toml"
+    path.write_text(f'[[case]]\nhardware = "h100-sxm"\nchips = 1\nbatch = 1\ninput = 100\noutput = 10\n{extra}\n')
+    return path
+
+
+def test_switching_the_target_re_picks_a_compatible_draft():
+    cat = load_catalog()
+    # Qwen3-32B: the smallest Qwen-tokenizer model replaces the Llama draft
+    assert repick_drafter(cat, cat.model("qwen3-32b"), "draft", "llama-3.2-1b")[:2] == ("draft", "qwen3-0.6b")
+    # DeepSeek-V3.2: no smaller DeepSeek-tokenizer model, but an MTP head
+    assert repick_drafter(cat, cat.model("deepseek-v3.2"), "draft", "llama-3.2-1b")[:2] == ("mtp", None)
+    # Kimi K2: neither a same-tokenizer draft nor an MTP head: speculation off, with the reason
+    method, draft, why = repick_drafter(cat, cat.model("kimi-k2"), "draft", "llama-3.2-1b")
+    assert (method, draft) == ("none", None) and "kimi-k2" in why
+    # a compatible draft is kept
+    assert repick_drafter(cat, cat.model("llama-3.1-70b"), "draft", "llama-3.2-1b") == ("draft", "llama-3.2-1b", None)
+
+
+def test_tui_model_switch_repicks_the_draft(tmp_path):
+    from planner.tui.document import ScenarioDocument
+
+    doc = ScenarioDocument.from_file(Path(__file__).parent.parent / "scenarios" / "studies" / "speculative-context.toml",
+                                     load_catalog())
+    doc.set("speculative.method", "draft")
+    doc.set("speculative.draft_model", "llama-3.2-1b")
+    doc.set("model.id", "qwen3-32b")
+    message = doc.repick_drafter()
+    assert doc.validate() is not None, doc.errors
+    assert doc.get("speculative.draft_model") == "qwen3-0.6b" and "qwen3-0.6b" in message
