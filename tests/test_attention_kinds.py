@@ -109,3 +109,17 @@ def test_sparse_prefill_stops_growing_per_query_past_topk(cat):
     indexed = new * cached + new * new / 2
     expected = attended * main_per_pair + indexed * idx_per_pair
     assert float(attn_flops_prefill(a, np.float32(new), np.float32(cached))) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("model_id", ["llama-3.1-70b", "gpt-oss-120b", "deepseek-v3.2", "deepseek-v4-flash",
+                                      "qwen3.5-397b-a17b", "llama-4-scout", "minimax-m3"])
+def test_pruning_absent_kinds_changes_no_number(cat, model_id):
+    """The search traces only the terms a model has; the result must be the one of all terms."""
+    from planner.model.attention import absent_kinds, without_absent
+
+    a = model_arrays(cat.model(model_id))
+    pruned = without_absent(a, absent_kinds(a))
+    ctx, new, cached = np.float32([1e3, 1e5]), np.float32([500.0, 8e3]), np.float32([0.0, 6e4])
+    for f, args in ((kv_elems_stored, (ctx,)), (kv_elems_read_decode, (ctx,)), (attn_flops_decode, (ctx,)),
+                    (attn_flops_prefill, (new, cached))):
+        np.testing.assert_allclose(np.asarray(f(pruned, *args)), np.asarray(f(a, *args)), rtol=1e-6)

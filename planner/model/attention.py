@@ -42,6 +42,7 @@ def absent_kinds(a: Arch) -> tuple[str, ...]:
     import numpy as np
 
     names = [t for t in TERMS if not np.any(np.asarray(getattr(a, f"{t}_elems")))]
+    names += [f"{t}.idx" for t in TERMS if t not in names and not np.any(np.asarray(getattr(a, f"{t}_idx_flops")))]
     if not np.any(np.asarray(a.state_elems)):
         names.append("state")
     return tuple(names)
@@ -51,6 +52,7 @@ def without_absent(a: Arch, absent: tuple[str, ...]) -> Arch:
     """`a` with the absent terms' fields as Python zeros: traced code drops them (as `without_experts`
     does for dense models), so a plain GQA model costs what it did before per-kind attention."""
     fields = {f"{t}_elems": 0.0 for t in absent if t in TERMS}
+    fields.update({f"{t[:-4]}_{k}": 0.0 for t in absent if t.endswith(".idx") for k in ("idx_elems", "idx_flops")})
     if "state" in absent:
         fields.update(state_elems=0.0, state_flops=0.0)
     return a._replace(**fields)
@@ -73,7 +75,8 @@ def kv_elems_stored(a: Arch, context) -> jnp.ndarray:
     for name in TERMS:
         t = _term(a, name)
         if _present(t["elems"]):
-            total = total + _entries(t, context) * (t["elems"] + t["idx_elems"])
+            total = total + _entries(t, context) * (t["elems"] + t["idx_elems"] if _present(t["idx_elems"])
+                                                    else t["elems"])
     return total
 
 
@@ -85,7 +88,9 @@ def kv_elems_read_decode(a: Arch, context) -> jnp.ndarray:
     for name in TERMS:
         t = _term(a, name)
         if _present(t["elems"]):
-            total = total + _attended(t, context) * t["elems"] + _entries(t, context) * t["idx_elems"]
+            total = total + _attended(t, context) * t["elems"]
+            if _present(t["idx_elems"]):
+                total = total + _entries(t, context) * t["idx_elems"]
     return total
 
 
@@ -96,7 +101,9 @@ def attn_flops_decode(a: Arch, context) -> jnp.ndarray:
     for name in TERMS:
         t = _term(a, name)
         if _present(t["elems"]):
-            total = total + _attended(t, context) * t["flops_decode"] + _entries(t, context) * t["idx_flops"]
+            total = total + _attended(t, context) * t["flops_decode"]
+            if _present(t["idx_flops"]):
+                total = total + _entries(t, context) * t["idx_flops"]
     return total
 
 
@@ -121,10 +128,10 @@ def _causal_pairs(new, cached, limit, ratio):
 
 
 def _prefill_pairs(t, new, cached):
-    """(attended pairs, indexer pairs) of `new` tokens after `cached` ones for one term."""
+    """(attended pairs, indexer pairs or None without an indexer) of `new` tokens after `cached` ones."""
     seen = jnp.minimum(t["reach"], t["span"]) / t["ratio"]
     attended = _causal_pairs(new, cached, jnp.minimum(seen, t["topk"]), t["ratio"])
-    indexed = _causal_pairs(new, cached, seen, t["ratio"])
+    indexed = _causal_pairs(new, cached, seen, t["ratio"]) if _present(t["idx_flops"]) else None
     return attended, indexed
 
 
@@ -136,7 +143,9 @@ def attn_flops_prefill(a: Arch, new, cached) -> jnp.ndarray:
         t = _term(a, name)
         if _present(t["elems"]):
             attended, indexed = _prefill_pairs(t, new, cached)
-            total = total + attended * t["flops_prefill"] + indexed * t["idx_flops"]
+            total = total + attended * t["flops_prefill"]
+            if indexed is not None:
+                total = total + indexed * t["idx_flops"]
     return total
 
 
