@@ -9,6 +9,7 @@ import pytest
 from support import HARDWARE_TOML, REQUIRED_HARDWARE, REQUIRED_MODELS, hardware_files, ids
 
 from planner import io, paths, render
+from planner import catalog as catalog_module
 from planner.catalog import load_catalog
 from planner.errors import InputFileError, UnknownIdError
 from planner.schema import HardwareFile, ModelsFile
@@ -147,4 +148,4 @@ def test_duplicate_ids_across_files_are_rejected(tmp_path: Path) -> None:
     for name in ("calibration.toml", "host-tiers.toml"):
         (hw_dir / name).write_text((paths.hardware_dir() / name).read_text())
     with pytest.raises(InputFileError, match="'test-gpu' is also defined in"):
-        load_catalog.__wrapped__(hw_dir, paths.models_file())
+        catalog_module._load_bundled.__wrapped__(hw_dir, paths.models_file())

@@ -56,7 +56,7 @@ def test_solve_table_snapshot(invoke, snapshot, name):
 
 
 def test_solve_exits_1_with_reasons_when_nothing_is_feasible(invoke):
-    result = invoke("solve", paths.default_scenario(), "--set", "slo.tpot_p95_ms=0.5")
+    result = invoke("solve", paths.default_scenario(), "--set", "slo.tpot_p95_ms=0.05")
     assert result.exit_code == 1
     assert "No plan meets the SLOs" in result.stdout and "at best" in result.stdout
 
