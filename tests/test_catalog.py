@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from support import HARDWARE_TOML, REQUIRED_HARDWARE, REQUIRED_MODELS, hardware_files, ids
 
-from planner import io, paths, render
 from planner import catalog as catalog_module
+from planner import io, paths, render
 from planner.catalog import load_catalog
 from planner.errors import InputFileError, UnknownIdError
 from planner.schema import HardwareFile, ModelsFile

@@ -181,3 +181,17 @@ def test_a_config_path_in_a_cases_file_is_relative_to_it(invoke, tmp_path):
     result = invoke("eval", "--cases", cases, "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["fits"] is True
+
+
+def test_a_config_the_importer_cannot_read_is_a_row_in_a_cases_file(invoke, tmp_path):
+    bad = json.loads((CONFIGS / "Qwen--Qwen3-8B_config.json").read_text()) | {"model_type": "mystery_lm"}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    (tmp_path / "good.json").write_text((CONFIGS / "Qwen--Qwen3-8B_config.json").read_text())
+    case = 'hardware = "h100-sxm"\nchips = 1\nbatch = 1\ninput = 1024\noutput = 128\nweight_dtype = "fp8"\n'
+    cases = tmp_path / "cases.toml"
+    cases.write_text(f'[[case]]\nmodel = "bad.json"\n{case}\n[[case]]\nmodel = "good.json"\n{case}')
+    result = invoke("eval", "--cases", cases, "--format", "json")
+    assert result.exit_code == 0, result.output
+    bad_row, good_row = json.loads(result.stdout)
+    assert bad_row["fits"] is False and "model_type: 'mystery_lm'" in bad_row["reason"] and bad_row["ttft_s"] is None
+    assert good_row["fits"] is True and good_row["ttft_s"] > 0
