@@ -389,11 +389,6 @@ def import_model(path: str | Path, model_id: str | None = None):
     return parsed.model[0], sources
 
 
-def looks_like_config(value: str) -> bool:
-    """A model reference that names a JSON file rather than a catalog ID."""
-    return value.endswith(".json") or "/" in value or "\\" in value
-
-
 def to_toml(spec, sources: dict[str, str]) -> str:
     """A user-catalog file holding one imported model (a `--catalog` file as it stands)."""
     import tomli_w
