@@ -206,6 +206,9 @@ def _merge(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, floa
                 if acc.family not in base.calibration:
                     raise InputFileError(f"{file}: accelerator '{acc.id}'.family: '{acc.family}' has no entry in "
                                          f"{CALIBRATION_FILE} (known: {', '.join(sorted(base.calibration))})")
+                if base.host_cpus and acc.host_cpu not in base.host_cpus:
+                    raise InputFileError(f"{file}: accelerator '{acc.id}'.host_cpu: '{acc.host_cpu}' has no entry in "
+                                         f"{CALIBRATION_FILE} (known: {', '.join(sorted(base.host_cpus))})")
                 hardware[acc.id], sources[acc.id], files[acc.id] = acc, acc_sources, file
             for spec in specs:
                 models[spec.id] = spec
