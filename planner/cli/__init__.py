@@ -89,7 +89,12 @@ class PlannerGroup(TyperGroup):
     ) -> Any:
         global _debug
         _debug = False
-        code = self._run(args, prog_name or "planner", complete_var, **extra)
+        try:
+            code = self._run(args, prog_name or "planner", complete_var, **extra)
+        finally:  # --catalog/--price belong to this command only (in-process callers, tests)
+            from planner.catalog import set_user_catalogs
+
+            set_user_catalogs([])
         if not standalone_mode:
             return code
         sys.exit(code)
