@@ -8,17 +8,16 @@ worth reporting (best per hardware, Pareto points, closest misses) to get their 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from planner import executables, timing
 from planner.catalog import Catalog
 from planner.grid import Grid, build_grid
 from planner.pareto import pareto_indices
@@ -26,10 +25,11 @@ from planner.schema import Scenario
 
 
 def enable_compilation_cache() -> None:
-    """Persist XLA executables on disk so a second CLI run skips compilation."""
+    """Persist XLA executables of the other jitted code (e.g. `eval`) under `cache_root()/jax`; the
+    search kernels have their own cache of whole executables (`planner.executables`)."""
     import jax
 
-    path = Path(os.environ.get("PLANNER_CACHE_DIR", Path.home() / ".cache" / "planner" / "jax"))
+    path = executables.cache_root() / "jax"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -151,8 +151,18 @@ def _warm_detail_kernel(grid: Grid) -> threading.Thread | None:
     return thread
 
 
-@cache
 def _detail_kernel():
+    """`evaluate_serving` on a few configurations (pass 2), compiled once per input shape and
+    loaded from the executable cache when a previous process compiled it."""
+    return _detail
+
+
+def _detail(*args):
+    return executables.compiled("detail", _detail_jit, args)(*args)
+
+
+@cache
+def _detail_jit():
     import jax
 
     from planner.model.serving import evaluate_serving
@@ -211,11 +221,15 @@ def _launch(grid: Grid) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
         deal = np.arange(rows).reshape(rows // devices, devices).T.ravel()
         hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
         valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
-        out = _row_kernel(devices, dense)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
-                                   grid.spec, grid.load, draft)
+        args = (grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg, grid.spec, grid.load,
+                draft)
+        kernel = executables.compiled(f"rows-{devices}-{'dense' if dense else 'moe'}",
+                                      lambda: _row_kernel(devices, dense), args)
+        out = kernel(*args)
         return out, lambda key: _in_grid_order(out[key], rows, devices)
-    args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
-    out = _grid_kernel(dense)(*_sharded(args, rows))
+    args = _sharded((grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid), rows)
+    kernel = executables.compiled(f"grid-{'dense' if dense else 'moe'}", lambda: _grid_kernel(dense), args)
+    out = kernel(*args)
     return out, lambda key: np.asarray(out[key])
 
 
@@ -243,12 +257,15 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     from planner.plans import explain_infeasible, plans_from_indices
 
     start = time.perf_counter()
-    grid = build_grid(scenario, catalog)
+    with timing.phase("grid"):
+        grid = build_grid(scenario, catalog)
     warming = _warm_detail_kernel(grid)
     _, to_host = _launch(grid)
-    raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
+    with timing.phase("kernel"):
+        raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
     if warming is not None:
-        warming.join()
+        with timing.phase("wait for detail kernel"):
+            warming.join()
     h_real = len(grid.hardware)
     per_hw_flat = np.asarray(raw["best_per_hw"][:h_real], dtype=np.int64)
     per_hw_cost = raw["best_monthly_per_hw"][:h_real]
@@ -257,7 +274,8 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     best_flat = [h * block + int(per_hw_flat[h]) for h in feasible_hw]
     closest_flat = [h * block + int(raw["closest_per_hw"][h]) for h in range(h_real) if h not in feasible_hw]
     wanted = np.asarray(best_flat + closest_flat, dtype=np.int64)
-    plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
+    with timing.phase("plans"):
+        plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
     per_hardware = sorted(plans[:len(best_flat)], key=lambda p: p["monthly_usd"])
     table = SolveResult(
         grid=grid,
@@ -272,11 +290,12 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     )
 
     def with_frontiers() -> SolveResult:
-        monthly = to_host("monthly")
-        par_tpot = pareto_indices(monthly, to_host("tpot95"))
-        par_ttft = pareto_indices(monthly, to_host("ttft95"))
-        wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
-        plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
+        with timing.phase("frontiers"):
+            monthly = to_host("monthly")
+            par_tpot = pareto_indices(monthly, to_host("tpot95"))
+            par_ttft = pareto_indices(monthly, to_host("ttft95"))
+            wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
+            plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
         return replace(table, pareto_tpot=plans[:len(par_tpot)], pareto_ttft=plans[len(par_tpot):],
                        seconds=time.perf_counter() - start, frontiers_pending=False)
 

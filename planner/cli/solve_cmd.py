@@ -41,25 +41,30 @@ def solve(
     ] = None,
 ) -> None:
     """Find the cheapest hardware and serving configuration that meets the scenario's SLOs."""
-    from planner import render, solve_report
-    from planner.catalog import load_catalog
-    from planner.search import enable_compilation_cache
-    from planner.search import solve as run_solve
+    from planner import timing
 
-    catalog = load_catalog()
-    scenario = load_scenario(file, sets or [], catalog, trace=trace)
-    enable_compilation_cache()
+    timing.mark("command starts")
+    with timing.phase("catalog+scenario"):
+        from planner.catalog import load_catalog
+
+        catalog = load_catalog()
+        scenario = load_scenario(file, sets or [], catalog)
+    with timing.phase("imports (jax, search)"):
+        from planner.search import solve as run_solve
     try:
         result = run_solve(scenario, catalog)
     except GridTooLargeError as exc:
         raise GridTooLargeError(f"{file}: {exc}") from None
-    if format == SolveFormat.json:
-        render.print_json(solve_report.to_dict(result, top))
-    elif format == SolveFormat.toml:
-        solve_report.write_toml(result, top)
-    elif format == SolveFormat.csv:
-        solve_report.write_csv(result, top)
-    else:
-        solve_report.write_table(result, top)
+    with timing.phase("report"):
+        from planner import render, solve_report
+
+        if format == SolveFormat.json:
+            render.print_json(solve_report.to_dict(result, top))
+        elif format == SolveFormat.toml:
+            solve_report.write_toml(result, top)
+        elif format == SolveFormat.csv:
+            solve_report.write_csv(result, top)
+        else:
+            solve_report.write_table(result, top)
     if result.best is None:
         raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))

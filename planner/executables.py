@@ -1,0 +1,228 @@
+"""Compiled search kernels kept on disk as serialized XLA executables.
+
+A warm process then skips tracing, lowering and compiling: it hashes everything that decides the
+compiled program into a key and loads the executable stored under it. The key is derived, never
+maintained by hand: the kernel's name and static arguments, the pytree structure (field names
+included), shape, dtype and sharding of every input, the source of the code that is traced (the
+cost model and the search kernels), and the identity of JAX, XLA, the devices and the host CPU.
+A change to any of them (a new grid axis, a new `Hw` field, an edited equation) is a new key, so a
+stale entry is never found. A file that fails its checksum, belongs to another key or does not
+load is ignored and rebuilt: the cache can cost time, never an answer.
+
+Files live in `PLANNER_CACHE_DIR` (default `~/.cache/planner`) under `kernels/`; the oldest are
+removed beyond `KEEP` entries. Entries are pickles, trusted like any file in the user's own cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from planner import timing
+
+FORMAT = 1  # the layout of an entry file (below); part of the key
+KEEP = 48  # entries kept (~2-3 MB each): every grid shape the TUI met recently stays warm
+_MAGIC = b"planner-executable\n"
+_PACKAGE = Path(__file__).resolve().parent
+# The code traced into the kernels. A module that a kernel calls must be under one of these, so
+# that editing it changes the key (everything else reaches a kernel only as array inputs).
+TRACED_SOURCES = ("model", "search.py", "executables.py")
+
+_memo: dict[str, Any] = {}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def cache_root() -> Path:
+    """Where the planner keeps what it can rebuild: `PLANNER_CACHE_DIR` or `~/.cache/planner`."""
+    env = os.environ.get("PLANNER_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "planner"
+
+
+@cache
+def source_hash() -> str:
+    """Hash of the traced source files (paths and bytes), so a model change invalidates entries."""
+    digest = hashlib.sha256()
+    for entry in TRACED_SOURCES:
+        path = _PACKAGE / entry
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.relative_to(_PACKAGE).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _cpu_identity() -> str:
+    """The host CPU's model and feature flags: XLA compiles CPU code for the features it finds, so
+    an executable copied to an older CPU must not load there."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f.read(65536).splitlines() if line.startswith(("model name", "flags"))]
+        return "\n".join(sorted(set(lines)))
+    except OSError:
+        import platform
+
+        return f"{platform.machine()} {platform.processor()}"
+
+
+@cache
+def _runtime_identity() -> str:
+    import jax
+    import jaxlib
+
+    devices = jax.devices()
+    client = devices[0].client
+    return "\n".join((
+        f"format {FORMAT}", sys.version, jax.__version__, jaxlib.__version__, client.platform,
+        client.platform_version, ",".join(f"{d.id}:{d.device_kind}" for d in devices),
+        os.environ.get("XLA_FLAGS", ""), f"x64 {jax.config.jax_enable_x64}", _cpu_identity(),
+    ))
+
+
+def signature(args: Sequence[Any]) -> str:
+    """Pytree structure with field names, and each leaf's abstract type (shape, dtype, weak type)
+    and sharding: the inputs' part of the key."""
+    import jax
+
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tuple(args))
+    parts = [str(treedef)]
+    for path, leaf in leaves:
+        sharding = str(leaf.sharding) if isinstance(leaf, jax.Array) else "host"
+        parts.append(f"{jax.tree_util.keystr(path)}: {jax.typeof(leaf)} @ {sharding}")
+    return "\n".join(parts)
+
+
+def key(name: str, args: Sequence[Any]) -> str:
+    text = "\n--\n".join((name, signature(args), source_hash(), _runtime_identity()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def compiled(name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any:
+    """The compiled executable of `make()` (a `jax.jit` function) for these arguments' types:
+    from this process's memo, else from disk, else traced, lowered, compiled and stored.
+
+    `name` must distinguish everything `make` closes over (static arguments)."""
+    k = key(name, args)
+    found = _memo.get(k)
+    if found is not None:
+        return found
+    with _locks_guard:
+        lock = _locks.setdefault(k, threading.Lock())
+    with lock:  # two threads asking for one kernel compile it once
+        found = _memo.get(k)
+        if found is None:
+            path = cache_root() / "kernels" / f"{name}-{k[:32]}.bin"
+            with timing.phase(f"load {name}"):
+                found = _load(path, k)
+            if found is None:
+                found = _build(name, make, args)
+                with timing.phase(f"store {name}"):
+                    _store(path, k, found)
+            _memo[k] = found
+    return found
+
+
+def _build(name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any:
+    with timing.phase(f"trace+lower {name}"):
+        lowered = make().trace(*args).lower()
+    with timing.phase(f"compile {name}"):
+        return lowered.compile()
+
+
+def _device_ids(exe: Any) -> list[int]:
+    ids: set[int] = set()
+    for sharding in (*_leaves(exe.input_shardings), *_leaves(exe.output_shardings)):
+        ids.update(d.id for d in sharding.device_set)
+    return sorted(ids)
+
+
+def _leaves(tree: Any) -> list[Any]:
+    import jax
+
+    return jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+
+
+def _load(path: Path, k: str) -> Any | None:
+    """The executable stored under key `k`, or None (missing, corrupt, foreign or unloadable)."""
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        head, digest, payload = blob[:len(_MAGIC)], blob[len(_MAGIC):len(_MAGIC) + 64], blob[len(_MAGIC) + 65:]
+        if head != _MAGIC or digest != hashlib.sha256(payload).hexdigest().encode():
+            raise ValueError("checksum")  # checked before XLA sees a byte: a torn file never loads
+        stored_key, ids, serialized, in_tree, out_tree = pickle.loads(payload)
+        if stored_key != k:
+            raise ValueError("key")
+        import jax
+        from jax.experimental.serialize_executable import deserialize_and_load
+
+        by_id = {d.id: d for d in jax.devices()}
+        exe = deserialize_and_load(serialized, in_tree, out_tree, execution_devices=[by_id[i] for i in ids])
+    except Exception:  # noqa: BLE001 - any failure means: rebuild (and replace the bad file)
+        _remove(path)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: kept by the pruning in _store
+    return exe
+
+
+def _store(path: Path, k: str, exe: Any) -> None:
+    """Write the entry atomically (a reader sees the old file or the whole new one); best effort:
+    an unwritable cache only costs the next process a compile."""
+    try:
+        from jax.experimental.serialize_executable import serialize
+
+        serialized, in_tree, out_tree = serialize(exe)
+        payload = pickle.dumps((k, _device_ids(exe), serialized, in_tree, out_tree), protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+            os.replace(tmp, path)
+        except BaseException:
+            _remove(Path(tmp))
+            raise
+        _prune(path.parent)
+    except Exception:  # noqa: BLE001 - see docstring
+        return
+
+
+def _prune(folder: Path) -> None:
+    entries = []
+    for p in folder.glob("*.bin"):
+        try:
+            entries.append((p.stat().st_mtime, p))
+        except OSError:
+            continue
+    entries.sort(reverse=True)
+    for _, p in entries[KEEP:]:
+        _remove(p)
+    cutoff = time.time() - 3600  # temp files of a process killed mid-write
+    for p in folder.glob(".tmp-*"):
+        try:
+            if p.stat().st_mtime < cutoff:
+                p.unlink()
+        except OSError:
+            continue
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def forget() -> None:
+    """Drop this process's memo (tests: force the next call to go to disk)."""
+    _memo.clear()
