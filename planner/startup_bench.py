@@ -45,7 +45,7 @@ def _run_once(scenario: Path, cache: Path) -> dict[str, Any]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         env["PLANNER_TIMINGS_SPAWNED"] = repr(time.time())
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", "from planner.cli import main; main()", "solve", str(scenario),
+        done = subprocess.run([sys.executable, "-m", "planner", "solve", str(scenario),
                                "--format", "json"], env=env, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
