@@ -36,11 +36,14 @@ _MAGIC = b"planner-executable\n"
 _PACKAGE = Path(__file__).resolve().parent
 # The code traced into the kernels. A module that a kernel calls must be under one of these, so
 # that editing it changes the key (everything else reaches a kernel only as array inputs).
-TRACED_SOURCES = ("model", "search.py", "executables.py")
+TRACED_SOURCES = ("model", "search.py")
 
+_RECENT = "recent.txt"  # entries the last process used: the next one starts loading them early
 _memo: dict[str, Any] = {}
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
+_prefetched: dict[Path, tuple[threading.Thread, list[Any]]] = {}
+_used: list[str] = []
 
 
 def cache_root() -> Path:
@@ -128,7 +131,43 @@ def compiled(name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any:
                 with timing.phase(f"store {name}"):
                     _store(path, k, found)
             _memo[k] = found
+            _note_use(path)
     return found
+
+
+def prefetch() -> None:
+    """Start loading the entries the previous process used, in background threads, so that they
+    load while this one is still importing and building its grid. `compiled` takes such an
+    entry only if its stored key is the one it needs; otherwise the work is just wasted."""
+    folder = cache_root() / "kernels"
+    try:
+        names = (folder / _RECENT).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return
+    for name in names[:4]:
+        path = folder / name
+        if path.suffix != ".bin" or path.name != name or path in _prefetched:
+            continue
+        box: list[Any] = []
+        thread = threading.Thread(target=lambda p=path, b=box: b.append(_read(p)), daemon=True,
+                                  name=f"planner-prefetch-{name}")
+        _prefetched[path] = (thread, box)
+        thread.start()
+
+
+def _note_use(path: Path) -> None:
+    """Remember the entries this process used (for `prefetch` in the next one); best effort."""
+    if path.name in _used:
+        return
+    _used.append(path.name)
+    del _used[:-4]
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(_used) + "\n")
+        os.replace(tmp, path.parent / _RECENT)
+    except OSError:
+        return
 
 
 def _build(name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any:
@@ -153,6 +192,26 @@ def _leaves(tree: Any) -> list[Any]:
 
 def _load(path: Path, k: str) -> Any | None:
     """The executable stored under key `k`, or None (missing, corrupt, foreign or unloadable)."""
+    prefetched = _prefetched.pop(path, None)
+    if prefetched is not None:
+        thread, box = prefetched
+        thread.join()
+        read = box[0] if box else None
+    else:
+        read = _read(path)
+    if read is None:
+        return None
+    stored_key, exe = read
+    if stored_key != k:
+        _remove(path)  # filed under the wrong name: never trusted, rebuilt
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: kept by the pruning in _store
+    return exe
+
+
+def _read(path: Path) -> tuple[str, Any] | None:
+    """(stored key, loaded executable) of an entry file, or None if it is missing or damaged."""
     try:
         blob = path.read_bytes()
     except OSError:
@@ -162,19 +221,15 @@ def _load(path: Path, k: str) -> Any | None:
         if head != _MAGIC or digest != hashlib.sha256(payload).hexdigest().encode():
             raise ValueError("checksum")  # checked before XLA sees a byte: a torn file never loads
         stored_key, ids, serialized, in_tree, out_tree = pickle.loads(payload)
-        if stored_key != k:
-            raise ValueError("key")
         import jax
         from jax.experimental.serialize_executable import deserialize_and_load
 
         by_id = {d.id: d for d in jax.devices()}
-        exe = deserialize_and_load(serialized, in_tree, out_tree, execution_devices=[by_id[i] for i in ids])
+        return stored_key, deserialize_and_load(serialized, in_tree, out_tree,
+                                                execution_devices=[by_id[i] for i in ids])
     except Exception:  # noqa: BLE001 - any failure means: rebuild (and replace the bad file)
         _remove(path)
         return None
-    with contextlib.suppress(OSError):
-        os.utime(path)  # recently used: kept by the pruning in _store
-    return exe
 
 
 def _store(path: Path, k: str, exe: Any) -> None:
@@ -224,5 +279,9 @@ def _remove(path: Path) -> None:
 
 
 def forget() -> None:
-    """Drop this process's memo (tests: force the next call to go to disk)."""
+    """Drop this process's memo and prefetches (tests: force the next call to go to disk)."""
+    for thread, _ in _prefetched.values():
+        thread.join()
+    _prefetched.clear()
     _memo.clear()
+    _used.clear()

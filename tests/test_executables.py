@@ -93,6 +93,34 @@ def test_an_entry_filed_under_another_key_is_not_loaded(cache):
     assert builds == ["affine", "affine"]
 
 
+def test_the_next_process_prefetches_the_entries_this_one_used(cache):
+    root, builds = cache
+    _solve_affine()
+    (entry,) = _entries(root)
+    assert (root / "kernels" / "recent.txt").read_text().split() == [entry.name]
+    executables.forget()
+    executables.prefetch()
+    assert entry in executables._prefetched
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine"] and not executables._prefetched  # taken from the prefetch
+
+
+def test_a_prefetched_entry_with_another_key_is_not_used(cache):
+    root, builds = cache
+    _solve_affine()
+    other_args = (ARGS[0], np.float32(3.0), np.float32(1.0))
+    (entry,) = _entries(root)
+    wrong = root / "kernels" / f"affine-{executables.key('affine', other_args)[:32]}.bin"
+    entry.rename(wrong)
+    (root / "kernels" / "recent.txt").write_text(wrong.name + "\n../outside.bin\n")
+    executables.forget()
+    executables.prefetch()
+    assert list(executables._prefetched) == [wrong]  # a name leaving the folder is never read
+    out = executables.compiled("affine", lambda: jax.jit(lambda p, x, y: {"y": p.a * x + p.b * y}), other_args)
+    np.testing.assert_array_equal(np.asarray(out(*other_args)["y"]), EXPECTED)
+    assert builds == ["affine", "affine"]  # the prefetched file held another key: rebuilt
+
+
 def test_a_model_source_change_misses_the_old_entry(cache, monkeypatch):
     root, builds = cache
     _solve_affine()
