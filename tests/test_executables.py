@@ -240,3 +240,29 @@ def test_startup_breakdown_of_real_processes():
     assert cold["compile"] > 0 and cold["cache load"] < cold["compile"]
     assert warm["compile"] == 0 and warm["trace + lower"] == 0 and warm["cache load"] > 0
     assert result["warm"]["wall_s"] < result["cold"]["wall_s"]
+
+
+def test_plans_label_the_ratios_in_the_model_order():
+    from planner.model.serving import BINDING
+    from planner.plans import BINDING as restated
+
+    assert restated == BINDING
+
+
+def test_a_warm_solve_does_not_import_the_model_equations(tmp_path):
+    """With its kernels cached, `planner solve` runs them without importing the cost model's
+    equations (their import runs an eager jnp op, a compile) nor the TUI."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PLANNER_CACHE_DIR": str(tmp_path)}
+    probe = ("import sys\nfrom planner.cli import main\n"
+             "try:\n    main(['solve', sys.argv[1], '--format', 'json'])\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('planner.model.serving', 'textual'))))")
+    scenario = str(paths.scenarios_dir() / "chat.toml")
+    cold = subprocess.run([sys.executable, "-c", probe, scenario], env=env, capture_output=True, text=True, check=True)
+    warm = subprocess.run([sys.executable, "-c", probe, scenario], env=env, capture_output=True, text=True, check=True)
+    assert "'planner.model.serving'" in cold.stdout.splitlines()[-1]  # the cold one traced the model
+    assert warm.stdout.splitlines()[-1] == "[]"
