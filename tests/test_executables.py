@@ -266,3 +266,16 @@ def test_a_warm_solve_does_not_import_the_model_equations(tmp_path):
     warm = subprocess.run([sys.executable, "-c", probe, scenario], env=env, capture_output=True, text=True, check=True)
     assert "'planner.model.serving'" in cold.stdout.splitlines()[-1]  # the cold one traced the model
     assert warm.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["solve", "--help"], ["hardware", "list"]])
+def test_only_solve_imports_jax_before_the_cli(argv):
+    """The console script imports JAX early only for a solve; help and the catalog commands stay fast."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "planner", *argv], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "planner.cli" in imported and "jax" not in imported
