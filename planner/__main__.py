@@ -27,7 +27,7 @@ def _start_loading_kernels(argv: list[str]) -> None:
         return
     from planner import executables, timing
 
-    with timing.phase("imports (jax, search)"):
+    with timing.phase("imports (jax, early)"):
         import jax
 
         jax.devices()

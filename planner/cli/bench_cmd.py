@@ -53,7 +53,7 @@ def bench(
         return
     out = render.table("metric", "value", title=f"planner bench ({result['backend']})", right=("value",))
     out.add_row("configurations", f"{result['configs']:,}")
-    out.add_row("compile + first run, s", f"{result['compile_s']:.2f}")
+    out.add_row("first run (compile, or load if cached), s", f"{result['compile_s']:.2f}")
     out.add_row("jitted search, s (median warm)", f"{result['seconds']:.3f}")
     out.add_row("configurations / s", f"{result['configs_per_s']:,}")
     out.add_row("numpy reference, s", f"{result['numpy_seconds']:.2f}")
