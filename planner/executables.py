@@ -126,29 +126,48 @@ def _key_seen(name: str, args: Sequence[Any]) -> str:
     return found
 
 
-def compiled(name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any:
+def compiled(name: str, make: Callable[[], Any], args: Sequence[Any],
+             meanwhile: Callable[[], None] | None = None) -> Any:
     """The compiled executable of `make()` (a `jax.jit` function) for these arguments' types:
     from this process's memo, else from disk, else traced, lowered, compiled and stored.
 
-    `name` must distinguish everything `make` closes over (static arguments)."""
+    `name` must distinguish everything `make` closes over (static arguments). `meanwhile` (other
+    work to start in a thread) is called once, when it competes least with this kernel: before
+    loading it, or, if it has to be built, after tracing and lowering (both hold the GIL), while
+    XLA compiles."""
     k = _key_seen(name, args)
     found = _memo.get(k)
-    if found is not None:
-        return found
-    with _locks_guard:
-        lock = _locks.setdefault(k, threading.Lock())
-    with lock:  # two threads asking for one kernel compile it once
-        found = _memo.get(k)
-        if found is None:
-            path = cache_root() / "kernels" / f"{name}-{k[:32]}.bin"
-            with timing.phase(f"load {name}"):
-                found = _load(path, k)
+    if found is None:
+        with _locks_guard:
+            lock = _locks.setdefault(k, threading.Lock())
+        with lock:  # two threads asking for one kernel compile it once
+            found = _memo.get(k)
             if found is None:
-                found = _build(name, make, args)
-                with timing.phase(f"store {name}"):
-                    _store(path, k, found)
-            _memo[k] = found
-            _note_use(path)
+                found = _load_or_build(name, make, args, k, meanwhile)
+                meanwhile = None
+                _memo[k] = found
+    if meanwhile is not None:
+        meanwhile()
+    return found
+
+
+def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: str,
+                   meanwhile: Callable[[], None] | None) -> Any:
+    path = cache_root() / "kernels" / f"{name}-{k[:32]}.bin"
+    if meanwhile is not None and (path in _prefetched or path.exists()):
+        meanwhile()
+        meanwhile = None
+    with timing.phase(f"load {name}"):
+        found = _load(path, k)
+    if found is None:
+        with timing.phase(f"trace+lower {name}"):
+            lowered = make().trace(*args).lower()
+        if meanwhile is not None:
+            meanwhile()
+        found = _compile(name, lowered)
+        with timing.phase(f"store {name}"):
+            _store(path, k, found)
+    _note_use(path)
     return found
 
 
@@ -187,9 +206,7 @@ def _note_use(path: Path) -> None:
         return
 
 
-def _build(name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any:
-    with timing.phase(f"trace+lower {name}"):
-        lowered = make().trace(*args).lower()
+def _compile(name: str, lowered: Any) -> Any:
     with timing.phase(f"compile {name}"):
         return lowered.compile()
 

@@ -35,13 +35,13 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path))
     executables.forget()
     builds: list[str] = []
-    real_build = executables._build
+    real_compile = executables._compile
 
-    def counting(name, make, args):
+    def counting(name, lowered):
         builds.append(name)
-        return real_build(name, make, args)
+        return real_compile(name, lowered)
 
-    monkeypatch.setattr(executables, "_build", counting)
+    monkeypatch.setattr(executables, "_compile", counting)
     yield tmp_path, builds
     executables.forget()
 
@@ -279,3 +279,23 @@ def test_only_solve_imports_jax_before_the_cli(argv):
     assert done.returncode == 0, done.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
     assert "planner.cli" in imported and "jax" not in imported
+
+
+def test_meanwhile_starts_once_where_it_competes_least(cache, monkeypatch):
+    """Other work (the detail kernel) starts after this kernel's tracing when it must be compiled,
+    and before its loading when it is cached; exactly once either way."""
+    root, builds = cache
+    events: list[str] = []
+    real_compile, real_load = executables._compile, executables._load
+    monkeypatch.setattr(executables, "_compile", lambda name, lowered: (events.append("compile"),
+                                                                        real_compile(name, lowered))[1])
+    monkeypatch.setattr(executables, "_load", lambda path, k: (events.append("load"), real_load(path, k))[1])
+    executables.compiled("affine", _affine, ARGS, meanwhile=lambda: events.append("meanwhile"))
+    assert events == ["load", "meanwhile", "compile"]  # nothing on disk: after lowering, before compiling
+    events.clear()
+    executables.forget()
+    executables.compiled("affine", _affine, ARGS, meanwhile=lambda: events.append("meanwhile"))
+    assert events == ["meanwhile", "load"]
+    events.clear()
+    executables.compiled("affine", _affine, ARGS, meanwhile=lambda: events.append("meanwhile"))
+    assert events == ["meanwhile"]  # in memory already
