@@ -52,7 +52,7 @@ def solve(
 
         jax.devices()  # the backend, before threads use it
         executables.prefetch()  # the last solve's kernels load while the rest is imported and built
-        from planner import plans, render, solve_report  # noqa: F401
+        from planner import plans, render, solve_report  # noqa: F401 - plans: timed here, used by the search
         from planner.catalog import load_catalog
         from planner.search import solve as run_solve
     with timing.phase("catalog+scenario"):
@@ -63,8 +63,6 @@ def solve(
     except GridTooLargeError as exc:
         raise GridTooLargeError(f"{file}: {exc}") from None
     with timing.phase("report"):
-        from planner import render, solve_report
-
         if format == SolveFormat.json:
             render.print_json(solve_report.to_dict(result, top))
         elif format == SolveFormat.toml:
