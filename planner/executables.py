@@ -30,7 +30,7 @@ from typing import Any
 
 from planner import timing
 
-FORMAT = 1  # the layout of an entry file (below); part of the key
+FORMAT = 2  # the layout of an entry file (below); part of the key
 KEEP = 48  # entries kept (~2-3 MB each): every grid shape the TUI met recently stays warm
 _MAGIC = b"planner-executable\n"
 _PACKAGE = Path(__file__).resolve().parent
@@ -159,16 +159,47 @@ def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: s
         meanwhile = None
     with timing.phase(f"load {name}"):
         found = _load(path, k)
-    if found is None:
-        with timing.phase(f"trace+lower {name}"):
-            lowered = make().trace(*args).lower()
-        if meanwhile is not None:
-            meanwhile()
-        found = _compile(name, lowered)
-        with timing.phase(f"store {name}"):
-            _store(path, k, found)
+    if found is not None:
+        found = _Checked(found, path, lambda: _build(name, make, args, path, k, None))
+    else:
+        found = _build(name, make, args, path, k, meanwhile)
     _note_use(path)
     return found
+
+
+def _build(name: str, make: Callable[[], Any], args: Sequence[Any], path: Path, k: str,
+           meanwhile: Callable[[], None] | None) -> Any:
+    with timing.phase(f"trace+lower {name}"):
+        lowered = make().trace(*args).lower()
+    if meanwhile is not None:
+        meanwhile()
+    exe = _compile(name, lowered)
+    with timing.phase(f"store {name}"):
+        _store(path, k, exe)
+    return exe
+
+
+class _Checked:
+    """An executable loaded from disk whose first call is checked: one that loads but cannot run
+    is removed and rebuilt, and the call answered by the rebuilt one (never a crash)."""
+
+    def __init__(self, exe: Any, path: Path, rebuild: Callable[[], Any]) -> None:
+        self._exe, self._path, self._rebuild = exe, path, rebuild
+        self._checked = False
+
+    def __call__(self, *args: Any) -> Any:
+        if self._checked:
+            return self._exe(*args)
+        import jax
+
+        try:
+            out = jax.block_until_ready(self._exe(*args))
+        except Exception:  # noqa: BLE001 - a bad entry: rebuild it (a real error recurs below)
+            _remove(self._path)
+            self._exe = self._rebuild()
+            out = self._exe(*args)
+        self._checked = True
+        return out
 
 
 def prefetch() -> None:
@@ -204,6 +235,15 @@ def _note_use(path: Path) -> None:
         os.replace(tmp, path.parent / _RECENT)
     except OSError:
         return
+
+
+def _jax_cache_in_use() -> bool:
+    """Whether JAX's own persistent compilation cache is on in this process. An executable it
+    loaded serializes without its kernels (it then fails with "Function ... not found"), so such
+    a process never stores entries."""
+    import jax
+
+    return bool(jax.config.jax_compilation_cache_dir) and bool(jax.config.jax_enable_compilation_cache)
 
 
 def _compile(name: str, lowered: Any) -> Any:
@@ -269,6 +309,8 @@ def _read(path: Path) -> tuple[str, Any] | None:
 def _store(path: Path, k: str, exe: Any) -> None:
     """Write the entry atomically (a reader sees the old file or the whole new one); best effort:
     an unwritable cache only costs the next process a compile."""
+    if _jax_cache_in_use():
+        return
     try:
         from jax.experimental.serialize_executable import serialize
 

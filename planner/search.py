@@ -24,21 +24,6 @@ from planner.pareto import pareto_indices
 from planner.schema import Scenario
 
 
-def enable_compilation_cache() -> None:
-    """Persist XLA executables of the other jitted code (e.g. `eval`) under `cache_root()/jax`; the
-    search kernels have their own cache of whole executables (`planner.executables`)."""
-    import jax
-
-    path = executables.cache_root() / "jax"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def _reduce(monthly, tpot, ttft, worst):
     """[H, R] per-hardware rows -> the flat arrays and per-hardware reductions pass 1 returns."""
     import jax.numpy as jnp

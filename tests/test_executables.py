@@ -299,3 +299,27 @@ def test_meanwhile_starts_once_where_it_competes_least(cache, monkeypatch):
     events.clear()
     executables.compiled("affine", _affine, ARGS, meanwhile=lambda: events.append("meanwhile"))
     assert events == ["meanwhile"]  # in memory already
+
+
+def test_an_entry_that_loads_but_cannot_run_is_rebuilt(tmp_path):
+    """E.g. one serialized from an executable that JAX had loaded from its own cache: it loads,
+    then fails with "Function ... not found". The first call removes it and answers anyway."""
+    entry = tmp_path / "affine-x.bin"
+    entry.write_bytes(b"a stored entry")
+
+    def broken(*args):
+        raise RuntimeError("NOT_FOUND: Function add_divide_fusion not found")
+
+    rebuilt = []
+    checked = executables._Checked(broken, entry, lambda: (rebuilt.append(1), _affine())[1])
+    np.testing.assert_array_equal(np.asarray(checked(*ARGS)["y"]), EXPECTED)
+    assert rebuilt == [1] and not entry.exists()
+    np.testing.assert_array_equal(np.asarray(checked(*ARGS)["y"]), EXPECTED)
+    assert rebuilt == [1]
+
+
+def test_no_entry_is_stored_while_jax_own_cache_is_on(cache, monkeypatch):
+    root, builds = cache
+    monkeypatch.setattr(executables, "_jax_cache_in_use", lambda: True)
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine"] and _entries(root) == []
