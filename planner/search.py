@@ -211,12 +211,14 @@ def _launch(grid: Grid, meanwhile: Callable[[], None] | None = None,
                 draft)
         kernel = executables.compiled(f"rows-{devices}-{'dense' if dense else 'moe'}",
                                       lambda: _row_kernel(devices, dense), args, meanwhile)
-        out = kernel(*args)
+        with timing.phase("kernel"):
+            out = kernel(*args)  # returns at once, or when done if it is the first call of a loaded kernel
         return out, lambda key: _in_grid_order(out[key], rows, devices)
     args = _sharded((grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid), rows)
     kernel = executables.compiled(f"grid-{'dense' if dense else 'moe'}", lambda: _grid_kernel(dense), args,
                                   meanwhile)
-    out = kernel(*args)
+    with timing.phase("kernel"):
+        out = kernel(*args)
     return out, lambda key: np.asarray(out[key])
 
 
