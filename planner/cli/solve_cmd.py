@@ -57,7 +57,7 @@ def solve(
         from planner.search import solve as run_solve
     with timing.phase("catalog+scenario"):
         catalog = load_catalog()
-        scenario = load_scenario(file, sets or [], catalog)
+        scenario = load_scenario(file, sets or [], catalog, trace=trace)
     try:
         result = run_solve(scenario, catalog)
     except GridTooLargeError as exc:
