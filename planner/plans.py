@@ -8,10 +8,14 @@ from typing import Any
 import numpy as np
 
 from planner.grid import Grid, gather
-from planner.model.serving import BINDING
 from planner.model.types import Load
 from planner.schema import Scenario
 from planner.uncertainty import band_for
+
+# `planner.model.serving.BINDING` (the order of the kernel's `ratios`), restated so that a warm
+# solve, which loads its kernels already compiled, need not import the model (an eager jnp op
+# at its import costs a compile); tests/test_executables.py checks that the two agree.
+BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")
 
 
 def _clean(x: float, digits: int = 6) -> float | None:

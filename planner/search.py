@@ -8,35 +8,20 @@ worth reporting (best per hardware, Pareto points, closest misses) to get their 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from planner import executables, timing
 from planner.catalog import Catalog
 from planner.grid import Grid, build_grid
 from planner.pareto import pareto_indices
 from planner.schema import Scenario
-
-
-def enable_compilation_cache() -> None:
-    """Persist XLA executables on disk so a second CLI run skips compilation."""
-    import jax
-
-    path = Path(os.environ.get("PLANNER_CACHE_DIR", Path.home() / ".cache" / "planner" / "jax"))
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _reduce(monthly, tpot, ttft, worst):
@@ -134,8 +119,7 @@ _detail_compiled = threading.Event()
 
 
 def _warm_detail_kernel(grid: Grid) -> threading.Thread | None:
-    """The first time, compile the detail kernel in a thread while the grid kernel compiles: the
-    compilers overlap (a cold start's table came 0.7 s sooner on 2 cores)."""
+    """The first time, get the detail kernel ready (loaded or compiled) in a thread."""
     from planner.plans import plans_from_indices
 
     if _detail_compiled.is_set():
@@ -153,8 +137,18 @@ def _warm_detail_kernel(grid: Grid) -> threading.Thread | None:
     return thread
 
 
-@cache
 def _detail_kernel():
+    """`evaluate_serving` on a few configurations (pass 2), compiled once per input shape and
+    loaded from the executable cache when a previous process compiled it."""
+    return _detail
+
+
+def _detail(*args):
+    return executables.compiled("detail", _detail_jit, args)(*args)
+
+
+@cache
+def _detail_jit():
     import jax
 
     from planner.model.serving import evaluate_serving
@@ -199,9 +193,11 @@ def run_grid(grid: Grid) -> dict[str, np.ndarray]:
     return {k: to_host(k) for k in out}
 
 
-def _launch(grid: Grid) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
+def _launch(grid: Grid, meanwhile: Callable[[], None] | None = None,
+            ) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
     """Start pass 1; returns its device outputs and a function that copies one of them to the
-    host in grid order (the per-configuration arrays are ~10 MB each: copy only what is used)."""
+    host in grid order (the per-configuration arrays are ~10 MB each: copy only what is used).
+    `meanwhile` is started while the kernel loads or compiles (`executables.compiled`)."""
     import jax
 
     rows = grid.shape[0]
@@ -216,11 +212,18 @@ def _launch(grid: Grid) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
         deal = np.arange(rows).reshape(rows // devices, devices).T.ravel()
         hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
         valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
-        out = _row_kernel(devices, dense, absent)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
-                                   grid.spec, grid.load, draft)
+        args = (grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg, grid.spec, grid.load,
+                draft)
+        kernel = executables.compiled(f"rows-{devices}-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}",
+                                      lambda: _row_kernel(devices, dense, absent), args, meanwhile)
+        with timing.phase("kernel"):
+            out = kernel(*args)  # returns at once, or when done if it is the first call of a loaded kernel
         return out, lambda key: _in_grid_order(out[key], rows, devices)
-    args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid)
-    out = _grid_kernel(dense, absent)(*_sharded(args, rows))
+    args = _sharded((grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid), rows)
+    kernel = executables.compiled(f"grid-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}",
+                                  lambda: _grid_kernel(dense, absent), args, meanwhile)
+    with timing.phase("kernel"):
+        out = kernel(*args)
     return out, lambda key: np.asarray(out[key])
 
 
@@ -248,12 +251,18 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     from planner.plans import explain_infeasible, plans_from_indices
 
     start = time.perf_counter()
-    grid = build_grid(scenario, catalog)
-    warming = _warm_detail_kernel(grid)
-    _, to_host = _launch(grid)
-    raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
-    if warming is not None:
-        warming.join()
+    with timing.phase("grid"):
+        grid = build_grid(scenario, catalog)
+    # The detail kernel gets ready in a thread: loading beside the grid kernel's loading, or traced
+    # once the grid kernel is lowered, so the two compile in parallel (a cold start's table came
+    # 0.7 s sooner on 2 cores) without their tracing competing for the GIL.
+    warming: list[threading.Thread | None] = []
+    _, to_host = _launch(grid, meanwhile=lambda: warming.append(_warm_detail_kernel(grid)))
+    with timing.phase("kernel"):
+        raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
+    if warming and warming[0] is not None:
+        with timing.phase("wait for detail kernel"):
+            warming[0].join()
     h_real = len(grid.hardware)
     per_hw_flat = np.asarray(raw["best_per_hw"][:h_real], dtype=np.int64)
     per_hw_cost = raw["best_monthly_per_hw"][:h_real]
@@ -262,7 +271,8 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     best_flat = [h * block + int(per_hw_flat[h]) for h in feasible_hw]
     closest_flat = [h * block + int(raw["closest_per_hw"][h]) for h in range(h_real) if h not in feasible_hw]
     wanted = np.asarray(best_flat + closest_flat, dtype=np.int64)
-    plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
+    with timing.phase("plans"):
+        plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
     per_hardware = sorted(plans[:len(best_flat)], key=lambda p: p["monthly_usd"])
     table = SolveResult(
         grid=grid,
@@ -277,11 +287,12 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     )
 
     def with_frontiers() -> SolveResult:
-        monthly = to_host("monthly")
-        par_tpot = pareto_indices(monthly, to_host("tpot95"))
-        par_ttft = pareto_indices(monthly, to_host("ttft95"))
-        wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
-        plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
+        with timing.phase("frontiers"):
+            monthly = to_host("monthly")
+            par_tpot = pareto_indices(monthly, to_host("tpot95"))
+            par_ttft = pareto_indices(monthly, to_host("ttft95"))
+            wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
+            plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
         return replace(table, pareto_tpot=plans[:len(par_tpot)], pareto_ttft=plans[len(par_tpot):],
                        seconds=time.perf_counter() - start, frontiers_pending=False)
 

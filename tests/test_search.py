@@ -204,7 +204,8 @@ def test_sram_only_chips_get_enough_chips(catalog):
 def test_bench_reports_its_figures_as_json(invoke):
     import json
 
-    result = invoke("bench", paths.scenarios_dir() / "chat.toml", "--repeat", "1", "--format", "json")
+    result = invoke("bench", paths.scenarios_dir() / "chat.toml", "--repeat", "1", "--startup-runs", "0",
+                    "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) >= {"configs", "seconds", "configs_per_s", "speedup_vs_numpy", "speedup_vs_python", "compile_s"}

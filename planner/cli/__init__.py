@@ -12,11 +12,13 @@ command bodies so that `planner --help` stays fast.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -38,6 +40,32 @@ COMMAND_MODULES = ("catalog_cmds", "file_cmds")
 OPTIONAL_COMMAND_MODULES = ("eval_cmd", "solve_cmd", "bench_cmd", "analysis_cmds", "tui_cmd", "trace_cmds")  # registered when present
 
 _debug = False
+_script = False  # started by the console script, garbage collector off (see `imports_done`)
+
+
+def imports_done() -> None:
+    """The console script starts with the garbage collector off (`planner.__main__`); once the
+    imports are done, freeze what they built (never garbage) out of its scans and turn it on."""
+    global _script
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+        _script = True
+
+
+@contextmanager
+def importing() -> Iterator[None]:
+    """A command's own heavy imports (jax, the search) with the collector off, as at start-up.
+    Only in the console script: a test or library process keeps its collector as it is."""
+    if not _script:
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _one_line(text: str) -> str:
@@ -74,6 +102,7 @@ class PlannerGroup(TyperGroup):
     """Top-level group: runs Click in non-standalone mode and owns error reporting and exit codes."""
 
     def invoke(self, ctx: Any) -> Any:
+        imports_done()
         # Discard command return values: exit codes come only from typer.Exit, never from a
         # value a command happens to return.
         super().invoke(ctx)

@@ -74,12 +74,10 @@ def whatif(
     from planner.analyses import evaluate, pick_variants, whatif_dict
     from planner.analyses.report import write_whatif
     from planner.catalog import load_catalog
-    from planner.search import enable_compilation_cache
 
     chosen = pick_variants(_csv(variants))
     catalog = load_catalog()
     scenario = load_scenario(file, sets or [], catalog)
-    enable_compilation_cache()
     ev = evaluate(scenario, catalog, chosen)
     if format is Format.json:
         render.print_json(whatif_dict(ev))
@@ -109,14 +107,12 @@ def sweep(
     from planner.analyses import pick_variants, run_sweep, split_values, sweep_dict, sweep_points
     from planner.analyses.report import write_sweep
     from planner.catalog import load_catalog
-    from planner.search import enable_compilation_cache
 
     chosen = pick_variants(_csv(variant)) if variant else []
     _prepare_plot(plot)
     catalog = load_catalog()
     base = load_scenario(file, sets or [], catalog)  # the file itself must be valid, not only its points
     points = sweep_points(file, param, split_values(values), sets or [], catalog)
-    enable_compilation_cache()
     result = run_sweep(param, points, catalog, chosen, base)
     doc = sweep_dict(result)
     if format is Format.json:
@@ -165,14 +161,12 @@ def project(
     from planner.analyses import project as run_project
     from planner.analyses.report import write_project
     from planner.catalog import load_catalog
-    from planner.search import enable_compilation_cache
 
     api_ids = [a.id for a in load_api_prices().api] if apis == "all" else _csv(apis)
     chosen = pick_apis(api_ids)
     _prepare_plot(plot)
     catalog = load_catalog()
     scenario = load_scenario(file, sets or [], catalog)
-    enable_compilation_cache()
     result = run_project(scenario, catalog, years, price_decline, usage_growth, api_price_decline, chosen)
     doc = project_dict(result)
     if format is Format.json:

@@ -43,32 +43,42 @@ def solve(
                                          "the model's context window) as an error: exit 2.")] = False,
 ) -> None:
     """Find the cheapest hardware and serving configuration that meets the scenario's SLOs."""
-    from planner import render, solve_report
-    from planner.catalog import load_catalog
-    from planner.search import enable_compilation_cache
-    from planner.search import solve as run_solve
+    from planner import timing
+    from planner.cli import importing
 
-    catalog = load_catalog()
-    scenario = load_scenario(file, sets or [], catalog, trace=trace)
+    timing.mark("command starts")
+    with timing.phase("imports (jax, search)"), importing():
+        import jax
+
+        from planner import executables
+
+        jax.devices()  # the backend, before threads use it
+        executables.prefetch()  # the last solve's kernels load while the rest is imported and built
+        from planner import plans, render, solve_report  # noqa: F401 - plans: timed here, used by the search
+        from planner.catalog import load_catalog
+        from planner.search import solve as run_solve
+    with timing.phase("catalog+scenario"):
+        catalog = load_catalog()
+        scenario = load_scenario(file, sets or [], catalog, trace=trace)
     if strict:
         found = scenario_warnings_for(scenario, catalog)
         if found:
             more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
             raise InputFileError(f"{file}: {found[0]}{more}; --strict turns warnings into errors")
-    enable_compilation_cache()
     try:
         result = run_solve(scenario, catalog)
     except GridTooLargeError as exc:
         raise GridTooLargeError(f"{file}: {exc}") from None
-    if format == SolveFormat.json:
-        render.print_json(solve_report.to_dict(result, top))
-    elif format == SolveFormat.toml:
-        solve_report.write_toml(result, top)
-    elif format == SolveFormat.csv:
-        for warning in result.grid.warnings:  # CSV has no header to carry it
-            typer.echo(f"warning: {warning}", err=True)
-        solve_report.write_csv(result, top)
-    else:
-        solve_report.write_table(result, top)
+    with timing.phase("report"):
+        if format == SolveFormat.json:
+            render.print_json(solve_report.to_dict(result, top))
+        elif format == SolveFormat.toml:
+            solve_report.write_toml(result, top)
+        elif format == SolveFormat.csv:
+            for warning in result.grid.warnings:  # CSV has no header to carry it
+                typer.echo(f"warning: {warning}", err=True)
+            solve_report.write_csv(result, top)
+        else:
+            solve_report.write_table(result, top)
     if result.best is None:
         raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))

@@ -39,14 +39,6 @@ class Solver:
         self.catalog = catalog
         self.compiled = False
         self._lock = threading.Lock()
-        self._cache_enabled = False
-
-    def _prepare(self) -> None:
-        if not self._cache_enabled:
-            from planner.search import enable_compilation_cache
-
-            enable_compilation_cache()
-            self._cache_enabled = True
 
     def solve(self, scenario: Scenario) -> Any:
         table, with_frontiers = self.solve_in_stages(scenario)
@@ -57,7 +49,6 @@ class Solver:
         from planner.search import solve_in_stages
 
         with self._lock:
-            self._prepare()
             table, with_frontiers = solve_in_stages(scenario, self.catalog)
             self.compiled = True
 
@@ -75,7 +66,6 @@ class Solver:
             return None
         search = scenario.search.model_copy(update={"hardware": [hardware]})
         with self._lock:
-            self._prepare()
             ev = evaluate(scenario.model_copy(update={"search": search}), self.catalog,
                           pick_variants(list(WHATIF_VARIANTS)))
         return [WhatIf(v.name, v.monthly_usd, v.delta_pct) for v in ev.variants if v.searched]
@@ -93,8 +83,7 @@ class Solver:
                 return
             variant = with_prompt_median(scenario, median, hardware)
             with self._lock:
-                self._prepare()
-                result, _ = solve_in_stages(variant, self.catalog)  # the best plan is all it needs
+                    result, _ = solve_in_stages(variant, self.catalog)  # the best plan is all it needs
             best = result.best
             yield CurvePoint(median, best["monthly_usd"] if best else None, best)
 

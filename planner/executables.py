@@ -1,0 +1,364 @@
+"""Compiled search kernels kept on disk as serialized XLA executables.
+
+A warm process then skips tracing, lowering and compiling: it hashes everything that decides the
+compiled program into a key and loads the executable stored under it. The key is derived, never
+maintained by hand: the kernel's name and static arguments, the pytree structure (field names
+included), shape, dtype and sharding of every input, the source of the code that is traced (the
+cost model and the search kernels), and the identity of JAX, XLA, the devices and the host CPU.
+A change to any of them (a new grid axis, a new `Hw` field, an edited equation) is a new key, so a
+stale entry is never found. A file that fails its checksum, belongs to another key or does not
+load is ignored and rebuilt: the cache can cost time, never an answer.
+
+Files live in `PLANNER_CACHE_DIR` (default `~/.cache/planner`) under `kernels/`; the oldest are
+removed beyond `KEEP` entries. Entries are pickles, trusted like any file in the user's own cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from planner import timing
+
+FORMAT = 2  # the layout of an entry file (below); part of the key
+KEEP = 48  # entries kept (~2-3 MB each): every grid shape the TUI met recently stays warm
+_MAGIC = b"planner-executable\n"
+_PACKAGE = Path(__file__).resolve().parent
+# The code traced into the kernels. A module that a kernel calls must be under one of these, so
+# that editing it changes the key (everything else reaches a kernel only as array inputs).
+TRACED_SOURCES = ("model", "search.py")
+
+_RECENT = "recent.txt"  # entries the last process used: the next one starts loading them early
+_memo: dict[str, Any] = {}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+_prefetched: dict[Path, tuple[threading.Thread, list[Any]]] = {}
+_used: list[str] = []
+
+
+def cache_root() -> Path:
+    """Where the planner keeps what it can rebuild: `PLANNER_CACHE_DIR` or `~/.cache/planner`."""
+    env = os.environ.get("PLANNER_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "planner"
+
+
+@cache
+def source_hash() -> str:
+    """Hash of the traced source files (paths and bytes), so a model change invalidates entries."""
+    digest = hashlib.sha256()
+    for entry in TRACED_SOURCES:
+        path = _PACKAGE / entry
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.relative_to(_PACKAGE).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _cpu_identity() -> str:
+    """The host CPU's model and feature flags: XLA compiles CPU code for the features it finds, so
+    an executable copied to an older CPU must not load there."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f.read(65536).splitlines() if line.startswith(("model name", "flags"))]
+        return "\n".join(sorted(set(lines)))
+    except OSError:
+        import platform
+
+        return f"{platform.machine()} {platform.processor()}"
+
+
+@cache
+def _runtime_identity() -> str:
+    import jax
+    import jaxlib
+
+    devices = jax.devices()
+    client = devices[0].client
+    return "\n".join((
+        f"format {FORMAT}", sys.version, jax.__version__, jaxlib.__version__, client.platform,
+        client.platform_version, ",".join(f"{d.id}:{d.device_kind}" for d in devices),
+        os.environ.get("XLA_FLAGS", ""), f"x64 {jax.config.jax_enable_x64}", _cpu_identity(),
+    ))
+
+
+def signature(args: Sequence[Any]) -> str:
+    """Pytree structure with field names, and each leaf's abstract type (shape, dtype, weak type)
+    and sharding: the inputs' part of the key."""
+    import jax
+
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tuple(args))
+    parts = [str(treedef)]
+    for path, leaf in leaves:
+        sharding = str(leaf.sharding) if isinstance(leaf, jax.Array) else "host"
+        parts.append(f"{jax.tree_util.keystr(path)}: {jax.typeof(leaf)} @ {sharding}")
+    return "\n".join(parts)
+
+
+def key(name: str, args: Sequence[Any]) -> str:
+    text = "\n--\n".join((name, signature(args), source_hash(), _runtime_identity()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_keys: dict[Any, str] = {}
+
+
+def _key_seen(name: str, args: Sequence[Any]) -> str:
+    """`key`, remembered per process under a cheap summary of the same facts (an interactive
+    session re-solves often: the full key costs milliseconds, this microseconds)."""
+    import jax
+
+    leaves, treedef = jax.tree_util.tree_flatten(tuple(args))
+    summary = (name, treedef, tuple((type(x), getattr(x, "shape", ()), getattr(x, "dtype", None),
+                                     getattr(x, "weak_type", None), getattr(x, "sharding", None)) for x in leaves))
+    found = _keys.get(summary)
+    if found is None:
+        found = _keys[summary] = key(name, args)
+    return found
+
+
+def compiled(name: str, make: Callable[[], Any], args: Sequence[Any],
+             meanwhile: Callable[[], None] | None = None) -> Any:
+    """The compiled executable of `make()` (a `jax.jit` function) for these arguments' types:
+    from this process's memo, else from disk, else traced, lowered, compiled and stored.
+
+    `name` must distinguish everything `make` closes over (static arguments). `meanwhile` (other
+    work to start in a thread) is called once, when it competes least with this kernel: before
+    loading it, or, if it has to be built, after tracing and lowering (both hold the GIL), while
+    XLA compiles."""
+    k = _key_seen(name, args)
+    found = _memo.get(k)
+    if found is None:
+        with _locks_guard:
+            lock = _locks.setdefault(k, threading.Lock())
+        with lock:  # two threads asking for one kernel compile it once
+            found = _memo.get(k)
+            if found is None:
+                found = _load_or_build(name, make, args, k, meanwhile)
+                meanwhile = None
+                _memo[k] = found
+    if meanwhile is not None:
+        meanwhile()
+    return found
+
+
+def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: str,
+                   meanwhile: Callable[[], None] | None) -> Any:
+    path = cache_root() / "kernels" / f"{name}-{k[:32]}.bin"
+    if meanwhile is not None and (path in _prefetched or path.exists()):
+        meanwhile()
+        meanwhile = None
+    with timing.phase(f"load {name}"):
+        found = _load(path, k)
+    if found is not None:
+        found = _Checked(found, path, lambda: _build(name, make, args, path, k, None))
+    else:
+        found = _build(name, make, args, path, k, meanwhile)
+    _note_use(path)
+    return found
+
+
+def _build(name: str, make: Callable[[], Any], args: Sequence[Any], path: Path, k: str,
+           meanwhile: Callable[[], None] | None) -> Any:
+    with timing.phase(f"trace+lower {name}"):
+        lowered = make().trace(*args).lower()
+    if meanwhile is not None:
+        meanwhile()
+    exe = _compile(name, lowered)
+    with timing.phase(f"store {name}"):
+        _store(path, k, exe)
+    return exe
+
+
+class _Checked:
+    """An executable loaded from disk whose first call is checked: one that loads but cannot run
+    is removed and rebuilt, and the call answered by the rebuilt one (never a crash)."""
+
+    def __init__(self, exe: Any, path: Path, rebuild: Callable[[], Any]) -> None:
+        self._exe, self._path, self._rebuild = exe, path, rebuild
+        self._checked = False
+
+    def __call__(self, *args: Any) -> Any:
+        if self._checked:
+            return self._exe(*args)
+        import jax
+
+        try:
+            out = jax.block_until_ready(self._exe(*args))
+        except Exception:  # noqa: BLE001 - a bad entry: rebuild it (a real error recurs below)
+            _remove(self._path)
+            self._exe = self._rebuild()
+            out = self._exe(*args)
+        self._checked = True
+        return out
+
+
+def prefetch() -> None:
+    """Start loading the entries the previous process used, in background threads, so that they
+    load while this one is still importing and building its grid. `compiled` takes such an
+    entry only if its stored key is the one it needs; otherwise the work is just wasted."""
+    folder = cache_root() / "kernels"
+    try:
+        names = (folder / _RECENT).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return
+    for name in names[:4]:
+        path = folder / name
+        if path.suffix != ".bin" or path.name != name or path in _prefetched:
+            continue
+        box: list[Any] = []
+        thread = threading.Thread(target=lambda p=path, b=box: b.append(_read(p)), daemon=True,
+                                  name=f"planner-prefetch-{name}")
+        _prefetched[path] = (thread, box)
+        thread.start()
+
+
+def _note_use(path: Path) -> None:
+    """Remember the entries this process used (for `prefetch` in the next one); best effort."""
+    if path.name in _used:
+        return
+    _used.append(path.name)
+    del _used[:-4]
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(_used) + "\n")
+        os.replace(tmp, path.parent / _RECENT)
+    except OSError:
+        return
+
+
+def _jax_cache_in_use() -> bool:
+    """Whether JAX's own persistent compilation cache is on in this process. An executable it
+    loaded serializes without its kernels (it then fails with "Function ... not found"), so such
+    a process never stores entries."""
+    import jax
+
+    return bool(jax.config.jax_compilation_cache_dir) and bool(jax.config.jax_enable_compilation_cache)
+
+
+def _compile(name: str, lowered: Any) -> Any:
+    with timing.phase(f"compile {name}"):
+        return lowered.compile()
+
+
+def _device_ids(exe: Any) -> list[int]:
+    ids: set[int] = set()
+    for sharding in (*_leaves(exe.input_shardings), *_leaves(exe.output_shardings)):
+        ids.update(d.id for d in sharding.device_set)
+    return sorted(ids)
+
+
+def _leaves(tree: Any) -> list[Any]:
+    import jax
+
+    return jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+
+
+def _load(path: Path, k: str) -> Any | None:
+    """The executable stored under key `k`, or None (missing, corrupt, foreign or unloadable)."""
+    prefetched = _prefetched.pop(path, None)
+    if prefetched is not None:
+        thread, box = prefetched
+        thread.join()
+        read = box[0] if box else None
+    else:
+        read = _read(path)
+    if read is None:
+        return None
+    stored_key, exe = read
+    if stored_key != k:
+        _remove(path)  # filed under the wrong name: never trusted, rebuilt
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: kept by the pruning in _store
+    return exe
+
+
+def _read(path: Path) -> tuple[str, Any] | None:
+    """(stored key, loaded executable) of an entry file, or None if it is missing or damaged."""
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        head, digest, payload = blob[:len(_MAGIC)], blob[len(_MAGIC):len(_MAGIC) + 64], blob[len(_MAGIC) + 65:]
+        if head != _MAGIC or digest != hashlib.sha256(payload).hexdigest().encode():
+            raise ValueError("checksum")  # checked before XLA sees a byte: a torn file never loads
+        stored_key, ids, serialized, in_tree, out_tree = pickle.loads(payload)
+        import jax
+        from jax.experimental.serialize_executable import deserialize_and_load
+
+        by_id = {d.id: d for d in jax.devices()}
+        return stored_key, deserialize_and_load(serialized, in_tree, out_tree,
+                                                execution_devices=[by_id[i] for i in ids])
+    except Exception:  # noqa: BLE001 - any failure means: rebuild (and replace the bad file)
+        _remove(path)
+        return None
+
+
+def _store(path: Path, k: str, exe: Any) -> None:
+    """Write the entry atomically (a reader sees the old file or the whole new one); best effort:
+    an unwritable cache only costs the next process a compile."""
+    if _jax_cache_in_use():
+        return
+    try:
+        from jax.experimental.serialize_executable import serialize
+
+        serialized, in_tree, out_tree = serialize(exe)
+        payload = pickle.dumps((k, _device_ids(exe), serialized, in_tree, out_tree), protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+            os.replace(tmp, path)
+        except BaseException:
+            _remove(Path(tmp))
+            raise
+        _prune(path.parent)
+    except Exception:  # noqa: BLE001 - see docstring
+        return
+
+
+def _prune(folder: Path) -> None:
+    entries = []
+    for p in folder.glob("*.bin"):
+        try:
+            entries.append((p.stat().st_mtime, p))
+        except OSError:
+            continue
+    entries.sort(reverse=True)
+    for _, p in entries[KEEP:]:
+        _remove(p)
+    cutoff = time.time() - 3600  # temp files of a process killed mid-write
+    for p in folder.glob(".tmp-*"):
+        try:
+            if p.stat().st_mtime < cutoff:
+                p.unlink()
+        except OSError:
+            continue
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def forget() -> None:
+    """Drop this process's memo and prefetches (tests: force the next call to go to disk)."""
+    for thread, _ in _prefetched.values():
+        thread.join()
+    _prefetched.clear()
+    _memo.clear()
+    _keys.clear()
+    _used.clear()

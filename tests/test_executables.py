@@ -1,0 +1,325 @@
+"""The executable cache: a hit gives the same answer as a compile, and a bad entry costs time, never
+an answer (corrupt, truncated, foreign or stale files are rebuilt)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+import pytest
+
+from planner import executables, paths
+from planner.catalog import load_catalog
+from planner.grid import build_grid
+from planner.search import _in_grid_order, _row_kernel, run_grid
+from planner.startup_bench import BREAKDOWN, startup_breakdown
+
+
+class Pair(NamedTuple):
+    a: np.ndarray
+    b: np.ndarray
+
+
+def _affine():
+    return jax.jit(lambda p, x: {"y": p.a * x + p.b})
+
+
+ARGS = (Pair(np.arange(4, dtype=np.float32), np.full(4, 0.5, np.float32)), np.float32(3.0))
+EXPECTED = np.array([0.5, 3.5, 6.5, 9.5], np.float32)  # a * 3 + 0.5 for a = 0, 1, 2, 3
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache folder, this process's memo emptied, and a count of compiles."""
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path))
+    executables.forget()
+    builds: list[str] = []
+    real_compile = executables._compile
+
+    def counting(name, lowered):
+        builds.append(name)
+        return real_compile(name, lowered)
+
+    monkeypatch.setattr(executables, "_compile", counting)
+    yield tmp_path, builds
+    executables.forget()
+
+
+def _entries(root):
+    return sorted((root / "kernels").glob("*.bin"))
+
+
+def _solve_affine():
+    return np.asarray(executables.compiled("affine", _affine, ARGS)(*ARGS)["y"])
+
+
+def test_a_second_process_loads_instead_of_compiling(cache):
+    root, builds = cache
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine"] and len(_entries(root)) == 1
+    executables.forget()  # as a new process: only the disk remains
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine"]  # loaded, not compiled again
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped byte", "empty"])
+def test_a_damaged_entry_is_rebuilt_and_replaced(cache, damage):
+    root, builds = cache
+    _solve_affine()
+    (entry,) = _entries(root)
+    blob = entry.read_bytes()
+    entry.write_bytes({"garbage": b"\x00not an executable" * 100, "truncated": blob[: len(blob) // 2],
+                       "flipped byte": blob[:-10] + bytes([blob[-10] ^ 0xFF]) + blob[-9:],
+                       "empty": b""}[damage])
+    executables.forget()
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine", "affine"]
+    assert entry.read_bytes() != b"" and len(_entries(root)) == 1
+    executables.forget()
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)  # the rewritten entry loads
+    assert builds == ["affine", "affine"]
+
+
+def test_an_entry_filed_under_another_key_is_not_loaded(cache):
+    root, builds = cache
+    _solve_affine()
+    (entry,) = _entries(root)
+    other_args = (ARGS[0], np.float32(3.0), np.float32(1.0))  # another signature, so another key
+    other = root / "kernels" / f"affine-{executables.key('affine', other_args)[:32]}.bin"
+    entry.rename(other)
+    executables.forget()
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine", "affine"]
+
+
+def test_the_next_process_prefetches_the_entries_this_one_used(cache):
+    root, builds = cache
+    _solve_affine()
+    (entry,) = _entries(root)
+    assert (root / "kernels" / "recent.txt").read_text().split() == [entry.name]
+    executables.forget()
+    executables.prefetch()
+    assert entry in executables._prefetched
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine"] and not executables._prefetched  # taken from the prefetch
+
+
+def test_a_prefetched_entry_with_another_key_is_not_used(cache):
+    root, builds = cache
+    _solve_affine()
+    other_args = (ARGS[0], np.float32(3.0), np.float32(1.0))
+    (entry,) = _entries(root)
+    wrong = root / "kernels" / f"affine-{executables.key('affine', other_args)[:32]}.bin"
+    entry.rename(wrong)
+    (root / "kernels" / "recent.txt").write_text(wrong.name + "\n../outside.bin\n")
+    executables.forget()
+    executables.prefetch()
+    assert list(executables._prefetched) == [wrong]  # a name leaving the folder is never read
+    out = executables.compiled("affine", lambda: jax.jit(lambda p, x, y: {"y": p.a * x + p.b * y}), other_args)
+    np.testing.assert_array_equal(np.asarray(out(*other_args)["y"]), EXPECTED)
+    assert builds == ["affine", "affine"]  # the prefetched file held another key: rebuilt
+
+
+def test_a_model_source_change_misses_the_old_entry(cache, monkeypatch):
+    root, builds = cache
+    _solve_affine()
+    old_key = executables.key("affine", ARGS)
+    monkeypatch.setattr(executables, "source_hash", lambda: "an edited cost model")
+    assert executables.key("affine", ARGS) != old_key
+    executables.forget()
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine", "affine"] and len(_entries(root)) == 2
+
+
+def test_the_source_hash_covers_every_cost_model_file(tmp_path, monkeypatch):
+    package = executables._PACKAGE
+    copy = tmp_path / "planner"
+    (copy / "model").mkdir(parents=True)
+    for entry in executables.TRACED_SOURCES:
+        src = package / entry
+        for f in (src.rglob("*.py") if src.is_dir() else [src]):
+            target = copy / f.relative_to(package)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.read_bytes())
+    monkeypatch.setattr(executables, "_PACKAGE", copy)
+    executables.source_hash.cache_clear()
+    try:
+        before = executables.source_hash()
+        for name in ("model/serving.py", "model/types.py", "search.py"):
+            path = copy / name
+            original = path.read_bytes()
+            path.write_bytes(original + b"\n# an edit\n")
+            executables.source_hash.cache_clear()
+            assert executables.source_hash() != before, name
+            path.write_bytes(original)
+        (copy / "model" / "layouts.py").write_text("X = 1\n")  # a new module of the model counts too
+        executables.source_hash.cache_clear()
+        assert executables.source_hash() != before
+    finally:
+        executables.source_hash.cache_clear()
+
+
+class Wider(NamedTuple):
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+
+
+class Renamed(NamedTuple):
+    a: np.ndarray
+    bias: np.ndarray
+
+
+@pytest.mark.parametrize("changed", [
+    (Pair(np.arange(5, dtype=np.float32), np.full(5, 0.5, np.float32)), np.float32(3.0)),  # a longer axis
+    (Pair(np.arange(4, dtype=np.int32), np.full(4, 0.5, np.float32)), np.float32(3.0)),  # a dtype
+    (Pair(np.arange(4, dtype=np.float32), np.full(4, 0.5, np.float32)), 3.0),  # a weakly typed scalar
+    (Wider(np.arange(4, dtype=np.float32), np.full(4, 0.5, np.float32), np.zeros(4, np.float32)),
+     np.float32(3.0)),  # a new field (a new Hw or Arch input)
+    (Renamed(np.arange(4, dtype=np.float32), np.full(4, 0.5, np.float32)), np.float32(3.0)),  # a renamed field
+])
+def test_any_change_in_the_inputs_types_is_a_new_key(changed):
+    assert executables.key("affine", changed) != executables.key("affine", ARGS)
+    assert executables.key("affine", ARGS) == executables.key("affine", ARGS)
+    assert executables.key("other", ARGS) != executables.key("affine", ARGS)
+
+
+def test_an_unwritable_cache_still_answers(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(blocker))
+    executables.forget()
+    try:
+        np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    finally:
+        executables.forget()
+
+
+def test_the_search_from_a_cached_executable_equals_the_jit_answer(cache):
+    """The real search kernel: compiled and stored, then loaded from disk by a 'new process'; both
+    answers equal the plain `jax.jit` call's, bit for bit."""
+    root, builds = cache
+    catalog = load_catalog()
+    grid = build_grid(_small(), catalog)
+    fresh = run_grid(grid)
+    assert [b for b in builds if b.startswith("rows-")] and _entries(root)
+    executables.forget()
+    builds.clear()
+    cached = run_grid(grid)
+    assert builds == []  # loaded from disk
+    rows = grid.shape[0]
+    devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
+    deal = np.arange(rows).reshape(rows // devices, devices).T.ravel()
+    hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
+    valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
+    dense = not np.any(np.asarray(grid.arch.experts_routed))
+    jit_out = _row_kernel(devices, dense)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
+                                          grid.spec, grid.load, np.float32(grid.draft_weight_bytes))
+    for k in fresh:
+        np.testing.assert_array_equal(fresh[k], cached[k])
+        np.testing.assert_array_equal(_in_grid_order(jit_out[k], rows, devices), cached[k])
+
+
+def _small():
+    from planner import io
+    from planner.schema import Scenario
+
+    data = io.read_toml(paths.scenarios_dir() / "chat.toml")
+    data["search"] = {"hardware": ["h100-sxm", "b200"], "chips": [1, 2, 4], "batch": [4, 16], "weight_dtype": ["bf16"],
+                      "kv_dtype": ["fp8"], "dram_fraction": [0.0], "nvme_fraction": [0.0], "spec_k": [0],
+                      "prefix_cache": [False], "attention": ["flash"]}
+    return io.validate(Scenario, data, "test")
+
+
+def test_startup_breakdown_of_real_processes():
+    """Cold then warm `planner solve` processes: the cold one compiles, the warm ones load."""
+    result = startup_breakdown(paths.scenarios_dir() / "chat.toml", warm_runs=1)
+    cold, warm = result["cold"]["breakdown"], result["warm"]["breakdown"]
+    assert set(cold) == {label for label, _ in BREAKDOWN}
+    assert cold["compile"] > 0 and cold["cache load"] < cold["compile"]
+    assert warm["compile"] == 0 and warm["trace + lower"] == 0 and warm["cache load"] > 0
+    assert result["warm"]["wall_s"] < result["cold"]["wall_s"]
+
+
+def test_plans_label_the_ratios_in_the_model_order():
+    from planner.model.serving import BINDING
+    from planner.plans import BINDING as restated
+
+    assert restated == BINDING
+
+
+def test_a_warm_solve_does_not_import_the_model_equations(tmp_path):
+    """With its kernels cached, `planner solve` runs them without importing the cost model's
+    equations (their import runs an eager jnp op, a compile) nor the TUI."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PLANNER_CACHE_DIR": str(tmp_path)}
+    probe = ("import sys\nfrom planner.cli import main\n"
+             "try:\n    main(['solve', sys.argv[1], '--format', 'json'])\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('planner.model.serving', 'textual'))))")
+    scenario = str(paths.scenarios_dir() / "chat.toml")
+    cold = subprocess.run([sys.executable, "-c", probe, scenario], env=env, capture_output=True, text=True, check=True)
+    warm = subprocess.run([sys.executable, "-c", probe, scenario], env=env, capture_output=True, text=True, check=True)
+    assert "'planner.model.serving'" in cold.stdout.splitlines()[-1]  # the cold one traced the model
+    assert warm.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["solve", "--help"], ["hardware", "list"]])
+def test_only_solve_imports_jax_before_the_cli(argv):
+    """The console script imports JAX early only for a solve; help and the catalog commands stay fast."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "planner", *argv], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "planner.cli" in imported and "jax" not in imported
+
+
+def test_meanwhile_starts_once_where_it_competes_least(cache, monkeypatch):
+    """Other work (the detail kernel) starts after this kernel's tracing when it must be compiled,
+    and before its loading when it is cached; exactly once either way."""
+    root, builds = cache
+    events: list[str] = []
+    real_compile, real_load = executables._compile, executables._load
+    monkeypatch.setattr(executables, "_compile", lambda name, lowered: (events.append("compile"),
+                                                                        real_compile(name, lowered))[1])
+    monkeypatch.setattr(executables, "_load", lambda path, k: (events.append("load"), real_load(path, k))[1])
+    executables.compiled("affine", _affine, ARGS, meanwhile=lambda: events.append("meanwhile"))
+    assert events == ["load", "meanwhile", "compile"]  # nothing on disk: after lowering, before compiling
+    events.clear()
+    executables.forget()
+    executables.compiled("affine", _affine, ARGS, meanwhile=lambda: events.append("meanwhile"))
+    assert events == ["meanwhile", "load"]
+    events.clear()
+    executables.compiled("affine", _affine, ARGS, meanwhile=lambda: events.append("meanwhile"))
+    assert events == ["meanwhile"]  # in memory already
+
+
+def test_an_entry_that_loads_but_cannot_run_is_rebuilt(tmp_path):
+    """E.g. one serialized from an executable that JAX had loaded from its own cache: it loads,
+    then fails with "Function ... not found". The first call removes it and answers anyway."""
+    entry = tmp_path / "affine-x.bin"
+    entry.write_bytes(b"a stored entry")
+
+    def broken(*args):
+        raise RuntimeError("NOT_FOUND: Function add_divide_fusion not found")
+
+    rebuilt = []
+    checked = executables._Checked(broken, entry, lambda: (rebuilt.append(1), _affine())[1])
+    np.testing.assert_array_equal(np.asarray(checked(*ARGS)["y"]), EXPECTED)
+    assert rebuilt == [1] and not entry.exists()
+    np.testing.assert_array_equal(np.asarray(checked(*ARGS)["y"]), EXPECTED)
+    assert rebuilt == [1]
+
+
+def test_no_entry_is_stored_while_jax_own_cache_is_on(cache, monkeypatch):
+    root, builds = cache
+    monkeypatch.setattr(executables, "_jax_cache_in_use", lambda: True)
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine"] and _entries(root) == []
