@@ -25,7 +25,7 @@ import numpy as np
 
 from planner.catalog import Catalog
 from planner.errors import InputFileError, UnknownIdError
-from planner.grid import Layout, layouts_for
+from planner.grid import Layout, layouts_for, legacy_layout
 from planner.lowering import (
     KV_BYTES,
     WEIGHT_BYTES,
@@ -258,14 +258,18 @@ def replica_candidates(case: EvalCase) -> list[int]:
     return out
 
 
-def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, Any]]:
-    """Predict every case; a case that does not fit still returns its row with `fits = false`."""
+def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool = True) -> list[dict[str, Any]]:
+    """Predict every case; a case that does not fit still returns its row with `fits = false`.
+    `search_layouts = False` evaluates each replica count with the pre-search layout rule
+    (`grid.legacy_layout`) unless the case pins one: the fidelity checks use it for measurements that
+    do not state their layout, as the calibration was fitted that way."""
     if not cases:
         return []
     resolved = [c for c in cases if c.unresolved is None]
     rows_by_case: dict[int, dict[str, Any]] = {}
     if resolved:
-        expanded = [(i, r, lay) for i, c in enumerate(resolved) for r, lay in layout_candidates(c, catalog)]
+        expanded = [(i, r, lay) for i, c in enumerate(resolved)
+                    for r, lay in layout_candidates(c, catalog, search_layouts)]
         out = _run([(resolved[i], r, lay) for i, r, lay in expanded], catalog)
         candidates: dict[int, list[dict[str, Any]]] = {}
         for j, (i, r, lay) in enumerate(expanded):
@@ -285,9 +289,9 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, An
 ROW_BUCKET = 64  # rows are padded to a multiple of this, so files of similar size share one compile
 
 
-def layout_candidates(case: EvalCase, catalog: Catalog) -> list[tuple[int, Layout]]:
+def layout_candidates(case: EvalCase, catalog: Catalog, search: bool = True) -> list[tuple[int, Layout]]:
     """(replicas, layout of one replica) pairs to evaluate: the pinned layout, or every layout
-    `layouts_for` lists for the chips of each replica count."""
+    `layouts_for` lists for the chips of each replica count (only the legacy rule without `search`)."""
     if case.layout:
         lay = pinned_layout(case.chips, case.layout)
         return [(lay.replicas_per_system, replace(lay, replicas_per_system=1))]
@@ -296,7 +300,8 @@ def layout_candidates(case: EvalCase, catalog: Catalog) -> list[tuple[int, Layou
     out = []
     for r in replica_candidates(case):
         chips = case.chips // r
-        out += [(r, lay) for lay in layouts_for(chips, domain, arch) or [Layout(tp=chips)]]
+        options = layouts_for(chips, domain, arch) if search else [legacy_layout(chips, domain, arch)]
+        out += [(r, lay) for lay in options or [Layout(tp=chips)]]
     return out
 
 

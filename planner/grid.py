@@ -70,6 +70,13 @@ def _largest_divisor_at_most(n: int, cap: int) -> int:
     return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
 
 
+def legacy_layout(chips: int, domain: int, arch: Arch) -> Layout:
+    """The rule before layouts were searched: tp = min(chips, domain, clip(kv_heads, 8, 16)), pipeline
+    stages for the rest (what the calibration's measurements were fitted with unless they state a layout)."""
+    tp = int(min(chips, domain, min(max(float(arch.kv_heads), 8.0), 16.0)))
+    return Layout(tp=tp, pp=chips // tp if chips % tp == 0 else chips / tp)  # type: ignore[arg-type]
+
+
 def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple[int, ...] = (1,)) -> list[Layout]:
     """The layouts engines run on `chips` chips, one instance or `replicas` data-parallel instances:
     - a pipeline stage fills the scale-up domain (tensor parallel never spans domains) and the
@@ -86,7 +93,7 @@ def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple
         if chips % r:
             continue
         m = chips // r
-        legacy = int(min(m, domain, min(max(float(arch.kv_heads), 8.0), 16.0)))
+        legacy = legacy_layout(m, domain, arch).tp
         widths = [_largest_divisor_at_most(m, domain)] + ([legacy] if m % legacy == 0 else [])
         for g in dict.fromkeys(widths):
             pp = m // g

@@ -234,13 +234,13 @@ def test_a_multi_node_plan_names_its_nodes_and_the_scale_out_link():
     assert eval_row["layout_text"] == "tp8 x pp2 over 2 nodes (400 Gb/s NIC per chip)"
 
 
-def test_eval_without_a_layout_picks_replicas_for_throughput_and_tp_for_latency():
+def test_eval_without_a_layout_picks_replicas_for_throughput_and_tp_for_tpot():
     base = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 8, "input": 1000, "output": 1000,
             "weight_dtype": "fp8", "kv_dtype": "fp8"}
     tput, latency = evaluate_cases([case_from_dict({**base, "batch": "max"}, "a"),
                                     case_from_dict({**base, "batch": 1}, "b")], CATALOG)
     assert tput["layout"]["replicas_per_system"] == 8 and tput["layout_chosen"] == "best throughput"
-    assert latency["layout"]["tp"] == 8 and latency["layout_chosen"] == "lowest latency"
+    assert latency["layout"]["tp"] == 8 and latency["layout_chosen"] == "lowest TPOT"
     pinned = evaluate_cases([case_from_dict({**base, "batch": "max", "tp": 8}, "c")], CATALOG)[0]
     assert tput["throughput_tok_s"] > pinned["throughput_tok_s"]  # 8 x TP1 beats one TP8 instance offline
 
