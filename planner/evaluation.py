@@ -1,12 +1,15 @@
 """`planner eval`: predict fixed configurations, one or many, in a single jitted call.
 
 Cases may mix hardware and models: every case becomes one or more rows of stacked arrays (one per
-candidate layout), so the whole file is one kernel launch (and one compile per process).
+candidate replica count and parallel layout), so the whole file is one kernel launch (and one
+compile per process).
 
 Layouts: `chips` are the accelerators of the measured system. Engines often run several replicas
 on them (an MLPerf "8-GPU" system may be 8 x TP1), so unless `replicas` pins it, every replica
 count that divides `chips` is evaluated and the best is reported: the highest system throughput
-for `batch = "max"`, the lowest TPOT for a fixed batch (ties: fewer replicas). A fixed batch and an
+for `batch = "max"`, the lowest TPOT for a fixed batch (ties: fewer replicas). Each replica
+likewise tries every parallel layout `grid.layouts_for` lists for its chips (tensor, pipeline,
+expert, attention-data and context parallelism), unless `tp`/`pp`/`ep`/`dp_attention`/`cp` pin one. A fixed batch and an
 `arrival_rps` are for the whole system and are split evenly over the replicas.
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -22,6 +25,7 @@ import numpy as np
 
 from planner.catalog import Catalog, tokenizer_mismatch
 from planner.errors import InputFileError, UnknownIdError
+from planner.grid import Layout, layouts_for, legacy_layout
 from planner.lowering import (
     KV_BYTES,
     WEIGHT_BYTES,
@@ -32,6 +36,7 @@ from planner.lowering import (
     supports_weight_dtype,
 )
 from planner.model.types import Arch, Spec
+from planner.plans import layout_record, layout_words
 from planner.schema.common import _KEBAB, canonical_dtype
 from planner.schema.scenario import Speculative
 from planner.uncertainty import add_bands, band_for
@@ -64,10 +69,12 @@ class EvalCase:
     replicas: int | None = None  # replicas on the `chips` (data parallel); None = the best
     unresolved: str | None = None  # why the case cannot be evaluated (an unknown ID in a cases file)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    layout: dict[str, int] = field(default_factory=dict)  # pinned degrees (tp, pp, ep, dp_attention, cp)
 
 
+LAYOUT_KEYS = ("tp", "pp", "ep", "dp_attention", "cp")
 OPTIONAL_KEYS = ("spec_k", "spec_alpha", "draft", "cached_tokens", "cache_tier", "max_batch", "max_num_tokens",
-                 "requests", "arrival_rps", "replicas")
+                 "requests", "arrival_rps", "replicas", *LAYOUT_KEYS)
 LIMITS = {"chips": 100_000, "batch": 1_000_000, "input": 10_000_000, "output": 10_000_000,
           "max_batch": 1_000_000, "max_num_tokens": 10_000_000, "requests": 100_000_000}
 ALPHA_RANGE = (0.001, 0.999)  # as the scenario's acceptance: 1 - 1e-12 is exactly 1 in float32
@@ -148,11 +155,27 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
             why = tokenizer_mismatch(catalog.model(draft), catalog.model(raw["model"]))
             if why:
                 raise InputFileError(f"{at('draft')}: {why}")
+    pinned = {key: raw[key] for key in LAYOUT_KEYS if raw.get(key) is not None}
+    for key, value in pinned.items():
+        if not _is_int(value) or not 1 <= value <= LIMITS["chips"]:
+            raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {LIMITS['chips']}]")
+    if pinned:
+        lay = pinned_layout(raw["chips"], pinned, at)
+        if limits["replicas"] is not None and limits["replicas"] != lay.replicas_per_system:
+            raise InputFileError(f"{at('replicas')}: {limits['replicas']} replicas, but the pinned layout "
+                                 f"(tp x dp_attention x pp = {lay.instance_chips}) makes {lay.replicas_per_system} "
+                                 f"on {raw['chips']} chips")
+        if catalog is not None and unresolved is None:
+            domain = catalog.accelerator(raw["hardware"]).scale_up_domain
+            if lay.tp * lay.dp_attention > domain:
+                raise InputFileError(
+                    f"{at('tp')}: tp x dp_attention = {lay.tp * lay.dp_attention} spans more than {raw['hardware']}'s "
+                    f"scale-up domain of {domain} chips; tensor parallelism stays inside a domain (use pp across domains)")
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
                     spec_alpha=float(alpha), draft=draft, unresolved=unresolved, extra=extra,
-                    **limits, **serving)
+                    layout=pinned, **limits, **serving)
 
 
 def _engine_limits(raw: dict[str, Any], at) -> dict[str, Any]:
@@ -185,6 +208,23 @@ def _serving_keys(raw: dict[str, Any], at) -> dict[str, Any]:
         raise InputFileError(f"{at('arrival_rps')}: {_show(rate)} must be a number of requests/s in "
                              f"(0, {MAX_ARRIVAL_RPS:g}]")
     return {"cached_tokens": cached, "cache_tier": tier, "arrival_rps": None if rate is None else float(rate)}
+
+
+def pinned_layout(chips: int, pinned: dict[str, int], at=lambda key: key) -> Layout:
+    """The layout a case pins; unpinned degrees default to 1, tp to what fills the chips."""
+    pp, dp, cp = pinned.get("pp", 1), pinned.get("dp_attention", 1), pinned.get("cp", 1)
+    tp = pinned.get("tp", max(chips // (pp * dp), 1))
+    instance = tp * dp * pp
+    if chips % instance:
+        raise InputFileError(f"{at('tp')}: tp x dp_attention x pp = {instance} does not divide chips = {chips} "
+                             "(the chips hold whole replicas of that layout)")
+    ep = pinned.get("ep", 1)
+    if ep not in (1, tp * dp):
+        raise InputFileError(f"{at('ep')}: {ep} must be 1 (experts tensor parallel) or tp x dp_attention = {tp * dp} "
+                             "(experts spread over the pipeline stage)")
+    if tp % cp:
+        raise InputFileError(f"{at('cp')}: {cp} must divide tp = {tp} (context parallelism shards KV within the tp group)")
+    return Layout(tp=tp, pp=pp, ep=ep, dp_attention=dp, cp=cp, replicas_per_system=chips // instance)
 
 
 def _is_int(value: Any) -> bool:
@@ -226,18 +266,29 @@ def replica_candidates(case: EvalCase) -> list[int]:
     return out
 
 
-def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, Any]]:
-    """Predict every case; a case that does not fit still returns its row with `fits = false`."""
+def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool = True) -> list[dict[str, Any]]:
+    """Predict every case; a case that does not fit still returns its row with `fits = false`.
+    `search_layouts = False` evaluates each replica count with the pre-search layout rule
+    (`grid.legacy_layout`) unless the case pins one: the fidelity checks use it for measurements that
+    do not state their layout, as the calibration was fitted that way."""
     if not cases:
         return []
     resolved = [c for c in cases if c.unresolved is None]
     rows_by_case: dict[int, dict[str, Any]] = {}
     if resolved:
-        expanded = [(i, r) for i, c in enumerate(resolved) for r in replica_candidates(c)]
-        out = _run([(resolved[i], r) for i, r in expanded], catalog)
+        expanded = [(i, r, lay) for i, c in enumerate(resolved)
+                    for r, lay in layout_candidates(c, catalog, search_layouts)]
+        out = _run([(resolved[i], r, lay) for i, r, lay in expanded], catalog)
         candidates: dict[int, list[dict[str, Any]]] = {}
-        for j, (i, r) in enumerate(expanded):
-            candidates.setdefault(i, []).append(_row(resolved[i], r, {k: v[j] for k, v in out.items()}))
+        for j, (i, r, lay) in enumerate(expanded):
+            row = _row(resolved[i], r, {k: v[j] for k, v in out.items()})
+            acc = catalog.accelerator(resolved[i].hardware)
+            system = replace(lay, replicas_per_system=r)
+            row["layout"] = layout_record(system, acc)
+            row["layout_text"] = layout_words(system, acc)
+            row["layout_chosen"] = ("pinned" if resolved[i].layout else
+                                    "best throughput" if resolved[i].batch == "max" else "lowest TPOT")
+            candidates.setdefault(i, []).append(row)
         for i, case in enumerate(resolved):
             rows_by_case[id(case)] = _annotate(case, catalog, _best(case, candidates[i]))
     return [rows_by_case[id(c)] if c.unresolved is None else _unresolved_row(c) for c in cases]
@@ -246,16 +297,33 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog) -> list[dict[str, An
 ROW_BUCKET = 64  # rows are padded to a multiple of this, so files of similar size share one compile
 
 
-def _run(pairs: list[tuple[EvalCase, int]], catalog: Catalog) -> dict[str, np.ndarray]:
+def layout_candidates(case: EvalCase, catalog: Catalog, search: bool = True) -> list[tuple[int, Layout]]:
+    """(replicas, layout of one replica) pairs to evaluate: the pinned layout, or every layout
+    `layouts_for` lists for the chips of each replica count (only the legacy rule without `search`)."""
+    if case.layout:
+        lay = pinned_layout(case.chips, case.layout)
+        return [(lay.replicas_per_system, replace(lay, replicas_per_system=1))]
+    domain = catalog.accelerator(case.hardware).scale_up_domain
+    arch = model_arrays(catalog.model(case.model))
+    out = []
+    for r in replica_candidates(case):
+        chips = case.chips // r
+        options = layouts_for(chips, domain, arch) if search else [legacy_layout(chips, domain, arch)]
+        out += [(r, lay) for lay in options or [Layout(tp=chips)]]
+    return out
+
+
+def _run(pairs: list[tuple[EvalCase, int, Layout]], catalog: Catalog) -> dict[str, np.ndarray]:
     real = len(pairs)
     pairs = pairs + [pairs[-1]] * (-real % ROW_BUCKET)
     out = _run_rows(pairs, catalog)
     return {k: v[:real] for k, v in out.items()}
 
 
-def _run_rows(pairs: list[tuple[EvalCase, int]], catalog: Catalog) -> dict[str, np.ndarray]:
-    cases = [c for c, _ in pairs]
-    replicas = np.asarray([r for _, r in pairs], np.float32)
+def _run_rows(pairs: list[tuple[EvalCase, int, Layout]], catalog: Catalog) -> dict[str, np.ndarray]:
+    cases = [c for c, _, _ in pairs]
+    replicas = np.asarray([r for _, r, _ in pairs], np.float32)
+    layouts = [lay for _, _, lay in pairs]
     accs = [catalog.accelerator(c.hardware) for c in cases]
     models = [catalog.model(c.model) for c in cases]
     hw = hardware_arrays(accs, catalog)
@@ -269,11 +337,13 @@ def _run_rows(pairs: list[tuple[EvalCase, int]], catalog: Catalog) -> dict[str, 
     spec = _stack(specs, Spec)
     spec = spec._replace(draft_params=spec.draft_params * np.asarray([c.spec_k > 0 for c in cases], np.float32))
     cfg = config_arrays(
-        chips=[c.chips // r for c, r in pairs],
-        batch=[0 if c.batch == "max" else c.batch / r for c, r in pairs],
+        chips=[c.chips // r for c, r, _ in pairs],
+        batch=[0 if c.batch == "max" else c.batch / r for c, r, _ in pairs],
         weight_dtype=[c.weight_dtype for c in cases],
         kv_dtype=[c.kv_dtype for c in cases],
         spec_k=[c.spec_k for c in cases],
+        tp=[lay.tp for lay in layouts], pp=[lay.pp for lay in layouts], ep=[lay.ep for lay in layouts],
+        dp_attn=[lay.dp_attention for lay in layouts], cp=[lay.cp for lay in layouts],
     )
 
     def per_replica(values, default=np.inf):

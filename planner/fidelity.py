@@ -30,7 +30,8 @@ FILES = ("measurements", "long-context", "chips", "derived")
 METRIC_CLASS = {"ttft_s": "TTFT", "tpot_s": "TPOT", "throughput_tok_s": "throughput", "decode_tok_s": "throughput",
                 "prefill_tok_s": "throughput"}
 CASE_FIELDS = ("hardware", "model", "chips", "batch", "input", "output", "weight_dtype", "kv_dtype",
-               "cached_tokens", "cache_tier", "max_batch", "max_num_tokens", "requests", "arrival_rps", "replicas")
+               "cached_tokens", "cache_tier", "max_batch", "max_num_tokens", "requests", "arrival_rps", "replicas",
+               "tp", "pp", "ep", "dp_attention", "cp")
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ def _why_unscored(raw: dict[str, Any], catalog: Catalog) -> str | None:
 def predict(cases: list[Measurement], catalog: Catalog) -> np.ndarray:
     """Predicted value of each scored case's metric (NaN where the model gives none)."""
     parsed = [case_from_dict(m.case(), f"{m.file}[{m.index}]") for m in cases]
-    rows = evaluate_cases(parsed, catalog)
+    # a measurement that does not state its layout is evaluated with the rule the calibration was fitted with
+    rows = evaluate_cases(parsed, catalog, search_layouts=False)
     return np.array([np.nan if r[m.metric] is None else r[m.metric] for m, r in zip(cases, rows, strict=True)])
 
 

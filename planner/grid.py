@@ -1,8 +1,10 @@
 """The search grid: one axis per decision, broadcast arrays of fixed shape, and the validity mask.
 
-Axes: hardware x chips x batch x weight dtype x KV dtype x tier split x spec k x prefix cache x
-attention. Chips are per hardware: HBM chips use the scenario's list; SRAM-only chips (Groq,
-Cerebras) start at the smallest power of two whose SRAM holds the weights, and double from there.
+Axes: hardware x layout x batch x weight dtype x KV dtype x tier split x spec k x prefix cache x
+attention. The layout axis lists, per hardware, every (chips, parallel layout) pair searched: for
+each chip count the layouts engines run (`layouts_for`), padded to a common length with masked
+slots. Chips are per hardware: HBM chips use the scenario's list; SRAM-only chips (Groq, Cerebras)
+start at the smallest power of two whose SRAM holds the weights, and double from there.
 """
 
 from __future__ import annotations
@@ -30,10 +32,111 @@ from planner.schema import Accelerator, ModelSpec, Scenario
 from planner.traces.calibrate import scenario_table
 from planner.traces.curve import cached_trace_workload
 
-AXES = ("hardware", "chips", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "prefix_cache", "attention")
+AXES = ("hardware", "layout", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "prefix_cache", "attention")
 MAX_CONFIGS = 20_000_000  # a 54M grid took 28 s and 5.6 GB on a 2-core, 24 GiB machine: refuse beyond
+LAYOUT_PAD = 4  # layout slots per hardware row padded to a multiple of this (fewer shapes, fewer compiles)
 HW_PAD = 16  # hardware axis padded to a multiple of this, so hardware filters and catalog edits rarely
 # recompile (padding rows cost no evaluation on CPUs: the row loop stops at the last real row)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One parallel layout of a system (see planner/model/layouts.py for what each degree means)."""
+
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    dp_attention: int = 1
+    cp: int = 1
+    replicas_per_system: int = 1
+
+    @property
+    def instance_chips(self) -> int:
+        return self.tp * self.dp_attention * self.pp
+
+    @property
+    def chips(self) -> int:
+        return self.instance_chips * self.replicas_per_system
+
+    def nodes(self, domain: int) -> int:
+        """Scale-up domains (nodes) the system spans: instances are packed into whole domains."""
+        per_instance = -(-self.instance_chips // domain)
+        if per_instance > 1:
+            return per_instance * self.replicas_per_system
+        return -(-self.chips // domain)
+
+
+def _largest_divisor_at_most(n: int, cap: int) -> int:
+    return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
+
+
+def legacy_layout(chips: int, domain: int, arch: Arch) -> Layout:
+    """The rule before layouts were searched: tp = min(chips, domain, clip(kv_heads, 8, 16)), pipeline
+    stages for the rest (what the calibration's measurements were fitted with unless they state a layout)."""
+    tp = int(min(chips, domain, min(max(float(arch.kv_heads), 8.0), 16.0)))
+    return Layout(tp=tp, pp=chips // tp if chips % tp == 0 else chips / tp)  # type: ignore[arg-type]
+
+
+def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple[int, ...] = (1,)) -> list[Layout]:
+    """The layouts engines run on `chips` chips, one instance or `replicas` data-parallel instances:
+    - a pipeline stage fills the scale-up domain (tensor parallel never spans domains) and the
+      stages pipeline across domains; the previous rule (tp = min(chips, domain, clip(kv_heads, 8, 16)),
+      pipeline for the rest) is kept too, so adding layouts can only lower the best bill;
+    - MoE models: attention TP + experts TP, attention TP + expert parallel, or attention
+      data-parallel + expert parallel over the stage;
+    - decode context parallelism where tensor parallelism would replicate KV (MLA, tp > KV heads).
+    """
+    kv_heads = int(arch.kv_heads) if float(arch.kv_shardable) > 0 else 1
+    moe = float(arch.experts_routed) > 0
+    out: list[Layout] = []
+    for r in replicas:
+        if chips % r:
+            continue
+        m = chips // r
+        legacy = legacy_layout(m, domain, arch).tp
+        widths = [_largest_divisor_at_most(m, domain)] + ([legacy] if m % legacy == 0 else [])
+        for g in dict.fromkeys(widths):
+            pp = m // g
+            if pp > int(arch.layers):
+                continue
+            copies = g // min(g, kv_heads)
+            cps = [1, copies] if copies > 1 else [1]
+            options = [Layout(tp=g, pp=pp, cp=c, replicas_per_system=r) for c in cps]
+            if moe and g > 1:
+                options += [Layout(tp=g, pp=pp, ep=g, cp=c, replicas_per_system=r) for c in cps]
+                options.append(Layout(tp=1, pp=pp, ep=g, dp_attention=g, replicas_per_system=r))
+            out.extend(options)
+    return list(dict.fromkeys(out))
+
+
+def solve_replicas(chips: int, chip_list: list[int]) -> list[int]:
+    """Replicas per system searched by `solve`: r > 1 only where chips / r is not itself a searched
+    count (otherwise chips / r with one replica per system bills the same or less: exact, not a heuristic)."""
+    return [r for r in range(1, chips + 1) if chips % r == 0 and (r == 1 or chips // r not in chip_list)]
+
+
+def allowed(lay: Layout, kinds: list[str]) -> bool:
+    """Whether the layout uses only the parallelism kinds listed (`search.parallelism`)."""
+    used = {"tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "dp_attention": lay.dp_attention, "cp": lay.cp,
+            "replicas": lay.replicas_per_system}
+    return all(n == 1 or kind in kinds for kind, n in used.items())
+
+
+def weights_fit(lay: Layout, acc: Accelerator, model: ModelSpec, weight_dtypes: list[str], hbm_fraction: float) -> bool:
+    """Whether the layout's weights per chip fit the chip's usable memory in the smallest searched
+    dtype (weights alone, before KV and workspace): a layout failing this is provably infeasible and
+    is not searched (the same split as `layouts.weights_per_chip`)."""
+    counts = param_counts(model)
+    smallest = min(WEIGHT_BYTES[d] for d in weight_dtypes)
+    experts = counts.experts_routed * counts.expert * smallest
+    rest = counts.dense * smallest + (counts.embed + counts.lm_head) * 2.0
+    per_chip = (rest / lay.tp + experts / (lay.tp * lay.dp_attention)) / lay.pp
+    return per_chip <= acc.memory_bytes * hbm_fraction
+
+
+def _pipeline_only(chips: int, arch: Arch) -> list[Layout]:
+    """One stage per chip: what remains when tensor parallelism is not allowed."""
+    return [Layout(pp=chips)] if chips <= int(arch.layers) else []
 
 
 @dataclass(frozen=True)
@@ -41,7 +144,9 @@ class Grid:
     scenario: Scenario
     model: ModelSpec
     hardware: list[Accelerator]  # unpadded
-    chips: np.ndarray  # [H_pad, C]
+    chips: np.ndarray  # [H_pad, K] chips per system of each layout slot
+    layouts: list[list[Layout]]  # [H_pad][K] the layout of each slot (padding repeats slot 0)
+    slot_valid: np.ndarray  # [H_pad, K] False for padding slots
     batch: list[int]
     weight_dtype: list[str]
     kv_dtype: list[str]
@@ -70,10 +175,16 @@ class Grid:
                 len(self.kv_dtype), len(self.tiers), len(self.spec_k), len(self.prefix_cache),
                 len(self.attention))
 
+    def real(self) -> np.ndarray:
+        """Flat mask (grid order) of the configurations searched: real hardware rows and layout slots."""
+        rows = (np.arange(self.shape[0]) < len(self.hardware))[:, None] & self.slot_valid
+        return np.broadcast_to(rows.reshape(self.shape[:2] + (1,) * (len(self.shape) - 2)), self.shape).ravel()
+
     @property
     def size(self) -> int:
-        """Configurations searched (real hardware only, padding excluded)."""
-        return len(self.hardware) * math.prod(self.shape[1:])
+        """Configurations searched (real hardware and layout slots only, padding excluded)."""
+        slots = int(self.slot_valid[:len(self.hardware)].sum())
+        return slots * math.prod(self.shape[2:])
 
 
 def _axis(values, axis: int, dtype=np.float32) -> np.ndarray:
@@ -165,12 +276,26 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     h_real = len(hardware)
     h_pad = max(HW_PAD, -(-h_real // HW_PAD) * HW_PAD)
     padded = hardware + [hardware[0]] * (h_pad - h_real)
-    chip_lists = [chips_for(acc, model, weight_dtypes, scenario.serving.hbm_fraction, s.chips) for acc in padded]
-    chips = np.asarray(chip_lists, dtype=np.float32)
-    n_configs = h_real * math.prod((chips.shape[1], len(batch), len(weight_dtypes), len(kv_dtypes),
-                                    len(tiers), len(spec_k), len(prefix), len(attention)))
+    arch = model_arrays(model)
+    slots: list[list[tuple[int, Layout]]] = []
+    for acc in padded:
+        counts = chips_for(acc, model, weight_dtypes, scenario.serving.hbm_fraction, s.chips)
+        row = [(n, lay) for n in counts
+               for lay in layouts_for(n, acc.scale_up_domain, arch, solve_replicas(n, counts))
+               + (_pipeline_only(n, arch) if "tp" not in s.parallelism else [])]
+        fit = [(n, lay) for n, lay in row if allowed(lay, s.parallelism)
+               and weights_fit(lay, acc, model, weight_dtypes, scenario.serving.hbm_fraction)]
+        # a hardware on which nothing fits keeps its first layout, so the answer can say why it fails
+        slots.append(list(dict.fromkeys(fit or [(n, lay) for n, lay in row if allowed(lay, s.parallelism)][:1])))
+    width = max(LAYOUT_PAD, -(-max(len(x) for x in slots) // LAYOUT_PAD) * LAYOUT_PAD)
+    slot_valid = np.array([[k < len(x) for k in range(width)] for x in slots])
+    slots = [x + [x[0] if x else (1, Layout())] * (width - len(x)) for x in slots]
+    chips = np.asarray([[n for n, _ in x] for x in slots], dtype=np.float32)
+    layouts = [[lay for _, lay in x] for x in slots]
+    n_configs = int(slot_valid[:h_real].sum()) * math.prod((len(batch), len(weight_dtypes), len(kv_dtypes),
+                                                            len(tiers), len(spec_k), len(prefix), len(attention)))
     if n_configs > MAX_CONFIGS:
-        sizes = {"hardware": h_real, "chips": chips.shape[1], "batch": len(batch),
+        sizes = {"hardware": h_real, "chips x layouts": width, "batch": len(batch),
                  "weight_dtype": len(weight_dtypes), "kv_dtype": len(kv_dtypes), "dram x nvme tiers": len(tiers),
                  "spec_k": len(spec_k), "prefix_cache": len(prefix), "attention": len(attention)}
         axes = " x ".join(f"{n} {name}" for name, n in sizes.items())
@@ -182,8 +307,13 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     hw = hardware_arrays(padded, catalog, scenario.search.risk)
     hw = Hw(*(np.asarray(x).reshape((h_pad,) + (1,) * (len(AXES) - 1)) for x in hw))
     spec, draft_bytes = draft_arrays(catalog, model, scenario.speculative)
+    per_slot = (h_pad, width) + (1,) * (len(AXES) - 2)
+
+    def slot_axis(field: str) -> np.ndarray:
+        return np.asarray([[getattr(lay, field) for lay in row] for row in layouts], np.float32).reshape(per_slot)
+
     cfg = Config(
-        chips=chips.reshape((h_pad, chips.shape[1]) + (1,) * (len(AXES) - 2)),
+        chips=slot_axis("instance_chips"),
         batch=_axis(batch, 2),
         weight_bytes=_axis([WEIGHT_BYTES[d] for d in weight_dtypes], 3),
         gemm_flops_sel=_axis([GEMM_SELECT[d] for d in weight_dtypes], 3),
@@ -193,13 +323,18 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
         spec_k=_axis(spec_k, 6),
         prefix_cache=_axis([1.0 if p else 0.0 for p in prefix], 7),
         flash=_axis([1.0 if a == "flash" else 0.0 for a in attention], 8),
+        tp=slot_axis("tp"), pp=slot_axis("pp"), ep=slot_axis("ep"), dp_attn=slot_axis("dp_attention"),
+        cp=slot_axis("cp"), replicas=slot_axis("replicas_per_system"),
+        expert_imbalance=np.float32(scenario.serving.expert_imbalance),
     )
     hw_valid = np.array([i < h_real for i in range(h_pad)])
     dtype_ok = np.array([[supports_weight_dtype(acc, d) for d in weight_dtypes] for acc in padded])
-    valid = (hw_valid[:, None] & dtype_ok).reshape((h_pad, 1, 1, len(weight_dtypes)) + (1,) * 5)
-    return Grid(scenario=scenario, model=model, hardware=hardware, chips=chips, batch=batch,
+    valid = (hw_valid[:, None, None] & slot_valid[:, :, None] & dtype_ok[:, None, :])
+    valid = valid.reshape((h_pad, width, 1, len(weight_dtypes)) + (1,) * 5)
+    return Grid(scenario=scenario, model=model, hardware=hardware, chips=chips, layouts=layouts,
+                slot_valid=slot_valid, batch=batch,
                 weight_dtype=weight_dtypes, kv_dtype=kv_dtypes, tiers=tiers, spec_k=spec_k,
-                prefix_cache=prefix, attention=attention, hw=hw, arch=model_arrays(model), cfg=cfg,
+                prefix_cache=prefix, attention=attention, hw=hw, arch=arch, cfg=cfg,
                 spec=spec, load=load_arrays(scenario, model, catalog), draft_weight_bytes=draft_bytes,
                 valid=valid)
 

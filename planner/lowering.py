@@ -23,6 +23,10 @@ _F32 = np.float32
 UNKNOWN_LINK_GBPS = 64.0
 """Model assumption for a link whose bandwidth the catalog marks "unknown": PCIe Gen5 x16 per
 direction, the most common chip link (reference: [R:hugo]). Stated in `planner hardware show`."""
+UNKNOWN_SCALE_OUT_GBPS = 50.0
+"""Model assumption for a scale-out network the catalog marks "unknown": one 400 Gb/s port per chip
+(an InfiniBand NDR port, 50 GB/s per direction; reference: [R:hugo]). Plans that cross scale-up
+domains on such hardware name this assumption."""
 
 
 def _num(value, default: float = 0.0) -> float:
@@ -41,6 +45,12 @@ def _host_tiers(acc: Accelerator) -> dict[str, float]:
     return {"dram_bytes": dram, "dram_bw": dram_bw, "nvme_bytes": nvme, "nvme_bw": nvme_bw}
 
 
+def scale_out_gbps(acc: Accelerator) -> tuple[float, bool]:
+    """(scale-out GB/s per chip the model uses, whether the catalog states it)."""
+    known = isinstance(acc.scale_out_gbps, int | float) and acc.scale_out_gbps > 0
+    return (float(acc.scale_out_gbps) if known else UNKNOWN_SCALE_OUT_GBPS), known
+
+
 def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
     fam = catalog.family(acc)
     return {
@@ -52,6 +62,9 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "flops_fp4": _num(acc.fp4_tflops) * 1e12,
         "link_bw": _num(acc.scale_up_gbps, UNKNOWN_LINK_GBPS) * 1e9,
         "domain": float(acc.scale_up_domain),
+        "scale_out_bw": scale_out_gbps(acc)[0] * 1e9,
+        # measured all-reduce latency where the catalog has one, else the family's calibrated figure
+        "allreduce_latency_s": _num(acc.allreduce_latency_us, fam.collective_latency_us) * 1e-6,
         "host_bw": _num(acc.host_link_gbps, UNKNOWN_LINK_GBPS) * 1e9,
         **_host_tiers(acc),
         "usd_per_hour": acc.usd_per_hour,
@@ -83,9 +96,9 @@ def _or(value: float | None, default: float) -> float:
 
 
 RATE_FIELDS = ("mem_bw", "flops_bf16", "flops_fp8", "flops_int8", "flops_fp4", "link_bw", "host_bw", "dram_bw",
-               "nvme_bw")
-LATENCY_FIELDS = ("step_overhead_s", "collective_latency_s", "layer_latency_s", "quant_layer_latency_s",
-                  "moe_layer_latency_s", "host_s_per_req")
+               "nvme_bw", "scale_out_bw")
+LATENCY_FIELDS = ("step_overhead_s", "collective_latency_s", "allreduce_latency_s", "layer_latency_s",
+                  "quant_layer_latency_s", "moe_layer_latency_s", "host_s_per_req")
 
 
 def scaled_times(row: dict[str, float], scale: float) -> dict[str, float]:
@@ -144,7 +157,9 @@ def draft_arrays(catalog: Catalog, target: ModelSpec, spec: Speculative) -> tupl
 
 
 def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_frac=0.0, spec_k=0,
-                  prefix_cache=0.0, flash=1.0) -> Config:
+                  prefix_cache=0.0, flash=1.0, tp=None, pp=1, ep=1, dp_attn=1, cp=1, replicas=1,
+                  expert_imbalance=1.0) -> Config:
+    """Config arrays; without a layout, the chips form one tensor-parallel instance (tp = chips)."""
     def arr(x, mapping=None):
         if mapping is not None:
             x = np.vectorize(mapping.__getitem__, otypes=[_F32])(np.asarray(x))
@@ -155,4 +170,6 @@ def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_f
         gemm_flops_sel=arr(weight_dtype, GEMM_SELECT), kv_bytes=arr(kv_dtype, KV_BYTES),
         dram_frac=arr(dram_frac), nvme_frac=arr(nvme_frac), spec_k=arr(spec_k),
         prefix_cache=arr(prefix_cache), flash=arr(flash),
+        tp=arr(chips if tp is None else tp), pp=arr(pp), ep=arr(ep), dp_attn=arr(dp_attn), cp=arr(cp),
+        replicas=arr(replicas), expert_imbalance=arr(expert_imbalance),
     )

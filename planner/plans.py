@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from planner.grid import Grid, gather
+from planner.grid import Grid, Layout, gather
+from planner.lowering import scale_out_gbps
 from planner.model.types import Load
-from planner.schema import Scenario
+from planner.schema import Accelerator, Scenario
 from planner.uncertainty import band_for
 
 # `planner.model.serving.BINDING` (the order of the kernel's `ratios`), restated so that a warm
@@ -50,11 +51,16 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
         acc = grid.hardware[h]
         dram, nvme = grid.tiers[t]
         ratios = m["ratios"][i]
+        lay = grid.layouts[h][c]
+        instances = m["replicas"][i]
         plan = {
             "hardware": acc.id,
             "hardware_name": acc.name,
             "chips": int(grid.chips[h, c]),
-            "replicas": int(m["replicas"][i]) if np.isfinite(m["replicas"][i]) else None,
+            "replicas": int(instances / lay.replicas_per_system) if np.isfinite(instances) else None,
+            "layout": layout_record(lay, acc),
+            "layout_text": layout_words(lay, acc),
+            "scale_out": scale_out_record(lay, acc),
             "batch": grid.batch[b],
             "weight_dtype": grid.weight_dtype[w],
             "kv_dtype": grid.kv_dtype[k],
@@ -104,6 +110,36 @@ def _bill_band(monthly: float, family: str) -> dict[str, Any]:
     band = band_for(family)
     return {"monthly_usd_low": _clean(monthly * band.low, 2), "monthly_usd_high": _clean(monthly * band.high, 2),
             "calibration": "fitted" if band.calibrated else "uncalibrated"}
+
+
+def layout_record(lay: Layout, acc: Accelerator) -> dict[str, int]:
+    """The `layout` object of a plan (keys are a contract: launch-command export reads them)."""
+    return {"tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "dp_attention": lay.dp_attention, "cp": lay.cp,
+            "replicas_per_system": lay.replicas_per_system, "nodes": lay.nodes(acc.scale_up_domain)}
+
+
+def scale_out_record(lay: Layout, acc: Accelerator) -> dict[str, Any] | None:
+    """The scale-out link a plan relies on (None when one instance stays inside one scale-up domain)."""
+    if -(-lay.instance_chips // acc.scale_up_domain) <= 1:
+        return None
+    gbps, known = scale_out_gbps(acc)
+    return {"gbps_per_chip": gbps, "gbit_per_chip": gbps * 8.0, "kind": acc.scale_out_kind, "assumed": not known}
+
+
+def layout_words(lay: Layout, acc: Accelerator) -> str:
+    """`tp4 x ep8 (dp-attention 2), 1 node` or `pp4 over 4 nodes (400 Gb/s NIC per chip)`."""
+    parts = [f"{name}{n}" for name, n in (("tp", lay.tp), ("pp", lay.pp), ("ep", lay.ep), ("cp", lay.cp)) if n > 1]
+    text = " x ".join(parts) or "1 chip"
+    if lay.dp_attention > 1:
+        text += f" (dp-attention {lay.dp_attention})"
+    if lay.replicas_per_system > 1:
+        text = f"{lay.replicas_per_system} replicas of {text}"
+    nodes = lay.nodes(acc.scale_up_domain)
+    link = scale_out_record(lay, acc)
+    if link is None:
+        return f"{text}, {nodes} node" + ("s" if nodes > 1 else "")
+    assumed = ", assumed" if link["assumed"] else ""
+    return f"{text} over {nodes} nodes ({link['gbit_per_chip']:g} Gb/s NIC per chip{assumed})"
 
 
 def explain_infeasible(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:

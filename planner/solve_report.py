@@ -12,7 +12,8 @@ import tomli_w
 from planner import render
 from planner.search import SolveResult
 
-CSV_COLUMNS = ("hardware", "chips", "replicas", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
+CSV_COLUMNS = ("hardware", "chips", "replicas", "layout", "tp", "pp", "ep", "dp_attention", "cp",
+               "replicas_per_system", "nodes", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
                "tier_nvme", "spec_k", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
                "tpot_p95_ms", "throughput_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
                "monthly_usd", "binding")
@@ -79,8 +80,8 @@ def write_csv(result: SolveResult, top: int) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for p in result.per_hardware[:top] if top else result.per_hardware:
-        row = dict(p, tier_hbm=p["tier_split"]["hbm"], tier_dram=p["tier_split"]["dram"],
-                   tier_nvme=p["tier_split"]["nvme"])
+        row = dict(p, **p["layout"], layout=p["layout_text"], tier_hbm=p["tier_split"]["hbm"],
+                   tier_dram=p["tier_split"]["dram"], tier_nvme=p["tier_split"]["nvme"])
         writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
     sys.stdout.write(buf.getvalue())
 
@@ -109,7 +110,8 @@ def write_table(result: SolveResult, top: int) -> None:
     else:
         mem = b["memory_gb_per_chip"]
         con.print(
-            f"Best: {b['replicas']} x {b['chips']} {b['hardware']} ({b['hardware_name']}), batch {b['batch']}, "
+            f"Best: {b['replicas']} x {b['chips']} {b['hardware']} ({b['hardware_name']}), {b['layout_text']}, "
+            f"batch {b['batch']}, "
             f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({render.tier_words(b)}), spec k={b['spec_k']}, "
             f"prefix cache {'on' if b['prefix_cache'] else 'off'}, {b['attention']} attention\n"
             f"  {render.money(b['monthly_usd'])}/month ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
@@ -119,11 +121,11 @@ def write_table(result: SolveResult, top: int) -> None:
             f"{(mem['kv_dram'] or 0) + (mem['kv_nvme'] or 0):.1f} GB, prefix cache {mem['prefix_cache'] or 0:.1f} GB, "
             f"usable {mem['usable_hbm']:.1f} GB; prefix hit rate {b['prefix_hit_rate']:.0%}")
     num = ("chips", "x", "batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month")
-    t = render.table("hardware", "chips", "x", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s",
+    t = render.table("hardware", "chips", "x", "layout", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s",
                      "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "binding",
                      title="Best plan per hardware (by monthly bill)", right=num)
     for p in result.per_hardware[:top] if top else result.per_hardware:
-        t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), str(p["batch"]),
+        t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), p["layout_text"], str(p["batch"]),
                   f"{p['weight_dtype']}/{p['kv_dtype']}", render.tiers(p), str(p["spec_k"]),
                   "on" if p["prefix_cache"] else "off", f"{p['ttft_p95_s']:.2f}", f"{p['tpot_p95_ms']:.1f}",
                   f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}",

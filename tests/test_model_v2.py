@@ -89,18 +89,20 @@ def test_prefill_pays_the_fixed_layer_time_once_per_chunk(cat):
 # ------------------------------------------------------------------ all-reduce: latency + bytes / link
 
 def test_allreduce_is_latency_plus_ring_bytes_over_the_link(cat):
+    from planner.model import layouts
+
     a = model_arrays(cat.model("llama-3.1-70b"))
     lat, link, eff = 7e-6, 450e9, 0.8
-    h = hw(cat, collective_latency_s=lat, link_bw=link, link_eff=eff)
+    h = hw(cat, allreduce_latency_s=lat, link_bw=link, link_eff=eff)
     tokens = 4096.0
     for tp in (2, 4, 8):
-        got = f(compute.collective_time(a, h, cfg(chips=tp), tokens))
+        got = f(layouts.collective_time(a, h, cfg(chips=tp), tokens))
         msg = tokens * 8192 * 2  # hidden 8,192, BF16
         expected = 2 * 80 * (lat + msg * 2 * (tp - 1) / tp / (eff * link))
         assert got == pytest.approx(expected, rel=1e-4)
-    slower = f(compute.collective_time(a, hw(cat, collective_latency_s=lat, link_bw=link / 2, link_eff=eff),
+    slower = f(layouts.collective_time(a, hw(cat, allreduce_latency_s=lat, link_bw=link / 2, link_eff=eff),
                                        cfg(chips=8), tokens))
-    assert slower > f(compute.collective_time(a, h, cfg(chips=8), tokens))
+    assert slower > f(layouts.collective_time(a, h, cfg(chips=8), tokens))
 
 
 # ------------------------------------------------------------------ non-GEMM activation traffic

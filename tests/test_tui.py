@@ -60,6 +60,8 @@ def plan(hw: str, monthly: float, *, chips: int = 4, replicas: int = 2, tpot: fl
     """A plan dict with every key the optimizer reports."""
     return {
         "hardware": hw, "hardware_name": hw.upper(), "chips": chips, "replicas": replicas, "batch": 16,
+        "layout": {"tp": chips, "pp": 1, "ep": 1, "dp_attention": 1, "cp": 1, "replicas_per_system": 1, "nodes": 1},
+        "layout_text": f"tp{chips}, 1 node", "scale_out": None,
         "weight_dtype": "fp8", "kv_dtype": "int4", "tier_split": {"hbm": 1.0, "dram": 0.0, "nvme": 0.0},
         "spec_k": 2, "prefix_cache": True, "attention": "flash", "ttft_p50_s": ttft / 4, "ttft_p95_s": ttft,
         "tpot_p50_ms": tpot * 0.7, "tpot_p95_ms": tpot, "throughput_tok_s": 700.0,
@@ -167,7 +169,10 @@ async def type_into(pilot: Pilot, field_id: str, text: str) -> None:
 
 def monthly_column(app: PlannerApp) -> list[str]:
     table = app.main.query_one(PlansTable)
-    return [str(table.get_cell_at((r, 11))) for r in range(table.row_count)]
+    from planner.tui.widgets.plans_table import COLUMNS
+
+    column = [c.key for c in COLUMNS].index("monthly")
+    return [str(table.get_cell_at((r, column))) for r in range(table.row_count)]
 
 
 # ---------------------------------------------------------------------- editing
@@ -376,7 +381,7 @@ async def test_export_csv(tmp_path: Path) -> None:
         await pilot.press("enter")
         await settle(app, pilot)
     lines = (tmp_path / "plans.csv").read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("hardware,chips,replicas,batch")
+    assert lines[0].startswith("hardware,chips,replicas,layout,tp,pp,ep,dp_attention,cp,replicas_per_system,nodes,batch")
     assert [line.split(",")[0] for line in lines[1:]] == ["b200", "h100-sxm", "mi300x"]
 
 

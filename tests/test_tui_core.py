@@ -91,6 +91,8 @@ def test_curve_medians_span_up_to_the_context_cap(doc: ScenarioDocument) -> None
 
 def _plan(hw: str) -> dict:
     return {"hardware": hw, "chips": 2, "replicas": 3, "batch": 8, "weight_dtype": "fp8", "kv_dtype": "fp8",
+            "layout": {"tp": 2, "pp": 1, "ep": 1, "dp_attention": 1, "cp": 1, "replicas_per_system": 1, "nodes": 1},
+            "layout_text": "tp2, 1 node", "scale_out": None,
             "tier_split": {"hbm": 0.75, "dram": 0.25, "nvme": 0.0}, "spec_k": 2, "prefix_cache": True,
             "attention": "flash", "ttft_p50_s": 1.0, "ttft_p95_s": 2.0, "tpot_p50_ms": 20.0, "tpot_p95_ms": None,
             "throughput_tok_s": 500.0, "usd_per_hour": 10.0, "usd_per_mtok_input": 0.1,

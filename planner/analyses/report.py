@@ -34,7 +34,7 @@ def header(sc: Scenario) -> str:
 
 
 def describe(p: dict[str, Any]) -> str:
-    return (f"{fleet(p)}, batch {p['batch']}, weights {p['weight_dtype']}, KV {p['kv_dtype']} ({tiers(p)}), "
+    return (f"{fleet(p)} ({p['layout_text']}), batch {p['batch']}, weights {p['weight_dtype']}, KV {p['kv_dtype']} ({tiers(p)}), "
             f"spec k={p['spec_k']}, prefix cache {'on' if p['prefix_cache'] else 'off'}, {p['attention']} attention: "
             f"{money(p['monthly_usd'])}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, TPOT p95 {p['tpot_p95_ms']:.1f} ms")
 
@@ -53,20 +53,20 @@ def _infeasible_table(ev: Evaluation) -> Any:
     return bad
 
 
-PLAN_COLUMNS = ("plan", "batch", "w/kv", "tiers", "k", "prefix", "attn", "TTFT p95 s", "TPOT p95 ms",
+PLAN_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "k", "prefix", "attn", "TTFT p95 s", "TPOT p95 ms",
                 "$/Mtok out", "$/month")
 PLAN_RIGHT = ("batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "$/month", "vs baseline", "vs first")
 
 
 def _plan_cells(p: dict[str, Any]) -> list[str]:
-    return [fleet(p), str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), str(p["spec_k"]),
+    return [fleet(p), p["layout_text"], str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), str(p["spec_k"]),
             f"{p['prefix_hit_rate'] or 0:.0%} hit" if p["prefix_cache"] else "off", p["attention"], f"{p['ttft_p95_s']:.2f}",
             f"{p['tpot_p95_ms']:.1f}", f"{p['usd_per_mtok_output']:.3f}", money(p["monthly_usd"])]
 
 
 def _sweep_cells(p: dict[str, Any]) -> list[str]:
     cells = _plan_cells(p)
-    return cells[:6] + cells[7:]  # no attention column: the naive-attention variant's name says it
+    return cells[:7] + cells[8:]  # no attention column: the naive-attention variant's name says it
 
 
 def write_whatif(ev: Evaluation) -> None:
@@ -105,7 +105,7 @@ def _value_text(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-SWEEP_COLUMNS = ("plan", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out",
+SWEEP_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out",
                  "$/month")
 
 

@@ -78,6 +78,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("bf16-weights-only", "weights in bf16 only",
             lambda g: {"weight_dtype": np.array([d == "bf16" for d in g.weight_dtype])},
             {"weight_dtype": ["bf16"]}),
+    Variant("tp-pp-only", "tensor and pipeline parallelism only (no expert, attention-DP or context parallelism, "
+            "no replicas inside a system)", lambda g: {"layout": np.array(
+                [[lay.ep == 1 and lay.dp_attention == 1 and lay.cp == 1 and lay.replicas_per_system == 1
+                  for lay in row] for row in g.layouts])}),
     Variant("gpu-only", "GPUs only (no TPU, ASIC or specialist chips)",
             lambda g: {"hardware": _hw_mask(g, lambda acc: acc.kind == "gpu")}),
     Variant("specialist-only", "SRAM/dataflow specialist chips only (Groq, Cerebras, SambaNova)",
@@ -126,6 +130,8 @@ def _restricted(shape: tuple[int, ...], masks: AxisMasks) -> np.ndarray:
         axis = AXES.index(name)
         view = [1] * len(shape)
         view[axis] = shape[axis]
+        if name == "layout":  # layout slots differ per hardware: the mask is [hardware, layout]
+            view[0] = shape[0]
         out = out & np.asarray(mask, dtype=bool).reshape(view)
     return out
 

@@ -24,7 +24,8 @@ FLAGS = {"hardware": "--hardware", "model": "--model", "chips": "--chips", "batc
          "input": "--input", "output": "--output", "weight_dtype": "--weight-dtype", "kv_dtype": "--kv-dtype",
          "spec_k": "--spec-k", "spec_alpha": "--spec-alpha", "cached_tokens": "--cached-tokens",
          "cache_tier": "--cache-tier", "max_batch": "--max-batch", "max_num_tokens": "--max-num-tokens",
-         "requests": "--requests", "arrival_rps": "--arrival-rps", "replicas": "--replicas"}
+         "requests": "--requests", "arrival_rps": "--arrival-rps", "replicas": "--replicas",
+         "tp": "--tp", "pp": "--pp", "ep": "--ep", "dp_attention": "--dp-attention", "cp": "--cp"}
 
 
 def _batch(value: str) -> int | str:
@@ -77,6 +78,11 @@ def evaluate(
     requests: Annotated[int | None, typer.Option("--requests", help="A finite offline run of this many requests.")] = None,
     arrival_rps: Annotated[float | None, typer.Option("--arrival-rps", help="Poisson load on the whole system, requests/s: TTFT/TPOT become means under load (p99 in ttft_p99_s/tpot_p99_s).")] = None,
     replicas: Annotated[int | None, typer.Option("--replicas", help="Data-parallel replicas on the chips (default: the best).")] = None,
+    tp: Annotated[int | None, typer.Option("--tp", help="Pin the layout: attention tensor-parallel ranks.")] = None,
+    pp: Annotated[int | None, typer.Option("--pp", help="Pin the layout: pipeline stages.")] = None,
+    ep: Annotated[int | None, typer.Option("--ep", help="Pin the layout: expert-parallel ranks (1 or tp x dp-attention).")] = None,
+    dp_attention: Annotated[int | None, typer.Option("--dp-attention", help="Pin the layout: attention data-parallel groups.")] = None,
+    cp: Annotated[int | None, typer.Option("--cp", help="Pin the layout: decode context-parallel ranks (divides tp).")] = None,
     cases: Annotated[Path | None, typer.Option("--cases", help="TOML file whose 'case' array of tables lists the configurations.")] = None,
     format: Annotated[EvalFormat, typer.Option("--format", "-f", help="Output format.")] = EvalFormat.table,
 ) -> None:
@@ -99,6 +105,7 @@ def evaluate(
             **{key: value for key, value in (("max_batch", max_batch), ("max_num_tokens", max_num_tokens),
                                              ("requests", requests), ("arrival_rps", arrival_rps),
                                              ("replicas", replicas)) if value is not None},
+            "tp": tp, "pp": pp, "ep": ep, "dp_attention": dp_attention, "cp": cp,
         }, "eval", catalog=catalog, labels=FLAGS)]
     rows = evaluate_cases(parsed, catalog)
     if format == EvalFormat.json:
@@ -109,7 +116,7 @@ def evaluate(
                        right=("chips", "layout", "batch", "TTFT s", "TPOT ms", "tok/s", "KV cap tok", "GB/chip",
                               "$/h", "$/Mtok out"))
     for r in rows:
-        layout = "n/a" if r["replicas"] is None else f"{r['replicas']} x {r['chips_per_replica']}"
+        layout = r.get("layout_text") or "n/a"
         out.add_row(r["hardware"], r["model"], str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
                     f"{r['input']}/{r['output']}", str(r["batch"]), _fmt(r["ttft_s"], 3),
                     _fmt(r["tpot_s"] and r["tpot_s"] * 1e3, 2), _fmt(r["throughput_tok_s"], 0),

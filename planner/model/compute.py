@@ -1,5 +1,5 @@
 """Shared roofline pieces: peak FLOPs by precision, MoE expert GEMMs, non-GEMM activation traffic,
-fixed per-layer kernel time, host time per step, tensor-parallel collectives."""
+fixed per-layer kernel time, host time per step (collectives: layouts.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import jax.numpy as jnp
 from planner.model.memory import BF16, layout
 from planner.model.types import Arch, Config, Hw
 
-SCALE_OUT_BW = 50e9  # bytes/s per chip between domains: one NDR 400G NIC per GPU (reference: [R:hugo])
 EXPERT_TILE_M = 64.0
 """Rows of one grouped-GEMM tile: an expert that receives fewer tokens than this still pays for a
 full tile (Hopper's wgmma instructions are 64 rows tall; CUTLASS grouped GEMMs tile M by 64-128)."""
@@ -108,16 +107,3 @@ def host_step_time(hw: Hw, batch: jnp.ndarray) -> jnp.ndarray:
     rank on GB200; issue #13957: ~580 us at 64 requests on B200). Overlapping schedulers hide it
     behind the GPU's step, so a step lasts the larger of the two."""
     return batch * hw.host_s_per_req
-
-
-def collective_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray) -> jnp.ndarray:
-    """Two ring all-reduces of the hidden state per layer over the scale-up link (tp > 1), each
-    latency + bytes x 2 (tp - 1) / tp / (link efficiency x link bandwidth), plus one
-    point-to-point hop per pipeline boundary over the scale-out network (pp > 1)."""
-    tp, pp = layout(hw, cfg, a)
-    msg = tokens * a.hidden * BF16
-    ring = msg * (2.0 * (tp - 1.0) / tp / jnp.maximum(hw.link_bw * hw.link_eff, 1.0))
-    allreduce = jnp.where(tp > 1, 2.0 * a.layers * (hw.collective_latency_s + ring), 0.0)
-    hop_bw = jnp.minimum(jnp.maximum(hw.link_bw, 1.0), SCALE_OUT_BW)
-    hops = (pp - 1.0) * (hw.collective_latency_s + msg * (1.0 / hop_bw))
-    return allreduce + hops

@@ -16,23 +16,21 @@ import jax.numpy as jnp
 from planner.model.attention import attn_flops_decode, kv_elems_read_decode, score_elems_decode
 from planner.model.compute import (
     activation_time,
-    collective_time,
     fixed_layer_time,
     gemm_peak,
     host_step_time,
     linear_work,
 )
-from planner.model.memory import BF16, kv_share_per_chip, layout
+from planner.model.layouts import collective_time, kv_share_per_chip, weight_stream_per_chip
+from planner.model.memory import BF16
 from planner.model.prefill import NAIVE_SCORE_PASSES
 from planner.model.types import Arch, Config, Hw
 
 
 def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     tokens = batch * query_tokens
-    tp, _ = layout(hw, cfg, a)
-    # with pipeline stages every micro-batch re-reads its stage's weights, so a chip streams W/tp
     linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes)
-    w_chip = (linear_bytes + a.params_lm_head * BF16) / tp
+    w_chip = weight_stream_per_chip(a, cfg, linear_bytes, a.params_lm_head * BF16)
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)
     t_flops = flops / (cfg.chips * gemm_peak(hw, cfg) * hw.decode_mfu)

@@ -1,9 +1,7 @@
-"""Where the bytes live: weights, KV cache (per tier), activations, and the parallel layout.
+"""Where the bytes live: weights, KV cache (per tier) and activations, per chip of the layout.
 
-Layout: tensor parallelism inside the scale-up domain, at most clip(kv_heads, 8, 16) ranks wide (wider
-TP only replicates KV heads and shrinks GEMMs; engines pipeline instead), and pipeline stages for
-the rest (pp = chips / tp). SRAM-only chips (hundreds per replica) are thus mostly pipelined. GQA KV heads split across tp ranks (replicated once tp exceeds
-the KV-head count); MLA's latent cache cannot be split by heads, so every tp rank holds all of it.
+The layout (tensor, pipeline, expert, attention-data and context parallelism) is a search decision
+carried in the config; `layouts.py` says how it splits weights and KV over the chips.
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from planner.model.attention import kv_elems_stored
+from planner.model.layouts import kv_share_per_chip, layout, weights_per_chip
 from planner.model.types import Arch, Config, Hw
 
 BF16 = 2.0
@@ -18,23 +17,6 @@ PREFILL_CHUNK_TOKENS = 8192.0  # chunked-prefill budget per step (vLLM/TRT-LLM d
 WORKSPACE_SHARE = 0.05  # at most this share of a chip's memory goes to the prefill chunk's workspace
 ACTIVATION_BYTES_PER_HIDDEN = BF16 * 16.0  # residual, QKV and MLP intermediates per token per hidden unit
 LOGITS_BYTES = 4.0  # fp32 logits buffer
-
-
-TP_MIN_CAP, TP_MAX_CAP = 8.0, 16.0
-
-
-def layout(hw: Hw, cfg: Config, a: Arch) -> tuple[jnp.ndarray, jnp.ndarray]:
-    cap = jnp.clip(a.kv_heads, TP_MIN_CAP, TP_MAX_CAP)
-    tp = jnp.minimum(jnp.minimum(cfg.chips, hw.domain), cap)
-    pp = jnp.maximum(cfg.chips / tp, 1.0)
-    return tp, pp
-
-
-def kv_share_per_chip(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
-    """Fraction of the instance's KV cache that one chip stores."""
-    tp, pp = layout(hw, cfg, a)
-    head_split = jnp.maximum(1.0 / tp, 1.0 / a.kv_heads)
-    return jnp.where(a.kv_shardable > 0, head_split, 1.0) / pp
 
 
 def kv_elems_per_seq(a: Arch, context: jnp.ndarray) -> jnp.ndarray:
@@ -83,7 +65,7 @@ def naive_score_bytes_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarra
 
 def memory_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray, draft_weight_bytes, draft_kv_elems):
     """Bytes per chip by use; `context` is the KV length reserved per sequence."""
-    weights = (weight_bytes(a, cfg.weight_bytes) + draft_weight_bytes) / cfg.chips
+    weights = weights_per_chip(a, cfg, weight_bytes(a, cfg.weight_bytes)) + draft_weight_bytes / cfg.chips
     kv_seq = kv_elems_per_seq(a, context) * cfg.kv_bytes
     kv_total = cfg.batch * kv_seq * kv_share_per_chip(a, hw, cfg)
     kv_total = kv_total + cfg.batch * draft_kv_elems * context * cfg.kv_bytes / cfg.chips

@@ -13,12 +13,12 @@ import jax.numpy as jnp
 from planner.model.attention import attn_flops_prefill, score_elems_prefill
 from planner.model.compute import (
     activation_time,
-    collective_time,
     fixed_layer_time,
     gemm_peak,
     linear_work,
     quantised_activations,
 )
+from planner.model.layouts import attention_spread, collective_time, pipeline_fill
 from planner.model.memory import BF16, prefill_chunk_tokens
 from planner.model.types import Arch, Config, Hw
 
@@ -54,10 +54,13 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes)
     t_weights = chunks * (chunk_bytes + a.params_lm_head * BF16) * per_byte
     t_attn_flops = seqs * attn_flops_prefill(a, new, cached) / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg))
+    t_attn_flops = t_attn_flops * attention_spread(cfg, seqs)
     t_scores = jnp.where(cfg.flash > 0, 0.0, seqs * score_elems_prefill(a, new, cached) * (NAIVE_SCORE_PASSES * BF16 * per_byte))
     t_act = activation_time(a, hw, cfg, tokens)
     t_comm = collective_time(a, hw, cfg, tokens)
     # a GPU launches every layer's kernels once per chunk; a dataflow pipeline fills once
     passes = jnp.where(hw.sram_only > 0, 1.0, chunks)
     t_fixed = passes * fixed_layer_time(a, hw, cfg)
-    return jnp.maximum(t_linear, t_weights) + t_attn_flops + t_scores + t_act + t_comm + t_fixed
+    # pipeline stages work on a prompt's chunks in turn: the compute fills and drains the pipeline
+    t_compute = (jnp.maximum(t_linear, t_weights) + t_attn_flops + t_scores + t_act) * pipeline_fill(cfg, chunks)
+    return t_compute + t_comm + t_fixed

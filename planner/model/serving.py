@@ -131,6 +131,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     rho_cap = jnp.minimum(rho_ttft, rho_tpot)
     lam_max = jnp.minimum(ld.util_max * mu, jnp.maximum(rho_cap, 0.0) / s_prefill)
     replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.maximum(lam_max, 1e-12)), 1.0)
+    replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas  # whole systems of `cfg.replicas` instances
     headroom = rho_cap >= MIN_PREFILL_LOAD
     replicas = jnp.where(headroom, replicas, jnp.inf)
     lam = ld.arrival_rps / replicas

@@ -25,6 +25,8 @@ class Hw(NamedTuple):
     flops_fp4: Array
     link_bw: Array  # scale-up, bytes/s per direction
     domain: Array  # chips per scale-up domain
+    scale_out_bw: Array  # between scale-up domains (the instance's NICs), bytes/s per direction per chip
+    allreduce_latency_s: Array  # one small all-reduce (or message) over the scale-up link
     host_bw: Array  # chip <-> host link, bytes/s per direction
     dram_bytes: Array  # host DRAM per chip
     dram_bw: Array  # host DRAM bandwidth share per chip
@@ -111,7 +113,7 @@ class Arch(NamedTuple):
 class Config(NamedTuple):
     """Serving configuration (one value per grid point)."""
 
-    chips: Array
+    chips: Array  # chips of one instance (a model replica): pp x dp_attn x tp
     batch: Array
     weight_bytes: Array  # bytes per weight incl. quantisation scales
     gemm_flops_sel: Array  # index 0 bf16, 1 fp8, 2 int8, 3 fp4: which peak the GEMMs run at
@@ -121,6 +123,14 @@ class Config(NamedTuple):
     spec_k: Array  # speculative lookahead (0 = off)
     prefix_cache: Array  # 1.0 = keep idle sessions' KV for the next turn
     flash: Array  # 1.0 = IO-aware attention, 0.0 = naive (materialised scores)
+    # parallel layout of one instance (see layouts.py): chips = pp x dp_attn x tp
+    tp: Array  # attention tensor-parallel ranks
+    pp: Array  # pipeline stages
+    ep: Array  # expert-parallel ranks of MoE layers (1 = experts tensor parallel over the stage)
+    dp_attn: Array  # attention data-parallel groups per stage
+    cp: Array  # decode context-parallel ranks (KV of one sequence sharded within the tp group)
+    replicas: Array  # instances per system (data parallel inside the system's chip count)
+    expert_imbalance: Array  # routing skew beyond uniform (1 = as balanced as uniform routing)
 
 
 class Spec(NamedTuple):

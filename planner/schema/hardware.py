@@ -29,6 +29,8 @@ SOURCED_FIELDS = (
     "scale_up_gbps",
     "scale_up_domain",
     "host_link_gbps",
+    "scale_out_gbps",
+    "allreduce_latency_us",
     "host_dram_gb_per_chip",
     "host_dram_gbps_per_chip",
     "nvme_gb_per_chip",
@@ -53,6 +55,8 @@ LIMITS: dict[str, float] = {
     "scale_up_gbps": 1e6,
     "scale_up_domain": 1e6,
     "host_link_gbps": 1e5,
+    "scale_out_gbps": 1e5,
+    "allreduce_latency_us": 1e6,
     "host_dram_gb_per_chip": 1e6,
     "host_dram_gbps_per_chip": 1e5,
     "nvme_gb_per_chip": 1e7,
@@ -120,6 +124,14 @@ class Accelerator(Strict):
     host_cpu: KebabId = Field("x86", description="Host CPU class that runs the engine's scheduler, sampling and "
                               "detokenisation ('x86', or 'grace' on GH200/GB200/GB300); its per-request time per "
                               "step is in hardware/calibration.toml [[host_cpu]]")
+    scale_out_gbps: Number | None = Field(
+        None, description="Scale-out (between scale-up domains) bandwidth per chip, GB/s per direction: the NICs "
+        "of the priced instance (InfiniBand, RoCE, EFA, DCN) divided by its chips; \"unknown\" or absent: the "
+        "planner assumes one 400 Gb/s port per chip and says so in every plan that crosses domains")
+    scale_out_kind: str = Field("unknown", description="Scale-out network, e.g. '8x 400 Gb/s InfiniBand NDR per node'")
+    allreduce_latency_us: Number | None = Field(
+        None, description="Latency of one small all-reduce over the scale-up domain (the bytes-independent part), "
+        "microseconds, as measured; \"unknown\" or absent: the family's calibrated collective_latency_us")
     # host tiers reachable from one chip
     host_dram_gb_per_chip: Number | None = Field(None, description="Host DRAM per chip in a typical node, GB")
     host_dram_gbps_per_chip: Number | None = Field(None, description="Host DRAM bandwidth share per chip, GB/s")

@@ -145,6 +145,12 @@ class Serving(Strict):
     utilization_max: float = Field(0.8, gt=0, lt=1, description="Planned utilisation ceiling per instance")
     hbm_fraction: float = Field(0.9, gt=0, le=1, description="Share of device memory the engine may use")
     hours_per_month: float = Field(730.0, gt=0, le=744, description="Hours billed per month")
+    expert_imbalance: float = Field(
+        1.0, ge=1, le=16, description="Expert-parallel routing skew: tokens the busiest expert rank receives "
+        "relative to uniform routing (the planner already adds uniform routing's own statistical spread). "
+        "1 = as balanced as uniform routing, what redundant-expert load balancing (EPLB) aims for: DeepSeek-V3 "
+        "technical report, arXiv 2412.19437, section 3.4 ('each GPU processes approximately the same number "
+        "of tokens'). Raise it for a router known to be skewed")
 
     @field_validator("utilization_max", "hbm_fraction")
     @classmethod
@@ -183,6 +189,11 @@ class Search(Strict):
     risk: Literal["central", "p90"] = Field(
         "central", description="Plan on the central prediction, or on the pessimistic edge of each hardware "
         "family's uncertainty band (every time x the family's p90 of measured/predicted; planner/data/uncertainty.toml)")
+    parallelism: list[Literal["tp", "pp", "ep", "dp_attention", "cp", "replicas"]] = Field(
+        default_factory=lambda: ["tp", "pp", "ep", "dp_attention", "cp", "replicas"],
+        description="Parallelism kinds the layouts may use (tensor, pipeline, expert, attention data-parallel, "
+        "decode context parallel, replicas inside a system); a layout using any other kind is not searched",
+    )
 
     @field_validator("hardware")
     @classmethod
@@ -191,7 +202,7 @@ class Search(Strict):
             raise ValueError("needs at least one hardware ID, or \"all\"")
         return value
 
-    @field_validator("weight_dtype", "kv_dtype", "prefix_cache", "attention")
+    @field_validator("weight_dtype", "kv_dtype", "prefix_cache", "attention", "parallelism")
     @classmethod
     def _not_empty(cls, value: list) -> list:
         if not value:

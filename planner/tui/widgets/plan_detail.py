@@ -92,7 +92,7 @@ class PlanDetail(Static):
         assert plan is not None
         header.append(Text.assemble(
             (f"{plan['hardware']}", "bold"), f" · {plan['hardware_name']} — {plan['replicas']} × "
-            f"{plan['chips']} chips, batch {plan['batch']}, weights {plan['weight_dtype']}, KV {plan['kv_dtype']} "
+            f"{plan['chips']} chips ({plan['layout_text']}), batch {plan['batch']}, weights {plan['weight_dtype']}, KV {plan['kv_dtype']} "
             f"({tiers(plan)}), spec k={plan['spec_k']}, prefix cache {'on' if plan['prefix_cache'] else 'off'}, "
             f"{plan['attention']} attention"))
         header.append(Text(

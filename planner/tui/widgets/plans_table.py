@@ -38,6 +38,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("hardware", "hardware", lambda p: p["hardware"], lambda p: p["hardware"], numeric=False),
     Column("chips", "chips", lambda p: str(p["chips"]), lambda p: p["chips"]),
     Column("replicas", "×", lambda p: str(p["replicas"]), lambda p: p["replicas"]),
+    Column("layout", "layout", lambda p: p["layout_text"], lambda p: p["layout_text"], numeric=False),
     Column("batch", "batch", lambda p: str(p["batch"]), lambda p: p["batch"]),
     Column("dtypes", "w/kv", lambda p: f"{p['weight_dtype']}/{p['kv_dtype']}",
            lambda p: (p["weight_dtype"], p["kv_dtype"]), numeric=False),

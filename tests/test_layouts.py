@@ -1,0 +1,298 @@
+"""Parallel layouts (#12): each communication term against its hand-derived formula, memory per chip
+by layout, the layouts the grid enumerates, and what plans and `eval` say about them."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import with_dotted
+
+from planner import io, paths
+from planner.catalog import load_catalog
+from planner.evaluation import case_from_dict, evaluate_cases
+from planner.grid import Layout, build_grid, layouts_for
+from planner.lowering import config_arrays, hardware_arrays, model_arrays
+from planner.model import layouts as L
+from planner.model import numpy_reference
+from planner.schema import Scenario
+
+CATALOG = load_catalog()
+EXAMPLES = int(os.environ.get("PLANNER_PROPERTY_EXAMPLES", "12"))
+
+
+def hw(acc_id: str = "h200-sxm", **changes):
+    changes.setdefault("link_eff", 1.0)  # the hand-derived figures below use the link's full bandwidth
+    row = hardware_arrays([CATALOG.accelerator(acc_id)], CATALOG)
+    return row._replace(**{k: np.asarray([v], np.float32) for k, v in changes.items()})
+
+
+def cfg(chips: int, **layout):
+    return config_arrays(chips=chips, batch=1, weight_dtype=layout.pop("weight_dtype", "bf16"), kv_dtype="bf16",
+                         **layout)
+
+
+def arch(model_id: str):
+    return model_arrays(CATALOG.model(model_id))
+
+
+def f(x) -> float:
+    return float(np.ravel(x)[0])
+
+
+# ---------------------------------------------------------------- communication terms, by hand
+
+def test_tensor_parallel_all_reduce_is_latency_plus_ring_bytes():
+    """Llama-3.1-70B (80 layers, hidden 8192) on tp8: two ring all-reduces per layer, each
+    latency + T x 8192 x 2 B x 2 x 7/8 / link."""
+    a, h = arch("llama-3.1-70b"), hw(link_bw=400e9, allreduce_latency_s=6e-6)
+    tokens = 1000.0
+    ring = tokens * 8192 * 2 * 2 * 7 / 8 / 400e9
+    expected = 2 * 80 * (6e-6 + ring)
+    assert f(L.tensor_parallel_time(a, h, cfg(8, tp=8), tokens)) == pytest.approx(expected, rel=1e-5)
+    # the bytes term doubles with the tokens and halves with the link; tp1 moves nothing
+    bytes_part = f(L.tensor_parallel_time(a, h, cfg(8, tp=8), tokens)) - 2 * 80 * 6e-6
+    twice = f(L.tensor_parallel_time(a, h, cfg(8, tp=8), 2 * tokens)) - 2 * 80 * 6e-6
+    faster = f(L.tensor_parallel_time(a, hw(link_bw=800e9, allreduce_latency_s=6e-6), cfg(8, tp=8), tokens)) - 2 * 80 * 6e-6
+    assert twice == pytest.approx(2 * bytes_part, rel=1e-5) and faster == pytest.approx(bytes_part / 2, rel=1e-5)
+    half_eff = hw(link_bw=400e9, allreduce_latency_s=6e-6, link_eff=0.5)  # the family's achieved fraction
+    assert f(L.tensor_parallel_time(a, half_eff, cfg(8, tp=8), tokens)) - 2 * 80 * 6e-6 == pytest.approx(2 * bytes_part, rel=1e-5)
+    assert f(L.tensor_parallel_time(a, h, cfg(1, tp=1), tokens)) == 0.0
+
+
+def test_attention_data_parallel_reduces_only_the_mlp_over_the_stage():
+    """DeepSeek-V3 with dp-attention 8 and ep 8: no attention all-reduce (tp1), the 3 dense layers'
+    MLP reduced over all 8 ranks, the 58 MoE layers go through the all-to-all instead."""
+    a, h = arch("deepseek-v3"), hw(link_bw=450e9, allreduce_latency_s=5.9e-6)
+    tokens = 64.0
+    per_layer = 5.9e-6 + tokens * 7168 * 2 * 2 * 7 / 8 / 450e9
+    got = f(L.tensor_parallel_time(a, h, cfg(8, tp=1, dp_attn=8, ep=8), tokens))
+    assert got == pytest.approx(3 * per_layer, rel=1e-5)
+
+
+def test_expert_all_to_all_moves_k_routes_per_token_with_the_imbalance():
+    """DeepSeek-V3 (k = 8, hidden 7168) on ep8, BF16 GEMMs: each rank sends T/8 tokens x 8 routes x
+    7/8 remote x 7168 x (2 B dispatch + 2 B combine), times the busiest rank's share
+    1 + sqrt(2 ln 8 x 7 / (T x 8)), per MoE layer (58), plus two latencies per layer."""
+    a, h = arch("deepseek-v3"), hw(link_bw=450e9, allreduce_latency_s=5.9e-6)
+    tokens = 512.0
+    uniform = 1 + np.sqrt(2 * np.log(8) * 7 / (tokens * 8))
+    moved = tokens / 8 * 8 * 7 / 8 * 7168 * 4 * uniform
+    expected = 58 * (2 * 5.9e-6 + moved / 450e9)
+    layout = dict(tp=8, ep=8)
+    assert f(L.expert_parallel_time(a, h, cfg(8, **layout), tokens)) == pytest.approx(expected, rel=1e-4)
+    # FP8 GEMMs dispatch in FP8 (1 B + a 4 B scale per 128): the bytes term shrinks to (1 + 1/32 + 2) / 4
+    fp8 = f(L.expert_parallel_time(a, h, cfg(8, weight_dtype="fp8", **layout), tokens)) - 58 * 2 * 5.9e-6
+    assert fp8 == pytest.approx((expected - 58 * 2 * 5.9e-6) * (3 + 1 / 32) / 4, rel=1e-4)
+    # a skewed router (scenario parameter) multiplies the bytes on the busiest rank
+    skewed = f(L.expert_parallel_time(a, h, cfg(8, expert_imbalance=1.5, **layout), tokens)) - 58 * 2 * 5.9e-6
+    assert skewed == pytest.approx(1.5 * (expected - 58 * 2 * 5.9e-6), rel=1e-4)
+    assert f(L.expert_parallel_time(a, h, cfg(8, tp=8), tokens)) == 0.0  # experts tensor parallel: no all-to-all
+
+
+def test_pipeline_hops_between_domains_use_the_scale_out_link():
+    """tp8 x pp2 on 8-GPU domains: one hop, across the NICs; tp4 x pp2 inside one domain: one hop
+    over NVLink. Each carries T x hidden x 2 B."""
+    a = arch("llama-3.1-70b")
+    h = hw(link_bw=450e9, scale_out_bw=50e9, allreduce_latency_s=6e-6)
+    msg = 1000 * 8192 * 2
+    across = f(L.pipeline_hop_time(a, h, cfg(16, tp=8, pp=2), 1000.0))
+    inside = f(L.pipeline_hop_time(a, h, cfg(8, tp=4, pp=2), 1000.0))
+    assert across == pytest.approx(6e-6 + msg / 50e9, rel=1e-5)
+    assert inside == pytest.approx(6e-6 + msg / 450e9, rel=1e-5)
+    faster_nic = f(L.pipeline_hop_time(a, hw(link_bw=450e9, scale_out_bw=100e9, allreduce_latency_s=6e-6),
+                                       cfg(16, tp=8, pp=2), 1000.0))
+    assert faster_nic - 6e-6 == pytest.approx((across - 6e-6) / 2, rel=1e-5)
+    # GH200 (one GPU per domain): pp4 crosses three NICs
+    gh = hw("gh200", scale_out_bw=50e9, allreduce_latency_s=6e-6)
+    assert f(L.pipeline_hop_time(a, gh, cfg(4, tp=1, pp=4), 1000.0)) == pytest.approx(3 * (6e-6 + msg / 50e9), rel=1e-5)
+
+
+def test_context_parallelism_exchanges_queries_and_partial_outputs():
+    """cp8 on tp8 (MLA): per layer two exchanges of 7/8 of T x hidden x 2 B; none at cp1."""
+    a, h = arch("deepseek-v3"), hw(link_bw=450e9, allreduce_latency_s=5.9e-6)
+    tokens = 32.0
+    expected = 61 * 2 * (5.9e-6 + tokens * 7168 * 2 * 7 / 8 / 450e9)
+    assert f(L.context_parallel_time(a, h, cfg(8, tp=8, cp=8), tokens)) == pytest.approx(expected, rel=1e-5)
+    assert f(L.context_parallel_time(a, h, cfg(8, tp=8), tokens)) == 0.0
+    doubled = f(L.context_parallel_time(a, h, cfg(8, tp=8, cp=8), 2 * tokens)) - 61 * 2 * 5.9e-6
+    assert doubled == pytest.approx(2 * (expected - 61 * 2 * 5.9e-6), rel=1e-5)
+
+
+def test_pipelined_prefill_fills_and_drains():
+    """One chunk through 4 stages: the stages work one after another (4x one stage's share); 61 chunks:
+    (61 + 3) / 61."""
+    c = cfg(4, tp=1, pp=4)
+    assert f(L.pipeline_fill(c, 1.0)) == pytest.approx(4.0)
+    assert f(L.pipeline_fill(c, 61.0)) == pytest.approx(64 / 61)
+    assert f(L.pipeline_fill(cfg(4, tp=4), 1.0)) == pytest.approx(1.0)
+
+
+def test_pipeline_prefill_of_one_short_prompt_is_not_spread_over_every_chip():
+    """A 2k prompt (one chunk) on 4 GH200s: as pp4 its compute takes ~4x the FLOPs / (4 chips) time."""
+    from planner.model.prefill import prefill_time
+
+    a, h = arch("llama-3.1-8b"), hw("gh200", allreduce_latency_s=0.0)
+    t_pp = f(prefill_time(a, h, cfg(4, tp=1, pp=4), 2048.0, 0.0)) - f(L.collective_time(a, h, cfg(4, tp=1, pp=4), 2048.0))
+    t_one = f(prefill_time(a, h, cfg(1, tp=1), 2048.0, 0.0))  # one chip does all the work
+    assert t_pp == pytest.approx(t_one, rel=0.02)
+
+
+# ---------------------------------------------------------------- memory per chip
+
+@pytest.mark.parametrize(("model_id", "layout", "share"), [
+    ("deepseek-v3", dict(chips=8, tp=8), 1.0),  # MLA latent on every tp rank
+    ("deepseek-v3", dict(chips=8, tp=8, cp=8), 1 / 8),  # context parallel shards it
+    ("deepseek-v3", dict(chips=8, tp=1, dp_attn=8, ep=8), 1 / 8),  # one copy per attention-DP group
+    ("llama-3.1-70b", dict(chips=8, tp=8), 1 / 8),  # 8 KV heads over 8 ranks
+    ("llama-3.1-70b", dict(chips=16, tp=16), 1 / 8),  # tp16 replicates each head twice
+    ("llama-3.1-70b", dict(chips=16, tp=16, cp=2), 1 / 16),
+    ("llama-3.1-70b", dict(chips=16, tp=8, pp=2), 1 / 16),
+])
+def test_kv_share_per_chip_follows_the_layout(model_id, layout, share):
+    chips = layout.pop("chips")
+    assert f(L.kv_share_per_chip(arch(model_id), hw(), cfg(chips, **layout))) == pytest.approx(share)
+
+
+def test_weights_per_chip_split_experts_over_the_stage_and_the_rest_over_tp():
+    a = arch("deepseek-v3")
+    wb = 1.0
+    total = 1e12
+    experts = float(a.experts_routed * a.params_expert * wb)
+    tp8 = f(L.weights_per_chip(a, cfg(8, tp=8, weight_dtype="fp8"), total))
+    dp8 = f(L.weights_per_chip(a, cfg(8, tp=1, dp_attn=8, ep=8, weight_dtype="fp8"), total))
+    assert tp8 == pytest.approx(total / 8)
+    assert dp8 == pytest.approx((total - experts) + experts / 8)  # attention and dense layers on every rank
+
+
+# ---------------------------------------------------------------- enumeration
+
+def test_layouts_keep_tensor_parallelism_inside_the_domain_and_pipeline_across():
+    llama = arch("llama-3.3-70b")
+    for lay in layouts_for(32, 8, llama):
+        assert lay.tp * lay.dp_attention <= 8 and lay.chips == 32
+    assert Layout(tp=8, pp=4) in layouts_for(32, 8, llama)
+    ds = layouts_for(8, 8, arch("deepseek-v3"))
+    assert {Layout(tp=8), Layout(tp=8, ep=8), Layout(tp=1, dp_attention=8, ep=8), Layout(tp=8, cp=8)} <= set(ds)
+    assert Layout(replicas_per_system=8) in layouts_for(8, 8, llama, replicas=(1, 2, 4, 8))
+    assert Layout(tp=16, cp=2) in layouts_for(16, 72, llama)  # GB200 NVL72: tp16 replicates KV twice
+
+
+# ---------------------------------------------------------------- plans and eval
+
+def scenario(**updates) -> Scenario:
+    data = io.read_toml(paths.scenarios_dir() / "agentic-coding.toml")
+    return io.validate(Scenario, with_dotted(data, updates), "test")
+
+
+def test_deepseek_v3_at_96k_fits_8xh200_with_attention_dp_and_expert_parallel():
+    """#12: at 96k prompts, batch 16, MLA's latent replicated on 8 TP ranks needs more memory than an
+    H200 has; attention data-parallelism keeps one copy per rank and fits."""
+    base = {"hardware": "h200-sxm", "model": "deepseek-v3", "chips": 8, "batch": 16, "input": 96_000,
+            "output": 1000, "weight_dtype": "fp8", "kv_dtype": "bf16"}
+    tp8, dp = evaluate_cases([case_from_dict({**base, "tp": 8}, "tp8"),
+                              case_from_dict({**base, "tp": 1, "dp_attention": 8, "ep": 8}, "dp")], CATALOG)
+    assert not tp8["fits"] and dp["fits"]
+    assert dp["layout"] == {"tp": 1, "pp": 1, "ep": 8, "dp_attention": 8, "cp": 1, "replicas_per_system": 1,
+                            "nodes": 1}
+    # and the search finds it, and says so, when the layouts are attention-DP and EP
+    sc = scenario(**{"model.id": "deepseek-v3", "search.hardware": ["h200-sxm"], "search.chips": [8],
+                     "search.batch": [16], "search.weight_dtype": ["fp8"], "search.kv_dtype": ["bf16"],
+                     "search.dram_fraction": [0.0], "search.nvme_fraction": [0.0], "search.spec_k": [0],
+                     "speculative.method": "none", "search.parallelism": ["ep", "dp_attention"],
+                     "workload.input_tokens.max": 120_000, "slo.ttft_p95_s": 120.0})
+    from planner.search import solve
+
+    best = solve(sc, CATALOG).best
+    assert best is not None and best["feasible"]
+    assert best["layout"]["dp_attention"] == 8 and best["layout"]["ep"] == 8
+    assert best["layout_text"] == "ep8 (dp-attention 8), 1 node"
+
+
+def test_a_multi_node_plan_names_its_nodes_and_the_scale_out_link():
+    from planner.search import solve
+
+    sc = scenario(**{"search.hardware": ["gh200", "h100-sxm"], "search.chips": [4, 16], "search.batch": [8],
+                     "search.weight_dtype": ["fp8"], "search.kv_dtype": ["fp8"], "search.dram_fraction": [0.0],
+                     "search.nvme_fraction": [0.0], "search.spec_k": [0], "speculative.method": "none",
+                     "slo.ttft_p95_s": 600.0, "slo.tpot_p95_ms": 1000.0})
+    plans = {p["hardware"]: p for p in solve(sc, CATALOG).per_hardware}
+    gh = plans["gh200"]  # one GPU per node in the priced offer; its NICs are not in the catalog
+    assert gh["layout"]["nodes"] == gh["chips"] > 1
+    assert f"over {gh['chips']} nodes (400 Gb/s NIC per chip, assumed)" in gh["layout_text"]
+    assert gh["scale_out"] == {"gbps_per_chip": 50.0, "gbit_per_chip": 400.0,
+                               "kind": CATALOG.accelerator("gh200").scale_out_kind, "assumed": True}
+    # 16 H100s span two 8-GPU nodes over the catalog's InfiniBand (not an assumption)
+    eval_row = evaluate_cases([case_from_dict({"hardware": "h100-sxm", "model": "llama-3.3-70b", "chips": 16,
+                                               "batch": 8, "input": 8000, "output": 500, "tp": 8, "pp": 2},
+                                              "case")], CATALOG)[0]
+    assert eval_row["layout"]["nodes"] == 2
+    assert eval_row["layout_text"] == "tp8 x pp2 over 2 nodes (400 Gb/s NIC per chip)"
+
+
+def test_eval_without_a_layout_picks_replicas_for_throughput_and_tp_for_tpot():
+    base = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 8, "input": 1000, "output": 1000,
+            "weight_dtype": "fp8", "kv_dtype": "fp8"}
+    tput, latency = evaluate_cases([case_from_dict({**base, "batch": "max"}, "a"),
+                                    case_from_dict({**base, "batch": 1}, "b")], CATALOG)
+    assert tput["layout"]["replicas_per_system"] == 8 and tput["layout_chosen"] == "best throughput"
+    assert latency["layout"]["tp"] == 8 and latency["layout_chosen"] == "lowest TPOT"
+    pinned = evaluate_cases([case_from_dict({**base, "batch": "max", "tp": 8}, "c")], CATALOG)[0]
+    assert tput["throughput_tok_s"] > pinned["throughput_tok_s"]  # 8 x TP1 beats one TP8 instance offline
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--tp", "16"], "--tp: tp x dp_attention x pp = 16 does not divide chips = 8"),
+    (["--tp", "8", "--ep", "4"], "--ep: 4 must be 1 (experts tensor parallel) or tp x dp_attention = 8"),
+    (["--tp", "4", "--cp", "3"], "--cp: 3 must divide tp = 4"),
+    (["--tp", "0"], "--tp: 0 must be an integer in [1, 100000]"),
+])
+def test_bad_layout_flags_are_one_line_errors(invoke, flags, message):
+    result = invoke("eval", "--hardware", "h200-sxm", "--model", "deepseek-v3", "--chips", "8", *flags)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}") and not result.stdout
+
+
+def test_eval_json_carries_the_layout_object(invoke):
+    result = invoke("eval", "--hardware", "h200-sxm", "--model", "llama-3.1-8b", "--chips", "2", "--tp", "2",
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["layout"] == {"tp": 2, "pp": 1, "ep": 1, "dp_attention": 1, "cp": 1,
+                                                   "replicas_per_system": 1, "nodes": 1}
+
+
+# ---------------------------------------------------------------- property: more layouts never cost more
+
+KINDS = ("tp", "pp", "ep", "dp_attention", "cp", "replicas")
+
+
+def _min_bill(sc: Scenario) -> float:
+    grid = build_grid(sc, CATALOG)
+    with np.errstate(all="ignore"):
+        m = numpy_reference.evaluate_serving(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
+                                             np.float32(grid.draft_weight_bytes), grid.valid)
+    return float(np.min(np.broadcast_to(m["monthly_usd"], grid.shape)))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=5, unique=True),
+       extra=st.sampled_from(KINDS),
+       model=st.sampled_from(["llama-3.1-70b", "deepseek-v3", "qwen3-30b-a3b", "mixtral-8x7b"]),
+       hardware=st.sampled_from([["h200-sxm"], ["gb200"], ["h100-sxm", "gh200"], ["tpu-v6e"]]),
+       chips=st.sampled_from([[1, 8], [4, 16], [8, 32], [2, 8, 16]]),
+       median=st.sampled_from([2000, 32000]))
+def test_adding_a_layout_option_never_raises_the_minimum_bill(kinds, extra, model, hardware, chips, median):
+    common = {"model.id": model, "search.hardware": hardware, "search.chips": chips, "search.batch": [1, 8, 32],
+              "search.weight_dtype": ["fp8"], "search.kv_dtype": ["fp8"], "search.dram_fraction": [0.0],
+              "search.nvme_fraction": [0.0], "search.spec_k": [0], "search.prefix_cache": [False],
+              "search.attention": ["flash"], "speculative.method": "none",
+              "workload.input_tokens.median": median, "workload.input_tokens.p90": median * 2,
+              "workload.input_tokens.max": 30_000 if median < 30_000 else 60_000}
+    fewer = _min_bill(scenario(**common, **{"search.parallelism": kinds}))
+    more = _min_bill(scenario(**common, **{"search.parallelism": list(dict.fromkeys([*kinds, extra]))}))
+    assert more <= fewer * (1 + 1e-6) or not np.isfinite(fewer)
