@@ -99,7 +99,7 @@ def predict(cases: list[Measurement], catalog: Catalog) -> np.ndarray:
     """Predicted value of each scored case's metric (NaN where the model gives none)."""
     parsed = [case_from_dict(m.case(), f"{m.file}[{m.index}]") for m in cases]
     # a measurement that does not state its layout is evaluated with the rule the calibration was fitted with
-    rows = evaluate_cases(parsed, catalog, search_layouts=False)
+    rows = evaluate_cases(parsed, catalog)
     return np.array([np.nan if r[m.metric] is None else r[m.metric] for m, r in zip(cases, rows, strict=True)])
 
 
