@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner import quality
 from planner.catalog import Catalog
 from planner.errors import GridTooLargeError
 from planner.lowering import (
@@ -154,6 +155,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     prefix = sorted(set(s.prefix_cache)) if reuse else [False]
     attention = list(dict.fromkeys(s.attention))
 
+    quality.excluded(scenario)  # a floor that leaves an axis empty is bad input
     h_real = len(hardware)
     h_pad = max(HW_PAD, -(-h_real // HW_PAD) * HW_PAD)
     padded = hardware + [hardware[0]] * (h_pad - h_real)
@@ -187,8 +189,11 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
         flash=_axis([1.0 if a == "flash" else 0.0 for a in attention], 8),
     )
     hw_valid = np.array([i < h_real for i in range(h_pad)])
-    dtype_ok = np.array([[supports_weight_dtype(acc, d) for d in weight_dtypes] for acc in padded])
-    valid = (hw_valid[:, None] & dtype_ok).reshape((h_pad, 1, 1, len(weight_dtypes)) + (1,) * 5)
+    dtype_ok = np.array([[supports_weight_dtype(acc, d) and quality.weight_ok(scenario, d) for d in weight_dtypes]
+                         for acc in padded])
+    kv_ok = np.array([quality.kv_ok(scenario, d) for d in kv_dtypes])
+    valid = ((hw_valid[:, None] & dtype_ok)[:, :, None] & kv_ok[None, None, :]).reshape(
+        (h_pad, 1, 1, len(weight_dtypes), len(kv_dtypes)) + (1,) * 4)
     return Grid(scenario=scenario, model=model, hardware=hardware, chips=chips, batch=batch,
                 weight_dtype=weight_dtypes, kv_dtype=kv_dtypes, tiers=tiers, spec_k=spec_k,
                 prefix_cache=prefix, attention=attention, hw=hw, arch=model_arrays(model), cfg=cfg,

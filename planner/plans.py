@@ -10,6 +10,7 @@ import numpy as np
 from planner.grid import Grid, gather
 from planner.model.serving import BINDING, MIN_PREFILL_LOAD
 from planner.model.types import Load
+from planner.quality import four_bit_note
 from planner.schema import Scenario
 from planner.uncertainty import band_for
 
@@ -70,6 +71,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "usd_per_mtok_output": _clean(m["usd_per_mtok_output"][i], 4),
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
             **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family),
+            "quality_note": four_bit_note(grid.weight_dtype[w], grid.kv_dtype[k]),
             "feasible": bool(m["feasible"][i]),
             "supported": bool(valid[i]),
             "binding": BINDING[int(m["binding"][i])],

@@ -9,13 +9,13 @@ from typing import Any
 
 import tomli_w
 
-from planner import render
+from planner import quality, render
 from planner.search import SolveResult
 
 CSV_COLUMNS = ("hardware", "chips", "replicas", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
                "tier_nvme", "spec_k", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
                "tpot_p95_ms", "throughput_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
-               "monthly_usd", "binding")
+               "monthly_usd", "binding", "quality_note")
 
 
 def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
@@ -35,6 +35,8 @@ def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
         },
         "slo": {"ttft_p95_s": sc.slo.ttft_p95_s, "tpot_p95_ms": sc.slo.tpot_p95_ms},
         **_trace_section(result),
+        "quality": sc.quality.model_dump(mode="json"),
+        "warnings": quality.excluded(sc),
         "best": result.best,
         "per_hardware": result.per_hardware[:max(top, 1)] if top else result.per_hardware,
         "pareto": result.pareto_tpot,
@@ -93,6 +95,15 @@ def _band(plan: dict[str, Any]) -> str:
     return words + (", uncalibrated hardware" if plan["calibration"] == "uncalibrated" else "")
 
 
+FOUR_BIT_MARK = "(4-bit)"
+
+
+def bill(plan: dict[str, Any]) -> str:
+    """The monthly bill, marked when it rests on a 4-bit format (accuracy not modelled)."""
+    money = render.money(plan["monthly_usd"]) + ("*" if plan.get("calibration") == "uncalibrated" else "")
+    return f"{money} {FOUR_BIT_MARK}" if plan.get("quality_note") else money
+
+
 def write_table(result: SolveResult, top: int) -> None:
     con = render.console()
     sc = result.grid.scenario
@@ -100,6 +111,8 @@ def write_table(result: SolveResult, top: int) -> None:
     con.print(f"{sc.name}: {sc.model.id}, {w.arrival_rate_rps:g} req/s, prompt median {w.input_tokens.median:,} "
               f"tok, output median {w.output_tokens.median:,} tok; SLO TTFT p95 <= {sc.slo.ttft_p95_s:g} s, "
               f"TPOT p95 <= {sc.slo.tpot_p95_ms:g} ms")
+    for note in quality.excluded(sc):
+        con.print(f"warning: {note}", markup=False)
     b = result.best
     if b is None:
         con.print("No plan meets the SLOs on any hardware searched.")
@@ -115,21 +128,25 @@ def write_table(result: SolveResult, top: int) -> None:
             f"  per chip: weights {mem['weights']:.1f} GB, KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
             f"{(mem['kv_dram'] or 0) + (mem['kv_nvme'] or 0):.1f} GB, prefix cache {mem['prefix_cache'] or 0:.1f} GB, "
             f"usable {mem['usable_hbm']:.1f} GB; prefix hit rate {b['prefix_hit_rate']:.0%}")
+        if b["quality_note"]:
+            con.print(f"  note: {b['quality_note']}", markup=False)
     num = ("chips", "x", "batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month")
     t = render.table("hardware", "chips", "x", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s",
                      "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "binding",
                      title="Best plan per hardware (by monthly bill)", right=num)
-    for p in result.per_hardware[:top] if top else result.per_hardware:
+    shown = result.per_hardware[:top] if top else result.per_hardware
+    for p in shown:
         t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), str(p["batch"]),
                   f"{p['weight_dtype']}/{p['kv_dtype']}", render.tiers(p), str(p["spec_k"]),
                   "on" if p["prefix_cache"] else "off", f"{p['ttft_p95_s']:.2f}", f"{p['tpot_p95_ms']:.1f}",
-                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}",
-                  render.money(p["monthly_usd"]) + ("*" if p["calibration"] == "uncalibrated" else ""),
-                  p["binding"])
+                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}", bill(p), p["binding"])
     con.print(t)
     if any(p["calibration"] == "uncalibrated" for p in result.per_hardware):
         con.print("* uncalibrated: no public measurement fitted for this hardware family (prior efficiencies); "
                   "wide band in JSON")
+    if any(p["quality_note"] for p in shown):
+        con.print(f"{FOUR_BIT_MARK}: the plan uses 4-bit weights or KV cache; accuracy is not modelled, check it on "
+                  "your own evals (set floors in [quality])", markup=False)
     if result.infeasible:
         bad = render.table("hardware", "fails on", "closest plan", title="No feasible plan")
         for x in sorted(result.infeasible, key=lambda x: x["hardware"]):

@@ -144,6 +144,19 @@ class Serving(Strict):
         return at_least(value, 1.0, "hour")
 
 
+class Quality(Strict):
+    """Lowest precisions the operator accepts. The planner does not model accuracy, so these are a
+    policy; plans that still use 4-bit formats are flagged next to their bill."""
+
+    weight_dtype_min: WeightDtype = Field(
+        "int4", description="Lowest acceptable weight precision (bits: bf16 16, fp8/int8 8, int4/fp4 4)")
+    kv_dtype_min: KvDtype = Field("int4", description="Lowest acceptable KV-cache precision")
+    kv_4bit_long_context: bool = Field(
+        False, description="Accept 4-bit KV when the median prompt reaches long_context_tokens")
+    long_context_tokens: int = Field(
+        32_768, ge=1, le=MAX_TOKENS, description="Median prompt length from which the context counts as long, tokens")
+
+
 class Search(Strict):
     """The grid `planner solve` searches exhaustively. Unsupported combinations are masked."""
 
@@ -215,4 +228,5 @@ class Scenario(Strict):
     slo: Slo
     speculative: Speculative = Field(default_factory=Speculative)
     serving: Serving = Field(default_factory=Serving)
+    quality: Quality = Field(default_factory=Quality)
     search: Search = Field(default_factory=Search)

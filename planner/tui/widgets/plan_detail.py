@@ -101,6 +101,8 @@ class PlanDetail(Static):
             f"TTFT p50/p95 {_f(plan['ttft_p50_s'], '.2f')}/{_f(plan['ttft_p95_s'], '.2f')} s · "
             f"TPOT p50/p95 {_f(plan['tpot_p50_ms'], '.1f')}/{_f(plan['tpot_p95_ms'], '.1f')} ms · "
             f"prefix hit {_f(plan['prefix_hit_rate'], '.0%')}", style="green" if infeasible is None else "dim"))
+        if plan.get("quality_note"):
+            header.append(Text(f"⚠ {plan['quality_note']}", style="yellow"))
         mem = plan["memory_gb_per_chip"]
         usable = mem["usable_hbm"] or 0.0
         used = sum(mem[k] or 0.0 for k in ("weights", "kv_hbm", "activations"))
