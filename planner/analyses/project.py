@@ -42,7 +42,7 @@ class ApiPrice(Strict):
     output: float = Field(ge=0, description="$ per 1M output tokens")
     source: str = Field(description="Key into [sources]")
     date: str = Field(description="Date the source gives")
-    verified: bool = Field(description="False for figures the reference marks [U]")
+    verified: bool = Field(description="False for figures recalled, not read in a stored copy of the source ([U])")
     caveat: str = ""
 
 
