@@ -11,7 +11,8 @@ from planner.grid import Grid, gather
 from planner.model.serving import BINDING, MIN_PREFILL_LOAD
 from planner.model.types import Load
 from planner.quality import four_bit_note
-from planner.schema import Scenario
+from planner.schema import ModelSpec, Scenario
+from planner.tco import plan_cost_fields
 from planner.uncertainty import band_for
 
 
@@ -94,6 +95,8 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
                 "prefill_mean": _clean(m["prefill_s"][i] * 1e3, 3),
             },
         }
+        plan.update(plan_cost_fields(acc, grid.scenario, plan["replicas"], plan["chips"],
+                                     _clean(m["power_draw"][i], 4)))
         plans.append(plan)
     return plans
 
@@ -188,3 +191,16 @@ def _measure(worst: str, plan: dict[str, Any], scenario: Scenario, acc: Any
 
 def _fmt(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def layout(plan: dict[str, Any], model: ModelSpec, domain: int) -> dict[str, int]:
+    """The parallel layout of a plan: the plan row's `layout` object when it has one (keys tp, pp,
+    ep, dp_attention, cp, replicas_per_system, nodes), else today's rule (planner/model/README.md):
+    tp = min(chips, domain, clip(kv_heads, 8, 16)), pp = chips / tp, the others 1."""
+    if isinstance(plan.get("layout"), dict):
+        return plan["layout"]
+    chips = plan["chips"]
+    tp = max(1, min(chips, domain, min(max(model.kv_heads, 8), 16)))
+    return {"tp": tp, "pp": max(1, chips // tp), "ep": 1, "dp_attention": 1, "cp": 1,
+            "replicas_per_system": max(1, domain // chips) if chips <= domain else 1,
+            "nodes": -(-chips // domain)}

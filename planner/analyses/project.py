@@ -92,6 +92,15 @@ def api_monthly(api: ApiPrice, scenario: Scenario, in_mean: float, out_mean: flo
     return requests_per_month(scenario) * per_request
 
 
+def _priced_monthly(plan: dict[str, Any], price: float) -> float:
+    """A plan's bill with hardware prices scaled by `price`. Owned hardware: the amortised capex
+    falls with hardware prices, the energy bill does not (kWh cost the same)."""
+    if plan.get("cost_mode") == "own" and plan.get("energy_usd_month") is not None:
+        energy = plan["energy_usd_month"]
+        return (plan["monthly_usd"] - energy) * price + energy
+    return plan["monthly_usd"] * price
+
+
 def _scaled(scenario: Scenario, factor: float) -> Scenario:
     workload = scenario.workload.model_copy(update={"arrival_rate_rps": scenario.workload.arrival_rate_rps * factor})
     return scenario.model_copy(update={"workload": workload})
@@ -142,7 +151,7 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
             if year:
                 seconds.append(ev.seconds)
             plan = ev.best
-            monthly = None if plan is None else round(plan["monthly_usd"] * price, 2)
+            monthly = None if plan is None else round(_priced_monthly(plan, price), 2)
             rises = bool(previous is not None and monthly is not None and monthly > previous and price < 1.0)
             rows.append({
                 "year": year,

@@ -154,7 +154,9 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     # cost: chips plus the host memory the plan occupies (offloaded KV and prefix cache)
     dram_used = mem["kv_dram"] + jnp.where(cfg.prefix_cache > 0, in_dram * working_set, 0.0)
     nvme_used = mem["kv_nvme"] + jnp.where(cfg.prefix_cache > 0, in_nvme * working_set, 0.0)
-    inst_usd_h = cfg.chips * (hw.usd_per_hour + dram_used / GB * ld.dram_usd_per_gb_hour
+    # owned hardware pays energy: idle draw plus the share of capacity in use (0 when renting)
+    draw = ld.idle_power_fraction + (1.0 - ld.idle_power_fraction) * jnp.clip(lam / mu, 0.0, 1.0)
+    inst_usd_h = cfg.chips * (hw.usd_per_hour + hw.power_usd_per_hour * draw + dram_used / GB * ld.dram_usd_per_gb_hour
                               + nvme_used / GB * ld.nvme_usd_per_gb_hour)
     fleet_usd_h = replicas * inst_usd_h
     busy_prefill = jnp.clip(rho_p, 0.0, 1.0)
@@ -189,6 +191,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         "tokens_per_step": tok50,
         "prefill_busy": rho_p,
         "max_prefill_load": rho_cap,
+        "power_draw": draw,
         "weights_gb": mem["weights"] / GB,
         "kv_hbm_gb": mem["kv_hbm"] / GB,
         "kv_dram_gb": mem["kv_dram"] / GB,
