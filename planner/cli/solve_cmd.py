@@ -15,6 +15,12 @@ from planner.cli.file_cmds import load_scenario
 from planner.errors import ExitCode, GridTooLargeError
 
 
+class EmitEngine(StrEnum):
+    vllm = "vllm"
+    sglang = "sglang"
+    trtllm = "trtllm"
+
+
 class SolveFormat(StrEnum):
     table = "table"
     json = "json"
@@ -39,6 +45,10 @@ def solve(
         typer.Option("--trace", metavar="FILE", help="Plan from a request trace (Mooncake rows or Weka sessions; "
                      "replaces workload.trace): its lengths, sessions and replayed prefix-cache curve."),
     ] = None,
+    emit: Annotated[EmitEngine | None, typer.Option(
+        "--emit", help="Print the launch command for this engine instead of the table.")] = None,
+    plan: Annotated[int, typer.Option(
+        "--plan", min=1, help="Which plan --emit launches: its rank in the table (1 = cheapest).")] = 1,
 ) -> None:
     """Find the cheapest hardware and serving configuration that meets the scenario's SLOs."""
     from planner import render, solve_report
@@ -53,6 +63,9 @@ def solve(
         result = run_solve(scenario, catalog)
     except GridTooLargeError as exc:
         raise GridTooLargeError(f"{file}: {exc}") from None
+    if emit is not None:
+        _emit(emit.value, plan, result, scenario, catalog, file)
+        return
     if format == SolveFormat.json:
         render.print_json(solve_report.to_dict(result, top))
     elif format == SolveFormat.toml:
@@ -63,3 +76,26 @@ def solve(
         solve_report.write_table(result, top)
     if result.best is None:
         raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))
+
+
+def _emit(engine: str, rank: int, result, scenario, catalog, file: Path) -> None:
+    """`--emit ENGINE [--plan N]`: the launch configuration of the N-th cheapest plan."""
+    import sys
+
+    from planner.errors import PlannerError
+    from planner.launch import Launch, emit
+    from planner.plans import layout
+
+    if not result.per_hardware:
+        sys.stdout.write("# no plan meets the SLOs: nothing to launch (run without --emit to see why)\n")
+        raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))
+    if rank > len(result.per_hardware):
+        raise PlannerError(f"{file}: --plan {rank}: only {len(result.per_hardware)} plan(s) meet the SLOs "
+                           f"(--plan 1 to {len(result.per_hardware)})")
+    chosen = result.per_hardware[rank - 1]
+    acc = catalog.accelerator(chosen["hardware"])
+    model = catalog.model(scenario.model.id)
+    draft = catalog.model(scenario.speculative.draft_model) if scenario.speculative.draft_model else None
+    launch = Launch(plan=chosen, scenario=scenario, model=model, draft=draft,
+                    layout=layout(chosen, model, int(acc.scale_up_domain)))
+    sys.stdout.write(emit(engine, launch))
