@@ -206,3 +206,24 @@ def test_plots_are_written(invoke, tmp_path: Path, suffix: str) -> None:
     for path in (sweep_plot, project_plot):
         head = path.read_bytes()[:200]
         assert (head.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in path.read_bytes()[:2000]), path
+
+
+def test_project_api_all_wraps_by_column_not_inside_numbers(invoke) -> None:
+    result = invoke("project", STUDIES / "prompt-cache-agentic.toml", "--years", "1", "--api", "all")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 160  # the pipe width: nothing folds
+    assert "Monthly bill, continued: more APIs" in result.stdout
+    from planner.analyses.project import load_api_prices
+
+    assert all(api.id in result.stdout for api in load_api_prices().api)  # every API has its column
+
+
+def test_column_chunks_by_hand() -> None:
+    from planner.analyses.report import column_chunks
+
+    cols = ["year", "plan", "a", "bb", "c"]
+    rows = [["0", "x", "$1", "$22", "$333"]]
+    # widths + 3: year 7, plan 7, a 5, bb 6, c 7; base (year, plan) = 14
+    assert column_chunks(cols, rows, 2, 25) == [(["year", "plan", "a", "bb"], [0, 1, 2, 3]), (["year", "c"], [0, 4])]
+    assert column_chunks(cols, rows, 2, 40) == [(cols, [0, 1, 2, 3, 4])]
