@@ -100,12 +100,13 @@ def _band(plan: dict[str, Any]) -> str:
 FOUR_BIT_MARK = "(4-bit)"
 
 
-def cost_words(plan: dict[str, Any], sc: Any) -> str:
+def cost_words(plan: dict[str, Any], sc: Any, capex_kind: str | None = None) -> str:
     """Where the bill comes from: rent, or capex amortised plus energy; monthly energy either way."""
     kwh, energy = plan.get("energy_kwh_month"), plan.get("energy_usd_month")
     energy_text = "energy n/a (power unknown)" if kwh is None else f"energy {kwh:,.0f} kWh/month (${energy:,.0f} at ${sc.cost.usd_per_kwh:g}/kWh, PUE {sc.cost.pue:g})"
     if plan.get("cost_mode") == "own":
-        return (f"owned: capex {render.money(plan['capex_usd'])} over {sc.cost.amortisation_years:g} years "
+        kind = f" ({capex_kind} price, see `planner hardware show {plan['hardware']}`)" if capex_kind else ""
+        return (f"owned: capex {render.money(plan['capex_usd'])}{kind} over {sc.cost.amortisation_years:g} years "
                 f"(host and network +{sc.cost.host_network_fraction:.0%}) + {energy_text}")
     return f"rented at the catalog's $/chip-hour (energy included); {energy_text}"
 
@@ -145,7 +146,8 @@ def write_table(result: SolveResult, top: int) -> None:
             f"  per chip: weights {mem['weights']:.1f} GB, KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
             f"{(mem['kv_dram'] or 0) + (mem['kv_nvme'] or 0):.1f} GB, prefix cache {mem['prefix_cache'] or 0:.1f} GB, "
             f"usable {mem['usable_hbm']:.1f} GB; prefix hit rate {b['prefix_hit_rate']:.0%}")
-        con.print(f"  {cost_words(b, sc)}", markup=False)
+        acc = next((a for a in result.grid.hardware if a.id == b["hardware"]), None)
+        con.print(f"  {cost_words(b, sc, getattr(acc, 'capex_kind', None))}", markup=False)
         if b["quality_note"]:
             con.print(f"  note: {b['quality_note']}", markup=False)
     num = ("chips", "x", "batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo")
