@@ -263,7 +263,9 @@ async def test_a_table_hidden_by_a_tab_switch_still_ends_its_timing(tmp_path: Pa
 
 class SlowSolver(FakeSolver):
     def solve(self, scenario: Scenario) -> Any:
-        time.sleep(0.3)
+        # long enough that "25" is typed while "1" is solved even on a loaded 2-core machine
+        # (0.3 s let "12" start its own solve when key presses were slower than that)
+        time.sleep(2.0)
         return super().solve(scenario)
 
 
