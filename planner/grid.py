@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner import quality, tco
 from planner.catalog import Catalog, for_scenario
 from planner.errors import GridTooLargeError
 from planner.lowering import (
@@ -161,13 +162,15 @@ class Grid:
     load: Load
     draft_weight_bytes: float
     valid: np.ndarray
+    search_notes: tuple[str, ...] = ()  # the search differs from what [search] lists (quality floors, owned hardware)
 
     @property
     def warnings(self) -> list[str]:
-        """Valid input served differently than written (requests past the context window)."""
+        """Valid input served differently than written: requests past the context window, and a search
+        that differs from what [search] lists (quality floors, hardware left out when owning)."""
         from planner.truncation import scenario_warnings
 
-        return scenario_warnings(self.scenario, self.model)
+        return scenario_warnings(self.scenario, self.model) + list(self.search_notes)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -208,6 +211,18 @@ def lognormal_mean(median: float, sigma: float, cap: float) -> float:
     return below + cap * (1.0 - phi(z))
 
 
+def ownable(hardware: list[Accelerator]) -> list[Accelerator]:
+    """Owned hardware needs a purchase price and a power figure; the rest is left out (and named
+    in the solve's warnings). Nothing left is bad input."""
+    kept = [a for a in hardware if tco.missing(a) is None]
+    if not kept:
+        gaps = "; ".join(tco.missing(a) or "" for a in hardware[:4])
+        raise tco.NotOwnableError(f"cost.mode = \"own\": no searched hardware has a purchase price and power in the "
+                                f"catalog ({gaps}{'; ...' if len(hardware) > 4 else ''}); search hardware with "
+                                "capex_usd (e.g. h100-sxm, h200-sxm, b200) or use mode = \"rent\"")
+    return kept
+
+
 def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
     w = scenario.workload
     in_cap = float(min(w.input_tokens.max or model.max_context, model.max_context))
@@ -240,6 +255,7 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
         nvme_usd_per_gb_hour=f(catalog.host_tiers.nvme.usd_per_gb_hour),
         hit_curve=curve, hit_pool_exponent=f(exponent), session_s=f(session_s),
         route_random=f(1.0 if w.sessions.routing == "random" else 0.0),
+        idle_power_fraction=f(scenario.cost.idle_power_fraction),
     )
 
 
@@ -264,6 +280,9 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     if hardware is None:
         ids = sorted(catalog.hardware) if s.hardware == "all" else list(dict.fromkeys(s.hardware))
         hardware = [catalog.accelerator(i) for i in ids]
+    notes = [n for n in (tco.excluded_note(scenario, hardware),) if n]
+    if scenario.cost.mode == "own":
+        hardware = ownable(hardware)
     spec_method = scenario.speculative.method
     spec_k = sorted(set(s.spec_k)) if spec_method != "none" else [0]
     tiers = sorted({(d, n) for d in s.dram_fraction for n in s.nvme_fraction if d + n <= 1.0})
@@ -273,6 +292,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     prefix = sorted(set(s.prefix_cache)) if reuse else [False]
     attention = list(dict.fromkeys(s.attention))
 
+    notes += quality.excluded(scenario)  # a floor that leaves an axis empty is bad input
     h_real = len(hardware)
     h_pad = max(HW_PAD, -(-h_real // HW_PAD) * HW_PAD)
     padded = hardware + [hardware[0]] * (h_pad - h_real)
@@ -304,7 +324,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
             f"search grid has {n_configs:,} configurations (limit {MAX_CONFIGS:,}): {axes}; narrow [search] "
             f"(fewer values on the largest axes: {largest}), e.g. search.batch = [1, 8, 64]")
 
-    hw = hardware_arrays(padded, catalog, scenario.search.risk)
+    hw = tco.priced(hardware_arrays(padded, catalog, scenario.search.risk), padded, scenario)
     hw = Hw(*(np.asarray(x).reshape((h_pad,) + (1,) * (len(AXES) - 1)) for x in hw))
     spec, draft_bytes = draft_arrays(catalog, model, scenario.speculative)
     per_slot = (h_pad, width) + (1,) * (len(AXES) - 2)
@@ -328,15 +348,18 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
         expert_imbalance=np.float32(scenario.serving.expert_imbalance),
     )
     hw_valid = np.array([i < h_real for i in range(h_pad)])
-    dtype_ok = np.array([[supports_weight_dtype(acc, d) for d in weight_dtypes] for acc in padded])
+    dtype_ok = np.array([[supports_weight_dtype(acc, d) and quality.weight_ok(scenario, d) for d in weight_dtypes]
+                         for acc in padded])
+    kv_ok = np.array([quality.kv_ok(scenario, d) for d in kv_dtypes])
     valid = (hw_valid[:, None, None] & slot_valid[:, :, None] & dtype_ok[:, None, :])
-    valid = valid.reshape((h_pad, width, 1, len(weight_dtypes)) + (1,) * 5)
+    valid = valid[..., None] & kv_ok[None, None, None, :]
+    valid = valid.reshape((h_pad, width, 1, len(weight_dtypes), len(kv_dtypes)) + (1,) * 4)
     return Grid(scenario=scenario, model=model, hardware=hardware, chips=chips, layouts=layouts,
                 slot_valid=slot_valid, batch=batch,
                 weight_dtype=weight_dtypes, kv_dtype=kv_dtypes, tiers=tiers, spec_k=spec_k,
                 prefix_cache=prefix, attention=attention, hw=hw, arch=arch, cfg=cfg,
                 spec=spec, load=load_arrays(scenario, model, catalog), draft_weight_bytes=draft_bytes,
-                valid=valid)
+                valid=valid, search_notes=tuple(notes))
 
 
 def gather(grid: Grid, flat_indices: np.ndarray):

@@ -33,11 +33,25 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file, turning every OS or syntax problem into a one-line `InputFileError`.
+    """Parse a TOML file, turning every OS or syntax problem into a one-line `InputFileError`."""
+    return parse_toml(read_text(path), path)
 
-    The file is only ever opened for reading. A UTF-8 byte-order mark is ignored; devices, pipes and
-    files over `MAX_INPUT_BYTES` are refused up front, so reading always finishes.
-    """
+
+def parse_toml(text: str, path: str | Path) -> dict[str, Any]:
+    """`text` (read from `path`) as TOML; syntax problems become one-line `InputFileError`s."""
+    p = Path(path)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputFileError(f"{p}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise InputFileError(f"{p}: not valid TOML for the planner: arrays or tables nested too deeply") from None
+
+
+def read_text(path: str | Path) -> str:
+    """A planner input file's text. The file is only ever opened for reading. A UTF-8 byte-order
+    mark is dropped; devices, pipes and files over `MAX_INPUT_BYTES` are refused up front, so
+    reading always finishes."""
     p = Path(path)
     try:
         if not p.exists():
@@ -61,15 +75,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     elif raw.startswith(_UTF16_BOMS):
         raise InputFileError(f"{p}: UTF-16 text (byte-order mark at byte 0); save the file as UTF-8")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFileError(f"{p}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputFileError(f"{p}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise InputFileError(f"{p}: not valid TOML for the planner: arrays or tables nested too deeply") from None
 
 
 _UNION_TAGS = {"float", "int", "str", "bool", "list", "dict", "none", "literal", "tuple"}

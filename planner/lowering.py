@@ -68,6 +68,7 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "host_bw": _num(acc.host_link_gbps, UNKNOWN_LINK_GBPS) * 1e9,
         **_host_tiers(acc),
         "usd_per_hour": acc.usd_per_hour,
+        "power_usd_per_hour": 0.0,  # renting: energy is in the price (planner.tco.priced for owning)
         "sram_only": 1.0 if acc.hbm_gb == 0 else 0.0,
         "prefill_mfu": fam.prefill_mfu,
         "prefill_mfu_lowp": _or(fam.prefill_mfu_lowp, fam.prefill_mfu),

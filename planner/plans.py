@@ -10,13 +10,16 @@ import numpy as np
 from planner.grid import Grid, Layout, gather
 from planner.lowering import scale_out_gbps
 from planner.model.types import Load
-from planner.schema import Accelerator, Scenario
+from planner.quality import four_bit_note
+from planner.schema import Accelerator, ModelSpec, Scenario
+from planner.tco import plan_cost_fields
 from planner.uncertainty import band_for
 
 # `planner.model.serving.BINDING` (the order of the kernel's `ratios`), restated so that a warm
 # solve, which loads its kernels already compiled, need not import the model (an eager jnp op
 # at its import costs a compile); tests/test_executables.py checks that the two agree.
 BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")
+MIN_PREFILL_LOAD = 0.01  # planner.model.serving.MIN_PREFILL_LOAD, restated for the same reason
 
 
 def _clean(x: float, digits: int = 6) -> float | None:
@@ -80,6 +83,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "usd_per_mtok_output": _clean(m["usd_per_mtok_output"][i], 4),
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
             **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family),
+            "quality_note": four_bit_note(grid.weight_dtype[w], grid.kv_dtype[k]),
             "feasible": bool(m["feasible"][i]),
             "supported": bool(valid[i]),
             "binding": BINDING[int(m["binding"][i])],
@@ -87,6 +91,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "prefix_hit_rate": _clean(m["prefix_hit_rate"][i], 4),
             "tokens_per_step": _clean(m["tokens_per_step"][i], 4),
             "prefill_busy": _clean(m["prefill_busy"][i], 4),
+            "max_prefill_load": _clean(m["max_prefill_load"][i], 5),
             "memory_gb_per_chip": {
                 "weights": _clean(m["weights_gb"][i], 3),
                 "kv_hbm": _clean(m["kv_hbm_gb"][i], 3),
@@ -101,6 +106,8 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
                 "prefill_mean": _clean(m["prefill_s"][i] * 1e3, 3),
             },
         }
+        plan.update(plan_cost_fields(acc, grid.scenario, plan["replicas"], plan["chips"],
+                                     _clean(m["power_draw"][i], 4)))
         plans.append(plan)
     return plans
 
@@ -142,37 +149,99 @@ def layout_words(lay: Layout, acc: Accelerator) -> str:
     return f"{text} over {nodes} nodes ({link['gbit_per_chip']:g} Gb/s NIC per chip{assumed})"
 
 
-def explain_infeasible(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
-    """Why the closest plan on a hardware fails: the most violated constraint and its margin."""
+def explain_infeasible(plan: dict[str, Any], scenario: Scenario, accelerator: Any = None) -> dict[str, Any]:
+    """Why the closest plan on a hardware fails: the most violated constraint, in real units.
+
+    Latencies of a plan without load headroom are its zero-load ones, so a TPOT that no number of
+    replicas can reach reads as TPOT, not as utilisation. `margin` is the fractional excess
+    (value / limit - 1; for the load floor, 1 - value / limit); `value`, `limit` and `unit` give
+    the same in the constraint's own units. `reason` is one sentence naming the closest plan.
+    """
     if not plan["supported"]:
         dtypes = ", ".join(scenario.search.weight_dtype)
         return {"hardware": plan["hardware"], "constraint": "unsupported", "margin": None,
+                "value": None, "limit": None, "unit": None,
                 "reason": f"no searched configuration runs on it (weight dtypes searched: {dtypes}; "
                           "fp4 needs native FP4 support)", "closest": plan}
     ratios = plan["slo_ratios"]
     worst = max(ratios, key=lambda k: ratios[k] if ratios[k] is not None else math.inf)
     ratio = ratios[worst]
+    value, limit, unit, reason = _measure(worst, plan, scenario, accelerator)
+    if value is not None and limit:
+        # how far from the limit, relative to it: above a ceiling, or below the load floor
+        margin = 1.0 - value / limit if unit == HEADROOM_UNIT else value / limit - 1.0
+    else:
+        margin = None if ratio is None else ratio - 1.0
+    return {"hardware": plan["hardware"], "constraint": worst,
+            "margin": None if margin is None else round(margin, 4),
+            "value": value, "limit": limit, "unit": unit,
+            "reason": f"{reason} ({closest_words(plan)})", "closest": plan}
+
+
+HEADROOM_UNIT = "% prefill load"  # the one constraint whose value must stay *above* its limit
+
+
+def closest_words(plan: dict[str, Any]) -> str:
+    """The closest plan in a few words: where it was measured."""
+    words = (f"closest: {plan['chips']} chip{'s' if plan['chips'] != 1 else ''}, {plan['weight_dtype']}/"
+             f"{plan['kv_dtype']}, k={plan['spec_k']}")
+    t = plan["tier_split"]
+    if t["dram"] or t["nvme"]:
+        words += f", KV HBM/DRAM/NVMe {t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
+    return words
+
+
+def _measure(worst: str, plan: dict[str, Any], scenario: Scenario, acc: Any
+             ) -> tuple[float | None, float | None, str | None, str]:
+    """(value, limit, unit, sentence) of the constraint `worst` on `plan`."""
+    batch = plan["batch"]
     mem = plan["memory_gb_per_chip"]
     if worst == "tpot":
-        reason = f"TPOT p95 {_fmt(plan['tpot_p95_ms'])} ms > {scenario.slo.tpot_p95_ms:g} ms at best"
-    elif worst == "ttft":
-        reason = f"TTFT p95 {_fmt(plan['ttft_p95_s'])} s > {scenario.slo.ttft_p95_s:g} s at best"
-    elif worst == "memory":
+        v, lim = plan["tpot_p95_ms"], scenario.slo.tpot_p95_ms
+        return v, lim, "ms", f"TPOT p95 {_fmt(v, 2)} ms at batch {batch} vs {lim:g} ms"
+    if worst == "ttft":
+        v, lim = plan["ttft_p95_s"], scenario.slo.ttft_p95_s
+        return v, lim, "s", f"TTFT p95 {_fmt(v, 2)} s at batch {batch} vs {lim:g} s"
+    if worst == "memory":
         need = (mem["weights"] or 0) + (mem["kv_hbm"] or 0) + (mem["activations"] or 0)
-        reason = (f"needs {need:.1f} GB per chip > {mem['usable_hbm']:.1f} GB usable at best "
-                  f"({plan['chips']} chips, {plan['weight_dtype']} weights)")
-    elif worst == "host-memory":
-        reason = "offloaded KV exceeds the host DRAM/NVMe available per chip at best"
-    elif plan["replicas"] is None:
-        reason = ("the SLOs leave no headroom for load: an instance could spend under 1% of its time "
-                  "in prefill at best")
-    else:
-        reason = (f"prefill keeps the instance {100 * (plan['prefill_busy'] or 0):.0f}% busy > "
-                  f"{100 * scenario.serving.utilization_max:.0f}% ceiling at best")
-    return {"hardware": plan["hardware"], "constraint": worst,
-            "margin": None if ratio is None else round(ratio - 1.0, 4), "reason": reason,
-            "closest": plan}
+        lim = mem["usable_hbm"]
+        return (round(need, 3), lim, "GB/chip",
+                f"needs {need:.1f} GB per chip at batch {batch} vs {_fmt(lim, 1)} GB usable")
+    if worst == "host-memory":
+        dram, nvme = mem["kv_dram"] or 0.0, mem["kv_nvme"] or 0.0
+        have_dram = getattr(acc, "host_dram_gb_per_chip", None) or 0.0
+        have_nvme = getattr(acc, "nvme_gb_per_chip", None) or 0.0
+        dram_r = dram / have_dram if have_dram else (math.inf if dram else 0.0)
+        nvme_r = nvme / have_nvme if have_nvme else (math.inf if nvme else 0.0)
+        tier, v, lim = ("DRAM", dram, have_dram) if dram_r >= nvme_r else ("NVMe", nvme, have_nvme)
+        if not lim:
+            return round(v, 3), 0.0, "GB/chip", f"offloaded KV needs {v:.1f} GB of host {tier} per chip; none listed"
+        return (round(v, 3), lim, "GB/chip",
+                f"offloaded KV needs {v:.1f} GB of host {tier} per chip at batch {batch} vs {lim:g} GB")
+    headroom = plan.get("max_prefill_load")
+    if plan["replicas"] is None and headroom is not None:
+        floor = 100 * MIN_PREFILL_LOAD
+        return (round(100 * max(headroom, 0.0), 3), floor, HEADROOM_UNIT,
+                f"the SLOs leave {100 * max(headroom, 0.0):.2f}% prefill load per instance at batch {batch} "
+                f"(TTFT p95 {_fmt(plan['ttft_p95_s'], 2)} s, TPOT p95 {_fmt(plan['tpot_p95_ms'], 2)} ms at "
+                f"zero load) vs the {floor:g}% an instance must carry")
+    busy, ceiling = 100 * (plan["prefill_busy"] or 0), 100 * scenario.serving.utilization_max
+    return (round(busy, 2), ceiling, "% busy",
+            f"prefill keeps the instance {busy:.0f}% busy at batch {batch} vs the {ceiling:.0f}% ceiling")
 
 
-def _fmt(x: float | None) -> str:
-    return "inf" if x is None else f"{x:,.1f}"
+def _fmt(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def layout(plan: dict[str, Any], model: ModelSpec, domain: int) -> dict[str, int]:
+    """The parallel layout of a plan: the plan row's `layout` object when it has one (keys tp, pp,
+    ep, dp_attention, cp, replicas_per_system, nodes), else today's rule (planner/model/README.md):
+    tp = min(chips, domain, clip(kv_heads, 8, 16)), pp = chips / tp, the others 1."""
+    if isinstance(plan.get("layout"), dict):
+        return plan["layout"]
+    chips = plan["chips"]
+    tp = max(1, min(chips, domain, min(max(model.kv_heads, 8), 16)))
+    return {"tp": tp, "pp": max(1, chips // tp), "ep": 1, "dp_attention": 1, "cp": 1,
+            "replicas_per_system": max(1, domain // chips) if chips <= domain else 1,
+            "nodes": -(-chips // domain)}

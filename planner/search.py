@@ -289,13 +289,14 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     with timing.phase("plans"):
         plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
     per_hardware = sorted(plans[:len(best_flat)], key=lambda p: p["monthly_usd"])
+    by_id = {acc.id: acc for acc in grid.hardware}
     table = SolveResult(
         grid=grid,
         best=per_hardware[0] if per_hardware else None,
         per_hardware=per_hardware,
         pareto_tpot=[],
         pareto_ttft=[],
-        infeasible=[explain_infeasible(p, scenario) for p in plans[len(best_flat):]],
+        infeasible=[explain_infeasible(p, scenario, by_id[p["hardware"]]) for p in plans[len(best_flat):]],
         configs=grid.size,
         seconds=time.perf_counter() - start,
         frontiers_pending=True,

@@ -16,7 +16,8 @@ CSV_COLUMNS = ("hardware", "chips", "replicas", "layout", "tp", "pp", "ep", "dp_
                "replicas_per_system", "nodes", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
                "tier_nvme", "spec_k", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
                "tpot_p95_ms", "throughput_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
-               "monthly_usd", "binding")
+               "monthly_usd", "binding", "quality_note", "cost_mode", "energy_kwh_month", "energy_usd_month",
+               "capex_usd")
 
 
 def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
@@ -36,7 +37,9 @@ def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
         },
         "slo": {"ttft_p95_s": sc.slo.ttft_p95_s, "tpot_p95_ms": sc.slo.tpot_p95_ms},
         **_trace_section(result),
-        "warnings": result.grid.warnings,
+        "quality": sc.quality.model_dump(mode="json"),
+        "cost": sc.cost.model_dump(mode="json"),
+        "warnings": list(result.grid.warnings),
         "best": result.best,
         "per_hardware": result.per_hardware[:max(top, 1)] if top else result.per_hardware,
         "pareto": result.pareto_tpot,
@@ -95,6 +98,31 @@ def _band(plan: dict[str, Any]) -> str:
     return words + (", uncalibrated hardware" if plan["calibration"] == "uncalibrated" else "")
 
 
+FOUR_BIT_MARK = "(4-bit)"
+
+
+def cost_words(plan: dict[str, Any], sc: Any, capex_kind: str | None = None) -> str:
+    """Where the bill comes from: rent, or capex amortised plus energy; monthly energy either way."""
+    kwh, energy = plan.get("energy_kwh_month"), plan.get("energy_usd_month")
+    energy_text = "energy n/a (power unknown)" if kwh is None else f"energy {kwh:,.0f} kWh/month (${energy:,.0f} at ${sc.cost.usd_per_kwh:g}/kWh, PUE {sc.cost.pue:g})"
+    if plan.get("cost_mode") == "own":
+        kind = f" ({capex_kind} price, see `planner hardware show {plan['hardware']}`)" if capex_kind else ""
+        return (f"owned: capex {render.money(plan['capex_usd'])}{kind} over {sc.cost.amortisation_years:g} years "
+                f"(host and network +{sc.cost.host_network_fraction:.0%}) + {energy_text}")
+    return f"rented at the catalog's $/chip-hour (energy included); {energy_text}"
+
+
+def bill(plan: dict[str, Any]) -> str:
+    """The monthly bill, marked when it rests on a 4-bit format (accuracy not modelled)."""
+    money = render.money(plan["monthly_usd"]) + ("*" if plan.get("calibration") == "uncalibrated" else "")
+    return f"{money} {FOUR_BIT_MARK}" if plan.get("quality_note") else money
+
+
+def mwh(plan: dict[str, Any]) -> str:
+    kwh = plan.get("energy_kwh_month")
+    return "n/a" if kwh is None else f"{kwh / 1000:,.1f}"
+
+
 def write_table(result: SolveResult, top: int) -> None:
     con = render.console()
     sc = result.grid.scenario
@@ -102,8 +130,8 @@ def write_table(result: SolveResult, top: int) -> None:
     con.print(f"{sc.name}: {sc.model.id}, {w.arrival_rate_rps:g} req/s, prompt median {w.input_tokens.median:,} "
               f"tok, output median {w.output_tokens.median:,} tok; SLO TTFT p95 <= {sc.slo.ttft_p95_s:g} s, "
               f"TPOT p95 <= {sc.slo.tpot_p95_ms:g} ms")
-    for warning in result.grid.warnings:
-        con.print(f"warning: {warning}")
+    for note in result.grid.warnings:
+        con.print(f"warning: {note}", markup=False)
     b = result.best
     if b is None:
         con.print("No plan meets the SLOs on any hardware searched.")
@@ -120,21 +148,30 @@ def write_table(result: SolveResult, top: int) -> None:
             f"  per chip: weights {mem['weights']:.1f} GB, KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
             f"{(mem['kv_dram'] or 0) + (mem['kv_nvme'] or 0):.1f} GB, prefix cache {mem['prefix_cache'] or 0:.1f} GB, "
             f"usable {mem['usable_hbm']:.1f} GB; prefix hit rate {b['prefix_hit_rate']:.0%}")
-    num = ("chips", "x", "batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month")
+        acc = next((a for a in result.grid.hardware if a.id == b["hardware"]), None)
+        con.print(f"  {cost_words(b, sc, getattr(acc, 'capex_kind', None))}", markup=False)
+        if b["quality_note"]:
+            con.print(f"  note: {b['quality_note']}", markup=False)
+    num = ("chips", "x", "batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo")
     t = render.table("hardware", "chips", "x", "layout", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s",
-                     "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "binding",
+                     "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo", "binding",
                      title="Best plan per hardware (by monthly bill)", right=num)
-    for p in result.per_hardware[:top] if top else result.per_hardware:
+    shown = result.per_hardware[:top] if top else result.per_hardware
+    for p in shown:
         t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), p["layout_text"], str(p["batch"]),
                   f"{p['weight_dtype']}/{p['kv_dtype']}", render.tiers(p), str(p["spec_k"]),
                   "on" if p["prefix_cache"] else "off", f"{p['ttft_p95_s']:.2f}", f"{p['tpot_p95_ms']:.1f}",
-                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}",
-                  render.money(p["monthly_usd"]) + ("*" if p["calibration"] == "uncalibrated" else ""),
-                  p["binding"])
+                  f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}", bill(p), mwh(p), p["binding"])
     con.print(t)
+    if len(shown) < len(result.per_hardware):
+        con.print(f"{len(result.per_hardware) - len(shown)} more hardware with a plan not shown (--top {top}); "
+                  "--top 0 shows all", markup=False)
     if any(p["calibration"] == "uncalibrated" for p in result.per_hardware):
         con.print("* uncalibrated: no public measurement fitted for this hardware family (prior efficiencies); "
                   "wide band in JSON")
+    if any(p["quality_note"] for p in shown):
+        con.print(f"{FOUR_BIT_MARK}: the plan uses 4-bit weights or KV cache; accuracy is not modelled, check it on "
+                  "your own evals (set floors in [quality])", markup=False)
     if result.infeasible:
         bad = render.table("hardware", "fails on", "closest plan", title="No feasible plan")
         for x in sorted(result.infeasible, key=lambda x: x["hardware"]):

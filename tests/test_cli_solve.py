@@ -58,7 +58,8 @@ def test_solve_table_snapshot(invoke, snapshot, name):
 def test_solve_exits_1_with_reasons_when_nothing_is_feasible(invoke):
     result = invoke("solve", paths.default_scenario(), "--set", "slo.tpot_p95_ms=0.05")
     assert result.exit_code == 1
-    assert "No plan meets the SLOs" in result.stdout and "at best" in result.stdout
+    assert "No plan meets the SLOs" in result.stdout and "closest:" in result.stdout
+    assert "fails on" in result.stdout and "tpot" in result.stdout
 
 
 @pytest.mark.parametrize("fmt", ["toml", "csv"])
@@ -80,3 +81,13 @@ def test_set_overrides_change_the_answer(invoke):
                                "--set", "search.hardware=['h100-sxm']").stdout)
     assert pinned["best"]["hardware"] == "h100-sxm"
     assert pinned["best"]["monthly_usd"] >= base["best"]["monthly_usd"]
+
+
+def test_the_table_says_when_top_hides_rows(invoke):
+    shown = invoke("solve", paths.scenarios_dir() / "chat.toml", "--top", "2")
+    assert shown.exit_code == 0, shown.output
+    total = len(json.loads(invoke("solve", paths.scenarios_dir() / "chat.toml", "--format", "json",
+                                  "--top", "0").stdout)["per_hardware"])
+    assert f"{total - 2} more hardware with a plan not shown (--top 2); --top 0 shows all" in shown.stdout
+    every = invoke("solve", paths.scenarios_dir() / "chat.toml", "--top", "0")
+    assert "not shown" not in every.stdout

@@ -243,10 +243,12 @@ def test_startup_breakdown_of_real_processes():
 
 
 def test_plans_label_the_ratios_in_the_model_order():
-    from planner.model.serving import BINDING
+    from planner.model.serving import BINDING, MIN_PREFILL_LOAD
     from planner.plans import BINDING as restated
+    from planner.plans import MIN_PREFILL_LOAD as restated_floor
 
     assert restated == BINDING
+    assert restated_floor == MIN_PREFILL_LOAD
 
 
 def test_a_warm_solve_does_not_import_the_model_equations(tmp_path):

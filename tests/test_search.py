@@ -152,7 +152,7 @@ def test_infeasible_hardware_is_explained(catalog):
     assert {x["hardware"] for x in result.infeasible} == set(SMALL_SEARCH["hardware"])
     for x in result.infeasible:
         assert x["margin"] is None or x["margin"] > 0
-        assert "at best" in x["reason"]
+        assert x["constraint"] == "tpot" and "closest:" in x["reason"]
 
 
 def test_pareto_frontier_is_monotone():

@@ -268,7 +268,9 @@ async def test_a_table_hidden_by_a_tab_switch_still_ends_its_timing(tmp_path: Pa
 
 class SlowSolver(FakeSolver):
     def solve(self, scenario: Scenario) -> Any:
-        time.sleep(0.3)
+        # long enough that "25" is typed while "1" is solved even on a loaded 2-core machine
+        # (0.3 s let "12" start its own solve when key presses were slower than that)
+        time.sleep(2.0)
         return super().solve(scenario)
 
 
@@ -489,6 +491,13 @@ class TestSnapshots:
             assert app.export_screenshot() == snapshot(extension_class=SVGSnapshot)
 
     @sync
+    async def test_main_screen_80x24(self, tmp_path: Path, snapshot) -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            assert app.export_screenshot() == snapshot(extension_class=SVGSnapshot)
+
+    @sync
     async def test_invalid_field(self, tmp_path: Path, snapshot) -> None:
         app = make_app(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
@@ -498,6 +507,71 @@ class TestSnapshots:
             app.main.query_one(PlansTable).focus()
             await pilot.pause()
             assert app.export_screenshot() == snapshot(extension_class=SVGSnapshot)
+
+
+# ---------------------------------------------------------------------- any terminal, any habit
+
+
+@sync
+async def test_80x24_shows_plan_rows_with_focus_on_the_table(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.main.query_one(PlansTable)
+        assert app.focused is table
+        assert table.row_count == 4 and table.size.height >= 6  # header + at least five rows
+        assert not app.main.query_one("#scenario-panel").display  # collapsed; ctrl+b shows it
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert app.main.query_one("#scenario-panel").display
+        assert isinstance(app.focused, Input)
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert not app.main.query_one("#scenario-panel").display and app.focused is table
+
+
+@sync
+async def test_a_field_selects_its_text_on_focus(tmp_path: Path) -> None:
+    solver = FakeSolver()
+    app = make_app(tmp_path, solver=solver)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        field = app.screen.query_one("#f-workload-arrival-rate-rps Input", Input)
+        while app.focused is not field:
+            await pilot.press("tab")
+        await pilot.press("5")  # replaces "3.0", not "3.05"
+        await settle(app, pilot)
+        assert field.value == "5"
+        assert solver.calls[-1].workload.arrival_rate_rps == 5.0
+
+
+@sync
+async def test_slash_filters_from_any_tab(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f3", "slash")  # from the charts tab, no tabbing needed
+        await pilot.pause()
+        query = app.screen.query_one("#hardware-query", Input)
+        assert app.focused is query
+        await pilot.press(*"h100")
+        await pilot.pause()
+        assert query.value == "h100"
+        field = app.screen.query_one("#f-name Input", Input)  # in a text field, / is a character
+        field.focus()
+        await pilot.pause()
+        field.value = "a"
+        field.cursor_position = 1
+        await pilot.press("slash")
+        assert field.value == "a/"
+
+
+def test_chart_ticks_are_readable() -> None:
+    from planner.tui.widgets.chart import nice_ticks, si
+
+    assert si(350000) == "350k" and si(2749.5) == "2.75k" and si(1.5e6) == "1.5M" and si(0.25) == "0.25"
+    assert nice_ticks(20_000, 600_000, True) == [20_000, 50_000, 100_000, 200_000, 500_000]
+    assert nice_ticks(0, 100, False) == [0, 20, 40, 60, 80, 100]
 
 
 # ---------------------------------------------------------------------- the real solver

@@ -158,3 +158,42 @@ def test_the_real_solver_feeds_the_curve_and_the_what_ifs(doc: ScenarioDocument)
     whatifs = solver.whatif(scenario, best["hardware"])
     assert whatifs and all(w.monthly_usd is None or w.monthly_usd >= best["monthly_usd"] * (1 - 1e-6)
                            for w in whatifs)
+
+
+def test_save_keeps_comments_and_layout_and_changes_only_edited_values(doc: ScenarioDocument,
+                                                                       tmp_path: Path) -> None:
+    original = paths.default_scenario().read_text(encoding="utf-8")
+    doc.set("slo.tpot_p95_ms", 40.0)
+    doc.set("workload.output_tokens.p90", None)
+    doc.validate()
+    target = tmp_path / "mine.toml"
+    doc.save(target, overwrite=False)
+    expected = original.replace("tpot_p95_ms = 50.0", "tpot_p95_ms = 40.0").replace("p90 = 2500\n", "")
+    assert target.read_text(encoding="utf-8") == expected  # every comment and blank line kept
+    doc.set("serving.utilization_max", 0.7)  # a table the file did not have is appended
+    doc.validate()
+    doc.save(target, overwrite=True)
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith(expected) and text.endswith("[serving]\nutilization_max = 0.7\n")
+    assert io.load(Scenario, target) == doc.scenario
+
+
+def test_an_unchanged_save_is_byte_identical(tmp_path: Path) -> None:
+    path = tmp_path / "chat.toml"
+    text = (paths.scenarios_dir() / "chat.toml").read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    doc = ScenarioDocument.from_file(path, load_catalog())
+    doc.save(path, overwrite=True)
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_save_as_suggests_a_name_from_the_model(doc: ScenarioDocument, tmp_path: Path) -> None:
+    assert doc.suggested_name() == "llama-3.3-70b.toml"  # bundled: no file of its own
+    doc.set("model.id", "llama-3.1-8b")
+    doc.validate()
+    assert doc.suggested_name() == "llama-3.1-8b.toml"
+    doc.save(tmp_path / "mine.toml", overwrite=False)
+    assert doc.suggested_name() == "mine.toml"  # its own file, same model
+    doc.set("model.id", "llama-3.1-70b")
+    doc.validate()
+    assert doc.suggested_name() == "llama-3.1-70b.toml"

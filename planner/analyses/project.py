@@ -42,7 +42,7 @@ class ApiPrice(Strict):
     output: float = Field(ge=0, description="$ per 1M output tokens")
     source: str = Field(description="Key into [sources]")
     date: str = Field(description="Date the source gives")
-    verified: bool = Field(description="False for figures the reference marks [U]")
+    verified: bool = Field(description="False for figures recalled, not read in a stored copy of the source ([U])")
     caveat: str = ""
 
 
@@ -90,6 +90,15 @@ def api_monthly(api: ApiPrice, scenario: Scenario, in_mean: float, out_mean: flo
     share = cached_share(scenario)
     per_request = (in_mean * (share * api.cached_input + (1.0 - share) * api.input) + out_mean * api.output) / 1e6
     return requests_per_month(scenario) * per_request
+
+
+def _priced_monthly(plan: dict[str, Any], price: float) -> float:
+    """A plan's bill with hardware prices scaled by `price`. Owned hardware: the amortised capex
+    falls with hardware prices, the energy bill does not (kWh cost the same)."""
+    if plan.get("cost_mode") == "own" and plan.get("energy_usd_month") is not None:
+        energy = plan["energy_usd_month"]
+        return (plan["monthly_usd"] - energy) * price + energy
+    return plan["monthly_usd"] * price
 
 
 def _scaled(scenario: Scenario, factor: float) -> Scenario:
@@ -142,7 +151,7 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
             if year:
                 seconds.append(ev.seconds)
             plan = ev.best
-            monthly = None if plan is None else round(plan["monthly_usd"] * price, 2)
+            monthly = None if plan is None else round(_priced_monthly(plan, price), 2)
             rises = bool(previous is not None and monthly is not None and monthly > previous and price < 1.0)
             rows.append({
                 "year": year,

@@ -151,6 +151,24 @@ def write_sweep(result: SweepResult) -> None:
               f"(includes compilation unless cached){later}")
 
 
+def column_chunks(columns: list[str], rows: list[list[str]], fixed: int, width: int
+                  ) -> list[tuple[list[str], list[int]]]:
+    """Split a wide table by column so that no cell wraps: the first `fixed` columns, then as many
+    of the rest as fit `width`; further tables repeat the first column (the key) with the rest."""
+    def need(i: int) -> int:
+        return max([len(columns[i]), *(len(r[i]) for r in rows)]) + 3  # cell plus padding and rule
+
+    chunks: list[list[int]] = [list(range(fixed))]
+    used = sum(need(i) for i in chunks[0])
+    for i in range(fixed, len(columns)):
+        if used + need(i) > width and len(chunks[-1]) > 1:
+            chunks.append([0])
+            used = need(0)
+        chunks[-1].append(i)
+        used += need(i)
+    return [([columns[i] for i in c], c) for c in chunks]
+
+
 def write_project(p: Projection) -> None:
     con = render.console()
     sc = p.scenario
@@ -176,21 +194,26 @@ def write_project(p: Projection) -> None:
                           f"{a['source']} ({a['date']})", money(a["monthly_usd"]), f"{a['vs_self_hosted']:.2f}")
         con.print(api_t)
     api_ids = [a["id"] for a in p.apis]
-    t = render.table("year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev",
-                     *api_ids, title=f"Monthly bill: token prices -{p.price_decline_pct:g}%/yr "
-                     f"(APIs -{p.api_price_decline_pct:g}%/yr), usage x{p.usage_growth:g}/yr",
-                     right=("year", "token price x", "usage x", "req/s", "$/month", "vs prev", *api_ids))
+    rows = []
     prev = None
     for r in p.rows:
         sh = r["self_hosted"]
         cost = sh["monthly_usd"] if sh else None
         vs = "" if prev is None or cost is None else pct(100.0 * (cost - prev) / prev)
         flag = " ^" if r["spend_rises"] else ""
-        t.add_row(str(r["year"]), f"{r['price_factor']:.3f}", f"{r['usage_factor']:g}",
-                  f"{r['arrival_rate_rps']:,.3g}", f"{sh['replicas']}x{sh['chips']} {sh['hardware']}" if sh else "n/a",
-                  money(cost) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids])
+        rows.append([str(r["year"]), f"{r['price_factor']:.3f}", f"{r['usage_factor']:g}",
+                     f"{r['arrival_rate_rps']:,.3g}", f"{sh['replicas']}x{sh['chips']} {sh['hardware']}" if sh else "n/a",
+                     money(cost) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids]])
         prev = cost if cost is not None else prev
-    con.print(t)
+    base = ["year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev"]
+    title = (f"Monthly bill: token prices -{p.price_decline_pct:g}%/yr (APIs -{p.api_price_decline_pct:g}%/yr), "
+             f"usage x{p.usage_growth:g}/yr")
+    for n, (cols, picked) in enumerate(column_chunks(base + api_ids, rows, len(base), con.width)):
+        t = render.table(*cols, title=title if n == 0 else "Monthly bill, continued: more APIs",
+                         right=tuple(c for c in cols if c not in ("self-hosted plan",)))
+        for row in rows:
+            t.add_row(*[row[i] for i in picked])
+        con.print(t)
     combined = p.usage_growth * (1.0 - p.price_decline_pct / 100.0)
     if p.jevons_year is not None:
         con.print(f"^ Jevons: tokens get {p.price_decline_pct:g}% cheaper each year but usage grows x{p.usage_growth:g} "

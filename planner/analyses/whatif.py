@@ -265,7 +265,8 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
             delta = round(100.0 * (cost - best["monthly_usd"]) / best["monthly_usd"], 2)
         label = v.label(grid) if v.label is not None else v.description
         results.append(VariantResult(v.name, label, plan, cost, delta, searched, same))
-    infeasible = [explain_infeasible(p, widened_scenario) for p in closest_plans]
+    by_id = {acc.id: acc for acc in grid.hardware}
+    infeasible = [explain_infeasible(p, widened_scenario, by_id.get(p["hardware"])) for p in closest_plans]
     return Evaluation(scenario=scenario, grid=grid, best=best, variants=results, infeasible=infeasible,
                       widened=added, configs=grid.size, seconds=time.perf_counter() - start,
                       host_tiers=evaluated, baseline_host_tiers=base[0] if base is not None else None)

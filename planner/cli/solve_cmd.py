@@ -15,6 +15,12 @@ from planner.cli.file_cmds import load_scenario, scenario_warnings_for
 from planner.errors import ExitCode, GridTooLargeError, InputFileError
 
 
+class EmitEngine(StrEnum):
+    vllm = "vllm"
+    sglang = "sglang"
+    trtllm = "trtllm"
+
+
 class SolveFormat(StrEnum):
     table = "table"
     json = "json"
@@ -41,6 +47,10 @@ def solve(
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat every warning (e.g. requests longer than "
                                          "the model's context window) as an error: exit 2.")] = False,
+    emit: Annotated[EmitEngine | None, typer.Option(
+        "--emit", help="Print the launch command for this engine instead of the table.")] = None,
+    plan: Annotated[int, typer.Option(
+        "--plan", min=1, help="Which plan --emit launches: its rank in the table (1 = cheapest).")] = 1,
 ) -> None:
     """Find the cheapest hardware and serving configuration that meets the scenario's SLOs."""
     from planner import timing
@@ -69,6 +79,9 @@ def solve(
         result = run_solve(scenario, catalog)
     except GridTooLargeError as exc:
         raise GridTooLargeError(f"{file}: {exc}") from None
+    if emit is not None:
+        _emit(emit.value, plan, result, scenario, catalog, file)
+        return
     with timing.phase("report"):
         if format == SolveFormat.json:
             render.print_json(solve_report.to_dict(result, top))
@@ -82,3 +95,26 @@ def solve(
             solve_report.write_table(result, top)
     if result.best is None:
         raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))
+
+
+def _emit(engine: str, rank: int, result, scenario, catalog, file: Path) -> None:
+    """`--emit ENGINE [--plan N]`: the launch configuration of the N-th cheapest plan."""
+    import sys
+
+    from planner.errors import PlannerError
+    from planner.launch import Launch, emit
+    from planner.plans import layout
+
+    if not result.per_hardware:
+        sys.stdout.write("# no plan meets the SLOs: nothing to launch (run without --emit to see why)\n")
+        raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))
+    if rank > len(result.per_hardware):
+        raise PlannerError(f"{file}: --plan {rank}: only {len(result.per_hardware)} plan(s) meet the SLOs "
+                           f"(--plan 1 to {len(result.per_hardware)})")
+    chosen = result.per_hardware[rank - 1]
+    acc = catalog.accelerator(chosen["hardware"])
+    model = catalog.model(scenario.model.id)
+    draft = catalog.model(scenario.speculative.draft_model) if scenario.speculative.draft_model else None
+    launch = Launch(plan=chosen, scenario=scenario, model=model, draft=draft,
+                    layout=layout(chosen, model, int(acc.scale_up_domain)))
+    sys.stdout.write(emit(engine, launch))

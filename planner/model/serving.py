@@ -68,6 +68,17 @@ def _ttft_quantile(a, hw, cfg, ld, hit, reload_s_per_token, q):
     return prefill_time(a, hw, cfg, uncached, cached) + cached * reload_s_per_token
 
 
+def _utilisation_ratio(headroom, rho_cap, load_ratio, latency_ratio):
+    """The utilisation entry of `ratios`, in units that compare with the others (no sentinels).
+
+    Without headroom the latencies are the zero-load ones (no number of replicas does better). If
+    one of them misses its SLO, that latency is the true cause: utilisation reads 1, so the
+    latency ratio (>= 1, listed first in BINDING) binds. If they fit but leave under
+    MIN_PREFILL_LOAD of prefill load, utilisation binds at 1 + the missing load (1 < r <= 1.01)."""
+    short = jnp.where(latency_ratio >= 1.0, 1.0, 1.0 + MIN_PREFILL_LOAD - jnp.clip(rho_cap, 0.0, MIN_PREFILL_LOAD))
+    return jnp.where(headroom, load_ratio, short)
+
+
 def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid):
     batch = cfg.batch
     mean_ctx = ld.in_mean + ld.out_mean / 2.0
@@ -145,7 +156,9 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     # cost: chips plus the host memory the plan occupies (offloaded KV and prefix cache)
     dram_used = mem["kv_dram"] + jnp.where(cfg.prefix_cache > 0, in_dram * working_set, 0.0)
     nvme_used = mem["kv_nvme"] + jnp.where(cfg.prefix_cache > 0, in_nvme * working_set, 0.0)
-    inst_usd_h = cfg.chips * (hw.usd_per_hour + dram_used / GB * ld.dram_usd_per_gb_hour
+    # owned hardware pays energy: idle draw plus the share of capacity in use (0 when renting)
+    draw = ld.idle_power_fraction + (1.0 - ld.idle_power_fraction) * jnp.clip(lam / mu, 0.0, 1.0)
+    inst_usd_h = cfg.chips * (hw.usd_per_hour + hw.power_usd_per_hour * draw + dram_used / GB * ld.dram_usd_per_gb_hour
                               + nvme_used / GB * ld.nvme_usd_per_gb_hour)
     fleet_usd_h = replicas * inst_usd_h
     busy_prefill = jnp.clip(rho_p, 0.0, 1.0)
@@ -154,9 +167,11 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     usd_in = fleet_usd_h * busy_prefill / input_tok_h * 1e6
     usd_out = fleet_usd_h * (1.0 - busy_prefill) / output_tok_h * 1e6
 
+    ttft_ratio, tpot_ratio = ttft95 / ld.ttft_slo_s, tpot95 / ld.tpot_slo_s
     ratios = jnp.stack(jnp.broadcast_arrays(
-        ttft95 / ld.ttft_slo_s, tpot95 / ld.tpot_slo_s, mem_ratio, host_ratio,
-        jnp.maximum(lam / (mu * ld.util_max), MIN_PREFILL_LOAD / jnp.maximum(rho_cap, 1e-9))), axis=-1)
+        ttft_ratio, tpot_ratio, mem_ratio, host_ratio,
+        _utilisation_ratio(headroom, rho_cap, lam / (mu * ld.util_max), jnp.maximum(ttft_ratio, tpot_ratio))),
+        axis=-1)
     worst = jnp.max(ratios, axis=-1)
     feasible = valid & (worst <= 1.0) & jnp.isfinite(fleet_usd_h)
     monthly = jnp.where(feasible, fleet_usd_h * ld.hours_per_month, jnp.inf)
@@ -177,6 +192,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         "prefix_hit_rate": hit,
         "tokens_per_step": tok50,
         "prefill_busy": rho_p,
+        "max_prefill_load": rho_cap,
+        "power_draw": draw,
         "weights_gb": mem["weights"] / GB,
         "kv_hbm_gb": mem["kv_hbm"] / GB,
         "kv_dram_gb": mem["kv_dram"] / GB,

@@ -33,6 +33,7 @@ class Hw(NamedTuple):
     nvme_bytes: Array
     nvme_bw: Array
     usd_per_hour: Array
+    power_usd_per_hour: Array  # owned hardware: energy $ per chip-hour at full power (0 when renting)
     sram_only: Array  # 1.0 for chips whose weights live in on-chip SRAM
     # calibrated efficiencies of the hardware family
     prefill_mfu: Array  # prefill GEMMs at the BF16 peak
@@ -173,3 +174,4 @@ class Load(NamedTuple):
     hit_pool_exponent: Array  # capacity per session scales by (sessions / 16)^this (larger pools share better)
     session_s: Array  # mean session duration, s: sessions in flight = session arrivals x this (Little's law)
     route_random: Array  # 1.0 = requests spread at random over replicas, 0.0 = session-sticky routing
+    idle_power_fraction: Array  # owned hardware: board power drawn when idle, fraction of full

@@ -37,6 +37,7 @@ SOURCED_FIELDS = (
     "nvme_gbps_per_chip",
     "power_w",
     "usd_per_hour",
+    "capex_usd",
 )
 
 
@@ -63,6 +64,7 @@ LIMITS: dict[str, float] = {
     "nvme_gbps_per_chip": 1e5,
     "power_w": 1e6,
     "usd_per_hour": 1e5,
+    "capex_usd": 1e8,
 }
 API_PRICE_LIMIT = 1e6
 SMALLEST_POSITIVE = 1e-6
@@ -145,6 +147,11 @@ class Accelerator(Strict):
     price_provider: str = Field(description="Who charges that price")
     price_date: str = Field(description="Date of the price (YYYY-MM or YYYY-MM-DD)")
     price_method: str | None = Field(None, description="How an estimated price was derived")
+    capex_usd: Number | None = Field(None, description="Purchase price per chip, $ (street, MSRP or estimate)")
+    capex_kind: Literal["street", "msrp", "estimate"] | None = Field(None, description="What capex_usd is")
+    capex_date: str | None = Field(None, description="Date of the purchase price (YYYY-MM)")
+    capex_method: str | None = Field(None, description="How an estimated purchase price was derived")
+    capex_includes_host: bool = Field(False, description="capex_usd is a whole system's share (host and network included)")
     api_prices: list[ApiPrice] = Field(default_factory=list, description="Published token-API prices")
     sources: dict[str, str] = Field(description="Field name -> source key in the file's [sources]")
     notes: str = Field("", description="Caveats worth knowing")
@@ -162,6 +169,10 @@ class Accelerator(Strict):
     def _consistent(self) -> Accelerator:
         if self.price_kind == "estimate" and not self.price_method:
             raise ValueError("an estimated price needs price_method saying how it was derived")
+        if isinstance(self.capex_usd, int | float) and (self.capex_kind is None or self.capex_date is None):
+            raise ValueError("capex_usd needs capex_kind and capex_date")
+        if self.capex_kind == "estimate" and not self.capex_method:
+            raise ValueError("an estimated capex needs capex_method saying how it was derived")
         if (self.hbm_gb == 0) != (self.hbm_gbps == 0):
             raise ValueError("hbm_gb and hbm_gbps must both be 0 (no HBM) or both positive")
         if self.hbm_gb == 0 and not isinstance(self.sram_mb, float | int):

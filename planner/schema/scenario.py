@@ -163,6 +163,36 @@ class Serving(Strict):
         return at_least(value, 1.0, "hour")
 
 
+class Quality(Strict):
+    """Lowest precisions the operator accepts. The planner does not model accuracy, so these are a
+    policy; plans that still use 4-bit formats are flagged next to their bill."""
+
+    weight_dtype_min: WeightDtype = Field(
+        "int4", description="Lowest acceptable weight precision (bits: bf16 16, fp8/int8 8, int4/fp4 4)")
+    kv_dtype_min: KvDtype = Field("int4", description="Lowest acceptable KV-cache precision")
+    kv_4bit_long_context: bool = Field(
+        False, description="Accept 4-bit KV when the median prompt reaches long_context_tokens")
+    long_context_tokens: int = Field(
+        32_768, ge=1, le=MAX_TOKENS, description="Median prompt length from which the context counts as long, tokens")
+
+
+class Cost(Strict):
+    """How the fleet is paid for. Renting uses the catalog's $/chip-hour; owning amortises the
+    catalog's capex and pays energy at the plan's load. Defaults follow the TCO assumptions quoted
+    by aiinframap.com ('H100 vs H200 vs B200 TCO', mid-2026: PUE 1.2, $0.08/kWh) and this catalog's
+    est-tco convention (4 years); the idle draw and the host/network share are assumptions."""
+
+    mode: Literal["rent", "own"] = Field("rent", description="rent: catalog $/chip-hour; own: capex + energy")
+    amortisation_years: float = Field(4.0, gt=0, le=30, description="Years over which capex is spread")
+    pue: float = Field(1.2, ge=1, le=5, description="Power usage effectiveness of the facility")
+    usd_per_kwh: float = Field(0.08, ge=0, le=10, description="Electricity price, $ per kWh")
+    idle_power_fraction: float = Field(
+        0.3, ge=0, le=1, description="Board power drawn by an allocated but idle chip, fraction of power_w (assumption)")
+    host_network_fraction: float = Field(
+        0.3, ge=0, le=10,
+        description="Host servers and network as a fraction of chip capex (assumption; 0 where the catalog price is a whole system)")
+
+
 class Search(Strict):
     """The grid `planner solve` searches exhaustively. Unsupported combinations are masked."""
 
@@ -244,4 +274,6 @@ class Scenario(Strict):
     slo: Slo
     speculative: Speculative = Field(default_factory=Speculative)
     serving: Serving = Field(default_factory=Serving)
+    quality: Quality = Field(default_factory=Quality)
+    cost: Cost = Field(default_factory=Cost)
     search: Search = Field(default_factory=Search)

@@ -16,6 +16,7 @@ from planner import io
 from planner.catalog import Catalog, for_scenario, resolve_scenario_paths, tokenizer_mismatch
 from planner.errors import PlannerError, UnknownIdError
 from planner.schema import Scenario
+from planner.tomledit import merged_toml
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,20 @@ class ScenarioDocument:
     scenario: Scenario | None = None  # the last valid state
     errors: list[FieldError] = field(default_factory=list)
     saved: Scenario | None = None
+    source_text: str | None = None  # the file as read: saves keep its comments and layout
 
     @classmethod
     def from_file(cls, path: Path, catalog: Catalog, *, bundled: bool = False) -> ScenarioDocument:
         """Read and validate a scenario file; every problem is one `PlannerError` line naming it."""
-        data = io.read_toml(path)
+        text = io.read_text(path)
+        data = io.parse_toml(text, path)
         scenario = resolve_scenario_paths(io.validate(Scenario, data, path), path)
         try:
             _check_ids(scenario, catalog)
         except _IdError as exc:
             raise UnknownIdError(f"{path}: {exc.loc}: {exc.message}") from None
         doc = cls(data=data, catalog=catalog, path=None if bundled else path,
-                  origin=f"bundled: {path.name}" if bundled else str(path))
+                  origin=f"bundled: {path.name}" if bundled else str(path), source_text=text)
         doc.validate()
         doc.saved = doc.scenario
         return doc
@@ -117,12 +120,26 @@ class ScenarioDocument:
         return bool(self.errors) or self.scenario != self.saved
 
     def toml(self) -> str:
+        """The edited data written into the file it came from: comments, order and layout stay;
+        only changed values change. An untitled scenario is written plainly."""
         if self.scenario is None or self.errors:
             raise PlannerError("the scenario has errors; fix them before saving")
-        return io.dumps_toml(self.scenario)
+        if self.source_text is None:
+            return io.dumps_toml(self.scenario)
+        return merged_toml(self.source_text, self.data)
+
+    def suggested_name(self) -> str:
+        """A file name for "save as": the opened file's, unless the model changed since; else
+        `<model-id>.toml` (a scenario is mostly about its model)."""
+        model = self.scenario.model.id if self.scenario else None
+        if self.path is not None and (self.saved is None or self.saved.model.id == model):
+            return self.path.name
+        return f"{model or 'scenario'}.toml"
 
     def save(self, path: Path, *, overwrite: bool) -> None:
-        io.atomic_write_text(path, self.toml(), overwrite=overwrite)
+        text = self.toml()
+        io.atomic_write_text(path, text, overwrite=overwrite)
+        self.source_text = text
         self.path = path
         self.origin = str(path)
         self.saved = self.scenario

@@ -51,7 +51,7 @@ class FileActions:
             await self._save_as()
 
     async def _save_as(self) -> None:
-        suggestion = self.document.path.name if self.document.path else _slug(self.document) + ".toml"
+        suggestion = self.document.suggested_name()
         path = await self.push_screen_wait(PathScreen("Save the scenario as (TOML)", self.start_dir, suggestion))
         if path is None:
             return

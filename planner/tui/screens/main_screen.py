@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from planner.catalog import Catalog
 from planner.schema import Scenario
@@ -30,7 +31,13 @@ class MainScreen(Screen):
 
     AUTO_FOCUS = "#plans-table"  # so q quits at once; editing starts with a click or tab
     BINDINGS = [Binding("escape", "focus_table", "To table", show=False,
-                        tooltip="Leave the field being edited (then q quits, s sorts)")]
+                        tooltip="Leave the field being edited (then q quits, s sorts)"),
+                Binding("slash", "filter", "Filter", tooltip="Filter the hardware catalog (from any tab)"),
+                Binding("ctrl+b", "toggle_panel", "Scenario", tooltip="Show or hide the scenario panel")]
+    COMPACT_WIDTH = 120
+    COMPACT_HEIGHT = 34
+    """Below either size the screen is compact: the scenario panel starts hidden (ctrl+b shows it)
+    and the plan detail shrinks, so the plans table keeps its rows (80x24 shows eight)."""
 
     selected_hardware: reactive[str] = reactive("")
     """Hardware of the highlighted plans-table row ("" when the table is empty)."""
@@ -70,6 +77,8 @@ class MainScreen(Screen):
         table.border_title = (f"Best plan per hardware — {len(result.per_hardware)} feasible, "
                               f"{len(result.infeasible)} without a plan")
         table.show(result.per_hardware, result.infeasible)
+        grid = getattr(result, "grid", None)
+        self.query_one(PlanDetail).warnings = list(getattr(grid, "warnings", ()) or ())
         if not result.frontiers_pending:
             self.show_frontiers(scenario, result)
 
@@ -79,6 +88,29 @@ class MainScreen(Screen):
 
     def show_curve(self, hardware: str, points: list[CurvePoint], current: int | None, pending: bool) -> None:
         self.query_one(PromptChart).show(hardware, points, current, pending)
+
+    def on_resize(self, event: events.Resize) -> None:
+        compact = event.size.width < self.COMPACT_WIDTH or event.size.height < self.COMPACT_HEIGHT
+        if compact != self.has_class("-compact"):
+            self.set_class(compact, "-compact")
+            self.set_class(compact, "-panel-hidden")
+
+    def action_toggle_panel(self) -> None:
+        hidden = not self.has_class("-panel-hidden")
+        self.set_class(hidden, "-panel-hidden")
+        if hidden and self.query_one(ScenarioPanel).has_focus_within:
+            self.query_one(PlansTable).focus()
+        elif not hidden:
+            self.query_one(ScenarioPanel).focus_first()
+
+    def action_filter(self) -> None:
+        """`/` from anywhere: the hardware filter. In a text field it is just a character."""
+        focused = self.app.focused
+        if isinstance(focused, Input) and focused.id != "hardware-query":
+            focused.insert_text_at_cursor("/")
+            return
+        self.query_one(TabbedContent).active = "hardware"
+        self.query_one("#hardware-query", Input).focus()
 
     def action_focus_table(self) -> None:
         self.query_one(TabbedContent).active = "plans"

@@ -49,7 +49,7 @@ class FieldRow(Vertical):
                 select.tooltip = hint
                 yield select
             else:
-                yield Input(show_value(self._shown), compact=True, tooltip=hint, select_on_focus=False)
+                yield Input(show_value(self._shown), compact=True, tooltip=hint, select_on_focus=True)
         yield Static("", classes="field-error")
 
     def set_value(self, value: Any) -> None:

@@ -63,6 +63,7 @@ class PlanDetail(Static):
         self._shown: tuple[Any, ...] = (None, None, None, None)
         self._whatifs: list[WhatIf] | str = PENDING
         self._content_height: int | None = None
+        self.warnings: list[str] = []  # the solve's: the search differs from what [search] lists
 
     def show_whatifs(self, hardware: str, rows: list[WhatIf] | None) -> None:
         """What-ifs for `hardware` (None: not available in this installation)."""
@@ -101,6 +102,19 @@ class PlanDetail(Static):
             f"TTFT p50/p95 {_f(plan['ttft_p50_s'], '.2f')}/{_f(plan['ttft_p95_s'], '.2f')} s · "
             f"TPOT p50/p95 {_f(plan['tpot_p50_ms'], '.1f')}/{_f(plan['tpot_p95_ms'], '.1f')} ms · "
             f"prefix hit {_f(plan['prefix_hit_rate'], '.0%')}", style="green" if infeasible is None else "dim"))
+        if plan.get("quality_note"):
+            header.append(Text(f"⚠ {plan['quality_note']}", style="yellow"))
+        bands = _bands(plan)
+        if bands:
+            header.append(Text(f"uncertainty: {bands}", style="dim"))
+        if plan.get("energy_kwh_month") is not None:
+            owned = plan.get("cost_mode") == "own"
+            header.append(Text(f"{'owned' if owned else 'rented'}: energy {plan['energy_kwh_month']:,.0f} kWh/month "
+                               f"(${plan.get('energy_usd_month') or 0:,.0f})"
+                               + (f", capex ${plan['capex_usd']:,.0f}" if owned and plan.get("capex_usd") else ""),
+                               style="dim"))
+        for warning in self.warnings:
+            header.append(Text(f"⚠ {warning}", style="yellow"))
         mem = plan["memory_gb_per_chip"]
         usable = mem["usable_hbm"] or 0.0
         used = sum(mem[k] or 0.0 for k in ("weights", "kv_hbm", "activations"))
@@ -160,6 +174,20 @@ def _whatif_text(rows: list[WhatIf] | str) -> Text:
             text.append(f"{label} {row.delta_pct or 0:+.0f}%", style="yellow" if (row.delta_pct or 0) > 0 else "")
         text.append("  ")
     return text
+
+
+BANDED = (("ttft_p95_s", "TTFT p95", "s", ".2f"), ("tpot_p95_ms", "TPOT p95", "ms", ".1f"),
+          ("monthly_usd", "$/month", "", ",.0f"))
+
+
+def _bands(plan: dict[str, Any]) -> str:
+    """Uncertainty bands the cost model gives (`<metric>_low`, `<metric>_high`), when it gives them."""
+    parts = []
+    for key, label, unit, fmt in BANDED:
+        low, high = plan.get(f"{key}_low"), plan.get(f"{key}_high")
+        if low is not None and high is not None:
+            parts.append(f"{label} {format(low, fmt)}–{format(high, fmt)}{(' ' + unit) if unit else ''}")
+    return " · ".join(parts)
 
 
 def _f(value: float | None, fmt: str) -> str:

@@ -49,7 +49,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("usd_in", "$/Mtok in", lambda p: _num(p["usd_per_mtok_input"], ".3f"), lambda p: p["usd_per_mtok_input"]),
     Column("usd_out", "$/Mtok out", lambda p: _num(p["usd_per_mtok_output"], ".3f"),
            lambda p: p["usd_per_mtok_output"]),
-    Column("monthly", "$/month", lambda p: _num(p["monthly_usd"], ",.0f"), lambda p: p["monthly_usd"]),
+    Column("monthly", "$/month", lambda p: _num(p["monthly_usd"], ",.0f") + (" 4b" if p.get("quality_note") else ""),
+           lambda p: p["monthly_usd"]),
     Column("binding", "binding", lambda p: p["binding"], lambda p: p["binding"], numeric=False),
 )
 

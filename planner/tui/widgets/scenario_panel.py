@@ -41,6 +41,14 @@ class ScenarioPanel(VerticalScroll):
         yield HardwareFilter(self.hardware, self.document.get(HARDWARE_PATH))
         yield Static("", id="scenario-error", classes="field-error")
 
+    def focus_first(self) -> None:
+        """Focus the first editable field (after the panel is shown again)."""
+        from textual.widgets import Input
+
+        fields = self.query(Input)
+        if fields:
+            fields.first().focus()
+
     def load(self, doc: ScenarioDocument) -> None:
         """Show every value of `doc` (posts no edits)."""
         for row in self.query(FieldRow):

@@ -1,0 +1,250 @@
+"""Launch configurations: the engine command that would run a plan (`planner solve --emit ENGINE`).
+
+Every flag written here is in the engine's flag list for the version named in ENGINES (read from
+that version's argument parser; tests/test_launch.py pins the lists). A plan setting an engine
+cannot express is written as a comment saying so, never as an invented flag. Pure text building:
+no IO, so the CLI prints what this returns.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from planner.schema import ModelSpec, Scenario
+
+CHUNK_TOKENS = 8192
+"""Tokens per prefill chunk the cost model assumes (planner/model/README.md, memory): the engine's
+batched-token budget is set to it so the plan and the engine agree."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    version: str
+    checked: str  # where the flag names were read
+
+
+ENGINES = {
+    "vllm": Engine("vLLM", "0.19.1", "vllm 0.19.1 wheel: vllm/engine/arg_utils.py and vllm/config/{cache,speculative}.py"),
+    "sglang": Engine("SGLang", "0.5.23", "sglang 0.5.23 wheel: sglang/srt/arg_groups/fields/*.py (flag = field name with dashes)"),
+    "trtllm": Engine("TensorRT-LLM", "1.0", "trtllm-serve and LLM API options as documented for TensorRT-LLM 1.0 "
+                     "(recalled, not checked against an installed package)"),
+}
+
+
+@dataclass
+class Launch:
+    """What an engine needs to run a plan, engine-neutral."""
+
+    plan: dict[str, Any]
+    scenario: Scenario
+    model: ModelSpec
+    draft: ModelSpec | None
+    layout: dict[str, int]
+
+    @property
+    def max_len(self) -> int:
+        w = self.scenario.workload
+        cap = (w.input_tokens.max or self.model.max_context) + (w.output_tokens.max or 0)
+        return min(cap, self.model.max_context)
+
+    @property
+    def offload_gb_per_chip(self) -> float:
+        """Host memory the plan uses per chip for KV (active KV on host tiers plus a prefix cache
+        that does not fit in the HBM left over)."""
+        mem = self.plan["memory_gb_per_chip"]
+        free = max((mem["usable_hbm"] or 0) - (mem["weights"] or 0) - (mem["kv_hbm"] or 0) - (mem["activations"] or 0), 0)
+        spill = max((mem["prefix_cache"] or 0) - free, 0) if self.plan["prefix_cache"] else 0.0
+        return (mem["kv_dram"] or 0) + (mem["kv_nvme"] or 0) + spill
+
+
+def emit(engine: str, launch: Launch) -> str:
+    """The launch configuration for `engine` (one of ENGINES) as a commented shell script."""
+    build = {"vllm": _vllm, "sglang": _sglang, "trtllm": _trtllm}[engine]
+    lines, notes = build(launch)
+    return "\n".join(_header(engine, launch) + lines + _notes(notes, launch)) + "\n"
+
+
+def _header(engine: str, ln: Launch) -> list[str]:
+    p, e, lay = ln.plan, ENGINES[engine], ln.layout
+    return [
+        f"# {p['replicas']} replica(s) x {p['chips']} {p['hardware']}: batch {p['batch']}, weights {p['weight_dtype']}, "
+        f"KV {p['kv_dtype']}, spec k={p['spec_k']}, prefix cache {'on' if p['prefix_cache'] else 'off'}",
+        f"# layout per replica: tp {lay['tp']}, pp {lay['pp']}, ep {lay['ep']}, dp_attention {lay['dp_attention']}, "
+        f"cp {lay['cp']}; {lay['nodes']} node(s) per replica",
+        f"# {e.name} {e.version}; flag names from {e.checked}",
+        f"# Run one copy per replica ({p['replicas']}) behind a load balancer; aggregated serving "
+        "(prefill and decode on the same replicas: the plan has no disaggregated pools).",
+    ]
+
+
+def _notes(notes: list[str], ln: Launch) -> list[str]:
+    if ln.plan.get("quality_note"):
+        notes = [*notes, ln.plan["quality_note"]]
+    return [f"# note: {n}" for n in notes]
+
+
+def _command(program: str, words: list[str]) -> list[str]:
+    """`program` then one flag (with its value) per line, shell-quoted; a leading positional
+    argument (the model) stays on the first line."""
+    first = program
+    if words and not words[0].startswith("--"):
+        first, words = f"{program} {shlex.quote(words[0])}", words[1:]
+    out, i = [first], 0
+    while i < len(words):
+        flag = words[i]
+        value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else None
+        out.append(f"  {flag}" + (f" {shlex.quote(value)}" if value is not None else ""))
+        i += 2 if value is not None else 1
+    return [line + (" \\" if n < len(out) - 1 else "") for n, line in enumerate(out)]
+
+
+def _weights_note(dtype: str, repo: str) -> str | None:
+    if dtype in ("int4", "fp4", "int8"):
+        kind = {"int4": "int4 (AWQ/GPTQ)", "fp4": "NVFP4/MXFP4", "int8": "INT8 W8A8"}[dtype]
+        return (f"weights {dtype}: serve a pre-quantized {kind} checkpoint of {repo} in place of the repo above; "
+                "no flag quantizes to this format when loading")
+    return None
+
+
+def _spec_method(ln: Launch) -> str:
+    return ln.scenario.speculative.method if ln.plan["spec_k"] > 0 else "none"
+
+
+def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
+    p, lay, notes = ln.plan, ln.layout, []
+    words = [ln.model.hf_repo, "--tensor-parallel-size", str(lay["tp"]), "--pipeline-parallel-size", str(lay["pp"])]
+    if lay["dp_attention"] > 1:
+        words += ["--data-parallel-size", str(lay["dp_attention"])]
+    if lay["ep"] > 1:
+        words += ["--enable-expert-parallel"]
+    if lay["cp"] > 1:
+        words += ["--decode-context-parallel-size", str(lay["cp"])]
+    words += ["--max-num-seqs", str(p["batch"]), "--max-num-batched-tokens", str(CHUNK_TOKENS),
+              "--max-model-len", str(ln.max_len),
+              "--gpu-memory-utilization", f"{ln.scenario.serving.hbm_fraction:g}"]
+    if p["weight_dtype"] == "fp8":
+        words += ["--quantization", "fp8"]
+    kv = {"bf16": "auto", "fp8": "fp8"}.get(p["kv_dtype"])
+    if kv:
+        words += ["--kv-cache-dtype", kv]
+    else:
+        notes.append(f"KV {p['kv_dtype']}: vLLM 0.19.1 has no {p['kv_dtype']} KV-cache dtype (auto, float16, bfloat16, "
+                     "fp8, fp8_e4m3, fp8_e5m2, fp8_inc, fp8_ds_mla); fp8 is the nearest and needs ~1.8x the KV memory")
+    words += ["--enable-prefix-caching" if p["prefix_cache"] else "--no-enable-prefix-caching"]
+    method = _spec_method(ln)
+    if method == "draft" and ln.draft is not None:
+        cfg = {"method": "draft_model", "model": ln.draft.hf_repo, "num_speculative_tokens": p["spec_k"]}
+        words += ["--speculative-config", json.dumps(cfg, separators=(",", ":"))]
+    elif method == "mtp":
+        words += ["--speculative-config", json.dumps({"method": "mtp", "num_speculative_tokens": p["spec_k"]},
+                                                     separators=(",", ":"))]
+    offload = ln.offload_gb_per_chip
+    if offload > 0:
+        total = offload * lay["tp"]  # vLLM: the buffer summed over TP ranks, GiB
+        words += ["--kv-offloading-backend", "lmcache", "--kv-offloading-size", f"{total * 1e9 / 2**30:.0f}"]
+        notes.append(_tier_note(p, "vLLM's KV offloading (LMCache backend) keeps reusable KV in host DRAM"))
+    note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    return _command("vllm serve", words), [n for n in (note, *notes) if n]
+
+
+def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
+    p, lay, notes = ln.plan, ln.layout, []
+    words = ["--model-path", ln.model.hf_repo, "--tp-size", str(lay["tp"]), "--pp-size", str(lay["pp"])]
+    if lay["dp_attention"] > 1:
+        words += ["--dp-size", str(lay["dp_attention"]), "--enable-dp-attention"]
+    if lay["ep"] > 1:
+        words += ["--ep-size", str(lay["ep"])]
+    if lay["cp"] > 1:
+        words += ["--attn-cp-size", str(lay["cp"])]
+    words += ["--max-running-requests", str(p["batch"]), "--chunked-prefill-size", str(CHUNK_TOKENS),
+              "--context-length", str(ln.max_len), "--mem-fraction-static", f"{ln.scenario.serving.hbm_fraction:g}"]
+    if p["weight_dtype"] == "fp8":
+        words += ["--quantization", "fp8"]
+    kv = {"bf16": "auto", "fp8": "fp8_e4m3"}.get(p["kv_dtype"])
+    if kv:
+        words += ["--kv-cache-dtype", kv]
+    elif p["kv_dtype"] == "int4":
+        notes.append("KV int4: SGLang 0.5.23 has no int4 KV cache; its nvfp4 KV cache (--kv-cache-dtype nvfp4, "
+                     "CUDA 12.8+) takes the same 0.5625 B per element but is a float format with its own accuracy")
+    else:
+        notes.append(f"KV {p['kv_dtype']}: SGLang 0.5.23 has no {p['kv_dtype']} KV-cache dtype; fp8_e4m3 is the nearest")
+    if not p["prefix_cache"]:
+        words += ["--disable-radix-cache"]
+    method = _spec_method(ln)
+    if method == "draft" and ln.draft is not None:
+        words += ["--speculative-algorithm", "STANDALONE", "--speculative-draft-model-path", ln.draft.hf_repo,
+                  "--speculative-num-steps", str(p["spec_k"]), "--speculative-eagle-topk", "1",
+                  "--speculative-num-draft-tokens", str(p["spec_k"] + 1)]
+    elif method == "mtp":
+        words += ["--speculative-algorithm", "NEXTN", "--speculative-num-steps", str(p["spec_k"]),
+                  "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", str(p["spec_k"] + 1)]
+    offload = ln.offload_gb_per_chip
+    if offload > 0:
+        words += ["--enable-hierarchical-cache", "--hicache-size", f"{offload:.0f}"]
+        if p["tier_split"]["nvme"] > 0:
+            words += ["--hicache-storage-backend", "file"]
+        notes.append(_tier_note(p, "HiCache keeps KV in host DRAM (--hicache-size GB per rank)"))
+    note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    return _command("python -m sglang.launch_server", words), [n for n in (note, *notes) if n]
+
+
+def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
+    p, lay, notes = ln.plan, ln.layout, []
+    kv_cache: dict[str, Any] = {"enable_block_reuse": bool(p["prefix_cache"]),
+                                "free_gpu_memory_fraction": ln.scenario.serving.hbm_fraction}
+    if p["kv_dtype"] == "fp8":
+        kv_cache["dtype"] = "fp8"
+    elif p["kv_dtype"] != "bf16":
+        notes.append(f"KV {p['kv_dtype']}: no {p['kv_dtype']} KV-cache dtype is set here (only fp8 is pinned for "
+                     "the LLM API's kv_cache_config.dtype)")
+    offload = ln.offload_gb_per_chip
+    if offload > 0:
+        kv_cache["host_cache_size"] = int(offload * 1e9)
+        notes.append(_tier_note(p, "kv_cache_config.host_cache_size offloads reusable KV blocks to host DRAM "
+                                   "(NVIDIA Dynamo KVBM adds an NVMe tier; its options are not pinned here)"))
+    options: dict[str, Any] = {"kv_cache_config": kv_cache}
+    if lay["dp_attention"] > 1:
+        options["enable_attention_dp"] = True
+    method = _spec_method(ln)
+    if method == "draft" and ln.draft is not None:
+        options["speculative_config"] = {"decoding_type": "DraftTarget", "max_draft_len": p["spec_k"],
+                                         "speculative_model_dir": ln.draft.hf_repo}
+    elif method == "mtp":
+        options["speculative_config"] = {"decoding_type": "MTP", "num_nextn_predict_layers": p["spec_k"]}
+    yaml = ["cat > llm_api_options.yml <<'EOF'", *_yaml(options), "EOF"]
+    words = [ln.model.hf_repo, "--backend", "pytorch", "--tp_size", str(lay["tp"]),
+             "--pp_size", str(lay["pp"])]
+    if lay["ep"] > 1:
+        words += ["--ep_size", str(lay["ep"])]
+    words += ["--max_batch_size", str(p["batch"]), "--max_num_tokens", str(CHUNK_TOKENS),
+              "--max_seq_len", str(ln.max_len), "--extra_llm_api_options", "llm_api_options.yml"]
+    if p["weight_dtype"] == "fp8":
+        notes.append(f"weights fp8: serve an FP8 checkpoint of {ln.model.hf_repo} (e.g. one made with NVIDIA "
+                     "ModelOpt); trtllm-serve reads the quantization from the checkpoint")
+    if lay["cp"] > 1:
+        notes.append(f"context parallelism {lay['cp']}: not set here (no pinned trtllm-serve flag)")
+    note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    return yaml + _command("trtllm-serve", words), [n for n in (note, *notes) if n]
+
+
+def _tier_note(plan: dict[str, Any], how: str) -> str:
+    t = plan["tier_split"]
+    active = f"; the plan also keeps {t['dram']:.0%}/{t['nvme']:.0%} of *active* KV in DRAM/NVMe, which " \
+             "no engine flag does (engines page active KV in HBM): expect more HBM use" if t["dram"] or t["nvme"] else ""
+    return how + active
+
+
+def _yaml(value: dict[str, Any], indent: int = 0) -> list[str]:
+    """A small YAML writer for the options file (mappings of scalars; no dependency)."""
+    lines = []
+    for key, v in value.items():
+        if isinstance(v, dict):
+            lines += [" " * indent + f"{key}:", *_yaml(v, indent + 2)]
+        else:
+            shown = json.dumps(v) if isinstance(v, str | bool) else f"{v:g}" if isinstance(v, float) else str(v)
+            lines.append(" " * indent + f"{key}: {shown}")
+    return lines

@@ -1,0 +1,90 @@
+"""Owning instead of renting: an accelerator's cost per hour from its purchase price and power.
+
+Renting: the catalog's $/chip-hour (energy, host and network are in the price). Owning (`[cost]
+mode = "own"`): capex per chip x (1 + host and network share, unless the catalog price is already
+a whole system) amortised over `amortisation_years`, plus energy: board power x the draw at the
+plan's load (`idle_power_fraction` when idle, full power at full load, linear between) x PUE x
+$/kWh. The search then ranks plans by that cost; every plan reports its monthly energy either way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.errors import PlannerError
+from planner.schema import Accelerator, Scenario
+from planner.schema.scenario import Cost
+
+HOURS_PER_YEAR = 8760.0
+
+
+def missing(acc: Accelerator) -> str | None:
+    """Why `acc` cannot be costed as owned hardware (no capex or no power figure), else None."""
+    gaps = [name for name in ("capex_usd", "power_w") if not isinstance(getattr(acc, name), int | float)]
+    return f"{acc.id} ({' and '.join(gaps)} unknown)" if gaps else None
+
+
+def capex_per_chip(acc: Accelerator, cost: Cost) -> float:
+    """Purchase price per chip including its share of host servers and network."""
+    share = 0.0 if acc.capex_includes_host else cost.host_network_fraction
+    return float(acc.capex_usd) * (1.0 + share)  # type: ignore[arg-type]
+
+
+def owned_usd_per_hour(acc: Accelerator, cost: Cost) -> float:
+    """Capex per chip-hour (amortisation only; energy is added per plan at its load)."""
+    return capex_per_chip(acc, cost) / (cost.amortisation_years * HOURS_PER_YEAR)
+
+
+def energy_usd_per_hour_full(acc: Accelerator, cost: Cost) -> float:
+    """Energy $ per chip-hour at full board power, facility overhead (PUE) included."""
+    power = acc.power_w if isinstance(acc.power_w, int | float) else 0.0
+    return power / 1000.0 * cost.pue * cost.usd_per_kwh
+
+
+def priced(hw, accs: list[Accelerator], scenario: Scenario):
+    """The hardware arrays with owned-hardware prices when `[cost] mode = "own"`, else unchanged
+    (energy is then in the rental price, so no energy cost is added)."""
+    cost = scenario.cost
+    if cost.mode != "own":
+        return hw
+    shape = np.shape(hw.usd_per_hour)
+    usd = np.array([owned_usd_per_hour(a, cost) for a in accs], np.float32).reshape(shape)
+    power = np.array([energy_usd_per_hour_full(a, cost) for a in accs], np.float32).reshape(shape)
+    return hw._replace(usd_per_hour=usd, power_usd_per_hour=power)
+
+
+def plan_energy(acc: Accelerator, scenario: Scenario, replicas: int | None, chips: int,
+                draw: float | None) -> dict[str, float | None]:
+    """Monthly energy of a plan (kWh at the meter, PUE included) and what it costs at the
+    scenario's $/kWh (renting: already in the hourly price, shown for comparison)."""
+    cost = scenario.cost
+    if replicas is None or draw is None or not isinstance(acc.power_w, int | float):
+        return {"energy_kwh_month": None, "energy_usd_month": None}
+    kwh = replicas * chips * acc.power_w / 1000.0 * draw * cost.pue * scenario.serving.hours_per_month
+    return {"energy_kwh_month": round(kwh, 1), "energy_usd_month": round(kwh * cost.usd_per_kwh, 2)}
+
+
+class NotOwnableError(PlannerError):
+    """`[cost] mode = "own"` but no searched hardware has a purchase price and a power figure."""
+
+
+def plan_cost_fields(acc: Accelerator, scenario: Scenario, replicas: int | None, chips: int,
+                     draw: float | None) -> dict[str, object]:
+    """The cost fields every plan carries: mode, monthly energy, and (owning) the capex behind it."""
+    own = scenario.cost.mode == "own"
+    capex = None
+    if own and replicas is not None and isinstance(acc.capex_usd, int | float):
+        capex = round(replicas * chips * capex_per_chip(acc, scenario.cost), 0)
+    return {"cost_mode": scenario.cost.mode, "power_draw": draw,
+            **plan_energy(acc, scenario, replicas, chips, draw), "capex_usd": capex}
+
+
+def excluded_note(scenario: Scenario, hardware: list[Accelerator]) -> str | None:
+    """The warning for hardware an owned-fleet search leaves out."""
+    if scenario.cost.mode != "own":
+        return None
+    gaps = [m for a in hardware if (m := missing(a)) is not None]
+    if not gaps:
+        return None
+    shown = ", ".join(gaps[:6]) + (f" and {len(gaps) - 6} more" if len(gaps) > 6 else "")
+    return f"cost.mode = \"own\": left out (no purchase price or power in the catalog): {shown}"

@@ -1,0 +1,94 @@
+"""Owning instead of renting: capex amortised plus energy at the plan's load, hand-derived."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support import with_dotted
+
+from planner import io, paths, tco
+from planner.analyses.project import project
+from planner.catalog import load_catalog
+from planner.schema import Scenario
+from planner.search import solve
+
+ONE = {"hardware": ["h100-sxm"], "chips": [8], "batch": [32], "weight_dtype": ["fp8"], "kv_dtype": ["fp8"],
+       "dram_fraction": [0.0], "nvme_fraction": [0.0], "spec_k": [0], "prefix_cache": [True], "attention": ["flash"]}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def scenario(search: dict | None = None, **updates) -> Scenario:
+    data = io.read_toml(paths.scenarios_dir() / "chat.toml")
+    data["search"] = dict(ONE, **(search or {}))
+    return io.validate(Scenario, with_dotted(data, {"cost.mode": "own", **updates}), "test")
+
+
+def test_owned_hour_of_an_h100_by_hand(catalog) -> None:
+    cost = scenario().cost
+    h100 = catalog.accelerator("h100-sxm")
+    # $30,000 street price x (1 + 0.3 host and network) / (4 years x 8,760 h) = $1.1130/h
+    assert tco.owned_usd_per_hour(h100, cost) == pytest.approx(30000 * 1.3 / 35040)
+    # 700 W x PUE 1.2 x $0.08/kWh = $0.0672/h at full power
+    assert tco.energy_usd_per_hour_full(h100, cost) == pytest.approx(0.7 * 1.2 * 0.08)
+    gb200 = catalog.accelerator("gb200")  # a rack price: host and network already in it
+    assert tco.owned_usd_per_hour(gb200, cost) == pytest.approx(43056 / 35040)
+
+
+def test_an_owned_plan_costs_capex_plus_energy_at_its_load(catalog) -> None:
+    plan = solve(scenario(), catalog).best
+    assert plan is not None and plan["cost_mode"] == "own"
+    draw = plan["power_draw"]
+    assert 0.3 <= draw <= 1.0  # idle 30 % of board power, full power at full load
+    chips, replicas = plan["chips"], plan["replicas"]
+    per_chip = 30000 * 1.3 / 35040 + 0.7 * 1.2 * 0.08 * draw
+    assert plan["usd_per_hour_per_replica"] == pytest.approx(chips * per_chip, rel=1e-4)
+    assert plan["monthly_usd"] == pytest.approx(replicas * chips * per_chip * 730, rel=1e-4)
+    kwh = replicas * chips * 0.7 * draw * 1.2 * 730
+    assert plan["energy_kwh_month"] == pytest.approx(kwh, rel=1e-3)
+    assert plan["energy_usd_month"] == pytest.approx(kwh * 0.08, rel=1e-3)
+    assert plan["capex_usd"] == replicas * chips * 39000
+
+
+def test_renting_reports_energy_but_does_not_add_it(catalog) -> None:
+    plan = solve(scenario(**{"cost.mode": "rent"}), catalog).best
+    h100 = catalog.accelerator("h100-sxm")
+    assert plan["cost_mode"] == "rent" and plan["capex_usd"] is None
+    assert plan["usd_per_hour_per_replica"] == pytest.approx(plan["chips"] * h100.usd_per_hour, rel=1e-5)
+    assert plan["energy_kwh_month"] == pytest.approx(
+        plan["replicas"] * plan["chips"] * 0.7 * plan["power_draw"] * 1.2 * 730, rel=1e-3)
+
+
+def test_hardware_without_a_purchase_price_is_left_out_with_a_warning(catalog) -> None:
+    result = solve(scenario({"hardware": ["h100-sxm", "tpu-v6e"]}), catalog)
+    assert [p["hardware"] for p in result.per_hardware] == ["h100-sxm"]
+    assert any("tpu-v6e (capex_usd and power_w unknown)" in w for w in result.grid.warnings)
+
+
+def test_only_unownable_hardware_is_bad_input(invoke) -> None:
+    result = invoke("solve", paths.scenarios_dir() / "chat.toml", "--set", "cost.mode=own",
+                    "--set", 'search.hardware=["tpu-v6e"]')
+    assert result.exit_code == 2
+    assert 'cost.mode = "own": no searched hardware has a purchase price' in result.output
+
+
+def test_project_declines_capex_but_not_energy(catalog) -> None:
+    p = project(scenario(), catalog, years=1, price_decline_pct=50, usage_growth=1.0)
+    base = p.baseline
+    year1 = p.rows[1]["self_hosted"]
+    # same plan (no growth): the amortised part halves, the energy bill does not
+    expected = (base["monthly_usd"] - base["energy_usd_month"]) * 0.5 + base["energy_usd_month"]
+    assert year1["monthly_usd"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_solve_json_carries_the_cost_section_and_energy(invoke) -> None:
+    result = invoke("solve", paths.scenarios_dir() / "chat.toml", "--set", "cost.mode=own", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["cost"]["mode"] == "own" and doc["cost"]["amortisation_years"] == 4.0
+    for plan in doc["per_hardware"]:
+        assert plan["energy_kwh_month"] > 0 and plan["capex_usd"] > 0
