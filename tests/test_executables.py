@@ -214,8 +214,13 @@ def test_the_search_from_a_cached_executable_equals_the_jit_answer(cache):
     hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
     valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
     dense = not np.any(np.asarray(grid.arch.experts_routed))
-    jit_out = _row_kernel(devices, dense)(grid.arch, hw_rows, np.asarray(grid.cfg.chips)[deal], valid_rows, grid.cfg,
-                                          grid.spec, grid.load, np.float32(grid.draft_weight_bytes))
+    from planner.model.attention import absent_kinds
+    from planner.search import SLOT_COUNT, SLOT_FIELDS
+
+    slot_rows = {name: np.asarray(getattr(grid.cfg, name))[deal] for name in SLOT_FIELDS}
+    slot_rows[SLOT_COUNT] = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
+    jit_out = _row_kernel(devices, dense, absent_kinds(grid.arch))(
+        grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes))
     for k in fresh:
         np.testing.assert_array_equal(fresh[k], cached[k])
         np.testing.assert_array_equal(_in_grid_order(jit_out[k], rows, devices), cached[k])

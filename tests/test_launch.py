@@ -59,7 +59,11 @@ def catalog():
 
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
-    return io.load(Scenario, paths.default_scenario())
+    """The bundled agentic scenario on Llama 3.3 70B with a Llama 3.2 1B draft (the plans below)."""
+    data = io.read_toml(paths.default_scenario())
+    data["model"]["id"] = "llama-3.3-70b"
+    data["speculative"] = {**data.get("speculative", {}), "method": "draft", "draft_model": "llama-3.2-1b"}
+    return io.validate(Scenario, data, "agentic-coding on llama-3.3-70b")
 
 
 def launch(catalog, scenario, p: dict) -> Launch:

@@ -46,7 +46,8 @@ def test_an_owned_plan_costs_capex_plus_energy_at_its_load(catalog) -> None:
     assert 0.3 <= draw <= 1.0  # idle 30 % of board power, full power at full load
     chips, replicas = plan["chips"], plan["replicas"]
     per_chip = 30000 * 1.3 / 35040 + 0.7 * 1.2 * 0.08 * draw
-    assert plan["usd_per_hour_per_replica"] == pytest.approx(chips * per_chip, rel=1e-4)
+    instance_chips = chips // plan["layout"]["replicas_per_system"]  # `replicas` counts systems of `chips`
+    assert plan["usd_per_hour_per_replica"] == pytest.approx(instance_chips * per_chip, rel=1e-4)
     assert plan["monthly_usd"] == pytest.approx(replicas * chips * per_chip * 730, rel=1e-4)
     kwh = replicas * chips * 0.7 * draw * 1.2 * 730
     assert plan["energy_kwh_month"] == pytest.approx(kwh, rel=1e-3)
@@ -58,7 +59,8 @@ def test_renting_reports_energy_but_does_not_add_it(catalog) -> None:
     plan = solve(scenario(**{"cost.mode": "rent"}), catalog).best
     h100 = catalog.accelerator("h100-sxm")
     assert plan["cost_mode"] == "rent" and plan["capex_usd"] is None
-    assert plan["usd_per_hour_per_replica"] == pytest.approx(plan["chips"] * h100.usd_per_hour, rel=1e-5)
+    instance_chips = plan["chips"] // plan["layout"]["replicas_per_system"]
+    assert plan["usd_per_hour_per_replica"] == pytest.approx(instance_chips * h100.usd_per_hour, rel=1e-5)
     assert plan["energy_kwh_month"] == pytest.approx(
         plan["replicas"] * plan["chips"] * 0.7 * plan["power_draw"] * 1.2 * 730, rel=1e-3)
 
