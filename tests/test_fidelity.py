@@ -2,8 +2,8 @@
 
 Targets (cost-model issue): on the short-prompt offline runs (measurements.toml) and the long-context
 cases (long-context.toml) the median |error| is <= 8 % and no case is off by more than 30 %; on the
-other chips (chips.toml) the median is held to the level reached (the issue's target is 15 % / 50 %;
-the README's fidelity section says where and why it is not met). Cases the sources leave unknown are
+other chips (chips.toml) the median is <= 15 % (the issue's 50 % bound on every case is not met: the
+README's fidelity section says which cases and why). Cases the sources leave unknown are
 reported, not scored. Out-of-sample (held-out) errors: `python -m planner.fidelity --held-out`,
 and the slow test below (`PLANNER_SLOW=1`).
 """
@@ -50,7 +50,7 @@ def test_median_error_within_8_percent_and_every_case_within_30(scored, files):
 
 def test_other_chips_median_error(scored):
     _, errs = _of(scored, "chips")
-    assert np.median(np.abs(errs)) <= 0.20
+    assert np.median(np.abs(errs)) <= 0.15
 
 
 def test_long_prompt_predictions_are_not_one_sided(scored):
