@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.grid import Grid, Layout, gather
+from planner.grid import AXES, Grid, Layout, gather
 from planner.lowering import scale_out_gbps
 from planner.model.types import Load
 from planner.quality import four_bit_note
@@ -50,7 +50,9 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
     usable = np.asarray(hw.mem_bytes) * float(load.hbm_fraction) / 1e9
     plans = []
     for i in range(count):
-        h, c, b, w, k, t, s, p, a = (int(ax[i]) for ax in idx)
+        at = {name: int(ax[i]) for name, ax in zip(AXES, idx, strict=True)}
+        h, c, b, w, k = at["hardware"], at["layout"], at["batch"], at["weight_dtype"], at["kv_dtype"]
+        t, s, p, a = at["tier"], at["spec_k"], at["prefix_cache"], at["attention"]
         acc = grid.hardware[h]
         dram, nvme = grid.tiers[t]
         ratios = m["ratios"][i]

@@ -86,37 +86,64 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
     from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.serving import evaluate_serving
+    from planner.model.staging import computed_once
 
     def rows(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes):
         arch = without_absent(without_experts(arch) if dense else arch, absent)
         slot_rows = dict(slot_rows)
         n_slots = slot_rows.pop(SLOT_COUNT)
-        width = valid_rows.shape[1]  # layout slots per hardware row
+        n_rows, width = valid_rows.shape[:2]  # hardware rows on this device, layout slots per row
         block = math.prod(jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg), valid_rows.shape[1:])[2:])
 
         def one(i, k):
-            """Hardware row i, layout slot k: one block of batch x dtypes x tiers x ... configurations."""
+            """Hardware row i, layout slot k: one block of batch x dtypes x tiers x ... configurations,
+            its four outputs stored once (read by the output buffers and the row's running minima)."""
             hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
             valid1 = jax.lax.dynamic_index_in_dim(valid_rows[i], k, keepdims=True)[None]
             cfg1 = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(x[i], k, keepdims=True)[None]
                                    for name, x in slot_rows.items()})
-            m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1)
-            shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1))
-            return _row_outputs(m, valid1, shape)
+
+            def outputs():
+                m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1)
+                shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1))
+                return tuple(x.reshape(-1) for x in _row_outputs(m, valid1, shape))
+
+            return computed_once(outputs, hw1.mem_bw)
 
         # Padding rows come last on each device (see _launch) and padding slots last in each row:
         # neither is evaluated (the loops stop at the last real row and slot); their outputs stay inf.
-        real = jnp.sum(jnp.any(valid_rows.reshape(valid_rows.shape[0], -1), axis=1))
-        empty = jax.lax.pcast(jnp.full((valid_rows.shape[0], width * block), jnp.inf), "hw", to="varying")
+        real = jnp.sum(jnp.any(valid_rows.reshape(n_rows, -1), axis=1))
 
-        def row(i, outs):
-            def slot(k, outs):
-                return tuple(jax.lax.dynamic_update_slice(o, r, (i, k * block))
-                             for o, r in zip(outs, one(i, k), strict=True))
+        def varying(x):
+            return jax.lax.pcast(x, "hw", to="varying")
 
-            return jax.lax.fori_loop(0, n_slots[i], slot, outs)
+        grids = tuple(varying(jnp.full((n_rows, width * block), jnp.inf)) for _ in range(3))
+        minima = (varying(jnp.full((n_rows,), jnp.inf)), varying(jnp.zeros((n_rows,), jnp.int32)),
+                  varying(jnp.zeros((n_rows,), jnp.int32)))
 
-        return jax.lax.fori_loop(0, real, row, (empty,) * 4)
+        def row(i, state):
+            def slot(k, state):
+                grids, (cheapest, cheapest_at, closest, closest_at) = state
+                monthly, tpot, ttft, worst = one(i, k)
+                grids = tuple(jax.lax.dynamic_update_slice(g, r[None], (i, k * block))
+                              for g, r in zip(grids, (monthly, tpot, ttft), strict=True))
+                # running minima over the row's slots: strict < keeps the first minimum, as argmin does
+                j, w = jnp.argmin(monthly), jnp.argmin(worst)
+                cheaper, closer = monthly[j] < cheapest, worst[w] < closest
+                return grids, (jnp.where(cheaper, monthly[j], cheapest), jnp.where(cheaper, k * block + j.astype(jnp.int32), cheapest_at),
+                               jnp.where(closer, worst[w], closest), jnp.where(closer, k * block + w.astype(jnp.int32), closest_at))
+
+            start = (varying(jnp.float32(jnp.inf)), varying(jnp.int32(0)), varying(jnp.float32(jnp.inf)),
+                     varying(jnp.int32(0)))
+            grids, row_min = jax.lax.fori_loop(0, n_slots[i], slot, (state[0], start))
+            cheapest, cheapest_at, _, closest_at = row_min
+            mins = (state[1][0].at[i].set(cheapest), state[1][1].at[i].set(cheapest_at),
+                    state[1][2].at[i].set(closest_at))
+            return grids, mins
+
+        grids, (cheapest, cheapest_at, closest_at) = jax.lax.fori_loop(0, real, row, (grids, minima))
+        return {"monthly": grids[0], "tpot95": grids[1], "ttft95": grids[2], "best_per_hw": cheapest_at,
+                "best_monthly_per_hw": cheapest, "closest_per_hw": closest_at}
 
     mesh = Mesh(np.asarray(jax.devices()[:devices]), ("hw",))
     split, whole = P("hw"), P()
@@ -124,7 +151,8 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
                             in_specs=(whole, split, split, split, whole, whole, whole, whole))
 
     def kernel(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes):
-        return _reduce(*sharded(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes))
+        out = sharded(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes)
+        return {key: value.ravel() if key in ("monthly", "tpot95", "ttft95") else value for key, value in out.items()}
 
     return jax.jit(kernel)
 

@@ -13,7 +13,7 @@ from support import with_dotted
 from planner import io, paths
 from planner.catalog import load_catalog
 from planner.evaluation import EvalCase, evaluate_cases
-from planner.grid import build_grid
+from planner.grid import AXES, build_grid
 from planner.model import numpy_reference
 from planner.model.types import Config, Hw, Load
 from planner.pareto import pareto_indices
@@ -190,7 +190,8 @@ def test_unsupported_precision_is_masked_not_an_error(catalog):
     h100 = [a.id for a in grid.hardware].index("h100-sxm")
     b200 = [a.id for a in grid.hardware].index("b200")
     real = grid.slot_valid[b200]  # padding slots of the layout axis stay masked
-    assert not valid[h100, :, :, fp4].any() and valid[b200, real][:, :, fp4].all()
+    on_fp4 = np.take(valid, fp4, axis=AXES.index("weight_dtype"))
+    assert not on_fp4[h100].any() and on_fp4[b200][real].all()
 
 
 def test_sram_only_chips_get_enough_chips(catalog):

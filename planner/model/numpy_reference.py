@@ -16,7 +16,7 @@ from statistics import NormalDist
 import numpy as np
 
 _MODEL_DIR = Path(__file__).resolve().parent
-_ORDER = ("types", "attention", "layouts", "memory", "compute", "prefill", "decode", "speculative", "queueing", "tiers",
+_ORDER = ("types", "staging", "attention", "layouts", "memory", "compute", "prefill", "decode", "speculative", "queueing", "tiers",
           "serving", "offline", "loaded")
 _PREFIX = "planner.model._numpy_twin"
 
@@ -58,6 +58,10 @@ def agreement(jit_monthly: np.ndarray, ref_monthly: np.ndarray, ref_worst_ratio:
             "configs_compared": int(jit_monthly.size)}
 
 
+def _evaluated(stage, probe):
+    return stage()
+
+
 class _NumpyAsJnp(types.ModuleType):
     """numpy under the name `jnp`; `jnp.ndarray` stays the array type used in annotations."""
 
@@ -78,6 +82,8 @@ def twin() -> dict[str, types.ModuleType]:
         module.__dict__.update(jnp=shim, ndtr=ndtr, ndtri=ndtri, __file__=str(_MODEL_DIR / f"{name}.py"))
         sys.modules[module.__name__] = module
         exec(compile(source, f"{_MODEL_DIR / name}.py (numpy twin)", "exec"), module.__dict__)
+        if name == "staging":  # no conditional in numpy: a stage is simply evaluated
+            module.computed_once = _evaluated
         modules[name] = module
     return modules
 

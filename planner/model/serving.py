@@ -22,6 +22,7 @@ from planner.model.memory import kv_elems_per_seq, kv_share_per_chip, memory_per
 from planner.model.prefill import prefill_time
 from planner.model.queueing import lognormal_quantile, max_rho_for_wait, mixture_log_quantile, wait_quantile
 from planner.model.speculative import speculative_step
+from planner.model.staging import computed_once
 from planner.model.tiers import curve_hit_rate, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
@@ -35,37 +36,75 @@ GB = 1e9
 BINDING = ("ttft", "tpot", "memory", "host-memory", "utilisation")  # order of the `ratios` stack below
 
 
-def _interp_uniform(hit, table):
-    """`jnp.interp(hit, HIT_TABLE, table)` for the uniform table: the cell index is computed, not
-    searched for (a binary search per configuration cost ~10 % of the whole search on CPU)."""
+def _hit_cells(hit):
+    """(cell index, fraction) of each hit rate on the uniform HIT_TABLE: computed, not searched for
+    (a binary search per configuration cost ~10 % of the whole search on CPU). NaN reads cell 0."""
     pos = jnp.clip(hit, 0.0, 1.0) * HIT_STEPS
+    pos = jnp.where(pos >= 0.0, pos, 0.0)
     cell = jnp.minimum(jnp.floor(pos), HIT_STEPS - 1)
-    i = cell.astype(jnp.int32)
-    return table[i] + (pos - cell) * (table[i + 1] - table[i])
+    return cell.astype(jnp.int32), pos - cell
 
 
-def _ttft_quantile(a, hw, cfg, ld, hit, reload_s_per_token, q):
-    """q-quantile of TTFT service (no queueing) over prompt lengths and prefix-cache hits.
+def _read(table, cells):
+    """Linear interpolation of a table tabulated on HIT_TABLE along its leading axis.
+
+    `table` has shape (HIT_STEPS + 1,) + S, where S broadcasts against the configurations (it holds
+    only the axes the tabulated quantity depends on); `cells` comes from `_hit_cells`. Each
+    configuration reads its two neighbours from the flattened table (two gathers)."""
+    cell, frac = cells
+    rest = jnp.shape(table)[1:]
+    n = 1
+    for d in rest:
+        n *= d
+    flat = jnp.reshape(table, (-1,))
+    idx = cell * n + jnp.reshape(jnp.arange(n, dtype=jnp.int32), rest)
+    lo = flat[idx]
+    return lo + frac * (flat[idx + n] - lo)
+
+
+def _along_hit(values, ndim: int):
+    """A HIT_TABLE-long vector as a leading axis in front of `ndim` configuration axes."""
+    return jnp.reshape(values, (HIT_STEPS + 1,) + (1,) * ndim)
+
+
+def _config_ndim(hw: Hw, cfg: Config) -> int:
+    return max(jnp.ndim(x) for x in (*hw, *cfg))
+
+
+def _prefill_quantile_table(a, hw, cfg, ld, q):
+    """(prefill seconds, cached tokens) of the q-quantile TTFT service at every hit rate of
+    HIT_TABLE, without queueing or reload.
 
     Prefill time is driven by the uncached tokens U: U = L on a miss, (1 - r) L on a hit, so log U
     is a mixture of two log-normals with the same sigma, shifted by ln(1 - r). Its q-quantile u is
     solved by bisection on the mixture CDF; it depends on the configuration only through the hit
-    rate, so it is solved once on HIT_TABLE (scenario scalars) and interpolated per configuration.
-    The cached tokens at u are the hit component's share of the density times u r / (1 - r).
-    With r = 0 both components coincide. Load fields are scalars here (one scenario per call)."""
+    rate, so it is solved on HIT_TABLE (scenario scalars). The cached tokens at u are the hit
+    component's share of the density times u r / (1 - r). With r = 0 both components coincide.
+    Prefill time at those lengths depends on few configuration axes (hardware, layout, dtypes,
+    attention kernel, not batch, tiers or speculation), so it is evaluated on the table at that
+    reduced shape and interpolated per configuration (`_read`): the search's most expensive term,
+    computed ~1,000x less often. Load fields are scalars here (one scenario per call)."""
     keep = 1.0 - ld.prefix_reuse
     mu_miss = jnp.log(ld.in_median)
     mu_hit = mu_miss + jnp.log(keep)
     cap_miss = jnp.log(ld.in_cap)
-    table = mixture_log_quantile(mu_hit, mu_miss, HIT_TABLE, ld.in_sigma, cap_miss + jnp.log(keep), cap_miss, q)
-    x = _interp_uniform(hit, table)
+    x = mixture_log_quantile(mu_hit, mu_miss, HIT_TABLE, ld.in_sigma, cap_miss + jnp.log(keep), cap_miss, q)
     s = jnp.maximum(ld.in_sigma, 1e-4)
-    dens_hit = hit * jnp.exp(-0.5 * ((x - mu_hit) / s) ** 2)
-    dens_miss = (1.0 - hit) * jnp.exp(-0.5 * ((x - mu_miss) / s) ** 2)
+    dens_hit = HIT_TABLE * jnp.exp(-0.5 * ((x - mu_hit) / s) ** 2)
+    dens_miss = (1.0 - HIT_TABLE) * jnp.exp(-0.5 * ((x - mu_miss) / s) ** 2)
     hit_share = dens_hit / jnp.maximum(dens_hit + dens_miss, 1e-30)
     uncached = jnp.exp(x)
     cached = hit_share * uncached * ld.prefix_reuse / keep
-    return prefill_time(a, hw, cfg, uncached, cached) + cached * reload_s_per_token
+    ndim = _config_ndim(hw, cfg)
+    seconds = prefill_time(a, hw, cfg, _along_hit(uncached, ndim), _along_hit(cached, ndim))
+    return seconds, cached
+
+
+def _mean_prefill_table(a, hw, cfg, ld):
+    """Prefill seconds of the mean prompt at every hit rate of HIT_TABLE (reduced shape, as above)."""
+    cached = ld.prefix_reuse * ld.in_mean * HIT_TABLE
+    ndim = _config_ndim(hw, cfg)
+    return prefill_time(a, hw, cfg, _along_hit(ld.in_mean - cached, ndim), _along_hit(cached, ndim))
 
 
 def _utilisation_ratio(headroom, rho_cap, load_ratio, latency_ratio):
@@ -80,73 +119,111 @@ def _utilisation_ratio(headroom, rho_cap, load_ratio, latency_ratio):
 
 
 def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid):
-    batch = cfg.batch
-    mean_ctx = ld.in_mean + ld.out_mean / 2.0
-    in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
-    out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
-    # memory: batch sequences at the mean context plus headroom for one p95-long sequence
-    reserve_ctx = mean_ctx + (in_p95 + out_p95) / batch
-    mem = memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems)
-    hbm_cap = hw.mem_bytes * ld.hbm_fraction
-    used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
-    mem_ratio = used / hbm_cap
-    host_ratio = jnp.maximum(mem["kv_dram"] / jnp.maximum(hw.dram_bytes, 1.0),
-                             mem["kv_nvme"] / jnp.maximum(hw.nvme_bytes, 1.0))
-    host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
-    host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
+    """Every metric of serving the scenario's load with each configuration. Written as four stages
+    (memory and decode steps; prefix cache and prefill service; the load an instance may carry; the
+    outcome), each stored once for all its consumers (staging.py)."""
 
-    # decode: batch-mean context at p50 and p95 (mean of `batch` draws concentrates as 1/sqrt(B)).
-    # Prompts are capped, so their spread is at most the Bhatia-Davis bound sqrt(m (cap - m)).
-    lognormal_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.expm1(jnp.minimum(ld.in_sigma**2, 80.0)), 0.0))
-    in_sd = jnp.minimum(lognormal_sd, jnp.sqrt(jnp.maximum(ld.in_mean * (ld.in_cap - ld.in_mean), 0.0)))
-    ctx_p95 = jnp.minimum(mean_ctx + Z95 * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_mean / 2.0)
-    step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
-    step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
+    def memory_and_decode():
+        batch = cfg.batch
+        mean_ctx = ld.in_mean + ld.out_mean / 2.0
+        in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
+        out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
+        # memory: batch sequences at the mean context plus headroom for one p95-long sequence
+        reserve_ctx = mean_ctx + (in_p95 + out_p95) / batch
+        mem = memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems)
+        hbm_cap = hw.mem_bytes * ld.hbm_fraction
+        used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
+        mem_ratio = used / hbm_cap
+        host_ratio = jnp.maximum(mem["kv_dram"] / jnp.maximum(hw.dram_bytes, 1.0),
+                                 mem["kv_nvme"] / jnp.maximum(hw.nvme_bytes, 1.0))
+        host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
+        host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
 
-    # prefix cache: capacity left over in each tier, per instance
-    session = ld.in_mean + ld.out_mean  # per token at a session's length (fixed SSM states amortised)
-    kv_token_chip = kv_elems_per_seq(a, session) / session * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
-    hbm_free = jnp.maximum(hbm_cap - used, 0.0)
-    dram_free = jnp.maximum(hw.dram_bytes - mem["kv_dram"], 0.0)
-    nvme_free = jnp.maximum(hw.nvme_bytes - mem["kv_nvme"], 0.0)
-    session_ctx = ld.in_mean + ld.out_mean
-    decode_per_req = ld.out_mean * step50 / (tok50 * batch)
+        # decode: batch-mean context at p50 and p95 (mean of `batch` draws concentrates as 1/sqrt(B)).
+        # Prompts are capped, so their spread is at most the Bhatia-Davis bound sqrt(m (cap - m)).
+        lognormal_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.expm1(jnp.minimum(ld.in_sigma**2, 80.0)), 0.0))
+        in_sd = jnp.minimum(lognormal_sd, jnp.sqrt(jnp.maximum(ld.in_mean * (ld.in_cap - ld.in_mean), 0.0)))
+        ctx_p95 = jnp.minimum(mean_ctx + Z95 * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_mean / 2.0)
+        step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
+        step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
 
-    # one fixed-point step: capacity at the ideal hit rate sets the load per replica, hence the
-    # sessions in flight (Little's law on session arrivals: rate / turns x session duration), which
-    # with the cache capacity sets the hit rate the cache really delivers (tiers.curve_hit_rate).
-    # Random routing: every replica sees every session and holds a turn's context only 1 time in R.
-    hit = jnp.where(cfg.prefix_cache > 0, ld.hit_curve[-1], 0.0)
-    cached = ld.prefix_reuse * ld.in_mean * hit
-    mu_ideal = 1.0 / (prefill_time(a, hw, cfg, ld.in_mean - cached, cached) + decode_per_req)
-    lam_ideal = ld.util_max * mu_ideal
-    spread = jnp.where(ld.route_random > 0, jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0), 1.0)
-    in_flight = lam_ideal * ld.session_s / ld.turns * spread
-    cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
-    hit = jnp.where(cfg.prefix_cache > 0, curve_hit_rate(ld.hit_curve, ld.hit_pool_exponent, cap_tokens, in_flight) / spread, 0.0)
-    working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
-    in_hbm, in_dram, in_nvme = tier_shares(working_set, hbm_free, dram_free, nvme_free)
-    reload_per_token = kv_token_chip * reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw,
-                                                                hw.dram_bw, hw.nvme_bw)
-    cached_mean = ld.prefix_reuse * ld.in_mean * hit
-    s_prefill = prefill_time(a, hw, cfg, ld.in_mean - cached_mean, cached_mean) + cached_mean * reload_per_token
-    mu = 1.0 / (s_prefill + decode_per_req)
+        # prefix cache: capacity left over in each tier, per instance
+        session = ld.in_mean + ld.out_mean  # per token at a session's length (fixed SSM states amortised)
+        kv_token_chip = kv_elems_per_seq(a, session) / session * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
+        hbm_free = jnp.maximum(hbm_cap - used, 0.0)
+        dram_free = jnp.maximum(hw.dram_bytes - mem["kv_dram"], 0.0)
+        nvme_free = jnp.maximum(hw.nvme_bytes - mem["kv_nvme"], 0.0)
+        session_ctx = ld.in_mean + ld.out_mean
+        decode_per_req = ld.out_mean * step50 / (tok50 * batch)
+        return dict(mem=mem, used=used, hbm_cap=hbm_cap, mem_ratio=mem_ratio, host_ratio=host_ratio,
+                    step50=step50, tok50=tok50, step95=step95, tok95=tok95, kv_token_chip=kv_token_chip,
+                    hbm_free=hbm_free, dram_free=dram_free, nvme_free=nvme_free, session_ctx=session_ctx,
+                    decode_per_req=decode_per_req)
 
-    # a new request joins when the running step ends (a uniform residual: its q-quantile is q steps)
-    # and its prefill runs inside the next, mixed step, whose first token leaves with the batch's
-    # decode (one more step): continuous batching adds (1 + q) steps to the prefill itself
-    service50 = _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.5) + 1.5 * step50
-    service95 = _ttft_quantile(a, hw, cfg, ld, hit, reload_per_token, 0.95) + 1.95 * step95
-    rho_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_prefill, 0.95)
-    rho_tpot = 1.0 - step95 / tok95 / ld.tpot_slo_s
-    rho_cap = jnp.minimum(rho_ttft, rho_tpot)
-    lam_max = jnp.minimum(ld.util_max * mu, jnp.maximum(rho_cap, 0.0) / s_prefill)
-    replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.maximum(lam_max, 1e-12)), 1.0)
-    replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas  # whole systems of `cfg.replicas` instances
-    headroom = rho_cap >= MIN_PREFILL_LOAD
-    replicas = jnp.where(headroom, replicas, jnp.inf)
-    lam = ld.arrival_rps / replicas
-    rho_p = lam * s_prefill
+    md = computed_once(memory_and_decode, hw.mem_bw)
+    mem, mem_ratio, host_ratio = md["mem"], md["mem_ratio"], md["host_ratio"]
+    step50, tok50, step95, tok95 = md["step50"], md["tok50"], md["step95"], md["tok95"]
+    decode_per_req = md["decode_per_req"]
+
+    def prefix_cache_and_prefill():
+        kv_token_chip, session_ctx = md["kv_token_chip"], md["session_ctx"]
+        hbm_free, dram_free, nvme_free = md["hbm_free"], md["dram_free"], md["nvme_free"]
+        # one fixed-point step: capacity at the ideal hit rate sets the load per replica, hence the
+        # sessions in flight (Little's law on session arrivals: rate / turns x session duration), which
+        # with the cache capacity sets the hit rate the cache really delivers (tiers.curve_hit_rate).
+        # Random routing: every replica sees every session and holds a turn's context only 1 time in R.
+        hit = jnp.where(cfg.prefix_cache > 0, ld.hit_curve[-1], 0.0)
+        cached = ld.prefix_reuse * ld.in_mean * hit
+        mu_ideal = 1.0 / (prefill_time(a, hw, cfg, ld.in_mean - cached, cached) + decode_per_req)
+        lam_ideal = ld.util_max * mu_ideal
+        spread = jnp.where(ld.route_random > 0, jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0), 1.0)
+        in_flight = lam_ideal * ld.session_s / ld.turns * spread
+        cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
+        hit = jnp.where(cfg.prefix_cache > 0, curve_hit_rate(ld.hit_curve, ld.hit_pool_exponent, cap_tokens, in_flight) / spread, 0.0)
+        working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
+        in_hbm, in_dram, in_nvme = tier_shares(working_set, hbm_free, dram_free, nvme_free)
+        reload_per_token = kv_token_chip * reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw,
+                                                                    hw.dram_bw, hw.nvme_bw)
+        cached_mean = ld.prefix_reuse * ld.in_mean * hit
+        cells = _hit_cells(hit)
+        prefill_mean = _mean_prefill_table(a, hw, cfg, ld)
+        prefill50, cached50 = _prefill_quantile_table(a, hw, cfg, ld, 0.5)
+        prefill95, cached95 = _prefill_quantile_table(a, hw, cfg, ld, 0.95)
+        s_prefill = _read(prefill_mean, cells) + cached_mean * reload_per_token
+        mu = 1.0 / (s_prefill + decode_per_req)
+        return dict(hit=hit, working_set=working_set, in_dram=in_dram, in_nvme=in_nvme,
+                    reload_per_token=reload_per_token, cells=cells, prefill50=prefill50, cached50=cached50,
+                    prefill95=prefill95, cached95=cached95, s_prefill=s_prefill, mu=mu)
+
+    pc = computed_once(prefix_cache_and_prefill, hw.mem_bw)
+    hit, working_set, in_dram, in_nvme = pc["hit"], pc["working_set"], pc["in_dram"], pc["in_nvme"]
+    s_prefill, mu = pc["s_prefill"], pc["mu"]
+
+    def load_per_instance():
+        cells, reload_per_token = pc["cells"], pc["reload_per_token"]
+        prefill50, cached50, prefill95, cached95 = pc["prefill50"], pc["cached50"], pc["prefill95"], pc["cached95"]
+        # a new request joins when the running step ends (a uniform residual: its q-quantile is q steps)
+        # and its prefill runs inside the next, mixed step, whose first token leaves with the batch's
+        # decode (one more step): continuous batching adds (1 + q) steps to the prefill itself
+        service50 = _read(prefill50, cells) + _read(cached50, cells) * reload_per_token + 1.5 * step50
+        service95 = _read(prefill95, cells) + _read(cached95, cells) * reload_per_token + 1.95 * step95
+        rho_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_prefill, 0.95)
+        rho_tpot = 1.0 - step95 / tok95 / ld.tpot_slo_s
+        rho_cap = jnp.minimum(rho_ttft, rho_tpot)
+        lam_max = jnp.minimum(ld.util_max * mu, jnp.maximum(rho_cap, 0.0) / s_prefill)
+        replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.maximum(lam_max, 1e-12)), 1.0)
+        replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas  # whole systems of `cfg.replicas` instances
+        headroom = rho_cap >= MIN_PREFILL_LOAD
+        replicas = jnp.where(headroom, replicas, jnp.inf)
+        lam = ld.arrival_rps / replicas
+        rho_p = lam * s_prefill
+        return dict(service50=service50, service95=service95, rho_cap=rho_cap, headroom=headroom,
+                    replicas=replicas, lam=lam, rho_p=rho_p)
+
+    inst = computed_once(load_per_instance, hw.mem_bw)
+    service50, service95, rho_cap, headroom = inst["service50"], inst["service95"], inst["rho_cap"], inst["headroom"]
+    replicas, lam, rho_p = inst["replicas"], inst["lam"], inst["rho_p"]
+
     ttft50 = wait_quantile(rho_p, s_prefill, 0.5) + service50
     ttft95 = jnp.where(headroom, wait_quantile(rho_p, s_prefill, 0.95) + service95, service95)
     stall = 1.0 / jnp.maximum(1.0 - rho_p, 1e-6)
