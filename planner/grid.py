@@ -298,6 +298,9 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     attention = list(dict.fromkeys(s.attention))
 
     notes += quality.excluded(scenario)  # a floor that leaves an axis empty is bad input
+    # dtypes below the quality floors leave the axes (not merely masked): they are not searched
+    weight_dtypes = [d for d in weight_dtypes if quality.weight_ok(scenario, d)]
+    kv_dtypes = [d for d in kv_dtypes if quality.kv_ok(scenario, d)]
     h_real = len(hardware)
     h_pad = max(HW_PAD, -(-h_real // HW_PAD) * HW_PAD)
     padded = hardware + [hardware[0]] * (h_pad - h_real)

@@ -94,6 +94,27 @@ def test_expert_all_to_all_moves_k_routes_per_token_with_the_imbalance():
     assert f(L.expert_parallel_time(a, h, cfg(8, tp=8), tokens)) == 0.0  # experts tensor parallel: no all-to-all
 
 
+def test_expert_parallel_gemms_wait_for_the_busiest_rank():
+    """DeepSeek-V3 (k = 8) on ep8 at 64 decode tokens: 512 routes over 8 ranks, so the busiest rank
+    computes 1 + sqrt(2 ln 8 x 7 / 512) of the mean rank's expert rows (x the scenario's skew). Only
+    the expert FLOPs grow (dense layers and weight reads are per rank); experts split by tensor
+    parallelism (ep = 1) share every expert's rows evenly."""
+    from planner.model.compute import linear_work
+
+    a, h = arch("deepseek-v3"), hw()
+    tokens = 64.0
+    uniform = 1 + np.sqrt(2 * np.log(8) * 7 / (tokens * 8))
+    assert f(L.busiest_rank_skew(a, cfg(8, tp=8, ep=8), tokens)) == pytest.approx(uniform, rel=1e-5)
+    assert f(L.busiest_rank_skew(a, cfg(8, tp=8, ep=8, expert_imbalance=1.5), tokens)) == pytest.approx(1.5 * uniform,
+                                                                                                        rel=1e-5)
+    assert f(L.busiest_rank_skew(a, cfg(8, tp=8), tokens)) == 1.0
+    even_bytes, even = (f(x) for x in linear_work(a, h, tokens, 1.0))
+    skew_bytes, skew = (f(x) for x in linear_work(a, h, tokens, 1.0, uniform))
+    dense = 2.0 * tokens * f(a.params_dense)
+    assert skew - dense == pytest.approx(uniform * (even - dense), rel=1e-5)
+    assert skew_bytes == even_bytes
+
+
 def test_pipeline_hops_between_domains_use_the_scale_out_link():
     """tp8 x pp2 on 8-GPU domains: one hop, across the NICs; tp4 x pp2 inside one domain: one hop
     over NVLink. Each carries T x hidden x 2 B."""

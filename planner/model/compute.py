@@ -64,10 +64,12 @@ def expert_gemm_scale(a: Arch, hw: Hw) -> jnp.ndarray:
     return 1.0 / (hw.moe_eff * jnp.maximum(width, 1e-3))
 
 
-def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray):
+def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray, expert_skew=1.0):
     """(bytes, FLOPs) of the quantised linear layers for a step over `tokens` tokens, in
     dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale`, and every touched
-    expert computes at least one full tile of rows (tile quantisation at small tokens per expert)."""
+    expert computes at least one full tile of rows (tile quantisation at small tokens per expert).
+    `expert_skew` (layouts.busiest_rank_skew) scales the expert FLOPs to the busiest expert-parallel
+    rank's, which the step waits for; weight reads are per rank and are not skewed."""
     if _has_no_experts(a):  # see without_experts
         return a.params_dense * weight_bytes, 2.0 * tokens * a.params_dense
     scale = expert_gemm_scale(a, hw)
@@ -75,7 +77,7 @@ def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray)
     touched_bytes = (a.params_dense + touched * a.params_expert * scale) * weight_bytes
     routed_rows = tokens * a.experts_active  # (token, expert) pairs per MoE layer
     padded_rows = jnp.maximum(routed_rows, touched * EXPERT_TILE_M)
-    flops = 2.0 * (tokens * a.params_dense + padded_rows * a.params_expert * scale)
+    flops = 2.0 * (tokens * a.params_dense + padded_rows * a.params_expert * scale * expert_skew)
     return touched_bytes, flops
 
 

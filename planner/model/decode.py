@@ -21,7 +21,12 @@ from planner.model.compute import (
     host_step_time,
     linear_work,
 )
-from planner.model.layouts import collective_time, kv_share_per_chip, weight_stream_per_chip
+from planner.model.layouts import (
+    busiest_rank_skew,
+    collective_time,
+    kv_share_per_chip,
+    weight_stream_per_chip,
+)
 from planner.model.memory import BF16
 from planner.model.prefill import NAIVE_SCORE_PASSES
 from planner.model.types import Arch, Config, Hw
@@ -29,7 +34,7 @@ from planner.model.types import Arch, Config, Hw
 
 def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     tokens = batch * query_tokens
-    linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes)
+    linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, tokens))
     w_chip = weight_stream_per_chip(a, cfg, linear_bytes, a.params_lm_head * BF16)
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)

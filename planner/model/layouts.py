@@ -102,6 +102,13 @@ def routing_imbalance(a: Arch, cfg: Config, tokens) -> jnp.ndarray:
     return uniform * cfg.expert_imbalance
 
 
+def busiest_rank_skew(a: Arch, cfg: Config, tokens) -> jnp.ndarray:
+    """Expert GEMM work of the busiest expert-parallel rank relative to the mean rank's: the step
+    waits for the rank whose experts received the most routes (`routing_imbalance`). Experts split
+    over the stage by tensor parallelism (ep = 1) share every expert's rows evenly: 1."""
+    return jnp.where(cfg.ep > 1, routing_imbalance(a, cfg, tokens), 1.0)
+
+
 def expert_parallel_time(a: Arch, hw: Hw, cfg: Config, tokens) -> jnp.ndarray:
     """All-to-all dispatch and combine per MoE layer: every token goes to k experts, (ep-1)/ep of
     them on other ranks; each rank sends the routes of its share of the tokens (tokens / stage width)

@@ -18,7 +18,7 @@ from planner.model.compute import (
     linear_work,
     quantised_activations,
 )
-from planner.model.layouts import attention_spread, collective_time, pipeline_fill
+from planner.model.layouts import attention_spread, busiest_rank_skew, collective_time, pipeline_fill
 from planner.model.memory import BF16, prefill_chunk_tokens
 from planner.model.types import Arch, Config, Hw
 
@@ -44,12 +44,13 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     mfu = jnp.where(quantised_activations(hw, cfg) > 0, hw.prefill_mfu_lowp, hw.prefill_mfu)
     per_flop = 1.0 / (cfg.chips * gemm_peak(hw, cfg) * mfu)
     per_byte = 1.0 / (cfg.chips * hw.mem_bw * hw.hbm_eff)
-    _, flops = linear_work(a, hw, tokens, cfg.weight_bytes)
-    flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
-    t_linear = flops_linear * per_flop
     chunk = prefill_chunk_tokens(a, hw, cfg)
     if chunk_tokens is not None:
         chunk = jnp.minimum(chunk, jnp.maximum(chunk_tokens, 1.0))
+    # each chunk's routed tokens are spread over the expert-parallel ranks; the busiest one sets the pace
+    _, flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, jnp.minimum(tokens, chunk)))
+    flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
+    t_linear = flops_linear * per_flop
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
     chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes)
     t_weights = chunks * (chunk_bytes + a.params_lm_head * BF16) * per_byte
