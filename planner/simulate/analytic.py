@@ -1,0 +1,71 @@
+"""The analytic screen's figures for one plan, at any percentile, from the same model the search runs.
+
+`evaluate_serving` (planner/model/serving.py) reports p50 and p95; the simulator also shows p99. This
+module restates the three lines of `evaluate_serving` that depend on the percentile q (TTFT =
+M/M/1 wait_q + prefill at the length quantile + (1 + q) steps; TPOT = step at the batch-mean
+context quantile / tokens per step / (1 - rho)), on top of the intermediate values evaluate_serving
+returns. tests/test_simulate.py checks that q = 0.5 and 0.95 reproduce evaluate_serving's p50 and
+p95 exactly, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from planner.model.numpy_reference import twin
+from planner.simulate.plan import SimPlan
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def analytic(plan: SimPlan) -> dict[str, Any]:
+    """{'ttft_s': {q: value}, 'tpot_s': {q: value}, ...} of the plan at its own replica count."""
+    m = twin()
+    pool, ld = plan.serve, plan.load
+    a, hw, cfg, spec = pool.arch, pool.hw, pool.cfg, pool.spec
+    out = m["serving"].evaluate_serving(a, hw, cfg, spec, ld, np.float64(pool.draft_weight_bytes), np.bool_(True))
+    # at the plan's replica count (a plan file may carry more replicas than the screen would pick)
+    instances = float(pool.instances)
+    lam = float(ld.arrival_rps) / instances
+    s_prefill = float(out["prefill_s"])
+    rho = lam * s_prefill
+    hit = float(out["prefix_hit_rate"])
+    reload_per_token = _reload_per_token(m, plan, out)
+    mean_ctx = float(ld.in_mean) + float(ld.out_mean) / 2.0
+    q_mod = m["queueing"]
+    lognormal_sd = float(ld.in_mean) * np.sqrt(max(np.expm1(min(float(ld.in_sigma) ** 2, 80.0)), 0.0))
+    in_sd = min(lognormal_sd, np.sqrt(max(float(ld.in_mean) * (float(ld.in_cap) - float(ld.in_mean)), 0.0)))
+    stall = 1.0 / max(1.0 - rho, 1e-6)
+    ttft, tpot = {}, {}
+    for q in QUANTILES:
+        z = float(q_mod.ndtri(np.float64(q)))
+        ctx = min(mean_ctx + z * in_sd / np.sqrt(float(cfg.batch)), float(ld.in_cap) + float(ld.out_mean) / 2.0)
+        if q == 0.5:
+            ctx = mean_ctx
+        step, tok = m["speculative"].speculative_step(a, hw, cfg, spec, cfg.batch, np.float64(ctx))
+        service = float(m["serving"]._ttft_quantile(a, hw, cfg, ld, np.float64(hit), reload_per_token, q))
+        ttft[q] = float(q_mod.wait_quantile(np.float64(rho), np.float64(s_prefill), q)) + service + (1.0 + q) * float(step)
+        tpot[q] = float(step) / float(tok) * stall
+    return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit,
+            "replicas": instances, "screen_replicas": float(out["replicas"]),
+            "ttft_p95_screen_s": float(out["ttft_p95_s"]), "tpot_p95_screen_s": float(out["tpot_p95_s"])}
+
+
+def _reload_per_token(m, plan: SimPlan, out) -> float:
+    """Seconds per cached token reloaded, as evaluate_serving computes it (tiers filled HBM first)."""
+    pool, ld = plan.serve, plan.load
+    a, hw, cfg = pool.arch, pool.hw, pool.cfg
+    session = float(ld.in_mean) + float(ld.out_mean)
+    kv_token_chip = (float(m["memory"].kv_elems_per_seq(a, np.float64(session))) / session * float(cfg.kv_bytes)
+                     * float(m["layouts"].kv_share_per_chip(a, hw, cfg)))
+    gb = 1e9
+    used = (out["weights_gb"] + out["kv_hbm_gb"] + out["activations_gb"]) * gb
+    hbm_free = max(float(hw.mem_bytes) * float(ld.hbm_fraction) - float(used), 0.0)
+    dram_free = max(float(hw.dram_bytes) - float(out["kv_dram_gb"]) * gb, 0.0)
+    nvme_free = max(float(hw.nvme_bytes) - float(out["kv_nvme_gb"]) * gb, 0.0)
+    in_flight = float(out["prefix_cache_gb"]) * gb / max(float(out["prefix_hit_rate"]), 1e-12)
+    in_hbm, in_dram, in_nvme = m["tiers"].tier_shares(np.float64(in_flight), hbm_free, dram_free, nvme_free)
+    per_byte = m["tiers"].reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw, hw.dram_bw, hw.nvme_bw)
+    return kv_token_chip * float(per_byte)

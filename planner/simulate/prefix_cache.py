@@ -1,0 +1,82 @@
+"""A block-level LRU prefix cache over three tiers: HBM, then host DRAM, then NVMe.
+
+What engines do (vLLM's prefix caching with an offload connector, SGLang HiCache): the KV of a
+finished request stays in HBM as reusable blocks keyed by the hash of their prefix; when HBM is
+needed the least recently used blocks move down a tier (DRAM, then NVMe) and fall out of the last.
+A new request reuses the longest run of its leading blocks found in any tier; blocks found in DRAM or
+NVMe are reloaded over the host link (`costs.Costs.prefill_seconds` times that). Hit blocks leave the
+cache while the request runs (its KV is then active memory) and come back, with its new blocks, when
+it finishes. Simplification, stated: two requests in flight at once never share blocks (a later one
+misses what an earlier one holds), which only matters for traces with prefixes shared across sessions.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+
+class PrefixCache:
+    """LRU over block ids; capacities in blocks (HBM's is set by the engine as active KV grows)."""
+
+    def __init__(self, block_tokens: int, dram_blocks: int = 0, nvme_blocks: int = 0, enabled: bool = True):
+        self.block_tokens = int(block_tokens)
+        self.enabled = enabled
+        self.tiers: tuple[OrderedDict, OrderedDict, OrderedDict] = (OrderedDict(), OrderedDict(), OrderedDict())
+        self.capacity = [0, max(int(dram_blocks), 0), max(int(nvme_blocks), 0)]
+        self.lookups = 0
+        self.hit_blocks = [0, 0, 0]
+
+    @property
+    def hbm_blocks(self) -> int:
+        return len(self.tiers[0])
+
+    def take(self, prefix: Iterable[int]) -> tuple[int, int, int]:
+        """Blocks of the longest leading run of `prefix` held in the cache, per tier (HBM, DRAM,
+        NVMe). They leave the cache: the request now holds them."""
+        found = [0, 0, 0]
+        self.lookups += 1
+        if not self.enabled:
+            return 0, 0, 0
+        hbm, dram, nvme = self.tiers
+        for block in prefix:
+            if block in hbm:
+                del hbm[block]
+                found[0] += 1
+            elif block in dram:
+                del dram[block]
+                found[1] += 1
+            elif block in nvme:
+                del nvme[block]
+                found[2] += 1
+            else:
+                break
+        for i in range(3):
+            self.hit_blocks[i] += found[i]
+        return found[0], found[1], found[2]
+
+    def put(self, blocks: Iterable[int]) -> None:
+        """A finished request's blocks, most recently used, into HBM (room is made by `fit_hbm`)."""
+        if not self.enabled:
+            return
+        hbm = self.tiers[0]
+        for block in blocks:
+            hbm[block] = None
+            hbm.move_to_end(block)
+
+    def fit_hbm(self, max_blocks: int) -> None:
+        """Shrink HBM to `max_blocks`, demoting its least recently used blocks down the tiers."""
+        hbm, dram, nvme = self.tiers
+        excess = len(hbm) - max(int(max_blocks), 0)
+        for _ in range(max(excess, 0)):
+            block, _ = hbm.popitem(last=False)
+            if self.capacity[1] > 0:
+                dram[block] = None
+            elif self.capacity[2] > 0:
+                nvme[block] = None
+        while len(dram) > self.capacity[1]:
+            block, _ = dram.popitem(last=False)
+            if self.capacity[2] > 0:
+                nvme[block] = None
+        while len(nvme) > self.capacity[2]:
+            nvme.popitem(last=False)

@@ -1,0 +1,108 @@
+"""`planner simulate` output: the simulated figures beside the analytic screen's, as a document
+(JSON/TOML) or a table. Pure formatting: no simulation here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planner.simulate.analytic import QUANTILES
+
+PLAN_FIELDS = ("hardware", "chips", "replicas", "layout_text", "batch", "weight_dtype", "kv_dtype", "tier_split",
+               "spec_k", "prefix_cache", "attention", "monthly_usd")
+
+
+def _r(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+def comparison(sim: dict[str, Any], ana: dict[str, Any]) -> dict[str, Any]:
+    """{metric: {pXX: {simulated, analytic, difference}}}; difference = analytic / simulated - 1."""
+    out: dict[str, Any] = {}
+    for metric in ("ttft_s", "tpot_s"):
+        rows = {}
+        for q in QUANTILES:
+            key = f"p{round(q * 100)}"
+            s, a = sim[metric][key], ana[metric][q]
+            rows[key] = {"simulated": _r(s), "analytic": _r(a),
+                         "difference": _r(a / s - 1.0, 4) if s else None}
+        out[metric] = rows
+    return out
+
+
+def document(scenario_name: str, plan: dict[str, Any], mode: str, sim: dict[str, Any], ana: dict[str, Any],
+             run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "scenario": scenario_name,
+        "mode": mode,
+        "plan": {k: plan.get(k) for k in PLAN_FIELDS if plan.get(k) is not None},
+        "run": run,
+        "comparison": comparison(sim, ana),
+        "simulated": {k: v for k, v in sim.items()},
+        "analytic": {"ttft_s": {f"p{round(q * 100)}": _r(v) for q, v in ana["ttft_s"].items()},
+                     "tpot_s": {f"p{round(q * 100)}": _r(v) for q, v in ana["tpot_s"].items()},
+                     "prefill_busy": _r(ana["prefill_busy"], 4), "prefix_hit_rate": _r(ana["prefix_hit_rate"], 4),
+                     "replicas": ana["replicas"]},
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.0%}"
+
+
+def write_table(doc: dict[str, Any]) -> None:
+    from planner import render
+
+    con = render.console()
+    p, run, sim, ana = doc["plan"], doc["run"], doc["simulated"], doc["analytic"]
+    con.print(f"Simulated {doc['scenario']}: {p.get('replicas')} x {p.get('chips')} {p.get('hardware')} "
+              f"({p.get('layout_text', '')}), batch {p.get('batch')}, {p.get('weight_dtype')}/{p.get('kv_dtype')}, "
+              f"k={p.get('spec_k')}, prefix cache {'on' if p.get('prefix_cache') else 'off'} [{doc['mode']}]")
+    con.print(f"{run['duration_s']:g} s of arrivals (first {run['warmup_s']:g} s not measured), seed {run['seed']}, "
+              f"router {run['router']}, workload {run['workload']}")
+    t = render.table("metric", "simulated", "analytic", "analytic vs simulated", right=("simulated", "analytic",
+                                                                                         "analytic vs simulated"))
+    for metric, unit, scale in (("ttft_s", "s", 1.0), ("tpot_s", "ms", 1e3)):
+        for key, row in doc["comparison"][metric].items():
+            name = f"{metric[:4].upper()} {key} ({unit})"
+            s = "n/a" if row["simulated"] is None else f"{row['simulated'] * scale:,.3f}"
+            a = "n/a" if row["analytic"] is None else f"{row['analytic'] * scale:,.3f}"
+            t.add_row(name, s, a, _pct(row["difference"]))
+    t.add_row("prefix hit (share of reusable)", f"{sim['prefix_hit_rate']:.3f}", f"{ana['prefix_hit_rate']:.3f}", "")
+    t.add_row("prefill busy", f"{sim['prefill_busy']:.3f}", f"{ana['prefill_busy']:.3f}", "")
+    con.print(t)
+    r = sim["requests"]
+    q = sim["queue"]
+    con.print(f"throughput {sim['throughput_tok_s']:,.0f} output tok/s, {sim['requests_per_s']:.3f} requests/s; "
+              f"utilisation {sim['utilisation']:.0%}; queue max {max(q['waiting'], default=0):,.0f} waiting")
+    con.print(f"requests: {r['arrived']:,} arrived, {r['measured']:,} measured, {r['finished']:,} finished, "
+              f"{r['unfinished']:,} unfinished, {r['rejected']:,} rejected, {r['preempted']:,} preempted "
+              f"({r['preemptions']:,} preemptions)")
+    if run.get("wall_s") is not None:
+        con.print(f"simulated {run['simulated_s']:,.0f} s in {run['wall_s']:.1f} s wall "
+                  f"({run['requests_per_wall_s']:,.0f} requests/s)")
+
+
+def plot(doc: dict[str, Any], samples: dict[str, Any], path) -> None:
+    """Latency CDFs (simulated, with the analytic percentiles marked) and the queue over time."""
+    from planner.plotting import _pyplot, _save
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, metric, scale, unit in ((axes[0], "ttft_s", 1.0, "s"), (axes[1], "tpot_s", 1e3, "ms")):
+        xs = sorted(v * scale for v in samples[metric])
+        if xs:
+            ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))], label="simulated")
+        for key, row in doc["comparison"][metric].items():
+            if row["analytic"] is not None:
+                ax.axvline(row["analytic"] * scale, linestyle="--", alpha=0.6, label=f"analytic {key}")
+        ax.set_xlabel(f"{metric[:4].upper()} ({unit})")
+        ax.set_ylabel("share of requests")
+        ax.legend(fontsize=7)
+    q = doc["simulated"]["queue"]
+    axes[2].plot(q["t_s"], q["waiting"], label="waiting")
+    axes[2].plot(q["t_s"], q["running"], label="running")
+    axes[2].set_xlabel("time (s)")
+    axes[2].legend(fontsize=7)
+    fig.suptitle(doc["scenario"])
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,271 @@
+"""`planner simulate`: the mechanics on tiny hand-checkable cases, invariants, and the CLI.
+
+Expected values are derived here (from `planner eval`, arithmetic on the inputs, or the run's own
+records), never copied from the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.catalog import load_catalog
+from planner.cli.file_cmds import load_scenario
+from planner.simulate import arrivals, fleet
+from planner.simulate.analytic import analytic
+from planner.simulate.arrivals import Requests
+from planner.simulate.plan import sim_plan
+from planner.simulate.prefix_cache import PrefixCache
+
+SCENARIO = """
+name = "tiny"
+[model]
+id = "llama-3.1-8b"
+[workload]
+arrival_rate_rps = {rate}
+[workload.input_tokens]
+median = 2000
+p90 = 4000
+max = 8192
+[workload.output_tokens]
+median = 100
+p90 = 200
+max = 512
+[workload.sessions]
+turns = {turns}
+prefix_reuse = 0.9
+think_time_s = 5.0
+[slo]
+ttft_p95_s = 2.0
+tpot_p95_ms = 50.0
+[speculative]
+method = "none"
+[search]
+hardware = ["h100-sxm"]
+chips = [1]
+batch = [1, 8]
+weight_dtype = ["bf16"]
+kv_dtype = ["bf16"]
+"""
+
+H100_PLAN = {"hardware": "h100-sxm", "chips": 1, "replicas": 1, "batch": 1, "weight_dtype": "bf16",
+             "kv_dtype": "bf16", "tier_split": {"hbm": 1.0, "dram": 0.0, "nvme": 0.0}, "spec_k": 0,
+             "prefix_cache": False, "attention": "flash",
+             "layout": {"tp": 1, "pp": 1, "ep": 1, "dp_attention": 1, "cp": 1, "replicas_per_system": 1}}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def scenario(tmp_path: Path, catalog, rate: float = 1.0, turns: int = 1):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SCENARIO.format(rate=rate, turns=turns))
+    return load_scenario(path, [], catalog)
+
+
+def requests(inp, out, arrival, session=None, reusable=None, block=16) -> Requests:
+    n = len(inp)
+    return Requests(arrival_s=np.asarray(arrival, float), input_tokens=np.asarray(inp, np.int64),
+                    output_tokens=np.asarray(out, np.int64),
+                    session=np.asarray(session if session is not None else [-1] * n, np.int64),
+                    reusable_tokens=np.asarray(reusable if reusable is not None else [0] * n, np.int64),
+                    block_tokens=block)
+
+
+def run(sp, reqs, duration=100.0, router="affinity"):
+    opts = fleet.Options(duration_s=duration, seed=0, router=router, warmup_s=0.0, drain_s=1000.0)
+    return fleet.run(sp, reqs, opts)
+
+
+def test_one_request_alone_reproduces_eval(tmp_path, catalog, invoke):
+    """A lone request's TTFT is `planner eval`'s prefill time and its TPOT eval's step at the mean
+    context: the simulator calls the same model, step by step, at contexts L+1 .. L+O-1."""
+    sp = sim_plan(H100_PLAN, scenario(tmp_path, catalog), catalog)
+    out = run(sp, requests([2000], [100], [0.0]))
+    rec = out.records
+    ev = json.loads(invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "1", "--batch",
+                           "1", "--input", "2000", "--output", "100", "--format", "json").stdout)
+    row = ev[0] if isinstance(ev, list) else ev
+    assert rec.first_s[0] == pytest.approx(row["ttft_s"], rel=2e-5)
+    assert (rec.finish_s[0] - rec.first_s[0]) / 99 == pytest.approx(row["tpot_s"], rel=2e-5)
+
+
+def test_prefill_chunks_add_up_to_the_whole_prompt(tmp_path, catalog):
+    """A prompt longer than the step budget is prefilled over several steps whose shares sum to
+    one prefill of the whole prompt (first token at exactly that time)."""
+    sp = sim_plan(H100_PLAN, scenario(tmp_path, catalog), catalog)
+    costs = fleet.costs_for(sp)
+    long = 3 * costs.chunk_tokens + 17
+    out = run(sp, requests([long], [2], [0.0]))
+    assert out.records.first_s[0] == pytest.approx(float(costs.prefill_seconds(long, 0, 0, 0)), rel=1e-9)
+    assert out.steps[0] == 4 + 1  # four prefill chunks, then one decode step
+
+
+def test_cache_without_capacity_never_hits():
+    cache = PrefixCache(16, 0, 0)
+    for _ in range(3):
+        assert cache.take(range(10)) == (0, 0, 0)
+        cache.put(range(10))
+        cache.fit_hbm(0)
+    assert cache.hit_blocks == [0, 0, 0]
+
+
+def test_cache_lru_demotes_down_the_tiers():
+    """HBM holds 2 blocks, DRAM 2, NVMe 1: the oldest go down a tier, then out."""
+    cache = PrefixCache(16, dram_blocks=2, nvme_blocks=1)
+    cache.put(range(5))  # 0 is least recently used
+    cache.fit_hbm(2)
+    assert list(cache.tiers[0]) == [3, 4] and list(cache.tiers[1]) == [1, 2] and list(cache.tiers[2]) == [0]
+    assert cache.take([0, 1, 2, 3, 4, 5]) == (2, 2, 1)  # leading run across all tiers, 5 is a miss
+
+
+def test_second_turn_hits_its_prefix(tmp_path, catalog):
+    """Two turns of one session: the second finds the first's context (whole blocks, at most its
+    reusable prefix) and its prefill is the uncached rest."""
+    plan = dict(H100_PLAN, prefix_cache=True)
+    sp = sim_plan(plan, scenario(tmp_path, catalog, turns=2), catalog)
+    reqs = requests([1000, 1500], [50, 50], [0.0, 10.0], session=[0, 0], reusable=[0, 1300], block=16)
+    reqs.blocks = None
+    rec = run(sp, reqs).records
+    assert rec.cached_tokens[0] == 0
+    # the first turn left 1,000 + 50 tokens = 65 whole blocks (1,040 tokens); its reusable 1,300 would be 81
+    assert rec.cached_tokens[1] == min((1000 + 50) // 16, 1300 // 16) * 16 == 1040
+    costs = fleet.costs_for(sp)
+    assert rec.first_s[1] - 10.0 == pytest.approx(float(costs.prefill_seconds(1500 - 1040, 1040, 0, 0)), rel=1e-9)
+
+
+def test_preemption_when_kv_is_overcommitted(tmp_path, catalog):
+    """A KV pool that holds both prompts but not both replies: the newer request is preempted,
+    recomputed, and both still finish with every token."""
+    plan = dict(H100_PLAN, batch=2)
+    sp = sim_plan(plan, scenario(tmp_path, catalog), catalog)
+    costs = fleet.costs_for(sp)
+    prompt = int(costs.kv_tokens_hbm * 0.45)
+    reqs = requests([prompt, prompt], [int(costs.kv_tokens_hbm * 0.2)] * 2, [0.0, 0.0])
+    out = fleet.run(sp, reqs, fleet.Options(duration_s=10.0, warmup_s=0.0, drain_s=1e6), costs=costs)
+    rec = out.records
+    assert rec.preemptions.sum() >= 1
+    assert rec.preemptions[1] >= 1 and rec.preemptions[0] == 0  # the newest goes
+    assert np.all(np.isfinite(rec.finish_s))
+    assert np.array_equal(rec.generated, reqs.output_tokens)
+
+
+def test_prompt_larger_than_the_pool_is_rejected(tmp_path, catalog):
+    sp = sim_plan(H100_PLAN, scenario(tmp_path, catalog), catalog)
+    costs = fleet.costs_for(sp)
+    reqs = requests([int(costs.kv_tokens_hbm) + 10], [5], [0.0])
+    rec = fleet.run(sp, reqs, fleet.Options(duration_s=10.0, warmup_s=0.0), costs=costs).records
+    assert rec.dropped[0] and np.isnan(rec.finish_s[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(alpha=st.floats(0.05, 0.95), k=st.integers(1, 6))
+def test_sampled_acceptance_matches_expected_tokens(alpha, k):
+    """1 + min(G, k) with G geometric(alpha) has mean (1 - alpha^(k+1)) / (1 - alpha) (Leviathan et al.)."""
+    from planner.simulate.engine import Replica
+
+    class FakeCosts:
+        batch, spec_k, kv_tokens_hbm, hbm_share, chunk_tokens = 1, k, 1e9, 1.0, 1024
+        dram_tokens = nvme_tokens = 0.0
+
+        class pool:  # noqa: N801
+            class cfg:  # noqa: N801
+                prefix_cache = 0.0
+
+        def acceptance(self, ctx):
+            return np.full(np.shape(ctx), alpha)
+
+    rep = Replica(0, FakeCosts(), requests([10], [10], [0.0]), None, np.random.default_rng(7))
+    rep.d_rid = np.zeros(4000, dtype=np.int64)
+    rep.d_ctx = np.zeros(4000)
+    tokens = rep._sample_tokens(5)
+    expected = (1 - alpha ** (k + 1)) / (1 - alpha)
+    assert tokens.min() >= 1 and tokens.max() <= k + 1
+    assert tokens.mean() == pytest.approx(expected, rel=0.03)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), rate=st.floats(0.2, 20.0))
+def test_every_request_is_accounted_for(tmp_path_factory, catalog, seed, rate):
+    """Invariants of any run: a measured request is finished, unfinished or rejected; first token
+    never before arrival, finish never before first token; every finished request got its tokens."""
+    sc = scenario(tmp_path_factory.mktemp("s"), catalog, rate=rate, turns=3)
+    sp = sim_plan(dict(H100_PLAN, batch=8, prefix_cache=True, replicas=2), sc, catalog)
+    reqs = arrivals.synthetic(sp.load, 30.0, seed)
+    opts = fleet.Options(duration_s=30.0, seed=seed, warmup_s=0.0, router="least-loaded")
+    out = fleet.run(sp, reqs, opts)
+    rec = out.records
+    arrived = np.isfinite(reqs.arrival_s) & (reqs.arrival_s < 30.0)
+    done = np.isfinite(rec.finish_s)
+    assert not (done & ~arrived).any()
+    assert np.all(rec.first_s[done] >= reqs.arrival_s[done] - 1e-9)
+    assert np.all(rec.finish_s[done] >= rec.first_s[done])
+    assert np.array_equal(rec.generated[done], reqs.output_tokens[done])
+    assert np.all(rec.cached_tokens <= np.maximum(reqs.input_tokens - 1, 0))
+
+
+def test_analytic_quantiles_match_the_screen(tmp_path, catalog):
+    """analytic.py restates evaluate_serving's percentile lines: at q = 0.5 and 0.95 it must give
+    the same TTFT and TPOT as the model itself (so the p99 column is the same model)."""
+    from planner.model.numpy_reference import twin
+
+    sc = load_scenario(Path("scenarios/chat.toml"), [], catalog)
+    plan = {"hardware": "h100-sxm", "chips": 2, "replicas": 3, "batch": 32, "weight_dtype": "fp8",
+            "kv_dtype": "fp8", "spec_k": 2, "prefix_cache": True, "attention": "flash",
+            "layout": {"tp": 2, "pp": 1, "ep": 1, "dp_attention": 1, "cp": 1, "replicas_per_system": 1}}
+    sp = sim_plan(plan, sc, catalog)
+    p = sp.serve
+    screen = twin()["serving"].evaluate_serving(p.arch, p.hw, p.cfg, p.spec, sp.load, np.float64(p.draft_weight_bytes),
+                                                np.bool_(True))
+    sp2 = sim_plan(dict(plan, replicas=int(screen["replicas"])), sc, catalog)
+    ana = analytic(sp2)
+    assert ana["ttft_s"][0.95] == pytest.approx(float(screen["ttft_p95_s"]), rel=1e-9)
+    assert ana["tpot_s"][0.95] == pytest.approx(float(screen["tpot_p95_s"]), rel=1e-9)
+    assert ana["ttft_s"][0.5] == pytest.approx(float(screen["ttft_p50_s"]), rel=1e-9)
+    assert ana["tpot_s"][0.5] == pytest.approx(float(screen["tpot_p50_s"]), rel=1e-9)
+    assert ana["ttft_s"][0.99] >= ana["ttft_s"][0.95]
+
+
+def test_disaggregated_plan_is_refused_clearly(tmp_path, catalog, invoke, write):
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(SCENARIO.format(rate=1.0, turns=1))
+    plan = write("plan.toml", 'mode = "disaggregated"\n[prefill]\nhardware = "h100-sxm"\n')
+    result = invoke("simulate", sc, "--plan-file", plan)
+    assert result.exit_code == 2
+    assert "disaggregated plans" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_duration_is_one_line(tmp_path, invoke):
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(SCENARIO.format(rate=1.0, turns=1))
+    result = invoke("simulate", sc, "--duration", "0")
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "--duration" in result.stderr
+
+
+def test_simulate_output_snapshot(tmp_path, invoke, write, snapshot):
+    """The table and JSON of a fixed-seed run of a plan file (no solve: fast and stable)."""
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(SCENARIO.format(rate=4.0, turns=3))
+    lines = [f'{k} = {json.dumps(v)}' for k, v in H100_PLAN.items() if not isinstance(v, dict)]
+    lines[lines.index('batch = 1')] = "batch = 8"
+    lines[lines.index('prefix_cache = false')] = "prefix_cache = true"
+    body = "\n".join(lines) + "\n[layout]\ntp = 1\n[tier_split]\nhbm = 1.0\ndram = 0.0\nnvme = 0.0\n"
+    plan = write("plan.toml", body)
+    table = invoke("simulate", sc, "--plan-file", plan, "--duration", "120", "--seed", "3")
+    assert table.exit_code == 0, table.stderr
+    doc = json.loads(invoke("simulate", sc, "--plan-file", plan, "--duration", "120", "--seed", "3",
+                            "--format", "json").stdout)
+    for key in ("wall_s", "requests_per_wall_s"):
+        doc["run"].pop(key)
+    doc["simulated"].pop("queue")
+    text = "\n".join(line for line in table.stdout.splitlines() if "s wall" not in line)
+    assert text == snapshot(name="table")
+    assert doc == snapshot(name="json")
