@@ -46,7 +46,8 @@ def simulate(
         "output).")] = None,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of arrivals to simulate.")] = 3600.0,
     warmup: Annotated[float | None, typer.Option(
-        "--warmup", help="Seconds at the start left out of the figures (default 20 % of --duration).")] = None,
+        "--warmup", help="Seconds at the start left out of the figures (default 20 % of --duration, or two "
+        "mean decode lifetimes at the TPOT SLO if longer, at most half).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (arrivals, lengths, acceptance).")] = 0,
     trace: Annotated[Path | None, typer.Option(
         "--trace", metavar="FILE", help="Replay a request trace (Mooncake rows or Weka sessions) instead of the "
@@ -129,14 +130,10 @@ def _no_plan(file: Path):
     raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))
 
 
-def run_simulation(scenario, catalog, row: dict[str, Any], where: str, *, duration: float, warmup: float | None,
-                   seed: int, router: str = "scenario", workers: int = 1, ray: str | None = None,
-                   progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Simulate one plan row; returns (the report document, per-request latency samples)."""
-    import numpy as np
-
-    from planner.simulate import fleet, parallel, report, stats
-    from planner.simulate.analytic import analytic
+def prepare(scenario, catalog, row: dict[str, Any], where: str, *, duration: float, warmup: float | None,
+            seed: int, router: str = "scenario"):
+    """(job, plan row with its layout words) for one plan row."""
+    from planner.simulate import fleet, parallel
     from planner.simulate.plan import sim_plan
     from planner.simulate.router import default_router
 
@@ -144,32 +141,116 @@ def run_simulation(scenario, catalog, row: dict[str, Any], where: str, *, durati
     if not row.get("layout_text"):
         row = dict(row, layout_text=_layout_text(sp, catalog))
     chosen = default_router(scenario.workload.sessions.routing) if router == "scenario" else router
-    opts = fleet.Options(duration_s=duration, seed=seed, router=chosen, warmup_s=warmup)
+    warm, drain = fleet.windows_for(sp.load, duration)
+    opts = fleet.Options(duration_s=duration, seed=seed, router=chosen, warmup_s=warm if warmup is None else warmup,
+                         drain_s=drain)
     model = catalog.model(scenario.model.id)
     workload = parallel.Workload(trace_path=scenario.workload.trace, max_context=float(model.max_context))
-    job = parallel.Job(plan=sp, workload=workload, options=opts)
-    began = time.perf_counter()
-    jobs = parallel.split(job, workers if not ray else max(workers, 1))
-    if len(jobs) == 1 and not ray:
-        reqs, out = parallel.run_job(job, progress=progress)
-    else:
-        reqs, out = parallel.merge(parallel.run_jobs(jobs, workers, ray))
-    wall = time.perf_counter() - began
-    if progress is not None:
-        progress(1.0, 1.0)
-    sim = stats.summarise(reqs, out, opts)
+    return parallel.Job(plan=sp, workload=workload, options=opts), row
+
+
+def summary(scenario, row: dict[str, Any], job, reqs, out, wall: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the report document, per-request latency samples) of a finished run."""
+    import numpy as np
+
+    from planner.simulate import report, stats
+    from planner.simulate.analytic import analytic
+
+    opts = job.options
+    sim = stats.summarise(reqs, out, opts, float(job.plan.load.prefix_reuse))
     arrived = sim["requests"]["arrived"]
-    run = {"duration_s": duration, "warmup_s": opts.warmup(), "seed": seed, "router": chosen,
+    run = {"duration_s": opts.duration_s, "warmup_s": opts.warmup(), "seed": opts.seed, "router": opts.router,
            "workload": "trace " + Path(scenario.workload.trace).name if scenario.workload.trace else "synthetic sessions",
-           "replicas": sp.serve.instances, "simulated_s": duration + opts.drain(), "wall_s": round(wall, 3),
+           "replicas": job.plan.serve.instances, "simulated_s": opts.duration_s + opts.drain(), "wall_s": round(wall, 3),
            "requests_per_wall_s": round(arrived / max(wall, 1e-9), 1)}
-    doc = report.document(scenario.name or Path(where).stem, row, sp.mode, sim, analytic(sp), run)
+    doc = report.document(scenario.name or "scenario", row, job.plan.mode, sim, analytic(job.plan), run)
     rec = out.records
-    window = np.isfinite(reqs.arrival_s) & (reqs.arrival_s >= opts.warmup()) & (reqs.arrival_s < duration)
+    window = np.isfinite(reqs.arrival_s) & (reqs.arrival_s >= opts.warmup()) & (reqs.arrival_s < opts.duration_s)
     done = window & np.isfinite(rec.finish_s) & (reqs.output_tokens > 1)
     samples = {"ttft_s": (rec.first_s - reqs.arrival_s)[window & np.isfinite(rec.first_s)].tolist(),
                "tpot_s": ((rec.finish_s - rec.first_s) / np.maximum(reqs.output_tokens - 1, 1))[done].tolist()}
     return doc, samples
+
+
+def run_simulation(scenario, catalog, row: dict[str, Any], where: str, *, duration: float, warmup: float | None,
+                   seed: int, router: str = "scenario", workers: int = 1, ray: str | None = None,
+                   progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Simulate one plan row; returns (the report document, per-request latency samples)."""
+    from planner.simulate import parallel
+
+    job, row = prepare(scenario, catalog, row, where, duration=duration, warmup=warmup, seed=seed, router=router)
+    began = time.perf_counter()
+    jobs = parallel.split(job, workers)
+    if len(jobs) == 1 and not ray:
+        reqs, out = parallel.run_job(job, progress=progress)
+    else:
+        reqs, out = parallel.merge(parallel.run_jobs(jobs, workers, ray))
+    if progress is not None:
+        progress(1.0, 1.0)
+    return summary(scenario, row, job, reqs, out, time.perf_counter() - began)
+
+
+def verify(result, scenario, catalog, count: int, *, duration: float, seed: int = 0, workers: int = 1,
+           ray: str | None = None) -> dict[str, Any]:
+    """`solve --verify K`: simulate the K cheapest plans (and the closest infeasible plans that have a
+    replica count, up to K) and re-rank them by simulated feasibility (simulated p95 TTFT and TPOT
+    within the SLOs), then by bill. Disagreements name the plan and the SLO it is judged on."""
+    from planner.simulate import parallel
+
+    rows = [(p, True) for p in result.per_hardware[:count]]
+    rows += [(x["closest"], False) for x in result.infeasible
+             if x.get("closest") and x["closest"].get("replicas") and x["closest"].get("supported")][:count]
+    prepared = [prepare(scenario, catalog, p, f"plan {p['hardware']}", duration=duration, warmup=None, seed=seed)
+                for p, _ in rows]
+    began = time.perf_counter()
+    outs = parallel.run_jobs([j for j, _ in prepared], workers, ray)
+    wall = time.perf_counter() - began
+    ttft_slo, tpot_slo = scenario.slo.ttft_p95_s, scenario.slo.tpot_p95_ms / 1e3
+    checked = []
+    for (job, row), (reqs, out), (_, screen_ok) in zip(prepared, outs, rows, strict=True):
+        doc, _ = summary(scenario, row, job, reqs, out, wall / max(len(outs), 1))
+        sim = doc["simulated"]
+        ttft, tpot = sim["ttft_s"]["p95"], sim["tpot_s"]["p95"]
+        unfinished = sim["requests"]["unfinished"] + sim["requests"]["rejected"]
+        sim_ok = ttft is not None and tpot is not None and ttft <= ttft_slo and tpot <= tpot_slo and unfinished == 0
+        checked.append({"hardware": row["hardware"], "monthly_usd": row.get("monthly_usd"),
+                        "analytic_feasible": screen_ok, "simulated_feasible": bool(sim_ok),
+                        "ttft_p95_s": {"analytic": row.get("ttft_p95_s"), "simulated": ttft},
+                        "tpot_p95_ms": {"analytic": row.get("tpot_p95_ms"),
+                                        "simulated": None if tpot is None else round(tpot * 1e3, 3)},
+                        "unfinished": unfinished, "plan": row})
+    ranked = sorted(checked, key=lambda c: (not c["simulated_feasible"], c["monthly_usd"] or float("inf")))
+    notes = []
+    for c in checked:
+        if c["analytic_feasible"] != c["simulated_feasible"]:
+            verdict = "accepted by the analytic screen, rejected" if c["analytic_feasible"] else \
+                "rejected by the analytic screen, accepted"
+            notes.append(f"{c['hardware']}: {verdict} by the simulation (TTFT p95 {_fmt(c['ttft_p95_s']['simulated'])} s "
+                         f"vs {ttft_slo:g} s, TPOT p95 {_fmt(c['tpot_p95_ms']['simulated'])} ms vs "
+                         f"{scenario.slo.tpot_p95_ms:g} ms{', unfinished requests' if c['unfinished'] else ''})")
+    return {"duration_s": duration, "seed": seed, "plans": [{k: v for k, v in c.items() if k != "plan"} for c in ranked],
+            "disagreements": notes, "wall_s": round(wall, 2)}
+
+
+def write_verify_table(v: dict[str, Any]) -> None:
+    from planner import render
+
+    con = render.console()
+    t = render.table("rank", "hardware", "$/month", "screen", "simulated", "TTFT p95 s (screen/sim)",
+                     "TPOT p95 ms (screen/sim)", right=("rank", "$/month"),
+                     title=f"Verified by simulation ({v['duration_s']:g} s of arrivals, seed {v['seed']})")
+    for i, c in enumerate(v["plans"], 1):
+        t.add_row(str(i), c["hardware"], render.money(c["monthly_usd"]), "ok" if c["analytic_feasible"] else "no",
+                  "ok" if c["simulated_feasible"] else "no",
+                  f"{_fmt(c['ttft_p95_s']['analytic'])} / {_fmt(c['ttft_p95_s']['simulated'])}",
+                  f"{_fmt(c['tpot_p95_ms']['analytic'])} / {_fmt(c['tpot_p95_ms']['simulated'])}")
+    con.print(t)
+    for note in v["disagreements"]:
+        con.print(f"disagreement: {note}")
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:,.2f}"
 
 
 def _layout_text(sp, catalog) -> str:

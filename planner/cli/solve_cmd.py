@@ -51,6 +51,12 @@ def solve(
         "--emit", help="Print the launch command for this engine instead of the table.")] = None,
     plan: Annotated[int, typer.Option(
         "--plan", min=1, help="Which plan --emit launches: its rank in the table (1 = cheapest).")] = 1,
+    verify: Annotated[int, typer.Option(
+        "--verify", min=0, metavar="K", help="Simulate the K cheapest plans (and up to K closest infeasible "
+        "ones) and re-rank them by simulated feasibility; reports disagreements with the analytic screen.")] = 0,
+    verify_duration: Annotated[float, typer.Option(
+        "--verify-duration", min=1.0, help="Seconds of arrivals per --verify simulation.")] = 1800.0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Local processes for --verify.")] = 1,
 ) -> None:
     """Find the cheapest hardware and serving configuration that meets the scenario's SLOs."""
     from planner import timing
@@ -82,9 +88,17 @@ def solve(
     if emit is not None:
         _emit(emit.value, plan, result, scenario, catalog, file)
         return
+    checked = None
+    if verify:
+        from planner.cli.simulate_cmd import verify as run_verify
+
+        checked = run_verify(result, scenario, catalog, verify, duration=verify_duration, workers=workers)
     with timing.phase("report"):
         if format == SolveFormat.json:
-            render.print_json(solve_report.to_dict(result, top))
+            doc = solve_report.to_dict(result, top)
+            if checked is not None:
+                doc["verify"] = checked
+            render.print_json(doc)
         elif format == SolveFormat.toml:
             solve_report.write_toml(result, top)
         elif format == SolveFormat.csv:
@@ -93,6 +107,10 @@ def solve(
             solve_report.write_csv(result, top)
         else:
             solve_report.write_table(result, top)
+        if checked is not None and format == SolveFormat.table:
+            from planner.cli.simulate_cmd import write_verify_table
+
+            write_verify_table(checked)
     if result.best is None:
         raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))
 

@@ -14,7 +14,9 @@ its context grows turn by turn as in real agent sessions while the length distri
 requests stays the scenario's (independent draws would make a turn's reusable prefix longer than
 the context the previous turn left, a third of the time). Every turn after a session's first reuses
 `prefix_reuse` of its prompt: block j of session s is id s x 2^24 + j,
-so a turn's leading blocks are the previous turns' context.
+so a turn's leading blocks are the previous turns' context. A turn reuses `prefix_reuse` of its
+prompt, or the previous turn's whole context when that is shorter (`stats` reports the realised
+share of prompt tokens that were reusable beside the scenario's).
 
 Trace replay (`--trace`): the trace's requests with their own lengths, sessions and block ids
 (`hash_ids`); sessions whose clocks start at 0 are laid out by `planner.traces.stats.timeline` at the
@@ -105,7 +107,11 @@ def synthetic(load, duration_s: float, seed: int) -> Requests:
     drawn = lognormal_lengths(rng, k * turns, float(load.in_median), float(load.in_sigma), float(load.in_cap))
     inp = np.sort(drawn.reshape(k, turns), axis=1)[session, turn]
     out = lognormal_lengths(rng, n, float(load.out_median), float(load.out_sigma), float(load.out_cap))
-    reuse = np.where(turn > 0, np.floor(float(load.prefix_reuse) * inp), 0).astype(np.int64)
+    # a turn reuses `prefix_reuse` of its prompt, but never more than its session's previous context
+    # (sorted draws can jump: the longest turns of a session reuse less)
+    previous = np.concatenate([[0], inp[:-1] + out[:-1]]).astype(np.float64)
+    previous[head] = np.inf  # a session's first turn in the run: its earlier context is not drawn (warm cache)
+    reuse = np.where(turn > 0, np.minimum(np.floor(float(load.prefix_reuse) * inp), previous), 0).astype(np.int64)
     arrival = np.full(n, np.nan)
     arrival[head] = starts
     nxt = np.arange(1, n + 1, dtype=np.int64)
@@ -115,18 +121,52 @@ def synthetic(load, duration_s: float, seed: int) -> Requests:
                     next_turn=nxt, think_s=rng.exponential(think, n))
 
 
+MAX_TILES = 1000
+
+
+def tiled(trace, copies: int):
+    """The trace's sessions repeated `copies` times as new sessions (session and block ids shifted,
+    so copies share no cache), for a run longer or busier than the trace itself."""
+    from dataclasses import replace as dc_replace
+
+    if copies <= 1:
+        return trace
+    n_sess = max(int(trace.session.max()) + 1, 1)
+    span = int(trace.blocks.max()) + 1 if trace.blocks.size else 1
+    counts = np.diff(trace.offsets)
+    reps = np.arange(copies)
+    blocks = np.concatenate([trace.blocks + c * span for c in reps])
+    offsets = np.concatenate([[0], np.cumsum(np.tile(counts, copies))]).astype(np.int64)
+
+    def tile(x):
+        return None if x is None else np.tile(x, copies)
+
+    return dc_replace(trace, t_s=np.tile(trace.t_s, copies), input_tokens=np.tile(trace.input_tokens, copies),
+                      output_tokens=np.tile(trace.output_tokens, copies), offsets=offsets, blocks=blocks,
+                      session=np.concatenate([trace.session + c * n_sess for c in reps]),
+                      session_names=[f"{name}#{c}" for c in reps for name in trace.session_names],
+                      subagent=tile(trace.subagent), think_time_s=tile(trace.think_time_s),
+                      api_time_s=tile(trace.api_time_s))
+
+
 def from_trace(trace, rate_rps: float, duration_s: float, seed: int, max_context: float) -> Requests:
-    """A trace's requests on a timeline at `rate_rps` (sessions relative to their start) or on the
-    trace's own clock, over [0, duration_s); prompts capped to the model's context."""
-    from planner.traces.stats import prepare, timeline
+    """A trace's requests on a timeline at `rate_rps` (sessions relative to their start, repeated as
+    new sessions when the trace holds fewer requests than the run needs) or on the trace's own clock,
+    over [0, duration_s); prompts capped to the model's context. Open loop: the trace's own gaps."""
+    from planner.traces.stats import prepare, session_durations, timeline
 
-    p = prepare(trace)
+    lead = 0.0
     if trace.session_relative and trace.has_sessions:
+        # sessions start as a Poisson stream from one mean session length before t = 0, so the run
+        # starts in steady state: requests before 0 only warm their replica's cache
+        lead = float(np.mean(session_durations(trace, prepare(trace).done_s)))
+        needed = 1.2 * rate_rps * (duration_s + lead)
+        trace = tiled(trace, int(min(MAX_TILES, max(1, np.ceil(needed / max(trace.requests, 1))))))
+        p = prepare(trace)
         per_session = trace.requests / max(int(trace.session.max()) + 1, 1)
-        from planner.traces.stats import session_durations
-
         mean_dur = float(np.mean(session_durations(trace, p.done_s)))
         t, _ = timeline(p, rate_rps / per_session * max(mean_dur, 1e-9), seed)
+        t = t - lead
     else:
         t = trace.t_s - float(np.min(trace.t_s)) if trace.requests else trace.t_s
     order = np.lexsort((np.arange(t.size), t))
@@ -139,6 +179,9 @@ def from_trace(trace, rate_rps: float, duration_s: float, seed: int, max_context
     blocks = np.concatenate([trace.blocks[offsets[i]:offsets[i + 1]] for i in order]) if order.size else \
         np.zeros(0, dtype=np.int64)
     session = trace.session[order].astype(np.int64) if trace.has_sessions else np.full(order.size, -1, np.int64)
-    return Requests(arrival_s=t[order].astype(np.float64), input_tokens=np.maximum(inp, 1), output_tokens=out,
+    arrival = t[order].astype(np.float64)
+    warm = np.flatnonzero(arrival < 0.0)
+    arrival[warm] = -np.inf
+    return Requests(arrival_s=arrival, input_tokens=np.maximum(inp, 1), output_tokens=out,
                     session=session, reusable_tokens=np.maximum(inp - 1, 0), block_tokens=int(trace.block_size),
-                    offsets=new_offsets, blocks=blocks)
+                    warm=warm, offsets=new_offsets, blocks=blocks)

@@ -106,6 +106,8 @@ class Costs:
         t = m["prefill"].prefill_time(p.arch, p.hw, one, new, cached)
         dram = np.asarray(cached_dram, dtype=np.float64)
         nvme = np.asarray(cached_nvme, dtype=np.float64)
-        t = t + np.where(dram > 0, m["offline"].reload_seconds(p.arch, p.hw, one, dram, TIER_DRAM), 0.0)
-        t = t + np.where(nvme > 0, m["offline"].reload_seconds(p.arch, p.hw, one, nvme, TIER_NVME), 0.0)
+        if np.any(dram > 0):
+            t = t + np.where(dram > 0, m["offline"].reload_seconds(p.arch, p.hw, one, dram, TIER_DRAM), 0.0)
+        if np.any(nvme > 0):
+            t = t + np.where(nvme > 0, m["offline"].reload_seconds(p.arch, p.hw, one, nvme, TIER_NVME), 0.0)
         return np.broadcast_to(t, np.broadcast_shapes(new.shape, cached.shape)).astype(np.float64)

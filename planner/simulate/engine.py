@@ -64,7 +64,8 @@ class Replica:
         self.d_left = np.zeros(0, dtype=np.int64)
         self.d_seq = np.zeros(0, dtype=np.int64)
         self.seq = 0
-        self.active = 0.0  # KV tokens held by running requests
+        self.active = 0.0  # KV tokens owned by running requests (their cached prefix is counted in the cache)
+        self.shared: dict[int, int] = {}  # request -> cached prefix tokens it reads from the cache
         self.busy_s = 0.0  # time stepping, counted for steps that start inside `window`
         self.prefill_s = 0.0  # of which prefill chunks
         self.window = (0.0, np.inf)
@@ -113,7 +114,7 @@ class Replica:
             rid = self.waiting[0]
             resumed = rec.generated[rid] > 0 or rec.preemptions[rid] > 0
             prompt = int(reqs.input_tokens[rid]) + int(rec.generated[rid])
-            if not self._fits(prompt + q):
+            if not self._fits(prompt + q):  # as if nothing were cached: a prompt must fit whole
                 if self.running == 0:  # alone it can never fit: the engine rejects it
                     self.waiting.popleft()
                     rec.dropped[rid] = True
@@ -126,11 +127,13 @@ class Replica:
                 blocks = self.cache.take(reqs.prefix_blocks(rid))
                 hit = self._hit_tokens(rid, blocks)
             cached = sum(hit)
-            rec.cached_tokens[rid] = cached
-            rec.cached_by_tier[rid] = hit
+            if not resumed:
+                rec.cached_tokens[rid] = cached
+                rec.cached_by_tier[rid] = hit
             new = prompt - cached
             seconds = self._prefill_seconds(rid, new, hit, resumed)
-            self.active += prompt
+            self.shared[rid] = cached
+            self.active += new
             self.prefilling.append([rid, new, 0, seconds, prompt, self.seq])
             self.seq += 1
         self._cache_room()
@@ -162,11 +165,11 @@ class Replica:
         rec = self.rec
         if self.prefilling and (self.d_seq.size == 0 or self.prefilling[-1][5] > self.d_seq.max()):
             rid, _, _, _, prompt, _ = self.prefilling.pop()
-            self.active -= prompt
+            self.active -= prompt - self.shared.pop(rid, 0)
         else:
             i = int(np.argmax(self.d_seq))
             rid = int(self.d_rid[i])
-            self.active -= float(self.d_ctx[i])
+            self.active -= float(self.d_ctx[i]) - self.shared.pop(rid, 0)
             keep = np.arange(self.d_rid.size) != i
             self.d_rid, self.d_ctx, self.d_left, self.d_seq = (self.d_rid[keep], self.d_ctx[keep], self.d_left[keep],
                                                                self.d_seq[keep])
@@ -189,7 +192,7 @@ class Replica:
         for i in np.flatnonzero(done):
             rid = int(self.d_rid[i])
             rec.finish_s[rid] = self.clock
-            self.active -= float(self.d_ctx[i])
+            self.active -= float(self.d_ctx[i]) - self.shared.pop(rid, 0)
             self.cache.put(reqs.context_blocks(rid, int(self.d_ctx[i])))
             if self.on_finish is not None:
                 self.on_finish(rid, self.clock)
@@ -264,7 +267,13 @@ class Replica:
     def _decode_run(self, stop_at: float) -> None:
         q = self.k + 1
         n = int(self.d_rid.size)
-        steps = int(min(self.d_left.max(), MAX_RUN))
+        # every step emits at least one token per sequence, so the first finishes within min(left)
+        # steps; steps only lengthen as contexts grow, so stop_at is reached within `until` steps
+        steps = int(min(self.d_left.min(), MAX_RUN))
+        if np.isfinite(stop_at):
+            first = float(self.costs.table.step(n, self.d_ctx.mean() + 1.0))
+            steps = int(min(steps, max(np.ceil((stop_at - self.clock) / max(first, 1e-12)), 0) + 1))
+        steps = max(steps, 1)
         emitted = self._sample_tokens(steps)
         grown = np.cumsum(emitted, axis=0)  # [steps, n] tokens after each step
         finish_at = int((grown < self.d_left).sum(axis=0).min())  # first step at which a sequence is done

@@ -45,6 +45,17 @@ WARMUP_SHARE = 0.2
 DRAIN_SHARE = 0.25
 
 
+def windows_for(load, duration_s: float) -> tuple[float, float]:
+    """(warm-up, drain) seconds for a run of `duration_s`: at least the share above, and long enough
+    for requests to live out their decode at the TPOT SLO (long reasoning outputs fill the batch
+    slowly, and leave late): warm-up >= 2 mean decode lifetimes (at most half the run), drain >= 1.5
+    x the longest output's."""
+    life = float(load.out_mean) * float(load.tpot_slo_s)
+    warmup = min(0.5 * duration_s, max(WARMUP_SHARE * duration_s, 2.0 * life))
+    drain = max(60.0, DRAIN_SHARE * duration_s, 1.5 * float(load.out_cap) * float(load.tpot_slo_s))
+    return warmup, drain
+
+
 @dataclass
 class Outcome:
     records: Records

@@ -73,7 +73,8 @@ def merge(parts: list[tuple[arrivals.Requests, fleet.Outcome]]) -> tuple[arrival
         for name in ("replica", "first_s", "finish_s", "cached_tokens", "cached_by_tier", "generated",
                      "preemptions", "dropped"):
             getattr(rec, name)[mine] = getattr(o_part.records, name)[mine]
-        arrival[mine] = r_part.arrival_s[mine]
+        # a closed-loop turn's arrival is set by the group that served the turn before it
+        arrival = np.where(np.isnan(arrival), r_part.arrival_s, arrival)
     reqs = replace(reqs, arrival_s=arrival)
     outs = [o for _, o in parts]
     return reqs, fleet.Outcome(records=rec, busy_s=np.concatenate([o.busy_s for o in outs]),

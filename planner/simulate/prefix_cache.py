@@ -4,10 +4,11 @@ What engines do (vLLM's prefix caching with an offload connector, SGLang HiCache
 finished request stays in HBM as reusable blocks keyed by the hash of their prefix; when HBM is
 needed the least recently used blocks move down a tier (DRAM, then NVMe) and fall out of the last.
 A new request reuses the longest run of its leading blocks found in any tier; blocks found in DRAM or
-NVMe are reloaded over the host link (`costs.Costs.prefill_seconds` times that). Hit blocks leave the
-cache while the request runs (its KV is then active memory) and come back, with its new blocks, when
-it finishes. Simplification, stated: two requests in flight at once never share blocks (a later one
-misses what an earlier one holds), which only matters for traces with prefixes shared across sessions.
+NVMe are reloaded over the host link (`costs.Costs.prefill_seconds` times that) into HBM. Hit blocks
+stay in the cache, shared (concurrent requests of a session, or a system prompt shared by sessions,
+use one copy); a running request owns only the KV it computed, which joins the cache when it
+finishes. Simplification, stated: blocks in use are not pinned, so under memory pressure LRU could
+evict a block a running request reads (it is the most recently used, so this is rare).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class PrefixCache:
         return len(self.tiers[0])
 
     def take(self, prefix: Iterable[int]) -> tuple[int, int, int]:
-        """Blocks of the longest leading run of `prefix` held in the cache, per tier (HBM, DRAM,
-        NVMe). They leave the cache: the request now holds them."""
+        """Blocks of the longest leading run of `prefix` held in the cache, per tier they were found
+        in (HBM, DRAM, NVMe). They become the most recently used HBM blocks (DRAM and NVMe hits are
+        reloaded into HBM) and stay shared: another request of the session may use them too."""
         found = [0, 0, 0]
         self.lookups += 1
         if not self.enabled:
@@ -41,13 +43,15 @@ class PrefixCache:
         hbm, dram, nvme = self.tiers
         for block in prefix:
             if block in hbm:
-                del hbm[block]
+                hbm.move_to_end(block)
                 found[0] += 1
             elif block in dram:
                 del dram[block]
+                hbm[block] = None
                 found[1] += 1
             elif block in nvme:
                 del nvme[block]
+                hbm[block] = None
                 found[2] += 1
             else:
                 break

@@ -67,7 +67,8 @@ def write_table(doc: dict[str, Any]) -> None:
             s = "n/a" if row["simulated"] is None else f"{row['simulated'] * scale:,.3f}"
             a = "n/a" if row["analytic"] is None else f"{row['analytic'] * scale:,.3f}"
             t.add_row(name, s, a, _pct(row["difference"]))
-    t.add_row("prefix hit (share of reusable)", f"{sim['prefix_hit_rate']:.3f}", f"{ana['prefix_hit_rate']:.3f}", "")
+    t.add_row("prefix hit (of prefix_reuse x prompts)", f"{sim['prefix_hit_rate']:.3f}",
+              f"{ana['prefix_hit_rate']:.3f}", "")
     t.add_row("prefill busy", f"{sim['prefill_busy']:.3f}", f"{ana['prefill_busy']:.3f}", "")
     con.print(t)
     r = sim["requests"]

@@ -24,7 +24,8 @@ def _q(x: np.ndarray, qs=(50, 95, 99)) -> dict[str, float | None]:
     return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(x, qs), strict=True)}
 
 
-def summarise(reqs: Requests, out: Outcome, opts: Options) -> dict[str, Any]:
+def summarise(reqs: Requests, out: Outcome, opts: Options, prefix_reuse: float = 0.0) -> dict[str, Any]:
+    """`prefix_reuse`: the scenario's reusable share of every prompt, the base of the analytic hit rate."""
     rec = out.records
     arrived = np.isfinite(reqs.arrival_s) & (reqs.arrival_s < opts.duration_s)
     window = arrived & (reqs.arrival_s >= opts.warmup())
@@ -51,8 +52,11 @@ def summarise(reqs: Requests, out: Outcome, opts: Options) -> dict[str, Any]:
         "tpot_mean_s": float(tpot.mean()) if tpot.size else None,
         "throughput_tok_s": float(reqs.output_tokens[done].sum()) / span,
         "requests_per_s": float(done.sum()) / span,
-        "prefix_hit_rate": float(cached.sum()) / reusable if reusable > 0 else 0.0,
+        # as the analytic model counts it: cached tokens over prefix_reuse x every prompt (first turns too)
+        "prefix_hit_rate": float(cached.sum()) / (prefix_reuse * prompt) if prefix_reuse * prompt > 0 else 0.0,
+        "reusable_hit_rate": float(cached.sum()) / reusable if reusable > 0 else 0.0,
         "prompt_tokens_cached": float(cached.sum()) / prompt if prompt > 0 else 0.0,
+        "prompt_tokens_reusable": reusable / prompt if prompt > 0 else 0.0,
         "cached_by_tier": {"hbm": int(tiers[0]), "dram": int(tiers[1]), "nvme": int(tiers[2])},
         "utilisation": float(out.busy_s.sum() / (replicas * span)) if replicas else 0.0,
         "prefill_busy": float(out.prefill_s.sum() / (replicas * span)) if replicas else 0.0,

@@ -1,0 +1,86 @@
+"""`--workers` and `--ray`: the same runs, mapped over processes or a Ray cluster, give the same figures.
+
+Under the affinity router a plan's replicas never interact, so a run split into replica groups and
+merged must equal the run in one piece, request by request (a check of the merge, and of the claim).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.catalog import load_catalog
+from planner.cli.file_cmds import load_scenario
+from planner.simulate import fleet, parallel
+from planner.simulate.plan import sim_plan
+
+PLAN = {"hardware": "h100-sxm", "chips": 1, "replicas": 3, "batch": 8, "weight_dtype": "bf16", "kv_dtype": "bf16",
+        "spec_k": 0, "prefix_cache": True, "attention": "flash", "layout": {"tp": 1}}
+SCENARIO = """
+name = "three replicas"
+[model]
+id = "llama-3.1-8b"
+[workload]
+arrival_rate_rps = 6.0
+[workload.input_tokens]
+median = 2000
+p90 = 4000
+max = 8192
+[workload.output_tokens]
+median = 100
+p90 = 200
+max = 512
+[workload.sessions]
+turns = 4
+prefix_reuse = 0.8
+think_time_s = 5.0
+[slo]
+ttft_p95_s = 2.0
+tpot_p95_ms = 50.0
+"""
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sc") / "three.toml"
+    path.write_text(SCENARIO)
+    catalog = load_catalog()
+    sp = sim_plan(PLAN, load_scenario(path, [], catalog), catalog)
+    return parallel.Job(plan=sp, workload=parallel.Workload(), options=fleet.Options(duration_s=60.0, seed=5))
+
+
+def _same(a, b):
+    ra, rb = a[1].records, b[1].records
+    for name in ("replica", "first_s", "finish_s", "cached_tokens", "generated", "preemptions"):
+        assert np.array_equal(getattr(ra, name), getattr(rb, name), equal_nan=True), name
+    assert np.array_equal(a[0].arrival_s, b[0].arrival_s, equal_nan=True)
+
+
+def test_replica_groups_merge_to_the_whole_run(job):
+    whole = parallel.run_job(job)
+    parts = parallel.split(job, 2)
+    assert [p.replicas for p in parts] == [(0, 2), (1,)]
+    _same(parallel.merge([parallel.run_job(p) for p in parts]), whole)
+
+
+def test_workers_in_processes(job):
+    whole = parallel.run_job(job)
+    _same(parallel.merge(parallel.run_jobs(parallel.split(job, 2), workers=2)), whole)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="ray is not installed (optional extra: pip install 'planner[ray]'; kept out of [dev]: "
+                    "an ~80 MB wheel)")
+def test_ray_local_cluster(job):
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
+    try:
+        whole = parallel.run_job(job)
+        _same(parallel.merge(parallel.run_jobs(parallel.split(job, 3), ray_address="auto")), whole)
+    finally:
+        ray.shutdown()
