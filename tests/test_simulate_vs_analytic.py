@@ -4,7 +4,8 @@ For each scenario the analytic p95 TTFT and TPOT (what `solve` ranks by) must be
 simulated p95, or sit in the documented band with the documented reason. The reasons were found by
 taking each run apart (README, "Simulation: the analytic screen against a replay"); when the
 analytic model is improved these bands should tighten, and this test says which one moved.
-Durations are the shortest that reach steady state and give a few thousand measured requests.
+Durations are the shortest that reach steady state and give a few thousand measured requests (a
+sample of batch-offline's 54 identical replicas).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ OPTIMISTIC_PREFILL = ("the screen's M/M/1 prefill queue on the mean prompt misse
 INTERFERENCE = ("the screen stretches TPOT by the mean stall 1/(1 - rho); per request, the share of its "
                 "decode steps that carry a prefill chunk varies, so the p95 sits above the mean")
 # scenario -> (seconds of arrivals, {metric: (low, high, why)}); metrics not listed must be WITHIN
+SAMPLE = {"batch-offline": 18}  # replicas simulated of the plan's 54 (affinity: they never interact)
 CASES = {
     "agentic-coding": (1200.0, {
         "ttft": (0.0, 0.3, "batch slots saturate (the screen never queues for a slot) on top of: "
@@ -32,8 +34,9 @@ CASES = {
         "tpot": (0.2, 0.8, INTERFERENCE + "; and prefill takes 0.69 of the time, not 0.50 (the synthetic "
                  "sessions reuse 93 % of prompt tokens, the screen 96 % x its hit rate)"),
     }),
-    "batch-offline": (40.0, {
-        "ttft": (0.5, 1.2, OPTIMISTIC_PREFILL),
+    "batch-offline": (300.0, {
+        "ttft": (0.25, 1.2, OPTIMISTIC_PREFILL + "; heavy-tailed prompts (sigma 0.86, up to 32k tokens) make "
+                 "replicas' 5-minute TTFT tails differ up to 10x (p95 0.8 to 8.6 s), which one M/M/1 misses"),
     }),
     "chat": (300.0, {
         "tpot": (0.6, 1.2, INTERFERENCE),
@@ -63,7 +66,8 @@ def test_analytic_p95_against_simulation(name, catalog):
     scenario = load_scenario(path, [], catalog)
     best = solve(scenario, catalog).best
     assert best is not None
-    doc, _ = run_simulation(scenario, catalog, best, str(path), duration=duration, warmup=None, seed=0)
+    doc, _ = run_simulation(scenario, catalog, best, str(path), duration=duration, warmup=None, seed=0,
+                            sample=SAMPLE.get(name))
     assert doc["simulated"]["requests"]["measured"] > 500
     for metric in ("ttft", "tpot"):
         row = doc["comparison"][f"{metric}_s"]["p95"]

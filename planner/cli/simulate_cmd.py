@@ -66,6 +66,9 @@ def simulate(
         "needs the ray extra.")] = None,
     sets: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", help="Override a scenario field, e.g. workload.arrival_rate_rps=5.")] = None,
+    sample: Annotated[int | None, typer.Option(
+        "--sample", min=1, metavar="N", help="Simulate only N of the plan's replicas (affinity router: replicas "
+        "never interact); faster for large fleets.")] = None,
 ) -> None:
     """Simulate a plan step by step (continuous batching, chunked prefill, prefix cache, speculation)
     and print simulated p50/p95/p99 TTFT and TPOT beside the analytic screen's."""
@@ -92,7 +95,7 @@ def simulate(
         row = solved_plan(scenario, catalog, plan, file)
         where = f"{file}: --plan {plan}"
     doc, samples = run_simulation(scenario, catalog, row, where, duration=duration, warmup=warmup, seed=seed,
-                                  router=router.value, workers=workers, ray=ray, progress=_bar())
+                                  router=router.value, workers=workers, ray=ray, progress=_bar(), sample=sample)
     if format == SimFormat.json:
         from planner import render
 
@@ -157,15 +160,19 @@ def summary(scenario, row: dict[str, Any], job, reqs, out, wall: float) -> tuple
     from planner.simulate.analytic import analytic
 
     opts = job.options
-    sim = stats.summarise(reqs, out, opts, float(job.plan.load.prefix_reuse))
+    sim = stats.summarise(reqs, out, opts, float(job.plan.load.prefix_reuse), sampled=job.replicas is not None)
     arrived = sim["requests"]["arrived"]
     run = {"duration_s": opts.duration_s, "warmup_s": opts.warmup(), "seed": opts.seed, "router": opts.router,
            "workload": "trace " + Path(scenario.workload.trace).name if scenario.workload.trace else "synthetic sessions",
-           "replicas": job.plan.serve.instances, "simulated_s": opts.duration_s + opts.drain(), "wall_s": round(wall, 3),
+           "replicas": job.plan.serve.instances,
+           "replicas_simulated": job.plan.serve.instances if job.replicas is None else len(job.replicas),
+           "simulated_s": opts.duration_s + opts.drain(), "wall_s": round(wall, 3),
            "requests_per_wall_s": round(arrived / max(wall, 1e-9), 1)}
     doc = report.document(scenario.name or "scenario", row, job.plan.mode, sim, analytic(job.plan), run)
     rec = out.records
     window = np.isfinite(reqs.arrival_s) & (reqs.arrival_s >= opts.warmup()) & (reqs.arrival_s < opts.duration_s)
+    if job.replicas is not None:
+        window &= rec.replica >= 0
     done = window & np.isfinite(rec.finish_s) & (reqs.output_tokens > 1)
     samples = {"ttft_s": (rec.first_s - reqs.arrival_s)[window & np.isfinite(rec.first_s)].tolist(),
                "tpot_s": ((rec.finish_s - rec.first_s) / np.maximum(reqs.output_tokens - 1, 1))[done].tolist()}
@@ -174,13 +181,22 @@ def summary(scenario, row: dict[str, Any], job, reqs, out, wall: float) -> tuple
 
 def run_simulation(scenario, catalog, row: dict[str, Any], where: str, *, duration: float, warmup: float | None,
                    seed: int, router: str = "scenario", workers: int = 1, ray: str | None = None,
-                   progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Simulate one plan row; returns (the report document, per-request latency samples)."""
+                   progress=None, sample: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Simulate one plan row; returns (the report document, per-request latency samples). `sample`:
+    simulate only that many of the plan's replicas (affinity router: they never interact, so the
+    others would behave alike); the figures are then those replicas' requests."""
+    from dataclasses import replace
+
     from planner.simulate import parallel
 
     job, row = prepare(scenario, catalog, row, where, duration=duration, warmup=warmup, seed=seed, router=router)
+    if sample is not None and sample < job.plan.serve.instances:
+        if job.options.router != "affinity":
+            raise InputFileError(f"--sample {sample}: only the affinity router's replicas are independent; "
+                                 "use --router affinity or simulate every replica")
+        job = replace(job, replicas=tuple(range(sample)))
     began = time.perf_counter()
-    jobs = parallel.split(job, workers)
+    jobs = parallel.split(job, workers) if job.replicas is None else [job]
     if len(jobs) == 1 and not ray:
         reqs, out = parallel.run_job(job, progress=progress)
     else:

@@ -160,6 +160,10 @@ def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None
         ticks += 1
         if progress is not None and ticks % 2000 == 0:
             progress(min(clock, end), end)
+    for rep in reps.values():  # the state each replica ends in (idle, or what the drain left)
+        rep.series_t.append(rep.clock)
+        rep.series_waiting.append(len(rep.waiting))
+        rep.series_running.append(rep.running)
     return Outcome(records=rec,
                    busy_s=np.array([reps[r].busy_s for r in chosen]),
                    prefill_s=np.array([reps[r].prefill_s for r in chosen]),

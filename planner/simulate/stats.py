@@ -24,10 +24,14 @@ def _q(x: np.ndarray, qs=(50, 95, 99)) -> dict[str, float | None]:
     return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(x, qs), strict=True)}
 
 
-def summarise(reqs: Requests, out: Outcome, opts: Options, prefix_reuse: float = 0.0) -> dict[str, Any]:
-    """`prefix_reuse`: the scenario's reusable share of every prompt, the base of the analytic hit rate."""
+def summarise(reqs: Requests, out: Outcome, opts: Options, prefix_reuse: float = 0.0,
+              sampled: bool = False) -> dict[str, Any]:
+    """`prefix_reuse`: the scenario's reusable share of every prompt, the base of the analytic hit rate.
+    `sampled`: only some replicas ran, so only the requests routed to them count."""
     rec = out.records
     arrived = np.isfinite(reqs.arrival_s) & (reqs.arrival_s < opts.duration_s)
+    if sampled:
+        arrived &= rec.replica >= 0
     window = arrived & (reqs.arrival_s >= opts.warmup())
     done = window & np.isfinite(rec.finish_s)
     ttft = (rec.first_s - reqs.arrival_s)[window & np.isfinite(rec.first_s)]
