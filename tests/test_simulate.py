@@ -269,3 +269,37 @@ def test_simulate_output_snapshot(tmp_path, invoke, write, snapshot):
     text = "\n".join(line for line in table.stdout.splitlines() if "s wall" not in line)
     assert text == snapshot(name="table")
     assert doc == snapshot(name="json")
+
+
+def test_saturated_plan_reports_without_crashing(tmp_path, invoke, write):
+    """Too few replicas for the load: the analytic queue is infinite (shown as null), the simulated
+    queue grows and requests are left unfinished, counted."""
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(SCENARIO.format(rate=200.0, turns=1))
+    lines = [f'{k} = {json.dumps(v)}' for k, v in H100_PLAN.items() if not isinstance(v, dict)]
+    plan = write("plan.toml", "\n".join(lines) + "\n[layout]\ntp = 1\n")
+    result = invoke("simulate", sc, "--plan-file", plan, "--duration", "20", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["analytic"]["saturated"] is True
+    assert doc["comparison"]["ttft_s"]["p95"]["analytic"] is None
+    assert doc["simulated"]["requests"]["unfinished"] > 0
+    assert max(doc["simulated"]["queue"]["waiting"]) > 100
+
+
+@pytest.mark.parametrize("trace", ["claude_code_slice.b512.jsonl.gz", "mooncake_chat_slice.jsonl.gz",
+                                   "claude_code_slice.weka.jsonl"])
+def test_trace_replay(tmp_path, invoke, write, trace):
+    """A trace's own requests and block hashes drive the run; its prefix reuse reaches the cache."""
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(SCENARIO.format(rate=2.0, turns=1))
+    lines = [f'{k} = {json.dumps(v)}' for k, v in dict(H100_PLAN, prefix_cache=True, batch=16, replicas=2).items()
+             if not isinstance(v, dict)]
+    plan = write("plan.toml", "\n".join(lines) + "\n[layout]\ntp = 1\n")
+    path = Path(__file__).parent / "data" / trace
+    result = invoke("simulate", sc, "--plan-file", plan, "--trace", path, "--duration", "300", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["run"]["workload"] == f"trace {trace}"
+    assert doc["simulated"]["requests"]["measured"] > 0
+    assert doc["simulated"]["prompt_tokens_cached"] > 0

@@ -25,7 +25,8 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
     m = twin()
     pool, ld = plan.serve, plan.load
     a, hw, cfg, spec = pool.arch, pool.hw, pool.cfg, pool.spec
-    out = m["serving"].evaluate_serving(a, hw, cfg, spec, ld, np.float64(pool.draft_weight_bytes), np.bool_(True))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a plan the screen gives no headroom: inf x 0 in its bill
+        out = m["serving"].evaluate_serving(a, hw, cfg, spec, ld, np.float64(pool.draft_weight_bytes), np.bool_(True))
     # at the plan's replica count (a plan file may carry more replicas than the screen would pick)
     instances = float(pool.instances)
     lam = float(ld.arrival_rps) / instances

@@ -12,7 +12,10 @@ PLAN_FIELDS = ("hardware", "chips", "replicas", "layout_text", "batch", "weight_
 
 
 def _r(x: float | None, digits: int = 6) -> float | None:
-    return None if x is None else round(float(x), digits)
+    """Rounded; None for a figure that does not exist (no samples) or is infinite (a saturated queue)."""
+    import math
+
+    return None if x is None or not math.isfinite(float(x)) else round(float(x), digits)
 
 
 def comparison(sim: dict[str, Any], ana: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +27,7 @@ def comparison(sim: dict[str, Any], ana: dict[str, Any]) -> dict[str, Any]:
             key = f"p{round(q * 100)}"
             s, a = sim[metric][key], ana[metric][q]
             rows[key] = {"simulated": _r(s), "analytic": _r(a),
-                         "difference": _r(a / s - 1.0, 4) if s else None}
+                         "difference": _r(a / s - 1.0, 4) if s and _r(a) is not None else None}
         out[metric] = rows
     return out
 
@@ -41,6 +44,7 @@ def document(scenario_name: str, plan: dict[str, Any], mode: str, sim: dict[str,
         "analytic": {"ttft_s": {f"p{round(q * 100)}": _r(v) for q, v in ana["ttft_s"].items()},
                      "tpot_s": {f"p{round(q * 100)}": _r(v) for q, v in ana["tpot_s"].items()},
                      "prefill_busy": _r(ana["prefill_busy"], 4), "prefix_hit_rate": _r(ana["prefix_hit_rate"], 4),
+                     "saturated": bool(ana["prefill_busy"] >= 1.0),
                      "replicas": ana["replicas"]},
     }
 
