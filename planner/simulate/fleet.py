@@ -1,10 +1,11 @@
 """Every replica of a plan under one router: the run that `planner simulate` reports.
 
-With a router that ignores the replicas' state (round-robin, affinity) the replicas never interact,
-so each runs alone over its own requests (and `parallel.py` may run them in separate processes).
-`least-loaded` routes a request when every replica's clock has passed its arrival (the replica with
-the earliest clock steps next; a replica with a free slot stops its decode run at each arrival), so
-it sees each replica's state at its first step boundary after the arrival.
+The replica with the earliest clock steps next. A request is routed when it is released (at the
+start, or when its session's previous turn finishes): round-robin and affinity decide then, into the
+replica's own queue of arrivals; `least-loaded` routes it once every replica's clock has passed its
+arrival, so it sees each replica's state at its first step boundary after the arrival (a replica with
+a free slot stops its decode run at each arrival). Under affinity the replicas never interact, so a
+subset of them can run alone (`parallel.py` runs groups in separate processes).
 Arrivals stop at `duration_s`; the run continues (at most `drain_s`) until the requests in flight
 finish, so long requests near the end are not left out of the percentiles.
 """
@@ -21,7 +22,7 @@ from planner.simulate.arrivals import Requests
 from planner.simulate.costs import Costs
 from planner.simulate.engine import Records, Replica
 from planner.simulate.plan import SimPlan
-from planner.simulate.router import least_loaded
+from planner.simulate.router import StaticRouter, least_loaded, session_homes
 
 Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 
@@ -102,7 +103,7 @@ def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None
         rep.window = (opts.warmup(), opts.duration_s)
         reps[r] = rep
     home = session_homes(reqs, total)
-    router = _Router(opts.router, total, home)
+    router = StaticRouter(opts.router, total, home)
     glob: list[tuple[float, int]] = []  # least-loaded: arrivals not yet routed
 
     def release(rid: int) -> None:
@@ -171,30 +172,3 @@ def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None
                    series=[(np.asarray(reps[r].series_t), np.asarray(reps[r].series_waiting),
                             np.asarray(reps[r].series_running)) for r in chosen],
                    cache_lookups=sum(reps[r].cache.lookups for r in chosen))
-
-
-def session_homes(reqs: Requests, replicas: int) -> np.ndarray:
-    """Affinity: sessions take the replicas in turn, in the order of their first request."""
-    if reqs.session.size == 0 or reqs.session.max() < 0:
-        return np.zeros(0, dtype=np.int64)
-    k = int(reqs.session.max()) + 1
-    first = np.full(k, np.inf)
-    known = np.isfinite(reqs.arrival_s) & (reqs.session >= 0)
-    np.minimum.at(first, reqs.session[known], reqs.arrival_s[known])
-    home = np.empty(k, dtype=np.int64)
-    home[np.argsort(first, kind="stable")] = np.arange(k, dtype=np.int64) % replicas
-    return home
-
-
-class _Router:
-    """Round-robin (per request, in release order) and affinity (per session)."""
-
-    def __init__(self, kind: str, replicas: int, home: np.ndarray):
-        self.kind, self.replicas, self.home, self.count = kind, replicas, home, 0
-
-    def static(self, rid: int, reqs: Requests) -> int:
-        s = int(reqs.session[rid])
-        if self.kind == "affinity" and s >= 0:
-            return int(self.home[s])
-        self.count += 1
-        return (self.count - 1) % self.replicas

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 ROUTERS = ("round-robin", "least-loaded", "affinity")
-STATIC = ("round-robin", "affinity")
 
 
 def default_router(routing: str) -> str:
@@ -21,20 +20,32 @@ def default_router(routing: str) -> str:
     return "round-robin" if routing == "random" else "affinity"
 
 
-def static_assignment(router: str, session: np.ndarray, replicas: int) -> np.ndarray:
-    """Replica of every request for a router that does not look at the replicas' state."""
-    n = session.size
-    if router == "round-robin" or replicas == 1:
-        return np.arange(n, dtype=np.int64) % replicas
-    out = np.empty(n, dtype=np.int64)
-    loose = session < 0
-    out[loose] = np.arange(int(loose.sum()), dtype=np.int64) % replicas
-    sessions, first = np.unique(session[~loose], return_index=True)
-    order = np.argsort(first, kind="stable")  # sessions in order of their first request
-    home = np.empty(sessions.size, dtype=np.int64)
-    home[order] = np.arange(sessions.size, dtype=np.int64) % replicas
-    out[~loose] = home[np.searchsorted(sessions, session[~loose])]
-    return out
+def session_homes(reqs, replicas: int) -> np.ndarray:
+    """Affinity: sessions take the replicas in turn, in the order of their first request."""
+    if reqs.session.size == 0 or reqs.session.max() < 0:
+        return np.zeros(0, dtype=np.int64)
+    k = int(reqs.session.max()) + 1
+    first = np.full(k, np.inf)
+    known = np.isfinite(reqs.arrival_s) & (reqs.session >= 0)
+    np.minimum.at(first, reqs.session[known], reqs.arrival_s[known])
+    home = np.empty(k, dtype=np.int64)
+    home[np.argsort(first, kind="stable")] = np.arange(k, dtype=np.int64) % replicas
+    return home
+
+
+class StaticRouter:
+    """Round-robin (per request, in release order) and affinity (per session; requests without a
+    session go round-robin): decided when a request is released, without looking at the replicas."""
+
+    def __init__(self, kind: str, replicas: int, home: np.ndarray):
+        self.kind, self.replicas, self.home, self.count = kind, replicas, home, 0
+
+    def static(self, rid: int, reqs) -> int:
+        s = int(reqs.session[rid])
+        if self.kind == "affinity" and s >= 0:
+            return int(self.home[s])
+        self.count += 1
+        return (self.count - 1) % self.replicas
 
 
 def least_loaded(loads: list[int]) -> int:
