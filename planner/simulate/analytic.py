@@ -1,10 +1,10 @@
 """The analytic screen's figures for one plan, at any percentile, from the same model the search runs.
 
 `evaluate_serving` (planner/model/serving.py) reports p50 and p95; the simulator also shows p99. This
-module restates the three lines of `evaluate_serving` that depend on the percentile q (TTFT =
-M/M/1 wait_q + prefill at the length quantile + (1 + q) steps; TPOT = step at the batch-mean
-context quantile / tokens per step / (1 - rho)), on top of the intermediate values evaluate_serving
-returns. tests/test_simulate.py checks that q = 0.5 and 0.95 reproduce evaluate_serving's p50 and
+module restates the lines of `evaluate_serving` that depend on the percentile q (TTFT = M/M/1
+wait_q + prefill at the length quantile of the hit/miss mixture, read from the model's own table,
++ (1 + q) steps; TPOT = step at the batch-mean context quantile / tokens per step / (1 - rho)), on
+top of the intermediate values evaluate_serving returns. tests/test_simulate.py checks that q = 0.5 and 0.95 reproduce evaluate_serving's p50 and
 p95 exactly, so the two cannot drift apart.
 """
 
@@ -46,12 +46,22 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
         if q == 0.5:
             ctx = mean_ctx
         step, tok = m["speculative"].speculative_step(a, hw, cfg, spec, cfg.batch, np.float64(ctx))
-        service = float(m["serving"]._ttft_quantile(a, hw, cfg, ld, np.float64(hit), reload_per_token, q))
+        service = _service(m, plan, hit, reload_per_token, q)
         ttft[q] = float(q_mod.wait_quantile(np.float64(rho), np.float64(s_prefill), q)) + service + (1.0 + q) * float(step)
         tpot[q] = float(step) / float(tok) * stall
     return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit,
             "replicas": instances, "screen_replicas": float(out["replicas"]),
             "ttft_p95_screen_s": float(out["ttft_p95_s"]), "tpot_p95_screen_s": float(out["tpot_p95_s"])}
+
+
+def _service(m, plan: SimPlan, hit: float, reload_per_token: float, q: float) -> float:
+    """Prefill plus reload at the q-quantile of the hit/miss mixture of prompt lengths, as
+    evaluate_serving reads it (its table over hit rates, interpolated at the plan's hit rate)."""
+    pool, ld = plan.serve, plan.load
+    s = m["serving"]
+    seconds, cached = s._prefill_quantile_table(pool.arch, pool.hw, pool.cfg, ld, q)
+    cells = s._hit_cells(np.float64(hit))
+    return float(s._read(seconds, cells)) + float(s._read(cached, cells)) * reload_per_token
 
 
 def _reload_per_token(m, plan: SimPlan, out) -> float:
