@@ -66,6 +66,7 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
     import jax
 
     return {
+        **_disaggregated(grid, repeat, jit_s),
         "scenario": scenario.name,
         "configs": configs,
         "configs_evaluated_incl_padding": evaluated,
@@ -84,3 +85,24 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
     }
+
+
+def _disaggregated(grid, repeat: int, aggregated_s: float) -> dict[str, Any]:
+    """The disaggregated pass timed like the aggregated one (warm median): both pools' kernels plus
+    the exact reduction over pairs, with the pair count it stands for and its ratio to that pass."""
+    from planner import disagg_search
+
+    if "disaggregated" not in grid.scenario.search.serving_mode:
+        return {}
+    mix = grid.scenario.search.mix_hardware
+
+    def once():
+        ev = disagg_search.evaluate(grid)
+        return ev, disagg_search.best(ev, mix_hardware=mix)
+
+    once()  # compile or load
+    seconds, (ev, _) = _timed(once, repeat)
+    counts = disagg_search.pair_count(ev)
+    return {"disaggregated": {**counts, "transfer_classes": int(len(np.unique(ev.classes))),
+                              "seconds": round(seconds, 4), "pairs_per_s": round(counts["pairs"] / seconds),
+                              "ratio_to_aggregated": round(seconds / aggregated_s, 3)}}

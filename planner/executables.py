@@ -36,7 +36,7 @@ _MAGIC = b"planner-executable\n"
 _PACKAGE = Path(__file__).resolve().parent
 # The code traced into the kernels. A module that a kernel calls must be under one of these, so
 # that editing it changes the key (everything else reaches a kernel only as array inputs).
-TRACED_SOURCES = ("model", "search.py")
+TRACED_SOURCES = ("model", "search.py", "disagg_search.py")
 
 _RECENT = "recent.txt"  # entries the last process used: the next one starts loading them early
 _memo: dict[str, Any] = {}

@@ -59,6 +59,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
         lay = grid.layouts[h][c]
         instances = m["replicas"][i]
         plan = {
+            "mode": "aggregated",
             "hardware": acc.id,
             "hardware_name": acc.name,
             "chips": int(grid.chips[h, c]),

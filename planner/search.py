@@ -281,6 +281,7 @@ class SolveResult:
     configs: int
     seconds: float
     frontiers_pending: bool = False  # the table stage of `solve_in_stages`: Pareto lists still empty
+    disagg: Any = None  # disagg_solve.Outcome: the disaggregated serving mode, when searched
 
 
 def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
@@ -291,6 +292,7 @@ def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
 def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, Callable[[], SolveResult]]:
     """The table first (best plan per hardware, closest misses), then a function that adds the
     Pareto frontiers: an interactive caller can draw the table before they are ready."""
+    from planner import disagg_solve
     from planner.plans import explain_infeasible, plans_from_indices
 
     start = time.perf_counter()
@@ -301,6 +303,7 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     # 0.7 s sooner on 2 cores) without their tracing competing for the GIL.
     warming: list[threading.Thread | None] = []
     _, to_host = _launch(grid, meanwhile=lambda: warming.append(_warm_detail_kernel(grid)))
+    pending = disagg_solve.start(grid)  # the disaggregated mode's kernels run beside the aggregated one
     with timing.phase("kernel"):
         raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
     if warming and warming[0] is not None:
@@ -329,6 +332,8 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
         seconds=time.perf_counter() - start,
         frontiers_pending=True,
     )
+    table = disagg_solve.attach(table, disagg_solve.outcome(pending, table.best, grid))
+    table = replace(table, seconds=time.perf_counter() - start)
 
     def with_frontiers() -> SolveResult:
         with timing.phase("frontiers"):
@@ -337,7 +342,8 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
             par_ttft = pareto_indices(monthly, to_host("ttft95"))
             wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
             plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
-        return replace(table, pareto_tpot=plans[:len(par_tpot)], pareto_ttft=plans[len(par_tpot):],
-                       seconds=time.perf_counter() - start, frontiers_pending=False)
+            both = disagg_solve.frontiers(replace(table, pareto_tpot=plans[:len(par_tpot)],
+                                                  pareto_ttft=plans[len(par_tpot):]))
+        return replace(both, seconds=time.perf_counter() - start, frontiers_pending=False)
 
     return table, with_frontiers

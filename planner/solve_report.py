@@ -40,7 +40,9 @@ def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
         "quality": sc.quality.model_dump(mode="json"),
         "cost": sc.cost.model_dump(mode="json"),
         "warnings": list(result.grid.warnings),
+        "mode": result.best["mode"] if result.best else None,
         "best": result.best,
+        **_modes_section(result),
         "per_hardware": result.per_hardware[:max(top, 1)] if top else result.per_hardware,
         "pareto": result.pareto_tpot,
         "pareto_ttft": result.pareto_ttft,
@@ -48,6 +50,14 @@ def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
         "search": {"configs": result.configs, "seconds": round(result.seconds, 3),
                    "hardware": len(result.grid.hardware), "risk": sc.search.risk},
     }
+
+
+def _modes_section(result: SolveResult) -> dict[str, Any]:
+    """The serving-mode axis: the best plan of each mode and what the disaggregated search did."""
+    out = result.disagg
+    if out is None:
+        return {}
+    return {"best_per_mode": out.best_per_mode, "disaggregation": out.stats}
 
 
 def _trace_section(result: SolveResult) -> dict[str, Any]:
@@ -135,6 +145,8 @@ def write_table(result: SolveResult, top: int) -> None:
     b = result.best
     if b is None:
         con.print("No plan meets the SLOs on any hardware searched.")
+    elif b["mode"] == "disaggregated":
+        _write_disaggregated(con, b, result)
     else:
         mem = b["memory_gb_per_chip"]
         con.print(
@@ -152,6 +164,7 @@ def write_table(result: SolveResult, top: int) -> None:
         con.print(f"  {cost_words(b, sc, getattr(acc, 'capex_kind', None))}", markup=False)
         if b["quality_note"]:
             con.print(f"  note: {b['quality_note']}", markup=False)
+        _write_other_mode(con, result)
     num = ("chips", "x", "batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo")
     t = render.table("hardware", "chips", "x", "layout", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s",
                      "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo", "binding",
@@ -177,4 +190,52 @@ def write_table(result: SolveResult, top: int) -> None:
         for x in sorted(result.infeasible, key=lambda x: x["hardware"]):
             bad.add_row(x["hardware"], x["constraint"], x["reason"])
         con.print(bad)
-    con.print(f"searched {result.configs:,} configurations in {result.seconds:.2f} s")
+    searched = f"searched {result.configs:,} configurations"
+    if result.disagg is not None:
+        st = result.disagg.stats
+        searched += (f" and {st['pairs']:,} disaggregated pairs ({st['prefill_options']:,} prefill x "
+                     f"{st['decode_options']:,} decode options, {st['transfer_classes']} transfer classes)")
+    con.print(f"{searched} in {result.seconds:.2f} s", markup=False)
+
+
+def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult) -> None:
+    """The headline of a disaggregated best plan: both pools, the transfer, the bill."""
+    p, d, x = b["prefill"], b["decode"], b["kv_transfer"]
+    con.print(
+        f"Best: disaggregated, {b['hardware_name']}\n"
+        f"  prefill: {p['replicas']} x {p['chips']} {p['hardware']}, {p['layout_text']}, weights {p['weight_dtype']}, "
+        f"KV {p['kv_dtype']}, prefix cache {p['prefix_cache_lives'] if p['prefix_cache'] else 'off'} "
+        f"(hit {p['prefix_hit_rate'] or 0:.0%}), "
+        f"{p['attention']} attention: {render.money(p['monthly_usd'])}/month\n"
+        f"  decode:  {d['replicas']} x {d['chips']} {d['hardware']}, {d['layout_text']}, batch {d['batch']}, weights "
+        f"{d['weight_dtype']}, KV {d['kv_dtype']} ({render.tier_words(d)}), spec k={d['spec_k']}: "
+        f"{render.money(d['monthly_usd'])}/month\n"
+        f"  KV transfer: {x['bytes_per_request_mean'] / 1e6:,.0f} MB per request (mean) over {x['link']} at "
+        f"{x['gbps']:,.0f} GB/s, {x['seconds_p95']:.3f} s at p95, {x['visible_p95_s']:.3f} s of it in TTFT ({x['overlap']})\n"
+        f"  {render.money(b['monthly_usd'])}/month ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
+        f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
+        f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}", markup=False)
+    if b["quality_note"]:
+        con.print(f"  note: {b['quality_note']}", markup=False)
+    _write_other_mode(con, result)
+
+
+def _write_other_mode(con: Any, result: SolveResult) -> None:
+    """One line on the best plan of the other serving mode, so the modes compare at a glance."""
+    out, b = result.disagg, result.best
+    if out is None or b is None:
+        return
+    other = "aggregated" if b["mode"] == "disaggregated" else "disaggregated"
+    plan = out.best_per_mode.get(other)
+    if plan is None:
+        if other in out.modes:
+            con.print(f"  {other}: no plan meets the SLOs", markup=False)
+        return
+    delta = 100.0 * (plan["monthly_usd"] - b["monthly_usd"]) / b["monthly_usd"] if b["monthly_usd"] else 0.0
+    if other == "disaggregated":
+        from planner.disagg_plans import pools_words
+
+        what = pools_words(plan)
+    else:
+        what = f"{plan['replicas']} x {plan['chips']} {plan['hardware']}, {plan['layout_text']}, batch {plan['batch']}"
+    con.print(f"  best {other}: {render.money(plan['monthly_usd'])}/month ({delta:+.1f}%): {what}", markup=False)

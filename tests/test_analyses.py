@@ -37,6 +37,8 @@ COMMANDS: dict[str, list[str]] = {
                                      "hbm-only,hbm-dram-only,no-prefix-cache"],
     "prompt-cache-hit-rate-routing": ["sweep", "prompt-cache-hit-rate.toml", "--param", "workload.sessions.routing",
                                       "--values", "sticky,random", "--variant", "no-prefix-cache"],
+    "disaggregation-sweep": ["sweep", "disaggregation.toml", "--param", "workload.input_tokens.median",
+                             "--values", "8000,32000,64000,128000,256000", "--variant", "no-disaggregation"],
 }
 
 TIMING_KEYS = {"seconds", "timing"}
@@ -61,7 +63,7 @@ def _table_without_timing(text: str) -> str:
 
 def test_every_study_has_a_command() -> None:
     assert {COMMANDS[n][1] for n in COMMANDS} == set(STUDY_FILES)
-    assert len(STUDY_FILES) == 6
+    assert len(STUDY_FILES) == 7
     for name in STUDY_FILES:
         text = (STUDIES / name).read_text(encoding="utf-8")
         assert text.startswith("# Study:"), f"{name}: starts with a comment saying what it asks"

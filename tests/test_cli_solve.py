@@ -27,6 +27,10 @@ def _rounded(value):
     return value
 
 
+DISAGG_KEYS = {"mode", "hardware", "prefill", "decode", "kv_transfer", "monthly_usd", "ttft_p95_s", "tpot_p95_ms",
+               "usd_per_mtok_input", "usd_per_mtok_output", "binding"}
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_solve_json_snapshot(invoke, snapshot, name):
     result = invoke("solve", paths.scenarios_dir() / name, "--format", "json", "--top", "5")
@@ -38,11 +42,15 @@ def test_solve_json_snapshot(invoke, snapshot, name):
     assert set(data["slo"]) == {"ttft_p95_s", "tpot_p95_ms"}
     assert data["search"]["configs"] >= 1
     if data["best"] is not None:
-        assert set(data["best"]) >= PLAN_KEYS
-        assert data["best"]["tpot_p95_ms"] <= data["slo"]["tpot_p95_ms"]
-        assert data["best"]["ttft_p95_s"] <= data["slo"]["ttft_p95_s"]
+        best = data["best"]
+        assert data["mode"] == best["mode"]
+        assert set(best) >= (PLAN_KEYS if best["mode"] == "aggregated" else DISAGG_KEYS)
+        assert best["tpot_p95_ms"] <= data["slo"]["tpot_p95_ms"]
+        assert best["ttft_p95_s"] <= data["slo"]["ttft_p95_s"]
         bills = [p["monthly_usd"] for p in data["per_hardware"]]
-        assert bills == sorted(bills) and bills[0] == data["best"]["monthly_usd"]
+        assert bills == sorted(bills) and bills[0] == data["best_per_mode"]["aggregated"]["monthly_usd"]
+        # the cheapest over both serving modes (aggregated plans stay in the search)
+        assert best["monthly_usd"] == min(p["monthly_usd"] for p in data["best_per_mode"].values() if p)
     assert _rounded(data) == snapshot
 
 

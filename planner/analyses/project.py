@@ -128,6 +128,7 @@ class Projection:
 
 def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct: float, usage_growth: float,
             api_price_decline_pct: float | None = None, apis: Sequence[ApiPrice] = ()) -> Projection:
+    from planner.analyses.fleet import fleet
     from planner.analyses.whatif import evaluate, infeasible_rows
 
     api_decline = price_decline_pct if api_price_decline_pct is None else api_price_decline_pct
@@ -161,7 +162,8 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
                 "arrival_rate_rps": round(scenario.workload.arrival_rate_rps * usage, 6),
                 "self_hosted": None if plan is None else {
                     "monthly_usd": monthly,
-                    "hardware": plan["hardware"], "chips": plan["chips"], "replicas": plan["replicas"],
+                    "mode": plan["mode"], "fleet": fleet(plan),
+                    "hardware": plan["hardware"], "chips": plan.get("chips"), "replicas": plan.get("replicas"),
                     "usd_per_mtok_input": round(plan["usd_per_mtok_input"] * price, 4),
                     "usd_per_mtok_output": round(plan["usd_per_mtok_output"] * price, 4),
                 },

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from planner import render
+from planner.analyses.fleet import fleet
 from planner.analyses.project import Projection
 from planner.analyses.sweep import SweepResult, timing_summary
 from planner.analyses.whatif import Evaluation, closest_miss
@@ -19,8 +20,16 @@ def pct(x: float | None) -> str:
     return "" if x is None else f"{x:+.1f}%"
 
 
-def fleet(p: dict[str, Any]) -> str:
-    return f"{p['replicas']}x{p['chips']} {p['hardware']}"
+
+
+def _disagg_view(p: dict[str, Any]) -> dict[str, Any]:
+    """A disaggregated plan seen through the aggregated columns: the decode pool's batch, dtypes,
+    tiers and lookahead, the prefill pool's prefix cache, and the layouts of both pools."""
+    pre, dec = p["prefill"], p["decode"]
+    return {**p, "layout_text": f"P {pre['layout_text']}; D {dec['layout_text']}", "batch": dec["batch"],
+            "weight_dtype": f"{pre['weight_dtype']}|{dec['weight_dtype']}", "kv_dtype": dec["kv_dtype"],
+            "tier_split": dec["tier_split"], "spec_k": dec["spec_k"], "prefix_cache": pre["prefix_cache"],
+            "prefix_hit_rate": pre["prefix_hit_rate"], "attention": dec["attention"]}
 
 
 def header(sc: Scenario) -> str:
@@ -34,6 +43,11 @@ def header(sc: Scenario) -> str:
 
 
 def describe(p: dict[str, Any]) -> str:
+    if p.get("mode") == "disaggregated":
+        from planner.disagg_plans import pools_words
+
+        return (f"disaggregated, {pools_words(p)}: {money(p['monthly_usd'])}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, "
+                f"TPOT p95 {p['tpot_p95_ms']:.1f} ms")
     return (f"{fleet(p)} ({p['layout_text']}), batch {p['batch']}, weights {p['weight_dtype']}, KV {p['kv_dtype']} ({tiers(p)}), "
             f"spec k={p['spec_k']}, prefix cache {'on' if p['prefix_cache'] else 'off'}, {p['attention']} attention: "
             f"{money(p['monthly_usd'])}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, TPOT p95 {p['tpot_p95_ms']:.1f} ms")
@@ -59,6 +73,8 @@ PLAN_RIGHT = ("batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "$/month"
 
 
 def _plan_cells(p: dict[str, Any]) -> list[str]:
+    if p.get("mode") == "disaggregated":
+        p = _disagg_view(p)
     return [fleet(p), p["layout_text"], str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), str(p["spec_k"]),
             f"{p['prefix_hit_rate'] or 0:.0%} hit" if p["prefix_cache"] else "off", p["attention"], f"{p['ttft_p95_s']:.2f}",
             f"{p['tpot_p95_ms']:.1f}", f"{p['usd_per_mtok_output']:.3f}", money(p["monthly_usd"])]
@@ -202,7 +218,7 @@ def write_project(p: Projection) -> None:
         vs = "" if prev is None or cost is None else pct(100.0 * (cost - prev) / prev)
         flag = " ^" if r["spend_rises"] else ""
         rows.append([str(r["year"]), f"{r['price_factor']:.3f}", f"{r['usage_factor']:g}",
-                     f"{r['arrival_rate_rps']:,.3g}", f"{sh['replicas']}x{sh['chips']} {sh['hardware']}" if sh else "n/a",
+                     f"{r['arrival_rate_rps']:,.3g}", sh["fleet"] if sh else "n/a",
                      money(cost) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids]])
         prev = cost if cost is not None else prev
     base = ["year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev"]

@@ -57,6 +57,8 @@ class Variant:
     widen: dict[str, list[Any]] = field(default_factory=dict)  # search values the baseline must contain
     host_tiers: HostTiers = "all"  # host tiers that exist: "dram" drops NVMe, "none" drops DRAM too
     label: Callable[[Grid], str] | None = None  # description that depends on the grid
+    disaggregated: bool = True  # False: aggregated plans only (the serving-mode axis restricted)
+    mix_hardware: bool = True  # False: a disaggregated plan's two pools share one accelerator type
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -88,6 +90,10 @@ VARIANTS: tuple[Variant, ...] = (
             lambda g: {"hardware": _hw_mask(g, lambda acc: acc.kind in SPECIALIST_KINDS)}),
     Variant("cheapest-hardware-only", "only the searched hardware with the lowest $/chip-hour",
             _cheapest_hardware, label=_cheapest_label),
+    Variant("no-disaggregation", "aggregated serving only (prefill and decode share every replica)",
+            lambda g: {}, disaggregated=False),
+    Variant("single-hardware", "one accelerator type per plan (a disaggregated plan's pools on the same hardware)",
+            lambda g: {}, mix_hardware=False),
 )
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 
@@ -224,20 +230,28 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         return None if found is None else (found[1], found[2])
 
     base = cheapest(None, evaluated)
+    disagg = _disaggregated(grids, scenario)
     wanted: dict[HostTiers, list[int]] = {t: [] for t in evaluated}
     if base is not None:
         wanted[base[0]].append(base[1])
     picks: list[tuple[Variant, tuple[HostTiers, int] | None, bool, bool]] = []
+    disagg_picks: list[dict[str, Any] | None] = []
     for v in variants:
-        full = np.broadcast_to(_restricted(grid.shape, v.select(grid)), grid.shape).ravel()
+        masks = v.select(grid)
+        full = np.broadcast_to(_restricted(grid.shape, masks), grid.shape).ravel()
         if not full.any():
             picks.append((v, None, False, False))
+            disagg_picks.append(None)
             continue
         pick = cheapest(full, _allowed_tiers(v.host_tiers, evaluated))
         if pick is not None:
             wanted[pick[0]].append(pick[1])
-        same = v.host_tiers == "all" and bool(full[:h_block].all())
+        same = (v.host_tiers == "all" and bool(full[:h_block].all())
+                and (disagg is None or (v.disaggregated and v.mix_hardware)))
         picks.append((v, pick, True, same))
+        disagg_picks.append(disagg.best(masks, _allowed_tiers(v.host_tiers, evaluated),
+                                        v.mix_hardware and scenario.search.mix_hardware)
+                            if disagg is not None and v.disaggregated else None)
 
     closest: list[int] = []
     if base is None:
@@ -255,10 +269,12 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         if tiers == "all":
             closest_plans = got[n:]
     best = plans[base] if base is not None else None
+    if disagg is not None:
+        best = _cheaper(best, disagg.best(None, evaluated, scenario.search.mix_hardware))
 
     results = []
-    for v, pick, searched, same in picks:
-        plan = plans[pick] if pick is not None else None
+    for (v, pick, searched, same), other in zip(picks, disagg_picks, strict=True):
+        plan = _cheaper(plans[pick] if pick is not None else None, other)
         cost = plan["monthly_usd"] if plan is not None else None
         delta = None
         if cost is not None and best is not None and best["monthly_usd"]:
@@ -267,9 +283,49 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         results.append(VariantResult(v.name, label, plan, cost, delta, searched, same))
     by_id = {acc.id: acc for acc in grid.hardware}
     infeasible = [explain_infeasible(p, widened_scenario, by_id.get(p["hardware"])) for p in closest_plans]
+    if best is not None and best["mode"] == "disaggregated":
+        infeasible = []
     return Evaluation(scenario=scenario, grid=grid, best=best, variants=results, infeasible=infeasible,
                       widened=added, configs=grid.size, seconds=time.perf_counter() - start,
                       host_tiers=evaluated, baseline_host_tiers=base[0] if base is not None else None)
+
+
+def _cheaper(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cheaper of two plans of either serving mode (aggregated first on a tie)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return b if b["monthly_usd"] < a["monthly_usd"] else a
+
+
+@dataclass
+class _Disaggregated:
+    """The disaggregated mode evaluated once per host-tier set; variants are masks over it."""
+
+    evals: dict[HostTiers, Any]
+
+    def best(self, masks: AxisMasks | None, tiers: Sequence[HostTiers], mix: bool) -> dict[str, Any] | None:
+        from planner import disagg_search
+        from planner.disagg_plans import plan_row
+
+        found = None
+        for t in tiers:
+            ev = self.evals[t]
+            choice = disagg_search.best(ev, masks, mix)
+            if choice is not None and (found is None or choice.monthly_usd < found[1].monthly_usd):
+                found = (ev, choice)
+        return None if found is None else plan_row(*found)
+
+
+def _disaggregated(grids: dict[HostTiers, tuple[Grid, np.ndarray]], scenario: Scenario) -> _Disaggregated | None:
+    """The disaggregated serving mode on each evaluated grid, when the scenario searches it."""
+    from planner import disagg_search
+    from planner.disagg_solve import searched
+
+    first = next(iter(grids.values()))[0]
+    if not searched(first):
+        return None
+    evals = {t: disagg_search.launch(g)() for t, (g, _) in grids.items()}
+    return _Disaggregated(evals)
 
 
 def closest_miss(evaluation: Evaluation) -> dict[str, Any] | None:

@@ -61,6 +61,12 @@ def bench(
     out.add_row("speed-up vs Python loop", f"{result['speedup_vs_python']:,.0f}x")
     out.add_row("numpy agrees with jit", ("yes" if result["numpy_agrees"] else "NO")
                 + f" ({result['numpy_feasibility_flips_at_slo_boundary']} ties at an SLO boundary)")
+    dis = result.get("disaggregated")
+    if dis:
+        out.add_row("disaggregated pairs (prefill x decode options)",
+                    f"{dis['pairs']:,} ({dis['prefill_options']:,} x {dis['decode_options']:,})")
+        out.add_row("disaggregated search, s (median warm)", f"{dis['seconds']:.3f}")
+        out.add_row("disaggregated / aggregated search time", f"{dis['ratio_to_aggregated']:.2f}")
     render.console().print(out)
     if startup is not None:
         render.console().print(_startup_table(startup))

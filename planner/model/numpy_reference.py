@@ -17,7 +17,7 @@ import numpy as np
 
 _MODEL_DIR = Path(__file__).resolve().parent
 _ORDER = ("types", "staging", "attention", "layouts", "memory", "compute", "prefill", "decode", "speculative", "queueing", "tiers",
-          "serving", "offline", "loaded")
+          "serving", "offline", "loaded", "disagg")
 _PREFIX = "planner.model._numpy_twin"
 
 _inv_cdf = np.vectorize(NormalDist().inv_cdf, otypes=[np.float64])

@@ -151,6 +151,11 @@ class Serving(Strict):
         "1 = as balanced as uniform routing, what redundant-expert load balancing (EPLB) aims for: DeepSeek-V3 "
         "technical report, arXiv 2412.19437, section 3.4 ('each GPU processes approximately the same number "
         "of tokens'). Raise it for a router known to be skewed")
+    kv_transfer: Literal["layerwise", "after-prefill"] = Field(
+        "layerwise", description="Disaggregated serving: how prompt KV moves from the prefill to the decode pool. "
+        "layerwise: each layer's KV is sent as soon as that layer is computed, overlapping the rest of prefill "
+        "(Mooncake, Qin et al., FAST 2025; Splitwise, Patel et al., ISCA 2024); after-prefill: sent once prefill "
+        "ends (DistServe, Zhong et al., OSDI 2024), so all of it adds to TTFT")
 
     @field_validator("utilization_max", "hbm_fraction")
     @classmethod
@@ -224,6 +229,12 @@ class Search(Strict):
         description="Parallelism kinds the layouts may use (tensor, pipeline, expert, attention data-parallel, "
         "decode context parallel, replicas inside a system); a layout using any other kind is not searched",
     )
+    serving_mode: list[Literal["aggregated", "disaggregated"]] = Field(
+        default_factory=lambda: ["aggregated", "disaggregated"],
+        description="Serving modes searched: aggregated (prefill and decode share every replica) and/or "
+        "disaggregated (a prefill pool and a decode pool, each sized for its own SLO, KV shipped between them)")
+    mix_hardware: bool = Field(
+        True, description="Disaggregated plans may run the prefill and decode pools on different accelerators")
 
     @field_validator("hardware")
     @classmethod
@@ -232,7 +243,7 @@ class Search(Strict):
             raise ValueError("needs at least one hardware ID, or \"all\"")
         return value
 
-    @field_validator("weight_dtype", "kv_dtype", "prefix_cache", "attention", "parallelism")
+    @field_validator("weight_dtype", "kv_dtype", "prefix_cache", "attention", "parallelism", "serving_mode")
     @classmethod
     def _not_empty(cls, value: list) -> list:
         if not value:

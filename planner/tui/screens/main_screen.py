@@ -79,6 +79,8 @@ class MainScreen(Screen):
         table.show(result.per_hardware, result.infeasible)
         grid = getattr(result, "grid", None)
         self.query_one(PlanDetail).warnings = list(getattr(grid, "warnings", ()) or ())
+        disagg = getattr(result, "disagg", None)
+        self.query_one(PlanDetail).disaggregated = disagg.best if disagg is not None else None
         if not result.frontiers_pending:
             self.show_frontiers(scenario, result)
 

@@ -64,6 +64,7 @@ class PlanDetail(Static):
         self._whatifs: list[WhatIf] | str = PENDING
         self._content_height: int | None = None
         self.warnings: list[str] = []  # the solve's: the search differs from what [search] lists
+        self.disaggregated: dict[str, Any] | None = None  # the solve's best disaggregated plan, if searched
 
     def show_whatifs(self, hardware: str, rows: list[WhatIf] | None) -> None:
         """What-ifs for `hardware` (None: not available in this installation)."""
@@ -115,6 +116,7 @@ class PlanDetail(Static):
                                style="dim"))
         for warning in self.warnings:
             header.append(Text(f"⚠ {warning}", style="yellow"))
+        header.extend(_pools(self.disaggregated, plan if infeasible is None else None))
         mem = plan["memory_gb_per_chip"]
         usable = mem["usable_hbm"] or 0.0
         used = sum(mem[k] or 0.0 for k in ("weights", "kv_hbm", "activations"))
@@ -192,3 +194,24 @@ def _bands(plan: dict[str, Any]) -> str:
 
 def _f(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
+
+
+def _pools(disagg: dict[str, Any] | None, plan: dict[str, Any] | None) -> list[Text]:
+    """The best disaggregated plan, both pools and the KV transfer, against the plan shown."""
+    if disagg is None:
+        return []
+    p, d, x = disagg["prefill"], disagg["decode"], disagg["kv_transfer"]
+    delta = ""
+    if plan is not None and plan.get("monthly_usd"):
+        delta = f" ({100.0 * (disagg['monthly_usd'] - plan['monthly_usd']) / plan['monthly_usd']:+.0f}% vs this plan)"
+    return [
+        Text.assemble(("Disaggregated best", "bold"), f": ${disagg['monthly_usd'] or 0:,.0f}/month{delta} · "
+                      f"TTFT p95 {_f(disagg['ttft_p95_s'], '.2f')} s · TPOT p95 {_f(disagg['tpot_p95_ms'], '.1f')} ms"),
+        Text(f"  prefill pool: {p['replicas']} × {p['chips']} {p['hardware']} ({p['layout_text']}), {p['weight_dtype']}/"
+             f"{p['kv_dtype']}, prefix cache {p['prefix_cache_lives'] if p['prefix_cache'] else 'off'} · "
+             f"${p['monthly_usd'] or 0:,.0f}/month"),
+        Text(f"  decode pool: {d['replicas']} × {d['chips']} {d['hardware']} ({d['layout_text']}), batch {d['batch']}, "
+             f"{d['weight_dtype']}/{d['kv_dtype']}, k={d['spec_k']} · ${d['monthly_usd'] or 0:,.0f}/month"),
+        Text(f"  KV transfer: {(x['bytes_per_request_mean'] or 0) / 1e6:,.0f} MB/request over {x['link']} "
+             f"{x['gbps'] or 0:,.0f} GB/s, {_f(x['visible_p95_s'], '.3f')} s in TTFT p95 ({x['overlap']})", style="dim"),
+    ]

@@ -1,0 +1,394 @@
+"""Disaggregated plans: the exhaustive search over (prefill option) x (decode option) pairs.
+
+The two pools are coupled only through the KV transfer: its bandwidth (the slower side's chips x
+per-chip link, or the shared scale-up link) and its bytes (the decode pool's KV dtype, which the
+prefill pool writes). So:
+1. every decode option (hardware x layout x batch x dtypes x tier split x spec k x attention, the
+   aggregated grid without the prefix-cache axis) is evaluated once: its bill and TPOT, no
+   prefill in it (one jitted call, a row at a time like the aggregated search);
+2. every prefill option (hardware x layout x dtypes x prefix cache x attention) is evaluated at
+   every transfer bandwidth the catalog can produce (few distinct values; one jitted call);
+3. per (hardware, layout, KV dtype) the cheapest member of each pool is taken (exact: inside such a
+   group every member sees the same transfer), then every pair of groups is scored with the
+   bandwidth of that very pair: the minimum is the exact optimum over all option pairs.
+Axis masks (what-if variants) and `search.mix_hardware` are applied in step 3, on the host, so
+one evaluation answers every variant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from planner import executables, timing
+from planner.grid import AXES, Grid
+
+DECODE_SLOT_FIELDS = ("chips", "tp", "pp", "ep", "dp_attn", "cp", "replicas")
+AxisMasks = dict[str, np.ndarray]
+# The pools' arrays in a fixed order of their own (transposed from the grid's at the boundary, so
+# the grid's axis order, a speed decision of the aggregated search, can change freely)
+PREFILL_AXES = ("hardware", "layout", "weight_dtype", "kv_dtype", "prefix_cache", "attention", "location", "class")
+LOCATIONS = ("prefill instances", "shared host pool")  # where a disaggregated plan's prefix cache lives
+LOCATION_SHARED = (0.0, 1.0)  # `shared` argument of model.disagg.prefill_pool per location
+DECODE_AXES = ("hardware", "layout", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "attention")
+MIN_CLASSES = 32  # transfer classes padded to a power of two at least this (fixed shapes, few compiles)
+
+
+# --------------------------------------------------------------------------- kernels (jitted)
+
+@cache
+def _decode_kernel(devices: int, dense: bool, absent: tuple[str, ...]):
+    """Decode pools over the grid without its prefix-cache axis, one hardware row and layout slot
+    at a time over the real ones (as the aggregated row kernel: intermediates stay in cache),
+    rows split across `devices` host devices."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+
+    from planner.model.attention import without_absent
+    from planner.model.compute import without_experts
+    from planner.model.disagg import decode_pool
+
+    def rows(arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, spec, load, draft):
+        arch = without_absent(without_experts(arch) if dense else arch, absent)
+        width = valid_rows.shape[1]
+        block = math.prod(jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg), valid_rows.shape[1:])[2:])
+
+        def one(i, k):
+            hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
+            valid1 = jax.lax.dynamic_index_in_dim(valid_rows[i], k, keepdims=True)[None]
+            cfg1 = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(x[i], k, keepdims=True)[None]
+                                   for name, x in slot_rows.items()})
+            m = decode_pool(arch, hw1, cfg1, spec, load, draft, valid1)
+            shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1))
+            return (jnp.broadcast_to(m["monthly_usd"], shape).reshape(-1),
+                    jnp.broadcast_to(m["tpot_p95_s"], shape).reshape(-1))
+
+        real = jnp.sum(jnp.any(valid_rows.reshape(valid_rows.shape[0], -1), axis=1))
+        empty = jax.lax.pcast(jnp.full((valid_rows.shape[0], width * block), jnp.inf), "hw", to="varying")
+
+        def row(i, outs):
+            def slot(k, outs):
+                return tuple(jax.lax.dynamic_update_slice(o, r[None], (i, k * block))
+                             for o, r in zip(outs, one(i, k), strict=True))
+
+            return jax.lax.fori_loop(0, n_slots[i], slot, outs)
+
+        return jax.lax.fori_loop(0, real, row, (empty,) * 2)
+
+    mesh = Mesh(np.asarray(jax.devices()[:devices]), ("hw",))
+    split, whole = P("hw"), P()
+    sharded = jax.shard_map(rows, mesh=mesh, out_specs=split,
+                            in_specs=(whole, split, split, split, split, whole, whole, whole, whole))
+    return jax.jit(sharded)
+
+
+@cache
+def _prefill_kernel(dense: bool, absent: tuple[str, ...]):
+    """Prefill pools: every option at every transfer bandwidth (last axis), in one broadcast."""
+    import jax
+    import jax.numpy as jnp
+
+    from planner.model.attention import without_absent
+    from planner.model.compute import without_experts
+    from planner.model.disagg import prefill_fleet, prefill_pool, transfer_seconds
+    from planner.model.queueing import lognormal_quantile
+
+    def kernel(arch, hw, cfg, load, bandwidth, layerwise, valid):
+        arch = without_absent(without_experts(arch) if dense else arch, absent)
+        shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in (*hw, cfg.chips, cfg.weight_bytes, cfg.kv_bytes,
+                                                               cfg.prefix_cache, cfg.flash)), jnp.shape(valid))
+
+        def ex(tree):
+            return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[..., None], tree)
+
+        hw2, cfg2, valid2 = ex(hw), ex(cfg), ex(valid)  # a trailing axis: where the prefix cache lives
+        pre = prefill_pool(arch, hw2, cfg2, load, jnp.asarray(LOCATION_SHARED, jnp.float32))
+        in_p95 = lognormal_quantile(load.in_median, load.in_sigma, load.in_cap, 0.95)
+        kv = jnp.asarray(cfg.kv_bytes)[..., None, None]
+        x50 = transfer_seconds(arch, load.in_median, kv, bandwidth)
+        x95 = transfer_seconds(arch, in_p95, kv, bandwidth)
+        m = prefill_fleet(arch, ex(hw2), ex(cfg2), load, ex(pre), x50, x95, layerwise, ex(valid2))
+        full = shape + (len(LOCATIONS), bandwidth.shape[-1])
+        return {"monthly": jnp.broadcast_to(m["monthly_usd"], full), "ttft95": jnp.broadcast_to(m["ttft_p95_s"], full)}
+
+    return jax.jit(kernel)
+
+
+# --------------------------------------------------------------------------- inputs
+
+def _model_flags(grid: Grid) -> tuple[bool, tuple[str, ...]]:
+    from planner.model.attention import absent_kinds
+
+    return not np.any(np.asarray(grid.arch.experts_routed)), absent_kinds(grid.arch)
+
+
+def _prefill_cfg(grid: Grid):
+    """The grid's config without the axes a prefill instance does not have (batch, tiers, spec k)."""
+    one = np.ones((1,) * len(AXES), np.float32)
+    return grid.cfg._replace(batch=one, dram_frac=0 * one, nvme_frac=0 * one, spec_k=0 * one)
+
+
+def transfer_links(grid: Grid) -> dict[str, np.ndarray]:
+    """Per real hardware row: scale-out and scale-up bytes/s per chip, scale-up domain size."""
+    h = len(grid.hardware)
+
+    def row(x):
+        return np.asarray(x, np.float64).reshape(-1)[:h]
+
+    return {"out": row(grid.hw.scale_out_bw), "up": row(grid.hw.link_bw), "domain": row(grid.hw.domain)}
+
+
+def pair_bandwidth(chips: np.ndarray, links: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """[Hp, Kp, Hd, Kd] bytes/s of the transfer between a prefill instance (row hp, slot kp) and a
+    decode instance (hd, kd), and whether it stays inside one scale-up domain: the same hardware
+    with both instances fitting one domain (e.g. 1P1D on an 8-GPU server, pools in an NVL72 rack)
+    uses the scale-up link; otherwise each side's NICs, the slower side binding."""
+    h = len(links["out"])
+    n = chips[:h].astype(np.float64)  # [H, K]
+    side_out = n * links["out"][:, None]
+    out = np.minimum(side_out[:, :, None, None], side_out[None, None, :, :])
+    same = np.eye(h, dtype=bool)[:, None, :, None]
+    fits = (n[:, :, None, None] + n[None, None, :, :]) <= links["domain"][:, None, None, None]
+    shared = same & fits & (links["domain"][:, None, None, None] > 1) & (links["up"][:, None, None, None] > 0)
+    up = np.minimum(n[:, :, None, None], n[None, None, :, :]) * links["up"][:, None, None, None]
+    return np.where(shared, np.maximum(up, out), out), shared
+
+
+def bandwidth_classes(bw: np.ndarray) -> np.ndarray:
+    """Distinct transfer bandwidths, padded (with the largest) to a fixed power-of-two length."""
+    values = np.unique(bw.astype(np.float32))
+    size = max(MIN_CLASSES, 1 << int(len(values) - 1).bit_length())
+    return np.concatenate([values, np.full(size - len(values), values[-1], np.float32)])
+
+
+# --------------------------------------------------------------------------- evaluation
+
+@dataclass
+class DisaggEval:
+    """Both pools evaluated once (device work done): what `combine` reduces for any set of masks."""
+
+    grid: Grid
+    decode_monthly: np.ndarray  # [H_pad, K, B, W, KV, T, S, A]
+    decode_tpot95: np.ndarray
+    prefill_monthly: np.ndarray  # [H_pad, K, W, KV, P, A, L, G] (L: where the prefix cache lives)
+    prefill_ttft95: np.ndarray
+    classes: np.ndarray  # [G] bytes/s
+    pair_bw: np.ndarray  # [H, K, H, K] bytes/s (real hardware rows)
+    pair_shared: np.ndarray
+    pair_class: np.ndarray  # [H, K, H, K] index into classes
+    seconds: float
+    memo: dict = field(default_factory=dict)  # pair_costs without masks, per mix_hardware
+
+
+def _deal(rows: int, devices: int) -> np.ndarray:
+    return np.arange(rows).reshape(rows // devices, devices).T.ravel()
+
+
+def _undeal(x, rows: int, devices: int) -> np.ndarray:
+    """A row-kernel output back in hardware order (device d holds dealt rows d, d + devices, ...)."""
+    per_device = rows // devices
+    out = np.empty((per_device, devices, x.size // rows), dtype=x.dtype)
+    for shard in x.addressable_shards:
+        device = (shard.index[0].start or 0) // per_device
+        out[:, device, :] = np.asarray(shard.data).reshape(per_device, -1)
+    return out.reshape(rows, -1)
+
+
+def launch(grid: Grid):
+    """Start both pools' kernels (asynchronous); returns a function that waits and gives `DisaggEval`."""
+    import jax
+
+    start = time.perf_counter()
+    dense, absent = _model_flags(grid)
+    name = f"{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}"
+    rows = grid.shape[0]
+    devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
+    deal = _deal(rows, devices)
+    p_axis = AXES.index("prefix_cache")
+    zero = np.zeros((1,) * len(AXES), np.float32)
+    cfg = grid.cfg._replace(prefix_cache=zero)
+    hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
+    valid = np.take(np.asarray(grid.valid), [0], axis=p_axis) if np.shape(grid.valid)[p_axis] > 1 else grid.valid
+    valid_rows = np.broadcast_to(valid, (rows,) + np.shape(valid)[1:])[deal]
+    slot_rows = {f: np.asarray(getattr(grid.cfg, f))[deal] for f in DECODE_SLOT_FIELDS}
+    n_slots = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
+    draft = np.float32(grid.draft_weight_bytes)
+    d_args = (grid.arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, grid.spec, grid.load, draft)
+    d_kernel = executables.compiled(f"disagg-decode-{devices}-{name}", lambda: _decode_kernel(devices, dense, absent),
+                                    d_args)
+    with timing.phase("disaggregated kernels"):
+        d_out = d_kernel(*d_args)
+
+    links = transfer_links(grid)
+    bw, shared = pair_bandwidth(grid.chips, links)
+    classes = bandwidth_classes(bw)
+    pair_class = np.searchsorted(classes, bw.astype(np.float32))
+    layerwise = np.float32(1.0 if grid.scenario.serving.kv_transfer == "layerwise" else 0.0)
+    p_args = (grid.arch, grid.hw, _prefill_cfg(grid), grid.load, classes, layerwise, grid.valid)
+    p_kernel = executables.compiled(f"disagg-prefill-{name}", lambda: _prefill_kernel(dense, absent), p_args)
+    with timing.phase("disaggregated kernels"):
+        p_out = p_kernel(*p_args)
+
+    def finish() -> DisaggEval:
+        with timing.phase("disaggregated kernels"):
+            shape = grid.shape
+            d_shape = shape[:p_axis] + shape[p_axis + 1:]
+            d_order = [a for a in AXES if a != "prefix_cache"]
+            d_perm = [d_order.index(a) for a in DECODE_AXES]
+            monthly_d = np.ascontiguousarray(_undeal(d_out[0], rows, devices).reshape(d_shape).transpose(d_perm))
+            tpot_d = np.ascontiguousarray(_undeal(d_out[1], rows, devices).reshape(d_shape).transpose(d_perm))
+            dropped = ("batch", "tier", "spec_k")
+            keep = tuple(0 if a in dropped else slice(None) for a in AXES) + (slice(None), slice(None))
+            p_order = [a for a in AXES if a not in dropped] + ["location", "class"]
+            p_perm = [p_order.index(a) for a in PREFILL_AXES]
+            monthly_p = np.ascontiguousarray(np.asarray(p_out["monthly"])[keep].transpose(p_perm))
+            ttft_p = np.ascontiguousarray(np.asarray(p_out["ttft95"])[keep].transpose(p_perm))
+        return DisaggEval(grid, monthly_d, tpot_d, monthly_p, ttft_p, classes, bw, shared, pair_class,
+                          time.perf_counter() - start)
+
+    return finish
+
+
+def evaluate(grid: Grid) -> DisaggEval:
+    return launch(grid)()
+
+
+# --------------------------------------------------------------------------- reduction (host)
+
+def _mask(shape: tuple[int, ...], axes: tuple[str, ...], masks: AxisMasks | None) -> np.ndarray:
+    """Boolean broadcastable over an array with the named axes (the masks of `whatif` variants)."""
+    out = np.ones((1,) * len(shape), dtype=bool)
+    for name, mask in (masks or {}).items():
+        if name not in axes:
+            continue
+        view = [1] * len(shape)
+        axis = axes.index(name)
+        view[axis] = shape[axis]
+        if name == "layout":
+            view[0] = shape[0]
+        out = out & np.asarray(mask, dtype=bool).reshape(view)
+    return out
+
+
+@dataclass
+class Choice:
+    """The cheapest pair found, as indices into the two pools' option arrays."""
+
+    monthly_usd: float
+    prefill: tuple[int, ...]  # index into DisaggEval.prefill_monthly (location and class axes included)
+    decode: tuple[int, ...]  # index into DisaggEval.decode_monthly
+
+
+def _groups(ev: DisaggEval, masks: AxisMasks | None):
+    """Cheapest member per (hardware, layout, KV dtype): decode [H, K, KV] and prefill [H, K, KV, G],
+    and the (masked) arrays they come from, so `_choice` finds the member of a chosen group."""
+    h = len(ev.grid.hardware)
+    d, p = ev.decode_monthly[:h], ev.prefill_monthly[:h]
+    if masks:
+        d = np.where(_mask(ev.decode_monthly.shape, DECODE_AXES, masks)[:h], d, np.inf)
+        p = np.where(_mask(ev.prefill_monthly.shape, PREFILL_AXES, masks)[:h], p, np.inf)
+    d_min = d.min(axis=(2, 3, 5, 6, 7))  # [H, K, KV]
+    p_min = p.min(axis=(2, 4, 5, 6))  # [H, K, KV, G]
+    return d_min, d, p_min, p
+
+
+@dataclass
+class Pairs:
+    """Every pair of groups that can be feasible, compactly: groups (hardware, layout) with a finite
+    cost in some KV dtype; `total[i, j, kv]` pairs prefill group `prefill[i]` with decode group
+    `decode[j]` (flat hardware x layout indices), the prefill side taken at that pair's transfer class."""
+
+    total: np.ndarray  # [nP, nD, KV] monthly bill of the cheapest pair of the two groups
+    p_at: np.ndarray  # [nP, nD, KV] its prefill share
+    prefill: np.ndarray  # [nP] flat (hardware, layout) index of each prefill group
+    decode: np.ndarray  # [nD]
+    cls: np.ndarray  # [nP, nD] transfer class of each pair
+    d_min: np.ndarray  # [H, K, KV] cheapest decode member per group
+    d_src: np.ndarray  # the (masked) decode bills [H, K, B, W, KV, T, S, A] behind it
+    p_min: np.ndarray  # [H, K, KV, G] cheapest prefill member per group and class
+    p_src: np.ndarray  # the (masked) prefill bills [H, K, W, KV, P, A, L, G]
+
+
+def pair_costs(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = True) -> Pairs:
+    """The pairs of groups, scored; unmasked results are kept on `ev` (a solve asks three times)."""
+    key = (mix_hardware,)
+    if masks is None and key in ev.memo:
+        return ev.memo[key]
+    d_min, d_src, p_min, p_src = _groups(ev, masks)
+    h, k, kv_n, g_n = p_min.shape
+    p_flat = p_min.reshape(h * k, kv_n, g_n)
+    d_flat = d_min.reshape(h * k, kv_n)
+    prefill = np.flatnonzero(np.isfinite(p_flat).any(axis=(1, 2)))
+    decode = np.flatnonzero(np.isfinite(d_flat).any(axis=1))
+    cls = ev.pair_class.reshape(h * k, h * k)[np.ix_(prefill, decode)]
+    p_at = p_flat[prefill[:, None], :, cls]  # [nP, nD, KV]: each prefill group at each pair's class
+    if not mix_hardware:
+        same = (prefill // k)[:, None] == (decode // k)[None, :]
+        p_at = np.where(same[..., None], p_at, np.inf)
+    pairs = Pairs(p_at + d_flat[decode][None], p_at, prefill, decode, cls, d_min, d_src, p_min, p_src)
+    if masks is None:
+        ev.memo[key] = pairs
+    return pairs
+
+
+def best(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = True) -> Choice | None:
+    """The exact cheapest (prefill option, decode option) pair under the masks."""
+    pairs = pair_costs(ev, masks, mix_hardware)
+    if pairs.total.size == 0:
+        return None
+    flat = int(np.argmin(pairs.total))
+    if not np.isfinite(pairs.total.ravel()[flat]):
+        return None
+    i, j, kv = np.unravel_index(flat, pairs.total.shape)
+    k = ev.pair_class.shape[1]
+    hp, kp = divmod(int(pairs.prefill[i]), k)
+    hd, kd = divmod(int(pairs.decode[j]), k)
+    return _choice(ev, float(pairs.total.ravel()[flat]), hp, kp, hd, kd, kv, pairs.d_src, pairs.p_src)
+
+
+def _choice(ev: DisaggEval, monthly: float, hp, kp, hd, kd, kv, d_src, p_src) -> Choice:
+    """The pair of members behind a pair of groups: the cheapest of each group (at the pair's class)."""
+    g = int(ev.pair_class[hp, kp, hd, kd])
+    d_slice = d_src[hd, kd, :, :, kv]  # [B, W, T, S, A]
+    b, w, t, sk, a = np.unravel_index(int(np.argmin(d_slice)), d_slice.shape)
+    p_slice = p_src[hp, kp, :, kv, :, :, :, g]  # [W, P, A, L]
+    pw, pp, pa, pl = np.unravel_index(int(np.argmin(p_slice)), p_slice.shape)
+    return Choice(monthly, (int(hp), int(kp), int(pw), int(kv), int(pp), int(pa), int(pl), g),
+                  (int(hd), int(kd), int(b), int(w), int(kv), int(t), int(sk), int(a)))
+
+
+def pair_count(ev: DisaggEval, masks: AxisMasks | None = None) -> dict[str, int]:
+    """Options of each pool searched (real rows and slots, supported dtypes) and the pairs they
+    represent: prefill options x decode options with the same KV dtype."""
+    h = len(ev.grid.hardware)
+    slots = ev.grid.slot_valid[:h]
+    d_valid = np.broadcast_to(_valid_decode(ev.grid), ev.decode_monthly.shape)[:h] & slots[:, :, None, None, None, None, None, None]
+    p_valid = np.broadcast_to(_valid_prefill(ev.grid), ev.prefill_monthly.shape[:-2])[:h] & slots[:, :, None, None, None, None]
+    # the cache's location is a choice only with the cache on
+    locations = np.array([len(LOCATIONS) if on else 1 for on in ev.grid.prefix_cache])[None, None, None, None, :, None]
+    p_valid = p_valid * locations
+    d_kv = d_valid.sum(axis=(0, 1, 2, 3, 5, 6, 7))
+    p_kv = p_valid.sum(axis=(0, 1, 2, 4, 5))
+    return {"prefill_options": int(p_valid.sum()), "decode_options": int(d_valid.sum()),
+            "pairs": int((d_kv.astype(np.int64) * p_kv.astype(np.int64)).sum())}
+
+
+def _valid_decode(grid: Grid) -> np.ndarray:
+    """The grid's validity in DECODE_AXES order (prefix-cache axis dropped)."""
+    v = np.take(np.asarray(grid.valid), 0, axis=AXES.index("prefix_cache"))
+    order = [a for a in AXES if a != "prefix_cache"]
+    return v.transpose([order.index(a) for a in DECODE_AXES])
+
+
+def _valid_prefill(grid: Grid) -> np.ndarray:
+    """The grid's validity in PREFILL_AXES order (without the location and class axes)."""
+    dropped = ("batch", "tier", "spec_k")
+    v = np.asarray(grid.valid)[tuple(0 if a in dropped else slice(None) for a in AXES)]
+    order = [a for a in AXES if a not in dropped]
+    return v.transpose([order.index(a) for a in PREFILL_AXES[:-2]])

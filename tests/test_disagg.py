@@ -1,0 +1,229 @@
+"""Disaggregated prefill/decode serving (#15): the KV transfer, the pools, and the exact pair search."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner import disagg_search
+from planner.catalog import load_catalog
+from planner.grid import build_grid
+from planner.lowering import model_arrays
+from planner.model.numpy_reference import twin
+from planner.schema import Scenario
+from tests.support import HARDWARE_TOML, SCENARIO_TOML
+
+DISAGG = twin()["disagg"]
+
+
+def _scenario(text: str = SCENARIO_TOML, **search) -> Scenario:
+    data = tomllib.loads(text)
+    data.setdefault("search", {}).update(search)
+    return Scenario.model_validate(data)
+
+
+# --- the KV transfer ----------------------------------------------------------------------------
+
+def test_transfer_time_is_prompt_kv_over_the_link():
+    """Llama 3.3 70B: 80 layers x 8 KV heads x 128 dims x 2 (K and V) = 163,840 elements per token,
+    327,680 bytes in BF16; 10,000 tokens over 50 GB/s take 65.536 ms (hand-derived)."""
+    a = model_arrays(load_catalog().model("llama-3.3-70b"))
+    assert float(DISAGG.transfer_bytes(a, 10_000.0, 2.0)) == pytest.approx(10_000 * 327_680, rel=1e-6)
+    assert float(DISAGG.transfer_seconds(a, 10_000.0, 2.0, 50e9)) == pytest.approx(0.065536, rel=1e-6)
+    # at the decode pool's KV dtype: fp8 halves the bytes
+    assert float(DISAGG.transfer_seconds(a, 10_000.0, 1.0, 50e9)) == pytest.approx(0.032768, rel=1e-6)
+
+
+def test_transfer_grows_with_prompt_length_and_shrinks_with_bandwidth():
+    a = model_arrays(load_catalog().model("deepseek-v4-flash"))
+    prompts = np.array([8e3, 32e3, 128e3, 256e3])
+    links = np.array([12.5e9, 50e9, 400e9, 1800e9])
+    t = np.asarray(DISAGG.transfer_seconds(a, prompts[:, None], 1.0, links[None, :]))
+    assert np.all(np.diff(t, axis=0) > 0)  # longer prompts move more KV
+    assert np.all(np.diff(t, axis=1) < 0)  # faster links move it sooner
+
+
+def test_layerwise_transfer_hides_behind_prefill():
+    """80 layers, transfer X = 2 s. After prefill all 2 s show. Layer by layer behind a 10 s
+    prefill only the last layer's 2/80 = 0.025 s does; behind a 1 s prefill
+    2 - 1 x 79/80 = 1.0125 s does (hand-derived from max(X/n, X - P (n-1)/n))."""
+    a = model_arrays(load_catalog().model("llama-3.3-70b"))
+    assert float(DISAGG.visible_transfer(a, 2.0, 10.0, 0.0)) == pytest.approx(2.0)
+    assert float(DISAGG.visible_transfer(a, 2.0, 10.0, 1.0)) == pytest.approx(0.025)
+    assert float(DISAGG.visible_transfer(a, 2.0, 1.0, 1.0)) == pytest.approx(1.0125)
+
+
+def test_pair_bandwidth_uses_the_slower_side_or_the_shared_domain():
+    """Two rows: A (scale-out 50 GB/s per chip, NVLink 450 GB/s, domain 8), B (25 GB/s, no domain)."""
+    chips = np.array([[1.0, 4.0], [2.0, 8.0]])
+    links = {"out": np.array([50e9, 25e9]), "up": np.array([450e9, 0.0]), "domain": np.array([8.0, 1.0])}
+    bw, shared = disagg_search.pair_bandwidth(chips, links)
+    assert bw[0, 0, 1, 1] == pytest.approx(min(1 * 50e9, 8 * 25e9))  # A x1 -> B x8: A's one NIC binds
+    assert bw[1, 1, 0, 1] == pytest.approx(min(8 * 25e9, 4 * 50e9))
+    assert shared[0, 0, 0, 1] and bw[0, 0, 0, 1] == pytest.approx(1 * 450e9)  # 1 + 4 chips share an 8-chip domain
+    assert shared[0, 1, 0, 1] and bw[0, 1, 0, 1] == pytest.approx(4 * 450e9)  # 4 + 4 fill the domain
+    chips_big = np.array([[1.0, 8.0], [2.0, 8.0]])
+    bw_big, shared_big = disagg_search.pair_bandwidth(chips_big, links)
+    assert not shared_big[0, 1, 0, 1] and bw_big[0, 1, 0, 1] == pytest.approx(8 * 50e9)  # 8 + 8 do not fit
+    assert not shared[1, 0, 1, 1]  # B has no scale-up domain
+
+
+# --- the pools ----------------------------------------------------------------------------------
+
+def test_decode_tpot_does_not_depend_on_prefill_load():
+    """In a disaggregated plan no prefill runs on the decode pool: TPOT is the same at 1 and 50
+    requests/s and with a prompt-cache-free TTFT budget, while the aggregated plan's TPOT stalls."""
+    catalog = load_catalog()
+    tpots, agg = [], []
+    for rate in (1.0, 50.0):
+        sc = _scenario(SCENARIO_TOML.replace("arrival_rate_rps = 2.0", f"arrival_rate_rps = {rate}"),
+                       chips=[1, 2], batch=[8, 64], kv_dtype=["fp8"], weight_dtype=["fp8"])
+        grid = build_grid(sc, catalog)
+        ev = disagg_search.evaluate(grid)
+        tpots.append(ev.decode_tpot95)
+        from planner.search import run_grid
+
+        agg.append(run_grid(grid)["tpot95"])
+    np.testing.assert_array_equal(tpots[0], tpots[1])
+    both = np.isfinite(agg[0]) & np.isfinite(agg[1])
+    assert not np.allclose(agg[0][both], agg[1][both])  # the aggregated control does move
+
+
+def _brute_force(ev, mix: bool) -> float:
+    """Every (prefill option, decode option) pair with the same KV dtype, scored one by one."""
+    h = len(ev.grid.hardware)
+    best = np.inf
+    p = ev.prefill_monthly[:h]  # [H, K, W, KV, P, A, L, G]
+    d = ev.decode_monthly[:h]  # [H, K, B, W, KV, T, S, A]
+    for hp, kp, kv in np.ndindex(p.shape[0], p.shape[1], p.shape[3]):
+        for hd, kd in np.ndindex(d.shape[0], d.shape[1]):
+            if not mix and hp != hd:
+                continue
+            g = ev.pair_class[hp, kp, hd, kd]
+            cost = p[hp, kp, :, kv, :, :, :, g].min() + d[hd, kd, :, :, kv].min()
+            best = min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("mix", [True, False])
+def test_pair_search_is_exact(mix):
+    sc = _scenario(SCENARIO_TOML.replace('["h100-sxm", "b200"]', '["h100-sxm", "b200", "mi300x"]'),
+                   chips=[1, 2, 4, 8], batch=[4, 32, 128])
+    ev = disagg_search.evaluate(build_grid(sc, load_catalog()))
+    choice = disagg_search.best(ev, mix_hardware=mix)
+    assert choice is not None
+    assert choice.monthly_usd == pytest.approx(_brute_force(ev, mix), rel=1e-6)
+
+
+def test_plan_row_agrees_with_the_search_and_names_both_pools():
+    from planner.disagg_plans import plan_row
+
+    sc = _scenario(chips=[1, 2, 4, 8], batch=[4, 32, 128])
+    ev = disagg_search.evaluate(build_grid(sc, load_catalog()))
+    choice = disagg_search.best(ev)
+    row = plan_row(ev, choice)
+    assert row["mode"] == "disaggregated"
+    assert row["monthly_usd"] == pytest.approx(choice.monthly_usd, rel=1e-3)
+    for pool in ("prefill", "decode"):
+        assert {"hardware", "chips", "layout", "replicas", "monthly_usd"} <= set(row[pool])
+    assert row["monthly_usd"] == pytest.approx(row["prefill"]["monthly_usd"] + row["decode"]["monthly_usd"], abs=0.02)
+    assert row["ttft_p95_s"] <= sc.slo.ttft_p95_s and row["tpot_p95_ms"] <= sc.slo.tpot_p95_ms
+
+
+# --- mixed hardware -----------------------------------------------------------------------------
+
+def _split_catalog(tmp_path: Path):
+    """Two made-up GPUs at the same price: one with 4x the FLOPs and 1/4 the HBM bandwidth of the
+    fixture GPU (a prefill chip), one the other way round (a decode chip)."""
+    compute = (HARDWARE_TOML.replace('id = "test-gpu"', 'id = "compute-gpu"').replace('"Test GPU"', '"Compute GPU"')
+               .replace("bf16_tflops = 989", "bf16_tflops = 3956").replace("fp8_tflops = 1979", "fp8_tflops = 7916")
+               .replace("hbm_gbps = 3350", "hbm_gbps = 838"))
+    memory = (HARDWARE_TOML.replace('id = "test-gpu"', 'id = "bandwidth-gpu"').replace('"Test GPU"', '"Bandwidth GPU"')
+              .replace("bf16_tflops = 989", "bf16_tflops = 247").replace("fp8_tflops = 1979", "fp8_tflops = 495")
+              .replace("hbm_gbps = 3350", "hbm_gbps = 13400"))
+    (tmp_path / "compute.toml").write_text(compute)
+    (tmp_path / "bandwidth.toml").write_text(memory)
+    return load_catalog(extra=(tmp_path / "compute.toml", tmp_path / "bandwidth.toml"))
+
+
+def test_a_mixed_pair_is_chosen_when_it_is_cheaper(tmp_path):
+    catalog = _split_catalog(tmp_path)
+    text = (SCENARIO_TOML.replace('["h100-sxm", "b200"]', '["compute-gpu", "bandwidth-gpu"]')
+            .replace("arrival_rate_rps = 2.0", "arrival_rate_rps = 40.0")
+            .replace("median = 2000, p90 = 8000", "median = 16000, p90 = 32000"))
+    sc = _scenario(text, chips=[1, 2, 4], batch=[8, 32, 128], weight_dtype=["fp8"], kv_dtype=["fp8"])
+    ev = disagg_search.evaluate(build_grid(sc, catalog))
+    mixed = disagg_search.best(ev, mix_hardware=True)
+    single = disagg_search.best(ev, mix_hardware=False)
+    hardware = [acc.id for acc in ev.grid.hardware]
+    assert hardware[mixed.prefill[0]] == "compute-gpu"
+    assert hardware[mixed.decode[0]] == "bandwidth-gpu"
+    assert mixed.monthly_usd < single.monthly_usd
+
+
+# --- the serving-mode axis in solve ---------------------------------------------------------------
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rate=st.sampled_from([0.5, 2.0, 8.0, 30.0]), prompt=st.sampled_from([1000, 4000, 16000, 64000]),
+       ttft=st.sampled_from([1.0, 3.0, 10.0]), tpot=st.sampled_from([20.0, 50.0]))
+def test_allowing_disaggregation_never_raises_the_minimum_bill(rate, prompt, ttft, tpot):
+    from planner.search import solve
+
+    text = (SCENARIO_TOML.replace("arrival_rate_rps = 2.0", f"arrival_rate_rps = {rate}")
+            .replace("median = 2000, p90 = 8000", f"median = {prompt}, p90 = {4 * prompt}")
+            .replace("ttft_p95_s = 2.0", f"ttft_p95_s = {ttft}").replace("tpot_p95_ms = 50.0", f"tpot_p95_ms = {tpot}"))
+    small = {"chips": [1, 2, 4, 8], "batch": [4, 32, 128]}
+    both = solve(_scenario(text, **small), load_catalog())
+    agg = solve(_scenario(text, serving_mode=["aggregated"], **small), load_catalog())
+    if agg.best is None:
+        return
+    assert both.best is not None
+    assert both.best["monthly_usd"] <= agg.best["monthly_usd"] + 1e-6
+    assert both.disagg.best_per_mode["aggregated"]["monthly_usd"] == pytest.approx(agg.best["monthly_usd"])
+
+
+def test_a_shared_host_pool_keeps_hits_under_random_routing():
+    """Spread at random over many prefill instances, a per-instance cache sees each session only
+    1 time in R (serving.py's rule), while one pool in the instances' host memory serves every
+    session from whichever instance it lands on: it must hit more, and bill its host memory."""
+    from planner.disagg_plans import _options
+    from planner.model.types import Load
+
+    text = (SCENARIO_TOML.replace("arrival_rate_rps = 2.0", "arrival_rate_rps = 400.0")
+            .replace("median = 2000, p90 = 8000", "median = 16000, p90 = 32000")
+            + "\n[workload.sessions]\nturns = 20\nprefix_reuse = 0.9\nthink_time_s = 10.0\nrouting = \"random\"\n")
+    sc = _scenario(text, chips=[1], batch=[8], kv_dtype=["fp8"], weight_dtype=["fp8"], prefix_cache=[True])
+    grid = build_grid(sc, load_catalog())
+    hw, cfg, valid = _options(grid, [{}, {}])
+    load = Load(*(np.asarray(x, np.float32) for x in grid.load))
+    pre = DISAGG.prefill_pool(grid.arch, hw, cfg, load, np.array([0.0, 1.0], np.float32))
+    own, shared = pre["prefix_hit_rate"]
+    assert shared > 2 * own > 0.0
+    assert pre["service_s"][1] < pre["service_s"][0]  # more hits, less prefill
+
+
+def test_pareto_frontiers_span_both_modes():
+    """The frontiers are over both modes: cheapest first, each point strictly faster than every
+    cheaper one, and no plan of either mode's best beats a frontier point on both axes."""
+    from planner.search import solve
+
+    text = (SCENARIO_TOML.replace("arrival_rate_rps = 2.0", "arrival_rate_rps = 20.0")
+            .replace("median = 2000, p90 = 8000", "median = 16000, p90 = 32000"))
+    result = solve(_scenario(text, chips=[1, 2, 4, 8], batch=[4, 32, 128]), load_catalog())
+    for front, key in ((result.pareto_tpot, "tpot_p95_ms"), (result.pareto_ttft, "ttft_p95_s")):
+        assert front
+        bills = [p["monthly_usd"] for p in front]
+        latency = [p[key] for p in front]
+        assert bills == sorted(bills) and latency == sorted(latency, reverse=True)
+        for plan in result.disagg.best_per_mode.values():
+            if plan is not None:
+                assert not any(plan["monthly_usd"] < b * (1 - 1e-3) and plan[key] < lat * (1 - 1e-3)
+                               for b, lat in zip(bills, latency, strict=True))
+    modes = {p["mode"] for p in result.pareto_tpot + result.pareto_ttft}
+    assert modes <= {"aggregated", "disaggregated"}
+    assert front[0]["monthly_usd"] == pytest.approx(result.best["monthly_usd"], rel=1e-3)
