@@ -59,9 +59,23 @@ class Variant:
     label: Callable[[Grid], str] | None = None  # description that depends on the grid
 
 
+def _method_mask(method: str) -> Callable[[Grid], AxisMasks]:
+    """Speculation by `method` or none; nothing at all when the model cannot use the method (the
+    grid left it out with a note), so the variant reads 'not searched' rather than 'no speculation'."""
+    def select(g: Grid) -> AxisMasks:
+        usable = method in g.spec_method
+        return {"spec_k": np.array([usable and m in (method, "none") for m in g.spec_method])}
+    return select
+
+
+METHOD_WORDS = {"draft": "a draft model", "eagle3": "an EAGLE-3 head", "mtp": "the model's MTP heads",
+                "self": "self-speculation (compressed KV)", "ngram": "n-gram matching", "suffix": "suffix decoding"}
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("no-speculative-decoding", "spec k = 0 only",
             lambda g: {"spec_k": np.array([k == 0 for k in g.spec_k])}, {"spec_k": [0]}),
+    *(Variant(f"spec-{m}", f"speculation by {words} only (or none), its published acceptance curve",
+              _method_mask(m), {"spec_method": [m]}) for m, words in METHOD_WORDS.items()),
     Variant("no-kv-quantization", "KV cache in bf16 only",
             lambda g: {"kv_dtype": np.array([d == "bf16" for d in g.kv_dtype])}, {"kv_dtype": ["bf16"]}),
     Variant("no-prefix-cache", "prefix cache off",
