@@ -88,6 +88,9 @@ def check_curve(spec: Speculative) -> str | None:
     twice = sorted({m for m in methods if methods.count(m) > 1})
     if twice:
         return f"two curves for method '{twice[0]}': name one curve per method"
+    if spec.custom_curve and spec.method in methods:
+        return (f"a curve for '{spec.method}' and acceptance_short/long/context_tokens both given: the scenario's "
+                "own values or a named curve for its method, not both")
     return None
 
 

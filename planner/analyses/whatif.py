@@ -1,4 +1,5 @@
-"""What-if: the best plan's bill with one technique taken away, from ONE evaluation of the grid.
+"""What-if: the best plan's bill with one technique taken away, from ONE evaluation of the grid
+(plus one run of the same kernel per host-tier set or speculative method a variant adds).
 
 Each variant is a restriction of the search (a sub-slice of the grid axes), so its cheapest plan is
 the minimum of the same `monthly` array over fewer cells: it can never beat the baseline. The
@@ -57,6 +58,7 @@ class Variant:
     widen: dict[str, list[Any]] = field(default_factory=dict)  # search values the baseline must contain
     host_tiers: HostTiers = "all"  # host tiers that exist: "dram" drops NVMe, "none" drops DRAM too
     label: Callable[[Grid], str] | None = None  # description that depends on the grid
+    spec_method: str | None = None  # a speculative method this variant needs searched (its own grid if new)
 
 
 def _method_mask(method: str) -> Callable[[Grid], AxisMasks]:
@@ -75,7 +77,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("no-speculative-decoding", "spec k = 0 only",
             lambda g: {"spec_k": np.array([k == 0 for k in g.spec_k])}, {"spec_k": [0]}),
     *(Variant(f"spec-{m}", f"speculation by {words} only (or none), its published acceptance curve",
-              _method_mask(m), {"spec_method": [m]}) for m, words in METHOD_WORDS.items()),
+              _method_mask(m), spec_method=m) for m, words in METHOD_WORDS.items()),
     Variant("no-kv-quantization", "KV cache in bf16 only",
             lambda g: {"kv_dtype": np.array([d == "bf16" for d in g.kv_dtype])}, {"kv_dtype": ["bf16"]}),
     Variant("no-prefix-cache", "prefix cache off",
@@ -175,6 +177,8 @@ class Evaluation:
     seconds: float
     host_tiers: list[HostTiers] = field(default_factory=lambda: ["all"])  # host-tier sets searched
     baseline_host_tiers: HostTiers | None = "all"
+    spec_methods: list[str] = field(default_factory=list)  # speculative methods searched (own grids included)
+    baseline_spec_method: str | None = None
 
 
 def _without_host_tiers(grid: Grid, host_tiers: HostTiers) -> Grid:
@@ -204,6 +208,34 @@ def _allowed_tiers(limit: HostTiers, evaluated: Sequence[HostTiers]) -> list[Hos
     return [t for t in evaluated if t in narrower]
 
 
+def _method_grids(scenario: Scenario, grid: Grid, catalog: Catalog,
+                  variants: Sequence[Variant]) -> dict[str, Grid]:
+    """A grid for every method a variant asks for that the scenario's search lacks, of the same shape
+    (the same compiled kernel runs it); methods the model cannot use get none (their variant reads
+    'not searched'). An operator may pick any of them, so they join the baseline as host tiers do."""
+    from planner.speculative_methods import incompatibility, pick_draft
+
+    if not any(k > 0 for k in scenario.search.spec_k):
+        return {}
+    model = grid.model
+    out: dict[str, Grid] = {}
+    for v in variants:
+        m = v.spec_method
+        if m is None or m in grid.spec_method or m in out or incompatibility(m, catalog, model, scenario.speculative):
+            continue
+        spec = scenario.speculative
+        update: dict[str, Any] = {"method": m, "draft_model": None}
+        if m != spec.method:
+            update.update(acceptance_short=None, acceptance_long=None, acceptance_context_tokens=None,
+                          mtp_cost_fraction=None)
+        if m == "draft":
+            update["draft_model"] = pick_draft(catalog, model, spec)[0].id
+        sc = scenario.model_copy(update={"speculative": spec.model_copy(update=update),
+                                         "search": scenario.search.model_copy(update={"spec_method": []})})
+        out[m] = build_grid(sc, catalog, grid.hardware)
+    return out
+
+
 def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] = ()) -> Evaluation:
     """Evaluate the (widened) grid once; take the baseline and each variant as minima over slices.
 
@@ -220,44 +252,56 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     widened_scenario, added = widen(scenario, variants)
     grid = build_grid(widened_scenario, catalog)
     raw = run_grid(grid)
-    grids: dict[HostTiers, tuple[Grid, np.ndarray]] = {"all": (grid, raw["monthly"])}
+    grids: dict[str, tuple[Grid, np.ndarray]] = {"all": (grid, raw["monthly"])}
     for tiers in HOST_TIER_ORDER[1:]:
         if any(v.host_tiers == tiers for v in variants):
             g = _without_host_tiers(grid, tiers)
             grids[tiers] = (g, run_grid(g)["monthly"])
-    evaluated = list(grids)
+    evaluated: list[HostTiers] = list(grids)  # type: ignore[arg-type]
+    methods = _method_grids(widened_scenario, grid, catalog, variants)
+    for m, g in methods.items():
+        grids[f"method:{m}"] = (g, run_grid(g)["monthly"])
+    method_keys = [f"method:{m}" for m in methods]
     h_block = len(grid.hardware) * int(np.prod(grid.shape[1:]))
 
-    def cheapest(mask: np.ndarray | None, tiers: list[HostTiers]) -> tuple[HostTiers, int] | None:
-        found: tuple[float, HostTiers, int] | None = None
-        for t in tiers:
-            monthly = grids[t][1] if mask is None else np.where(mask, grids[t][1], np.inf)
+    def cheapest(v: Variant | None, keys: list[str]) -> tuple[str, int] | None:
+        found: tuple[float, str, int] | None = None
+        for t in keys:
+            g, monthly = grids[t]
+            if v is not None:
+                mask = np.broadcast_to(_restricted(g.shape, v.select(g)), g.shape).ravel()
+                monthly = np.where(mask, monthly, np.inf)
             flat = int(np.argmin(monthly))
             if np.isfinite(monthly[flat]) and (found is None or monthly[flat] < found[0]):
                 found = (float(monthly[flat]), t, flat)
         return None if found is None else (found[1], found[2])
 
-    base = cheapest(None, evaluated)
-    wanted: dict[HostTiers, list[int]] = {t: [] for t in evaluated}
+    def searched(v: Variant) -> bool:
+        return any(np.broadcast_to(_restricted(grids[t][0].shape, v.select(grids[t][0])), grids[t][0].shape).any()
+                   for t in ["all", *method_keys])
+
+    base = cheapest(None, [*evaluated, *method_keys])
+    wanted: dict[str, list[int]] = {t: [] for t in grids}
     if base is not None:
         wanted[base[0]].append(base[1])
-    picks: list[tuple[Variant, tuple[HostTiers, int] | None, bool, bool]] = []
+    picks: list[tuple[Variant, tuple[str, int] | None, bool, bool]] = []
     for v in variants:
-        full = np.broadcast_to(_restricted(grid.shape, v.select(grid)), grid.shape).ravel()
-        if not full.any():
+        if not searched(v):
             picks.append((v, None, False, False))
             continue
-        pick = cheapest(full, _allowed_tiers(v.host_tiers, evaluated))
+        full = np.broadcast_to(_restricted(grid.shape, v.select(grid)), grid.shape).ravel()
+        keys = [*_allowed_tiers(v.host_tiers, evaluated), *(method_keys if v.host_tiers == "all" else [])]
+        pick = cheapest(v, keys)
         if pick is not None:
             wanted[pick[0]].append(pick[1])
-        same = v.host_tiers == "all" and bool(full[:h_block].all())
+        same = v.host_tiers == "all" and not method_keys and bool(full[:h_block].all())
         picks.append((v, pick, True, same))
 
     closest: list[int] = []
     if base is None:
         block = int(np.prod(grid.shape[1:]))
         closest = [h * block + int(raw["closest_per_hw"][h]) for h in range(len(grid.hardware))]
-    plans: dict[tuple[HostTiers, int], dict[str, Any]] = {}
+    plans: dict[tuple[str, int], dict[str, Any]] = {}
     closest_plans: list[dict[str, Any]] = []
     for tiers, flats in wanted.items():
         todo = list(dict.fromkeys(flats)) + (closest if tiers == "all" else [])
@@ -282,8 +326,11 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     by_id = {acc.id: acc for acc in grid.hardware}
     infeasible = [explain_infeasible(p, widened_scenario, by_id.get(p["hardware"])) for p in closest_plans]
     return Evaluation(scenario=scenario, grid=grid, best=best, variants=results, infeasible=infeasible,
-                      widened=added, configs=grid.size, seconds=time.perf_counter() - start,
-                      host_tiers=evaluated, baseline_host_tiers=base[0] if base is not None else None)
+                      widened=added, configs=grid.size * (1 + len(methods)), seconds=time.perf_counter() - start,
+                      host_tiers=evaluated,
+                      baseline_host_tiers=(base[0] if base[0] in evaluated else "all") if base is not None else None,
+                      spec_methods=[m for m in dict.fromkeys([*grid.spec_method, *methods]) if m != "none"],
+                      baseline_spec_method=best["spec_method"] if best is not None else None)
 
 
 def closest_miss(evaluation: Evaluation) -> dict[str, Any] | None:
@@ -311,7 +358,8 @@ def whatif_dict(ev: Evaluation, *, timing: bool = True) -> dict[str, Any]:
             for r in ev.variants
         ],
         "search": {"configs": ev.configs, "hardware": len(ev.grid.hardware), "widened": ev.widened,
-                   "host_tiers": ev.host_tiers, "baseline_host_tiers": ev.baseline_host_tiers},
+                   "host_tiers": ev.host_tiers, "baseline_host_tiers": ev.baseline_host_tiers,
+                   "spec_methods": ev.spec_methods},
     }
     if ev.best is None:
         out["infeasible"] = infeasible_rows(ev)

@@ -110,7 +110,8 @@ class Speculative(Strict):
     """Speculative decoding: the drafter, and per-token acceptance as a function of context.
 
     Each method has a default acceptance-vs-context curve from published measurements
-    (planner/data/speculative.toml). Setting the three `acceptance_*` values replaces it by
+    (planner/data/speculative.toml); `curves` picks other published curves by name. Setting the three
+    `acceptance_*` values replaces the curve of `method` (other searched methods keep theirs) by
     alpha(c) = acceptance_long + (acceptance_short - acceptance_long) * exp(-c / acceptance_context_tokens).
     """
 
@@ -167,8 +168,6 @@ class Speculative(Strict):
                              "method's default acceptance curve, or none")
         if given and self.acceptance_long > self.acceptance_short:
             raise ValueError("acceptance_long must be <= acceptance_short (acceptance falls with context)")
-        if given and self.curves:
-            raise ValueError("curves and acceptance_* both given: named curves or your own values, not both")
         return self
 
 
