@@ -293,7 +293,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
         hardware = ownable(hardware)
     methods, spec_notes = searched_methods(catalog, model, scenario.speculative, list(s.spec_method))
     notes += spec_notes
-    options = speculation_options(methods, s.spec_k)
+    options = speculation_options(methods, s.spec_k, lookahead_caps(model, scenario.speculative, methods))
     spec_k = [k for _, k in options]
     tiers = sorted({(d, n) for d in s.dram_fraction for n in s.nvme_fraction if d + n <= 1.0})
     weight_dtypes, kv_dtypes = list(dict.fromkeys(s.weight_dtype)), list(dict.fromkeys(s.kv_dtype))
@@ -377,13 +377,23 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
                 draft_ids=draft_ids)
 
 
-def speculation_options(methods: list[str], spec_k: list[int]) -> list[tuple[str, int]]:
+def speculation_options(methods: list[str], spec_k: list[int],
+                        caps: dict[str, int] | None = None) -> list[tuple[str, int]]:
     """(method, k) along the speculation axis: k = 0 once (when searched, or when nothing drafts)
-    and every method with every k > 0."""
+    and every method with every k > 0 (at most its cap: a larger k is searched as the cap)."""
     ks = sorted(set(spec_k))
     positive = [k for k in ks if k > 0]
     options = [("none", 0)] if 0 in ks or not methods or not positive else []
-    return options + [(m, k) for m in methods for k in positive]
+    caps = caps or {}
+    return options + [(m, k) for m in methods for k in sorted({min(k, caps.get(m, k)) for k in positive})]
+
+
+def lookahead_caps(model: ModelSpec, speculative, methods: list[str]) -> dict[str, int]:
+    """MTP on its published curve drafts at most one token per module: the acceptance was measured for
+    the module's own position (DeepSeek-V3: the second token), not for chaining it recursively. With
+    the scenario's own acceptance values the searched k stands."""
+    own_curve = speculative.custom_curve and speculative.method == "mtp"
+    return {"mtp": int(model.mtp_layers or 1)} if "mtp" in methods and not own_curve else {}
 
 
 def speculation_arrays(catalog: Catalog, model: ModelSpec, speculative, options: list[tuple[str, int]],

@@ -37,6 +37,8 @@ COMMANDS: dict[str, list[str]] = {
                                      "hbm-only,hbm-dram-only,no-prefix-cache"],
     "prompt-cache-hit-rate-routing": ["sweep", "prompt-cache-hit-rate.toml", "--param", "workload.sessions.routing",
                                       "--values", "sticky,random", "--variant", "no-prefix-cache"],
+    "speculative-methods-whatif": ["whatif", "speculative-methods.toml", "--variants",
+                                   "no-speculative-decoding,spec-draft,spec-eagle3,spec-self,spec-ngram,spec-suffix"],
 }
 
 TIMING_KEYS = {"seconds", "timing"}

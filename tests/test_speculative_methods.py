@@ -321,3 +321,15 @@ def test_incompatible_scenario_method_raises_in_the_grid(catalog):
     data = with_dotted(io.read_toml(paths.scenarios_dir() / "chat.toml"), {"speculative": {"method": "mtp"}})
     with pytest.raises(InputFileError, match="speculative.method"):
         build_grid(io.validate(Scenario, data, "t"), catalog)
+
+
+def test_mtp_on_its_published_curve_drafts_one_token_per_module(catalog):
+    """DeepSeek measured the MTP module's own position; k = 2 and 4 are searched as k = 1."""
+    data = io.read_toml(paths.scenarios_dir() / "agentic-coding.toml")
+    data["search"] = {**SMALL, "hardware": ["b200"]}
+    grid = build_grid(io.validate(Scenario, data, "t"), catalog)
+    assert list(zip(grid.spec_method, grid.spec_k, strict=True)) == [("none", 0), ("mtp", 1)]
+    data["speculative"] = {"method": "mtp", "acceptance_short": 0.8, "acceptance_long": 0.6,
+                           "acceptance_context_tokens": 65536}
+    grid = build_grid(io.validate(Scenario, data, "t"), catalog)  # the scenario's own curve: k as searched
+    assert list(zip(grid.spec_method, grid.spec_k, strict=True)) == [("none", 0), ("mtp", 2), ("mtp", 4)]

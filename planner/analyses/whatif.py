@@ -76,8 +76,6 @@ METHOD_WORDS = {"draft": "a draft model", "eagle3": "an EAGLE-3 head", "mtp": "t
 VARIANTS: tuple[Variant, ...] = (
     Variant("no-speculative-decoding", "spec k = 0 only",
             lambda g: {"spec_k": np.array([k == 0 for k in g.spec_k])}, {"spec_k": [0]}),
-    *(Variant(f"spec-{m}", f"speculation by {words} only (or none), its published acceptance curve",
-              _method_mask(m), spec_method=m) for m, words in METHOD_WORDS.items()),
     Variant("no-kv-quantization", "KV cache in bf16 only",
             lambda g: {"kv_dtype": np.array([d == "bf16" for d in g.kv_dtype])}, {"kv_dtype": ["bf16"]}),
     Variant("no-prefix-cache", "prefix cache off",
@@ -104,6 +102,8 @@ VARIANTS: tuple[Variant, ...] = (
             lambda g: {"hardware": _hw_mask(g, lambda acc: acc.kind in SPECIALIST_KINDS)}),
     Variant("cheapest-hardware-only", "only the searched hardware with the lowest $/chip-hour",
             _cheapest_hardware, label=_cheapest_label),
+    *(Variant(f"spec-{m}", f"speculation by {words} only (or none), its published acceptance curve",
+              _method_mask(m), spec_method=m) for m, words in METHOD_WORDS.items()),
 )
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 
