@@ -333,3 +333,15 @@ def test_mtp_on_its_published_curve_drafts_one_token_per_module(catalog):
                            "acceptance_context_tokens": 65536}
     grid = build_grid(io.validate(Scenario, data, "t"), catalog)  # the scenario's own curve: k as searched
     assert list(zip(grid.spec_method, grid.spec_k, strict=True)) == [("none", 0), ("mtp", 2), ("mtp", 4)]
+
+
+def test_launch_command_uses_the_plans_method():
+    """The study's cheapest plan drafts by suffix decoding: vLLM's speculative config says so."""
+    study = paths.scenarios_dir() / "studies" / "speculative-methods.toml"
+    result = RUNNER.invoke(app, ["solve", str(study), "--emit", "vllm"])
+    assert result.exit_code == 0, result.output
+    assert '"method":"suffix","num_speculative_tokens":4' in result.output
+    from planner.launch import _spec_note
+
+    note = _spec_note("eagle3", {"spec_k": 2}, ("draft", "mtp"), "SGLang")
+    assert note and note[0].startswith("speculation eagle3 k=2: not set here")  # a note, never an invented flag
