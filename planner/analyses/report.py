@@ -105,7 +105,7 @@ def _value_text(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-SWEEP_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "spec", "prefix", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out",
+SWEEP_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out",
                  "$/month")
 
 
