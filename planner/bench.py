@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from planner.catalog import Catalog
-from planner.grid import build_grid, gather
+from planner.grid import build_grid, gather, gather_spec
 from planner.model.types import Load
 from planner.schema import Scenario
 
@@ -53,14 +53,16 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
 
     rng = np.random.default_rng(seed)
     sample = rng.choice(np.flatnonzero(real), size=min(python_sample, configs), replace=False)
-    hw, cfg, valid, _ = gather(grid, sample)
+    hw, cfg, valid, idx = gather(grid, sample)
+    spec, draft = gather_spec(grid, idx)
     load = Load(*(float(x) if np.ndim(x) == 0 else np.asarray(x) for x in grid.load))
-    scalar = [(type(hw)(*(float(x[i]) for x in hw)), type(cfg)(*(float(x[i]) for x in cfg)), bool(valid[i]))
+    scalar = [(type(hw)(*(float(x[i]) for x in hw)), type(cfg)(*(float(x[i]) for x in cfg)), bool(valid[i]),
+               type(spec)(*(x[i] if np.ndim(x) > 1 else float(x[i]) for x in spec)), float(draft[i]))
               for i in range(len(sample))]
     start = time.perf_counter()
     with np.errstate(all="ignore"):
-        for h, c, v in scalar:
-            numpy_reference.evaluate_serving(grid.arch, h, c, grid.spec, load, float(grid.draft_weight_bytes), v)
+        for h, c, v, sp, d in scalar:
+            numpy_reference.evaluate_serving(grid.arch, h, c, sp, load, d, v)
     python_per_config = (time.perf_counter() - start) / len(scalar)
 
     import jax

@@ -38,7 +38,8 @@ from planner.lowering import (
 from planner.model.types import Arch, Spec
 from planner.plans import layout_record, layout_words
 from planner.schema.common import _KEBAB, canonical_dtype
-from planner.schema.scenario import Speculative
+from planner.schema.scenario import SPEC_METHODS, Speculative
+from planner.speculative_methods import incompatibility
 from planner.uncertainty import add_bands, band_for
 
 DEFAULT_HBM_FRACTION = 0.9  # engines' default KV memory fraction (trtllm-bench 0.90, vLLM 0.90)
@@ -58,8 +59,9 @@ class EvalCase:
     weight_dtype: str = "bf16"
     kv_dtype: str = "bf16"
     spec_k: int = 0
-    spec_alpha: float = 0.7
+    spec_alpha: float | None = None  # None: the method's default curve (0.7 without --spec-method)
     draft: str | None = None
+    spec_method: str | None = None  # None: a draft model if the model lists one, else its MTP head
     cached_tokens: int = 0
     cache_tier: str = "dram"
     max_batch: int | None = None
@@ -73,7 +75,7 @@ class EvalCase:
 
 
 LAYOUT_KEYS = ("tp", "pp", "ep", "dp_attention", "cp")
-OPTIONAL_KEYS = ("spec_k", "spec_alpha", "draft", "cached_tokens", "cache_tier", "max_batch", "max_num_tokens",
+OPTIONAL_KEYS = ("spec_k", "spec_alpha", "spec_method", "draft", "cached_tokens", "cache_tier", "max_batch", "max_num_tokens",
                  "requests", "arrival_rps", "replicas", *LAYOUT_KEYS)
 LIMITS = {"chips": 100_000, "batch": 1_000_000, "input": 10_000_000, "output": 10_000_000,
           "max_batch": 1_000_000, "max_num_tokens": 10_000_000, "requests": 100_000_000}
@@ -123,12 +125,15 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
         raise InputFileError(f"{at('kv_dtype')}: {_show(kd)} is not one of {', '.join(KV_BYTES)} "
                              "(or an alias: fp16, fp8_e4m3, ...)")
     k = raw.get("spec_k", 0)
-    alpha = raw.get("spec_alpha", 0.7)
+    alpha = raw.get("spec_alpha")
+    method = raw.get("spec_method")
     if not _is_int(k) or not 0 <= k <= 16:
         raise InputFileError(f"{at('spec_k')}: {_show(k)} must be an integer in [0, 16]")
     lo, hi = ALPHA_RANGE
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not lo <= alpha <= hi:
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, int | float) or not lo <= alpha <= hi):
         raise InputFileError(f"{at('spec_alpha')}: {_show(alpha)} must be a number in [{lo}, {hi}]")
+    if method is not None and method not in SPEC_METHODS:
+        raise InputFileError(f"{at('spec_method')}: {_show(method)} is not one of {', '.join(SPEC_METHODS)}")
     draft = raw.get("draft")
     if draft is not None and (not isinstance(draft, str) or not _KEBAB.match(draft)):
         raise InputFileError(f"{at('draft')}: {_show(draft)} is not a model ID (lowercase kebab-case, "
@@ -155,6 +160,11 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
             why = tokenizer_mismatch(catalog.model(draft), catalog.model(raw["model"]))
             if why:
                 raise InputFileError(f"{at('draft')}: {why}")
+        if method is not None and unresolved is None and k > 0:
+            why = incompatibility(method, catalog, catalog.model(raw["model"]),
+                                  _method_settings(method, draft, alpha))
+            if why:
+                raise InputFileError(f"{at('spec_method')}: {why}")
     pinned = {key: raw[key] for key in LAYOUT_KEYS if raw.get(key) is not None}
     for key, value in pinned.items():
         if not _is_int(value) or not 1 <= value <= LIMITS["chips"]:
@@ -174,7 +184,8 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
-                    spec_alpha=float(alpha), draft=draft, unresolved=unresolved, extra=extra,
+                    spec_alpha=None if alpha is None else float(alpha), draft=draft, spec_method=method,
+                    unresolved=unresolved, extra=extra,
                     layout=pinned, **limits, **serving)
 
 
@@ -331,11 +342,10 @@ def _run_rows(pairs: list[tuple[EvalCase, int, Layout]], catalog: Catalog) -> di
     specs, draft_bytes = [], []
     for case, model in zip(cases, models, strict=True):
         drafter = _speculative_for(case, model)
-        s, wbytes = draft_arrays(catalog, model, drafter)
+        s, wbytes = draft_arrays(catalog, model, drafter, case.weight_dtype)
         specs.append(s)
         draft_bytes.append(wbytes if case.spec_k > 0 else 0.0)
     spec = _stack(specs, Spec)
-    spec = spec._replace(draft_params=spec.draft_params * np.asarray([c.spec_k > 0 for c in cases], np.float32))
     cfg = config_arrays(
         chips=[c.chips // r for c, r, _ in pairs],
         batch=[0 if c.batch == "max" else c.batch / r for c, r, _ in pairs],
@@ -377,6 +387,7 @@ def _best(case: EvalCase, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str, Any]:
     acc, model = catalog.accelerator(case.hardware), catalog.model(case.model)
+    row["spec_method"] = _speculative_for(case, model).method
     if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
         row["fits"] = False
         row["reason"] = (f"input + output = {case.input + case.output:,} tokens exceeds {model.id}'s "
@@ -401,12 +412,29 @@ def _unresolved_row(case: EvalCase) -> dict[str, Any]:
     return row
 
 
+def _method_settings(method: str, draft: str | None, alpha: float | None) -> Speculative:
+    """The `[speculative]` table a `spec_method` case stands for: the method's default curve, or a
+    flat acceptance `alpha` when given."""
+    flat = {} if alpha is None else {"acceptance_short": alpha, "acceptance_long": alpha,
+                                     "acceptance_context_tokens": LEGACY_DECAY_TOKENS}
+    return Speculative.model_construct(**{**Speculative().model_dump(), "method": method,
+                                          "draft_model": draft if method == "draft" else None, **flat})
+
+
+LEGACY_DECAY_TOKENS = 32_768.0  # irrelevant for a flat acceptance (short = long)
+LEGACY_MTP_COST = 0.05  # v1's head cost without --spec-method: kept so earlier `--spec-k/--spec-alpha` answers hold
+
+
 def _speculative_for(case: EvalCase, model) -> Speculative:
     if case.spec_k == 0:
         return Speculative()
+    if case.spec_method is not None:
+        return _method_settings(case.spec_method, case.draft, case.spec_alpha)
+    alpha = 0.7 if case.spec_alpha is None else case.spec_alpha
     draft = case.draft or (model.draft_models[0] if model.draft_models else None)
-    return Speculative(method="draft" if draft else "mtp", draft_model=draft,
-                       acceptance_short=case.spec_alpha, acceptance_long=case.spec_alpha)
+    return Speculative(method="draft" if draft else "mtp", draft_model=draft, acceptance_short=alpha,
+                       acceptance_long=alpha, acceptance_context_tokens=LEGACY_DECAY_TOKENS,
+                       mtp_cost_fraction=None if draft else LEGACY_MTP_COST)
 
 
 def _row(case: EvalCase, replicas: int, v: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The search grid: one axis per decision, broadcast arrays of fixed shape, and the validity mask.
 
-Axes: hardware x layout x batch x weight dtype x KV dtype x tier split x spec k x prefix cache x
-attention. The layout axis lists, per hardware, every (chips, parallel layout) pair searched: for
+Axes: hardware x layout x batch x weight dtype x KV dtype x tier split x speculation (method, k) x
+prefix cache x attention. The speculation axis (named `spec_k`) lists k = 0 once and every searched
+method with every k > 0; its drafter parameters (`Spec`) vary along it. The layout axis lists, per hardware, every (chips, parallel layout) pair searched: for
 each chip count the layouts engines run (`layouts_for`), padded to a common length with masked
 slots. Chips are per hardware: HBM chips use the scenario's list; SRAM-only chips (Groq, Cerebras)
 start at the smallest power of two whose SRAM holds the weights, and double from there.
@@ -21,7 +22,6 @@ from planner.lowering import (
     GEMM_SELECT,
     KV_BYTES,
     WEIGHT_BYTES,
-    draft_arrays,
     hardware_arrays,
     model_arrays,
     supports_weight_dtype,
@@ -30,6 +30,7 @@ from planner.model.arch import param_counts
 from planner.model.queueing import Z90
 from planner.model.types import Arch, Config, Hw, Load, Spec
 from planner.schema import Accelerator, ModelSpec, Scenario
+from planner.speculative_methods import searched_methods
 from planner.traces.calibrate import scenario_table
 from planner.traces.curve import cached_trace_workload
 
@@ -162,11 +163,13 @@ class Grid:
     hw: Hw
     arch: Arch
     cfg: Config
-    spec: Spec
+    spec: Spec  # per speculation option (the spec_k axis; acceptance tables add a trailing axis)
     load: Load
-    draft_weight_bytes: float
+    draft_weight_bytes: np.ndarray  # [weight dtype, option] on their grid axes: drafter weights in memory
     valid: np.ndarray
     search_notes: tuple[str, ...] = ()  # the search differs from what [search] lists (quality floors, owned hardware)
+    spec_method: tuple[str, ...] = ()  # method of each speculation option ("none" where k = 0)
+    draft_ids: tuple[str | None, ...] = ()  # draft model of each option (method "draft")
 
     @property
     def warnings(self) -> list[str]:
@@ -288,8 +291,10 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     notes = [n for n in (tco.excluded_note(scenario, hardware),) if n]
     if scenario.cost.mode == "own":
         hardware = ownable(hardware)
-    spec_method = scenario.speculative.method
-    spec_k = sorted(set(s.spec_k)) if spec_method != "none" else [0]
+    methods, spec_notes = searched_methods(catalog, model, scenario.speculative, list(s.spec_method))
+    notes += spec_notes
+    options = speculation_options(methods, s.spec_k, lookahead_caps(model, scenario.speculative, methods))
+    spec_k = [k for _, k in options]
     tiers = sorted({(d, n) for d in s.dram_fraction for n in s.nvme_fraction if d + n <= 1.0})
     weight_dtypes, kv_dtypes = list(dict.fromkeys(s.weight_dtype)), list(dict.fromkeys(s.kv_dtype))
     batch = sorted(set(s.batch))
@@ -334,7 +339,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
 
     hw = tco.priced(hardware_arrays(padded, catalog, scenario.search.risk), padded, scenario)
     hw = Hw(*(np.asarray(x).reshape((h_pad,) + (1,) * (len(AXES) - 1)) for x in hw))
-    spec, draft_bytes = draft_arrays(catalog, model, scenario.speculative)
+    spec, draft_bytes, draft_ids = speculation_arrays(catalog, model, scenario.speculative, options, weight_dtypes)
     per_slot = (h_pad, width) + (1,) * (len(AXES) - 2)
 
     def slot_axis(field: str) -> np.ndarray:
@@ -371,7 +376,61 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
                 weight_dtype=weight_dtypes, kv_dtype=kv_dtypes, tiers=tiers, spec_k=spec_k,
                 prefix_cache=prefix, attention=attention, hw=hw, arch=arch, cfg=cfg,
                 spec=spec, load=load_arrays(scenario, model, catalog), draft_weight_bytes=draft_bytes,
-                valid=valid, search_notes=tuple(notes))
+                valid=valid, search_notes=tuple(notes), spec_method=tuple(m for m, _ in options),
+                draft_ids=draft_ids)
+
+
+def speculation_options(methods: list[str], spec_k: list[int],
+                        caps: dict[str, int] | None = None) -> list[tuple[str, int]]:
+    """(method, k) along the speculation axis: k = 0 once (when searched, or when nothing drafts)
+    and every method with every k > 0 (at most its cap: a larger k is searched as the cap)."""
+    ks = sorted(set(spec_k))
+    positive = [k for k in ks if k > 0]
+    options = [("none", 0)] if 0 in ks or not methods or not positive else []
+    caps = caps or {}
+    return options + [(m, k) for m in methods for k in sorted({min(k, caps.get(m, k)) for k in positive})]
+
+
+def lookahead_caps(model: ModelSpec, speculative, methods: list[str]) -> dict[str, int]:
+    """MTP on its published curve drafts at most one token per module: the acceptance was measured for
+    the module's own position (DeepSeek-V3: the second token), not for chaining it recursively. With
+    the scenario's own acceptance values the searched k stands."""
+    own_curve = speculative.custom_curve and speculative.method == "mtp"
+    return {"mtp": int(model.mtp_layers or 1)} if "mtp" in methods and not own_curve else {}
+
+
+def speculation_arrays(catalog: Catalog, model: ModelSpec, speculative, options: list[tuple[str, int]],
+                       weight_dtypes: list[str]) -> tuple[Spec, np.ndarray, tuple[str | None, ...]]:
+    """`Spec` along the speculation axis (`spec_k`; the acceptance tables keep a trailing axis) and the
+    drafter weights in memory per weight dtype and option."""
+    from planner.speculative_methods import drafter, off
+
+    made = {m: (off() if m == "none" else drafter(m, catalog, model, speculative)) for m in dict.fromkeys(m for m, _ in options)}
+    rows = [made[m] for m, _ in options]
+    s_ax, w_ax = AXES.index("spec_k"), AXES.index("weight_dtype")
+    shape = [1] * len(AXES)
+    shape[s_ax] = len(options)
+
+    def field(name: str) -> np.ndarray:
+        values = np.stack([np.asarray(getattr(d.spec, name), np.float32) for d in rows])
+        return values.reshape(tuple(shape) + values.shape[1:])
+
+    spec = Spec(**{name: field(name) for name in Spec._fields})
+    draft_bytes = np.asarray([[d.weight_bytes(WEIGHT_BYTES[w]) for d in rows] for w in weight_dtypes], np.float32)
+    if w_ax > s_ax:  # lay the [weight dtype, option] table out in grid axis order
+        draft_bytes = draft_bytes.T
+    view = [1] * len(AXES)
+    view[w_ax], view[s_ax] = len(weight_dtypes), len(options)
+    return spec, draft_bytes.reshape(view), tuple(d.draft_id for d in rows)
+
+
+def gather_spec(grid: Grid, idx: tuple[np.ndarray, ...]) -> tuple[Spec, np.ndarray]:
+    """Per-configuration drafter parameters and weight bytes for unravelled grid indices (pass 2)."""
+    s_ax, w_ax = AXES.index("spec_k"), AXES.index("weight_dtype")
+    s, w = idx[s_ax], idx[w_ax]
+    at_s = tuple(s if i == s_ax else 0 for i in range(len(AXES)))
+    at_sw = tuple(s if i == s_ax else w if i == w_ax else 0 for i in range(len(AXES)))
+    return (Spec(*(np.asarray(x)[at_s] for x in grid.spec)), np.asarray(grid.draft_weight_bytes)[at_sw])
 
 
 def gather(grid: Grid, flat_indices: np.ndarray):

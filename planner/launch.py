@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from planner.render import spec_words
 from planner.schema import ModelSpec, Scenario
 
 CHUNK_TOKENS = 8192
@@ -72,7 +73,7 @@ def _header(engine: str, ln: Launch) -> list[str]:
     p, e, lay = ln.plan, ENGINES[engine], ln.layout
     return [
         f"# {p['replicas']} replica(s) x {p['chips']} {p['hardware']}: batch {p['batch']}, weights {p['weight_dtype']}, "
-        f"KV {p['kv_dtype']}, spec k={p['spec_k']}, prefix cache {'on' if p['prefix_cache'] else 'off'}",
+        f"KV {p['kv_dtype']}, speculation {spec_words(p)}, prefix cache {'on' if p['prefix_cache'] else 'off'}",
         f"# layout per replica: tp {lay['tp']}, pp {lay['pp']}, ep {lay['ep']}, dp_attention {lay['dp_attention']}, "
         f"cp {lay['cp']}; {lay['nodes']} node(s) per replica",
         f"# {e.name} {e.version}; flag names from {e.checked}",
@@ -111,7 +112,17 @@ def _weights_note(dtype: str, repo: str) -> str | None:
 
 
 def _spec_method(ln: Launch) -> str:
-    return ln.scenario.speculative.method if ln.plan["spec_k"] > 0 else "none"
+    return ln.plan.get("spec_method", ln.scenario.speculative.method) if ln.plan["spec_k"] > 0 else "none"
+
+
+def _spec_note(method: str, plan: dict[str, Any], written: tuple[str, ...], engine: str) -> list[str]:
+    """A plan's speculation the command does not set, said in a note (never an invented flag)."""
+    if method == "none" or method in written:
+        return []
+    why = {"eagle3": "it needs the path of an EAGLE-3 head trained for this model",
+           "self": "self-speculation with a compressed KV cache (MagicDec) is a research prototype, not an engine option",
+           }.get(method, f"no {method} drafting option is pinned for {engine} here")
+    return [f"speculation {method} k={plan['spec_k']}: not set here ({why})"]
 
 
 def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
@@ -142,6 +153,10 @@ def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
     elif method == "mtp":
         words += ["--speculative-config", json.dumps({"method": "mtp", "num_speculative_tokens": p["spec_k"]},
                                                      separators=(",", ":"))]
+    elif method in ("ngram", "suffix"):  # vLLM drafts both from the context (suffix: Arctic Inference's suffix decoding)
+        words += ["--speculative-config", json.dumps({"method": method, "num_speculative_tokens": p["spec_k"]},
+                                                     separators=(",", ":"))]
+    notes += _spec_note(method, p, ("draft", "mtp", "ngram", "suffix"), "vLLM")
     offload = ln.offload_gb_per_chip
     if offload > 0:
         total = offload * lay["tp"]  # vLLM: the buffer summed over TP ranks, GiB
@@ -182,6 +197,7 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
     elif method == "mtp":
         words += ["--speculative-algorithm", "NEXTN", "--speculative-num-steps", str(p["spec_k"]),
                   "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", str(p["spec_k"] + 1)]
+    notes += _spec_note(method, p, ("draft", "mtp"), "SGLang")
     offload = ln.offload_gb_per_chip
     if offload > 0:
         words += ["--enable-hierarchical-cache", "--hicache-size", f"{offload:.0f}"]
@@ -215,6 +231,7 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
                                          "speculative_model_dir": ln.draft.hf_repo}
     elif method == "mtp":
         options["speculative_config"] = {"decoding_type": "MTP", "num_nextn_predict_layers": p["spec_k"]}
+    notes += _spec_note(method, p, ("draft", "mtp"), "TensorRT-LLM")
     yaml = ["cat > llm_api_options.yml <<'EOF'", *_yaml(options), "EOF"]
     words = [ln.model.hf_repo, "--backend", "pytorch", "--tp_size", str(lay["tp"]),
              "--pp_size", str(lay["pp"])]

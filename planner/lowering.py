@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.catalog import Catalog
-from planner.model.arch import arch_arrays, kv_elems_per_token, param_counts
+from planner.model.arch import arch_arrays
 from planner.model.types import Arch, Config, Hw, Spec
 from planner.schema import Accelerator, ModelSpec
 from planner.schema.scenario import Speculative
@@ -136,25 +136,20 @@ def supports_weight_dtype(acc: Accelerator, dtype: str) -> bool:
     return True
 
 
-def draft_arrays(catalog: Catalog, target: ModelSpec, spec: Speculative) -> tuple[Spec, float]:
-    """Speculative parameters and the draft model's weight bytes (BF16) for memory accounting."""
-    params, kv_elems, layers = 0.0, 0.0, 0.0
-    if spec.method == "draft" and spec.draft_model:
-        draft = catalog.model(spec.draft_model)
-        counts = param_counts(draft)
-        params = counts.total
-        kv_elems = kv_elems_per_token(draft)
-        layers = float(draft.layers)
-    arrays = Spec(
-        alpha_short=_F32(spec.acceptance_short),
-        alpha_long=_F32(spec.acceptance_long),
-        alpha_context=_F32(spec.acceptance_context_tokens),
-        draft_params=_F32(params),
-        draft_kv_elems=_F32(kv_elems),
-        draft_layers=_F32(layers),
-        mtp_cost_fraction=_F32(spec.mtp_cost_fraction if spec.method == "mtp" else 0.0),
-    )
-    return arrays, params * 2.0
+def draft_arrays(catalog: Catalog, target: ModelSpec, spec: Speculative,
+                 weight_dtype: str = "bf16") -> tuple[Spec, float]:
+    """Speculative parameters of the scenario's method and the drafter's weight bytes in memory
+    (planner/speculative_methods.py; an MTP layer is held at the model's `weight_dtype`)."""
+    from planner.speculative_methods import drafter, off
+
+    if spec.method != "none":
+        d = drafter(spec.method, catalog, target, spec)
+        return d.spec, d.weight_bytes(WEIGHT_BYTES[weight_dtype])
+    arrays = off().spec
+    if spec.custom_curve:  # nothing drafts, but the curve is still the scenario's (read by analyses and tests)
+        arrays = arrays._replace(alpha_short=_F32(spec.acceptance_short), alpha_long=_F32(spec.acceptance_long),
+                                 alpha_context=_F32(spec.acceptance_context_tokens))
+    return arrays, 0.0
 
 
 def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_frac=0.0, spec_k=0,

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from planner.grid import AXES, Grid, Layout, gather
+from planner.grid import AXES, Grid, Layout, gather, gather_spec
 from planner.lowering import scale_out_gbps
 from planner.model.types import Load
 from planner.quality import four_bit_note
+from planner.render import spec_words
 from planner.schema import Accelerator, ModelSpec, Scenario
 from planner.tco import plan_cost_fields
 from planner.uncertainty import band_for
@@ -44,8 +45,9 @@ def padded(flat: np.ndarray) -> np.ndarray:
 def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, Any]]:
     count = len(flat)
     hw, cfg, valid, idx = gather(grid, padded(flat))
+    spec, draft_bytes = gather_spec(grid, idx)
     load = Load(*(np.asarray(x, np.float32) for x in grid.load))
-    m = kernel(grid.arch, hw, cfg, grid.spec, load, np.float32(grid.draft_weight_bytes), valid)
+    m = kernel(grid.arch, hw, cfg, spec, load, draft_bytes, valid)
     m = {k: np.asarray(v) for k, v in m.items()}
     usable = np.asarray(hw.mem_bytes) * float(load.hbm_fraction) / 1e9
     plans = []
@@ -72,6 +74,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "kv_dtype": grid.kv_dtype[k],
             "tier_split": {"hbm": round(1.0 - dram - nvme, 4), "dram": dram, "nvme": nvme},
             "spec_k": grid.spec_k[s],
+            "spec_method": grid.spec_method[s] if grid.spec_method else "none",
             "prefix_cache": bool(grid.prefix_cache[p]),
             "attention": grid.attention[a],
             "ttft_p50_s": _clean(m["ttft_p50_s"][i], 4),
@@ -187,7 +190,7 @@ HEADROOM_UNIT = "% prefill load"  # the one constraint whose value must stay *ab
 def closest_words(plan: dict[str, Any]) -> str:
     """The closest plan in a few words: where it was measured."""
     words = (f"closest: {plan['chips']} chip{'s' if plan['chips'] != 1 else ''}, {plan['weight_dtype']}/"
-             f"{plan['kv_dtype']}, k={plan['spec_k']}")
+             f"{plan['kv_dtype']}, speculation {spec_words(plan)}")
     t = plan["tier_split"]
     if t["dram"] or t["nvme"]:
         words += f", KV HBM/DRAM/NVMe {t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"

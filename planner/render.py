@@ -130,6 +130,13 @@ def tiers(plan: dict[str, Any]) -> str:
     return f"{t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
 
 
+def spec_words(plan: dict[str, Any]) -> str:
+    """Speculative decoding of a plan in a few words: 'off' or 'method k=K'."""
+    if not plan.get("spec_k"):
+        return "off"
+    return f"{plan.get('spec_method', 'on')} k={plan['spec_k']}"
+
+
 def tier_words(plan: dict[str, Any]) -> str:
     """The same split for a sentence."""
     t = plan["tier_split"]

@@ -14,7 +14,7 @@ from planner.search import SolveResult
 
 CSV_COLUMNS = ("hardware", "chips", "replicas", "layout", "tp", "pp", "ep", "dp_attention", "cp",
                "replicas_per_system", "nodes", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
-               "tier_nvme", "spec_k", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
+               "tier_nvme", "spec_k", "spec_method", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
                "tpot_p95_ms", "throughput_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
                "monthly_usd", "binding", "quality_note", "cost_mode", "energy_kwh_month", "energy_usd_month",
                "capex_usd")
@@ -152,7 +152,7 @@ def write_table(result: SolveResult, top: int) -> None:
         con.print(
             f"Best: {b['replicas']} x {b['chips']} {b['hardware']} ({b['hardware_name']}), {b['layout_text']}, "
             f"batch {b['batch']}, "
-            f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({render.tier_words(b)}), spec k={b['spec_k']}, "
+            f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({render.tier_words(b)}), speculation {render.spec_words(b)}, "
             f"prefix cache {'on' if b['prefix_cache'] else 'off'}, {b['attention']} attention\n"
             f"  {render.money(b['monthly_usd'])}/month ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
             f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
@@ -165,14 +165,14 @@ def write_table(result: SolveResult, top: int) -> None:
         if b["quality_note"]:
             con.print(f"  note: {b['quality_note']}", markup=False)
         _write_other_mode(con, result)
-    num = ("chips", "x", "batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo")
-    t = render.table("hardware", "chips", "x", "layout", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s",
+    num = ("chips", "x", "batch", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo")
+    t = render.table("hardware", "chips", "x", "layout", "batch", "w/kv", "tiers", "spec", "prefix", "TTFT p95 s",
                      "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo", "binding",
                      title="Best plan per hardware (by monthly bill)", right=num)
     shown = result.per_hardware[:top] if top else result.per_hardware
     for p in shown:
         t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), p["layout_text"], str(p["batch"]),
-                  f"{p['weight_dtype']}/{p['kv_dtype']}", render.tiers(p), str(p["spec_k"]),
+                  f"{p['weight_dtype']}/{p['kv_dtype']}", render.tiers(p), render.spec_words(p),
                   "on" if p["prefix_cache"] else "off", f"{p['ttft_p95_s']:.2f}", f"{p['tpot_p95_ms']:.1f}",
                   f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}", bill(p), mwh(p), p["binding"])
     con.print(t)

@@ -39,6 +39,8 @@ COMMANDS: dict[str, list[str]] = {
                                       "--values", "sticky,random", "--variant", "no-prefix-cache"],
     "disaggregation-sweep": ["sweep", "disaggregation.toml", "--param", "workload.input_tokens.median",
                              "--values", "8000,32000,64000,128000,256000", "--variant", "no-disaggregation"],
+    "speculative-methods-whatif": ["whatif", "speculative-methods.toml", "--variants",
+                                   "no-speculative-decoding,spec-draft,spec-eagle3,spec-self,spec-ngram,spec-suffix"],
 }
 
 TIMING_KEYS = {"seconds", "timing"}

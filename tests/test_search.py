@@ -13,7 +13,7 @@ from support import with_dotted
 from planner import io, paths
 from planner.catalog import load_catalog
 from planner.evaluation import EvalCase, evaluate_cases
-from planner.grid import AXES, build_grid
+from planner.grid import AXES, build_grid, gather_spec
 from planner.model import numpy_reference
 from planner.model.types import Config, Hw, Load
 from planner.pareto import pareto_indices
@@ -32,6 +32,9 @@ SMALL_SEARCH = {
     "prefix_cache": [False, True],
     "attention": ["flash"],
 }
+
+
+DRAFT = {"llama-3.3-70b": "llama-3.2-1b", "qwen3-235b-a22b": "qwen3-0.6b"}  # drafts share their target's tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +61,11 @@ def test_argmin_is_the_brute_force_minimum(catalog):
         hw = Hw(*(float(np.broadcast_to(x, grid.shape)[idx]) for x in grid.hw))
         cfg = Config(*(float(np.broadcast_to(x, grid.shape)[idx]) for x in grid.cfg))
         valid = bool(np.broadcast_to(grid.valid, grid.shape)[idx])
+        spec, draft = gather_spec(grid, tuple(np.array([i]) for i in idx))
+        spec = type(spec)(*(x[0] if np.ndim(x) > 1 else float(x[0]) for x in spec))
         with np.errstate(all="ignore"):
-            m = numpy_reference.evaluate_serving(grid.arch, hw, cfg, grid.spec, Load(*(float(x) if np.ndim(x) == 0 else np.asarray(x) for x in grid.load)),
-                                                 float(grid.draft_weight_bytes), valid)
+            m = numpy_reference.evaluate_serving(grid.arch, hw, cfg, spec, Load(*(float(x) if np.ndim(x) == 0 else np.asarray(x) for x in grid.load)),
+                                                 float(draft[0]), valid)
         if float(m["monthly_usd"]) < brute_cost:
             brute_cost, brute_at = float(m["monthly_usd"]), idx
     assert best is not None and brute_at is not None
@@ -70,7 +75,7 @@ def test_argmin_is_the_brute_force_minimum(catalog):
 
 @pytest.mark.parametrize("model_id", ["llama-3.3-70b", "qwen3-235b-a22b"])
 def test_numpy_reference_agrees_with_jit(catalog, model_id):
-    grid = build_grid(small_scenario(**{"model.id": model_id}), catalog)
+    grid = build_grid(small_scenario(**{"model.id": model_id, "speculative.draft_model": DRAFT[model_id]}), catalog)
     raw = run_grid(grid)
     with np.errstate(all="ignore"):
         ref = numpy_reference.evaluate_serving(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
@@ -246,7 +251,7 @@ def test_row_kernel_matches_the_whole_grid_kernel(catalog, model_id):
     answer, and for a dense model the kernel traced without expert terms matches the general one."""
     from planner.search import _grid_kernel
 
-    grid = build_grid(small_scenario(**{"model.id": model_id}), catalog)
+    grid = build_grid(small_scenario(**{"model.id": model_id, "speculative.draft_model": DRAFT[model_id]}), catalog)
     rows = run_grid(grid)
     args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes), grid.valid)
     dense = not catalog.model(model_id).experts_routed

@@ -12,7 +12,7 @@ from planner.analyses.fleet import fleet
 from planner.analyses.project import Projection
 from planner.analyses.sweep import SweepResult, timing_summary
 from planner.analyses.whatif import Evaluation, closest_miss
-from planner.render import money, tiers
+from planner.render import money, spec_words, tiers
 from planner.schema import Scenario
 
 
@@ -49,7 +49,7 @@ def describe(p: dict[str, Any]) -> str:
         return (f"disaggregated, {pools_words(p)}: {money(p['monthly_usd'])}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, "
                 f"TPOT p95 {p['tpot_p95_ms']:.1f} ms")
     return (f"{fleet(p)} ({p['layout_text']}), batch {p['batch']}, weights {p['weight_dtype']}, KV {p['kv_dtype']} ({tiers(p)}), "
-            f"spec k={p['spec_k']}, prefix cache {'on' if p['prefix_cache'] else 'off'}, {p['attention']} attention: "
+            f"speculation {spec_words(p)}, prefix cache {'on' if p['prefix_cache'] else 'off'}, {p['attention']} attention: "
             f"{money(p['monthly_usd'])}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, TPOT p95 {p['tpot_p95_ms']:.1f} ms")
 
 
@@ -67,15 +67,15 @@ def _infeasible_table(ev: Evaluation) -> Any:
     return bad
 
 
-PLAN_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "k", "prefix", "attn", "TTFT p95 s", "TPOT p95 ms",
+PLAN_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "spec", "prefix", "attn", "TTFT p95 s", "TPOT p95 ms",
                 "$/Mtok out", "$/month")
-PLAN_RIGHT = ("batch", "k", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "$/month", "vs baseline", "vs first")
+PLAN_RIGHT = ("batch", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "$/month", "vs baseline", "vs first")
 
 
 def _plan_cells(p: dict[str, Any]) -> list[str]:
     if p.get("mode") == "disaggregated":
         p = _disagg_view(p)
-    return [fleet(p), p["layout_text"], str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), str(p["spec_k"]),
+    return [fleet(p), p["layout_text"], str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), spec_words(p),
             f"{p['prefix_hit_rate'] or 0:.0%} hit" if p["prefix_cache"] else "off", p["attention"], f"{p['ttft_p95_s']:.2f}",
             f"{p['tpot_p95_ms']:.1f}", f"{p['usd_per_mtok_output']:.3f}", money(p["monthly_usd"])]
 

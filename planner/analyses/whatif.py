@@ -1,4 +1,5 @@
-"""What-if: the best plan's bill with one technique taken away, from ONE evaluation of the grid.
+"""What-if: the best plan's bill with one technique taken away, from ONE evaluation of the grid
+(plus one run of the same kernel per host-tier set or speculative method a variant adds).
 
 Each variant is a restriction of the search (a sub-slice of the grid axes), so its cheapest plan is
 the minimum of the same `monthly` array over fewer cells: it can never beat the baseline. The
@@ -59,7 +60,20 @@ class Variant:
     label: Callable[[Grid], str] | None = None  # description that depends on the grid
     disaggregated: bool = True  # False: aggregated plans only (the serving-mode axis restricted)
     mix_hardware: bool = True  # False: a disaggregated plan's two pools share one accelerator type
+    spec_method: str | None = None  # a speculative method this variant needs searched (its own grid if new)
 
+
+def _method_mask(method: str) -> Callable[[Grid], AxisMasks]:
+    """Speculation by `method` or none; nothing at all when the model cannot use the method (the
+    grid left it out with a note), so the variant reads 'not searched' rather than 'no speculation'."""
+    def select(g: Grid) -> AxisMasks:
+        usable = method in g.spec_method
+        return {"spec_k": np.array([usable and m in (method, "none") for m in g.spec_method])}
+    return select
+
+
+METHOD_WORDS = {"draft": "a draft model", "eagle3": "an EAGLE-3 head", "mtp": "the model's MTP heads",
+                "self": "self-speculation (compressed KV)", "ngram": "n-gram matching", "suffix": "suffix decoding"}
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("no-speculative-decoding", "spec k = 0 only",
@@ -94,6 +108,8 @@ VARIANTS: tuple[Variant, ...] = (
             lambda g: {}, disaggregated=False),
     Variant("single-hardware", "one accelerator type per plan (a disaggregated plan's pools on the same hardware)",
             lambda g: {}, mix_hardware=False),
+    *(Variant(f"spec-{m}", f"speculation by {words} only (or none), its published acceptance curve",
+              _method_mask(m), spec_method=m) for m, words in METHOD_WORDS.items()),
 )
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 
@@ -167,6 +183,8 @@ class Evaluation:
     seconds: float
     host_tiers: list[HostTiers] = field(default_factory=lambda: ["all"])  # host-tier sets searched
     baseline_host_tiers: HostTiers | None = "all"
+    spec_methods: list[str] = field(default_factory=list)  # speculative methods searched (own grids included)
+    baseline_spec_method: str | None = None
 
 
 def _without_host_tiers(grid: Grid, host_tiers: HostTiers) -> Grid:
@@ -196,6 +214,34 @@ def _allowed_tiers(limit: HostTiers, evaluated: Sequence[HostTiers]) -> list[Hos
     return [t for t in evaluated if t in narrower]
 
 
+def _method_grids(scenario: Scenario, grid: Grid, catalog: Catalog,
+                  variants: Sequence[Variant]) -> dict[str, Grid]:
+    """A grid for every method a variant asks for that the scenario's search lacks, of the same shape
+    (the same compiled kernel runs it); methods the model cannot use get none (their variant reads
+    'not searched'). An operator may pick any of them, so they join the baseline as host tiers do."""
+    from planner.speculative_methods import incompatibility, pick_draft
+
+    if not any(k > 0 for k in scenario.search.spec_k):
+        return {}
+    model = grid.model
+    out: dict[str, Grid] = {}
+    for v in variants:
+        m = v.spec_method
+        if m is None or m in grid.spec_method or m in out or incompatibility(m, catalog, model, scenario.speculative):
+            continue
+        spec = scenario.speculative
+        update: dict[str, Any] = {"method": m, "draft_model": None}
+        if m != spec.method:
+            update.update(acceptance_short=None, acceptance_long=None, acceptance_context_tokens=None,
+                          mtp_cost_fraction=None)
+        if m == "draft":
+            update["draft_model"] = pick_draft(catalog, model, spec)[0].id
+        sc = scenario.model_copy(update={"speculative": spec.model_copy(update=update),
+                                         "search": scenario.search.model_copy(update={"spec_method": []})})
+        out[m] = build_grid(sc, catalog, grid.hardware)
+    return out
+
+
 def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] = ()) -> Evaluation:
     """Evaluate the (widened) grid once; take the baseline and each variant as minima over slices.
 
@@ -212,41 +258,53 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     widened_scenario, added = widen(scenario, variants)
     grid = build_grid(widened_scenario, catalog)
     raw = run_grid(grid)
-    grids: dict[HostTiers, tuple[Grid, np.ndarray]] = {"all": (grid, raw["monthly"])}
+    grids: dict[str, tuple[Grid, np.ndarray]] = {"all": (grid, raw["monthly"])}
     for tiers in HOST_TIER_ORDER[1:]:
         if any(v.host_tiers == tiers for v in variants):
             g = _without_host_tiers(grid, tiers)
             grids[tiers] = (g, run_grid(g)["monthly"])
-    evaluated = list(grids)
+    evaluated: list[HostTiers] = list(grids)  # type: ignore[arg-type]
+    methods = _method_grids(widened_scenario, grid, catalog, variants)
+    for m, g in methods.items():
+        grids[f"method:{m}"] = (g, run_grid(g)["monthly"])
+    method_keys = [f"method:{m}" for m in methods]
     h_block = len(grid.hardware) * int(np.prod(grid.shape[1:]))
 
-    def cheapest(mask: np.ndarray | None, tiers: list[HostTiers]) -> tuple[HostTiers, int] | None:
-        found: tuple[float, HostTiers, int] | None = None
-        for t in tiers:
-            monthly = grids[t][1] if mask is None else np.where(mask, grids[t][1], np.inf)
+    def cheapest(v: Variant | None, keys: list[str]) -> tuple[str, int] | None:
+        found: tuple[float, str, int] | None = None
+        for t in keys:
+            g, monthly = grids[t]
+            if v is not None:
+                mask = np.broadcast_to(_restricted(g.shape, v.select(g)), g.shape).ravel()
+                monthly = np.where(mask, monthly, np.inf)
             flat = int(np.argmin(monthly))
             if np.isfinite(monthly[flat]) and (found is None or monthly[flat] < found[0]):
                 found = (float(monthly[flat]), t, flat)
         return None if found is None else (found[1], found[2])
 
-    base = cheapest(None, evaluated)
-    disagg = _disaggregated(grids, scenario)
-    wanted: dict[HostTiers, list[int]] = {t: [] for t in evaluated}
+    def searched(v: Variant) -> bool:
+        return any(np.broadcast_to(_restricted(grids[t][0].shape, v.select(grids[t][0])), grids[t][0].shape).any()
+                   for t in ["all", *method_keys])
+
+    base = cheapest(None, [*evaluated, *method_keys])
+    disagg = _disaggregated({t: grids[t] for t in evaluated}, scenario)
+    wanted: dict[str, list[int]] = {t: [] for t in grids}
     if base is not None:
         wanted[base[0]].append(base[1])
-    picks: list[tuple[Variant, tuple[HostTiers, int] | None, bool, bool]] = []
+    picks: list[tuple[Variant, tuple[str, int] | None, bool, bool]] = []
     disagg_picks: list[dict[str, Any] | None] = []
     for v in variants:
         masks = v.select(grid)
-        full = np.broadcast_to(_restricted(grid.shape, masks), grid.shape).ravel()
-        if not full.any():
+        if not searched(v):
             picks.append((v, None, False, False))
             disagg_picks.append(None)
             continue
-        pick = cheapest(full, _allowed_tiers(v.host_tiers, evaluated))
+        full = np.broadcast_to(_restricted(grid.shape, v.select(grid)), grid.shape).ravel()
+        keys = [*_allowed_tiers(v.host_tiers, evaluated), *(method_keys if v.host_tiers == "all" else [])]
+        pick = cheapest(v, keys)
         if pick is not None:
             wanted[pick[0]].append(pick[1])
-        same = (v.host_tiers == "all" and bool(full[:h_block].all())
+        same = (v.host_tiers == "all" and not method_keys and bool(full[:h_block].all())
                 and (disagg is None or (v.disaggregated and v.mix_hardware)))
         picks.append((v, pick, True, same))
         disagg_picks.append(disagg.best(masks, _allowed_tiers(v.host_tiers, evaluated),
@@ -257,7 +315,7 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     if base is None:
         block = int(np.prod(grid.shape[1:]))
         closest = [h * block + int(raw["closest_per_hw"][h]) for h in range(len(grid.hardware))]
-    plans: dict[tuple[HostTiers, int], dict[str, Any]] = {}
+    plans: dict[tuple[str, int], dict[str, Any]] = {}
     closest_plans: list[dict[str, Any]] = []
     for tiers, flats in wanted.items():
         todo = list(dict.fromkeys(flats)) + (closest if tiers == "all" else [])
@@ -286,8 +344,11 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     if best is not None and best["mode"] == "disaggregated":
         infeasible = []
     return Evaluation(scenario=scenario, grid=grid, best=best, variants=results, infeasible=infeasible,
-                      widened=added, configs=grid.size, seconds=time.perf_counter() - start,
-                      host_tiers=evaluated, baseline_host_tiers=base[0] if base is not None else None)
+                      widened=added, configs=grid.size * (1 + len(methods)), seconds=time.perf_counter() - start,
+                      host_tiers=evaluated,
+                      baseline_host_tiers=(base[0] if base[0] in evaluated else "all") if base is not None else None,
+                      spec_methods=[m for m in dict.fromkeys([*grid.spec_method, *methods]) if m != "none"],
+                      baseline_spec_method=best["spec_method"] if best is not None else None)
 
 
 def _cheaper(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -353,7 +414,8 @@ def whatif_dict(ev: Evaluation, *, timing: bool = True) -> dict[str, Any]:
             for r in ev.variants
         ],
         "search": {"configs": ev.configs, "hardware": len(ev.grid.hardware), "widened": ev.widened,
-                   "host_tiers": ev.host_tiers, "baseline_host_tiers": ev.baseline_host_tiers},
+                   "host_tiers": ev.host_tiers, "baseline_host_tiers": ev.baseline_host_tiers,
+                   "spec_methods": ev.spec_methods},
     }
     if ev.best is None:
         out["infeasible"] = infeasible_rows(ev)

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
 FLAGS = {"hardware": "--hardware", "model": "--model", "chips": "--chips", "batch": "--batch",
          "input": "--input", "output": "--output", "weight_dtype": "--weight-dtype", "kv_dtype": "--kv-dtype",
-         "spec_k": "--spec-k", "spec_alpha": "--spec-alpha", "cached_tokens": "--cached-tokens",
+         "spec_k": "--spec-k", "spec_alpha": "--spec-alpha", "spec_method": "--spec-method", "cached_tokens": "--cached-tokens",
          "cache_tier": "--cache-tier", "max_batch": "--max-batch", "max_num_tokens": "--max-num-tokens",
          "requests": "--requests", "arrival_rps": "--arrival-rps", "replicas": "--replicas",
          "tp": "--tp", "pp": "--pp", "ep": "--ep", "dp_attention": "--dp-attention", "cp": "--cp"}
@@ -70,7 +70,10 @@ def evaluate(
     weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp8, int8, int4 or fp4 (aliases: fp16, nvfp4, awq, w8a8, ...).")] = "bf16",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp8, int8 or int4 (aliases: fp16, fp8_e4m3, ...).")] = "bf16",
     spec_k: Annotated[int, typer.Option("--spec-k", help="Speculative lookahead, 0 (off) to 16.")] = 0,
-    spec_alpha: Annotated[float, typer.Option("--spec-alpha", help="Per-token acceptance, 0.001 to 0.999.")] = 0.7,
+    spec_alpha: Annotated[float | None, typer.Option("--spec-alpha", help="Per-token acceptance, 0.001 to 0.999 "
+                                                      "(default: the method's published curve; 0.7 without --spec-method).")] = None,
+    spec_method: Annotated[str | None, typer.Option("--spec-method", help="Drafter: draft, eagle3, mtp, self, ngram or "
+                                                     "suffix (default: the model's listed draft model, else its MTP head).")] = None,
     cached_tokens: Annotated[int, typer.Option("--cached-tokens", help="Prompt tokens whose KV is reused (reloaded from --cache-tier) rather than recomputed.")] = 0,
     cache_tier: Annotated[str, typer.Option("--cache-tier", help="Where cached KV is read from: hbm, dram or nvme.")] = "dram",
     max_batch: Annotated[int | None, typer.Option("--max-batch", help="Engine limit on sequences in flight.")] = None,
@@ -100,7 +103,9 @@ def evaluate(
         parsed = [case_from_dict({
             "hardware": hardware, "model": model, "chips": chips, "batch": _batch(batch),
             "input": input_tokens, "output": output_tokens, "weight_dtype": weight_dtype,
-            "kv_dtype": kv_dtype, "spec_k": spec_k, "spec_alpha": spec_alpha,
+            "kv_dtype": kv_dtype, "spec_k": spec_k,
+            **({"spec_alpha": spec_alpha} if spec_alpha is not None else {}),
+            **({"spec_method": spec_method} if spec_method is not None else {}),
             "cached_tokens": cached_tokens, "cache_tier": cache_tier,
             **{key: value for key, value in (("max_batch", max_batch), ("max_num_tokens", max_num_tokens),
                                              ("requests", requests), ("arrival_rps", arrival_rps),

@@ -103,6 +103,15 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
         except UnknownIdError as exc:
             raise UnknownIdError(f"{source}: {field}: {exc}") from None
     spec = scenario.speculative
+    from planner.speculative_methods import check_curve, incompatibility
+
+    problem = check_curve(spec)
+    if problem:
+        raise InputFileError(f"{source}: speculative.curves: {problem}")
+    if spec.method not in ("none", "draft"):
+        why = incompatibility(spec.method, catalog, catalog.model(scenario.model.id), spec)
+        if why:
+            raise InputFileError(f"{source}: speculative.method: {why}")
     if spec.method == "draft" and spec.draft_model is not None:
         from planner.model.arch import param_counts
 

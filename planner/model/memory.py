@@ -63,12 +63,15 @@ def naive_score_bytes_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarra
     return jnp.where(cfg.flash > 0, 0.0, scores)
 
 
-def memory_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray, draft_weight_bytes, draft_kv_elems):
-    """Bytes per chip by use; `context` is the KV length reserved per sequence."""
+def memory_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray, draft_weight_bytes, draft_kv_elems,
+                    draft_context=None):
+    """Bytes per chip by use; `context` is the KV length reserved per sequence. The drafter keeps
+    its own KV for at most `draft_context` tokens (self-speculation's compressed cache)."""
     weights = weights_per_chip(a, cfg, weight_bytes(a, cfg.weight_bytes)) + draft_weight_bytes / cfg.chips
     kv_seq = kv_elems_per_seq(a, context) * cfg.kv_bytes
     kv_total = cfg.batch * kv_seq * kv_share_per_chip(a, hw, cfg)
-    kv_total = kv_total + cfg.batch * draft_kv_elems * context * cfg.kv_bytes / cfg.chips
+    draft_ctx = context if draft_context is None else jnp.minimum(context, draft_context)
+    kv_total = kv_total + cfg.batch * draft_kv_elems * draft_ctx * cfg.kv_bytes / cfg.chips
     hbm_share = jnp.clip(1.0 - cfg.dram_frac - cfg.nvme_frac, 0.0, 1.0)
     return {
         "weights": weights,
@@ -80,13 +83,13 @@ def memory_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray, draft_we
     }
 
 
-def kv_capacity(a, hw, cfg, hbm_fraction, context, draft_weight_bytes, draft_kv_elems):
+def kv_capacity(a, hw, cfg, hbm_fraction, context, draft_weight_bytes, draft_kv_elems, draft_context=None):
     """(KV tokens the instance's HBM holds, largest batch of `context`-long sequences that fits).
 
     Free memory = usable HBM - weights - chunk workspace - naive score buffer; each sequence then
     costs its KV plus its logits buffer."""
     one = cfg._replace(batch=jnp.ones_like(cfg.batch), dram_frac=0.0 * cfg.dram_frac, nvme_frac=0.0 * cfg.nvme_frac)
-    mem = memory_per_chip(a, hw, one, context, draft_weight_bytes, draft_kv_elems)
+    mem = memory_per_chip(a, hw, one, context, draft_weight_bytes, draft_kv_elems, draft_context)
     free = jnp.maximum(hw.mem_bytes * hbm_fraction - mem["weights"] - workspace_bytes_per_chip(a, hw, cfg)
                        - mem["attn_scores"], 0.0)
     kv_seq = mem["kv_hbm"]  # one sequence's KV on one chip

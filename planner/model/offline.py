@@ -41,14 +41,14 @@ def evaluate_offline(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, out
     """Metrics for one fixed request shape. `cfg.batch <= 0` means the largest batch that fits."""
     seq_len = input_tokens + output_tokens
     cap_instance, fit_batch = kv_capacity(a, hw, cfg, hbm_fraction, seq_len, draft_weight_bytes,
-                                          spec.draft_kv_elems)
+                                          spec.draft_kv_elems, spec.draft_context)
     limit = jnp.minimum(jnp.minimum(MAX_BATCH, max_batch), jnp.minimum(max_num_tokens, requests))
     batch_max = jnp.clip(fit_batch, 0.0, limit)
     batch = jnp.where(cfg.batch > 0, jnp.minimum(cfg.batch, requests), batch_max)
     run_batch = jnp.maximum(batch, 1.0)
     cfg = cfg._replace(batch=run_batch)
 
-    mem = memory_per_chip(a, hw, cfg, seq_len, draft_weight_bytes, spec.draft_kv_elems)
+    mem = memory_per_chip(a, hw, cfg, seq_len, draft_weight_bytes, spec.draft_kv_elems, spec.draft_context)
     used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
     fits = (used <= hw.mem_bytes * hbm_fraction) & (batch >= 1.0)
 

@@ -130,7 +130,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
         # memory: batch sequences at the mean context plus headroom for one p95-long sequence
         reserve_ctx = mean_ctx + (in_p95 + out_p95) / batch
-        mem = memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems)
+        mem = memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems, spec.draft_context)
         hbm_cap = hw.mem_bytes * ld.hbm_fraction
         used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
         mem_ratio = used / hbm_cap

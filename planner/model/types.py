@@ -140,10 +140,20 @@ class Spec(NamedTuple):
     alpha_short: Array
     alpha_long: Array
     alpha_context: Array
-    draft_params: Array  # 0 for MTP/none
-    draft_kv_elems: Array  # cached elements per token of the draft model
+    draft_params: Array  # weights a draft step streams in BF16 (draft model, EAGLE head, LM head); 0 for none
+    draft_kv_elems: Array  # cached elements per token of the drafter (all its layers)
     draft_layers: Array
-    mtp_cost_fraction: Array  # cost of a head step relative to a target step (MTP/EAGLE)
+    mtp_cost_fraction: Array  # > 0: a head step costs this fraction of a target step (scenario override)
+    # added with the speculative methods (speculative_methods.py); defaults keep the v1 behaviour
+    curve_ctx: Array = 0.0  # [..., CURVE_POINTS] contexts (tokens) of the tabulated acceptance curve
+    curve_alpha: Array = 0.0  # [..., CURVE_POINTS] per-token acceptance there (0 = no table: the exp form)
+    draft_params_target: Array = 0.0  # drafter weights at the target's weight dtype (an MTP layer)
+    draft_expert_params: Array = 0.0  # one routed expert of the drafter's MoE layer
+    draft_experts: Array = 0.0  # routed experts of that layer (0 = dense drafter)
+    draft_topk: Array = 0.0  # experts per token there
+    draft_context: Array = 1e12  # context the drafter's KV holds (self-speculation: its compressed budget)
+    self_draft: Array = 0.0  # 1 = the target drafts for itself (a target step at draft_context)
+    host_draft_s: Array = 0.0  # host seconds per drafted token per request (n-gram / suffix matching)
 
 
 class Load(NamedTuple):

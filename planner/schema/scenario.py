@@ -102,41 +102,71 @@ class Slo(Strict):
         return at_least(value, 1e-3, "ms")
 
 
-class Speculative(Strict):
-    """Speculative decoding; per-token acceptance falls with context length.
+SpecMethod = Literal["draft", "eagle3", "mtp", "self", "ngram", "suffix"]
+SPEC_METHODS: tuple[str, ...] = ("draft", "eagle3", "mtp", "self", "ngram", "suffix")
 
-    alpha(c) = acceptance_long + (acceptance_short - acceptance_long) * exp(-c / acceptance_context_tokens)
+
+class Speculative(Strict):
+    """Speculative decoding: the drafter, and per-token acceptance as a function of context.
+
+    Each method has a default acceptance-vs-context curve from published measurements
+    (planner/data/speculative.toml); `curves` picks other published curves by name. Setting the three
+    `acceptance_*` values replaces the curve of `method` (other searched methods keep theirs) by
+    alpha(c) = acceptance_long + (acceptance_short - acceptance_long) * exp(-c / acceptance_context_tokens).
     """
 
-    method: Literal["none", "draft", "mtp"] = Field("none", description="Drafter kind")
+    method: Literal["none", "draft", "eagle3", "mtp", "self", "ngram", "suffix"] = Field(
+        "none", description="Drafter: draft (a smaller model), eagle3 (an EAGLE-3 head), mtp (the model's own "
+        "multi-token-prediction heads), self (the model with a compressed KV cache), ngram / suffix (drafting "
+        "from the context on the host), none")
     draft_model: KebabId | None = Field(None, description="Catalog ID of the draft model (method = 'draft')")
-    acceptance_short: float = Field(0.8, gt=0, lt=1, description="Per-token acceptance at short context")
-    acceptance_long: float = Field(0.6, gt=0, lt=1, description="Acceptance as context grows without bound")
-    acceptance_context_tokens: float = Field(
-        32_768, gt=0, le=1e9, description="Context length over which acceptance decays (e-folding), tokens"
+    curves: list[str] = Field(default_factory=list, description="Published acceptance curves to use instead of the "
+                              "methods' defaults, by name from planner/data/speculative.toml, one per method (e.g. "
+                              "'eagle3-long' for an EAGLE-3 head trained on long contexts, 'suffix-chat' for chat traffic)")
+    acceptance_short: float | None = Field(None, gt=0, lt=1, description="Per-token acceptance at short context "
+                                           "(set all three acceptance values to replace the method's curve)")
+    acceptance_long: float | None = Field(None, gt=0, lt=1, description="Acceptance as context grows without bound")
+    acceptance_context_tokens: float | None = Field(
+        None, gt=0, le=1e9, description="Context length over which acceptance decays (e-folding), tokens"
     )
-    mtp_cost_fraction: float = Field(
-        0.05, ge=0, le=1, description="Cost of one MTP/EAGLE head step as a fraction of a target step"
+    mtp_cost_fraction: float | None = Field(
+        None, ge=0, le=1, description="Cost of one MTP/EAGLE head step as a fraction of a target step (None: from "
+        "the head's own weights and KV)"
     )
+    host_draft_us: float | None = Field(
+        None, ge=0, le=1e5, description="Host time to draft one token for one request (ngram/suffix matching), "
+        "microseconds; None: not counted (no published measurement)")
 
     @field_validator("acceptance_short", "acceptance_long")
     @classmethod
-    def _acceptance(cls, value: float) -> float:
+    def _acceptance(cls, value: float | None) -> float | None:
         # 1 - 1e-12 is < 1 here but exactly 1 in float32, where the geometric series divides by 0.
-        if not 1e-3 <= value <= 0.999:
+        if value is not None and not 1e-3 <= value <= 0.999:
             raise ValueError("must be in [0.001, 0.999]")
         return value
 
     @field_validator("acceptance_context_tokens")
     @classmethod
-    def _decay(cls, value: float) -> float:
-        return at_least(value, 1.0, "token")
+    def _decay(cls, value: float | None) -> float | None:
+        return value if value is None else at_least(value, 1.0, "token")
+
+    @property
+    def custom_curve(self) -> bool:
+        """True when the scenario gives its own acceptance curve (all three values)."""
+        return self.acceptance_short is not None
 
     @model_validator(mode="after")
     def _draft(self) -> Speculative:
         if self.method == "draft" and self.draft_model is None:
             raise ValueError("method = 'draft' needs draft_model")
-        if self.acceptance_long > self.acceptance_short:
+        given = [n for n in ("acceptance_short", "acceptance_long", "acceptance_context_tokens")
+                 if getattr(self, n) is not None]
+        if given and len(given) < 3:
+            missing = [n for n in ("acceptance_short", "acceptance_long", "acceptance_context_tokens")
+                       if n not in given]
+            raise ValueError(f"{', '.join(given)} given without {', '.join(missing)}: set all three to replace the "
+                             "method's default acceptance curve, or none")
+        if given and self.acceptance_long > self.acceptance_short:
             raise ValueError("acceptance_long must be <= acceptance_short (acceptance falls with context)")
         return self
 
@@ -219,6 +249,10 @@ class Search(Strict):
         default_factory=lambda: [0.0, 0.25], description="Share of active KV kept on NVMe"
     )
     spec_k: list[int] = Field(default_factory=lambda: [0, 2, 4], description="Speculative lookahead (0 = off)")
+    spec_method: list[SpecMethod] = Field(
+        default_factory=list, description="Further speculative methods the search may choose between (each with "
+        "its default curve); speculative.method is always searched. Methods the model cannot use are left out "
+        "with a note")
     prefix_cache: list[bool] = Field(default_factory=lambda: [False, True], description="Prefix cache on/off")
     attention: list[Literal["flash", "naive"]] = Field(default_factory=lambda: ["flash", "naive"])
     risk: Literal["central", "p90"] = Field(

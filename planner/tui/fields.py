@@ -51,15 +51,15 @@ SECTIONS: tuple[tuple[str, tuple[FieldSpec, ...]], ...] = (
     ("Speculative decoding", (
         FieldSpec("speculative.method", "method", "method"),
         FieldSpec("speculative.draft_model", "draft model", "draft", optional=True),
-        FieldSpec("speculative.acceptance_short", "accept short", "float"),
-        FieldSpec("speculative.acceptance_long", "accept long", "float"),
-        FieldSpec("speculative.acceptance_context_tokens", "accept decay tok", "float"),
+        FieldSpec("speculative.acceptance_short", "accept short", "float", optional=True),
+        FieldSpec("speculative.acceptance_long", "accept long", "float", optional=True),
+        FieldSpec("speculative.acceptance_context_tokens", "accept decay tok", "float", optional=True),
     )),
 )
 
 FIELDS: tuple[FieldSpec, ...] = tuple(f for _, group in SECTIONS for f in group)
 HARDWARE_PATH = "search.hardware"
-METHODS = ("none", "draft", "mtp")
+METHODS = ("none", "draft", "eagle3", "mtp", "self", "ngram", "suffix")
 
 
 def describe(path: str, schema: type[BaseModel] = Scenario) -> str:

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from planner.render import tiers
+from planner.render import spec_words, tiers
 from planner.tui.solver import WhatIf
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -95,7 +95,7 @@ class PlanDetail(Static):
         header.append(Text.assemble(
             (f"{plan['hardware']}", "bold"), f" · {plan['hardware_name']} — {plan['replicas']} × "
             f"{plan['chips']} chips ({plan['layout_text']}), batch {plan['batch']}, weights {plan['weight_dtype']}, KV {plan['kv_dtype']} "
-            f"({tiers(plan)}), spec k={plan['spec_k']}, prefix cache {'on' if plan['prefix_cache'] else 'off'}, "
+            f"({tiers(plan)}), speculation {spec_words(plan)}, prefix cache {'on' if plan['prefix_cache'] else 'off'}, "
             f"{plan['attention']} attention"))
         header.append(Text(
             f"${plan['monthly_usd'] or 0:,.0f}/month · ${plan['usd_per_hour'] or 0:,.2f}/h · "

@@ -16,7 +16,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widgets import DataTable
 
-from planner.render import tiers
+from planner.render import spec_words, tiers
 
 Plan = dict[str, Any]
 
@@ -43,7 +43,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("dtypes", "w/kv", lambda p: f"{p['weight_dtype']}/{p['kv_dtype']}",
            lambda p: (p["weight_dtype"], p["kv_dtype"]), numeric=False),
     Column("tiers", "tiers", tiers, lambda p: -p["tier_split"]["hbm"], numeric=False),
-    Column("spec_k", "k", lambda p: str(p["spec_k"]), lambda p: p["spec_k"]),
+    Column("spec_k", "spec", spec_words, lambda p: (p["spec_k"] > 0, p.get("spec_method", ""), p["spec_k"])),
     Column("ttft", "TTFT p95 s", lambda p: _num(p["ttft_p95_s"], ".2f"), lambda p: p["ttft_p95_s"]),
     Column("tpot", "TPOT p95 ms", lambda p: _num(p["tpot_p95_ms"], ".1f"), lambda p: p["tpot_p95_ms"]),
     Column("usd_in", "$/Mtok in", lambda p: _num(p["usd_per_mtok_input"], ".3f"), lambda p: p["usd_per_mtok_input"]),
