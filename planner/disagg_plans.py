@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from planner.disagg_search import LOCATION_SHARED, LOCATIONS, Choice, DisaggEval
-from planner.grid import AXES, Grid, gather
+from planner.grid import AXES, Grid, gather, gather_spec
 from planner.model.types import Load
 from planner.plans import _bill_band, _clean, layout_record, layout_words, scale_out_record
 from planner.quality import four_bit_note
@@ -46,6 +46,17 @@ def plan_row(ev: DisaggEval, choice: Choice) -> dict[str, Any]:
     return plan_rows(ev, [choice])[0]
 
 
+def _decode_drafters(grid, dec_idx, load):
+    """(Spec, load, drafter weight bytes) of each decode option: the drafter varies along the
+    speculation axis (method, k) and its weights with the weight dtype (grid.gather_spec)."""
+    spec_k = np.array([d[6] for d in dec_idx])
+    weight = np.array([d[3] for d in dec_idx])
+    idx = tuple(spec_k if name == "spec_k" else weight if name == "weight_dtype" else np.zeros_like(spec_k)
+                for name in AXES)
+    spec, draft = gather_spec(grid, idx)
+    return spec, load, np.asarray(draft, np.float32)
+
+
 def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
     """Plan rows of (prefill option, decode option) pairs, evaluated together (one vectorised call)."""
     if not choices:
@@ -73,7 +84,7 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
         x50 = twin.transfer_seconds(grid.arch, load.in_median, p_cfg.kv_bytes, bandwidth)
         x95 = twin.transfer_seconds(grid.arch, in_p95, p_cfg.kv_bytes, bandwidth)
         pm = twin.prefill_fleet(grid.arch, p_hw, p_cfg, load, pre, x50, x95, layerwise, p_valid)
-        dm = twin.decode_pool(grid.arch, d_hw, d_cfg, grid.spec, load, np.float32(grid.draft_weight_bytes), d_valid)
+        dm = twin.decode_pool(grid.arch, d_hw, d_cfg, *_decode_drafters(grid, dec_idx, load), d_valid)
         bytes_mean = twin.transfer_bytes(grid.arch, load.in_mean, p_cfg.kv_bytes)
         bytes_p95 = twin.transfer_bytes(grid.arch, in_p95, p_cfg.kv_bytes)
     hours = float(load.hours_per_month)
@@ -109,7 +120,8 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
             "scale_out": scale_out_record(d_lay, d_acc),
             "batch": grid.batch[b], "weight_dtype": grid.weight_dtype[w], "kv_dtype": grid.kv_dtype[kv],
             "tier_split": {"hbm": round(1.0 - tier[0] - tier[1], 4), "dram": tier[0], "nvme": tier[1]},
-            "spec_k": grid.spec_k[s], "attention": grid.attention[a],
+            "spec_k": grid.spec_k[s], "spec_method": grid.spec_method[s] if grid.spec_method else "none",
+            "attention": grid.attention[a],
             "tpot_p50_ms": _clean(dm["tpot_p50_s"][i] * 1e3, 3), "tpot_p95_ms": _clean(dm["tpot_p95_s"][i] * 1e3, 3),
             "tokens_per_step": _clean(dm["tokens_per_step"][i], 4), "occupancy": _clean(dm["occupancy"][i], 4),
             "usd_per_hour": _clean(d_usd, 4), "monthly_usd": _clean(d_usd * hours, 2),

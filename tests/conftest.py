@@ -65,3 +65,21 @@ def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
         return path
 
     return _write
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_kernels():
+    """Each test module compiles kernels for its own grid shapes; a worker that kept every module's
+    executables (and JAX's traces of them) grew past 10 GB over the suite. Drop them between modules:
+    the on-disk executable cache still serves the next module, so this costs loads, not compiles."""
+    yield
+    if "jax" not in sys.modules:
+        return
+    import jax
+
+    from planner import executables, search
+
+    executables.forget()
+    for fn in (search._grid_kernel, search._row_kernel, search._detail_jit):
+        fn.cache_clear()
+    jax.clear_caches()

@@ -65,7 +65,7 @@ def _table_without_timing(text: str) -> str:
 
 def test_every_study_has_a_command() -> None:
     assert {COMMANDS[n][1] for n in COMMANDS} == set(STUDY_FILES)
-    assert len(STUDY_FILES) == 7
+    assert len(STUDY_FILES) == 8
     for name in STUDY_FILES:
         text = (STUDIES / name).read_text(encoding="utf-8")
         assert text.startswith("# Study:"), f"{name}: starts with a comment saying what it asks"

@@ -348,7 +348,14 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
                       host_tiers=evaluated,
                       baseline_host_tiers=(base[0] if base[0] in evaluated else "all") if base is not None else None,
                       spec_methods=[m for m in dict.fromkeys([*grid.spec_method, *methods]) if m != "none"],
-                      baseline_spec_method=best["spec_method"] if best is not None else None)
+                      baseline_spec_method=_spec_method(best))
+
+
+def _spec_method(plan: dict[str, Any] | None) -> str | None:
+    """The speculative method of a plan of either mode (a disaggregated plan's decode pool drafts)."""
+    if plan is None:
+        return None
+    return plan.get("spec_method") or (plan.get("decode") or {}).get("spec_method")
 
 
 def _cheaper(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
