@@ -10,7 +10,7 @@ stale entry is never found. A file that fails its checksum, belongs to another k
 load is ignored and rebuilt: the cache can cost time, never an answer.
 
 Files live in `PLANNER_CACHE_DIR` (default `~/.cache/planner`) under `kernels/`; the oldest are
-removed beyond `KEEP` entries. Entries are pickles, trusted like any file in the user's own cache.
+removed beyond `KEEP` entries (`PLANNER_CACHE_KEEP` overrides). Entries are pickles, trusted like any file in the user's own cache.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ from planner import timing
 
 FORMAT = 2  # the layout of an entry file (below); part of the key
 KEEP = 48  # entries kept (~2-3 MB each): every grid shape the TUI met recently stays warm
+
+
+def _keep() -> int:
+    """Entries kept: KEEP, or `PLANNER_CACHE_KEEP` (the test suite meets ~100 shapes; at 48 it
+    evicted kernels it needed again and compiled them twice)."""
+    try:
+        return max(int(os.environ.get("PLANNER_CACHE_KEEP", KEEP)), 1)
+    except ValueError:
+        return KEEP
 _MAGIC = b"planner-executable\n"
 _PACKAGE = Path(__file__).resolve().parent
 # The code traced into the kernels. A module that a kernel calls must be under one of these, so
@@ -338,7 +347,7 @@ def _prune(folder: Path) -> None:
         except OSError:
             continue
     entries.sort(reverse=True)
-    for _, p in entries[KEEP:]:
+    for _, p in entries[_keep():]:
         _remove(p)
     cutoff = time.time() - 3600  # temp files of a process killed mid-write
     for p in folder.glob(".tmp-*"):

@@ -19,6 +19,10 @@ from typer.testing import CliRunner, Result
 
 from planner.cli import app
 
+# The suite compiles ~100 kernel shapes; keep them all on disk so none is compiled twice
+# (workers and subprocesses inherit this).
+os.environ.setdefault("PLANNER_CACHE_KEEP", "400")
+
 
 @pytest.fixture(autouse=True)
 def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
