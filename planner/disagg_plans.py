@@ -174,6 +174,7 @@ def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str,
         "kv_transfer": transfer,
         "kv_dtype": decode["kv_dtype"],  # one format in both pools: the prefill pool writes what decode reads
         "prefix_cache_lives": prefill["prefix_cache_lives"],
+        "prefix_hit_rate": prefill["prefix_hit_rate"],  # the cache serves the prefill pool
         "ttft_p50_s": prefill["ttft_p50_s"],
         "ttft_p95_s": prefill["ttft_p95_s"],
         "tpot_p50_ms": decode["tpot_p50_ms"],

@@ -122,6 +122,12 @@ def cost_words(plan: dict[str, Any], sc: Any, capex_kind: str | None = None) -> 
     return f"rented at the catalog's $/chip-hour (energy included); {energy_text}"
 
 
+def per_month(plan: dict[str, Any]) -> str:
+    """`$12,345/month`, marked like `bill` when the plan rests on a 4-bit format."""
+    money = f"{render.money(plan['monthly_usd'])}/month"
+    return f"{money} {FOUR_BIT_MARK}" if plan.get("quality_note") else money
+
+
 def bill(plan: dict[str, Any]) -> str:
     """The monthly bill, marked when it rests on a 4-bit format (accuracy not modelled)."""
     money = render.money(plan["monthly_usd"]) + ("*" if plan.get("calibration") == "uncalibrated" else "")
@@ -154,7 +160,7 @@ def write_table(result: SolveResult, top: int) -> None:
             f"batch {b['batch']}, "
             f"weights {b['weight_dtype']}, KV {b['kv_dtype']} ({render.tier_words(b)}), speculation {render.spec_words(b)}, "
             f"prefix cache {'on' if b['prefix_cache'] else 'off'}, {b['attention']} attention\n"
-            f"  {render.money(b['monthly_usd'])}/month ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
+            f"  {per_month(b)} ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
             f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
             f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}\n"
             f"  per chip: weights {mem['weights']:.1f} GB, KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
@@ -212,7 +218,7 @@ def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult) -> No
         f"{render.money(d['monthly_usd'])}/month\n"
         f"  KV transfer: {x['bytes_per_request_mean'] / 1e6:,.0f} MB per request (mean) over {x['link']} at "
         f"{x['gbps']:,.0f} GB/s, {x['seconds_p95']:.3f} s at p95, {x['visible_p95_s']:.3f} s of it in TTFT ({x['overlap']})\n"
-        f"  {render.money(b['monthly_usd'])}/month ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
+        f"  {per_month(b)} ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
         f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
         f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}", markup=False)
     if b["quality_note"]:
@@ -238,4 +244,4 @@ def _write_other_mode(con: Any, result: SolveResult) -> None:
         what = pools_words(plan)
     else:
         what = f"{plan['replicas']} x {plan['chips']} {plan['hardware']}, {plan['layout_text']}, batch {plan['batch']}"
-    con.print(f"  best {other}: {render.money(plan['monthly_usd'])}/month ({delta:+.1f}%): {what}", markup=False)
+    con.print(f"  best {other}: {per_month(plan)} ({delta:+.1f}%): {what}", markup=False)

@@ -53,23 +53,36 @@ def test_no_variant_beats_the_baseline(catalog, rate, tpot, ttft, reuse, think) 
             assert r.delta_pct >= 0.0, r.name
 
 
-@pytest.mark.xfail(reason="KNOWN FAILING after the 2026-11-30 merges of disaggregation, speculative methods and the staged search (issues #12/#15/#16 notes): to fix next session, not hidden", strict=False)
+def _pools(plan: dict) -> list[dict]:
+    """The pools a plan runs: itself when aggregated, its prefill and decode pools when not."""
+    return [plan["prefill"], plan["decode"]] if plan.get("mode") == "disaggregated" else [plan]
+
+
+def _every(plan: dict, key: str, check) -> bool:
+    """`check` holds on `key` in every pool of the plan that has it (and at least one has it)."""
+    values = [pool[key] for pool in _pools(plan) if key in pool]
+    return bool(values) and all(check(v) for v in values)
+
+
 def test_variants_restrict_what_they_say(catalog) -> None:
+    """Each variant holds in whichever serving mode wins: a disaggregated best is checked pool by pool."""
     sc = load_scenario(STUDIES / "prompt-cache-agentic.toml", SMALL, catalog)
     ev = evaluate(sc, catalog, VARIANTS)
     by = {r.name: r.best for r in ev.variants}
-    assert by["no-speculative-decoding"]["spec_k"] == 0
-    assert by["no-kv-quantization"]["kv_dtype"] == "bf16"
-    assert by["no-prefix-cache"]["prefix_cache"] is False
+    assert _every(by["no-speculative-decoding"], "spec_k", lambda k: k == 0)
+    assert _every(by["no-kv-quantization"], "kv_dtype", lambda d: d == "bf16")
+    assert _every(by["no-prefix-cache"], "prefix_cache", lambda on: on is False)
     for name in ("no-kv-offload", "hbm-only"):
-        assert by[name]["tier_split"]["hbm"] == 1.0, name
-    assert by["hbm-only"]["memory_gb_per_chip"]["prefix_cache"] <= by["hbm-only"]["memory_gb_per_chip"]["usable_hbm"]
-    assert by["hbm-dram-only"]["tier_split"]["nvme"] == 0.0
-    assert by["naive-attention"]["attention"] == "naive"
-    assert by["bf16-weights-only"]["weight_dtype"] == "bf16"
-    assert by["gpu-only"]["hardware"] in ("h100-sxm", "b200")
+        assert _every(by[name], "tier_split", lambda t: t["hbm"] == 1.0), name
+    for pool in _pools(by["hbm-only"]):
+        memory = pool["memory_gb_per_chip"]
+        assert (memory.get("prefix_cache") or 0.0) <= memory["usable_hbm"]
+    assert _every(by["hbm-dram-only"], "tier_split", lambda t: t["nvme"] == 0.0)
+    assert _every(by["naive-attention"], "attention", lambda a: a == "naive")
+    assert _every(by["bf16-weights-only"], "weight_dtype", lambda d: d == "bf16")
+    assert _every(by["gpu-only"], "hardware", lambda h: h in ("h100-sxm", "b200"))
     specialist = next(r for r in ev.variants if r.name == "specialist-only")
-    assert specialist.best is None or specialist.best["hardware"] == "groq-lpu"
+    assert specialist.best is None or _every(specialist.best, "hardware", lambda h: h == "groq-lpu")
     cheapest = next(r for r in ev.variants if r.name == "cheapest-hardware-only")
     assert cheapest.description.startswith("only groq-lpu")  # $1.92 < h100-sxm $2.95 < b200 per chip-hour
 

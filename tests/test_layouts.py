@@ -210,7 +210,6 @@ def scenario(**updates) -> Scenario:
     return io.validate(Scenario, with_dotted(data, updates), "test")
 
 
-@pytest.mark.xfail(reason="KNOWN FAILING after the 2026-11-30 merges of disaggregation, speculative methods and the staged search (issues #12/#15/#16 notes): to fix next session, not hidden", strict=False)
 def test_deepseek_v3_at_96k_fits_8xh200_with_attention_dp_and_expert_parallel():
     """#12: at 96k prompts, batch 16, MLA's latent replicated on 8 TP ranks needs more memory than an
     H200 has; attention data-parallelism keeps one copy per rank and fits."""
@@ -226,6 +225,7 @@ def test_deepseek_v3_at_96k_fits_8xh200_with_attention_dp_and_expert_parallel():
                      "search.batch": [16], "search.weight_dtype": ["fp8"], "search.kv_dtype": ["bf16"],
                      "search.dram_fraction": [0.0], "search.nvme_fraction": [0.0], "search.spec_k": [0],
                      "speculative.method": "none", "search.parallelism": ["ep", "dp_attention"],
+                     "search.serving_mode": ["aggregated"],  # the layout of one aggregated instance
                      "workload.input_tokens.max": 120_000, "slo.ttft_p95_s": 120.0})
     from planner.search import solve
 

@@ -135,7 +135,6 @@ def test_the_cli_imports_neither_textual_nor_jax() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.xfail(reason="KNOWN FAILING after the 2026-11-30 merges of disaggregation, speculative methods and the staged search (issues #12/#15/#16 notes): to fix next session, not hidden", strict=False)
 def test_the_real_solver_feeds_the_curve_and_the_what_ifs(doc: ScenarioDocument) -> None:
     """`Solver` (what the TUI's workers call) against `search.solve`: the curve's point at the
     scenario's own prompt median is the solve's best plan on that hardware, and each what-if
@@ -154,10 +153,14 @@ def test_the_real_solver_feeds_the_curve_and_the_what_ifs(doc: ScenarioDocument)
     points = list(solver.prompt_curve(scenario, best["hardware"], cancelled=lambda: False))
     assert [p.input_median for p in points] == curve_medians(scenario, catalog)
     own = next(p for p in points if p.input_median == scenario.workload.input_tokens.median)
-    assert own.monthly_usd == pytest.approx(best["monthly_usd"], rel=1e-6)
+    # the point is that hardware's best over every serving mode searched: never above its aggregated plan
     assert solve(with_prompt_median(scenario, own.input_median, best["hardware"]), catalog).best == own.plan
+    assert own.monthly_usd == pytest.approx(own.plan["monthly_usd"], rel=1e-6)
+    assert own.monthly_usd <= best["monthly_usd"] * (1 + 1e-6)
+    if own.plan.get("mode") != "disaggregated":
+        assert own.monthly_usd == pytest.approx(best["monthly_usd"], rel=1e-6)
     whatifs = solver.whatif(scenario, best["hardware"])
-    assert whatifs and all(w.monthly_usd is None or w.monthly_usd >= best["monthly_usd"] * (1 - 1e-6)
+    assert whatifs and all(w.monthly_usd is None or w.monthly_usd >= own.monthly_usd * (1 - 1e-6)
                            for w in whatifs)
 
 

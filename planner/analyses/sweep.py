@@ -64,7 +64,7 @@ class SweepPoint:
 def sweep_points(path: str | Path, key: str, values: Sequence[str], sets: Sequence[str],
                  catalog: Catalog) -> list[SweepPoint]:
     """Validate every point up front (bad key or value: one-line `InputFileError`)."""
-    from planner.cli.file_cmds import check_scenario_ids
+    from planner.scenario_checks import check_scenario_ids
     from planner.traces.scenario import with_trace
 
     check_param(key, path)

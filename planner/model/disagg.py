@@ -8,7 +8,8 @@ Prefill pool (one prompt at a time per instance, as chunked prefill schedules it
 lives here: in each instance's HBM left over, then host DRAM, then NVMe, as in serving.py, or in one
 pool in the host memory of all prefill instances, see `prefill_pool`):
   service = prefill(uncached tokens) + reload(cached tokens)
-  TTFT_q  = wait_q (M/M/1 at the pool's utilisation) + service_q + visible KV transfer
+  TTFT_q  = wait_q (M/G/1 at the pool's utilisation: Kingman's form with the hit/miss cs^2, as
+            serving.py) + service_q + visible KV transfer
   The most load an instance may carry is the smallest of util_max x capacity and the utilisation
   whose p95 wait still fits the TTFT budget left after the transfer, so the pool's feasibility never
   depends on the arrival rate (as in serving.py). No decode runs here, so TPOT is not its concern.
@@ -21,7 +22,8 @@ KV transfer (per request, prefill instance -> decode instance):
   (DistServe, OSDI 2024): all of X.
 Decode pool (no prefill interference: TPOT = step / tokens per step, no 1 / (1 - rho) stall):
   capacity = batch x tokens per step / (step x output tokens) requests/s per instance; an instance
-  carries at most util_max of it.
+  carries at most util_max of it, and no more than keeps 5 % of requests waiting for a slot
+  (Halfin-Whitt, queueing.slot_load_limit).
 The bill is both pools' chips plus the host memory each occupies (prefix cache, offloaded KV).
 All functions broadcast, so one call evaluates every option of a pool.
 """
@@ -33,7 +35,15 @@ import jax.numpy as jnp
 from planner.model.layouts import kv_share_per_chip
 from planner.model.memory import kv_elems_per_seq, memory_per_chip
 from planner.model.prefill import prefill_time
-from planner.model.queueing import lognormal_quantile, max_rho_for_wait, wait_quantile
+from planner.model.queueing import (
+    capped_lognormal_moments,
+    kingman_service,
+    lognormal_quantile,
+    max_rho_for_wait,
+    slot_load_limit,
+    uncached_scv,
+    wait_quantile,
+)
 from planner.model.serving import GB, MIN_PREFILL_LOAD, Z95, _hit_cells, _prefill_quantile_table, _read
 from planner.model.speculative import speculative_step
 from planner.model.tiers import curve_hit_rate, reload_seconds_per_byte, tier_shares
@@ -65,7 +75,7 @@ def visible_transfer(a: Arch, xfer_s, prefill_s, layerwise) -> jnp.ndarray:
 def _service_quantile(a: Arch, hw: Hw, cfg: Config, ld: Load, hit, reload_per_token, q) -> jnp.ndarray:
     """q-quantile of the prefill service (no queueing): serving.py's table of the hit/miss length
     quantile over HIT_TABLE, read at this hit rate, plus the reload of the cached tokens there."""
-    seconds, cached = _prefill_quantile_table(a, hw, cfg, ld, q)
+    seconds, cached, _ = _prefill_quantile_table(a, hw, cfg, ld, q)
     cells = _hit_cells(hit)
     return _read(seconds, cells) + _read(cached, cells) * reload_per_token
 
@@ -123,8 +133,10 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     cache_on = one.prefix_cache > 0
     dram_used = jnp.where(cache_on, in_dram * working_set, 0.0)
     nvme_used = jnp.where(cache_on, in_nvme * working_set, 0.0)
+    m1, m2 = capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
     return {
         "service_s": service,
+        "service_scv": uncached_scv(m1, m2, hit, ld.prefix_reuse),
         "service50_s": _service_quantile(a, hw, one, ld, hit, reload_per_token, 0.5),
         "service95_s": _service_quantile(a, hw, one, ld, hit, reload_per_token, 0.95),
         "mem_ratio": used / hbm_cap,
@@ -147,7 +159,8 @@ def prefill_fleet(a: Arch, hw: Hw, cfg: Config, ld: Load, pre: dict[str, jnp.nda
     vis50 = visible_transfer(a, xfer50_s, pre["service50_s"], layerwise)
     vis95 = visible_transfer(a, xfer95_s, pre["service95_s"], layerwise)
     zero_load95 = pre["service95_s"] + vis95
-    rho_cap = max_rho_for_wait(ld.ttft_slo_s - zero_load95, service, 0.95)
+    waits_like = kingman_service(service, pre["service_scv"])  # M/G/1 in the M/M/1 form (queueing.py)
+    rho_cap = max_rho_for_wait(ld.ttft_slo_s - zero_load95, waits_like, 0.95)
     mu = 1.0 / service
     lam_max = jnp.minimum(ld.util_max * mu, jnp.maximum(rho_cap, 0.0) / service)
     headroom = rho_cap >= MIN_PREFILL_LOAD
@@ -155,8 +168,8 @@ def prefill_fleet(a: Arch, hw: Hw, cfg: Config, ld: Load, pre: dict[str, jnp.nda
     replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas
     replicas = jnp.where(headroom, replicas, jnp.inf)
     rho = ld.arrival_rps / replicas * service
-    ttft50 = wait_quantile(rho, service, 0.5) + pre["service50_s"] + vis50
-    ttft95 = jnp.where(headroom, wait_quantile(rho, service, 0.95) + zero_load95, zero_load95)
+    ttft50 = wait_quantile(rho, waits_like, 0.5) + pre["service50_s"] + vis50
+    ttft95 = jnp.where(headroom, wait_quantile(rho, waits_like, 0.95) + zero_load95, zero_load95)
     draw = ld.idle_power_fraction + (1.0 - ld.idle_power_fraction) * jnp.clip(rho, 0.0, 1.0)
     inst_usd_h = cfg.chips * (hw.usd_per_hour + hw.power_usd_per_hour * draw + pre["host_usd_per_chip_hour"])
     fleet_usd_h = replicas * inst_usd_h
@@ -204,7 +217,9 @@ def decode_pool(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight
     step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
     tpot50, tpot95 = step50 / tok50, step95 / tok95
     mu = batch * tok50 / (step50 * ld.out_mean)
-    replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / (ld.util_max * mu)), 1.0)
+    # busy slots at most where 5 % of requests wait for one (Halfin-Whitt, as aggregated serving)
+    lam_slots = slot_load_limit(batch) * tok50 / (step50 * ld.out_mean)
+    replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.minimum(ld.util_max * mu, lam_slots)), 1.0)
     replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas
     occupancy = ld.arrival_rps / replicas / mu
     draw = ld.idle_power_fraction + (1.0 - ld.idle_power_fraction) * jnp.clip(occupancy, 0.0, 1.0)

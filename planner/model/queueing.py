@@ -60,3 +60,88 @@ def mixture_log_quantile(mu_a, mu_b, weight_a, sigma, cap_log_a, cap_log_b, q, i
         lo = jnp.where(below, mid, lo)
         hi = jnp.where(below, hi, mid)
     return hi
+
+
+# ---- the prefill queue is M/G/1, the decode slots M/G/c, TPOT has a per-request tail ----------------
+# Checked against the iteration-level simulator (planner/simulate; README "Simulation"): with the
+# M/M/1 forms alone the screen was 20x optimistic on agentic-coding's TTFT p95 and 2.6x on its TPOT p95.
+
+SLOT_WAIT_BETA = 1.7398362717904001
+"""Halfin-Whitt: with c slots and offered load a = c - beta sqrt(a), the probability that a request
+waits for a slot is (1 + beta Phi(beta) / phi(beta))^-1; this beta makes it 5 %, so slot waits stay
+out of the p95 (Halfin & Whitt 1981, Operations Research 29(3); solved with scipy's brentq)."""
+
+
+def capped_lognormal_moments(median, sigma, cap):
+    """(E[X], E[X^2]) of min(X, cap) for a log-normal X: the capped prompt lengths' first two moments."""
+    mu = jnp.log(median)
+    s = jnp.maximum(sigma, 1e-6)
+    z = (jnp.log(cap) - mu) / s
+    below = ndtr(z)
+    # e^(mu + s^2/2) overflows for very wide spreads while Phi(z - s) underflows: multiply in logs,
+    # and never above what the uncapped part can hold (cap^k x P(L < cap))
+    tiny = 1.2e-38
+    part1 = jnp.exp(jnp.minimum(mu + 0.5 * s * s + jnp.log(jnp.maximum(ndtr(z - s), tiny)), 80.0))
+    part2 = jnp.exp(jnp.minimum(2.0 * mu + 2.0 * s * s + jnp.log(jnp.maximum(ndtr(z - 2.0 * s), tiny)), 80.0))
+    m1 = jnp.minimum(part1, cap * below) + cap * (1.0 - below)
+    m2 = jnp.minimum(part2, cap * cap * below) + cap * cap * (1.0 - below)
+    return m1, m2
+
+
+def uncached_scv(m1, m2, hit, reuse):
+    """Squared coefficient of variation of a request's uncached tokens U (prefill time is ~linear in
+    them): U = L on a miss, (1 - r) L on a hit (probability `hit`), so
+    E[U] = E[L] (1 - r h) and E[U^2] = E[L^2] (1 - h + h (1 - r)^2)."""
+    first = m1 * (1.0 - reuse * hit)
+    second = m2 * (1.0 - hit + hit * (1.0 - reuse) ** 2)
+    return jnp.maximum(second / jnp.maximum(first * first, 1e-30) - 1.0, 0.0)
+
+
+def kingman_service(service_s, scv):
+    """The service time that puts an M/G/1 queue into `wait_quantile`'s M/M/1 form: the
+    Pollaczek-Khinchine mean wait is the M/M/1 one times (1 + cs^2) / 2, and the tail keeps the
+    exponential shape at that mean (Kingman's heavy-traffic approximation; Tijms, A First Course in
+    Stochastic Models, 2003, sec. 2.5). Heavy-tailed prompts (cs^2 ~ 7 for agentic sessions) wait
+    ~4x longer than M/M/1 says; near-constant ones (cs^2 ~ 0.25) ~0.6x."""
+    return service_s * 0.5 * (1.0 + scv)
+
+
+def slot_load_limit(slots):
+    """Largest offered load a (mean busy slots) of `slots` slots whose chance of waiting for a slot
+    stays at 5 %: a + beta sqrt(a) = c (Halfin-Whitt square-root staffing, solved for a)."""
+    root = 0.5 * (-SLOT_WAIT_BETA + jnp.sqrt(SLOT_WAIT_BETA**2 + 4.0 * slots))
+    return root * root
+
+
+def max_rate_for_slots(max_load, fixed_s, decode_s, stall_per_rate):
+    """Largest arrival rate whose busy slots lambda x lifetime stay within `max_load`, where a
+    request holds its slot for fixed_s + decode_s / (1 - lambda x stall_per_rate) (decode stretched
+    by the prefills it shares steps with). The smaller root of
+    -A lambda^2 + B lambda - max_load = 0, A = fixed_s x stall_per_rate, B = fixed_s + decode_s +
+    max_load x stall_per_rate, in the cancellation-free form."""
+    a = fixed_s * stall_per_rate
+    b = fixed_s + decode_s + max_load * stall_per_rate
+    disc = jnp.maximum(b * b - 4.0 * a * max_load, 0.0)
+    return 2.0 * max_load / jnp.maximum(b + jnp.sqrt(disc), 1e-30)
+
+
+def tpot_tail_sd(rho, tpot_mean, prefill_s, scv, decode_steps):
+    """Standard deviation of one request's TPOT across requests. A request decoding for N steps
+    shares them with the prefills that arrive meanwhile (Poisson, rate lambda, over its lifetime
+    N x TPOT); their total time is compound Poisson with variance lambda N TPOT E[S^2], spread
+    over N tokens: sd = sqrt(rho TPOT S (1 + cs^2) / N) with rho = lambda S. The mean stall
+    1 / (1 - rho) is the screen's TPOT; this is the spread the simulator showed around it."""
+    return jnp.sqrt(jnp.maximum(rho, 0.0) * tpot_mean * prefill_s * (1.0 + scv) / jnp.maximum(decode_steps, 1.0))
+
+
+def max_rho_for_tpot(slo_s, tpot_zero_s, prefill_s, scv, decode_steps, z):
+    """Largest prefill load rho whose TPOT quantile T + z sd meets `slo_s`, with T = tpot_zero /
+    (1 - rho) and sd from `tpot_tail_sd` at T. With g = rho / (1 - rho) and y = sqrt(g) the
+    condition a (1 + g) + z sqrt(a c g) = slo (a = tpot_zero, c = S (1 + cs^2) / N) is a quadratic
+    in y, solved exactly; negative when even an idle instance misses the SLO."""
+    a = jnp.maximum(tpot_zero_s, 1e-30)
+    b = z * jnp.sqrt(a * prefill_s * (1.0 + scv) / jnp.maximum(decode_steps, 1.0))
+    slack = slo_s - a
+    y = 2.0 * jnp.maximum(slack, 0.0) / (b + jnp.sqrt(b * b + 4.0 * a * jnp.maximum(slack, 0.0)) + 1e-300)
+    g = y * y
+    return jnp.where(slack >= 0.0, g / (1.0 + g), slack / slo_s)

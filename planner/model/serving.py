@@ -2,13 +2,19 @@
 
 Per instance (one replica on `chips` chips, up to `batch` sequences in flight):
 - capacity mu (requests/s) = 1 / (E[prefill service] + E[output] * step / (E_tokens * batch));
-- the most load one instance may carry is the smallest of: util_max * mu; the prefill utilisation
-  whose p95 wait still fits the TTFT SLO (bisection); the one whose decode stall still fits the
-  TPOT SLO. Replicas = ceil(arrival / that load), so operators over-provision to meet latency and a
-  configuration's feasibility never depends on the arrival rate (the bill is monotone in it);
-- prefill queue: rho_p = lambda_i * E[prefill service]; TTFT_q = wait_q + prefill(length quantile)
-  + (1 + q) decode steps (the residual of the running step, then the mixed step that emits the token);
-- TPOT_q = step(batch, context quantile) / E_tokens / (1 - rho_p): decode pauses while prefills run;
+- the most load one instance may carry is the smallest of: util_max * mu; the load at which 5 % of
+  requests wait for a decode slot (Halfin-Whitt); the prefill load whose p95 wait still fits the
+  TTFT SLO; the one whose TPOT p95 still fits the TPOT SLO. Replicas = ceil(arrival / that load),
+  so operators over-provision to meet latency and a configuration's feasibility never depends on
+  the arrival rate (the bill is monotone in it);
+- prefill queue, M/G/1: the server is held for the prefill and the decode of the chunked steps it
+  rides in; its service varies with the uncached tokens (cs^2 of the hit/miss mixture of capped
+  log-normal prompts), so the M/M/1 wait is scaled by (1 + cs^2) / 2 (Kingman);
+  TTFT_q = wait_q + prefill(length quantile) + (q + chunks) decode steps (the residual of the
+  running step, then the mixed steps the prompt's chunks ride in, the last emitting the token);
+- TPOT_q = step(batch, context quantile) / E_tokens / (1 - rho_p) (decode shares steps with
+  prefills) + z_q x the spread of that stall across requests (compound Poisson over a request's
+  decode steps; queueing.tpot_tail_sd);
 - prefix-cache hits (see tiers.py: a replayed hit-rate curve) shorten prefill to the uncached tokens
   plus a reload.
 All quantities broadcast, so one call evaluates the whole search grid.
@@ -18,9 +24,21 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from planner.model.memory import kv_elems_per_seq, kv_share_per_chip, memory_per_chip
+from planner.model.memory import kv_elems_per_seq, kv_share_per_chip, memory_per_chip, prefill_chunk_tokens
 from planner.model.prefill import prefill_time
-from planner.model.queueing import lognormal_quantile, max_rho_for_wait, mixture_log_quantile, wait_quantile
+from planner.model.queueing import (
+    capped_lognormal_moments,
+    kingman_service,
+    lognormal_quantile,
+    max_rate_for_slots,
+    max_rho_for_tpot,
+    max_rho_for_wait,
+    mixture_log_quantile,
+    slot_load_limit,
+    tpot_tail_sd,
+    uncached_scv,
+    wait_quantile,
+)
 from planner.model.speculative import speculative_step
 from planner.model.staging import computed_once
 from planner.model.tiers import curve_hit_rate, reload_seconds_per_byte, tier_shares
@@ -71,19 +89,14 @@ def _config_ndim(hw: Hw, cfg: Config) -> int:
     return max(jnp.ndim(x) for x in (*hw, *cfg))
 
 
-def _prefill_quantile_table(a, hw, cfg, ld, q):
-    """(prefill seconds, cached tokens) of the q-quantile TTFT service at every hit rate of
-    HIT_TABLE, without queueing or reload.
+def _length_quantile_table(ld, q):
+    """(uncached tokens, cached tokens) of the q-quantile prefill at every hit rate of HIT_TABLE.
 
     Prefill time is driven by the uncached tokens U: U = L on a miss, (1 - r) L on a hit, so log U
     is a mixture of two log-normals with the same sigma, shifted by ln(1 - r). Its q-quantile u is
     solved by bisection on the mixture CDF; it depends on the configuration only through the hit
     rate, so it is solved on HIT_TABLE (scenario scalars). The cached tokens at u are the hit
-    component's share of the density times u r / (1 - r). With r = 0 both components coincide.
-    Prefill time at those lengths depends on few configuration axes (hardware, layout, dtypes,
-    attention kernel, not batch, tiers or speculation), so it is evaluated on the table at that
-    reduced shape and interpolated per configuration (`_read`): the search's most expensive term,
-    computed ~1,000x less often. Load fields are scalars here (one scenario per call)."""
+    component's share of the density times u r / (1 - r). With r = 0 both components coincide."""
     keep = 1.0 - ld.prefix_reuse
     mu_miss = jnp.log(ld.in_median)
     mu_hit = mu_miss + jnp.log(keep)
@@ -94,10 +107,34 @@ def _prefill_quantile_table(a, hw, cfg, ld, q):
     dens_miss = (1.0 - HIT_TABLE) * jnp.exp(-0.5 * ((x - mu_miss) / s) ** 2)
     hit_share = dens_hit / jnp.maximum(dens_hit + dens_miss, 1e-30)
     uncached = jnp.exp(x)
-    cached = hit_share * uncached * ld.prefix_reuse / keep
+    return uncached, hit_share * uncached * ld.prefix_reuse / keep
+
+
+def _prefill_quantile_table(a, hw, cfg, ld, q):
+    """(prefill seconds, cached tokens, uncached tokens) of the q-quantile TTFT service at every hit
+    rate of HIT_TABLE, without queueing or reload (lengths from `_length_quantile_table`).
+
+    Prefill time at those lengths depends on few configuration axes (hardware, layout, dtypes,
+    attention kernel, not batch, tiers or speculation), so it is evaluated on the table at that
+    reduced shape and interpolated per configuration (`_read`): the search's most expensive term,
+    computed ~1,000x less often. Load fields are scalars here (one scenario per call)."""
+    uncached, cached = _length_quantile_table(ld, q)
     ndim = _config_ndim(hw, cfg)
     seconds = prefill_time(a, hw, cfg, _along_hit(uncached, ndim), _along_hit(cached, ndim))
-    return seconds, cached
+    return seconds, cached, uncached
+
+
+def prefill_steps(uncached, budget):
+    """Engine steps a prompt of `uncached` tokens spans when each step gives prefill `budget` tokens
+    (chunked prefill): each of them also carries the running batch's decode."""
+    return jnp.maximum(jnp.ceil(uncached / budget), 1.0)
+
+
+def prefill_budget(a, hw, cfg):
+    """Prompt tokens per engine step: the chunk less the decode tokens the running batch scores in
+    it (batch x (k + 1), as vLLM's max_num_batched_tokens counts them), never under 1/8 of the chunk."""
+    chunk = prefill_chunk_tokens(a, hw, cfg)
+    return jnp.maximum(chunk - cfg.batch * (cfg.spec_k + 1.0), chunk / 8.0)
 
 
 def _mean_prefill_table(a, hw, cfg, ld):
@@ -187,30 +224,48 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         cached_mean = ld.prefix_reuse * ld.in_mean * hit
         cells = _hit_cells(hit)
         prefill_mean = _mean_prefill_table(a, hw, cfg, ld)
-        prefill50, cached50 = _prefill_quantile_table(a, hw, cfg, ld, 0.5)
-        prefill95, cached95 = _prefill_quantile_table(a, hw, cfg, ld, 0.95)
+        prefill50, cached50, uncached50 = _prefill_quantile_table(a, hw, cfg, ld, 0.5)
+        prefill95, cached95, uncached95 = _prefill_quantile_table(a, hw, cfg, ld, 0.95)
         s_prefill = _read(prefill_mean, cells) + cached_mean * reload_per_token
         mu = 1.0 / (s_prefill + decode_per_req)
+        # the prefill queue's server works through prompt tokens `budget` per step, each step also
+        # carrying the batch's decode (under load prompts share steps, so this is per token); its
+        # service varies as the uncached tokens do (hit/miss mixture)
+        budget = prefill_budget(a, hw, cfg)
+        s_queue = s_prefill + (ld.in_mean - cached_mean) / budget * md["step50"]
+        m1, m2 = capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
+        scv = uncached_scv(m1, m2, hit, ld.prefix_reuse)
         return dict(hit=hit, working_set=working_set, in_dram=in_dram, in_nvme=in_nvme,
                     reload_per_token=reload_per_token, cells=cells, prefill50=prefill50, cached50=cached50,
-                    prefill95=prefill95, cached95=cached95, s_prefill=s_prefill, mu=mu)
+                    prefill95=prefill95, cached95=cached95, uncached50=uncached50, uncached95=uncached95,
+                    s_prefill=s_prefill, mu=mu, budget=budget,
+                    s_queue=s_queue, scv=scv)
 
     pc = computed_once(prefix_cache_and_prefill, hw.mem_bw)
     hit, working_set, in_dram, in_nvme = pc["hit"], pc["working_set"], pc["in_dram"], pc["in_nvme"]
     s_prefill, mu = pc["s_prefill"], pc["mu"]
+    s_queue, scv = pc["s_queue"], pc["scv"]
+    s_wait = kingman_service(s_queue, scv)  # M/G/1 in wait_quantile's M/M/1 form
+    decode_steps = ld.out_median / tok50  # of the median request: the TPOT tail's averaging length
 
     def load_per_instance():
         cells, reload_per_token = pc["cells"], pc["reload_per_token"]
         prefill50, cached50, prefill95, cached95 = pc["prefill50"], pc["cached50"], pc["prefill95"], pc["cached95"]
         # a new request joins when the running step ends (a uniform residual: its q-quantile is q steps)
-        # and its prefill runs inside the next, mixed step, whose first token leaves with the batch's
-        # decode (one more step): continuous batching adds (1 + q) steps to the prefill itself
-        service50 = _read(prefill50, cells) + _read(cached50, cells) * reload_per_token + 1.5 * step50
-        service95 = _read(prefill95, cells) + _read(cached95, cells) * reload_per_token + 1.95 * step95
-        rho_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_prefill, 0.95)
-        rho_tpot = 1.0 - step95 / tok95 / ld.tpot_slo_s
-        rho_cap = jnp.minimum(rho_ttft, rho_tpot)
-        lam_max = jnp.minimum(ld.util_max * mu, jnp.maximum(rho_cap, 0.0) / s_prefill)
+        # and its prefill runs in chunks inside the next mixed steps, the last of which emits its
+        # first token with the batch's decode: continuous batching adds (q + chunks) steps
+        budget = pc["budget"]
+        steps50 = prefill_steps(_read(pc["uncached50"], cells), budget)
+        steps95 = prefill_steps(_read(pc["uncached95"], cells), budget)
+        service50 = _read(prefill50, cells) + _read(cached50, cells) * reload_per_token + (0.5 + steps50) * step50
+        service95 = _read(prefill95, cells) + _read(cached95, cells) * reload_per_token + (0.95 + steps95) * step95
+        lam_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_wait, 0.95) / s_queue
+        rho_tpot = max_rho_for_tpot(ld.tpot_slo_s, step95 / tok95, s_prefill, scv, decode_steps, Z95)
+        rho_cap = jnp.minimum(lam_ttft * s_prefill, rho_tpot)  # the prefill load the SLOs allow
+        # decode slots: a request holds one from admission to its last token; at most the load at
+        # which 5 % of requests wait for one (decode stretched by the prefill stall)
+        lam_slots = max_rate_for_slots(slot_load_limit(cfg.batch), service50, ld.out_mean * step50 / tok50, s_prefill)
+        lam_max = jnp.minimum(jnp.minimum(ld.util_max * mu, lam_slots), jnp.maximum(rho_cap, 0.0) / s_prefill)
         replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.maximum(lam_max, 1e-12)), 1.0)
         replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas  # whole systems of `cfg.replicas` instances
         headroom = rho_cap >= MIN_PREFILL_LOAD
@@ -224,11 +279,12 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     service50, service95, rho_cap, headroom = inst["service50"], inst["service95"], inst["rho_cap"], inst["headroom"]
     replicas, lam, rho_p = inst["replicas"], inst["lam"], inst["rho_p"]
 
-    ttft50 = wait_quantile(rho_p, s_prefill, 0.5) + service50
-    ttft95 = jnp.where(headroom, wait_quantile(rho_p, s_prefill, 0.95) + service95, service95)
+    rho_queue = lam * s_queue
+    ttft50 = wait_quantile(rho_queue, s_wait, 0.5) + service50
+    ttft95 = jnp.where(headroom, wait_quantile(rho_queue, s_wait, 0.95) + service95, service95)
     stall = 1.0 / jnp.maximum(1.0 - rho_p, 1e-6)
     tpot50 = step50 / tok50 * stall
-    tpot95 = step95 / tok95 * stall
+    tpot95 = step95 / tok95 * stall + Z95 * tpot_tail_sd(rho_p, tpot50, s_prefill, scv, decode_steps)
 
     # cost: chips plus the host memory the plan occupies (offloaded KV and prefix cache)
     dram_used = mem["kv_dram"] + jnp.where(cfg.prefix_cache > 0, in_dram * working_set, 0.0)
@@ -279,6 +335,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         "prefix_cache_gb": working_set * hit / GB,
         "step_s": step50,
         "prefill_s": s_prefill,
+        "prefill_queue_s": s_queue,
+        "prefill_scv": scv,
         "worst_ratio": worst,
         "binding": jnp.argmax(ratios, axis=-1),
         "ratios": ratios,

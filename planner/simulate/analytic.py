@@ -1,9 +1,10 @@
 """The analytic screen's figures for one plan, at any percentile, from the same model the search runs.
 
 `evaluate_serving` (planner/model/serving.py) reports p50 and p95; the simulator also shows p99. This
-module restates the lines of `evaluate_serving` that depend on the percentile q (TTFT = M/M/1
+module restates the lines of `evaluate_serving` that depend on the percentile q (TTFT = M/G/1
 wait_q + prefill at the length quantile of the hit/miss mixture, read from the model's own table,
-+ (1 + q) steps; TPOT = step at the batch-mean context quantile / tokens per step / (1 - rho)), on
++ (q + chunks) steps; TPOT = step at the batch-mean context quantile / tokens per step / (1 - rho)
++ z_q x the stall's spread across requests), on
 top of the intermediate values evaluate_serving returns. tests/test_simulate.py checks that q = 0.5 and 0.95 reproduce evaluate_serving's p50 and
 p95 exactly, so the two cannot drift apart.
 """
@@ -32,6 +33,10 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
     lam = float(ld.arrival_rps) / instances
     s_prefill = float(out["prefill_s"])
     rho = lam * s_prefill
+    scv = float(out["prefill_scv"])
+    s_queue = float(out["prefill_queue_s"])
+    s_wait = float(m["queueing"].kingman_service(np.float64(s_queue), np.float64(scv)))
+    budget = float(m["serving"].prefill_budget(a, hw, cfg))
     hit = float(out["prefix_hit_rate"])
     reload_per_token = _reload_per_token(m, plan, out)
     mean_ctx = float(ld.in_mean) + float(ld.out_mean) / 2.0
@@ -39,6 +44,10 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
     lognormal_sd = float(ld.in_mean) * np.sqrt(max(np.expm1(min(float(ld.in_sigma) ** 2, 80.0)), 0.0))
     in_sd = min(lognormal_sd, np.sqrt(max(float(ld.in_mean) * (float(ld.in_cap) - float(ld.in_mean)), 0.0)))
     stall = 1.0 / max(1.0 - rho, 1e-6)
+    step50, tok50 = m["speculative"].speculative_step(a, hw, cfg, spec, cfg.batch, np.float64(mean_ctx))
+    tpot50 = float(step50) / float(tok50) * stall
+    spread = float(q_mod.tpot_tail_sd(np.float64(rho), np.float64(tpot50), np.float64(s_prefill), np.float64(scv),
+                                      np.float64(float(ld.out_median) / float(tok50))))
     ttft, tpot = {}, {}
     for q in QUANTILES:
         z = float(q_mod.ndtri(np.float64(q)))
@@ -46,22 +55,25 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
         if q == 0.5:
             ctx = mean_ctx
         step, tok = m["speculative"].speculative_step(a, hw, cfg, spec, cfg.batch, np.float64(ctx))
-        service = _service(m, plan, hit, reload_per_token, q)
-        ttft[q] = float(q_mod.wait_quantile(np.float64(rho), np.float64(s_prefill), q)) + service + (1.0 + q) * float(step)
-        tpot[q] = float(step) / float(tok) * stall
+        service, uncached = _service(m, plan, hit, reload_per_token, q)
+        steps = float(m["serving"].prefill_steps(np.float64(uncached), np.float64(budget)))
+        ttft[q] = (float(q_mod.wait_quantile(np.float64(lam * s_queue), np.float64(s_wait), q)) + service
+                   + (q + steps) * float(step))
+        tpot[q] = float(step) / float(tok) * stall + z * spread
     return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit,
             "replicas": instances, "screen_replicas": float(out["replicas"]),
             "ttft_p95_screen_s": float(out["ttft_p95_s"]), "tpot_p95_screen_s": float(out["tpot_p95_s"])}
 
 
-def _service(m, plan: SimPlan, hit: float, reload_per_token: float, q: float) -> float:
-    """Prefill plus reload at the q-quantile of the hit/miss mixture of prompt lengths, as
-    evaluate_serving reads it (its table over hit rates, interpolated at the plan's hit rate)."""
+def _service(m, plan: SimPlan, hit: float, reload_per_token: float, q: float) -> tuple[float, float]:
+    """(prefill plus reload, uncached tokens) at the q-quantile of the hit/miss mixture of prompt
+    lengths, as evaluate_serving reads them (its tables over hit rates, at the plan's hit rate)."""
     pool, ld = plan.serve, plan.load
     s = m["serving"]
-    seconds, cached = s._prefill_quantile_table(pool.arch, pool.hw, pool.cfg, ld, q)
+    seconds, cached, uncached = s._prefill_quantile_table(pool.arch, pool.hw, pool.cfg, ld, q)
     cells = s._hit_cells(np.float64(hit))
-    return float(s._read(seconds, cells)) + float(s._read(cached, cells)) * reload_per_token
+    return (float(s._read(seconds, cells)) + float(s._read(cached, cells)) * reload_per_token,
+            float(s._read(uncached, cells)))
 
 
 def _reload_per_token(m, plan: SimPlan, out) -> float:

@@ -1,0 +1,51 @@
+"""Checks of a scenario against the catalog that a schema cannot make: every ID it names exists, its
+speculative method suits the model, a draft model shares the tokenizer and is smaller. Used by the
+CLI when it loads a file and by analyses (sweep) that build scenarios themselves; errors name the
+file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from planner import render
+from planner.catalog import Catalog, for_scenario, tokenizer_mismatch
+from planner.errors import InputFileError, UnknownIdError
+from planner.schema import Scenario
+
+
+def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path) -> None:
+    """Every catalog ID the scenario names must exist; the error names the file and the field."""
+    catalog = for_scenario(catalog, scenario)
+    refs: list[tuple[str, str, str]] = [("model.id", scenario.model.id, "model")]
+    if scenario.speculative.draft_model is not None:
+        refs.append(("speculative.draft_model", scenario.speculative.draft_model, "model"))
+    if isinstance(scenario.search.hardware, list):
+        refs += [(f"search.hardware[{i}]", hw, "hardware") for i, hw in enumerate(scenario.search.hardware)]
+    for field, ident, what in refs:
+        try:
+            catalog.model(ident) if what == "model" else catalog.accelerator(ident)
+        except UnknownIdError as exc:
+            raise UnknownIdError(f"{source}: {field}: {exc}") from None
+    spec = scenario.speculative
+    from planner.speculative_methods import check_curve, incompatibility
+
+    problem = check_curve(spec)
+    if problem:
+        raise InputFileError(f"{source}: speculative.curves: {problem}")
+    if spec.method not in ("none", "draft"):
+        why = incompatibility(spec.method, catalog, catalog.model(scenario.model.id), spec)
+        if why:
+            raise InputFileError(f"{source}: speculative.method: {why}")
+    if spec.method == "draft" and spec.draft_model is not None:
+        from planner.model.arch import param_counts
+
+        draft, target = catalog.model(spec.draft_model), catalog.model(scenario.model.id)
+        mismatch = tokenizer_mismatch(draft, target)
+        if mismatch:
+            raise InputFileError(f"{source}: speculative.draft_model: {mismatch}")
+        draft_n, target_n = param_counts(draft).total, param_counts(target).total
+        if draft_n >= target_n:
+            raise InputFileError(
+                f"{source}: speculative.draft_model: '{draft.id}' ({render.count(draft_n)} parameters) is not "
+                f"smaller than the model '{target.id}' ({render.count(target_n)}); a draft model must be smaller "
+                "than the model it drafts for")
