@@ -6,12 +6,16 @@ feeds the bill, the TTFT, the TPOT and the binding ratio, so the whole chain beh
 hit rate, prefill service, the queue's utilisation cap) ran once per output, and the search did 4x
 the work it needed (`planner bench`). Neither `optimization_barrier` nor a dynamic-update-slice
 stops this fusion; a conditional does: its branches are separate computations whose results are
-stored. `computed_once` runs a stage as both branches of one conditional, so which branch the
-runtime predicate picks does not matter. The numpy twin (numpy_reference.py) calls the stage directly.
+stored. `computed_once` runs a stage as the taken branch of a conditional whose predicate is always
+true (no float is below -inf, NaN included) but a runtime value, so XLA keeps the conditional; the
+other branch only returns zeros of the stage's shapes. (Both branches used to be the stage: correct
+for any predicate, but XLA compiled every stage twice, four times when nested, and the suite's
+~150 kernels took 30+ s each to compile.) The numpy twin (numpy_reference.py) calls the stage directly.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -20,4 +24,16 @@ def computed_once(stage, probe):
     """`stage()` with its results stored once for all their consumers. `probe` is any traced array
     (its value is irrelevant): the predicate must be a runtime value or XLA folds the conditional away."""
     first = jnp.ravel(probe)[0]
-    return lax.cond(first == first, stage, stage)
+    jaxpr, shapes = jax.make_jaxpr(stage, return_shape=True)()  # outputs' shapes, dtypes, device variance
+
+    def unreachable():
+        return jax.tree.unflatten(jax.tree.structure(shapes), [_zeros_like(a) for a in jaxpr.out_avals])
+
+    return lax.cond(jnp.logical_not(first < -jnp.inf), stage, unreachable)
+
+
+def _zeros_like(aval):
+    """Zeros of an abstract value, varying over the same manual mesh axes (inside shard_map)."""
+    zeros = jnp.zeros(aval.shape, aval.dtype)
+    varying = getattr(getattr(aval, "manual_axis_type", None), "varying", frozenset())
+    return lax.pcast(zeros, tuple(sorted(varying)), to="varying") if varying else zeros
