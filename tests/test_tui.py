@@ -520,6 +520,9 @@ async def test_80x24_shows_plan_rows_with_focus_on_the_table(tmp_path: Path) -> 
         table = app.main.query_one(PlansTable)
         assert app.focused is table
         assert table.row_count == 4 and table.size.height >= 6  # header + at least five rows
+        # the bill is the second column, so it is on screen without scrolling sideways
+        assert [c.key.value for c in table.columns.values()][:2] == ["hardware", "monthly"]
+        assert "$/month" in app.export_screenshot()
         assert not app.main.query_one("#scenario-panel").display  # collapsed; ctrl+b shows it
         await pilot.press("ctrl+b")
         await pilot.pause()

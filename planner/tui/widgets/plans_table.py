@@ -36,6 +36,9 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("hardware", "hardware", lambda p: p["hardware"], lambda p: p["hardware"], numeric=False),
+    # the answer comes first: at 80 columns the table scrolls sideways and the bill stays in view
+    Column("monthly", "$/month", lambda p: _num(p["monthly_usd"], ",.0f") + (" 4b" if p.get("quality_note") else ""),
+           lambda p: p["monthly_usd"]),
     Column("chips", "chips", lambda p: str(p["chips"]), lambda p: p["chips"]),
     Column("replicas", "×", lambda p: str(p["replicas"]), lambda p: p["replicas"]),
     Column("layout", "layout", lambda p: p["layout_text"], lambda p: p["layout_text"], numeric=False),
@@ -49,8 +52,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("usd_in", "$/Mtok in", lambda p: _num(p["usd_per_mtok_input"], ".3f"), lambda p: p["usd_per_mtok_input"]),
     Column("usd_out", "$/Mtok out", lambda p: _num(p["usd_per_mtok_output"], ".3f"),
            lambda p: p["usd_per_mtok_output"]),
-    Column("monthly", "$/month", lambda p: _num(p["monthly_usd"], ",.0f") + (" 4b" if p.get("quality_note") else ""),
-           lambda p: p["monthly_usd"]),
     Column("binding", "binding", lambda p: p["binding"], lambda p: p["binding"], numeric=False),
 )
 
@@ -137,8 +138,9 @@ class PlansTable(DataTable):
             cells = [Text(c.cell(p), justify="right" if c.numeric else "left") for c in COLUMNS]
             self.add_row(*cells, key=p["hardware"])
         for x in sorted(self._infeasible, key=lambda x: x["hardware"]):
-            cells = [Text(x["hardware"], style="dim")] + [Text("") for _ in COLUMNS[1:-1]]
-            cells.append(Text(short_reason(x), style="dim italic"))
+            # the reason sits where a plan shows its bill, so it stays in view on a narrow terminal
+            cells = [Text(x["hardware"], style="dim"), Text(short_reason(x), style="dim italic")]
+            cells += [Text("") for _ in COLUMNS[2:]]
             self.add_row(*cells, key=x["hardware"])
         keys = [p["hardware"] for p in plans] + sorted(x["hardware"] for x in self._infeasible)
         if previous in keys:
