@@ -173,10 +173,13 @@ def for_scenario(catalog: Catalog, scenario) -> Catalog:
 
 
 def resolve_scenario_paths(scenario, source: Path | str):
-    """Make the scenario's catalog files and a config.json model reference absolute (relative to the
-    scenario file), so later lookups do not depend on the working directory."""
+    """Make the scenario's catalog files, a config.json model reference and a workload trace absolute
+    (relative to the scenario file), so later lookups do not depend on the working directory."""
     base_dir = Path(source).resolve().parent
     update: dict = {}
+    trace = scenario.workload.trace
+    if trace is not None and not Path(trace).is_absolute():
+        update["workload"] = scenario.workload.model_copy(update={"trace": str((base_dir / trace).resolve())})
     if scenario.catalog:
         update["catalog"] = [str((base_dir / f).resolve()) for f in scenario.catalog]
     if _is_config_path(scenario.model.id) and not Path(scenario.model.id).is_absolute():

@@ -634,3 +634,29 @@ async def test_the_spinner_animates_only_when_a_solve_runs_long() -> None:
         status.busy = False
         await pilot.pause()
         assert str(status.content) == "solving…"
+
+
+@sync
+async def test_a_scenario_with_a_trace_is_solved_on_the_traces_workload(tmp_path: Path) -> None:
+    """As `planner solve` does: `workload.trace` replaces lengths and sessions, and the status says so."""
+    import shutil
+
+    import tomli_w
+
+    from planner.traces.scenario import with_trace
+
+    shutil.copy(Path(__file__).parent / "data" / "claude_code_slice.b512.jsonl.gz", tmp_path / "cc.jsonl.gz")
+    data = scenario_data()
+    data["workload"]["trace"] = "cc.jsonl.gz"  # relative to the scenario file
+    path = tmp_path / "traced.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    solver = FakeSolver()
+    app = make_app(tmp_path, solver=solver, path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        solved = solver.calls[-1].workload
+        expected, _ = with_trace(app.document.scenario, path)
+        assert solved.input_tokens == expected.workload.input_tokens
+        assert solved.sessions == expected.workload.sessions
+        assert solved.input_tokens != app.document.scenario.workload.input_tokens  # the trace did change it
+        assert "workload from trace cc.jsonl.gz" in app.status.message

@@ -179,6 +179,7 @@ class PlannerApp(FileActions, App[int]):
         worker = get_current_worker()
         start = time.perf_counter()
         try:
+            scenario = self._with_trace(scenario)
             table, with_frontiers = self.solver.solve_in_stages(scenario)
             if worker.is_cancelled:
                 return
@@ -246,19 +247,34 @@ class PlannerApp(FileActions, App[int]):
         self.result = message.result
         self.main.show_frontiers(self.result_scenario, message.result)
 
+    def _with_trace(self, scenario: Scenario) -> Scenario:
+        """With `workload.trace`, the workload the trace measures (as `planner solve` does; the trace
+        is read once and cached, so later edits re-solve at once). Runs in the solve worker."""
+        if scenario.workload.trace is None:
+            return scenario
+        from planner.traces.scenario import with_trace
+
+        where = self.document.path or Path(self.document.origin)  # errors name the scenario file
+        applied, _ = with_trace(scenario, where)
+        return applied
+
     def _warnings(self) -> list[str]:
-        """Requests past the model's window, for the scenario on show (see planner.truncation)."""
+        """Requests past the model's window, for the scenario on show (see planner.truncation), and
+        a trace that replaced the workload's lengths and sessions."""
         from planner.catalog import for_scenario
         from planner.truncation import scenario_warnings
 
         scenario = self.result_scenario
         if scenario is None:
             return []
+        notes = []
+        if scenario.workload.trace is not None:
+            notes.append(f"workload from trace {Path(scenario.workload.trace).name}")
         try:
             model = for_scenario(self.catalog, scenario).model(scenario.model.id)
         except PlannerError:
-            return []
-        return scenario_warnings(scenario, model, short=True)
+            return notes
+        return notes + scenario_warnings(scenario, model, short=True)
 
     def _summary(self, result: Any) -> str:
         text = (f"{len(result.per_hardware)} hardware with a plan, {len(result.infeasible)} without · "
