@@ -264,6 +264,7 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
         hit_curve=curve, hit_pool_exponent=f(exponent), session_s=f(session_s),
         route_random=f(1.0 if w.sessions.routing == "random" else 0.0),
         idle_power_fraction=f(scenario.cost.idle_power_fraction),
+        uncached_scv=f(w.sessions.uncached_scv or 0.0),
     )
 
 

@@ -72,6 +72,15 @@ def test_uncached_scv_by_hand() -> None:
     assert float(q.uncached_scv(2.0, 5.0, 0.0, 0.9)) == pytest.approx(5.0 / 4.0 - 1.0)
 
 
+def test_a_measured_spread_of_new_tokens_sets_the_hit_turns_cs2() -> None:
+    # every turn hits and reuses 90 %: U = the new tokens, whose own cs^2 the trace measured
+    assert float(q.uncached_scv(1.0, 1.5, 1.0, 0.9, 28.5)) == pytest.approx(28.5, rel=1e-5)
+    # a measured spread narrower than the prompt's never narrows it (N is at least (1 - r) L's spread)
+    assert float(q.uncached_scv(1.0, 1.5, 1.0, 0.9, 0.1)) == pytest.approx(0.5, rel=1e-5)
+    # half the turns miss (the whole prompt, E[L^2] = 1.5): E[U] = 0.55, E[U^2] = 0.75 + 0.5 x 0.01 x 29.5
+    assert float(q.uncached_scv(1.0, 1.5, 0.5, 0.9, 28.5)) == pytest.approx((0.75 + 0.1475) / 0.55**2 - 1, rel=1e-5)
+
+
 def erlang_c(c: int, a: float) -> float:
     """Probability of waiting in M/M/c with offered load a (the Erlang B recursion, then C)."""
     b = 1.0

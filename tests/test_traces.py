@@ -252,3 +252,23 @@ def test_weka_hash_ids_must_be_integers(tmp_path, ids):
     path.write_text('{"id": "a", "requests": [{"t": 0, "in": 5, "out": 1, "hash_ids": ' + ids + '}]}\n')
     with pytest.raises(TraceError, match=r"line 1: requests\[0\]\.hash_ids: expected a list of integer block ids"):
         read_trace(path)
+
+
+def test_uncached_tokens_spread_matches_a_walk_over_the_raw_rows():
+    """cs^2 of each request's uncached tokens with an unbounded cache, counted directly from the rows
+    (time order; a request hits its leading blocks that any earlier request sent)."""
+    rows = sorted(enumerate(_rows(CC)), key=lambda r: (r[1]["timestamp"], r[0]))
+    seen: set[int] = set()
+    uncached = []
+    for _, row in rows:
+        lead = 0
+        for block in row["hash_ids"]:
+            if block not in seen:
+                break
+            lead += 1
+        seen.update(row["hash_ids"])
+        uncached.append(row["input_length"] - min(lead * 512, row["input_length"]))
+    u = np.asarray(uncached, dtype=float)
+    stats = trace_stats(read_trace(CC), concurrency=())["uncached_tokens"]
+    assert stats["mean"] == pytest.approx(u.mean(), rel=1e-9)
+    assert stats["scv"] == pytest.approx(u.var() / u.mean() ** 2, rel=1e-9)

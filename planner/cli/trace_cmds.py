@@ -126,7 +126,9 @@ def _table(s: dict[str, Any]) -> None:
     rows.add_row("prefix hit, unbounded cache", f"{_pct(s['prefix_hit_unbounded'])} of blocks "
                  f"({_pct(s['prefix_hit_unbounded_tokens'])} of tokens)")
     u = s["uncached_tokens"]
-    rows.add_row("uncached prefill per request p50 / p90 / mean", f"{_n(u['p50'])} / {_n(u['p90'])} / {_n(u['mean'])}")
+    rows.add_row("uncached prefill per request p50 / p90 / p99 / mean",
+                 f"{_n(u['p50'])} / {_n(u['p90'])} / {_n(u['p99'])} / {_n(u['mean'])}")
+    rows.add_row("uncached prefill spread (cs^2: sessions.uncached_scv)", f"{u['scv']:.2f}")
     for row in s["lru"]:
         rows.add_row(f"LRU {row['capacity_fraction']:.1%} of distinct tokens ({_n(row['capacity_tokens'])})",
                      _pct(row["hit_rate"]))

@@ -136,7 +136,7 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     m1, m2 = capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
     return {
         "service_s": service,
-        "service_scv": uncached_scv(m1, m2, hit, ld.prefix_reuse),
+        "service_scv": uncached_scv(m1, m2, hit, ld.prefix_reuse, ld.uncached_scv),
         "service50_s": _service_quantile(a, hw, one, ld, hit, reload_per_token, 0.5),
         "service95_s": _service_quantile(a, hw, one, ld, hit, reload_per_token, 0.95),
         "mem_ratio": used / hbm_cap,

@@ -88,12 +88,16 @@ def capped_lognormal_moments(median, sigma, cap):
     return m1, m2
 
 
-def uncached_scv(m1, m2, hit, reuse):
+def uncached_scv(m1, m2, hit, reuse, new_scv=0.0):
     """Squared coefficient of variation of a request's uncached tokens U (prefill time is ~linear in
-    them): U = L on a miss, (1 - r) L on a hit (probability `hit`), so
-    E[U] = E[L] (1 - r h) and E[U^2] = E[L^2] (1 - h + h (1 - r)^2)."""
+    them): U = L on a miss; on a hit (probability `hit`) U = N, the turn's new tokens, with mean
+    (1 - r) E[L]. N = (1 - r) L when nothing else is known; a trace measures N's own spread
+    (`new_scv`, its cs^2 with an unbounded cache), which for agent turns is far wider than the
+    prompt's (28.5 vs 0.6 on the Claude Code trace). So E[U] = E[L] (1 - r h) and
+    E[U^2] = (1 - h) E[L^2] + h (1 - r)^2 max(E[L^2], (1 + new_scv) E[L]^2)."""
     first = m1 * (1.0 - reuse * hit)
-    second = m2 * (1.0 - hit + hit * (1.0 - reuse) ** 2)
+    new_second = jnp.maximum(m2, (1.0 + new_scv) * m1 * m1)
+    second = (1.0 - hit) * m2 + hit * (1.0 - reuse) ** 2 * new_second
     return jnp.maximum(second / jnp.maximum(first * first, 1e-30) - 1.0, 0.0)
 
 

@@ -234,7 +234,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         budget = prefill_budget(a, hw, cfg)
         s_queue = s_prefill + (ld.in_mean - cached_mean) / budget * md["step50"]
         m1, m2 = capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
-        scv = uncached_scv(m1, m2, hit, ld.prefix_reuse)
+        scv = uncached_scv(m1, m2, hit, ld.prefix_reuse, ld.uncached_scv)
         return dict(hit=hit, working_set=working_set, in_dram=in_dram, in_nvme=in_nvme,
                     reload_per_token=reload_per_token, cells=cells, prefill50=prefill50, cached50=cached50,
                     prefill95=prefill95, cached95=cached95, uncached50=uncached50, uncached95=uncached95,

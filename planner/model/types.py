@@ -185,4 +185,5 @@ class Load(NamedTuple):
     session_s: Array  # mean session duration, s: sessions in flight = session arrivals x this (Little's law)
     route_random: Array  # 1.0 = requests spread at random over replicas, 0.0 = session-sticky routing
     idle_power_fraction: Array  # owned hardware: board power drawn when idle, fraction of full
+    uncached_scv: Array = 0.0  # cs^2 of a hit turn's new tokens (0: a fixed share of its prompt; queueing.uncached_scv)
 

@@ -38,6 +38,7 @@ class TraceWorkload:
     gap_p50_s: float
     session_s: float
     prefix_reuse: float  # unbounded-cache token hit: the most a cache can serve
+    uncached_scv: float  # cs^2 of a request's uncached tokens with an unbounded cache
     hit_curve: tuple[float, ...]  # share of the reusable prefix at HIT_CURVE_TOKENS per session (16 sessions)
     hit_pool_exponent: float  # see planner.model.tiers.curve_hit_rate
     summary: dict[str, Any]
@@ -104,6 +105,7 @@ def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceW
         output_max=max(int(o["max"]), 1),
         requests_per_session=per_session, gap_p50_s=gap, session_s=session_s,
         prefix_reuse=float(min(stats["prefix_hit_unbounded"], 0.999)),
+        uncached_scv=float(stats["uncached_tokens"]["scv"]),
         hit_curve=tuple(float(x) for x in curve), hit_pool_exponent=exponent, summary=summary,
     )
 

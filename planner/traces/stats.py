@@ -161,7 +161,8 @@ def trace_stats(trace: Trace, *, fractions=DEFAULT_FRACTIONS, ttls_s=DEFAULT_TTL
         "distinct_tokens": p.distinct_tokens,
         "prefix_hit_unbounded": rp.unbounded_hit_rate,
         "prefix_hit_unbounded_tokens": float(per_req_hit.sum() / max(trace.input_tokens.sum(), 1)),
-        "uncached_tokens": {**_q(uncached, (50, 90)), "mean": float(uncached.mean())},
+        "uncached_tokens": {**_q(uncached, (50, 90, 99)), "mean": float(uncached.mean()),
+                            "scv": float(uncached.var() / max(float(uncached.mean()) ** 2, 1e-30))},
     })
     caps = [f * p.distinct_tokens for f in fractions]
     rates = rp.lru_hit_rate(np.asarray(caps) / bs)
