@@ -109,3 +109,40 @@ def with_dotted(data: dict, updates: dict[str, object]) -> dict:
             node = node.setdefault(key, {})
         node[leaf] = value
     return data
+
+
+SIM_SCENARIO = """
+name = "{name}"
+[model]
+id = "llama-3.1-8b"
+[workload]
+arrival_rate_rps = {rate}
+[workload.input_tokens]
+median = 2000
+p90 = 4000
+max = 8192
+[workload.output_tokens]
+median = 100
+p90 = 200
+max = 512
+[workload.sessions]
+turns = {turns}
+prefix_reuse = {reuse}
+think_time_s = 5.0
+[slo]
+ttft_p95_s = 2.0
+tpot_p95_ms = 50.0
+[speculative]
+method = "none"
+[search]
+hardware = ["h100-sxm"]
+chips = [1]
+batch = [1, 8]
+weight_dtype = ["bf16"]
+kv_dtype = ["bf16"]
+"""
+
+
+def sim_scenario(rate: float, turns: int, reuse: float = 0.9, name: str = "tiny") -> str:
+    """A small Llama 3.1 8B scenario (2k-token prompts, 100-token replies) for simulator tests."""
+    return SIM_SCENARIO.format(rate=rate, turns=turns, reuse=reuse, name=name)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import sim_scenario
 
 from planner.catalog import load_catalog
 from planner.cli.file_cmds import load_scenario
@@ -21,37 +22,6 @@ from planner.simulate.analytic import analytic
 from planner.simulate.arrivals import Requests
 from planner.simulate.plan import sim_plan
 from planner.simulate.prefix_cache import PrefixCache
-
-SCENARIO = """
-name = "tiny"
-[model]
-id = "llama-3.1-8b"
-[workload]
-arrival_rate_rps = {rate}
-[workload.input_tokens]
-median = 2000
-p90 = 4000
-max = 8192
-[workload.output_tokens]
-median = 100
-p90 = 200
-max = 512
-[workload.sessions]
-turns = {turns}
-prefix_reuse = 0.9
-think_time_s = 5.0
-[slo]
-ttft_p95_s = 2.0
-tpot_p95_ms = 50.0
-[speculative]
-method = "none"
-[search]
-hardware = ["h100-sxm"]
-chips = [1]
-batch = [1, 8]
-weight_dtype = ["bf16"]
-kv_dtype = ["bf16"]
-"""
 
 H100_PLAN = {"hardware": "h100-sxm", "chips": 1, "replicas": 1, "batch": 1, "weight_dtype": "bf16",
              "kv_dtype": "bf16", "tier_split": {"hbm": 1.0, "dram": 0.0, "nvme": 0.0}, "spec_k": 0,
@@ -66,7 +36,7 @@ def catalog():
 
 def scenario(tmp_path: Path, catalog, rate: float = 1.0, turns: int = 1):
     path = tmp_path / "tiny.toml"
-    path.write_text(SCENARIO.format(rate=rate, turns=turns))
+    path.write_text(sim_scenario(rate=rate, turns=turns))
     return load_scenario(path, [], catalog)
 
 
@@ -235,7 +205,7 @@ def test_analytic_quantiles_match_the_screen(tmp_path, catalog):
 
 def test_disaggregated_plan_is_refused_clearly(tmp_path, catalog, invoke, write):
     sc = tmp_path / "tiny.toml"
-    sc.write_text(SCENARIO.format(rate=1.0, turns=1))
+    sc.write_text(sim_scenario(rate=1.0, turns=1))
     plan = write("plan.toml", 'mode = "disaggregated"\n[prefill]\nhardware = "h100-sxm"\n')
     result = invoke("simulate", sc, "--plan-file", plan)
     assert result.exit_code == 2
@@ -244,7 +214,7 @@ def test_disaggregated_plan_is_refused_clearly(tmp_path, catalog, invoke, write)
 
 def test_bad_duration_is_one_line(tmp_path, invoke):
     sc = tmp_path / "tiny.toml"
-    sc.write_text(SCENARIO.format(rate=1.0, turns=1))
+    sc.write_text(sim_scenario(rate=1.0, turns=1))
     result = invoke("simulate", sc, "--duration", "0")
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0 and "--duration" in result.stderr
@@ -253,7 +223,7 @@ def test_bad_duration_is_one_line(tmp_path, invoke):
 def test_simulate_output_snapshot(tmp_path, invoke, write, snapshot):
     """The table and JSON of a fixed-seed run of a plan file (no solve: fast and stable)."""
     sc = tmp_path / "tiny.toml"
-    sc.write_text(SCENARIO.format(rate=4.0, turns=3))
+    sc.write_text(sim_scenario(rate=4.0, turns=3))
     lines = [f'{k} = {json.dumps(v)}' for k, v in H100_PLAN.items() if not isinstance(v, dict)]
     lines[lines.index('batch = 1')] = "batch = 8"
     lines[lines.index('prefix_cache = false')] = "prefix_cache = true"
@@ -275,7 +245,7 @@ def test_saturated_plan_reports_without_crashing(tmp_path, invoke, write):
     """Too few replicas for the load: the analytic queue is infinite (shown as null), the simulated
     queue grows and requests are left unfinished, counted."""
     sc = tmp_path / "tiny.toml"
-    sc.write_text(SCENARIO.format(rate=200.0, turns=1))
+    sc.write_text(sim_scenario(rate=200.0, turns=1))
     lines = [f'{k} = {json.dumps(v)}' for k, v in H100_PLAN.items() if not isinstance(v, dict)]
     plan = write("plan.toml", "\n".join(lines) + "\n[layout]\ntp = 1\n")
     result = invoke("simulate", sc, "--plan-file", plan, "--duration", "20", "--format", "json")
@@ -292,7 +262,7 @@ def test_saturated_plan_reports_without_crashing(tmp_path, invoke, write):
 def test_trace_replay(tmp_path, invoke, write, trace):
     """A trace's own requests and block hashes drive the run; its prefix reuse reaches the cache."""
     sc = tmp_path / "tiny.toml"
-    sc.write_text(SCENARIO.format(rate=2.0, turns=1))
+    sc.write_text(sim_scenario(rate=2.0, turns=1))
     lines = [f'{k} = {json.dumps(v)}' for k, v in dict(H100_PLAN, prefix_cache=True, batch=16, replicas=2).items()
              if not isinstance(v, dict)]
     plan = write("plan.toml", "\n".join(lines) + "\n[layout]\ntp = 1\n")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import sim_scenario
 
 from planner.catalog import load_catalog
 from planner.cli.file_cmds import load_scenario
@@ -19,28 +20,7 @@ from planner.simulate.plan import sim_plan
 
 PLAN = {"hardware": "h100-sxm", "chips": 1, "replicas": 3, "batch": 8, "weight_dtype": "bf16", "kv_dtype": "bf16",
         "spec_k": 0, "prefix_cache": True, "attention": "flash", "layout": {"tp": 1}}
-SCENARIO = """
-name = "three replicas"
-[model]
-id = "llama-3.1-8b"
-[workload]
-arrival_rate_rps = 6.0
-[workload.input_tokens]
-median = 2000
-p90 = 4000
-max = 8192
-[workload.output_tokens]
-median = 100
-p90 = 200
-max = 512
-[workload.sessions]
-turns = 4
-prefix_reuse = 0.8
-think_time_s = 5.0
-[slo]
-ttft_p95_s = 2.0
-tpot_p95_ms = 50.0
-"""
+SCENARIO = sim_scenario(rate=6.0, turns=4, reuse=0.8, name="three replicas")
 
 
 @pytest.fixture(scope="module")
