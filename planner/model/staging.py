@@ -24,12 +24,18 @@ def computed_once(stage, probe):
     """`stage()` with its results stored once for all their consumers. `probe` is any traced array
     (its value is irrelevant): the predicate must be a runtime value or XLA folds the conditional away."""
     first = jnp.ravel(probe)[0]
-    jaxpr, shapes = jax.make_jaxpr(stage, return_shape=True)()  # outputs' shapes, dtypes, device variance
+    # traced once: the taken branch replays the recorded equations (tracing the stage again, as a
+    # second `stage` branch would, made nested stages trace 4x); its outputs give the zeros' types
+    jaxpr, shapes = jax.make_jaxpr(stage, return_shape=True)()
+    structure = jax.tree.structure(shapes)
+
+    def taken():
+        return jax.tree.unflatten(structure, jax.core.eval_jaxpr(jaxpr.jaxpr, jaxpr.consts))
 
     def unreachable():
-        return jax.tree.unflatten(jax.tree.structure(shapes), [_zeros_like(a) for a in jaxpr.out_avals])
+        return jax.tree.unflatten(structure, [_zeros_like(a) for a in jaxpr.out_avals])
 
-    return lax.cond(jnp.logical_not(first < -jnp.inf), stage, unreachable)
+    return lax.cond(jnp.logical_not(first < -jnp.inf), taken, unreachable)
 
 
 def _zeros_like(aval):
