@@ -203,15 +203,6 @@ def test_analytic_quantiles_match_the_screen(tmp_path, catalog):
     assert ana["ttft_s"][0.99] >= ana["ttft_s"][0.95]
 
 
-def test_disaggregated_plan_is_refused_clearly(tmp_path, catalog, invoke, write):
-    sc = tmp_path / "tiny.toml"
-    sc.write_text(sim_scenario(rate=1.0, turns=1))
-    plan = write("plan.toml", 'mode = "disaggregated"\n[prefill]\nhardware = "h100-sxm"\n')
-    result = invoke("simulate", sc, "--plan-file", plan)
-    assert result.exit_code == 2
-    assert "disaggregated plans" in result.stderr and "Traceback" not in result.stderr
-
-
 def test_bad_duration_is_one_line(tmp_path, invoke):
     sc = tmp_path / "tiny.toml"
     sc.write_text(sim_scenario(rate=1.0, turns=1))

@@ -1,7 +1,8 @@
 """`planner simulate SCENARIO`: replay a plan request by request and show the analytic screen beside it.
 
-The plan is the N-th of `planner solve`'s table (`--plan N`, default the cheapest) or a plan file
-(`--plan-file`). jax is imported only when a plan must be solved for; the simulator itself runs the
+The plan is the N-th cheapest of `planner solve`'s plans (`--plan N`, default its answer; the plans
+are each hardware's aggregated plan and the best disaggregated one, `--mode` keeps one mode) or a
+plan file (`--plan-file`). jax is imported only when a plan must be solved for; the simulator itself runs the
 cost model's numpy twin.
 """
 
@@ -31,6 +32,12 @@ class Router(StrEnum):
     affinity = "affinity"
 
 
+class Mode(StrEnum):
+    any = "any"
+    aggregated = "aggregated"
+    disaggregated = "disaggregated"
+
+
 MAX_DURATION_S = 30 * 86_400.0
 
 
@@ -40,7 +47,10 @@ def register(app: typer.Typer) -> None:
 
 def simulate(
     file: Annotated[Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/agentic-coding.toml.")],
-    plan: Annotated[int, typer.Option("--plan", min=1, help="Which plan of `planner solve`'s table (1 = cheapest).")] = 1,
+    plan: Annotated[int, typer.Option("--plan", min=1, help="Which of `planner solve`'s plans, cheapest first (1 = "
+                                      "its answer).")] = 1,
+    mode: Annotated[Mode, typer.Option("--mode", help="Rank only this serving mode's plans (solve keeps one "
+                                       "aggregated plan per hardware and the best disaggregated plan).")] = Mode.any,
     plan_file: Annotated[Path | None, typer.Option(
         "--plan-file", metavar="PLAN.toml", help="Simulate this plan instead (plan keys, or `solve --format toml` "
         "output).")] = None,
@@ -92,7 +102,7 @@ def simulate(
         row = read_plan_file(plan_file)
         where = str(plan_file)
     else:
-        row = solved_plan(scenario, catalog, plan, file)
+        row = solved_plan(scenario, catalog, plan, file, mode.value)
         where = f"{file}: --plan {plan}"
     doc, samples = run_simulation(scenario, catalog, row, where, duration=duration, warmup=warmup, seed=seed,
                                   router=router.value, workers=workers, ray=ray, progress=_bar(), sample=sample)
@@ -114,18 +124,28 @@ def simulate(
         draw(doc, samples, plot)
 
 
-def solved_plan(scenario, catalog, rank: int, file: Path) -> dict[str, Any]:
+def solved_plan(scenario, catalog, rank: int, file: Path, mode: str = "any") -> dict[str, Any]:
     from planner.cli import importing
 
     with importing():
         from planner.search import solve
-    result = solve(scenario, catalog)
-    if not result.per_hardware:
+    plans = ranked_plans(solve(scenario, catalog), mode)
+    if not plans:
         _no_plan(file)
-    if rank > len(result.per_hardware):
-        raise PlannerError(f"{file}: --plan {rank}: only {len(result.per_hardware)} plan(s) meet the SLOs "
-                           f"(--plan 1 to {len(result.per_hardware)})")
-    return result.per_hardware[rank - 1]
+    if rank > len(plans):
+        kept = "" if mode == "any" else f" {mode}"
+        raise PlannerError(f"{file}: --plan {rank}: only {len(plans)}{kept} plan(s) meet the SLOs "
+                           f"(--plan 1 to {len(plans)})")
+    return plans[rank - 1]
+
+
+def ranked_plans(result, mode: str = "any") -> list[dict[str, Any]]:
+    """solve's plans, cheapest first: each hardware's aggregated plan and the best disaggregated one."""
+    plans = list(result.per_hardware)
+    if result.disagg is not None and result.disagg.best is not None:
+        plans.append(result.disagg.best)
+    plans = [p for p in plans if p.get("monthly_usd") is not None and mode in ("any", p.get("mode", "aggregated"))]
+    return sorted(plans, key=lambda p: p["monthly_usd"])
 
 
 def _no_plan(file: Path):
@@ -141,8 +161,11 @@ def prepare(scenario, catalog, row: dict[str, Any], where: str, *, duration: flo
     from planner.simulate.router import default_router
 
     sp = sim_plan(row, scenario, catalog, where=where)
-    if not row.get("layout_text"):
-        row = dict(row, layout_text=_layout_text(sp, catalog))
+    if sp.disaggregated:  # a plan file's pools get their layout words too
+        row = dict(row, **{p.role: dict(row[p.role], layout_text=row[p.role].get("layout_text")
+                                        or _layout_text(p, catalog)) for p in sp.pools})
+    elif not row.get("layout_text"):
+        row = dict(row, layout_text=_layout_text(sp.serve, catalog))
     chosen = default_router(scenario.workload.sessions.routing) if router == "scenario" else router
     warm, drain = fleet.windows_for(sp.load, duration)
     opts = fleet.Options(duration_s=duration, seed=seed, router=chosen, warmup_s=warm if warmup is None else warmup,
@@ -164,10 +187,15 @@ def summary(scenario, row: dict[str, Any], job, reqs, out, wall: float) -> tuple
     arrived = sim["requests"]["arrived"]
     run = {"duration_s": opts.duration_s, "warmup_s": opts.warmup(), "seed": opts.seed, "router": opts.router,
            "workload": "trace " + Path(scenario.workload.trace).name if scenario.workload.trace else "synthetic sessions",
-           "replicas": job.plan.serve.instances,
-           "replicas_simulated": job.plan.serve.instances if job.replicas is None else len(job.replicas),
+           "replicas": job.plan.instances,
+           "replicas_simulated": job.plan.instances if job.replicas is None else len(job.replicas),
            "simulated_s": opts.duration_s + opts.drain(), "wall_s": round(wall, 3),
            "requests_per_wall_s": round(arrived / max(wall, 1e-9), 1)}
+    link = job.plan.transfer
+    if link is not None:
+        run["kv_link"] = {"link": link.link, "gbps": round(link.bandwidth / 1e9, 3),
+                          "overlap": "layerwise" if link.layerwise else "after-prefill",
+                          "prefix_cache": "shared host pool" if link.shared_cache else "prefill instances"}
     doc = report.document(scenario.name or "scenario", row, job.plan.mode, sim, analytic(job.plan), run)
     rec = out.records
     window = np.isfinite(reqs.arrival_s) & (reqs.arrival_s >= opts.warmup()) & (reqs.arrival_s < opts.duration_s)
@@ -191,6 +219,9 @@ def run_simulation(scenario, catalog, row: dict[str, Any], where: str, *, durati
 
     job, row = prepare(scenario, catalog, row, where, duration=duration, warmup=warmup, seed=seed, router=router)
     if sample is not None and sample < job.plan.serve.instances:
+        if job.plan.disaggregated:
+            raise InputFileError(f"--sample {sample}: a disaggregated plan's prefill replicas share its decode "
+                                 "pool; simulate every replica")
         if job.options.router != "affinity":
             raise InputFileError(f"--sample {sample}: only the affinity router's replicas are independent; "
                                  "use --router affinity or simulate every replica")
@@ -213,7 +244,7 @@ def verify(result, scenario, catalog, count: int, *, duration: float, seed: int 
     within the SLOs), then by bill. Disagreements name the plan and the SLO it is judged on."""
     from planner.simulate import parallel
 
-    rows = [(p, True) for p in result.per_hardware[:count]]
+    rows = [(p, True) for p in ranked_plans(result)[:count]]
     rows += [(x["closest"], False) for x in result.infeasible
              if x.get("closest") and x["closest"].get("replicas") and x["closest"].get("supported")][:count]
     prepared = [prepare(scenario, catalog, p, f"plan {p['hardware']}", duration=duration, warmup=None, seed=seed)
@@ -229,7 +260,8 @@ def verify(result, scenario, catalog, count: int, *, duration: float, seed: int 
         ttft, tpot = sim["ttft_s"]["p95"], sim["tpot_s"]["p95"]
         unfinished = sim["requests"]["unfinished"] + sim["requests"]["rejected"]
         sim_ok = ttft is not None and tpot is not None and ttft <= ttft_slo and tpot <= tpot_slo and unfinished == 0
-        checked.append({"hardware": row["hardware"], "monthly_usd": row.get("monthly_usd"),
+        checked.append({"hardware": row["hardware"], "mode": row.get("mode", "aggregated"),
+                        "monthly_usd": row.get("monthly_usd"),
                         "analytic_feasible": screen_ok, "simulated_feasible": bool(sim_ok),
                         "ttft_p95_s": {"analytic": row.get("ttft_p95_s"), "simulated": ttft},
                         "tpot_p95_ms": {"analytic": row.get("tpot_p95_ms"),
@@ -256,7 +288,8 @@ def write_verify_table(v: dict[str, Any]) -> None:
                      "TPOT p95 ms (screen/sim)", right=("rank", "$/month"),
                      title=f"Verified by simulation ({v['duration_s']:g} s of arrivals, seed {v['seed']})")
     for i, c in enumerate(v["plans"], 1):
-        t.add_row(str(i), c["hardware"], render.money(c["monthly_usd"]), "ok" if c["analytic_feasible"] else "no",
+        name = c["hardware"] + (" (disaggregated)" if c.get("mode") == "disaggregated" else "")
+        t.add_row(str(i), name, render.money(c["monthly_usd"]), "ok" if c["analytic_feasible"] else "no",
                   "ok" if c["simulated_feasible"] else "no",
                   f"{_fmt(c['ttft_p95_s']['analytic'])} / {_fmt(c['ttft_p95_s']['simulated'])}",
                   f"{_fmt(c['tpot_p95_ms']['analytic'])} / {_fmt(c['tpot_p95_ms']['simulated'])}")
@@ -269,15 +302,15 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:,.2f}"
 
 
-def _layout_text(sp, catalog) -> str:
-    """A plan file's layout in the words `solve` prints (`tp4 x cp4, 1 node`)."""
+def _layout_text(pool, catalog) -> str:
+    """A plan file pool's layout in the words `solve` prints (`tp4 x cp4, 1 node`)."""
     from planner.grid import Layout
     from planner.plans import layout_words
 
-    c = sp.serve.cfg
+    c = pool.cfg
     lay = Layout(tp=int(c.tp), pp=int(c.pp), ep=int(c.ep), dp_attention=int(c.dp_attn), cp=int(c.cp),
                  replicas_per_system=int(c.replicas))
-    return layout_words(lay, catalog.accelerator(sp.serve.plan["hardware"]))
+    return layout_words(lay, catalog.accelerator(pool.plan["hardware"]))
 
 
 def _bar():

@@ -80,6 +80,24 @@ def _service_quantile(a: Arch, hw: Hw, cfg: Config, ld: Load, hit, reload_per_to
     return _read(seconds, cells) + _read(cached, cells) * reload_per_token
 
 
+def service_quantile(a: Arch, hw: Hw, cfg: Config, ld: Load, pooled, hit, reload_per_token, q) -> jnp.ndarray:
+    """`_service_quantile` with the share of the prompt each cache location holds (`prefill_side_reuse`):
+    one table per location (load fields are scalars, so each table is one scenario's)."""
+    local = ld._replace(prefix_reuse=prefill_side_reuse(ld, False))
+    return jnp.where(pooled, _service_quantile(a, hw, cfg, ld, hit, reload_per_token, q),
+                     _service_quantile(a, hw, cfg, local, hit, reload_per_token, q))
+
+
+def prefill_side_reuse(ld: Load, pooled) -> jnp.ndarray:
+    """Share of a prompt the prefill pool's cache can hold. A turn's reusable prefix ends with the
+    previous turn's reply, whose KV the decode pool computed: prefill instances cache only what they
+    prefilled (SGLang and vLLM prefill/decode disaggregation), so the reply (out_mean tokens of an
+    in_mean prompt) is prefilled again; a shared host pool also receives the decode pool's KV
+    (LMCache `save_decode_cache`, Mooncake Store), so it holds the whole reusable prefix."""
+    local = jnp.maximum(ld.prefix_reuse - ld.out_mean / jnp.maximum(ld.in_mean, 1.0), 0.0)
+    return jnp.where(pooled, ld.prefix_reuse, local)
+
+
 def _as_prefill(cfg: Config) -> Config:
     """A prefill instance holds one prompt at a time, keeps its KV in HBM and does not speculate."""
     zero = 0.0 * cfg.chips
@@ -95,7 +113,8 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     pool in the host memory of all prefill instances (Mooncake Store, LMCache): every session in
     flight shares the whole pool, whichever instance a turn lands on, and a hit held by another
     instance's host crosses the scale-out network (1 - 1 / instances of them). A hit saves prefill
-    compute in this pool; the decode pool still receives the whole prompt's KV either way."""
+    compute in this pool; the decode pool still receives the whole prompt's KV either way. Each
+    location caches its own share of the prompt (`prefill_side_reuse`)."""
     one = _as_prefill(cfg)
     in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
     mem = memory_per_chip(a, hw, one, in_p95, 0.0, 0.0)
@@ -107,14 +126,15 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     session = ld.in_mean + ld.out_mean
     kv_token_chip = kv_elems_per_seq(a, session) / session * one.kv_bytes * kv_share_per_chip(a, hw, one)
     hbm_free = jnp.maximum(hbm_cap - used, 0.0)
+    pooled = shared > 0
+    reuse = prefill_side_reuse(ld, pooled)
     hit = jnp.where(one.prefix_cache > 0, ld.hit_curve[-1], 0.0)
-    cached = ld.prefix_reuse * ld.in_mean * hit
+    cached = reuse * ld.in_mean * hit
     lam_ideal = ld.util_max / prefill_time(a, hw, one, ld.in_mean - cached, cached)
     instances = jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0)
     spread = jnp.where(ld.route_random > 0, instances, 1.0)
     own_flight = lam_ideal * ld.session_s / ld.turns * spread
     pool_flight = ld.arrival_rps * ld.session_s / ld.turns
-    pooled = shared > 0
     in_flight = jnp.where(pooled, pool_flight, own_flight)
     local_hbm = jnp.where(pooled, 0.0, hbm_free)  # a host-memory pool leaves HBM to the running prefill
     cap_tokens = jnp.where(pooled, instances, 1.0) * (local_hbm + hw.dram_bytes + hw.nvme_bytes) / jnp.maximum(kv_token_chip, 1e-30)
@@ -128,7 +148,7 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
                                      hw.dram_bw, hw.nvme_bw)
     per_byte = jnp.where(pooled, local / instances + remote * (1.0 - 1.0 / instances), local)
     reload_per_token = kv_token_chip * per_byte
-    cached_mean = ld.prefix_reuse * ld.in_mean * hit
+    cached_mean = reuse * ld.in_mean * hit
     service = prefill_time(a, hw, one, ld.in_mean - cached_mean, cached_mean) + cached_mean * reload_per_token
     cache_on = one.prefix_cache > 0
     dram_used = jnp.where(cache_on, in_dram * working_set, 0.0)
@@ -136,13 +156,15 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     m1, m2 = capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
     return {
         "service_s": service,
-        "service_scv": uncached_scv(m1, m2, hit, ld.prefix_reuse, ld.uncached_scv),
-        "service50_s": _service_quantile(a, hw, one, ld, hit, reload_per_token, 0.5),
-        "service95_s": _service_quantile(a, hw, one, ld, hit, reload_per_token, 0.95),
+        "service_scv": uncached_scv(m1, m2, hit, reuse, ld.uncached_scv),
+        "service50_s": service_quantile(a, hw, one, ld, pooled, hit, reload_per_token, 0.5),
+        "service95_s": service_quantile(a, hw, one, ld, pooled, hit, reload_per_token, 0.95),
+        "reuse": reuse,
         "mem_ratio": used / hbm_cap,
         "host_ratio": 0.0 * used,  # the cache takes only what is free; the pool offloads no active KV
         "host_usd_per_chip_hour": dram_used / GB * ld.dram_usd_per_gb_hour + nvme_used / GB * ld.nvme_usd_per_gb_hour,
         "prefix_hit_rate": hit,
+        "reload_s_per_token": reload_per_token,
         "prefix_cache_gb": working_set * hit / GB,
         "weights_gb": mem["weights"] / GB,
         "kv_hbm_gb": mem["kv_hbm"] / GB,

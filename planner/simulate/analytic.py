@@ -7,6 +7,11 @@ wait_q + prefill at the length quantile of the hit/miss mixture, read from the m
 + z_q x the stall's spread across requests), on
 top of the intermediate values evaluate_serving returns. tests/test_simulate.py checks that q = 0.5 and 0.95 reproduce evaluate_serving's p50 and
 p95 exactly, so the two cannot drift apart.
+
+A disaggregated plan is restated from model/disagg.py the same way (`prefill_pool` and
+`prefill_fleet` for TTFT: M/G/1 wait + service quantile + visible transfer of the prompt-length
+quantile; `decode_pool` for TPOT: the step at the batch-mean context quantile, no prefill stall),
+at the plan's own replica counts.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ QUANTILES = (0.5, 0.95, 0.99)
 
 def analytic(plan: SimPlan) -> dict[str, Any]:
     """{'ttft_s': {q: value}, 'tpot_s': {q: value}, ...} of the plan at its own replica count."""
+    if plan.disaggregated:
+        return _disaggregated(plan)
     m = twin()
     pool, ld = plan.serve, plan.load
     a, hw, cfg, spec = pool.arch, pool.hw, pool.cfg, pool.spec
@@ -41,8 +48,7 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
     reload_per_token = _reload_per_token(m, plan, out)
     mean_ctx = float(ld.in_mean) + float(ld.out_mean) / 2.0
     q_mod = m["queueing"]
-    lognormal_sd = float(ld.in_mean) * np.sqrt(max(np.expm1(min(float(ld.in_sigma) ** 2, 80.0)), 0.0))
-    in_sd = min(lognormal_sd, np.sqrt(max(float(ld.in_mean) * (float(ld.in_cap) - float(ld.in_mean)), 0.0)))
+    in_sd = _context_sd(ld)
     stall = 1.0 / max(1.0 - rho, 1e-6)
     step50, tok50 = m["speculative"].speculative_step(a, hw, cfg, spec, cfg.batch, np.float64(mean_ctx))
     tpot50 = float(step50) / float(tok50) * stall
@@ -92,3 +98,48 @@ def _reload_per_token(m, plan: SimPlan, out) -> float:
     in_hbm, in_dram, in_nvme = m["tiers"].tier_shares(np.float64(in_flight), hbm_free, dram_free, nvme_free)
     per_byte = m["tiers"].reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw, hw.dram_bw, hw.nvme_bw)
     return kv_token_chip * float(per_byte)
+
+
+def _context_sd(ld) -> float:
+    """Spread of one request's prompt length (capped log-normal), as serving.py and disagg.py take it."""
+    lognormal_sd = float(ld.in_mean) * np.sqrt(max(np.expm1(min(float(ld.in_sigma) ** 2, 80.0)), 0.0))
+    return min(lognormal_sd, np.sqrt(max(float(ld.in_mean) * (float(ld.in_cap) - float(ld.in_mean)), 0.0)))
+
+
+def _disaggregated(plan: SimPlan) -> dict[str, Any]:
+    """TTFT from the prefill pool and the transfer, TPOT from the decode pool (model/disagg.py)."""
+    m = twin()
+    d, q_mod = m["disagg"], m["queueing"]
+    pre_pool, dec_pool, ld, link = plan.pool("prefill"), plan.pool("decode"), plan.load, plan.transfer
+    a, hw = pre_pool.arch, pre_pool.hw
+    one = d._as_prefill(pre_pool.cfg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pre = d.prefill_pool(a, hw, one, ld, np.float64(1.0 if link.shared_cache else 0.0))
+        dec = d.decode_pool(a, dec_pool.hw, dec_pool.cfg, dec_pool.spec, ld, np.float64(dec_pool.draft_weight_bytes),
+                            np.bool_(True))
+    service, scv, hit = float(pre["service_s"]), float(pre["service_scv"]), float(pre["prefix_hit_rate"])
+    rho = float(ld.arrival_rps) / pre_pool.instances * service
+    waits_like = float(q_mod.kingman_service(np.float64(service), np.float64(scv)))
+    cfg, batch = dec_pool.cfg, float(dec_pool.cfg.batch)
+    mean_ctx = float(ld.in_mean) + float(ld.out_mean) / 2.0
+    ttft, tpot = {}, {}
+    for q in QUANTILES:
+        service_q = float(d.service_quantile(a, hw, one, ld, np.bool_(link.shared_cache), np.float64(hit),
+                                             pre["reload_s_per_token"], np.float64(q)))
+        tokens_q = q_mod.lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, np.float64(q))
+        whole = d.transfer_seconds(a, tokens_q, one.kv_bytes, np.float64(link.bandwidth))
+        visible = float(d.visible_transfer(a, whole, np.float64(service_q), np.float64(1.0 if link.layerwise else 0.0)))
+        ttft[q] = float(q_mod.wait_quantile(np.float64(rho), np.float64(waits_like), q)) + service_q + visible
+        z = float(q_mod.ndtri(np.float64(q)))
+        ctx = mean_ctx if q == 0.5 else min(mean_ctx + z * _context_sd(ld) / np.sqrt(batch),
+                                            float(ld.in_cap) + float(ld.out_mean) / 2.0)
+        step, tok = m["speculative"].speculative_step(a, dec_pool.hw, cfg, dec_pool.spec, cfg.batch, np.float64(ctx))
+        tpot[q] = float(step) / float(tok)
+    occupancy = float(ld.arrival_rps) / dec_pool.instances / float(dec["capacity_rps"])
+    # as the simulator counts it: cached tokens over prefix_reuse x prompts (this location's share)
+    reach = float(pre["reuse"]) / float(ld.prefix_reuse) if float(ld.prefix_reuse) > 0 else 0.0
+    return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit * reach,
+            "replicas": float(pre_pool.instances + dec_pool.instances),
+            "pools": {"prefill": {"replicas": pre_pool.instances, "busy": rho},
+                      "decode": {"replicas": dec_pool.instances, "occupancy": occupancy}},
+            "ttft_p95_screen_s": None, "tpot_p95_screen_s": float(dec["tpot_p95_s"])}

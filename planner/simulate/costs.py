@@ -94,20 +94,35 @@ class Costs:
     def acceptance(self, context) -> np.ndarray:
         return self._m["speculative"].acceptance(self.pool.spec, np.asarray(context, dtype=np.float64))
 
-    def prefill_seconds(self, new, cached_hbm, cached_dram, cached_nvme) -> np.ndarray:
+    def prefill_seconds(self, new, cached_hbm, cached_dram, cached_nvme, remote_dram=0.0, remote_nvme=0.0) -> np.ndarray:
         """Seconds to prefill each request (arrays): `prefill_time(new, cached)` after the cached
         prefix, plus reloading the DRAM and NVMe parts of it (HBM hits cost nothing), exactly as
-        `planner eval` times a request with `cached_tokens` (planner/model/offline.py)."""
+        `planner eval` times a request with `cached_tokens` (planner/model/offline.py). `remote_*`:
+        the tokens of those parts held in another instance's host memory (a shared pool), reloaded
+        over the slower of the host link and the scale-out network (as model.disagg.prefill_pool)."""
         m, p = self._m, self.pool
         new = np.asarray(new, dtype=np.float64)
         cached = (np.asarray(cached_hbm, dtype=np.float64) + np.asarray(cached_dram, dtype=np.float64)
                   + np.asarray(cached_nvme, dtype=np.float64))
         one: Config = p.cfg._replace(batch=np.float64(1.0))
         t = m["prefill"].prefill_time(p.arch, p.hw, one, new, cached)
-        dram = np.asarray(cached_dram, dtype=np.float64)
-        nvme = np.asarray(cached_nvme, dtype=np.float64)
-        if np.any(dram > 0):
-            t = t + np.where(dram > 0, m["offline"].reload_seconds(p.arch, p.hw, one, dram, TIER_DRAM), 0.0)
-        if np.any(nvme > 0):
-            t = t + np.where(nvme > 0, m["offline"].reload_seconds(p.arch, p.hw, one, nvme, TIER_NVME), 0.0)
+        remote_hw = p.hw._replace(host_bw=np.minimum(p.hw.host_bw, p.hw.scale_out_bw))
+        for tokens, remote, tier in ((cached_dram, remote_dram, TIER_DRAM), (cached_nvme, remote_nvme, TIER_NVME)):
+            tokens = np.asarray(tokens, dtype=np.float64)
+            remote = np.minimum(np.asarray(remote, dtype=np.float64), tokens)
+            if np.any(tokens > remote):
+                t = t + np.where(tokens > remote, m["offline"].reload_seconds(p.arch, p.hw, one, tokens - remote, tier), 0.0)
+            if np.any(remote > 0):
+                t = t + np.where(remote > 0, m["offline"].reload_seconds(p.arch, remote_hw, one, remote, tier), 0.0)
         return np.broadcast_to(t, np.broadcast_shapes(new.shape, cached.shape)).astype(np.float64)
+
+    def transfer_seconds(self, tokens, prefill_s, transfer) -> tuple[np.ndarray, np.ndarray]:
+        """(whole, visible in TTFT) seconds of shipping `tokens` tokens of prompt KV to the decode pool
+        (model.disagg: bytes at this pool's KV dtype over the pair's link; layer by layer, only what
+        outlasts the prefill shows)."""
+        d = self._m["disagg"]
+        whole = d.transfer_seconds(self.pool.arch, np.asarray(tokens, dtype=np.float64), self.pool.cfg.kv_bytes,
+                                   np.float64(transfer.bandwidth))
+        visible = d.visible_transfer(self.pool.arch, whole, np.asarray(prefill_s, dtype=np.float64),
+                                     np.float64(1.0 if transfer.layerwise else 0.0))
+        return np.asarray(whole, dtype=np.float64), np.asarray(visible, dtype=np.float64)

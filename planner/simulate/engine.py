@@ -16,6 +16,13 @@ the newest running request is preempted (its KV freed, recomputed later: vLLM's 
 Runs of pure decode steps (no prompt in progress, nothing admissible) are simulated in one numpy
 pass up to the next event (a request finishes, an arrival could be admitted, memory runs out):
 per-step work is vectorised over steps and sequences, never a Python loop per token.
+
+Roles (a disaggregated plan, issue #15): a `prefill` replica runs the same loop with batch 1 and no
+decoders; a prompt whose prefill completes samples its first token, leaves its KV (its blocks join
+this instance's prefix cache, or the shared host pool) and is handed to the fleet (`on_prefilled`),
+which ships the KV to a decode replica. A `decode` replica admits such a request with its KV already
+there (no prefill; the prompt must fit in the KV pool) and decodes it; a request it preempts is
+recomputed locally, as vLLM does.
 """
 
 from __future__ import annotations
@@ -43,19 +50,28 @@ class Records:
         self.generated = np.zeros(n, dtype=np.int64)
         self.preemptions = np.zeros(n, dtype=np.int64)
         self.dropped = np.zeros(n, dtype=bool)
+        self.transfer_s = np.full(n, np.nan)  # disaggregated: end of prefill -> KV at the decode pool
+
+
+ROLES = ("serve", "prefill", "decode")
 
 
 class Replica:
-    def __init__(self, index: int, costs: Costs, reqs: Requests, rec: Records, rng: np.random.Generator):
-        self.index = index
+    def __init__(self, index: int, costs: Costs, reqs: Requests, rec: Records, rng: np.random.Generator,
+                 role: str = "serve", cache: PrefixCache | None = None):
+        """`cache`: a prefix cache shared with other replicas (a host-memory pool: nothing of it in
+        this replica's HBM); by default the replica's own, over its HBM, DRAM and NVMe."""
+        assert role in ROLES, role
+        self.index, self.role = index, role
         self.costs, self.reqs, self.rec, self.rng = costs, reqs, rec, rng
         self.batch, self.k = costs.batch, costs.spec_k
         self.pool = costs.kv_tokens_hbm
         self.share = costs.hbm_share
         self.budget = costs.chunk_tokens
         bt = reqs.block_tokens
-        self.cache = PrefixCache(bt, int(costs.dram_tokens // bt), int(costs.nvme_tokens // bt),
-                                 enabled=bool(costs.pool.cfg.prefix_cache > 0))
+        self.cache_in_hbm = cache is None
+        self.cache = cache if cache is not None else PrefixCache(
+            bt, int(costs.dram_tokens // bt), int(costs.nvme_tokens // bt), enabled=bool(costs.pool.cfg.prefix_cache > 0))
         self.clock = 0.0
         self.waiting: deque[int] = deque()
         self.prefilling: list[list] = []  # [rid, new tokens, done tokens, seconds, context after]
@@ -74,6 +90,7 @@ class Replica:
         self.series_waiting: list[int] = []
         self.series_running: list[int] = []
         self.on_finish = None  # called with (request id, time) when a request finishes (closed-loop sessions)
+        self.on_prefilled = None  # prefill role: called with (request id, time, prefill seconds, replica)
         self.pending: list[tuple[float, int]] = []  # heap of (arrival, request id) routed here, not yet queued
         self.hints: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (hit tokens, hit s, miss s)
 
@@ -95,15 +112,25 @@ class Replica:
     def prewarm(self, rids) -> None:
         """Requests whose session ran here before t = 0 find their prefix cached (LRU keeps what fits)."""
         for rid in rids:
-            self.cache.put(self.reqs.prefix_blocks(int(rid)))
+            self.cache.put(self.reqs.prefix_blocks(int(rid)), self.index)
         self._cache_room()
+
+    def next_handoff(self) -> float:
+        """Prefill role: the earliest time a prompt can leave this replica (its current prompt's
+        remaining prefill, or its first queued arrival): no decode replica needs to stop before."""
+        if self.prefilling:
+            p = self.prefilling[0]
+            return self.clock + (p[1] - p[2]) / max(p[1], 1) * p[3]
+        if self.waiting:
+            return self.clock
+        return max(self.clock, self.pending[0][0]) if self.pending else np.inf
 
     # --- memory
     def _fits(self, extra: float) -> bool:
         return (self.active + extra) * self.share <= self.pool
 
     def _cache_room(self) -> None:
-        room = (self.pool - self.active * self.share) // self.cache.block_tokens
+        room = (self.pool - self.active * self.share) // self.cache.block_tokens if self.cache_in_hbm else 0
         self.cache.fit_hbm(int(max(room, 0)))
 
     # --- admission
@@ -112,6 +139,10 @@ class Replica:
         reqs, rec = self.reqs, self.rec
         while self.waiting and self.running < self.batch:
             rid = self.waiting[0]
+            if self.role == "decode" and rec.preemptions[rid] == 0:
+                if self._admit_shipped(rid, q):
+                    continue
+                break
             resumed = rec.generated[rid] > 0 or rec.preemptions[rid] > 0
             prompt = int(reqs.input_tokens[rid]) + int(rec.generated[rid])
             if not self._fits(prompt + q):  # as if nothing were cached: a prompt must fit whole
@@ -121,22 +152,45 @@ class Replica:
                     continue
                 break
             self.waiting.popleft()
+            remote = (0, 0)
             if resumed:
                 hit = (0, 0, 0)
             else:
-                blocks = self.cache.take(reqs.prefix_blocks(rid))
+                blocks = self.cache.take(reqs.prefix_blocks(rid), self.index)
                 hit = self._hit_tokens(rid, blocks)
+                bt = reqs.block_tokens
+                remote = (min(self.cache.remote[0] * bt, hit[1]), min(self.cache.remote[1] * bt, hit[2]))
             cached = sum(hit)
             if not resumed:
                 rec.cached_tokens[rid] = cached
                 rec.cached_by_tier[rid] = hit
             new = prompt - cached
-            seconds = self._prefill_seconds(rid, new, hit, resumed)
+            seconds = self._prefill_seconds(rid, new, hit, resumed, remote)
             self.shared[rid] = cached
             self.active += new
             self.prefilling.append([rid, new, 0, seconds, prompt, self.seq])
             self.seq += 1
         self._cache_room()
+
+    def _admit_shipped(self, rid: int, q: int) -> bool:
+        """Decode role: a request whose prompt KV arrived from the prefill pool starts decoding."""
+        reqs, rec = self.reqs, self.rec
+        context = int(reqs.input_tokens[rid]) + int(rec.generated[rid]) - 1  # KV held: the prompt
+        if not self._fits(context + 1 + q):
+            if self.running == 0:  # alone it can never fit: the engine rejects it
+                self.waiting.popleft()
+                rec.dropped[rid] = True
+                return True
+            return False
+        self.waiting.popleft()
+        self.shared[rid] = 0
+        self.active += context
+        self.d_rid = np.append(self.d_rid, rid)
+        self.d_ctx = np.append(self.d_ctx, float(context))
+        self.d_left = np.append(self.d_left, max(int(reqs.output_tokens[rid]) - int(rec.generated[rid]), 0))
+        self.d_seq = np.append(self.d_seq, self.seq)
+        self.seq += 1
+        return True
 
     def _hit_tokens(self, rid: int, blocks: tuple[int, int, int]) -> tuple[int, int, int]:
         """Cached tokens per tier: whole blocks, at most the reusable prefix, never the last prompt token."""
@@ -149,7 +203,8 @@ class Replica:
             limit -= take
         return out[0], out[1], out[2]
 
-    def _prefill_seconds(self, rid: int, new: int, hit: tuple[int, int, int], resumed: bool) -> float:
+    def _prefill_seconds(self, rid: int, new: int, hit: tuple[int, int, int], resumed: bool,
+                         remote: tuple[int, int] = (0, 0)) -> float:
         """The request's prefill time: precomputed for the two common cases (a miss, the whole reusable
         prefix found in HBM) in one vectorised call for the run, else one call now."""
         if self.hints is not None and not resumed and not hit[1] and not hit[2]:
@@ -158,7 +213,7 @@ class Replica:
                 return float(miss_s[rid])
             if hit[0] == hit_tokens[rid]:
                 return float(hit_s[rid])
-        return float(self.costs.prefill_seconds(new, *hit))
+        return float(self.costs.prefill_seconds(new, *hit, *remote))
 
     # --- preemption
     def _preempt_newest(self) -> None:
@@ -193,7 +248,7 @@ class Replica:
             rid = int(self.d_rid[i])
             rec.finish_s[rid] = self.clock
             self.active -= float(self.d_ctx[i]) - self.shared.pop(rid, 0)
-            self.cache.put(reqs.context_blocks(rid, int(self.d_ctx[i])))
+            self.cache.put(reqs.context_blocks(rid, int(self.d_ctx[i])), self.index)
             if self.on_finish is not None:
                 self.on_finish(rid, self.clock)
         keep = ~done
@@ -251,6 +306,12 @@ class Replica:
                 still.append(p)
                 continue
             rid = p[0]
+            if self.role == "prefill":  # first token sampled; the KV leaves for the decode pool
+                rec.generated[rid] += 1
+                self.active -= p[4] - self.shared.pop(rid, 0)
+                self.cache.put(self.reqs.context_blocks(rid, p[4]), self.index)
+                self.on_prefilled(rid, self.clock, p[3], self.index)
+                continue
             if np.isnan(rec.first_s[rid]):
                 rec.first_s[rid] = self.clock
             rec.generated[rid] += 1
@@ -260,6 +321,8 @@ class Replica:
             self.d_left = np.append(self.d_left, max(left_tokens, 0))
             self.d_seq = np.append(self.d_seq, p[5])
         self.prefilling = still
+        if self.role == "prefill":
+            self._cache_room()
         done = self.d_left <= 0
         if done.any():
             self._finish(done)

@@ -8,6 +8,14 @@ a free slot stops its decode run at each arrival). Under affinity the replicas n
 subset of them can run alone (`parallel.py` runs groups in separate processes).
 Arrivals stop at `duration_s`; the run continues (at most `drain_s`) until the requests in flight
 finish, so long requests near the end are not left out of the percentiles.
+
+A disaggregated plan has two pools in the same loop: requests are routed to prefill replicas as
+above; a prompt whose prefill finishes ships its KV to the least-loaded decode replica (running,
+waiting and on their way), arriving after the visible part of the transfer (model.disagg's
+layer-by-layer overlap) and after the transfers queued before it on the prefill instance's NICs;
+its first token is delivered then. A decode replica never runs past the earliest time a prompt
+could still reach it (`Replica.next_handoff` of every prefill replica), so a shipped request waits
+for a step boundary, as in an engine, not for a whole decode run.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from planner.simulate.arrivals import Requests
 from planner.simulate.costs import Costs
 from planner.simulate.engine import Records, Replica
 from planner.simulate.plan import SimPlan
+from planner.simulate.prefix_cache import PrefixCache
 from planner.simulate.router import StaticRouter, least_loaded, session_homes
 
 Progress = Callable[[float, float], None]  # (simulated seconds done, total)
@@ -65,13 +74,21 @@ class Outcome:
     steps: np.ndarray
     series: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)  # per replica (t, waiting, running)
     cache_lookups: int = 0
+    roles: tuple[str, ...] = ()  # per replica ('serve', or 'prefill' / 'decode')
+    slots: tuple[int, ...] = ()  # per replica: its batch
 
 
-def costs_for(plan: SimPlan) -> Costs:
+def pool_costs(plan: SimPlan) -> dict[str, Costs]:
+    """The cost tables of each pool of the plan, by role."""
     ld = plan.load
     max_context = float(ld.in_cap) + float(ld.out_cap)
     reserve = float(ld.in_mean) + float(ld.out_mean)
-    return Costs(plan.serve, max_context, float(ld.hbm_fraction), reserve)
+    return {p.role: Costs(p, max_context, float(ld.hbm_fraction), reserve) for p in plan.pools}
+
+
+def costs_for(plan: SimPlan) -> Costs:
+    """The cost tables of the pool requests arrive at."""
+    return pool_costs(plan)[plan.serve.role]
 
 
 def prefill_hints(costs: Costs, reqs: Requests) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,20 +105,39 @@ def prefill_hints(costs: Costs, reqs: Requests) -> tuple[np.ndarray, np.ndarray,
 def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None = None,
         progress: Progress | None = None, costs: Costs | None = None) -> Outcome:
     """Simulate the plan's replicas (all, or the listed ones with the affinity router, whose replicas
-    never interact) over `reqs`."""
-    costs = costs or costs_for(plan)
-    total = plan.serve.instances
+    never interact: aggregated plans only) over `reqs`."""
+    tables = pool_costs(plan) if costs is None else {plan.serve.role: costs}
+    entry_costs = tables[plan.serve.role]
+    total = plan.serve.instances  # replicas requests are routed to
     chosen = list(range(total)) if replicas is None else list(replicas)
-    if replicas is not None and opts.router != "affinity" and len(chosen) != total:
-        raise ValueError("only the affinity router runs a subset of the replicas")
+    if replicas is not None and (opts.router != "affinity" or plan.disaggregated) and len(chosen) != total:
+        raise ValueError("only the affinity router's aggregated replicas run as a subset")
     rec = Records(reqs.count)
-    hints = prefill_hints(costs, reqs) if reqs.count else None
+    hints = prefill_hints(entry_costs, reqs) if reqs.count else None
+    shared = None
+    if plan.disaggregated and plan.transfer.shared_cache:
+        # one pool in the host memory of every prefill instance (model.disagg.prefill_pool, shared = 1)
+        bt = reqs.block_tokens
+        shared = PrefixCache(bt, int(entry_costs.dram_tokens * total // bt), int(entry_costs.nvme_tokens * total // bt),
+                             enabled=bool(plan.serve.cfg.prefix_cache > 0))
     reps: dict[int, Replica] = {}
     for r in chosen:
-        rep = Replica(r, costs, reqs, rec, np.random.default_rng([opts.seed, r]))
+        rep = Replica(r, entry_costs, reqs, rec, np.random.default_rng([opts.seed, r]), role=plan.serve.role,
+                      cache=shared)
         rep.hints = hints
         rep.window = (opts.warmup(), opts.duration_s)
         reps[r] = rep
+    entry = list(reps.values())
+    decoders: list[Replica] = []
+    if plan.disaggregated:
+        dec = plan.pool("decode")
+        for j in range(dec.instances):
+            # a shared host pool also takes the decode pool's KV (model.disagg.prefill_side_reuse)
+            rep = Replica(total + j, tables["decode"], reqs, rec, np.random.default_rng([opts.seed, total + j]),
+                          role="decode", cache=shared)
+            rep.window = (opts.warmup(), opts.duration_s)
+            reps[total + j] = rep
+            decoders.append(rep)
     home = session_homes(reqs, total)
     router = StaticRouter(opts.router, total, home)
     glob: list[tuple[float, int]] = []  # least-loaded: arrivals not yet routed
@@ -124,10 +160,27 @@ def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None
             reqs.arrival_s[nxt] = max(float(reqs.arrival_s[rid]) + float(reqs.think_s[rid]), t)
             release(nxt)
 
+    nic_free = {r: 0.0 for r in chosen}  # when each prefill instance's NICs finish their last transfer
+
+    def prefilled(rid: int, t: float, prefill_s: float, r: int) -> None:
+        """Ship the prompt's KV to the least-loaded decode replica; the first token is delivered on arrival."""
+        whole, visible = entry_costs.transfer_seconds(float(reqs.input_tokens[rid]), prefill_s, plan.transfer)
+        arrive = max(t + float(visible), nic_free[r] + float(whole))
+        nic_free[r] = arrive
+        rec.first_s[rid] = arrive
+        rec.transfer_s[rid] = arrive - t
+        if rec.generated[rid] >= reqs.output_tokens[rid]:  # a one-token reply ends with its first token
+            rec.finish_s[rid] = arrive
+            finished(rid, arrive)
+            return
+        pick = decoders[least_loaded([d.load() + len(d.pending) for d in decoders])]
+        heapq.heappush(pick.pending, (arrive, rid))
+
     for rid in np.flatnonzero(np.isfinite(reqs.arrival_s)):
         release(int(rid))
     for rep in reps.values():
         rep.on_finish = finished
+        rep.on_prefilled = prefilled
     if reqs.warm is not None and reqs.warm.size:
         # where each session between turns ran its last turn: its home replica, or anywhere when spreading
         where = home[reqs.session[reqs.warm]] if opts.router == "affinity" else \
@@ -135,25 +188,27 @@ def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None
         for r in chosen:
             reps[r].prewarm(reqs.warm[where == r])
     end = opts.duration_s + opts.drain()
-    heap = [(0.0, r) for r in chosen]
+    heap = [(0.0, r) for r in reps]
     ticks = 0
     while heap:
         clock, r = heapq.heappop(heap)
         while glob and glob[0][0] <= clock:
             _, rid = heapq.heappop(glob)
-            order = sorted(reps)
-            pick = order[least_loaded([reps[i].load() for i in order])]
+            pick = chosen[least_loaded([reps[i].load() for i in chosen])]
             heapq.heappush(reps[pick].pending, (float(reqs.arrival_s[rid]), rid))
         rep = reps[r]
         while rep.pending and rep.pending[0][0] <= rep.clock:
             rep.enqueue(heapq.heappop(rep.pending)[1])
         stop_at = min(rep.pending[0][0] if rep.pending else np.inf, glob[0][0] if glob else np.inf)
-        if rep.clock >= end or (rep.idle() and not np.isfinite(stop_at) and not any(
-                not x.idle() for x in reps.values())):
+        if rep.role == "decode":  # a prompt may still be shipped here, no earlier than this
+            stop_at = min([stop_at, *(x.next_handoff() for x in entry)])
+        # busy: stepping, or a decode replica with a shipped prompt on its way
+        busy = [x for x in reps.values() if not x.idle() or (x.role == "decode" and x.pending)]
+        if rep.clock >= end or (rep.idle() and not np.isfinite(stop_at) and not busy):
             continue
         if rep.idle() and not np.isfinite(stop_at):
             # idle, but a busy replica may still release a session's next turn to it
-            rep.clock = min(x.clock for x in reps.values() if not x.idle()) + 1e-9
+            rep.clock = min(x.clock for x in busy) + 1e-9
             heapq.heappush(heap, (rep.clock, r))
             continue
         rep.step(stop_at)
@@ -165,10 +220,12 @@ def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None
         rep.series_t.append(rep.clock)
         rep.series_waiting.append(len(rep.waiting))
         rep.series_running.append(rep.running)
+    order = list(reps)
     return Outcome(records=rec,
-                   busy_s=np.array([reps[r].busy_s for r in chosen]),
-                   prefill_s=np.array([reps[r].prefill_s for r in chosen]),
-                   steps=np.array([reps[r].steps for r in chosen]),
+                   busy_s=np.array([reps[r].busy_s for r in order]),
+                   prefill_s=np.array([reps[r].prefill_s for r in order]),
+                   steps=np.array([reps[r].steps for r in order]),
                    series=[(np.asarray(reps[r].series_t), np.asarray(reps[r].series_waiting),
-                            np.asarray(reps[r].series_running)) for r in chosen],
-                   cache_lookups=sum(reps[r].cache.lookups for r in chosen))
+                            np.asarray(reps[r].series_running)) for r in order],
+                   cache_lookups=shared.lookups if shared is not None else sum(reps[r].cache.lookups for r in order),
+                   roles=tuple(reps[r].role for r in order), slots=tuple(reps[r].batch for r in order))

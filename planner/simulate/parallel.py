@@ -53,9 +53,10 @@ def run_job(job: Job, progress=None) -> tuple[arrivals.Requests, fleet.Outcome]:
 
 
 def split(job: Job, parts: int) -> list[Job]:
-    """One job per group of replicas (affinity router only; otherwise the job itself)."""
+    """One job per group of replicas (affinity router, aggregated plans only: a disaggregated plan's
+    prefill replicas share its decode pool; otherwise the job itself)."""
     n = job.plan.serve.instances
-    if job.options.router != "affinity" or parts <= 1 or n <= 1:
+    if job.options.router != "affinity" or job.plan.disaggregated or parts <= 1 or n <= 1:
         return [job]
     groups = [tuple(range(i, n, parts)) for i in range(min(parts, n))]
     return [replace(job, replicas=g) for g in groups]
@@ -71,7 +72,7 @@ def merge(parts: list[tuple[arrivals.Requests, fleet.Outcome]]) -> tuple[arrival
     for r_part, o_part in parts:
         mine = o_part.records.replica >= 0
         for name in ("replica", "first_s", "finish_s", "cached_tokens", "cached_by_tier", "generated",
-                     "preemptions", "dropped"):
+                     "preemptions", "dropped", "transfer_s"):
             getattr(rec, name)[mine] = getattr(o_part.records, name)[mine]
         # a closed-loop turn's arrival is set by the group that served the turn before it
         arrival = np.where(np.isnan(arrival), r_part.arrival_s, arrival)
@@ -81,7 +82,9 @@ def merge(parts: list[tuple[arrivals.Requests, fleet.Outcome]]) -> tuple[arrival
                                prefill_s=np.concatenate([o.prefill_s for o in outs]),
                                steps=np.concatenate([o.steps for o in outs]),
                                series=[s for o in outs for s in o.series],
-                               cache_lookups=sum(o.cache_lookups for o in outs))
+                               cache_lookups=sum(o.cache_lookups for o in outs),
+                               roles=tuple(r for o in outs for r in o.roles),
+                               slots=tuple(b for o in outs for b in o.slots))
 
 
 def run_jobs(jobs: list[Job], workers: int = 1, ray_address: str | None = None) -> list[Any]:

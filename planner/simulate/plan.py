@@ -1,11 +1,13 @@
-"""A plan to simulate: one pool of identical replicas (aggregated serving) with the cost model's arrays.
+"""A plan to simulate: pools of identical replicas with the cost model's arrays.
 
 A plan comes from `planner solve` (a row of its table) or from a plan file: a TOML table with the
 same keys as a solve plan (`hardware`, `chips`, `replicas`, `layout`, `batch`, `weight_dtype`,
 `kv_dtype`, `tier_split`, `spec_k`, `prefix_cache`, `attention`), or `planner solve --format toml`
-output (its `best` table is taken). The plan is a list of pools by role so that a disaggregated plan
-(issue #15: a `prefill` and a `decode` pool) slots in: `mode = "disaggregated"` is recognised and
-refused with a clear message until the engine learns to ship KV between pools.
+output (its `best` table is taken). An aggregated plan is one pool ('serve'); a disaggregated plan
+(`mode = "disaggregated"`, issue #15) is a `prefill` and a `decode` table, each with those keys
+(the prefill pool has no batch, tiers or speculation: one prompt at a time, as the search models
+it), and the KV transfer between them, whose bandwidth is derived here from the two pools'
+hardware exactly as the search derives it (`disagg_search.pair_bandwidth`).
 """
 
 from __future__ import annotations
@@ -50,14 +52,37 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """The KV shipment of a disaggregated plan, prefill instance -> decode instance."""
+
+    bandwidth: float  # bytes/s between one prefill and one decode instance
+    link: str  # 'scale-up' (both in one domain) or 'scale-out'
+    layerwise: bool  # layer i's KV leaves once layer i is computed (else after the whole prefill)
+    shared_cache: bool  # the prefix cache is one pool in the prefill instances' host memory
+
+
+@dataclass(frozen=True)
 class SimPlan:
     mode: str
     pools: tuple[Pool, ...]
     load: Load
+    transfer: Transfer | None = None
 
     @property
     def serve(self) -> Pool:
+        """The pool requests arrive at: the only one (aggregated) or the prefill pool."""
         return self.pools[0]
+
+    @property
+    def disaggregated(self) -> bool:
+        return self.mode == "disaggregated"
+
+    def pool(self, role: str) -> Pool:
+        return next(p for p in self.pools if p.role == role)
+
+    @property
+    def instances(self) -> int:
+        return sum(p.instances for p in self.pools)
 
 
 def _f64(tup):
@@ -97,7 +122,7 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, r
         replicas=per_system, expert_imbalance=scenario.serving.expert_imbalance)
     hw = tco.priced(hardware_arrays([acc], catalog, scenario.search.risk), [acc], scenario)
     hw = Hw(*(np.asarray(x)[0] for x in hw))
-    spec, draft_bytes = draft_arrays(catalog, model, scenario.speculative)
+    spec, draft_bytes = draft_arrays(catalog, model, _speculation(plan, scenario), plan["weight_dtype"])
     replicas = int(plan["replicas"])
     if replicas < 1:
         raise InputFileError(f"{where}.replicas: {replicas} must be at least 1")
@@ -105,20 +130,72 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, r
                 hw=_f64(hw), cfg=_f64(cfg), spec=_f64(spec), draft_weight_bytes=float(draft_bytes))
 
 
+def _speculation(plan: dict[str, Any], scenario: Scenario):
+    """The plan's own speculative method (a search may try several, `search.spec_method`), its drafter
+    held at the plan's weight dtype as the search holds it (grid.speculation_arrays); none at k = 0."""
+    method = "none" if int(plan.get("spec_k", 0)) == 0 else plan.get("spec_method") or scenario.speculative.method
+    spec = scenario.speculative
+    return spec if method == spec.method else spec.model_copy(update={"method": method})
+
+
 def sim_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, where: str = "plan") -> SimPlan:
-    """A solve row or a plan file's table -> SimPlan (aggregated only, for now)."""
+    """A solve row or a plan file's table -> SimPlan."""
     from planner.grid import load_arrays
 
     mode = plan.get("mode", "aggregated")
     if mode not in MODES:
         raise InputFileError(f"{where}.mode: {mode!r} is not one of {', '.join(MODES)}")
-    if mode == "disaggregated":
-        raise InputFileError(f"{where}.mode: disaggregated plans (prefill and decode pools) are not simulated yet; "
-                             "simulate each pool's aggregated twin, or an aggregated plan")
     catalog = for_scenario(catalog, scenario)
-    pool = pool_from_plan(plan, scenario, catalog, where=where)
     load = _f64(load_arrays(scenario, catalog.model(scenario.model.id), catalog))
+    if mode == "disaggregated":
+        return _disaggregated(plan, scenario, catalog, load, where)
+    pool = pool_from_plan(plan, scenario, catalog, where=where)
     return SimPlan(mode=mode, pools=(pool,), load=load)
+
+
+PREFILL_LOCATIONS = ("prefill instances", "shared host pool", "off")  # disagg_plans' prefix_cache_lives
+
+
+def _disaggregated(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, load: Load, where: str) -> SimPlan:
+    """Both pools of a disaggregated plan, and their transfer link (derived, as the search does)."""
+    from planner.disagg_search import pair_bandwidth
+
+    tables = {}
+    for role in ("prefill", "decode"):
+        table = plan.get(role)
+        if not isinstance(table, dict):
+            raise InputFileError(f"{where}.{role}: a disaggregated plan needs a [{role}] table with "
+                                 f"{', '.join(k for k in PLAN_KEYS if not (role == 'prefill' and k == 'batch'))}")
+        tables[role] = dict(table)
+    pre, dec = tables["prefill"], tables["decode"]
+    lives = pre.get("prefix_cache_lives", "prefill instances" if pre.get("prefix_cache") else "off")
+    if lives not in PREFILL_LOCATIONS:
+        raise InputFileError(f"{where}.prefill.prefix_cache_lives: {lives!r} is not one of "
+                             f"{', '.join(PREFILL_LOCATIONS)}")
+    # a prefill instance holds one prompt at a time, in HBM, without speculation (model.disagg._as_prefill)
+    pre.update(batch=1, spec_k=0, tier_split={}, prefix_cache=bool(pre.get("prefix_cache")) and lives != "off")
+    dec.update(prefix_cache=False)  # the decode pool receives every prompt's KV; the cache serves prefill
+    pools = (pool_from_plan(pre, scenario, catalog, role="prefill", where=f"{where}.prefill"),
+             pool_from_plan(dec, scenario, catalog, role="decode", where=f"{where}.decode"))
+    if pools[0].cfg.kv_bytes != pools[1].cfg.kv_bytes:
+        raise InputFileError(f"{where}.prefill.kv_dtype: {pre['kv_dtype']!r} differs from decode.kv_dtype "
+                             f"{dec['kv_dtype']!r}; the prefill pool writes the KV in the format decode reads")
+    # the search's link rule over the two pools' hardware rows (one row when they share hardware)
+    rows = pools[:1] if pre["hardware"] == dec["hardware"] else pools
+    links = {"out": np.array([float(p.hw.scale_out_bw) for p in rows]),
+             "up": np.array([float(p.hw.link_bw) for p in rows]),
+             "domain": np.array([float(p.hw.domain) for p in rows])}
+    if len(rows) == 1:
+        bw, shared = pair_bandwidth(np.array([[float(pre["chips"]), float(dec["chips"])]]), links)
+        at = (0, 0, 0, 1)
+    else:
+        bw, shared = pair_bandwidth(np.array([[float(pre["chips"])], [float(dec["chips"])]]), links)
+        at = (0, 0, 1, 0)
+    bandwidth, same_domain = float(bw[at]), bool(shared[at])
+    transfer = Transfer(bandwidth=bandwidth, link="scale-up" if same_domain else "scale-out",
+                        layerwise=scenario.serving.kv_transfer == "layerwise",
+                        shared_cache=lives == "shared host pool")
+    return SimPlan(mode="disaggregated", pools=pools, load=load, transfer=transfer)
 
 
 def read_plan_file(path: Path) -> dict[str, Any]:

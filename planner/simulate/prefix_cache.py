@@ -9,6 +9,10 @@ stay in the cache, shared (concurrent requests of a session, or a system prompt 
 use one copy); a running request owns only the KV it computed, which joins the cache when it
 finishes. Simplification, stated: blocks in use are not pinned, so under memory pressure LRU could
 evict a block a running request reads (it is the most recently used, so this is rare).
+
+A cache may be shared by several instances (a disaggregated plan's host-memory pool: Mooncake
+Store, LMCache): each block remembers the instance that wrote it, and `take` counts the DRAM and
+NVMe hits another instance holds (`remote`), which cross the scale-out network to be reloaded.
 """
 
 from __future__ import annotations
@@ -27,17 +31,21 @@ class PrefixCache:
         self.capacity = [0, max(int(dram_blocks), 0), max(int(nvme_blocks), 0)]
         self.lookups = 0
         self.hit_blocks = [0, 0, 0]
+        self.remote = (0, 0)  # of the last `take`: DRAM and NVMe blocks written by another instance
 
     @property
     def hbm_blocks(self) -> int:
         return len(self.tiers[0])
 
-    def take(self, prefix: Iterable[int]) -> tuple[int, int, int]:
+    def take(self, prefix: Iterable[int], owner: int = -1) -> tuple[int, int, int]:
         """Blocks of the longest leading run of `prefix` held in the cache, per tier they were found
         in (HBM, DRAM, NVMe). They become the most recently used HBM blocks (DRAM and NVMe hits are
-        reloaded into HBM) and stay shared: another request of the session may use them too."""
+        reloaded into HBM) and stay shared: another request of the session may use them too.
+        `owner`: the instance reading; hits written by another one are counted in `remote`."""
         found = [0, 0, 0]
+        remote = [0, 0]
         self.lookups += 1
+        self.remote = (0, 0)
         if not self.enabled:
             return 0, 0, 0
         hbm, dram, nvme = self.tiers
@@ -46,26 +54,27 @@ class PrefixCache:
                 hbm.move_to_end(block)
                 found[0] += 1
             elif block in dram:
-                del dram[block]
-                hbm[block] = None
+                remote[0] += dram.pop(block) != owner
+                hbm[block] = owner
                 found[1] += 1
             elif block in nvme:
-                del nvme[block]
-                hbm[block] = None
+                remote[1] += nvme.pop(block) != owner
+                hbm[block] = owner
                 found[2] += 1
             else:
                 break
+        self.remote = (remote[0], remote[1])
         for i in range(3):
             self.hit_blocks[i] += found[i]
         return found[0], found[1], found[2]
 
-    def put(self, blocks: Iterable[int]) -> None:
+    def put(self, blocks: Iterable[int], owner: int = -1) -> None:
         """A finished request's blocks, most recently used, into HBM (room is made by `fit_hbm`)."""
         if not self.enabled:
             return
         hbm = self.tiers[0]
         for block in blocks:
-            hbm[block] = None
+            hbm[block] = owner
             hbm.move_to_end(block)
 
     def fit_hbm(self, max_blocks: int) -> None:
@@ -73,14 +82,14 @@ class PrefixCache:
         hbm, dram, nvme = self.tiers
         excess = len(hbm) - max(int(max_blocks), 0)
         for _ in range(max(excess, 0)):
-            block, _ = hbm.popitem(last=False)
+            block, owner = hbm.popitem(last=False)
             if self.capacity[1] > 0:
-                dram[block] = None
+                dram[block] = owner
             elif self.capacity[2] > 0:
-                nvme[block] = None
+                nvme[block] = owner
         while len(dram) > self.capacity[1]:
-            block, _ = dram.popitem(last=False)
+            block, owner = dram.popitem(last=False)
             if self.capacity[2] > 0:
-                nvme[block] = None
+                nvme[block] = owner
         while len(nvme) > self.capacity[2]:
             nvme.popitem(last=False)

@@ -9,6 +9,21 @@ from planner.simulate.analytic import QUANTILES
 
 PLAN_FIELDS = ("hardware", "chips", "replicas", "layout_text", "batch", "weight_dtype", "kv_dtype", "tier_split",
                "spec_k", "prefix_cache", "attention", "monthly_usd")
+PREFILL_FIELDS = ("hardware", "chips", "replicas", "layout_text", "weight_dtype", "kv_dtype", "prefix_cache",
+                  "prefix_cache_lives", "attention", "monthly_usd")
+DECODE_FIELDS = ("hardware", "chips", "replicas", "layout_text", "batch", "weight_dtype", "kv_dtype", "tier_split",
+                 "spec_k", "attention", "monthly_usd")
+
+
+def plan_fields(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan's identifying keys (a disaggregated plan: its pools and the KV link)."""
+    if plan.get("mode") == "disaggregated":
+        out = {k: plan.get(k) for k in ("hardware", "monthly_usd") if plan.get(k) is not None}
+        for role, fields in (("prefill", PREFILL_FIELDS), ("decode", DECODE_FIELDS)):
+            pool = plan.get(role) or {}
+            out[role] = {k: pool.get(k) for k in fields if pool.get(k) is not None}
+        return out
+    return {k: plan.get(k) for k in PLAN_FIELDS if plan.get(k) is not None}
 
 
 def _r(x: float | None, digits: int = 6) -> float | None:
@@ -37,7 +52,7 @@ def document(scenario_name: str, plan: dict[str, Any], mode: str, sim: dict[str,
     return {
         "scenario": scenario_name,
         "mode": mode,
-        "plan": {k: plan.get(k) for k in PLAN_FIELDS if plan.get(k) is not None},
+        "plan": plan_fields(plan),
         "run": run,
         "comparison": comparison(sim, ana),
         "simulated": {k: v for k, v in sim.items()},
@@ -45,7 +60,7 @@ def document(scenario_name: str, plan: dict[str, Any], mode: str, sim: dict[str,
                      "tpot_s": {f"p{round(q * 100)}": _r(v) for q, v in ana["tpot_s"].items()},
                      "prefill_busy": _r(ana["prefill_busy"], 4), "prefix_hit_rate": _r(ana["prefix_hit_rate"], 4),
                      "saturated": bool(ana["prefill_busy"] >= 1.0),
-                     "replicas": ana["replicas"]},
+                     "replicas": ana["replicas"], **({"pools": ana["pools"]} if "pools" in ana else {})},
     }
 
 
@@ -58,9 +73,19 @@ def write_table(doc: dict[str, Any]) -> None:
 
     con = render.console()
     p, run, sim, ana = doc["plan"], doc["run"], doc["simulated"], doc["analytic"]
-    con.print(f"Simulated {doc['scenario']}: {p.get('replicas')} x {p.get('chips')} {p.get('hardware')} "
-              f"({p.get('layout_text', '')}), batch {p.get('batch')}, {p.get('weight_dtype')}/{p.get('kv_dtype')}, "
-              f"k={p.get('spec_k')}, prefix cache {'on' if p.get('prefix_cache') else 'off'} [{doc['mode']}]")
+    if doc["mode"] == "disaggregated":
+        pre, dec, link = p["prefill"], p["decode"], doc["run"].get("kv_link") or {}
+        cache = pre.get("prefix_cache_lives", "on") if pre.get("prefix_cache") else "off"
+        con.print(f"Simulated {doc['scenario']} (disaggregated): prefill {pre.get('replicas')} x {pre.get('chips')} "
+                  f"{pre.get('hardware')} ({pre.get('layout_text', '')}), {pre.get('weight_dtype')}/"
+                  f"{pre.get('kv_dtype')}, prefix cache {cache}; decode {dec.get('replicas')} x {dec.get('chips')} "
+                  f"{dec.get('hardware')} ({dec.get('layout_text', '')}), batch {dec.get('batch')}, "
+                  f"{dec.get('weight_dtype')}/{dec.get('kv_dtype')}, k={dec.get('spec_k')}; KV over "
+                  f"{link.get('link', '?')} at {link.get('gbps', 0):,.0f} GB/s ({link.get('overlap', '?')})")
+    else:
+        con.print(f"Simulated {doc['scenario']}: {p.get('replicas')} x {p.get('chips')} {p.get('hardware')} "
+                  f"({p.get('layout_text', '')}), batch {p.get('batch')}, {p.get('weight_dtype')}/{p.get('kv_dtype')}, "
+                  f"k={p.get('spec_k')}, prefix cache {'on' if p.get('prefix_cache') else 'off'} ({doc['mode']})")
     con.print(f"{run['duration_s']:g} s of arrivals (first {run['warmup_s']:g} s not measured), seed {run['seed']}, "
               f"router {run['router']}, workload {run['workload']}")
     t = render.table("metric", "simulated", "analytic", "analytic vs simulated", right=("simulated", "analytic",
@@ -74,6 +99,12 @@ def write_table(doc: dict[str, Any]) -> None:
     t.add_row("prefix hit (of prefix_reuse x prompts)", f"{sim['prefix_hit_rate']:.3f}",
               f"{ana['prefix_hit_rate']:.3f}", "")
     t.add_row("prefill busy", f"{sim['prefill_busy']:.3f}", f"{ana['prefill_busy']:.3f}", "")
+    if "pools" in sim:
+        t.add_row("decode slots busy", f"{sim['pools']['decode']['occupancy']:.3f}",
+                  f"{ana['pools']['decode']['occupancy']:.3f}", "")
+        x = sim.get("kv_transfer_s") or {}
+        if x.get("p95") is not None:
+            t.add_row("KV transfer seen in TTFT p50 / p95 (ms)", f"{x['p50'] * 1e3:,.3f} / {x['p95'] * 1e3:,.3f}", "", "")
     con.print(t)
     r = sim["requests"]
     q = sim["queue"]

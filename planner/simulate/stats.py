@@ -44,7 +44,9 @@ def summarise(reqs: Requests, out: Outcome, opts: Options, prefix_reuse: float =
     tiers = rec.cached_by_tier[window].sum(axis=0)
     replicas = len(out.busy_s)
     busy_end = opts.duration_s + opts.drain()
-    return {
+    roles = np.asarray(out.roles or ("serve",) * replicas)
+    entry = roles != "decode"  # where prompts are prefilled
+    doc = {
         "requests": {"arrived": int(arrived.sum()), "measured": int(window.sum()), "finished": int(done.sum()),
                      "unfinished": int((window & ~np.isfinite(rec.finish_s) & ~rec.dropped).sum()),
                      "rejected": int((window & rec.dropped).sum()),
@@ -63,10 +65,20 @@ def summarise(reqs: Requests, out: Outcome, opts: Options, prefix_reuse: float =
         "prompt_tokens_reusable": reusable / prompt if prompt > 0 else 0.0,
         "cached_by_tier": {"hbm": int(tiers[0]), "dram": int(tiers[1]), "nvme": int(tiers[2])},
         "utilisation": float(out.busy_s.sum() / (replicas * span)) if replicas else 0.0,
-        "prefill_busy": float(out.prefill_s.sum() / (replicas * span)) if replicas else 0.0,
+        "prefill_busy": float(out.prefill_s[entry].sum() / (entry.sum() * span)) if entry.any() else 0.0,
         "steps": int(out.steps.sum()),
         "queue": queue_series(out, busy_end),
     }
+    if (roles == "decode").any():  # a disaggregated plan: each pool, and the KV transfer
+        doc["pools"] = {role: {"replicas": int((roles == role).sum()),
+                               "busy": float(out.busy_s[roles == role].sum() / ((roles == role).sum() * span))}
+                        for role in ("prefill", "decode")}
+        decoders = [i for i, role in enumerate(roles) if role == "decode"]
+        doc["pools"]["decode"]["occupancy"] = float(np.mean([
+            _time_mean(*out.series[i][::2], opts.warmup(), opts.duration_s) / max(out.slots[i], 1) for i in decoders]))
+        shipped = rec.transfer_s[window & np.isfinite(rec.transfer_s)]
+        doc["kv_transfer_s"] = _q(shipped)
+    return doc
 
 
 def queue_series(out: Outcome, end: float, points: int = SERIES_POINTS) -> dict[str, list[float]]:
@@ -81,3 +93,11 @@ def queue_series(out: Outcome, end: float, points: int = SERIES_POINTS) -> dict[
         waiting += np.where(grid >= t[0], w[i], 0)
         running += np.where(grid >= t[0], r[i], 0)
     return {"t_s": [round(float(x), 3) for x in grid], "waiting": waiting.tolist(), "running": running.tolist()}
+
+
+def _time_mean(t: np.ndarray, x: np.ndarray, start: float, end: float) -> float:
+    """Time average over [start, end] of a step function that takes x[i] from t[i] on."""
+    if t.size == 0 or end <= start:
+        return 0.0
+    edges = np.clip(np.append(t, np.inf), start, end)
+    return float((x * np.diff(edges)).sum() / (end - start))
