@@ -45,6 +45,11 @@ class Launch:
     model: ModelSpec
     draft: ModelSpec | None
     layout: dict[str, int]
+    pd_role: str | None = None  # 'prefill' or 'decode' for a pool of a disaggregated plan
+
+    def layout_of(self, role: str) -> dict[str, int]:
+        """A disaggregated plan's pool layout (its row's `layout` object)."""
+        return self.plan[role]["layout"]
 
     @property
     def max_len(self) -> int:
@@ -64,9 +69,72 @@ class Launch:
 
 def emit(engine: str, launch: Launch) -> str:
     """The launch configuration for `engine` (one of ENGINES) as a commented shell script."""
+    if launch.plan.get("mode") == "disaggregated":
+        return emit_disaggregated(engine, launch)
     build = {"vllm": _vllm, "sglang": _sglang, "trtllm": _trtllm}[engine]
     lines, notes = build(launch)
     return "\n".join(_header(engine, launch) + lines + _notes(notes, launch)) + "\n"
+
+
+def pool_plan(plan: dict[str, Any], role: str) -> dict[str, Any]:
+    """One pool of a disaggregated plan as the aggregated builders read a plan: a prefill instance
+    runs one prompt at a time, as the plan's TTFT assumes (running requests capped at 1), without
+    speculation."""
+    pool = dict(plan[role])
+    if role == "prefill":
+        pool.update(batch=1, spec_k=0, tier_split={"hbm": 1.0, "dram": 0.0, "nvme": 0.0})
+        pool["memory_gb_per_chip"] = dict(pool["memory_gb_per_chip"], kv_dram=0.0, kv_nvme=0.0)
+    else:
+        pool["prefix_cache"] = False  # the cache serves the prefill pool
+        pool["memory_gb_per_chip"] = dict(pool["memory_gb_per_chip"], prefix_cache=0.0)
+    pool["quality_note"] = plan.get("quality_note")
+    return pool
+
+
+# PD transfer settings (flags pinned in tests/test_launch.py): vLLM's NIXL connector (kv_role kv_both
+# on both sides, vllm/config/kv_transfer.py), SGLang's --disaggregation-mode with its default Mooncake
+# transfer engine, TensorRT-LLM's cache transceiver (recalled, as its flags).
+NIXL = {"kv_connector": "NixlConnector", "kv_role": "kv_both"}
+ROUTERS = {
+    "vllm": "a PD proxy sends each request to a prefill instance with max_tokens 1, then to a decode instance "
+            "with the KV handle (vLLM's examples/online_serving/disaggregated_serving proxy, llm-d or NVIDIA "
+            "Dynamo); its command is not pinned here",
+    "sglang": "the sglang-router package routes requests (launch_router with --pd-disaggregation and each "
+              "instance's URL, prefill ones with their bootstrap port); its flags are not pinned here",
+    "trtllm": "trtllm-serve disaggregated -c <config> lists the context (prefill) and generation (decode) "
+              "servers and routes between them (recalled from the TensorRT-LLM 1.0 documentation)",
+}
+
+
+def emit_disaggregated(engine: str, launch: Launch) -> str:
+    """Two launch configurations, prefill then decode, each with the engine's PD role settings."""
+    plan, e = launch.plan, ENGINES[engine]
+    build = {"vllm": _vllm, "sglang": _sglang, "trtllm": _trtllm}[engine]
+    link = plan.get("kv_transfer") or {}
+    out = [f"# disaggregated: a prefill pool and a decode pool, KV shipped over {link.get('link', 'the network')} "
+           f"({link.get('gbps', '?')} GB/s, {link.get('overlap', 'layerwise')})",
+           f"# {e.name} {e.version}; flag names from {e.checked}",
+           f"# routing: {ROUTERS[engine]}"]
+    notes: list[str] = []
+    for role in ("prefill", "decode"):
+        pool = pool_plan(plan, role)
+        lay = launch.layout_of(role)
+        ln = Launch(plan=pool, scenario=launch.scenario, model=launch.model, draft=launch.draft, layout=lay,
+                    pd_role=role)
+        lines, pool_notes = build(ln)
+        where = pool.get("prefix_cache_lives", "off") if role == "prefill" else "-"
+        out += ["", f"# {role}: {pool['replicas']} replica(s) x {pool['chips']} {pool['hardware']}: "
+                f"weights {pool['weight_dtype']}, KV {pool['kv_dtype']}"
+                + (f", batch {pool['batch']}, speculation {spec_words(pool)}" if role == "decode" else
+                   f", prefix cache {where}"),
+                f"# layout per replica: tp {lay['tp']}, pp {lay['pp']}, ep {lay['ep']}, dp_attention "
+                f"{lay['dp_attention']}, cp {lay['cp']}; {lay['nodes']} node(s) per replica",
+                *lines]
+        notes += [f"{role}: {n}" for n in pool_notes if n != plan.get("quality_note")]
+        if role == "prefill" and where == "shared host pool":
+            notes.append("prefill: the prefix cache is one pool in the prefill instances' host memory (Mooncake "
+                         "Store / LMCache) that the decode instances also write to; its settings are not pinned here")
+    return "\n".join(out + _notes(notes, launch)) + "\n"
 
 
 def _header(engine: str, ln: Launch) -> list[str]:
@@ -158,10 +226,21 @@ def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
                                                      separators=(",", ":"))]
     notes += _spec_note(method, p, ("draft", "mtp", "ngram", "suffix"), "vLLM")
     offload = ln.offload_gb_per_chip
-    if offload > 0:
+    if offload > 0 and ln.pd_role:
+        # --kv-offloading-size would replace the PD connector (VllmConfig._post_init_kv_transfer_config):
+        # both go in one MultiConnector, LMCache sized per rank as that function sizes it
+        lmcache = {"kv_connector": "LMCacheConnectorV1", "kv_role": "kv_both", "kv_connector_extra_config": {
+            "lmcache.local_cpu": True, "lmcache.max_local_cpu_size": round(offload * 1e9 / 2**30, 1)}}
+        multi = {"kv_connector": "MultiConnector", "kv_role": "kv_both",
+                 "kv_connector_extra_config": {"connectors": [NIXL, lmcache]}}
+        words += ["--kv-transfer-config", json.dumps(multi, separators=(",", ":"))]
+        notes.append(_tier_note(p, "LMCache (beside the NIXL transfer, in a MultiConnector) keeps reusable KV in host DRAM"))
+    elif offload > 0:
         total = offload * lay["tp"]  # vLLM: the buffer summed over TP ranks, GiB
         words += ["--kv-offloading-backend", "lmcache", "--kv-offloading-size", f"{total * 1e9 / 2**30:.0f}"]
         notes.append(_tier_note(p, "vLLM's KV offloading (LMCache backend) keeps reusable KV in host DRAM"))
+    elif ln.pd_role:
+        words += ["--kv-transfer-config", json.dumps(NIXL, separators=(",", ":"))]
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
     return _command("vllm serve", words), [n for n in (note, *notes) if n]
 
@@ -204,6 +283,8 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
         if p["tier_split"]["nvme"] > 0:
             words += ["--hicache-storage-backend", "file"]
         notes.append(_tier_note(p, "HiCache keeps KV in host DRAM (--hicache-size GB per rank)"))
+    if ln.pd_role:
+        words += ["--disaggregation-mode", ln.pd_role, "--disaggregation-transfer-backend", "mooncake"]
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
     return _command("python -m sglang.launch_server", words), [n for n in (note, *notes) if n]
 
@@ -223,6 +304,8 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
         notes.append(_tier_note(p, "kv_cache_config.host_cache_size offloads reusable KV blocks to host DRAM "
                                    "(NVIDIA Dynamo KVBM adds an NVMe tier; its options are not pinned here)"))
     options: dict[str, Any] = {"kv_cache_config": kv_cache}
+    if ln.pd_role:  # a context (prefill) or generation (decode) server of a disaggregated deployment
+        options["cache_transceiver_config"] = {"backend": "DEFAULT"}
     if lay["dp_attention"] > 1:
         options["enable_attention_dp"] = True
     method = _spec_method(ln)
@@ -232,13 +315,14 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
     elif method == "mtp":
         options["speculative_config"] = {"decoding_type": "MTP", "num_nextn_predict_layers": p["spec_k"]}
     notes += _spec_note(method, p, ("draft", "mtp"), "TensorRT-LLM")
-    yaml = ["cat > llm_api_options.yml <<'EOF'", *_yaml(options), "EOF"]
+    options_file = f"llm_api_options.{ln.pd_role}.yml" if ln.pd_role else "llm_api_options.yml"
+    yaml = [f"cat > {options_file} <<'EOF'", *_yaml(options), "EOF"]
     words = [ln.model.hf_repo, "--backend", "pytorch", "--tp_size", str(lay["tp"]),
              "--pp_size", str(lay["pp"])]
     if lay["ep"] > 1:
         words += ["--ep_size", str(lay["ep"])]
     words += ["--max_batch_size", str(p["batch"]), "--max_num_tokens", str(CHUNK_TOKENS),
-              "--max_seq_len", str(ln.max_len), "--extra_llm_api_options", "llm_api_options.yml"]
+              "--max_seq_len", str(ln.max_len), "--extra_llm_api_options", options_file]
     if p["weight_dtype"] == "fp8":
         notes.append(f"weights fp8: serve an FP8 checkpoint of {ln.model.hf_repo} (e.g. one made with NVIDIA "
                      "ModelOpt); trtllm-serve reads the quantization from the checkpoint")

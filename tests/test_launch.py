@@ -28,6 +28,7 @@ VLLM_0_19_1 = {
     "--decode-context-parallel-size", "--max-num-seqs", "--max-num-batched-tokens", "--max-model-len",
     "--gpu-memory-utilization", "--quantization", "--kv-cache-dtype", "--enable-prefix-caching",
     "--no-enable-prefix-caching", "--speculative-config", "--kv-offloading-backend", "--kv-offloading-size",
+    "--kv-transfer-config",  # arg_utils.py; kv_connector names from distributed/kv_transfer/kv_connector/factory.py
 }
 VLLM_KV_DTYPES = {"auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla"}
 SGLANG_0_5_23 = {
@@ -36,6 +37,7 @@ SGLANG_0_5_23 = {
     "--quantization", "--kv-cache-dtype", "--disable-radix-cache", "--speculative-algorithm",
     "--speculative-draft-model-path", "--speculative-num-steps", "--speculative-eagle-topk",
     "--speculative-num-draft-tokens", "--enable-hierarchical-cache", "--hicache-size", "--hicache-storage-backend",
+    "--disaggregation-mode", "--disaggregation-transfer-backend",  # arg_groups/fields/disagg.py
 }
 TRTLLM_1_0 = {"--backend", "--tp_size", "--pp_size", "--ep_size", "--max_batch_size", "--max_num_tokens",
               "--max_seq_len", "--extra_llm_api_options"}
@@ -140,12 +142,74 @@ def test_a_plan_layout_object_is_read_as_is(catalog, scenario) -> None:
 
 
 def test_solve_emit_prints_the_launch_of_the_chosen_plan(invoke) -> None:
+    """--plan N ranks solve's plans by bill: each hardware's aggregated plan and the best disaggregated one."""
     path = paths.scenarios_dir() / "chat.toml"
     table = json.loads(invoke("solve", path, "--format", "json", "--top", "0").stdout)
-    second = table["per_hardware"][1]
-    result = invoke("solve", path, "--emit", "sglang", "--plan", "2")
+    ranked = sorted([*table["per_hardware"], table["best_per_mode"]["disaggregated"]], key=lambda p: p["monthly_usd"])
+    rank = next(i for i, p in enumerate(ranked, 1) if p.get("mode") == "aggregated" and i > 1)
+    chosen = ranked[rank - 1]
+    result = invoke("solve", path, "--emit", "sglang", "--plan", str(rank))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"# {second['replicas']} replica(s) x {second['chips']} {second['hardware']}")
-    assert f"--max-running-requests {second['batch']}" in result.stdout
+    assert result.stdout.startswith(f"# {chosen['replicas']} replica(s) x {chosen['chips']} {chosen['hardware']}")
+    assert f"--max-running-requests {chosen['batch']}" in result.stdout
     bad = invoke("solve", path, "--emit", "vllm", "--plan", "999")
     assert bad.exit_code == 2 and "--plan 999: only" in bad.output
+
+
+def disaggregated_plan() -> dict:
+    """A disaggregated plan row as `solve` writes one: 2 x 8 h100 prefill (cache in its instances), 3 x 4
+    h200 decode (batch 64, k=2)."""
+    lay8 = {"tp": 8, "pp": 1, "ep": 1, "dp_attention": 1, "cp": 1, "replicas_per_system": 1, "nodes": 1}
+    lay4 = dict(lay8, tp=4)
+    prefill = {**plan(chips=8, replicas=2, batch=None, spec_k=0), "hardware": "h100-sxm", "layout": lay8,
+               "prefix_cache_lives": "prefill instances"}
+    decode = {**plan(chips=4, replicas=3, batch=64, spec_k=2, prefix_cache=False), "hardware": "h200-sxm",
+              "layout": lay4}
+    return {"mode": "disaggregated", "hardware": "h100-sxm+h200-sxm", "prefill": prefill, "decode": decode,
+            "kv_transfer": {"link": "scale-out", "gbps": 400.0, "overlap": "layerwise"}, "quality_note": None}
+
+
+@pytest.mark.parametrize("engine", sorted(PINNED))
+def test_disaggregated_plans_launch_both_roles(catalog, scenario, engine) -> None:
+    """Two launches, prefill then decode, each with its pool's layout and the engine's PD settings;
+    the prefill instance runs one prompt at a time, as the plan's TTFT assumes; every flag pinned."""
+    version, known = PINNED[engine]
+    p = disaggregated_plan()
+    text = emit(engine, Launch(plan=p, scenario=scenario, model=catalog.model(scenario.model.id),
+                               draft=catalog.model("llama-3.2-1b"), layout={}))
+    assert flags(text) <= known, flags(text) - known
+    pre, dec = text.index("# prefill: 2 replica(s) x 8 h100-sxm"), text.index("# decode: 3 replica(s) x 4 h200-sxm")
+    assert pre < dec
+    prefill_part, decode_part = text[pre:dec], text[dec:]
+    batch_flag = {"vllm": "--max-num-seqs", "sglang": "--max-running-requests", "trtllm": "--max_batch_size"}[engine]
+    tp_flag = {"vllm": "--tensor-parallel-size", "sglang": "--tp-size", "trtllm": "--tp_size"}[engine]
+    assert f"{batch_flag} 1 " in prefill_part and f"{batch_flag} 64 " in decode_part
+    assert f"{tp_flag} 8 " in prefill_part and f"{tp_flag} 4 " in decode_part
+    assert "routing:" in text
+    if engine == "sglang":
+        assert "--disaggregation-mode prefill" in prefill_part and "--disaggregation-mode decode" in decode_part
+    elif engine == "vllm":
+        assert prefill_part.count('"kv_connector":"NixlConnector","kv_role":"kv_both"') == 1
+        assert decode_part.count('"kv_connector":"NixlConnector","kv_role":"kv_both"') == 1
+        assert "--speculative-config" not in prefill_part and "--speculative-config" in decode_part
+    else:
+        assert prefill_part.count("cache_transceiver_config:") == decode_part.count("cache_transceiver_config:") == 1
+        assert 'backend: "DEFAULT"' in prefill_part and "llm_api_options.prefill.yml" in prefill_part
+
+
+def test_vllm_keeps_the_pd_connector_beside_kv_offload(catalog, scenario) -> None:
+    """vLLM 0.19.1's --kv-offloading-size replaces the KV connector, which would drop the NIXL transfer:
+    a decode pool that offloads KV gets one MultiConnector holding NIXL and LMCache instead."""
+    p = disaggregated_plan()
+    p["decode"]["tier_split"] = {"hbm": 0.75, "dram": 0.25, "nvme": 0.0}
+    p["decode"]["memory_gb_per_chip"] = dict(p["decode"]["memory_gb_per_chip"], kv_dram=16.0)
+    text = emit("vllm", Launch(plan=p, scenario=scenario, model=catalog.model(scenario.model.id),
+                               draft=catalog.model("llama-3.2-1b"), layout={}))
+    decode_part = text[text.index("# decode:"):]
+    assert "--kv-offloading-size" not in decode_part
+    config = json.loads(re.search(r"--kv-transfer-config '([^']*)'", decode_part).group(1))
+    assert config["kv_connector"] == "MultiConnector"
+    names = [c["kv_connector"] for c in config["kv_connector_extra_config"]["connectors"]]
+    assert names == ["NixlConnector", "LMCacheConnectorV1"]
+    assert config["kv_connector_extra_config"]["connectors"][1]["kv_connector_extra_config"][
+        "lmcache.max_local_cpu_size"] == pytest.approx(16.0 * 1e9 / 2**30, abs=0.05)

@@ -50,7 +50,8 @@ def solve(
     emit: Annotated[EmitEngine | None, typer.Option(
         "--emit", help="Print the launch command for this engine instead of the table.")] = None,
     plan: Annotated[int, typer.Option(
-        "--plan", min=1, help="Which plan --emit launches: its rank in the table (1 = cheapest).")] = 1,
+        "--plan", min=1, help="Which plan --emit launches, cheapest first (1 = solve's answer; each hardware's "
+        "aggregated plan and the best disaggregated one).")] = 1,
     verify: Annotated[int, typer.Option(
         "--verify", min=0, metavar="K", help="Simulate the K cheapest plans (and up to K closest infeasible "
         "ones) and re-rank them by simulated feasibility; reports disagreements with the analytic screen.")] = 0,
@@ -116,23 +117,27 @@ def solve(
 
 
 def _emit(engine: str, rank: int, result, scenario, catalog, file: Path) -> None:
-    """`--emit ENGINE [--plan N]`: the launch configuration of the N-th cheapest plan."""
+    """`--emit ENGINE [--plan N]`: the launch configuration of the N-th cheapest plan (each hardware's
+    aggregated plan and the best disaggregated one, as `planner simulate --plan N` ranks them)."""
     import sys
 
+    from planner.cli.simulate_cmd import ranked_plans
     from planner.errors import PlannerError
     from planner.launch import Launch, emit
     from planner.plans import layout
 
-    if not result.per_hardware:
+    plans = ranked_plans(result)
+    if not plans:
         sys.stdout.write("# no plan meets the SLOs: nothing to launch (run without --emit to see why)\n")
         raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))
-    if rank > len(result.per_hardware):
-        raise PlannerError(f"{file}: --plan {rank}: only {len(result.per_hardware)} plan(s) meet the SLOs "
-                           f"(--plan 1 to {len(result.per_hardware)})")
-    chosen = result.per_hardware[rank - 1]
-    acc = catalog.accelerator(chosen["hardware"])
+    if rank > len(plans):
+        raise PlannerError(f"{file}: --plan {rank}: only {len(plans)} plan(s) meet the SLOs (--plan 1 to {len(plans)})")
+    chosen = plans[rank - 1]
     model = catalog.model(scenario.model.id)
     draft = catalog.model(scenario.speculative.draft_model) if scenario.speculative.draft_model else None
-    launch = Launch(plan=chosen, scenario=scenario, model=model, draft=draft,
-                    layout=layout(chosen, model, int(acc.scale_up_domain)))
+    if chosen.get("mode") == "disaggregated":
+        lay = {}
+    else:
+        lay = layout(chosen, model, int(catalog.accelerator(chosen["hardware"]).scale_up_domain))
+    launch = Launch(plan=chosen, scenario=scenario, model=model, draft=draft, layout=lay)
     sys.stdout.write(emit(engine, launch))
