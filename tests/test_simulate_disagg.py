@@ -232,3 +232,25 @@ def test_a_disaggregated_plan_without_its_decode_pool_is_one_line(tmp_path, invo
     assert result.exit_code == 2
     assert "decode" in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_solve_verify_reranks_both_modes_by_simulation(tmp_path, invoke):
+    """`solve --verify K` simulates solve's K cheapest plans of either mode and ranks them by simulated
+    feasibility, then bill; each row says its mode and both p95s; JSON carries the same."""
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(sim_scenario(rate=2.0, turns=3))
+    result = invoke("solve", sc, "--verify", "3", "--verify-duration", "60", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    checked = doc["verify"]["plans"]
+    assert {c["mode"] for c in checked} == {"aggregated", "disaggregated"}
+    keys = [(not c["simulated_feasible"], c["monthly_usd"]) for c in checked]
+    assert keys == sorted(keys)
+    for c in checked:
+        sim_ttft, sim_tpot = c["ttft_p95_s"]["simulated"], c["tpot_p95_ms"]["simulated"]
+        assert c["simulated_feasible"] == (sim_ttft <= 2.0 and sim_tpot <= 50.0 and c["unfinished"] == 0)
+    disagreements = [c for c in checked if c["analytic_feasible"] != c["simulated_feasible"]]
+    assert len(doc["verify"]["disagreements"]) == len(disagreements)
+    table = invoke("solve", sc, "--verify", "3", "--verify-duration", "60")
+    assert table.exit_code == 0, table.stderr
+    assert "Verified by simulation" in table.stdout and "(disaggregated)" in table.stdout
