@@ -181,6 +181,24 @@ def test_every_request_is_accounted_for(tmp_path_factory, catalog, seed, rate):
     assert np.all(rec.cached_tokens <= np.maximum(reqs.input_tokens - 1, 0))
 
 
+def test_synthetic_sessions_reuse_what_the_scenario_states(tmp_path, catalog):
+    """Long sessions (40 turns reusing 96 %) of widely spread prompts: their sorted turns stay within
+    reach of the previous context, so the reusable share of prompt tokens is 0.96 x 39/40 (the first
+    turn reuses nothing), and the lengths over all requests keep the scenario's median (2,000) and
+    spread (p90 16,000). Drawing the whole spread inside each session reused 0.87."""
+    path = tmp_path / "long.toml"
+    text = sim_scenario(rate=100.0, turns=40, reuse=0.96).replace("p90 = 4000", "p90 = 16000")
+    path.write_text(text.replace("max = 8192", "max = 1000000"))
+    sp = sim_plan(H100_PLAN, load_scenario(path, [], catalog), catalog)
+    reqs = arrivals.synthetic(sp.load, 3600.0, 0)
+    new = ~np.isin(reqs.session, reqs.session[reqs.warm])  # sessions that start in the run: all their turns
+    share = reqs.reusable_tokens[new].sum() / reqs.input_tokens[new].sum()
+    assert share == pytest.approx(0.96 * 39 / 40, abs=0.01)
+    lengths = reqs.input_tokens[new]
+    assert np.median(lengths) == pytest.approx(2000, rel=0.05)
+    assert np.percentile(lengths, 90) == pytest.approx(16000, rel=0.06)
+
+
 def test_analytic_quantiles_match_the_screen(tmp_path, catalog):
     """analytic.py restates evaluate_serving's percentile lines: at q = 0.5 and 0.95 it must give
     the same TTFT and TPOT as the model itself (so the p99 column is the same model)."""
