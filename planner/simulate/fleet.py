@@ -202,11 +202,13 @@ def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None
         stop_at = min(rep.pending[0][0] if rep.pending else np.inf, glob[0][0] if glob else np.inf)
         if rep.role == "decode":  # a prompt may still be shipped here, no earlier than this
             stop_at = min([stop_at, *(x.next_handoff() for x in entry)])
-        # busy: stepping, or a decode replica with a shipped prompt on its way
-        busy = [x for x in reps.values() if not x.idle() or (x.role == "decode" and x.pending)]
-        if rep.clock >= end or (rep.idle() and not np.isfinite(stop_at) and not busy):
+        if rep.clock >= end:
             continue
         if rep.idle() and not np.isfinite(stop_at):
+            # busy: stepping, or a decode replica with a shipped prompt on its way
+            busy = [x for x in reps.values() if not x.idle() or (x.role == "decode" and x.pending)]
+            if not busy:
+                continue
             # idle, but a busy replica may still release a session's next turn to it
             rep.clock = min(x.clock for x in busy) + 1e-9
             heapq.heappush(heap, (rep.clock, r))
