@@ -146,3 +146,19 @@ kv_dtype = ["bf16"]
 def sim_scenario(rate: float, turns: int, reuse: float = 0.9, name: str = "tiny") -> str:
     """A small Llama 3.1 8B scenario (2k-token prompts, 100-token replies) for simulator tests."""
     return SIM_SCENARIO.format(rate=rate, turns=turns, reuse=reuse, name=name)
+
+
+def sim_requests(inp, out, arrival, session=None, reusable=None, block=16, next_turn=None, think=None):
+    """A hand-written request stream for simulator tests (sessions and closed-loop turns optional)."""
+    import numpy as np
+
+    from planner.simulate.arrivals import Requests
+
+    n = len(inp)
+    return Requests(arrival_s=np.asarray(arrival, float), input_tokens=np.asarray(inp, np.int64),
+                    output_tokens=np.asarray(out, np.int64),
+                    session=np.asarray(session if session is not None else [-1] * n, np.int64),
+                    reusable_tokens=np.asarray(reusable if reusable is not None else [0] * n, np.int64),
+                    block_tokens=block,
+                    next_turn=None if next_turn is None else np.asarray(next_turn, np.int64),
+                    think_s=None if think is None else np.asarray(think, float))

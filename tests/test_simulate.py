@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import sim_scenario
+from support import sim_requests, sim_scenario
 
 from planner.catalog import load_catalog
 from planner.cli.file_cmds import load_scenario
 from planner.simulate import arrivals, fleet
 from planner.simulate.analytic import analytic
-from planner.simulate.arrivals import Requests
 from planner.simulate.plan import sim_plan
 from planner.simulate.prefix_cache import PrefixCache
 
@@ -40,15 +39,6 @@ def scenario(tmp_path: Path, catalog, rate: float = 1.0, turns: int = 1):
     return load_scenario(path, [], catalog)
 
 
-def requests(inp, out, arrival, session=None, reusable=None, block=16) -> Requests:
-    n = len(inp)
-    return Requests(arrival_s=np.asarray(arrival, float), input_tokens=np.asarray(inp, np.int64),
-                    output_tokens=np.asarray(out, np.int64),
-                    session=np.asarray(session if session is not None else [-1] * n, np.int64),
-                    reusable_tokens=np.asarray(reusable if reusable is not None else [0] * n, np.int64),
-                    block_tokens=block)
-
-
 def run(sp, reqs, duration=100.0, router="affinity"):
     opts = fleet.Options(duration_s=duration, seed=0, router=router, warmup_s=0.0, drain_s=1000.0)
     return fleet.run(sp, reqs, opts)
@@ -58,7 +48,7 @@ def test_one_request_alone_reproduces_eval(tmp_path, catalog, invoke):
     """A lone request's TTFT is `planner eval`'s prefill time and its TPOT eval's step at the mean
     context: the simulator calls the same model, step by step, at contexts L+1 .. L+O-1."""
     sp = sim_plan(H100_PLAN, scenario(tmp_path, catalog), catalog)
-    out = run(sp, requests([2000], [100], [0.0]))
+    out = run(sp, sim_requests([2000], [100], [0.0]))
     rec = out.records
     ev = json.loads(invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "1", "--batch",
                            "1", "--input", "2000", "--output", "100", "--format", "json").stdout)
@@ -73,7 +63,7 @@ def test_prefill_chunks_add_up_to_the_whole_prompt(tmp_path, catalog):
     sp = sim_plan(H100_PLAN, scenario(tmp_path, catalog), catalog)
     costs = fleet.costs_for(sp)
     long = 3 * costs.chunk_tokens + 17
-    out = run(sp, requests([long], [2], [0.0]))
+    out = run(sp, sim_requests([long], [2], [0.0]))
     assert out.records.first_s[0] == pytest.approx(float(costs.prefill_seconds(long, 0, 0, 0)), rel=1e-9)
     assert out.steps[0] == 4 + 1  # four prefill chunks, then one decode step
 
@@ -101,7 +91,7 @@ def test_second_turn_hits_its_prefix(tmp_path, catalog):
     reusable prefix) and its prefill is the uncached rest."""
     plan = dict(H100_PLAN, prefix_cache=True)
     sp = sim_plan(plan, scenario(tmp_path, catalog, turns=2), catalog)
-    reqs = requests([1000, 1500], [50, 50], [0.0, 10.0], session=[0, 0], reusable=[0, 1300], block=16)
+    reqs = sim_requests([1000, 1500], [50, 50], [0.0, 10.0], session=[0, 0], reusable=[0, 1300], block=16)
     reqs.blocks = None
     rec = run(sp, reqs).records
     assert rec.cached_tokens[0] == 0
@@ -118,7 +108,7 @@ def test_preemption_when_kv_is_overcommitted(tmp_path, catalog):
     sp = sim_plan(plan, scenario(tmp_path, catalog), catalog)
     costs = fleet.costs_for(sp)
     prompt = int(costs.kv_tokens_hbm * 0.45)
-    reqs = requests([prompt, prompt], [int(costs.kv_tokens_hbm * 0.2)] * 2, [0.0, 0.0])
+    reqs = sim_requests([prompt, prompt], [int(costs.kv_tokens_hbm * 0.2)] * 2, [0.0, 0.0])
     out = fleet.run(sp, reqs, fleet.Options(duration_s=10.0, warmup_s=0.0, drain_s=1e6), costs=costs)
     rec = out.records
     assert rec.preemptions.sum() >= 1
@@ -130,7 +120,7 @@ def test_preemption_when_kv_is_overcommitted(tmp_path, catalog):
 def test_prompt_larger_than_the_pool_is_rejected(tmp_path, catalog):
     sp = sim_plan(H100_PLAN, scenario(tmp_path, catalog), catalog)
     costs = fleet.costs_for(sp)
-    reqs = requests([int(costs.kv_tokens_hbm) + 10], [5], [0.0])
+    reqs = sim_requests([int(costs.kv_tokens_hbm) + 10], [5], [0.0])
     rec = fleet.run(sp, reqs, fleet.Options(duration_s=10.0, warmup_s=0.0), costs=costs).records
     assert rec.dropped[0] and np.isnan(rec.finish_s[0])
 
@@ -152,7 +142,7 @@ def test_sampled_acceptance_matches_expected_tokens(alpha, k):
         def acceptance(self, ctx):
             return np.full(np.shape(ctx), alpha)
 
-    rep = Replica(0, FakeCosts(), requests([10], [10], [0.0]), None, np.random.default_rng(7))
+    rep = Replica(0, FakeCosts(), sim_requests([10], [10], [0.0]), None, np.random.default_rng(7))
     rep.d_rid = np.zeros(4000, dtype=np.int64)
     rep.d_ctx = np.zeros(4000)
     tokens = rep._sample_tokens(5)

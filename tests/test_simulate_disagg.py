@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import sim_scenario
+from support import sim_requests, sim_scenario
 
 from planner.catalog import load_catalog
 from planner.cli.file_cmds import load_scenario
 from planner.model.numpy_reference import twin
 from planner.simulate import fleet
 from planner.simulate.analytic import analytic
-from planner.simulate.arrivals import Requests
 from planner.simulate.plan import sim_plan
 
 LLAMA8B_KV_BYTES_PER_TOKEN = 2 * 32 * 8 * 128 * 2
@@ -55,17 +54,6 @@ def plan(prefill_replicas: int = 1, decode_replicas: int = 1, cache: str | None 
     return p
 
 
-def requests(inp, out, arrival, session=None, reusable=None, block=16, next_turn=None, think=None) -> Requests:
-    n = len(inp)
-    return Requests(arrival_s=np.asarray(arrival, float), input_tokens=np.asarray(inp, np.int64),
-                    output_tokens=np.asarray(out, np.int64),
-                    session=np.asarray(session if session is not None else [-1] * n, np.int64),
-                    reusable_tokens=np.asarray(reusable if reusable is not None else [0] * n, np.int64),
-                    block_tokens=block,
-                    next_turn=None if next_turn is None else np.asarray(next_turn, np.int64),
-                    think_s=None if think is None else np.asarray(think, float))
-
-
 def run(sp, reqs, router="affinity"):
     opts = fleet.Options(duration_s=100.0, seed=0, router=router, warmup_s=0.0, drain_s=1000.0)
     return fleet.run(sp, reqs, opts)
@@ -93,7 +81,7 @@ def test_one_request_alone_is_prefill_then_transfer_then_evals_decode(tmp_path, 
     sc = scenario(tmp_path, catalog)
     sp = sim_plan(plan(), sc, catalog)
     sp = replace(sp, transfer=replace(sp.transfer, bandwidth=2e9))  # slow enough for the transfer to show
-    out = run(sp, requests([2000], [100], [0.0]))
+    out = run(sp, sim_requests([2000], [100], [0.0]))
     ev = json.loads(invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "1", "--batch",
                            "1", "--input", "2000", "--output", "100", "--format", "json").stdout)
     row = ev[0] if isinstance(ev, list) else ev
@@ -106,7 +94,7 @@ def test_one_request_alone_is_prefill_then_transfer_then_evals_decode(tmp_path, 
     assert rec.first_s[0] == pytest.approx(prefill + visible, rel=2e-5)
     assert rec.transfer_s[0] == pytest.approx(visible, rel=2e-5)
     assert (rec.finish_s[0] - rec.first_s[0]) / 99 == pytest.approx(row["tpot_s"], rel=2e-5)
-    after = run(replace(sp, transfer=replace(sp.transfer, layerwise=False)), requests([2000], [100], [0.0]))
+    after = run(replace(sp, transfer=replace(sp.transfer, layerwise=False)), sim_requests([2000], [100], [0.0]))
     assert after.records.first_s[0] == pytest.approx(prefill + x, rel=2e-5)
 
 
@@ -116,7 +104,7 @@ def test_transfer_grows_with_the_prompt_and_shrinks_with_the_link(tmp_path, cata
 
     def shipped(tokens, gbps):
         p = replace(sp, transfer=replace(sp.transfer, bandwidth=gbps * 1e9, layerwise=False))
-        return float(run(p, requests([tokens], [2], [0.0])).records.transfer_s[0])
+        return float(run(p, sim_requests([tokens], [2], [0.0])).records.transfer_s[0])
 
     assert shipped(1000, 10) < shipped(4000, 10)
     assert shipped(4000, 40) == pytest.approx(shipped(4000, 10) / 4, rel=1e-9)
@@ -127,8 +115,8 @@ def test_decode_is_not_stalled_by_prefill(tmp_path, catalog):
     decode steps and stretch the short request's TPOT; disaggregated, it runs on the prefill pool
     and the short request's TPOT is what it is alone."""
     sc = scenario(tmp_path, catalog)
-    alone = requests([100], [200], [0.0])
-    both = requests([100, 8000], [200, 1], [0.0, 0.2])
+    alone = sim_requests([100], [200], [0.0])
+    both = sim_requests([100, 8000], [200, 1], [0.0, 0.2])
 
     def tpot(records):
         return float((records.finish_s[0] - records.first_s[0]) / 199)
@@ -141,7 +129,7 @@ def test_decode_is_not_stalled_by_prefill(tmp_path, catalog):
 
 def _two_turns(block=16):
     """One session: a 1,600-token turn with a 160-token reply, then a turn that reuses all of it."""
-    return requests([1600, 2000], [160, 10], [0.0, np.nan], session=[0, 0], reusable=[0, 1760], block=block,
+    return sim_requests([1600, 2000], [160, 10], [0.0, np.nan], session=[0, 0], reusable=[0, 1760], block=block,
                     next_turn=[1, -1], think=[1.0, 0.0])
 
 

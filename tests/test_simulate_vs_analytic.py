@@ -53,17 +53,32 @@ def catalog():
     return load_catalog()
 
 
+_SOLVED: dict[str, tuple] = {}
+
+
+def _solved(name: str, catalog):
+    """(scenario, solve result) of a bundled scenario: solved once for both modes' tests."""
+    if name not in _SOLVED:
+        scenario = load_scenario(Path("scenarios") / f"{name}.toml", [], catalog)
+        _SOLVED[name] = scenario, solve(scenario, catalog)
+    return _SOLVED[name]
+
+
+def _simulated(name: str, catalog, mode: str, duration: float, sample: int | None = None):
+    """The report of the scenario's best plan of `mode`, simulated for `duration` s (seed 0)."""
+    scenario, result = _solved(name, catalog)
+    best = result.disagg.best_per_mode[mode] if result.disagg is not None else result.best
+    assert best is not None
+    doc, _ = run_simulation(scenario, catalog, best, f"scenarios/{name}.toml", duration=duration, warmup=None,
+                            seed=0, sample=sample)
+    assert doc["mode"] == mode
+    return doc
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_analytic_p95_against_simulation(name, catalog):
     duration, expected = CASES[name]
-    path = Path("scenarios") / f"{name}.toml"
-    scenario = load_scenario(path, [], catalog)
-    result = solve(scenario, catalog)
-    best = result.disagg.best_per_mode["aggregated"] if result.disagg is not None else result.best
-    assert best is not None
-    doc, _ = run_simulation(scenario, catalog, best, str(path), duration=duration, warmup=None, seed=0,
-                            sample=SAMPLE.get(name))
-    _within_bands(name, doc, expected)
+    _within_bands(name, _simulated(name, catalog, "aggregated", duration, SAMPLE.get(name)), expected)
 
 
 # Disaggregated plans: scenario -> (seconds of arrivals, bands); every best plan is simulated whole
@@ -83,13 +98,7 @@ DISAGG_CASES = {
 @pytest.mark.parametrize("name", sorted(DISAGG_CASES))
 def test_disaggregated_analytic_p95_against_simulation(name, catalog):
     duration, expected = DISAGG_CASES[name]
-    path = Path("scenarios") / f"{name}.toml"
-    scenario = load_scenario(path, [], catalog)
-    result = solve(scenario, catalog)
-    assert result.disagg is not None and result.disagg.best is not None
-    doc, _ = run_simulation(scenario, catalog, result.disagg.best, str(path), duration=duration, warmup=None, seed=0)
-    assert doc["mode"] == "disaggregated"
-    _within_bands(name, doc, expected)
+    _within_bands(name, _simulated(name, catalog, "disaggregated", duration), expected)
 
 
 def _within_bands(name: str, doc, expected) -> None:
