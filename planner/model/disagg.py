@@ -44,7 +44,15 @@ from planner.model.queueing import (
     uncached_scv,
     wait_quantile,
 )
-from planner.model.serving import GB, MIN_PREFILL_LOAD, Z95, _hit_cells, _prefill_quantile_table, _read
+from planner.model.serving import (
+    GB,
+    MIN_PREFILL_LOAD,
+    Z95,
+    _hit_cells,
+    _prefill_quantile_table,
+    _read,
+    batch_context_quantile,
+)
 from planner.model.speculative import speculative_step
 from planner.model.tiers import curve_hit_rate, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
@@ -232,9 +240,7 @@ def decode_pool(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight
                              mem["kv_nvme"] / jnp.maximum(hw.nvme_bytes, 1.0))
     host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
     host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
-    lognormal_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.expm1(jnp.minimum(ld.in_sigma**2, 80.0)), 0.0))
-    in_sd = jnp.minimum(lognormal_sd, jnp.sqrt(jnp.maximum(ld.in_mean * (ld.in_cap - ld.in_mean), 0.0)))
-    ctx_p95 = jnp.minimum(mean_ctx + Z95 * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_mean / 2.0)
+    ctx_p95 = batch_context_quantile(ld, batch, Z95)
     step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
     step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
     tpot50, tpot95 = step50 / tok50, step95 / tok95

@@ -155,6 +155,17 @@ def _utilisation_ratio(headroom, rho_cap, load_ratio, latency_ratio):
     return jnp.where(headroom, load_ratio, short)
 
 
+def batch_context_quantile(ld: Load, batch, z):
+    """The batch-mean context at standard score `z`: the mean of `batch` running requests' contexts
+    concentrates as 1 / sqrt(B) around E[in] + E[out] / 2. Prompts are capped, so their spread is at
+    most the Bhatia-Davis bound sqrt(m (cap - m)); the result never exceeds the longest prompt's
+    mid-decode context."""
+    mean_ctx = ld.in_mean + ld.out_mean / 2.0
+    lognormal_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.expm1(jnp.minimum(ld.in_sigma**2, 80.0)), 0.0))
+    in_sd = jnp.minimum(lognormal_sd, jnp.sqrt(jnp.maximum(ld.in_mean * (ld.in_cap - ld.in_mean), 0.0)))
+    return jnp.minimum(mean_ctx + z * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_mean / 2.0)
+
+
 def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid):
     """Every metric of serving the scenario's load with each configuration. Written as four stages
     (memory and decode steps; prefix cache and prefill service; the load an instance may carry; the
@@ -176,11 +187,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
         host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
 
-        # decode: batch-mean context at p50 and p95 (mean of `batch` draws concentrates as 1/sqrt(B)).
-        # Prompts are capped, so their spread is at most the Bhatia-Davis bound sqrt(m (cap - m)).
-        lognormal_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.expm1(jnp.minimum(ld.in_sigma**2, 80.0)), 0.0))
-        in_sd = jnp.minimum(lognormal_sd, jnp.sqrt(jnp.maximum(ld.in_mean * (ld.in_cap - ld.in_mean), 0.0)))
-        ctx_p95 = jnp.minimum(mean_ctx + Z95 * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_mean / 2.0)
+        # decode: batch-mean context at p50 and p95
+        ctx_p95 = batch_context_quantile(ld, batch, Z95)
         step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
         step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
 

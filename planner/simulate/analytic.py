@@ -48,7 +48,6 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
     reload_per_token = _reload_per_token(m, plan, out)
     mean_ctx = float(ld.in_mean) + float(ld.out_mean) / 2.0
     q_mod = m["queueing"]
-    in_sd = _context_sd(ld)
     stall = 1.0 / max(1.0 - rho, 1e-6)
     step50, tok50 = m["speculative"].speculative_step(a, hw, cfg, spec, cfg.batch, np.float64(mean_ctx))
     tpot50 = float(step50) / float(tok50) * stall
@@ -57,9 +56,7 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
     ttft, tpot = {}, {}
     for q in QUANTILES:
         z = float(q_mod.ndtri(np.float64(q)))
-        ctx = min(mean_ctx + z * in_sd / np.sqrt(float(cfg.batch)), float(ld.in_cap) + float(ld.out_mean) / 2.0)
-        if q == 0.5:
-            ctx = mean_ctx
+        ctx = mean_ctx if q == 0.5 else float(m["serving"].batch_context_quantile(ld, cfg.batch, np.float64(z)))
         step, tok = m["speculative"].speculative_step(a, hw, cfg, spec, cfg.batch, np.float64(ctx))
         service, uncached = _service(m, plan, hit, reload_per_token, q)
         steps = float(m["serving"].prefill_steps(np.float64(uncached), np.float64(budget)))
@@ -100,12 +97,6 @@ def _reload_per_token(m, plan: SimPlan, out) -> float:
     return kv_token_chip * float(per_byte)
 
 
-def _context_sd(ld) -> float:
-    """Spread of one request's prompt length (capped log-normal), as serving.py and disagg.py take it."""
-    lognormal_sd = float(ld.in_mean) * np.sqrt(max(np.expm1(min(float(ld.in_sigma) ** 2, 80.0)), 0.0))
-    return min(lognormal_sd, np.sqrt(max(float(ld.in_mean) * (float(ld.in_cap) - float(ld.in_mean)), 0.0)))
-
-
 def _disaggregated(plan: SimPlan) -> dict[str, Any]:
     """TTFT from the prefill pool and the transfer, TPOT from the decode pool (model/disagg.py)."""
     m = twin()
@@ -120,7 +111,7 @@ def _disaggregated(plan: SimPlan) -> dict[str, Any]:
     service, scv, hit = float(pre["service_s"]), float(pre["service_scv"]), float(pre["prefix_hit_rate"])
     rho = float(ld.arrival_rps) / pre_pool.instances * service
     waits_like = float(q_mod.kingman_service(np.float64(service), np.float64(scv)))
-    cfg, batch = dec_pool.cfg, float(dec_pool.cfg.batch)
+    cfg = dec_pool.cfg
     mean_ctx = float(ld.in_mean) + float(ld.out_mean) / 2.0
     ttft, tpot = {}, {}
     for q in QUANTILES:
@@ -131,8 +122,7 @@ def _disaggregated(plan: SimPlan) -> dict[str, Any]:
         visible = float(d.visible_transfer(a, whole, np.float64(service_q), np.float64(1.0 if link.layerwise else 0.0)))
         ttft[q] = float(q_mod.wait_quantile(np.float64(rho), np.float64(waits_like), q)) + service_q + visible
         z = float(q_mod.ndtri(np.float64(q)))
-        ctx = mean_ctx if q == 0.5 else min(mean_ctx + z * _context_sd(ld) / np.sqrt(batch),
-                                            float(ld.in_cap) + float(ld.out_mean) / 2.0)
+        ctx = mean_ctx if q == 0.5 else float(m["serving"].batch_context_quantile(ld, cfg.batch, np.float64(z)))
         step, tok = m["speculative"].speculative_step(a, dec_pool.hw, cfg, dec_pool.spec, cfg.batch, np.float64(ctx))
         tpot[q] = float(step) / float(tok)
     occupancy = float(ld.arrival_rps) / dec_pool.instances / float(dec["capacity_rps"])
