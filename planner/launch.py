@@ -47,10 +47,6 @@ class Launch:
     layout: dict[str, int]
     pd_role: str | None = None  # 'prefill' or 'decode' for a pool of a disaggregated plan
 
-    def layout_of(self, role: str) -> dict[str, int]:
-        """A disaggregated plan's pool layout (its row's `layout` object)."""
-        return self.plan[role]["layout"]
-
     @property
     def max_len(self) -> int:
         w = self.scenario.workload
@@ -71,8 +67,7 @@ def emit(engine: str, launch: Launch) -> str:
     """The launch configuration for `engine` (one of ENGINES) as a commented shell script."""
     if launch.plan.get("mode") == "disaggregated":
         return emit_disaggregated(engine, launch)
-    build = {"vllm": _vllm, "sglang": _sglang, "trtllm": _trtllm}[engine]
-    lines, notes = build(launch)
+    lines, notes = BUILDERS[engine](launch)
     return "\n".join(_header(engine, launch) + lines + _notes(notes, launch)) + "\n"
 
 
@@ -109,7 +104,6 @@ ROUTERS = {
 def emit_disaggregated(engine: str, launch: Launch) -> str:
     """Two launch configurations, prefill then decode, each with the engine's PD role settings."""
     plan, e = launch.plan, ENGINES[engine]
-    build = {"vllm": _vllm, "sglang": _sglang, "trtllm": _trtllm}[engine]
     link = plan.get("kv_transfer") or {}
     out = [f"# disaggregated: a prefill pool and a decode pool, KV shipped over {link.get('link', 'the network')} "
            f"({link.get('gbps', '?')} GB/s, {link.get('overlap', 'layerwise')})",
@@ -118,18 +112,16 @@ def emit_disaggregated(engine: str, launch: Launch) -> str:
     notes: list[str] = []
     for role in ("prefill", "decode"):
         pool = pool_plan(plan, role)
-        lay = launch.layout_of(role)
+        lay = plan[role]["layout"]
         ln = Launch(plan=pool, scenario=launch.scenario, model=launch.model, draft=launch.draft, layout=lay,
                     pd_role=role)
-        lines, pool_notes = build(ln)
+        lines, pool_notes = BUILDERS[engine](ln)
         where = pool.get("prefix_cache_lives", "off") if role == "prefill" else "-"
         out += ["", f"# {role}: {pool['replicas']} replica(s) x {pool['chips']} {pool['hardware']}: "
                 f"weights {pool['weight_dtype']}, KV {pool['kv_dtype']}"
                 + (f", batch {pool['batch']}, speculation {spec_words(pool)}" if role == "decode" else
                    f", prefix cache {where}"),
-                f"# layout per replica: tp {lay['tp']}, pp {lay['pp']}, ep {lay['ep']}, dp_attention "
-                f"{lay['dp_attention']}, cp {lay['cp']}; {lay['nodes']} node(s) per replica",
-                *lines]
+                _layout_line(lay), *lines]
         notes += [f"{role}: {n}" for n in pool_notes if n != plan.get("quality_note")]
         if role == "prefill" and where == "shared host pool":
             notes.append("prefill: the prefix cache is one pool in the prefill instances' host memory (Mooncake "
@@ -137,13 +129,17 @@ def emit_disaggregated(engine: str, launch: Launch) -> str:
     return "\n".join(out + _notes(notes, launch)) + "\n"
 
 
+def _layout_line(lay: dict[str, int]) -> str:
+    return (f"# layout per replica: tp {lay['tp']}, pp {lay['pp']}, ep {lay['ep']}, dp_attention {lay['dp_attention']}, "
+            f"cp {lay['cp']}; {lay['nodes']} node(s) per replica")
+
+
 def _header(engine: str, ln: Launch) -> list[str]:
     p, e, lay = ln.plan, ENGINES[engine], ln.layout
     return [
         f"# {p['replicas']} replica(s) x {p['chips']} {p['hardware']}: batch {p['batch']}, weights {p['weight_dtype']}, "
         f"KV {p['kv_dtype']}, speculation {spec_words(p)}, prefix cache {'on' if p['prefix_cache'] else 'off'}",
-        f"# layout per replica: tp {lay['tp']}, pp {lay['pp']}, ep {lay['ep']}, dp_attention {lay['dp_attention']}, "
-        f"cp {lay['cp']}; {lay['nodes']} node(s) per replica",
+        _layout_line(lay),
         f"# {e.name} {e.version}; flag names from {e.checked}",
         f"# Run one copy per replica ({p['replicas']}) behind a load balancer; aggregated serving "
         "(prefill and decode on the same replicas: the plan has no disaggregated pools).",
@@ -349,3 +345,6 @@ def _yaml(value: dict[str, Any], indent: int = 0) -> list[str]:
             shown = json.dumps(v) if isinstance(v, str | bool) else f"{v:g}" if isinstance(v, float) else str(v)
             lines.append(" " * indent + f"{key}: {shown}")
     return lines
+
+
+BUILDERS = {"vllm": _vllm, "sglang": _sglang, "trtllm": _trtllm}  # engine -> (command lines, notes)
