@@ -177,10 +177,12 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                                  f"on {raw['chips']} chips")
         if catalog is not None and unresolved is None:
             domain = catalog.accelerator(raw["hardware"]).scale_up_domain
-            if lay.tp * lay.dp_attention > domain:
+            width = lay.tp * lay.dp_attention
+            if lay.tp > domain or (width > domain and (lay.ep != width or width % domain)):
                 raise InputFileError(
-                    f"{at('tp')}: tp x dp_attention = {lay.tp * lay.dp_attention} spans more than {raw['hardware']}'s "
-                    f"scale-up domain of {domain} chips; tensor parallelism stays inside a domain (use pp across domains)")
+                    f"{at('tp')}: tp x dp_attention = {width} spans more than {raw['hardware']}'s "
+                    f"scale-up domain of {domain} chips; tensor parallelism stays inside a domain (use pp across "
+                    "domains, or ep = tp x dp_attention over whole domains for expert parallelism across nodes)")
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,

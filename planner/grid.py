@@ -89,8 +89,11 @@ def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple
       stages pipeline across domains; the previous rule (tp = min(chips, domain, clip(kv_heads, 8, 16)),
       pipeline for the rest) is kept too, so adding layouts can only lower the best bill;
     - MoE models: attention TP + experts TP, attention TP + expert parallel, or attention
-      data-parallel + expert parallel over the stage;
-    - decode context parallelism where tensor parallelism would replicate KV (MLA, tp > KV heads).
+      data-parallel in groups of any tensor-parallel width (tp x dp-attention = the stage) + expert
+      parallel over the stage;
+    - decode context parallelism where tensor parallelism would replicate KV (MLA, tp > KV heads);
+    - MoE models on more chips than a domain: expert parallel over all of them in one stage (wide
+      EP across nodes) with attention data-parallel inside each node.
     """
     kv_heads = int(arch.kv_heads) if float(arch.kv_shardable) > 0 else 1
     moe = float(arch.experts_routed) > 0
@@ -110,8 +113,18 @@ def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple
             options = [Layout(tp=g, pp=pp, cp=c, replicas_per_system=r) for c in cps]
             if moe and g > 1:
                 options += [Layout(tp=g, pp=pp, ep=g, cp=c, replicas_per_system=r) for c in cps]
-                options.append(Layout(tp=1, pp=pp, ep=g, dp_attention=g, replicas_per_system=r))
+                # attention data-parallel in d groups of g / d tensor-parallel ranks (d = g: pure
+                # DP attention; tp4 x dp-attention 2 halves the attention all-reduce's ranks and
+                # the KV copies of tp8, at twice tp1's attention weights per chip)
+                options += [Layout(tp=g // d, pp=pp, ep=g, dp_attention=d, replicas_per_system=r)
+                            for d in range(2, g + 1) if g % d == 0]
             out.extend(options)
+        if moe and m > domain and m % domain == 0:
+            # wide EP: one stage of m chips over m / domain nodes, experts spread over all of them
+            # (the all-to-all crosses the NICs), attention data-parallel in groups that stay inside
+            # a node: one chip each, or one whole node each
+            out += [Layout(tp=t, ep=m, dp_attention=m // t, replicas_per_system=r)
+                    for t in dict.fromkeys((1, _largest_divisor_at_most(domain, domain)))]
     return list(dict.fromkeys(out))
 
 

@@ -238,14 +238,19 @@ def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
     elif ln.pd_role:
         words += ["--kv-transfer-config", json.dumps(NIXL, separators=(",", ":"))]
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    notes += _multi_node_note(lay, "vllm")
     return _command("vllm serve", words), [n for n in (note, *notes) if n]
 
 
 def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
     p, lay, notes = ln.plan, ln.layout, []
-    words = ["--model-path", ln.model.hf_repo, "--tp-size", str(lay["tp"]), "--pp-size", str(lay["pp"])]
+    # SGLang's --tp-size is the stage's world size; attention runs in --attn-dp-size groups of
+    # tp_size / attn_dp_size ranks (arg_groups/parallel_hook.py; `--dp-size N --enable-dp-attention`
+    # is the deprecated spelling of the same)
+    words = ["--model-path", ln.model.hf_repo, "--tp-size", str(lay["tp"] * lay["dp_attention"]),
+             "--pp-size", str(lay["pp"])]
     if lay["dp_attention"] > 1:
-        words += ["--dp-size", str(lay["dp_attention"]), "--enable-dp-attention"]
+        words += ["--attn-dp-size", str(lay["dp_attention"])]
     if lay["ep"] > 1:
         words += ["--ep-size", str(lay["ep"])]
     if lay["cp"] > 1:
@@ -282,6 +287,7 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
     if ln.pd_role:
         words += ["--disaggregation-mode", ln.pd_role, "--disaggregation-transfer-backend", "mooncake"]
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    notes += _multi_node_note(lay, "sglang")
     return _command("python -m sglang.launch_server", words), [n for n in (note, *notes) if n]
 
 
@@ -304,6 +310,10 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
         options["cache_transceiver_config"] = {"backend": "DEFAULT"}
     if lay["dp_attention"] > 1:
         options["enable_attention_dp"] = True
+        if lay["tp"] > 1:
+            notes.append(f"attention tp {lay['tp']} inside each of {lay['dp_attention']} attention-DP groups: "
+                         "TensorRT-LLM's attention DP runs attention on one rank per group, so this runs as "
+                         f"attention DP {lay['tp'] * lay['dp_attention']} (more KV memory per sequence than planned)")
     method = _spec_method(ln)
     if method == "draft" and ln.draft is not None:
         options["speculative_config"] = {"decoding_type": "DraftTarget", "max_draft_len": p["spec_k"],
@@ -313,8 +323,8 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
     notes += _spec_note(method, p, ("draft", "mtp"), "TensorRT-LLM")
     options_file = f"llm_api_options.{ln.pd_role}.yml" if ln.pd_role else "llm_api_options.yml"
     yaml = [f"cat > {options_file} <<'EOF'", *_yaml(options), "EOF"]
-    words = [ln.model.hf_repo, "--backend", "pytorch", "--tp_size", str(lay["tp"]),
-             "--pp_size", str(lay["pp"])]
+    words = [ln.model.hf_repo, "--backend", "pytorch", "--tp_size", str(lay["tp"] * lay["dp_attention"]),
+             "--pp_size", str(lay["pp"])]  # tp_size: the world size, attention DP included
     if lay["ep"] > 1:
         words += ["--ep_size", str(lay["ep"])]
     words += ["--max_batch_size", str(p["batch"]), "--max_num_tokens", str(CHUNK_TOKENS),
@@ -325,7 +335,25 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
     if lay["cp"] > 1:
         notes.append(f"context parallelism {lay['cp']}: not set here (no pinned trtllm-serve flag)")
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    notes += _multi_node_note(lay, "trtllm")
     return yaml + _command("trtllm-serve", words), [n for n in (note, *notes) if n]
+
+
+MULTI_NODE = {
+    "vllm": "vLLM's --data-parallel-size-local and --data-parallel-address (data and expert parallel ranks per "
+            "node; arg_utils.py), or a Ray cluster for pipeline stages",
+    "sglang": "SGLang's --nnodes, --node-rank and --dist-init-addr (arg_groups/fields/parallel.py)",
+    "trtllm": "an MPI or Slurm launcher (trtllm-serve starts one rank per GPU of every node)",
+}
+
+
+def _multi_node_note(lay: dict[str, int], engine: str) -> list[str]:
+    """A replica wider than one node is started on every node with the engine's multi-node options;
+    their values (addresses, ranks) belong to the cluster, so they are named, not written."""
+    if lay["nodes"] <= 1:
+        return []
+    return [f"one replica spans {lay['nodes']} nodes: start it on each of them with {MULTI_NODE[engine]}; "
+            "those options are not set here"]
 
 
 def _tier_note(plan: dict[str, Any], how: str) -> str:

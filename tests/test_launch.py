@@ -32,7 +32,7 @@ VLLM_0_19_1 = {
 }
 VLLM_KV_DTYPES = {"auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla"}
 SGLANG_0_5_23 = {
-    "--model-path", "--tp-size", "--pp-size", "--dp-size", "--enable-dp-attention", "--ep-size", "--attn-cp-size",
+    "--model-path", "--tp-size", "--pp-size", "--attn-dp-size", "--ep-size", "--attn-cp-size",  # fields/parallel.py
     "--max-running-requests", "--chunked-prefill-size", "--context-length", "--mem-fraction-static",
     "--quantization", "--kv-cache-dtype", "--disable-radix-cache", "--speculative-algorithm",
     "--speculative-draft-model-path", "--speculative-num-steps", "--speculative-eagle-topk",
@@ -88,6 +88,8 @@ PLANS = [
          memory_gb_per_chip={"weights": 9.0, "kv_hbm": 50.0, "activations": 2.0, "usable_hbm": 77.3,
                              "kv_dram": 16.0, "kv_nvme": 0.0, "prefix_cache": 40.0}),
     plan(layout={"tp": 4, "pp": 1, "ep": 8, "dp_attention": 2, "cp": 2, "replicas_per_system": 1, "nodes": 1}),
+    plan(chips=16, layout={"tp": 1, "pp": 1, "ep": 16, "dp_attention": 16, "cp": 1, "replicas_per_system": 1,
+                           "nodes": 2}),  # wide EP over two 8-GPU nodes
 ]
 
 
@@ -134,11 +136,28 @@ def test_kv_offload_maps_to_each_engines_host_cache(catalog, scenario) -> None:
 
 
 def test_a_plan_layout_object_is_read_as_is(catalog, scenario) -> None:
+    """tp4 x ep8 (dp-attention 2): SGLang and TensorRT-LLM count the stage's world size (8) as their
+    tp size, with attention in 2 groups of 4 (SGLang's parallel_hook.py asserts ep_size x moe_dp_size
+    == tp_size); vLLM counts tp per data-parallel rank (EP = tp x dp)."""
     sg = emit("sglang", launch(catalog, scenario, PLANS[4]))
-    assert "--tp-size 4" in sg and "--ep-size 8" in sg and "--dp-size 2" in sg and "--attn-cp-size 2" in sg
-    assert "--enable-dp-attention" in sg
+    assert "--tp-size 8" in sg and "--ep-size 8" in sg and "--attn-dp-size 2" in sg and "--attn-cp-size 2" in sg
+    assert "--dp-size" not in sg and "--enable-dp-attention" not in sg  # the deprecated spelling
     trt = emit("trtllm", launch(catalog, scenario, PLANS[4]))
     assert "enable_attention_dp: true" in trt and "context parallelism 2: not set here" in trt
+    assert "--tp_size 8" in trt and "--ep_size 8" in trt
+    assert "attention tp 4 inside each of 2 attention-DP groups" in trt  # TRT-LLM's attention DP is tp1 per group
+    vl = emit("vllm", launch(catalog, scenario, PLANS[4]))
+    assert "--tensor-parallel-size 4" in vl and "--data-parallel-size 2" in vl and "--enable-expert-parallel" in vl
+    assert "spans" not in vl  # one node: no multi-node note
+
+
+def test_a_replica_over_several_nodes_names_the_engines_multi_node_options(catalog, scenario) -> None:
+    wide = PLANS[5]
+    for engine, option in (("vllm", "--data-parallel-size-local"), ("sglang", "--nnodes"), ("trtllm", "MPI or Slurm")):
+        text = emit(engine, launch(catalog, scenario, wide))
+        assert "one replica spans 2 nodes: start it on each of them with" in text and option in text
+    assert "--data-parallel-size 16" in emit("vllm", launch(catalog, scenario, wide))
+    assert "--tp-size 16" in emit("sglang", launch(catalog, scenario, wide))
 
 
 def test_solve_emit_prints_the_launch_of_the_chosen_plan(invoke) -> None:

@@ -94,6 +94,31 @@ def test_expert_all_to_all_moves_k_routes_per_token_with_the_imbalance():
     assert f(L.expert_parallel_time(a, h, cfg(8, tp=8), tokens)) == 0.0  # experts tensor parallel: no all-to-all
 
 
+def test_wide_expert_parallelism_across_nodes_is_bound_by_the_nic():
+    """DeepSeek-V3 on ep16 over two 8-GPU nodes (dp-attention 16): of the 16 ranks, 7 others share
+    the chip's node (NVLink) and 8 sit in the other node (its NIC); both carry their routes at once,
+    so the slower binds. The 3 dense layers' MLP all-reduce over all 16 ranks is a ring through the
+    NICs. Inside one node (ep8) nothing crosses the NIC."""
+    a = arch("deepseek-v3")
+    h = hw(link_bw=450e9, scale_out_bw=50e9, allreduce_latency_s=5.9e-6)
+    tokens = 512.0
+    wide = cfg(16, tp=1, dp_attn=16, ep=16)
+    uniform = 1 + np.sqrt(2 * np.log(16) * 15 / (tokens * 8))
+    routes = tokens / 16 * 8 * 7168 * 4 * uniform  # BF16 dispatch + combine
+    near, far = routes * 7 / 16 / 450e9, routes * 8 / 16 / 50e9
+    assert far > near
+    assert f(L.expert_parallel_time(a, h, wide, tokens)) == pytest.approx(58 * (2 * 5.9e-6 + far), rel=1e-4)
+    # a faster NIC shortens it until NVLink binds
+    fast = hw(link_bw=450e9, scale_out_bw=4000e9, allreduce_latency_s=5.9e-6)
+    assert f(L.expert_parallel_time(a, fast, wide, tokens)) == pytest.approx(58 * (2 * 5.9e-6 + near), rel=1e-4)
+    ring = 5.9e-6 + tokens * 7168 * 2 * 2 * 15 / 16 / 50e9
+    assert f(L.tensor_parallel_time(a, h, wide, tokens)) == pytest.approx(3 * ring, rel=1e-5)
+    # ep8 in one node: the routes to the 7 others all go over NVLink
+    one_node = f(L.expert_parallel_time(a, h, cfg(8, tp=1, dp_attn=8, ep=8), tokens))
+    uniform8 = 1 + np.sqrt(2 * np.log(8) * 7 / (tokens * 8))
+    assert one_node == pytest.approx(58 * (2 * 5.9e-6 + tokens / 8 * 8 * 7168 * 4 * uniform8 * 7 / 8 / 450e9), rel=1e-4)
+
+
 def test_expert_parallel_gemms_wait_for_the_busiest_rank():
     """DeepSeek-V3 (k = 8) on ep8 at 64 decode tokens: 512 routes over 8 ranks, so the busiest rank
     computes 1 + sqrt(2 ln 8 x 7 / 512) of the mean rank's expert rows (x the scenario's skew). Only
@@ -113,6 +138,23 @@ def test_expert_parallel_gemms_wait_for_the_busiest_rank():
     dense = 2.0 * tokens * f(a.params_dense)
     assert skew - dense == pytest.approx(uniform * (even - dense), rel=1e-5)
     assert skew_bytes == even_bytes
+
+
+def test_decode_attention_of_fewer_sequences_than_attention_dp_groups_waits_for_a_whole_one():
+    """DeepSeek-V3 on dp-attention 8: each group holds whole sequences. One sequence is attended by
+    one group while seven idle, so its decode attention takes as long as eight sequences' (one per
+    group), not an eighth of it; from 8 sequences on, attention time grows with the batch."""
+    from planner.model.decode import attention_time
+
+    a, h = arch("deepseek-v3"), hw()
+    dp = cfg(8, tp=1, dp_attn=8, ep=8)
+    one, eight, sixteen = (f(attention_time(a, h, dp, b, 96_000.0, 1.0)) for b in (1.0, 8.0, 16.0))
+    assert one == pytest.approx(eight, rel=1e-5)
+    assert sixteen == pytest.approx(2 * eight, rel=1e-5)
+    # without attention DP every chip shares every sequence: one sequence is an eighth of eight
+    tp = cfg(8, tp=8, cp=8)
+    assert f(attention_time(a, h, tp, 1.0, 96_000.0, 1.0)) == pytest.approx(
+        f(attention_time(a, h, tp, 8.0, 96_000.0, 1.0)) / 8, rel=1e-5)
 
 
 def test_pipeline_hops_between_domains_use_the_scale_out_link():
@@ -201,6 +243,26 @@ def test_layouts_keep_tensor_parallelism_inside_the_domain_and_pipeline_across()
     assert {Layout(tp=8), Layout(tp=8, ep=8), Layout(tp=1, dp_attention=8, ep=8), Layout(tp=8, cp=8)} <= set(ds)
     assert Layout(replicas_per_system=8) in layouts_for(8, 8, llama, replicas=(1, 2, 4, 8))
     assert Layout(tp=16, cp=2) in layouts_for(16, 72, llama)  # GB200 NVL72: tp16 replicates KV twice
+    # attention-DP groups of any tensor-parallel width inside the stage: tp4 x ep8 (dp-attention 2)
+    assert {Layout(tp=4, ep=8, dp_attention=2), Layout(tp=2, ep=8, dp_attention=4)} <= set(ds)
+
+
+def test_moe_layouts_spread_experts_over_several_nodes_and_dense_ones_never_do():
+    """Wide EP: on 16 chips of 8-GPU nodes a MoE model may run one stage of 16 with experts over all
+    of them and attention data-parallel inside the nodes (one GPU or one node per group); tensor
+    parallelism never leaves a node, and a dense model's stage never spans two."""
+    ds = layouts_for(16, 8, arch("deepseek-v3"))
+    assert {Layout(tp=1, ep=16, dp_attention=16), Layout(tp=8, ep=16, dp_attention=2)} <= set(ds)
+    assert all(lay.tp <= 8 for lay in ds)
+    assert all(lay.tp * lay.dp_attention <= 8 for lay in layouts_for(16, 8, arch("llama-3.3-70b")))
+    row = evaluate_cases([case_from_dict({"hardware": "h100-sxm", "model": "deepseek-v3", "chips": 16, "batch": 64,
+                                          "input": 8000, "output": 500, "weight_dtype": "fp8", "kv_dtype": "fp8",
+                                          "tp": 1, "dp_attention": 16, "ep": 16}, "case")], CATALOG)[0]
+    assert row["fits"] and row["layout"]["nodes"] == 2
+    assert row["layout_text"] == "ep16 (dp-attention 16) over 2 nodes (400 Gb/s NIC per chip)"
+    with pytest.raises(io.InputFileError, match="spans more than h100-sxm's scale-up domain of 8 chips"):
+        case_from_dict({"hardware": "h100-sxm", "model": "deepseek-v3", "chips": 16, "batch": 1, "input": 100,
+                        "output": 10, "tp": 1, "dp_attention": 16}, "case", catalog=CATALOG)
 
 
 # ---------------------------------------------------------------- plans and eval

@@ -22,6 +22,7 @@ from planner.model.compute import (
     linear_work,
 )
 from planner.model.layouts import (
+    attention_spread,
     busiest_rank_skew,
     collective_time,
     kv_share_per_chip,
@@ -60,11 +61,14 @@ def kv_read_time(a: Arch, hw: Hw, cfg: Config, batch, context) -> jnp.ndarray:
 
 
 def attention_time(a: Arch, hw: Hw, cfg: Config, batch, context, query_tokens) -> jnp.ndarray:
+    """Decode attention of `batch` sequences. Attention-DP groups hold whole sequences, so with
+    fewer sequences than groups the step waits for a group that attends over a whole one while the
+    others idle (`attention_spread`): DP attention does not speed up a lone sequence's decode."""
     queries = batch * query_tokens
     t_flops = attn_flops_decode(a, context) * queries / (cfg.chips * hw.flops_bf16 * hw.decode_mfu)
     score_bytes = NAIVE_SCORE_PASSES * BF16 * score_elems_decode(a, context) * queries / cfg.chips
     t_scores = jnp.where(cfg.flash > 0, 0.0, score_bytes / (hw.mem_bw * hw.hbm_eff))
-    return jnp.maximum(kv_read_time(a, hw, cfg, batch, context), t_flops) + t_scores
+    return (jnp.maximum(kv_read_time(a, hw, cfg, batch, context), t_flops) + t_scores) * attention_spread(cfg, batch)
 
 
 def device_step_time(a: Arch, hw: Hw, cfg: Config, batch, context, query_tokens=1.0) -> jnp.ndarray:

@@ -1,8 +1,9 @@
 """Parallel layouts: where each part of the model lives, and what moving activations between chips costs.
 
 An instance (one model replica) runs on `chips = pp x dp_attention x tp` chips; a system may hold
-`replicas` such instances. Inside one pipeline stage (`dp_attention x tp` chips, never wider than a
-scale-up domain):
+`replicas` such instances. Inside one pipeline stage (`dp_attention x tp` chips; tp never spans
+scale-up domains, and a stage does only when its MoE layers are expert parallel over several nodes,
+"wide EP" as DeepSeek and SGLang deploy it):
 - attention is tensor parallel over `tp` ranks, repeated in `dp_attention` groups that each hold
   whole sequences (so KV is not replicated across groups; MLA keeps one latent copy per group);
 - MoE layers spread the experts over `ep` ranks (expert parallel, ep = the stage width) or split
@@ -38,7 +39,8 @@ def stage_width(cfg: Config) -> jnp.ndarray:
 
 
 def nodes_per_instance(hw: Hw, cfg: Config) -> jnp.ndarray:
-    """Scale-up domains one instance spans (stages are packed into domains; tp x dp never spans two)."""
+    """Scale-up domains one instance spans (stages are packed into domains; a stage spans several
+    only with expert parallelism across nodes)."""
     return jnp.ceil(cfg.chips / jnp.maximum(hw.domain, 1.0) - 1e-6)
 
 
@@ -76,9 +78,18 @@ def weight_stream_per_chip(a: Arch, cfg: Config, linear_bytes, other_bytes) -> j
 
 
 def allreduce_time(hw: Hw, ranks, message_bytes) -> jnp.ndarray:
-    """One ring all-reduce over `ranks` chips of the scale-up domain: latency + 2 (r-1)/r of the message."""
-    ring = message_bytes * 2.0 * (ranks - 1.0) / ranks / (jnp.maximum(hw.link_eff * hw.link_bw, 1.0))
+    """One ring all-reduce over `ranks` chips: latency + 2 (r-1)/r of the message over the slowest
+    hop of the ring: the scale-up link inside one domain, the chips' NICs once it spans domains."""
+    link = jnp.where(ranks > hw.domain, hw.scale_out_bw, hw.link_bw)
+    ring = message_bytes * 2.0 * (ranks - 1.0) / ranks / (jnp.maximum(hw.link_eff * link, 1.0))
     return jnp.where(ranks > 1, hw.allreduce_latency_s + ring, 0.0)
+
+
+def peer_split(hw: Hw, ranks) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Of the `ranks` - 1 other ranks of an all-to-all, the fractions of all `ranks` that sit in
+    this chip's scale-up domain and outside it (the stage's ranks fill whole domains)."""
+    inside = jnp.minimum(ranks, jnp.maximum(hw.domain, 1.0))
+    return (inside - 1.0) / ranks, (ranks - inside) / ranks
 
 
 def tensor_parallel_time(a: Arch, hw: Hw, cfg: Config, tokens) -> jnp.ndarray:
@@ -112,12 +123,17 @@ def busiest_rank_skew(a: Arch, cfg: Config, tokens) -> jnp.ndarray:
 def expert_parallel_time(a: Arch, hw: Hw, cfg: Config, tokens) -> jnp.ndarray:
     """All-to-all dispatch and combine per MoE layer: every token goes to k experts, (ep-1)/ep of
     them on other ranks; each rank sends the routes of its share of the tokens (tokens / stage width)
-    and the busiest rank receives `routing_imbalance` x the mean. Dispatch in FP8 when the GEMMs run in 8 bits or less, combine BF16."""
+    and the busiest rank receives `routing_imbalance` x the mean. Dispatch in FP8 when the GEMMs run in 8 bits or less, combine BF16.
+    Routes to ranks in the chip's scale-up domain cross the scale-up link; with EP over several
+    domains the rest cross the chip's NIC at the same time (DeepEP's internode kernels), so the
+    slower of the two binds."""
     ep = jnp.maximum(cfg.ep, 1.0)
     dispatch = jnp.where(cfg.gemm_flops_sel > 0, DISPATCH_BYTES_LOW, BF16)
-    per_rank = tokens / stage_width(cfg) * a.experts_active * (ep - 1.0) / ep * a.hidden
-    bytes_moved = per_rank * (dispatch + BF16) * routing_imbalance(a, cfg, tokens)
-    per_layer = 2.0 * hw.allreduce_latency_s + bytes_moved / (jnp.maximum(hw.link_eff * hw.link_bw, 1.0))
+    routes = tokens / stage_width(cfg) * a.experts_active * a.hidden * (dispatch + BF16) * routing_imbalance(a, cfg, tokens)
+    near, far = peer_split(hw, ep)
+    t_near = routes * near / jnp.maximum(hw.link_eff * hw.link_bw, 1.0)
+    t_far = routes * far / jnp.maximum(hw.link_eff * hw.scale_out_bw, 1.0)
+    per_layer = 2.0 * hw.allreduce_latency_s + jnp.maximum(t_near, t_far)
     return jnp.where(cfg.ep > 1, a.moe_layers * per_layer, 0.0)
 
 
@@ -125,7 +141,7 @@ def pipeline_hop_time(a: Arch, hw: Hw, cfg: Config, tokens) -> jnp.ndarray:
     """Activations handed from stage to stage: (pp - 1) hops of tokens x hidden; hops between scale-up
     domains cross the scale-out network (the instance's NICs), the others the scale-up link."""
     msg = tokens * a.hidden * BF16
-    out_hops = nodes_per_instance(hw, cfg) - 1.0
+    out_hops = jnp.minimum(nodes_per_instance(hw, cfg), cfg.pp) - 1.0
     in_hops = jnp.maximum(cfg.pp - 1.0 - out_hops, 0.0)
     bw_in = jnp.maximum(hw.link_eff * hw.link_bw, 1.0)
     bw_out = jnp.maximum(hw.link_eff * hw.scale_out_bw, 1.0)
@@ -155,6 +171,7 @@ def pipeline_fill(cfg: Config, chunks) -> jnp.ndarray:
 
 
 def attention_spread(cfg: Config, seqs) -> jnp.ndarray:
-    """Attention of `seqs` prompts runs only on the attention-DP groups that hold them: the factor
-    by which it is slower than if every chip of the instance worked on it."""
+    """Attention of `seqs` sequences (prompts in prefill, running requests in decode) runs only on
+    the attention-DP groups that hold them: the factor by which it is slower than if every chip of
+    the instance worked on it (dp / seqs while some groups have none, else 1)."""
     return cfg.dp_attn / jnp.clip(seqs, 1.0, cfg.dp_attn)
