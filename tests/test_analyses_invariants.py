@@ -107,7 +107,7 @@ def test_longer_prompts_never_get_cheaper(catalog, lengths) -> None:
     # the bills are float32 sums of pool terms: one plan's bill read at two lengths may differ by a
     # few float32 ulps (seen: $9,851.51 vs $9,851.49 for one unchanged plan at $13.4952/h), so a
     # drop counts only beyond that resolution
-    assert all(later >= earlier * (1 - FLOAT32_BILL_RESOLUTION) for earlier, later in zip(costs, costs[1:])), \
+    assert all(later >= earlier * (1 - FLOAT32_BILL_RESOLUTION) for earlier, later in zip(costs, costs[1:], strict=False)), \
         list(zip(lengths, costs, strict=True))
 
 
