@@ -94,6 +94,31 @@ def test_decode_tpot_does_not_depend_on_prefill_load():
     assert not np.allclose(agg[0][both], agg[1][both])  # the aggregated control does move
 
 
+def test_prefill_host_memory_is_billed_for_the_sessions_an_instance_holds():
+    """A prefill cache sized for 40 sessions per instance (1 TB per chip, the ideal load) that really
+    holds 3 req/s x 600 s / 30 turns = 60 sessions over 4 sticky replicas = 15: it bills 15/40 of
+    the bytes (HBM full, the rest in DRAM at $0.001 per GB-hour). Random routing: every instance
+    sees all 60; a shared pool: each holds a quarter of the pool."""
+    from types import SimpleNamespace
+
+    hw = SimpleNamespace(dram_bytes=np.float64(4e12), nvme_bytes=np.float64(0.0))
+    pre = {"working_set": np.float64(1e12), "sessions": np.float64(40.0), "local_hbm": np.float64(0.0),
+           "pooled": np.float64(0.0)}
+
+    def load(random: float):
+        return SimpleNamespace(arrival_rps=3.0, session_s=600.0, turns=30.0, route_random=random,
+                               dram_usd_per_gb_hour=0.001, nvme_usd_per_gb_hour=0.0)
+
+    sticky = float(DISAGG.host_usd_per_chip_hour(hw, load(0.0), pre, 4.0))
+    assert sticky == pytest.approx(1e12 * 15 / 40 / 1e9 * 0.001)
+    assert float(DISAGG.host_usd_per_chip_hour(hw, load(1.0), pre, 4.0)) == pytest.approx(1e12 * 60 / 40 / 1e9 * 0.001)
+    pooled = float(DISAGG.host_usd_per_chip_hour(hw, load(0.0), {**pre, "pooled": np.float64(1.0)}, 4.0))
+    assert pooled == pytest.approx(sticky)  # a quarter of the pool's 60 sessions
+    # what HBM holds is not billed: 0.2 TB of the 0.375 TB in HBM leaves 0.175 TB in DRAM
+    in_hbm = float(DISAGG.host_usd_per_chip_hour(hw, load(0.0), {**pre, "local_hbm": np.float64(2e11)}, 4.0))
+    assert in_hbm == pytest.approx((0.375e12 - 2e11) / 1e9 * 0.001)
+
+
 def _brute_force(ev, mix: bool) -> float:
     """Every (prefill option, decode option) pair with the same KV dtype, scored one by one."""
     h = len(ev.grid.hardware)

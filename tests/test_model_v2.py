@@ -234,6 +234,24 @@ def test_latency_under_load_follows_mm1_and_stalls_decode():
     assert not np.isfinite(f(latency_under_load(prefill, step, 1.0, 25.0)[0]))  # rho > 1: saturated
 
 
+def test_a_finite_closed_loop_run_opens_with_a_wave_of_queued_prefills(cat):
+    """`vllm bench serve --max-concurrency 64` with 3,000 prompts all ready: the first 64 arrive at
+    once and prefill one after another (the i-th waits i - 1 prefills, (64 - 1) / 2 on average);
+    the rest arrive singly. The run's mean TTFT grows by 64 / 3000 x 63 / 2 prefills, the prefill
+    being a lone request's TTFT. A run no longer than the concurrency is all wave."""
+    from planner.model.loaded import first_wave_wait
+
+    raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "input": 1000, "output": 1000,
+           "weight_dtype": "bf16", "kv_dtype": "bf16"}
+    alone, endless, finite = evaluate_cases([case_from_dict({**raw, "batch": 1}, "a"),
+                                             case_from_dict({**raw, "batch": 64}, "b"),
+                                             case_from_dict({**raw, "batch": 64, "requests": 3000}, "c")], cat)
+    assert finite["ttft_s"] - endless["ttft_s"] == pytest.approx(64 / 3000 * 63 / 2 * alone["ttft_s"], rel=1e-3)
+    assert finite["tpot_s"] == pytest.approx(endless["tpot_s"])  # the wave is a TTFT effect only
+    assert f(first_wave_wait(0.1, 10.0, 10.0)) == pytest.approx(0.45)  # 10 prompts at once: 4.5 prefills
+    assert f(first_wave_wait(0.1, 64.0, np.inf)) == 0.0
+
+
 def test_eval_under_load_reports_mean_and_tail(cat):
     raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch": 64, "input": 2000,
            "output": 200, "weight_dtype": "fp8", "kv_dtype": "fp8"}

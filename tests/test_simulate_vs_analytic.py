@@ -84,7 +84,9 @@ def test_analytic_p95_against_simulation(name, catalog):
 # Disaggregated plans: scenario -> (seconds of arrivals, bands); every best plan is simulated whole
 # (its prefill replicas share the decode pool, so no sample), batch-offline's 125 replicas briefly.
 DISAGG_CASES = {
-    "agentic-coding": (1200.0, {"ttft": (1.5, 2.6, NEW_TOKEN_SPREAD)}),
+    # measured 2.06 with an int4 gaudi3 prefill pool, 1.51 with the fp8 one chosen since host memory
+    # is billed at the sessions an instance holds (the same bill: the tie now keeps the better dtype)
+    "agentic-coding": (1200.0, {"ttft": (1.3, 2.6, NEW_TOKEN_SPREAD)}),
     "batch-offline": (150.0, {"ttft": (0.8, 1.5, "the screen loads each of the 77 prefill instances to 0.95, "
                                "where the p95 wait over a few minutes swings with the window: 1.32 over 150 s, "
                                "0.92 over 300 s")}),

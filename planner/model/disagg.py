@@ -158,9 +158,6 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     reload_per_token = kv_token_chip * per_byte
     cached_mean = reuse * ld.in_mean * hit
     service = prefill_time(a, hw, one, ld.in_mean - cached_mean, cached_mean) + cached_mean * reload_per_token
-    cache_on = one.prefix_cache > 0
-    dram_used = jnp.where(cache_on, in_dram * working_set, 0.0)
-    nvme_used = jnp.where(cache_on, in_nvme * working_set, 0.0)
     m1, m2 = capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
     return {
         "service_s": service,
@@ -170,7 +167,12 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
         "reuse": reuse,
         "mem_ratio": used / hbm_cap,
         "host_ratio": 0.0 * used,  # the cache takes only what is free; the pool offloads no active KV
-        "host_usd_per_chip_hour": dram_used / GB * ld.dram_usd_per_gb_hour + nvme_used / GB * ld.nvme_usd_per_gb_hour,
+        # the cache's bytes per chip at the sessions per instance assumed above (`sessions`), for
+        # `host_usd_per_chip_hour` to bill at the sessions an instance really holds
+        "working_set": jnp.where(one.prefix_cache > 0, working_set, 0.0),
+        "sessions": in_flight / jnp.where(pooled, instances, 1.0),
+        "local_hbm": local_hbm,
+        "pooled": jnp.where(pooled, 1.0, 0.0),
         "prefix_hit_rate": hit,
         "reload_s_per_token": reload_per_token,
         "prefix_cache_gb": working_set * hit / GB,
@@ -178,6 +180,20 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
         "kv_hbm_gb": mem["kv_hbm"] / GB,
         "activations_gb": (mem["activations"] + mem["attn_scores"]) / GB,
     }
+
+
+def host_usd_per_chip_hour(hw: Hw, ld: Load, pre: dict[str, jnp.ndarray], replicas) -> jnp.ndarray:
+    """Host memory the prefix cache of one prefill chip occupies, $/h, at the sessions an instance of
+    a pool of `replicas` really holds: its share of a shared pool, the sessions routed to it (sticky),
+    or every session (random routing). `prefill_pool` sized the cache at the load one instance could
+    take; billing that would charge a lone instance for sessions that do not exist, and made a longer
+    prompt (fewer such sessions) bill less host memory than a shorter one."""
+    fleet = ld.arrival_rps * ld.session_s / ld.turns  # sessions in flight, all instances together
+    own = jnp.where(ld.route_random > 0, fleet, fleet / replicas)
+    sessions = jnp.where(pre["pooled"] > 0, fleet / replicas, own)
+    working_set = pre["working_set"] * sessions / jnp.maximum(pre["sessions"], 1e-30)
+    _, in_dram, in_nvme = tier_shares(working_set, pre["local_hbm"], hw.dram_bytes, hw.nvme_bytes)
+    return working_set / GB * (in_dram * ld.dram_usd_per_gb_hour + in_nvme * ld.nvme_usd_per_gb_hour)
 
 
 def prefill_fleet(a: Arch, hw: Hw, cfg: Config, ld: Load, pre: dict[str, jnp.ndarray], xfer50_s, xfer95_s,
@@ -201,7 +217,8 @@ def prefill_fleet(a: Arch, hw: Hw, cfg: Config, ld: Load, pre: dict[str, jnp.nda
     ttft50 = wait_quantile(rho, waits_like, 0.5) + pre["service50_s"] + vis50
     ttft95 = jnp.where(headroom, wait_quantile(rho, waits_like, 0.95) + zero_load95, zero_load95)
     draw = ld.idle_power_fraction + (1.0 - ld.idle_power_fraction) * jnp.clip(rho, 0.0, 1.0)
-    inst_usd_h = cfg.chips * (hw.usd_per_hour + hw.power_usd_per_hour * draw + pre["host_usd_per_chip_hour"])
+    host_usd = host_usd_per_chip_hour(hw, ld, pre, jnp.where(jnp.isfinite(replicas), replicas, 1.0))
+    inst_usd_h = cfg.chips * (hw.usd_per_hour + hw.power_usd_per_hour * draw + host_usd)
     fleet_usd_h = replicas * inst_usd_h
     ttft_ratio = ttft95 / ld.ttft_slo_s
     short = jnp.where(ttft_ratio >= 1.0, 1.0, 1.0 + MIN_PREFILL_LOAD - jnp.clip(rho_cap, 0.0, MIN_PREFILL_LOAD))

@@ -7,7 +7,12 @@ average, a whole one at the tail) and its prefill runs inside the next, mixed st
 token comes out with the whole batch's decode (one more step); decode pauses while prefills run, so
 TPOT = step / E_tokens / (1 - rho). `batch` is then the mean number of requests in flight. A fixed
 batch above one without a load is a closed-loop benchmark at that concurrency: a new request joins
-a running batch, so its TTFT also includes the step residual and the mixed step.
+a running batch, so its TTFT also includes the step residual and the mixed step. A closed-loop run
+of a finite number of `requests` (a benchmark client with a concurrency limit and every request
+ready at the start, as `vllm bench serve --max-concurrency` runs) starts with a wave: its first
+`batch` requests arrive together and their prefills queue one behind another (FCFS), so the i-th
+waits (i - 1) prefills; later requests arrive one at a time as earlier ones finish (the wave's
+stagger persists). Averaged over the run this adds batch / requests x (batch - 1) / 2 prefills.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps):
     return ttft_mean, ttft_tail, tpot, tpot, rho
 
 
+def first_wave_wait(prefill_s, batch, requests):
+    """Mean extra TTFT over a closed-loop run of `requests` at concurrency `batch` from its opening
+    wave: n = min(batch, requests) requests arrive at once and wait (n - 1) / 2 prefills on average;
+    the other requests arrive singly. 0 for an unbounded run."""
+    n = jnp.minimum(batch, requests)
+    share = jnp.where(jnp.isfinite(requests), n / jnp.maximum(requests, 1.0), 0.0)
+    return share * jnp.maximum(n - 1.0, 0.0) / 2.0 * prefill_s
+
+
 def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output_tokens, hbm_fraction,
                   draft_weight_bytes, cached_tokens, cache_tier, max_batch, max_num_tokens, requests,
                   arrival_rps):
@@ -43,7 +57,8 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
     # a closed-loop benchmark at a fixed concurrency above one: each new request joins a running
     # batch, so it meets the same step residual and mixed step as under an open load
     joined = (cfg.batch > 1.0) & (arrival_rps <= 0)
-    out["ttft_s"] = jnp.where(joined, out["ttft_s"] + 1.5 * out["step_s"], out["ttft_s"])
+    wave = first_wave_wait(out["ttft_s"], out["batch"], requests)
+    out["ttft_s"] = jnp.where(joined, out["ttft_s"] + 1.5 * out["step_s"] + wave, out["ttft_s"])
     loaded = arrival_rps > 0
     ttft_mean, ttft_tail, tpot_mean, tpot_tail, rho = latency_under_load(
         out["ttft_s"], out["step_s"], out["tokens_per_step"], arrival_rps)
