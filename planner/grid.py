@@ -124,7 +124,7 @@ def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple
             # (the all-to-all crosses the NICs), attention data-parallel in groups that stay inside
             # a node: one chip each, or one whole node each
             out += [Layout(tp=t, ep=m, dp_attention=m // t, replicas_per_system=r)
-                    for t in dict.fromkeys((1, _largest_divisor_at_most(domain, domain)))]
+                    for t in dict.fromkeys((1, domain))]
     return list(dict.fromkeys(out))
 
 

@@ -146,9 +146,7 @@ class Replica:
             resumed = rec.generated[rid] > 0 or rec.preemptions[rid] > 0
             prompt = int(reqs.input_tokens[rid]) + int(rec.generated[rid])
             if not self._fits(prompt + q):  # as if nothing were cached: a prompt must fit whole
-                if self.running == 0:  # alone it can never fit: the engine rejects it
-                    self.waiting.popleft()
-                    rec.dropped[rid] = True
+                if self._reject_if_alone(rid):
                     continue
                 break
             self.waiting.popleft()
@@ -172,16 +170,21 @@ class Replica:
             self.seq += 1
         self._cache_room()
 
+    def _reject_if_alone(self, rid: int) -> bool:
+        """The head of the queue does not fit: with nothing running it never will, so the engine
+        rejects it (True); otherwise it waits for memory to free (False)."""
+        if self.running:
+            return False
+        self.waiting.popleft()
+        self.rec.dropped[rid] = True
+        return True
+
     def _admit_shipped(self, rid: int, q: int) -> bool:
         """Decode role: a request whose prompt KV arrived from the prefill pool starts decoding."""
         reqs, rec = self.reqs, self.rec
         context = int(reqs.input_tokens[rid]) + int(rec.generated[rid]) - 1  # KV held: the prompt
         if not self._fits(context + 1 + q):
-            if self.running == 0:  # alone it can never fit: the engine rejects it
-                self.waiting.popleft()
-                rec.dropped[rid] = True
-                return True
-            return False
+            return self._reject_if_alone(rid)
         self.waiting.popleft()
         self.shared[rid] = 0
         self.active += context

@@ -153,12 +153,11 @@ def sim_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, where: 
     return SimPlan(mode=mode, pools=(pool,), load=load)
 
 
-PREFILL_LOCATIONS = ("prefill instances", "shared host pool", "off")  # disagg_plans' prefix_cache_lives
-
-
 def _disaggregated(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, load: Load, where: str) -> SimPlan:
     """Both pools of a disaggregated plan, and their transfer link (derived, as the search does)."""
-    from planner.disagg_search import pair_bandwidth
+    from planner.disagg_search import LOCATIONS, pair_bandwidth
+
+    locations = (*LOCATIONS, "off")  # a plan's prefix_cache_lives, as disagg_plans writes it
 
     tables = {}
     for role in ("prefill", "decode"):
@@ -169,9 +168,9 @@ def _disaggregated(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
         tables[role] = dict(table)
     pre, dec = tables["prefill"], tables["decode"]
     lives = pre.get("prefix_cache_lives", "prefill instances" if pre.get("prefix_cache") else "off")
-    if lives not in PREFILL_LOCATIONS:
+    if lives not in locations:
         raise InputFileError(f"{where}.prefill.prefix_cache_lives: {lives!r} is not one of "
-                             f"{', '.join(PREFILL_LOCATIONS)}")
+                             f"{', '.join(locations)}")
     # a prefill instance holds one prompt at a time, in HBM, without speculation (model.disagg._as_prefill)
     pre.update(batch=1, spec_k=0, tier_split={}, prefix_cache=bool(pre.get("prefix_cache")) and lives != "off")
     dec.update(prefix_cache=False)  # the decode pool receives every prompt's KV; the cache serves prefill
