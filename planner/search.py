@@ -283,6 +283,15 @@ class SolveResult:
     frontiers_pending: bool = False  # the table stage of `solve_in_stages`: Pareto lists still empty
     disagg: Any = None  # disagg_solve.Outcome: the disaggregated serving mode, when searched
 
+    def ranked_plans(self, mode: str = "any") -> list[dict[str, Any]]:
+        """The plans `--plan N` counts, cheapest first: each hardware's aggregated plan and the best
+        disaggregated one (`mode`: "any", or only "aggregated" / "disaggregated" ones)."""
+        plans = list(self.per_hardware)
+        if self.disagg is not None and self.disagg.best is not None:
+            plans.append(self.disagg.best)
+        plans = [p for p in plans if p.get("monthly_usd") is not None and mode in ("any", p.get("mode", "aggregated"))]
+        return sorted(plans, key=lambda p: p["monthly_usd"])
+
 
 def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
     _, with_frontiers = solve_in_stages(scenario, catalog)

@@ -129,23 +129,19 @@ def solved_plan(scenario, catalog, rank: int, file: Path, mode: str = "any") -> 
 
     with importing():
         from planner.search import solve
-    plans = ranked_plans(solve(scenario, catalog), mode)
+    plans = solve(scenario, catalog).ranked_plans(mode)
     if not plans:
         _no_plan(file)
+    return nth_plan(plans, rank, file, mode)
+
+
+def nth_plan(plans: list[dict[str, Any]], rank: int, file: Path, mode: str = "any") -> dict[str, Any]:
+    """`--plan N` of the ranked plans, or one line naming the valid range."""
     if rank > len(plans):
         kept = "" if mode == "any" else f" {mode}"
         raise PlannerError(f"{file}: --plan {rank}: only {len(plans)}{kept} plan(s) meet the SLOs "
                            f"(--plan 1 to {len(plans)})")
     return plans[rank - 1]
-
-
-def ranked_plans(result, mode: str = "any") -> list[dict[str, Any]]:
-    """solve's plans, cheapest first: each hardware's aggregated plan and the best disaggregated one."""
-    plans = list(result.per_hardware)
-    if result.disagg is not None and result.disagg.best is not None:
-        plans.append(result.disagg.best)
-    plans = [p for p in plans if p.get("monthly_usd") is not None and mode in ("any", p.get("mode", "aggregated"))]
-    return sorted(plans, key=lambda p: p["monthly_usd"])
 
 
 def _no_plan(file: Path):
@@ -244,7 +240,7 @@ def verify(result, scenario, catalog, count: int, *, duration: float, seed: int 
     within the SLOs), then by bill. Disagreements name the plan and the SLO it is judged on."""
     from planner.simulate import parallel
 
-    rows = [(p, True) for p in ranked_plans(result)[:count]]
+    rows = [(p, True) for p in result.ranked_plans()[:count]]
     rows += [(x["closest"], False) for x in result.infeasible
              if x.get("closest") and x["closest"].get("replicas") and x["closest"].get("supported")][:count]
     prepared = [prepare(scenario, catalog, p, f"plan {p['hardware']}", duration=duration, warmup=None, seed=seed)

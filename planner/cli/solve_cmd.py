@@ -121,18 +121,15 @@ def _emit(engine: str, rank: int, result, scenario, catalog, file: Path) -> None
     aggregated plan and the best disaggregated one, as `planner simulate --plan N` ranks them)."""
     import sys
 
-    from planner.cli.simulate_cmd import ranked_plans
-    from planner.errors import PlannerError
+    from planner.cli.simulate_cmd import nth_plan
     from planner.launch import Launch, emit
     from planner.plans import layout
 
-    plans = ranked_plans(result)
+    plans = result.ranked_plans()
     if not plans:
         sys.stdout.write("# no plan meets the SLOs: nothing to launch (run without --emit to see why)\n")
         raise typer.Exit(int(ExitCode.NO_FEASIBLE_PLAN))
-    if rank > len(plans):
-        raise PlannerError(f"{file}: --plan {rank}: only {len(plans)} plan(s) meet the SLOs (--plan 1 to {len(plans)})")
-    chosen = plans[rank - 1]
+    chosen = nth_plan(plans, rank, file)
     model = catalog.model(scenario.model.id)
     draft = catalog.model(scenario.speculative.draft_model) if scenario.speculative.draft_model else None
     if chosen.get("mode") == "disaggregated":
