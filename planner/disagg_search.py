@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -200,8 +201,12 @@ def _undeal(x, rows: int, devices: int) -> np.ndarray:
     return out.reshape(rows, -1)
 
 
-def launch(grid: Grid):
-    """Start both pools' kernels (asynchronous); returns a function that waits and gives `DisaggEval`."""
+def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None):
+    """Start both pools' kernels (asynchronous); returns a function that waits and gives `DisaggEval`.
+
+    `decode_pools`, when given, returns every decode option's bill and TPOT p95 (flat, in grid order
+    without the prefix-cache axis) as the aggregated search's row kernel computed them beside its own
+    outputs (search._row_kernel): then only the prefill pools' kernel runs here."""
     import jax
 
     start = time.perf_counter()
@@ -219,11 +224,15 @@ def launch(grid: Grid):
     slot_rows = {f: np.asarray(getattr(grid.cfg, f))[deal] for f in DECODE_SLOT_FIELDS}
     n_slots = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
     draft = np.float32(grid.draft_weight_bytes)
-    d_args = (grid.arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, grid.spec, grid.load, draft)
-    d_kernel = executables.compiled(f"disagg-decode-{devices}-{name}", lambda: _decode_kernel(devices, dense, absent),
-                                    d_args)
-    with timing.phase("disaggregated kernels"):
-        d_out = d_kernel(*d_args)
+    if decode_pools is None:
+        d_args = (grid.arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, grid.spec, grid.load, draft)
+        d_kernel = executables.compiled(f"disagg-decode-{devices}-{name}",
+                                        lambda: _decode_kernel(devices, dense, absent), d_args)
+        with timing.phase("disaggregated kernels"):
+            d_out = d_kernel(*d_args)
+
+        def decode_pools() -> tuple[np.ndarray, np.ndarray]:
+            return _undeal(d_out[0], rows, devices), _undeal(d_out[1], rows, devices)
 
     links = transfer_links(grid)
     bw, shared = pair_bandwidth(grid.chips, links)
@@ -241,8 +250,7 @@ def launch(grid: Grid):
             d_shape = shape[:p_axis] + shape[p_axis + 1:]
             d_order = [a for a in AXES if a != "prefix_cache"]
             d_perm = [d_order.index(a) for a in DECODE_AXES]
-            monthly_d = np.ascontiguousarray(_undeal(d_out[0], rows, devices).reshape(d_shape).transpose(d_perm))
-            tpot_d = np.ascontiguousarray(_undeal(d_out[1], rows, devices).reshape(d_shape).transpose(d_perm))
+            monthly_d, tpot_d = (np.ascontiguousarray(x.reshape(d_shape).transpose(d_perm)) for x in decode_pools())
             dropped = ("batch", "tier", "spec_k")
             keep = tuple(0 if a in dropped else slice(None) for a in AXES) + (slice(None), slice(None))
             p_order = [a for a in AXES if a not in dropped] + ["location", "class"]

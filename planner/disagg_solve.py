@@ -41,9 +41,11 @@ def searched(grid: Grid) -> bool:
     return "disaggregated" in grid.scenario.search.serving_mode
 
 
-def start(grid: Grid) -> Callable[[], DisaggEval] | None:
-    """Launch the disaggregated kernels when the scenario searches that mode."""
-    return launch(grid) if searched(grid) else None
+def start(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+          ) -> Callable[[], DisaggEval] | None:
+    """Launch the disaggregated kernels when the scenario searches that mode (`decode_pools`: the
+    decode pools' bills and TPOT already computed by the aggregated search, see `launch`)."""
+    return launch(grid, decode_pools) if searched(grid) else None
 
 
 def outcome(pending: Callable[[], DisaggEval] | None, aggregated_best: dict[str, Any] | None,

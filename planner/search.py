@@ -19,12 +19,14 @@ import numpy as np
 
 from planner import executables, timing
 from planner.catalog import Catalog
-from planner.grid import Grid, build_grid
+from planner.grid import AXES, Grid, build_grid
 from planner.pareto import pareto_indices
 from planner.schema import Scenario
 
 SLOT_FIELDS = ("chips", "tp", "pp", "ep", "dp_attn", "cp", "replicas")
 """Config fields that vary along the (per-hardware) layout axis: passed row by row to the row kernel."""
+DECODE_POOL_KEYS = ("decode_monthly", "decode_tpot95")
+"""Outputs of the row kernel with `decode_pools`: every configuration as a disaggregated decode pool."""
 SLOT_COUNT = "_slots"  # real layout slots per hardware row (the row kernel evaluates only those)
 
 
@@ -72,12 +74,17 @@ def _grid_kernel(dense: bool, absent: tuple[str, ...] = ()):
 
 
 @cache
-def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
+def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_pools: bool = False):
     """The grid one hardware row and layout slot at a time (loops over the real ones), split across
     `devices` host devices.
 
     On CPUs the whole-grid expression streams ~10 MB intermediates through memory; a row's are
-    ~300 KB and stay in cache, which makes the search ~2.5x faster on 2 cores (`planner bench`)."""
+    ~300 KB and stay in cache, which makes the search ~2.5x faster on 2 cores (`planner bench`).
+
+    With `decode_pools`, every configuration is also scored as a disaggregated decode pool (its bill
+    and TPOT p95; the prefix-cache axis dropped, a decode pool has none): both read the same memory
+    and decode steps (`serving.memory_and_decode`, the model's dearest stage), computed once here
+    instead of again in a kernel of the disaggregated search."""
     import jax
     import jax.numpy as jnp
     from jax.sharding import Mesh
@@ -85,15 +92,20 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
 
     from planner.model.attention import without_absent
     from planner.model.compute import without_experts
-    from planner.model.serving import evaluate_serving
+    from planner.model.disagg import decode_pool
+    from planner.model.serving import evaluate_serving, memory_and_decode
     from planner.model.staging import computed_once
+
+    prefix_axis = AXES.index("prefix_cache")
+    n_out = 5 if decode_pools else 3  # per-configuration grids: bill, TPOT, TTFT (+ decode pool bill, TPOT)
 
     def rows(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes):
         arch = without_absent(without_experts(arch) if dense else arch, absent)
         slot_rows = dict(slot_rows)
         n_slots = slot_rows.pop(SLOT_COUNT)
         n_rows, width = valid_rows.shape[:2]  # hardware rows on this device, layout slots per row
-        block = math.prod(jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg), valid_rows.shape[1:])[2:])
+        full = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg), valid_rows.shape[1:])
+        block, prefixes = math.prod(full[2:]), full[prefix_axis]
 
         def one(i, k):
             """Hardware row i, layout slot k: one block of batch x dtypes x tiers x ... configurations,
@@ -104,9 +116,15 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
                                    for name, x in slot_rows.items()})
 
             def outputs():
-                m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1)
+                md = computed_once(lambda: memory_and_decode(arch, hw1, cfg1, spec, load, draft_bytes), hw1.mem_bw)
+                m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1, md=md)
                 shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1))
-                return tuple(x.reshape(-1) for x in _row_outputs(m, valid1, shape))
+                out = tuple(x.reshape(-1) for x in _row_outputs(m, valid1, shape))
+                if not decode_pools:
+                    return out
+                d = decode_pool(arch, hw1, cfg1, spec, load, draft_bytes, valid1, md=md)
+                d_shape = shape[:prefix_axis] + (1,) + shape[prefix_axis + 1:]
+                return out + tuple(jnp.broadcast_to(d[key], d_shape).reshape(-1) for key in ("monthly_usd", "tpot_p95_s"))
 
             return computed_once(outputs, hw1.mem_bw)
 
@@ -117,16 +135,17 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
         def varying(x):
             return jax.lax.pcast(x, "hw", to="varying")
 
-        grids = tuple(varying(jnp.full((n_rows, width * block), jnp.inf)) for _ in range(3))
+        sizes = (block,) * 3 + (block // prefixes,) * (n_out - 3)  # a decode pool has no prefix-cache axis
+        grids = tuple(varying(jnp.full((n_rows, width * b), jnp.inf)) for b in sizes)
         minima = (varying(jnp.full((n_rows,), jnp.inf)), varying(jnp.zeros((n_rows,), jnp.int32)),
                   varying(jnp.zeros((n_rows,), jnp.int32)))
 
         def row(i, state):
             def slot(k, state):
                 grids, (cheapest, cheapest_at, closest, closest_at) = state
-                monthly, tpot, ttft, worst = one(i, k)
-                grids = tuple(jax.lax.dynamic_update_slice(g, r[None], (i, k * block))
-                              for g, r in zip(grids, (monthly, tpot, ttft), strict=True))
+                monthly, tpot, ttft, worst, *pools = one(i, k)
+                grids = tuple(jax.lax.dynamic_update_slice(g, r[None], (i, k * r.shape[0]))
+                              for g, r in zip(grids, (monthly, tpot, ttft, *pools), strict=True))
                 # running minima over the row's slots: strict < keeps the first minimum, as argmin does
                 j, w = jnp.argmin(monthly), jnp.argmin(worst)
                 cheaper, closer = monthly[j] < cheapest, worst[w] < closest
@@ -142,7 +161,8 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
             return grids, mins
 
         grids, (cheapest, cheapest_at, closest_at) = jax.lax.fori_loop(0, real, row, (grids, minima))
-        return {"monthly": grids[0], "tpot95": grids[1], "ttft95": grids[2], "best_per_hw": cheapest_at,
+        pools = dict(zip(DECODE_POOL_KEYS, grids[3:], strict=False))
+        return {"monthly": grids[0], "tpot95": grids[1], "ttft95": grids[2], **pools, "best_per_hw": cheapest_at,
                 "best_monthly_per_hw": cheapest, "closest_per_hw": closest_at}
 
     mesh = Mesh(np.asarray(jax.devices()[:devices]), ("hw",))
@@ -152,7 +172,8 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = ()):
 
     def kernel(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes):
         out = sharded(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes)
-        return {key: value.ravel() if key in ("monthly", "tpot95", "ttft95") else value for key, value in out.items()}
+        return {key: value.ravel() if key in ("monthly", "tpot95", "ttft95", *DECODE_POOL_KEYS) else value
+                for key, value in out.items()}
 
     return jax.jit(kernel)
 
@@ -228,18 +249,20 @@ def _in_grid_order(x, rows: int, devices: int) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def run_grid(grid: Grid) -> dict[str, np.ndarray]:
+def run_grid(grid: Grid, decode_pools: bool = False) -> dict[str, np.ndarray]:
     """Pass 1 on the whole grid: the per-configuration bill, TPOT and TTFT p95 (flat, grid order)
-    and the per-hardware reductions (`_reduce`)."""
-    out, to_host = _launch(grid)
+    and the per-hardware reductions (`_reduce`); with `decode_pools`, on CPUs, DECODE_POOL_KEYS too."""
+    out, to_host = _launch(grid, decode_pools=decode_pools)
     return {k: to_host(k) for k in out}
 
 
-def _launch(grid: Grid, meanwhile: Callable[[], None] | None = None,
+def _launch(grid: Grid, meanwhile: Callable[[], None] | None = None, decode_pools: bool = False,
             ) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
     """Start pass 1; returns its device outputs and a function that copies one of them to the
     host in grid order (the per-configuration arrays are ~10 MB each: copy only what is used).
-    `meanwhile` is started while the kernel loads or compiles (`executables.compiled`)."""
+    `meanwhile` is started while the kernel loads or compiles (`executables.compiled`).
+    `decode_pools` adds DECODE_POOL_KEYS on CPUs (the row kernel), where sharing the memory and
+    decode stage with the disaggregated search saves its dearest kernel."""
     import jax
 
     rows = grid.shape[0]
@@ -257,8 +280,8 @@ def _launch(grid: Grid, meanwhile: Callable[[], None] | None = None,
         slot_rows = {name: np.asarray(getattr(grid.cfg, name))[deal] for name in SLOT_FIELDS}
         slot_rows[SLOT_COUNT] = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
         args = (grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load, draft)
-        kernel = executables.compiled(f"rows-{devices}-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}",
-                                      lambda: _row_kernel(devices, dense, absent), args, meanwhile)
+        name = f"rows-{devices}-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}{'-pools' if decode_pools else ''}"
+        kernel = executables.compiled(name, lambda: _row_kernel(devices, dense, absent, decode_pools), args, meanwhile)
         with timing.phase("kernel"):
             out = kernel(*args)  # returns at once, or when done if it is the first call of a loaded kernel
         return out, lambda key: _in_grid_order(out[key], rows, devices)
@@ -311,8 +334,12 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     # once the grid kernel is lowered, so the two compile in parallel (a cold start's table came
     # 0.7 s sooner on 2 cores) without their tracing competing for the GIL.
     warming: list[threading.Thread | None] = []
-    _, to_host = _launch(grid, meanwhile=lambda: warming.append(_warm_detail_kernel(grid)))
-    pending = disagg_solve.start(grid)  # the disaggregated mode's kernels run beside the aggregated one
+    out, to_host = _launch(grid, meanwhile=lambda: warming.append(_warm_detail_kernel(grid)),
+                           decode_pools=disagg_solve.searched(grid))
+    # the disaggregated mode: its decode pools came with pass 1 (on CPUs), its prefill pools' kernel
+    # runs beside the aggregated one
+    pools = (lambda: tuple(to_host(key) for key in DECODE_POOL_KEYS)) if DECODE_POOL_KEYS[0] in out else None
+    pending = disagg_solve.start(grid, pools)
     with timing.phase("kernel"):
         raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
     if warming and warming[0] is not None:

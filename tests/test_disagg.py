@@ -145,6 +145,27 @@ def test_pair_search_is_exact(mix):
     assert choice.monthly_usd == pytest.approx(_brute_force(ev, mix), rel=1e-6)
 
 
+def test_decode_pools_from_the_aggregated_kernel_equal_the_disaggregated_kernels():
+    """`planner solve` takes the decode pools from the aggregated search's row kernel (they share its
+    memory and decode stage); `whatif` and the GPU path run the disaggregated search's own decode
+    kernel. Both must give every decode option the same bill and TPOT."""
+    from planner import search
+
+    sc = _scenario(SCENARIO_TOML.replace('["h100-sxm", "b200"]', '["h100-sxm", "b200", "mi300x"]'),
+                   chips=[1, 2, 4, 8], batch=[4, 32, 128], prefix_cache=[False, True])
+    grid = build_grid(sc, load_catalog())
+    own = disagg_search.evaluate(grid)
+    out, to_host = search._launch(grid, decode_pools=True)
+    assert set(search.DECODE_POOL_KEYS) <= set(out)  # the CPU row kernel carries them
+    fused = disagg_search.launch(grid, lambda: tuple(to_host(k) for k in search.DECODE_POOL_KEYS))()
+    for field in ("decode_monthly", "decode_tpot95"):
+        a, b = getattr(own, field), getattr(fused, field)
+        assert a.shape == b.shape
+        assert np.array_equal(np.isfinite(a), np.isfinite(b))
+        assert np.isfinite(a).any()
+        np.testing.assert_allclose(a[np.isfinite(a)], b[np.isfinite(b)], rtol=1e-5)
+
+
 def test_plan_row_agrees_with_the_search_and_names_both_pools():
     from planner.disagg_plans import plan_row
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from planner import disagg_solve
 from planner.catalog import Catalog
 from planner.errors import InputFileError
 from planner.grid import AXES, Grid, build_grid
@@ -257,12 +258,15 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     start = time.perf_counter()
     widened_scenario, added = widen(scenario, variants)
     grid = build_grid(widened_scenario, catalog)
-    raw = run_grid(grid)
+    pools = disagg_solve.searched(grid)  # the disaggregated mode's decode pools come with each tier set's run
+    raw = run_grid(grid, decode_pools=pools)
     grids: dict[str, tuple[Grid, np.ndarray]] = {"all": (grid, raw["monthly"])}
+    decode: dict[str, dict[str, np.ndarray]] = {"all": raw}
     for tiers in HOST_TIER_ORDER[1:]:
         if any(v.host_tiers == tiers for v in variants):
             g = _without_host_tiers(grid, tiers)
-            grids[tiers] = (g, run_grid(g)["monthly"])
+            decode[tiers] = run_grid(g, decode_pools=pools)
+            grids[tiers] = (g, decode[tiers]["monthly"])
     evaluated: list[HostTiers] = list(grids)  # type: ignore[arg-type]
     methods = _method_grids(widened_scenario, grid, catalog, variants)
     for m, g in methods.items():
@@ -287,7 +291,7 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
                    for t in ["all", *method_keys])
 
     base = cheapest(None, [*evaluated, *method_keys])
-    disagg = _disaggregated({t: grids[t] for t in evaluated}, scenario)
+    disagg = _disaggregated({t: grids[t] for t in evaluated}, decode)
     wanted: dict[str, list[int]] = {t: [] for t in grids}
     if base is not None:
         wanted[base[0]].append(base[1])
@@ -384,15 +388,22 @@ class _Disaggregated:
         return None if found is None else plan_row(*found)
 
 
-def _disaggregated(grids: dict[HostTiers, tuple[Grid, np.ndarray]], scenario: Scenario) -> _Disaggregated | None:
-    """The disaggregated serving mode on each evaluated grid, when the scenario searches it."""
+def _disaggregated(grids: dict[HostTiers, tuple[Grid, np.ndarray]],
+                   runs: dict[str, dict[str, np.ndarray]]) -> _Disaggregated | None:
+    """The disaggregated serving mode on each evaluated grid, when the scenario searches it (its
+    decode pools from that grid's `run_grid`, where the row kernel computed them)."""
     from planner import disagg_search
-    from planner.disagg_solve import searched
+    from planner.search import DECODE_POOL_KEYS
 
     first = next(iter(grids.values()))[0]
-    if not searched(first):
+    if not disagg_solve.searched(first):
         return None
-    evals = {t: disagg_search.launch(g)() for t, (g, _) in grids.items()}
+
+    def pools(t: str):
+        run = runs.get(t, {})
+        return (lambda: tuple(run[k] for k in DECODE_POOL_KEYS)) if DECODE_POOL_KEYS[0] in run else None
+
+    evals = {t: disagg_search.launch(g, pools(t))() for t, (g, _) in grids.items()}
     return _Disaggregated(evals)
 
 

@@ -47,13 +47,11 @@ from planner.model.queueing import (
 from planner.model.serving import (
     GB,
     MIN_PREFILL_LOAD,
-    Z95,
     _hit_cells,
     _prefill_quantile_table,
     _read,
-    batch_context_quantile,
+    memory_and_decode,
 )
-from planner.model.speculative import speculative_step
 from planner.model.tiers import curve_hit_rate, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
@@ -243,23 +241,16 @@ def prefill_fleet(a: Arch, hw: Hw, cfg: Config, ld: Load, pre: dict[str, jnp.nda
     }
 
 
-def decode_pool(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid) -> dict[str, jnp.ndarray]:
-    """A decode instance fed by the prefill pool: memory and decode step as in serving.py (same
-    functions), TPOT without prefill stalls, replicas for the load, and the pool's bill."""
+def decode_pool(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid,
+                md=None) -> dict[str, jnp.ndarray]:
+    """A decode instance fed by the prefill pool: memory and decode step as an aggregated instance
+    has them (`serving.memory_and_decode`, or `md` when the caller computed it for both), TPOT
+    without prefill stalls, replicas for the load, and the pool's bill."""
+    if md is None:
+        md = memory_and_decode(a, hw, cfg, spec, ld, draft_weight_bytes)
     batch = cfg.batch
-    mean_ctx = ld.in_mean + ld.out_mean / 2.0
-    in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
-    out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
-    mem = memory_per_chip(a, hw, cfg, mean_ctx + (in_p95 + out_p95) / batch, draft_weight_bytes, spec.draft_kv_elems)
-    hbm_cap = hw.mem_bytes * ld.hbm_fraction
-    used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
-    host_ratio = jnp.maximum(mem["kv_dram"] / jnp.maximum(hw.dram_bytes, 1.0),
-                             mem["kv_nvme"] / jnp.maximum(hw.nvme_bytes, 1.0))
-    host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
-    host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
-    ctx_p95 = batch_context_quantile(ld, batch, Z95)
-    step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
-    step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
+    mem, used, hbm_cap, host_ratio = md["mem"], md["used"], md["hbm_cap"], md["host_ratio"]
+    step50, tok50, step95, tok95 = md["step50"], md["tok50"], md["step95"], md["tok95"]
     tpot50, tpot95 = step50 / tok50, step95 / tok95
     mu = batch * tok50 / (step50 * ld.out_mean)
     # busy slots at most where 5 % of requests wait for one (Halfin-Whitt, as aggregated serving)

@@ -166,46 +166,51 @@ def batch_context_quantile(ld: Load, batch, z):
     return jnp.minimum(mean_ctx + z * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_mean / 2.0)
 
 
-def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid):
+def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes):
+    """Memory per chip and the decode step at the batch-mean context's p50 and p95, the model's most
+    expensive stage: an aggregated instance (`evaluate_serving`) and a disaggregated decode pool
+    (`disagg.decode_pool`) share it, so the search computes it once for both (search._row_kernel)."""
+    batch = cfg.batch
+    mean_ctx = ld.in_mean + ld.out_mean / 2.0
+    in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
+    out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
+    # memory: batch sequences at the mean context plus headroom for one p95-long sequence
+    reserve_ctx = mean_ctx + (in_p95 + out_p95) / batch
+    mem = memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems, spec.draft_context)
+    hbm_cap = hw.mem_bytes * ld.hbm_fraction
+    used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
+    mem_ratio = used / hbm_cap
+    host_ratio = jnp.maximum(mem["kv_dram"] / jnp.maximum(hw.dram_bytes, 1.0),
+                             mem["kv_nvme"] / jnp.maximum(hw.nvme_bytes, 1.0))
+    host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
+    host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
+
+    # decode: batch-mean context at p50 and p95
+    ctx_p95 = batch_context_quantile(ld, batch, Z95)
+    step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
+    step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
+
+    # prefix cache: capacity left over in each tier, per instance
+    session = ld.in_mean + ld.out_mean  # per token at a session's length (fixed SSM states amortised)
+    kv_token_chip = kv_elems_per_seq(a, session) / session * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
+    hbm_free = jnp.maximum(hbm_cap - used, 0.0)
+    dram_free = jnp.maximum(hw.dram_bytes - mem["kv_dram"], 0.0)
+    nvme_free = jnp.maximum(hw.nvme_bytes - mem["kv_nvme"], 0.0)
+    session_ctx = ld.in_mean + ld.out_mean
+    decode_per_req = ld.out_mean * step50 / (tok50 * batch)
+    return dict(mem=mem, used=used, hbm_cap=hbm_cap, mem_ratio=mem_ratio, host_ratio=host_ratio,
+                step50=step50, tok50=tok50, step95=step95, tok95=tok95, kv_token_chip=kv_token_chip,
+                hbm_free=hbm_free, dram_free=dram_free, nvme_free=nvme_free, session_ctx=session_ctx,
+                decode_per_req=decode_per_req)
+
+
+def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid, md=None):
     """Every metric of serving the scenario's load with each configuration. Written as four stages
     (memory and decode steps; prefix cache and prefill service; the load an instance may carry; the
     outcome), each stored once for all its consumers (staging.py)."""
 
-    def memory_and_decode():
-        batch = cfg.batch
-        mean_ctx = ld.in_mean + ld.out_mean / 2.0
-        in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
-        out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
-        # memory: batch sequences at the mean context plus headroom for one p95-long sequence
-        reserve_ctx = mean_ctx + (in_p95 + out_p95) / batch
-        mem = memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems, spec.draft_context)
-        hbm_cap = hw.mem_bytes * ld.hbm_fraction
-        used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
-        mem_ratio = used / hbm_cap
-        host_ratio = jnp.maximum(mem["kv_dram"] / jnp.maximum(hw.dram_bytes, 1.0),
-                                 mem["kv_nvme"] / jnp.maximum(hw.nvme_bytes, 1.0))
-        host_ratio = jnp.where((mem["kv_dram"] > 0) & (hw.dram_bytes <= 0), jnp.inf, host_ratio)
-        host_ratio = jnp.where((mem["kv_nvme"] > 0) & (hw.nvme_bytes <= 0), jnp.inf, host_ratio)
-
-        # decode: batch-mean context at p50 and p95
-        ctx_p95 = batch_context_quantile(ld, batch, Z95)
-        step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
-        step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
-
-        # prefix cache: capacity left over in each tier, per instance
-        session = ld.in_mean + ld.out_mean  # per token at a session's length (fixed SSM states amortised)
-        kv_token_chip = kv_elems_per_seq(a, session) / session * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
-        hbm_free = jnp.maximum(hbm_cap - used, 0.0)
-        dram_free = jnp.maximum(hw.dram_bytes - mem["kv_dram"], 0.0)
-        nvme_free = jnp.maximum(hw.nvme_bytes - mem["kv_nvme"], 0.0)
-        session_ctx = ld.in_mean + ld.out_mean
-        decode_per_req = ld.out_mean * step50 / (tok50 * batch)
-        return dict(mem=mem, used=used, hbm_cap=hbm_cap, mem_ratio=mem_ratio, host_ratio=host_ratio,
-                    step50=step50, tok50=tok50, step95=step95, tok95=tok95, kv_token_chip=kv_token_chip,
-                    hbm_free=hbm_free, dram_free=dram_free, nvme_free=nvme_free, session_ctx=session_ctx,
-                    decode_per_req=decode_per_req)
-
-    md = computed_once(memory_and_decode, hw.mem_bw)
+    if md is None:  # else the caller computed `memory_and_decode` once for this and a decode pool
+        md = computed_once(lambda: memory_and_decode(a, hw, cfg, spec, ld, draft_weight_bytes), hw.mem_bw)
     mem, mem_ratio, host_ratio = md["mem"], md["mem_ratio"], md["host_ratio"]
     step50, tok50, step95, tok95 = md["step50"], md["tok50"], md["step95"], md["tok95"]
     decode_per_req = md["decode_per_req"]
