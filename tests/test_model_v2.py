@@ -234,6 +234,34 @@ def test_latency_under_load_follows_mm1_and_stalls_decode():
     assert not np.isfinite(f(latency_under_load(prefill, step, 1.0, 25.0)[0]))  # rho > 1: saturated
 
 
+def test_a_chunked_prompt_rides_in_as_many_decode_steps_and_holds_the_queue_for_them():
+    """A prompt split into 13 chunks waits the running step's residual, then 13 mixed steps (the
+    last emits its token): zero-load TTFT = prefill + 13.5 steps, tail prefill + 13.99 steps. The
+    prefill queue's server is held for prefill + 12.2 steps (tokens / budget): at 0.5 requests/s
+    its utilisation is 0.5 x (0.5 + 12.2 x 0.02) = 0.372, and 1.9 requests/s (prefill alone 0.95)
+    saturate it."""
+    prefill, step = 0.5, 0.02
+    ttft, ttft99, _, _, rho = (f(x) for x in latency_under_load(prefill, step, 1.0, 1e-9, 13.0, 12.2))
+    assert ttft == pytest.approx(prefill + 13.5 * step, rel=1e-5)
+    assert ttft99 == pytest.approx(prefill + 13.99 * step, rel=1e-4)
+    assert f(latency_under_load(prefill, step, 1.0, 0.5, 13.0, 12.2)[4]) == pytest.approx(0.5 * (0.5 + 12.2 * 0.02))
+    assert not np.isfinite(f(latency_under_load(prefill, step, 1.0, 1.9, 13.0, 12.2)[0]))  # 1.9 x 0.744 > 1
+
+
+def test_a_long_prompt_joining_a_running_batch_waits_one_step_per_chunk(cat):
+    """Closed loop at concurrency 8, Llama 3.1 8B on one H100: each step carries 8 decode tokens, so
+    a prompt gets 8,192 - 8 = 8,184 tokens per step. 100,000 tokens take ceil(12.2) = 13 steps: TTFT =
+    a lone prefill + (0.5 + 13) steps. An 8,000-token prompt fits one step: + 1.5 steps."""
+    raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "output": 100,
+           "weight_dtype": "fp8", "kv_dtype": "fp8"}
+    rows = evaluate_cases([case_from_dict({**raw, "input": n, "batch": b}, f"{n}-{b}")
+                           for n in (100_000, 8_000) for b in (1, 8)], cat)
+    long_alone, long_joined, short_alone, short_joined = rows
+    assert long_joined["fits"]
+    assert long_joined["ttft_s"] == pytest.approx(long_alone["ttft_s"] + 13.5 * long_joined["tpot_s"], rel=1e-4)
+    assert short_joined["ttft_s"] == pytest.approx(short_alone["ttft_s"] + 1.5 * short_joined["tpot_s"], rel=1e-4)
+
+
 def test_a_finite_closed_loop_run_opens_with_a_wave_of_queued_prefills(cat):
     """`vllm bench serve --max-concurrency 64` with 3,000 prompts all ready: the first 64 arrive at
     once and prefill one after another (the i-th waits i - 1 prefills, (64 - 1) / 2 on average);

@@ -3,11 +3,13 @@
 Under load (`arrival_rps` per replica > 0) the same serving model as `planner solve` applies:
 prefill is one server per replica (M/M/1: mean wait rho S / (1 - rho), q-quantile from
 `wait_quantile`); a new request joins at the end of the running decode step (half a step on
-average, a whole one at the tail) and its prefill runs inside the next, mixed step, whose first
-token comes out with the whole batch's decode (one more step); decode pauses while prefills run, so
-TPOT = step / E_tokens / (1 - rho). `batch` is then the mean number of requests in flight. A fixed
-batch above one without a load is a closed-loop benchmark at that concurrency: a new request joins
-a running batch, so its TTFT also includes the step residual and the mixed step. A closed-loop run
+average, a whole one at the tail) and its prefill runs in chunks inside the next mixed steps (one
+per per-step prefill budget: the chunk less the batch's decode tokens, as serving.py has it), the
+last of which emits the first token with the whole batch's decode; the prefill queue's server is
+held for those steps' decode too; decode pauses while prefills run, so TPOT = step / E_tokens /
+(1 - rho). `batch` is then the mean number of requests in flight. A fixed batch above one without a
+load is a closed-loop benchmark at that concurrency: a new request joins a running batch, so its
+TTFT also includes the step residual and the chunked mixed steps. A closed-loop run
 of a finite number of `requests` (a benchmark client with a concurrency limit and every request
 ready at the start, as `vllm bench serve --max-concurrency` runs) starts with a wave: its first
 `batch` requests arrive together and their prefills queue one behind another (FCFS), so the i-th
@@ -26,18 +28,25 @@ from planner.model.types import Arch, Config, Hw, Spec
 Q_TAIL = 0.99
 
 
-def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps):
-    """(mean TTFT, p99 TTFT, mean TPOT, p99 TPOT, prefill utilisation) at `arrival_rps` per replica."""
+def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps, prompt_steps=1.0, queue_steps=0.0):
+    """(mean TTFT, p99 TTFT, mean TPOT, p99 TPOT, prefill utilisation) at `arrival_rps` per replica.
+
+    As in serving.py: the prefill queue's server is held for the prefill and for the decode of the
+    steps its chunks ride in (`queue_steps` = prompt tokens / per-step budget); the request meets
+    the running step's residual, then its `prompt_steps` chunked steps, the last emitting its token."""
     rho = arrival_rps * prefill_s
+    s_queue = prefill_s + queue_steps * step_s
+    rho_q = arrival_rps * s_queue
     rho_c = jnp.clip(rho, 0.0, 0.999999)
-    saturated = rho >= 1.0
-    wait_mean = jnp.where(saturated, jnp.inf, rho_c / (1.0 - rho_c) * prefill_s)
-    wait_tail = wait_quantile(rho, prefill_s, Q_TAIL)
-    ttft_mean = wait_mean + prefill_s + 1.5 * step_s
-    ttft_tail = wait_tail + prefill_s + 2.0 * step_s
-    stall = jnp.where(saturated, jnp.inf, 1.0 / (1.0 - rho_c))
+    rho_qc = jnp.clip(rho_q, 0.0, 0.999999)
+    saturated = rho_q >= 1.0
+    wait_mean = jnp.where(saturated, jnp.inf, rho_qc / (1.0 - rho_qc) * s_queue)
+    wait_tail = wait_quantile(rho_q, s_queue, Q_TAIL)
+    ttft_mean = wait_mean + prefill_s + (0.5 + prompt_steps) * step_s
+    ttft_tail = wait_tail + prefill_s + (Q_TAIL + prompt_steps) * step_s
+    stall = jnp.where(rho >= 1.0, jnp.inf, 1.0 / (1.0 - rho_c))
     tpot = step_s / tokens_per_step * stall
-    return ttft_mean, ttft_tail, tpot, tpot, rho
+    return ttft_mean, ttft_tail, tpot, tpot, rho_q
 
 
 def first_wave_wait(prefill_s, batch, requests):
@@ -58,10 +67,12 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
     # batch, so it meets the same step residual and mixed step as under an open load
     joined = (cfg.batch > 1.0) & (arrival_rps <= 0)
     wave = first_wave_wait(out["ttft_s"], out["batch"], requests)
-    out["ttft_s"] = jnp.where(joined, out["ttft_s"] + 1.5 * out["step_s"] + wave, out["ttft_s"])
+    joined_ttft = out["ttft_s"] + (0.5 + out["prompt_steps"]) * out["step_s"] + wave
+    out["ttft_s"] = jnp.where(joined, joined_ttft, out["ttft_s"])
     loaded = arrival_rps > 0
     ttft_mean, ttft_tail, tpot_mean, tpot_tail, rho = latency_under_load(
-        out["ttft_s"], out["step_s"], out["tokens_per_step"], arrival_rps)
+        out["ttft_s"], out["step_s"], out["tokens_per_step"], arrival_rps, out["prompt_steps"],
+        out["prompt_queue_steps"])
     out["ttft_s"] = jnp.where(loaded, ttft_mean, out["ttft_s"])
     out["tpot_s"] = jnp.where(loaded, tpot_mean, out["tpot_s"])
     out["ttft_p99_s"] = jnp.where(loaded, ttft_tail, out["ttft_s"])

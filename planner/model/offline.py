@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from planner.model.memory import kv_capacity, kv_elems_per_seq, kv_share_per_chip, memory_per_chip
 from planner.model.prefill import prefill_time
+from planner.model.serving import prefill_budget, prefill_steps
 from planner.model.speculative import speculative_step
 from planner.model.types import Arch, Config, Hw, Spec
 
@@ -58,6 +59,8 @@ def evaluate_offline(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, out
     chunk = jnp.where(jnp.isfinite(max_num_tokens), max_num_tokens, 0.0)
     chunk_arg = jnp.where(chunk > 0, chunk, jnp.inf)
     ttft = prefill_time(a, hw, cfg, new, cached, chunk_tokens=chunk_arg) + reload
+    # joining a running batch, the prompt's chunks ride in that many steps of its decode
+    prompt_budget = prefill_budget(a, hw, cfg, chunk_arg)
     t_prefill_cohort = prefill_time(a, hw, cfg, new, cached, seqs=run_batch, chunk_tokens=chunk_arg) + run_batch * reload
     mean_ctx = input_tokens + output_tokens / 2.0
     step, per_step = speculative_step(a, hw, cfg, spec, run_batch, mean_ctx)
@@ -81,4 +84,6 @@ def evaluate_offline(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, out
         "tokens_per_step": per_step,
         "step_s": step,
         "prefill_cohort_s": t_prefill_cohort,
+        "prompt_steps": prefill_steps(new, prompt_budget),
+        "prompt_queue_steps": new / prompt_budget,
     }

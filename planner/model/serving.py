@@ -130,10 +130,11 @@ def prefill_steps(uncached, budget):
     return jnp.maximum(jnp.ceil(uncached / budget), 1.0)
 
 
-def prefill_budget(a, hw, cfg):
-    """Prompt tokens per engine step: the chunk less the decode tokens the running batch scores in
-    it (batch x (k + 1), as vLLM's max_num_batched_tokens counts them), never under 1/8 of the chunk."""
-    chunk = prefill_chunk_tokens(a, hw, cfg)
+def prefill_budget(a, hw, cfg, chunk_tokens=jnp.inf):
+    """Prompt tokens per engine step: the chunk (at most `chunk_tokens`, an engine's max_num_tokens)
+    less the decode tokens the running batch scores in it (batch x (k + 1), as vLLM's
+    max_num_batched_tokens counts them), never under 1/8 of the chunk."""
+    chunk = jnp.minimum(prefill_chunk_tokens(a, hw, cfg), chunk_tokens)
     return jnp.maximum(chunk - cfg.batch * (cfg.spec_k + 1.0), chunk / 8.0)
 
 
