@@ -60,10 +60,15 @@ class Catalog:
 
 
 def closest(name: str, choices: list[str], n: int = 3) -> list[str]:
-    found = difflib.get_close_matches(name, choices, n=n, cutoff=0.4)
-    if not found:
-        found = [c for c in choices if name.split("-")[0] in c][:n]
-    return found
+    """The IDs a mistyped one most likely meant: those it begins (people write `h200` for
+    `h200-sxm`, `qwen3-coder` for `qwen3-coder-480b-a35b`), then the most similar, case ignored."""
+    low = {c.lower(): c for c in choices}
+    key = name.strip().lower()
+    starts = sorted((c for c in low if c.startswith(key) and c != key), key=len)
+    similar = difflib.get_close_matches(key, list(low), n=n, cutoff=0.4)
+    if not starts and not similar:
+        similar = [c for c in low if key.split("-")[0] in c]
+    return [low[c] for c in dict.fromkeys(starts + similar)][:n]
 
 
 def _lookup(table: dict, key: str, what: str):

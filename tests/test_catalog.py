@@ -99,7 +99,8 @@ def test_kv_bytes_per_token_matches_published_geometry(model_id: str, kv_bytes: 
 @pytest.mark.parametrize(
     ("lookup", "wrong", "expected"),
     [("accelerator", "h100", "h100-sxm"), ("accelerator", "mi300", "mi300x"),
-     ("model", "llama-3.1-7b", "llama-3.1-8b"), ("model", "deepseek-v2", "deepseek-v3")],
+     ("model", "llama-3.1-7b", "llama-3.1-8b"), ("model", "deepseek-v2", "deepseek-v3"),
+     ("accelerator", "h200", "h200-sxm"), ("accelerator", "B200", "b200"), ("model", "qwen3-coder", "qwen3-coder-480b-a35b")],
 )
 def test_unknown_ids_list_the_closest_matches(lookup: str, wrong: str, expected: str) -> None:
     with pytest.raises(UnknownIdError) as err:
