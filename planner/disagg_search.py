@@ -54,6 +54,7 @@ def _decode_kernel(devices: int, dense: bool, absent: tuple[str, ...]):
     from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.disagg import decode_pool
+    from planner.search import row_spans
 
     def rows(arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, spec, load, draft):
         arch = without_absent(without_experts(arch) if dense else arch, absent)
@@ -70,7 +71,7 @@ def _decode_kernel(devices: int, dense: bool, absent: tuple[str, ...]):
             return (jnp.broadcast_to(m["monthly_usd"], shape).reshape(-1),
                     jnp.broadcast_to(m["tpot_p95_s"], shape).reshape(-1))
 
-        real = jnp.sum(jnp.any(valid_rows.reshape(valid_rows.shape[0], -1), axis=1))
+        real, n_slots = row_spans(valid_rows, n_slots)
         empty = jax.lax.pcast(jnp.full((valid_rows.shape[0], width * block), jnp.inf), "hw", to="varying")
 
         def row(i, outs):

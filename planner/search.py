@@ -54,6 +54,18 @@ def _row_outputs(m, valid, shape):
     return full(m["monthly_usd"]), full(m["tpot_p95_s"]), full(m["ttft_p95_s"]), worst.reshape(shape[0], -1)
 
 
+def row_spans(valid_rows, n_slots):
+    """(rows a device's loop visits, real slots it visits in each): up to the last row with a valid
+    configuration, skipping rows without one. (Counting the valid rows instead stopped early when a
+    hardware in the middle had none, e.g. every GPU without FP4 in an FP4-only search, and left
+    the last real row unevaluated: reported infeasible.)"""
+    import jax.numpy as jnp
+
+    has = jnp.any(valid_rows.reshape(valid_rows.shape[0], -1), axis=1)
+    last = jnp.max(jnp.where(has, jnp.arange(has.shape[0], dtype=jnp.int32) + 1, 0))
+    return last, jnp.where(has, n_slots, 0)
+
+
 @cache
 def _grid_kernel(dense: bool, absent: tuple[str, ...] = ()):
     """Whole grid as one broadcast expression: best where the device is wide (GPU)."""
@@ -130,7 +142,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
 
         # Padding rows come last on each device (see _launch) and padding slots last in each row:
         # neither is evaluated (the loops stop at the last real row and slot); their outputs stay inf.
-        real = jnp.sum(jnp.any(valid_rows.reshape(n_rows, -1), axis=1))
+        real, n_slots = row_spans(valid_rows, n_slots)
 
         def varying(x):
             return jax.lax.pcast(x, "hw", to="varying")

@@ -261,3 +261,24 @@ def test_row_kernel_matches_the_whole_grid_kernel(catalog, model_id):
         for key in ("monthly", "tpot95", "ttft95"):
             np.testing.assert_allclose(np.asarray(whole[key])[real], rows[key][real], rtol=1e-5)
         np.testing.assert_array_equal(np.asarray(whole["best_per_hw"]), rows["best_per_hw"])
+
+
+def test_a_hardware_with_no_valid_configuration_does_not_hide_the_ones_after_it(catalog):
+    """FP4-only over a100, b200, b300, h100: the GPUs without FP4 have no valid configuration. Rows
+    are dealt to two host devices (a100 and b300 on one), and each device must still evaluate every
+    row after an empty one: b300 gets the same bills as the whole-grid kernel, in both the aggregated
+    search and the disaggregated search's decode pools."""
+    from planner import disagg_search
+    from planner.search import _grid_kernel
+
+    grid = build_grid(small_scenario(**{"search.hardware": ["a100-sxm-80g", "b200", "b300", "h100-sxm"],
+                                        "search.weight_dtype": ["fp4"]}), catalog)
+    rows = run_grid(grid)
+    args = (grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes), grid.valid)
+    whole = _grid_kernel(False)(*args)
+    real = grid.real()
+    np.testing.assert_allclose(np.asarray(whole["monthly"])[real], rows["monthly"][real], rtol=1e-5)
+    b300 = [a.id for a in grid.hardware].index("b300")
+    assert np.isfinite(rows["monthly"].reshape(grid.shape[0], -1)[b300]).any()
+    decode = disagg_search.evaluate(grid).decode_monthly
+    assert np.isfinite(decode[b300]).any() and not np.isfinite(decode[[a.id for a in grid.hardware].index("h100-sxm")]).any()
