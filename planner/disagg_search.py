@@ -27,6 +27,7 @@ import numpy as np
 
 from planner import executables, timing
 from planner.grid import AXES, Grid
+from planner.search import deal_rows, in_grid_order, row_spans
 
 DECODE_SLOT_FIELDS = ("chips", "tp", "pp", "ep", "dp_attn", "cp", "replicas")
 AxisMasks = dict[str, np.ndarray]
@@ -54,7 +55,6 @@ def _decode_kernel(devices: int, dense: bool, absent: tuple[str, ...]):
     from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.disagg import decode_pool
-    from planner.search import row_spans
 
     def rows(arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, spec, load, draft):
         arch = without_absent(without_experts(arch) if dense else arch, absent)
@@ -188,20 +188,6 @@ class DisaggEval:
     memo: dict = field(default_factory=dict)  # pair_costs without masks, per mix_hardware
 
 
-def _deal(rows: int, devices: int) -> np.ndarray:
-    return np.arange(rows).reshape(rows // devices, devices).T.ravel()
-
-
-def _undeal(x, rows: int, devices: int) -> np.ndarray:
-    """A row-kernel output back in hardware order (device d holds dealt rows d, d + devices, ...)."""
-    per_device = rows // devices
-    out = np.empty((per_device, devices, x.size // rows), dtype=x.dtype)
-    for shard in x.addressable_shards:
-        device = (shard.index[0].start or 0) // per_device
-        out[:, device, :] = np.asarray(shard.data).reshape(per_device, -1)
-    return out.reshape(rows, -1)
-
-
 def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None):
     """Start both pools' kernels (asynchronous); returns a function that waits and gives `DisaggEval`.
 
@@ -215,7 +201,7 @@ def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]]
     name = f"{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}"
     rows = grid.shape[0]
     devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
-    deal = _deal(rows, devices)
+    deal = deal_rows(grid, devices)
     p_axis = AXES.index("prefix_cache")
     zero = np.zeros((1,) * len(AXES), np.float32)
     cfg = grid.cfg._replace(prefix_cache=zero)
@@ -233,7 +219,7 @@ def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]]
             d_out = d_kernel(*d_args)
 
         def decode_pools() -> tuple[np.ndarray, np.ndarray]:
-            return _undeal(d_out[0], rows, devices), _undeal(d_out[1], rows, devices)
+            return in_grid_order(d_out[0], deal).reshape(rows, -1), in_grid_order(d_out[1], deal).reshape(rows, -1)
 
     links = transfer_links(grid)
     bw, shared = pair_bandwidth(grid.chips, links)
