@@ -188,17 +188,12 @@ class DisaggEval:
     memo: dict = field(default_factory=dict)  # pair_costs without masks, per mix_hardware
 
 
-def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None):
-    """Start both pools' kernels (asynchronous); returns a function that waits and gives `DisaggEval`.
-
-    `decode_pools`, when given, returns every decode option's bill and TPOT p95 (flat, in grid order
-    without the prefix-cache axis) as the aggregated search's row kernel computed them beside its own
-    outputs (search._row_kernel): then only the prefill pools' kernel runs here."""
+def _launch_decode(grid: Grid) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """Start the decode pools' own kernel (where the aggregated search did not compute them, see
+    `launch`); returns a function that waits and gives their bills and TPOT p95 in grid order."""
     import jax
 
-    start = time.perf_counter()
     dense, absent = _model_flags(grid)
-    name = f"{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}"
     rows = grid.shape[0]
     devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
     deal = deal_rows(grid, devices)
@@ -210,24 +205,48 @@ def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]]
     valid_rows = np.broadcast_to(valid, (rows,) + np.shape(valid)[1:])[deal]
     slot_rows = {f: np.asarray(getattr(grid.cfg, f))[deal] for f in DECODE_SLOT_FIELDS}
     n_slots = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
-    draft = np.float32(grid.draft_weight_bytes)
-    if decode_pools is None:
-        d_args = (grid.arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, grid.spec, grid.load, draft)
-        d_kernel = executables.compiled(f"disagg-decode-{devices}-{name}",
-                                        lambda: _decode_kernel(devices, dense, absent), d_args)
-        with timing.phase("disaggregated kernels"):
-            d_out = d_kernel(*d_args)
+    args = (grid.arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, grid.spec, grid.load,
+            np.float32(grid.draft_weight_bytes))
+    kernel = executables.compiled(f"disagg-decode-{devices}-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}",
+                                  lambda: _decode_kernel(devices, dense, absent), args)
+    with timing.phase("disaggregated kernels"):
+        out = kernel(*args)
+    return lambda: (in_grid_order(out[0], deal).reshape(rows, -1), in_grid_order(out[1], deal).reshape(rows, -1))
 
-        def decode_pools() -> tuple[np.ndarray, np.ndarray]:
-            return in_grid_order(d_out[0], deal).reshape(rows, -1), in_grid_order(d_out[1], deal).reshape(rows, -1)
 
-    links = transfer_links(grid)
-    bw, shared = pair_bandwidth(grid.chips, links)
+def _prefill_inputs(grid: Grid):
+    """The prefill pools' kernel (cache name, maker, inputs) and the transfer links it is scored at:
+    (name, make, args, bandwidth [H, K, H, K], shared-domain flags, classes)."""
+    dense, absent = _model_flags(grid)
+    name = f"disagg-prefill-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}"
+    bw, shared = pair_bandwidth(grid.chips, transfer_links(grid))
     classes = bandwidth_classes(bw)
-    pair_class = np.searchsorted(classes, bw.astype(np.float32))
     layerwise = np.float32(1.0 if grid.scenario.serving.kv_transfer == "layerwise" else 0.0)
-    p_args = (grid.arch, grid.hw, _prefill_cfg(grid), grid.load, classes, layerwise, grid.valid)
-    p_kernel = executables.compiled(f"disagg-prefill-{name}", lambda: _prefill_kernel(dense, absent), p_args)
+    args = (grid.arch, grid.hw, _prefill_cfg(grid), grid.load, classes, layerwise, grid.valid)
+    return name, lambda: _prefill_kernel(dense, absent), args, bw, shared, classes
+
+
+def prepare(grid: Grid) -> None:
+    """Get the prefill pools' kernel ready (loaded, or traced and compiled) without running it:
+    `solve` does this in a thread while the aggregated kernel loads or compiles, so a cold start
+    compiles both at once on two cores instead of one after the other."""
+    name, make, args, *_ = _prefill_inputs(grid)
+    executables.compiled(name, make, args)
+
+
+def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None):
+    """Start both pools' kernels (asynchronous); returns a function that waits and gives `DisaggEval`.
+
+    `decode_pools`, when given, returns every decode option's bill and TPOT p95 (flat, in grid order
+    without the prefix-cache axis) as the aggregated search's row kernel computed them beside its own
+    outputs (search._row_kernel): then only the prefill pools' kernel runs here."""
+    start = time.perf_counter()
+    p_axis = AXES.index("prefix_cache")
+    if decode_pools is None:
+        decode_pools = _launch_decode(grid)
+    p_name, p_make, p_args, bw, shared, classes = _prefill_inputs(grid)
+    pair_class = np.searchsorted(classes, bw.astype(np.float32))
+    p_kernel = executables.compiled(p_name, p_make, p_args)
     with timing.phase("disaggregated kernels"):
         p_out = p_kernel(*p_args)
 

@@ -29,22 +29,9 @@ def _clean(x: float, digits: int = 6) -> float | None:
     return round(x, digits) if math.isfinite(x) else None
 
 
-DETAIL_ROWS = 128
-"""Smallest batch of the detail kernel: a solve's best plans, closest misses and both Pareto
-frontiers (40 points each) fit, so one compiled shape (~2 s to compile) serves every call."""
-
-
-def padded(flat: np.ndarray) -> np.ndarray:
-    """Indices padded (repeating the first) to DETAIL_ROWS or the next power of two, so the
-    detail kernel does not recompile whenever the number of reported plans changes."""
-    flat = np.asarray(flat, dtype=np.int64)
-    size = max(DETAIL_ROWS, 1 << int(len(flat) - 1).bit_length())
-    return np.concatenate([flat, np.full(size - len(flat), flat[0], dtype=np.int64)])
-
-
 def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, Any]]:
     count = len(flat)
-    hw, cfg, valid, idx = gather(grid, padded(flat))
+    hw, cfg, valid, idx = gather(grid, np.asarray(flat, dtype=np.int64))
     spec, draft_bytes = gather_spec(grid, idx)
     load = Load(*(np.asarray(x, np.float32) for x in grid.load))
     m = kernel(grid.arch, hw, cfg, spec, load, draft_bytes, valid)

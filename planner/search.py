@@ -7,6 +7,7 @@ worth reporting (best per hardware, Pareto points, closest misses) to get their 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -190,45 +191,39 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     return jax.jit(kernel)
 
 
-_detail_compiled = threading.Event()
+def _detail_kernel():
+    """`evaluate_serving` for the few configurations a solve reports (pass 2: best per hardware,
+    closest misses, Pareto points), run by the model's numpy twin (numpy_reference: the same source
+    with `jnp` bound to numpy): ~20 ms for 128 rows with nothing to compile or load, where a jitted
+    detail kernel cost ~6 s to compile cold and 0.2-0.5 s to load warm. Its float32 results can
+    differ from pass 1's in the last digit (as a separately compiled kernel's could)."""
+    from planner.model.numpy_reference import twin
+
+    evaluate = twin()["serving"].evaluate_serving
+
+    def detail(*args: Any) -> dict[str, Any]:
+        with np.errstate(all="ignore"):  # inf x 0 and the like give NaN silently, as under jit
+            return evaluate(*args)
+
+    return detail
 
 
-def _warm_detail_kernel(grid: Grid) -> threading.Thread | None:
-    """The first time, get the detail kernel ready (loaded or compiled) in a thread."""
-    from planner.plans import plans_from_indices
+def _in_thread(work: Callable[..., None], *args: Any) -> threading.Thread:
+    """`work(*args)` started in a daemon thread; an error there is left for the real call to raise."""
+    def run() -> None:
+        with contextlib.suppress(Exception):  # only getting a kernel ready early
+            work(*args)
 
-    if _detail_compiled.is_set():
-        return None
-
-    def warm() -> None:
-        try:
-            plans_from_indices(grid, np.zeros(1, dtype=np.int64), _detail_kernel())
-        except Exception:  # noqa: BLE001 - only a warm-up: the real call reports any error
-            return
-        _detail_compiled.set()
-
-    thread = threading.Thread(target=warm, name="planner-detail-compile", daemon=True)
+    thread = threading.Thread(target=run, name=f"planner-{getattr(work, '__name__', 'work')}", daemon=True)
     thread.start()
     return thread
 
 
-def _detail_kernel():
-    """`evaluate_serving` on a few configurations (pass 2), compiled once per input shape and
-    loaded from the executable cache when a previous process compiled it."""
-    return _detail
-
-
-def _detail(*args):
-    return executables.compiled("detail", _detail_jit, args)(*args)
-
-
-@cache
-def _detail_jit():
-    import jax
-
-    from planner.model.serving import evaluate_serving
-
-    return jax.jit(evaluate_serving)
+def _still_feasible(plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plans pass 2 confirms: a configuration pass 1 found feasible at an SLO ratio within float32
+    rounding of 1 may read as a miss when re-evaluated; it is then not listed as a plan with no bill
+    (a hardware's best becomes its closest miss)."""
+    return [p for p in plans if p.get("monthly_usd") is not None]
 
 
 def _sharded(args, rows: int):
@@ -356,27 +351,23 @@ def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
 def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, Callable[[], SolveResult]]:
     """The table first (best plan per hardware, closest misses), then a function that adds the
     Pareto frontiers: an interactive caller can draw the table before they are ready."""
-    from planner import disagg_solve
+    from planner import disagg_search, disagg_solve
     from planner.plans import explain_infeasible, plans_from_indices
 
     start = time.perf_counter()
     with timing.phase("grid"):
         grid = build_grid(scenario, catalog)
-    # The detail kernel gets ready in a thread: loading beside the grid kernel's loading, or traced
-    # once the grid kernel is lowered, so the two compile in parallel (a cold start's table came
-    # 0.7 s sooner on 2 cores) without their tracing competing for the GIL.
-    warming: list[threading.Thread | None] = []
-    out, to_host = _launch(grid, meanwhile=lambda: warming.append(_warm_detail_kernel(grid)),
-                           decode_pools=disagg_solve.searched(grid))
+    disaggregated = disagg_solve.searched(grid)
+    # the disaggregated prefill pools' kernel gets ready in a thread while pass 1's loads or compiles
+    # (after its tracing, which holds the GIL): a cold start compiles both at once on two cores
+    out, to_host = _launch(grid, decode_pools=disaggregated,
+                           meanwhile=(lambda: _in_thread(disagg_search.prepare, grid)) if disaggregated else None)
     # the disaggregated mode: its decode pools came with pass 1 (on CPUs), its prefill pools' kernel
     # runs beside the aggregated one
     pools = (lambda: tuple(to_host(key) for key in DECODE_POOL_KEYS)) if DECODE_POOL_KEYS[0] in out else None
     pending = disagg_solve.start(grid, pools)
     with timing.phase("kernel"):
         raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
-    if warming and warming[0] is not None:
-        with timing.phase("wait for detail kernel"):
-            warming[0].join()
     h_real = len(grid.hardware)
     per_hw_flat = np.asarray(raw["best_per_hw"][:h_real], dtype=np.int64)
     per_hw_cost = raw["best_monthly_per_hw"][:h_real]
@@ -387,7 +378,9 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     wanted = np.asarray(best_flat + closest_flat, dtype=np.int64)
     with timing.phase("plans"):
         plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
-    per_hardware = sorted(plans[:len(best_flat)], key=lambda p: p["monthly_usd"])
+    per_hardware = sorted(_still_feasible(plans[:len(best_flat)]), key=lambda p: p["monthly_usd"])
+    # pass 1's best of a hardware that pass 2 reads as a miss (see _still_feasible) is its closest one
+    misses = plans[len(best_flat):] + [p for p in plans[:len(best_flat)] if p.get("monthly_usd") is None]
     by_id = {acc.id: acc for acc in grid.hardware}
     table = SolveResult(
         grid=grid,
@@ -395,7 +388,7 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
         per_hardware=per_hardware,
         pareto_tpot=[],
         pareto_ttft=[],
-        infeasible=[explain_infeasible(p, scenario, by_id[p["hardware"]]) for p in plans[len(best_flat):]],
+        infeasible=[explain_infeasible(p, scenario, by_id[p["hardware"]]) for p in misses],
         configs=grid.size,
         seconds=time.perf_counter() - start,
         frontiers_pending=True,
@@ -410,8 +403,8 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
             par_ttft = pareto_indices(monthly, to_host("ttft95"))
             wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
             plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
-            both = disagg_solve.frontiers(replace(table, pareto_tpot=plans[:len(par_tpot)],
-                                                  pareto_ttft=plans[len(par_tpot):]))
+            both = disagg_solve.frontiers(replace(table, pareto_tpot=_still_feasible(plans[:len(par_tpot)]),
+                                                  pareto_ttft=_still_feasible(plans[len(par_tpot):])))
         return replace(both, seconds=time.perf_counter() - start, frontiers_pending=False)
 
     return table, with_frontiers

@@ -84,6 +84,6 @@ def _release_compiled_kernels():
     from planner import executables, search
 
     executables.forget()
-    for fn in (search._grid_kernel, search._row_kernel, search._detail_jit):
+    for fn in (search._grid_kernel, search._row_kernel):
         fn.cache_clear()
     jax.clear_caches()

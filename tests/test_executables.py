@@ -12,7 +12,7 @@ import pytest
 from planner import executables, paths
 from planner.catalog import load_catalog
 from planner.grid import build_grid
-from planner.search import _in_grid_order, _row_kernel, run_grid
+from planner.search import _row_kernel, deal_rows, in_grid_order, run_grid
 from planner.startup_bench import BREAKDOWN, startup_breakdown
 
 
@@ -210,7 +210,7 @@ def test_the_search_from_a_cached_executable_equals_the_jit_answer(cache):
     assert builds == []  # loaded from disk
     rows = grid.shape[0]
     devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
-    deal = np.arange(rows).reshape(rows // devices, devices).T.ravel()
+    deal = deal_rows(grid, devices)
     hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
     valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
     dense = not np.any(np.asarray(grid.arch.experts_routed))
@@ -223,7 +223,7 @@ def test_the_search_from_a_cached_executable_equals_the_jit_answer(cache):
         grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes))
     for k in fresh:
         np.testing.assert_array_equal(fresh[k], cached[k])
-        np.testing.assert_array_equal(_in_grid_order(jit_out[k], rows, devices), cached[k])
+        np.testing.assert_array_equal(in_grid_order(jit_out[k], deal), cached[k])
 
 
 def _small():
@@ -289,7 +289,7 @@ def test_only_solve_imports_jax_before_the_cli(argv):
 
 
 def test_meanwhile_starts_once_where_it_competes_least(cache, monkeypatch):
-    """Other work (the detail kernel) starts after this kernel's tracing when it must be compiled,
+    """Other work (the disaggregated prefill kernel) starts after this kernel's tracing when it must be compiled,
     and before its loading when it is cached; exactly once either way."""
     root, builds = cache
     events: list[str] = []
