@@ -282,3 +282,25 @@ def test_a_hardware_with_no_valid_configuration_does_not_hide_the_ones_after_it(
     assert np.isfinite(rows["monthly"].reshape(grid.shape[0], -1)[b300]).any()
     decode = disagg_search.evaluate(grid).decode_monthly
     assert np.isfinite(decode[b300]).any() and not np.isfinite(decode[[a.id for a in grid.hardware].index("h100-sxm")]).any()
+
+
+def test_an_aggregated_prefix_cache_bills_the_sessions_routed_to_it(catalog):
+    """One 8 x h200 instance with a DRAM prefix cache under sticky routing: the cache is sized (and
+    its hit rate read) at the load an instance could take, but it holds, and is billed for, the
+    sessions the real load routes to it: arrival x session length / turns. At a fifth of the load,
+    one replica either way, it holds a fifth of the bytes and bills less."""
+    base = {"search.hardware": ["h200-sxm"], "search.chips": [8], "search.batch": [16],
+            "search.weight_dtype": ["fp8"], "search.kv_dtype": ["fp8"], "search.dram_fraction": [0.0],
+            "search.spec_k": [0], "search.prefix_cache": [True], "search.serving_mode": ["aggregated"],
+            "workload.sessions.routing": "sticky"}
+    data = io.read_toml(paths.scenarios_dir() / "agentic-coding.toml")
+    plans = []
+    for rate in (0.05, 0.01):
+        sc = io.validate(Scenario, with_dotted(data, {**base, "workload.arrival_rate_rps": rate}), "test")
+        plans.append(solve(sc, catalog).best)
+    high, low = plans
+    assert high["replicas"] == low["replicas"] == 1
+    assert high["prefix_hit_rate"] == pytest.approx(low["prefix_hit_rate"])
+    held_high, held_low = (p["memory_gb_per_chip"]["prefix_cache"] for p in plans)
+    assert held_low == pytest.approx(held_high / 5, rel=1e-3)
+    assert low["monthly_usd"] <= high["monthly_usd"]

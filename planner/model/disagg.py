@@ -51,6 +51,7 @@ from planner.model.serving import (
     _prefill_quantile_table,
     _read,
     memory_and_decode,
+    sessions_held,
 )
 from planner.model.tiers import curve_hit_rate, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
@@ -186,9 +187,7 @@ def host_usd_per_chip_hour(hw: Hw, ld: Load, pre: dict[str, jnp.ndarray], replic
     or every session (random routing). `prefill_pool` sized the cache at the load one instance could
     take; billing that would charge a lone instance for sessions that do not exist, and made a longer
     prompt (fewer such sessions) bill less host memory than a shorter one."""
-    fleet = ld.arrival_rps * ld.session_s / ld.turns  # sessions in flight, all instances together
-    own = jnp.where(ld.route_random > 0, fleet, fleet / replicas)
-    sessions = jnp.where(pre["pooled"] > 0, fleet / replicas, own)
+    sessions = sessions_held(ld, replicas, pre["pooled"])
     working_set = pre["working_set"] * sessions / jnp.maximum(pre["sessions"], 1e-30)
     _, in_dram, in_nvme = tier_shares(working_set, pre["local_hbm"], hw.dram_bytes, hw.nvme_bytes)
     return working_set / GB * (in_dram * ld.dram_usd_per_gb_hour + in_nvme * ld.nvme_usd_per_gb_hour)

@@ -16,7 +16,8 @@ Per instance (one replica on `chips` chips, up to `batch` sequences in flight):
   prefills) + z_q x the spread of that stall across requests (compound Poisson over a request's
   decode steps; queueing.tpot_tail_sd);
 - prefix-cache hits (see tiers.py: a replayed hit-rate curve) shorten prefill to the uncached tokens
-  plus a reload.
+  plus a reload; the hit rate is read at the load an instance could take, the host memory billed is
+  what the sessions routed to it at the planned load occupy (`sessions_held`).
 All quantities broadcast, so one call evaluates the whole search grid.
 """
 
@@ -156,6 +157,15 @@ def _utilisation_ratio(headroom, rho_cap, load_ratio, latency_ratio):
     return jnp.where(headroom, load_ratio, short)
 
 
+def sessions_held(ld: Load, replicas, pooled=0.0):
+    """Sessions in flight whose context one of `replicas` instances keeps: those routed to it (sticky
+    routing), every session (random routing: any may come back to any instance), or its share of a
+    shared host pool (`pooled`)."""
+    fleet = ld.arrival_rps * ld.session_s / ld.turns  # sessions in flight, all instances together
+    own = jnp.where(ld.route_random > 0, fleet, fleet / replicas)
+    return jnp.where(pooled > 0, fleet / replicas, own)
+
+
 def batch_context_quantile(ld: Load, batch, z):
     """The batch-mean context at standard score `z`: the mean of `batch` running requests' contexts
     concentrates as 1 / sqrt(B) around E[in] + E[out] / 2. Prompts are capped, so their spread is at
@@ -249,14 +259,14 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         s_queue = s_prefill + (ld.in_mean - cached_mean) / budget * md["step50"]
         m1, m2 = capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
         scv = uncached_scv(m1, m2, hit, ld.prefix_reuse, ld.uncached_scv)
-        return dict(hit=hit, working_set=working_set, in_dram=in_dram, in_nvme=in_nvme,
+        return dict(hit=hit, working_set=working_set, in_flight=in_flight,
                     reload_per_token=reload_per_token, cells=cells, prefill50=prefill50, cached50=cached50,
                     prefill95=prefill95, cached95=cached95, uncached50=uncached50, uncached95=uncached95,
                     s_prefill=s_prefill, mu=mu, budget=budget,
                     s_queue=s_queue, scv=scv)
 
     pc = computed_once(prefix_cache_and_prefill, hw.mem_bw)
-    hit, working_set, in_dram, in_nvme = pc["hit"], pc["working_set"], pc["in_dram"], pc["in_nvme"]
+    hit, working_set = pc["hit"], pc["working_set"]
     s_prefill, mu = pc["s_prefill"], pc["mu"]
     s_queue, scv = pc["s_queue"], pc["scv"]
     s_wait = kingman_service(s_queue, scv)  # M/G/1 in wait_quantile's M/M/1 form
@@ -301,8 +311,12 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     tpot95 = step95 / tok95 * stall + Z95 * tpot_tail_sd(rho_p, tpot50, s_prefill, scv, decode_steps)
 
     # cost: chips plus the host memory the plan occupies (offloaded KV and prefix cache)
-    dram_used = mem["kv_dram"] + jnp.where(cfg.prefix_cache > 0, in_dram * working_set, 0.0)
-    nvme_used = mem["kv_nvme"] + jnp.where(cfg.prefix_cache > 0, in_nvme * working_set, 0.0)
+    # the prefix cache was sized at the load one instance could take (the hit rate is read there, a
+    # conservative figure); it holds, and is billed for, the sessions routed to it at the real load
+    held = working_set * sessions_held(ld, replicas) / jnp.maximum(pc["in_flight"], 1e-30)
+    _, held_dram, held_nvme = tier_shares(held, md["hbm_free"], md["dram_free"], md["nvme_free"])
+    dram_used = mem["kv_dram"] + jnp.where(cfg.prefix_cache > 0, held_dram * held, 0.0)
+    nvme_used = mem["kv_nvme"] + jnp.where(cfg.prefix_cache > 0, held_nvme * held, 0.0)
     # owned hardware pays energy: idle draw plus the share of capacity in use (0 when renting)
     draw = ld.idle_power_fraction + (1.0 - ld.idle_power_fraction) * jnp.clip(lam / mu, 0.0, 1.0)
     inst_usd_h = cfg.chips * (hw.usd_per_hour + hw.power_usd_per_hour * draw + dram_used / GB * ld.dram_usd_per_gb_hour
@@ -346,7 +360,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         "kv_dram_gb": mem["kv_dram"] / GB,
         "kv_nvme_gb": mem["kv_nvme"] / GB,
         "activations_gb": (mem["activations"] + mem["attn_scores"]) / GB,
-        "prefix_cache_gb": working_set * hit / GB,
+        "prefix_cache_gb": held * hit / GB,
         "step_s": step50,
         "prefill_s": s_prefill,
         "prefill_queue_s": s_queue,
