@@ -29,7 +29,8 @@ BREAKDOWN = (
     ("cache load", ("load ",)),
     ("cache store", ("store ",)),
     ("kernel (search)", ("kernel",)),
-    ("plans (detail kernel)", ("plans", "frontiers", "wait for detail kernel")),
+    ("disaggregated kernels + pairs", ("disaggregated kernels", "disaggregated pairs")),
+    ("plans + frontiers", ("plans", "frontiers")),
     ("report", ("report",)),
 )
 

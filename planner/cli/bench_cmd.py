@@ -67,6 +67,10 @@ def bench(
                     f"{dis['pairs']:,} ({dis['prefill_options']:,} x {dis['decode_options']:,})")
         out.add_row("disaggregated search, s (median warm)", f"{dis['seconds']:.3f}")
         out.add_row("disaggregated / aggregated search time", f"{dis['ratio_to_aggregated']:.2f}")
+        if "both_modes_in_solve_s" in dis:
+            out.add_row("as solve runs them: aggregated + decode pools, s", f"{dis['aggregated_with_decode_pools_s']:.3f}")
+            out.add_row("  + prefill pools and pairs, s", f"{dis['prefill_pools_and_pairs_s']:.3f}")
+            out.add_row("  both modes, s", f"{dis['both_modes_in_solve_s']:.3f}")
     render.console().print(out)
     if startup is not None:
         render.console().print(_startup_table(startup))
@@ -79,7 +83,7 @@ def _startup_table(startup: dict):
     columns = ("s", "cold") + (("warm (median)",) if warm else ())
     out = render.table(*columns, title="planner solve, whole process", right=columns[1:],
                        caption=f"cold: empty kernel cache; warm: {len(startup['warm_runs'])} runs reusing it. "
-                               "The detail kernel loads or compiles in a thread beside the search kernel, "
+                               "The disaggregated prefill kernel loads or compiles in a thread beside the search kernel, "
                                "so phases can add up to more than the wall time.")
     for label, cold_s in startup["cold"]["breakdown"].items():
         out.add_row(label, f"{cold_s:.3f}", *((f"{warm['breakdown'][label]:.3f}",) if warm else ()))
