@@ -194,7 +194,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
 def _detail_kernel():
     """`evaluate_serving` for the few configurations a solve reports (pass 2: best per hardware,
     closest misses, Pareto points), run by the model's numpy twin (numpy_reference: the same source
-    with `jnp` bound to numpy): ~20 ms for 128 rows with nothing to compile or load, where a jitted
+    with `jnp` bound to numpy): ~20 ms for a solve's ~100 rows with nothing to compile or load, where a jitted
     detail kernel cost ~6 s to compile cold and 0.2-0.5 s to load warm. Its float32 results can
     differ from pass 1's in the last digit (as a separately compiled kernel's could)."""
     from planner.model.numpy_reference import twin
@@ -249,7 +249,7 @@ def deal_rows(grid: Grid, devices: int) -> np.ndarray:
     """The order in which the hardware rows go to the host devices (device d takes the d-th block of
     rows / devices): each device's share of real layout slots as even as possible, since a device's
     time is its slots x the block, and the kernel waits for the slowest (round-robin over the
-    default grid gave 635 and 491 slots, so one device idled 23 % of the time). Greedy, largest
+    default grid gave one device 600 real slots and the other 421: 30 % idle). Greedy, largest
     first, onto the device with the fewest slots that still has room; rows without a valid
     configuration go last on each device (the loop stops before them)."""
     rows = grid.shape[0]
