@@ -107,15 +107,15 @@ def _disaggregated(grid, repeat: int, aggregated_s: float) -> dict[str, Any]:
     counts = disagg_search.pair_count(ev)
     # as `solve` runs it on CPUs: the decode pools come out of the aggregated kernel (they share its
     # memory and decode stage), then the prefill pools' kernel and the pair reduction
-    from planner.search import DECODE_POOL_KEYS, run_grid
+    from planner.search import decode_pools_in, run_grid
 
     run_grid(grid, decode_pools=True)  # compile or load
     fused_s, raw = _timed(lambda: run_grid(grid, decode_pools=True), repeat)
     in_solve = {}
-    if DECODE_POOL_KEYS[0] in raw:
+    pools = decode_pools_in(raw, raw.__getitem__)
+    if pools is not None:
         def rest():
-            ev = disagg_search.launch(grid, lambda: tuple(raw[k] for k in DECODE_POOL_KEYS))()
-            return disagg_search.best(ev, mix_hardware=mix)
+            return disagg_search.best(disagg_search.launch(grid, pools)(), mix_hardware=mix)
 
         rest_s, _ = _timed(rest, repeat)
         in_solve = {"aggregated_with_decode_pools_s": round(fused_s, 4), "prefill_pools_and_pairs_s": round(rest_s, 4),

@@ -27,9 +27,8 @@ import numpy as np
 
 from planner import executables, timing
 from planner.grid import AXES, Grid
-from planner.search import deal_rows, in_grid_order, row_spans
+from planner.search import SLOT_COUNT, dealt_rows, in_grid_order, model_flags, row_spans
 
-DECODE_SLOT_FIELDS = ("chips", "tp", "pp", "ep", "dp_attn", "cp", "replicas")
 AxisMasks = dict[str, np.ndarray]
 # The pools' arrays in a fixed order of their own (transposed from the grid's at the boundary, so
 # the grid's axis order, a speed decision of the aggregated search, can change freely)
@@ -124,12 +123,6 @@ def _prefill_kernel(dense: bool, absent: tuple[str, ...]):
 
 # --------------------------------------------------------------------------- inputs
 
-def _model_flags(grid: Grid) -> tuple[bool, tuple[str, ...]]:
-    from planner.model.attention import absent_kinds
-
-    return not np.any(np.asarray(grid.arch.experts_routed)), absent_kinds(grid.arch)
-
-
 def _prefill_cfg(grid: Grid):
     """The grid's config without the axes a prefill instance does not have (batch, tiers, spec k)."""
     one = np.ones((1,) * len(AXES), np.float32)
@@ -191,24 +184,17 @@ class DisaggEval:
 def _launch_decode(grid: Grid) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     """Start the decode pools' own kernel (where the aggregated search did not compute them, see
     `launch`); returns a function that waits and gives their bills and TPOT p95 in grid order."""
-    import jax
-
-    dense, absent = _model_flags(grid)
+    dense, absent, flags = model_flags(grid)
     rows = grid.shape[0]
-    devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
-    deal = deal_rows(grid, devices)
     p_axis = AXES.index("prefix_cache")
     zero = np.zeros((1,) * len(AXES), np.float32)
     cfg = grid.cfg._replace(prefix_cache=zero)
-    hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
     valid = np.take(np.asarray(grid.valid), [0], axis=p_axis) if np.shape(grid.valid)[p_axis] > 1 else grid.valid
-    valid_rows = np.broadcast_to(valid, (rows,) + np.shape(valid)[1:])[deal]
-    slot_rows = {f: np.asarray(getattr(grid.cfg, f))[deal] for f in DECODE_SLOT_FIELDS}
-    n_slots = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
+    devices, deal, hw_rows, slot_rows, valid_rows = dealt_rows(grid, valid)
+    n_slots = slot_rows.pop(SLOT_COUNT)
     args = (grid.arch, hw_rows, slot_rows, n_slots, valid_rows, cfg, grid.spec, grid.load,
             np.float32(grid.draft_weight_bytes))
-    kernel = executables.compiled(f"disagg-decode-{devices}-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}",
-                                  lambda: _decode_kernel(devices, dense, absent), args)
+    kernel = executables.compiled(f"disagg-decode-{devices}-{flags}", lambda: _decode_kernel(devices, dense, absent), args)
     with timing.phase("disaggregated kernels"):
         out = kernel(*args)
     return lambda: (in_grid_order(out[0], deal).reshape(rows, -1), in_grid_order(out[1], deal).reshape(rows, -1))
@@ -229,8 +215,8 @@ def _prefill_inputs(grid: Grid):
 
 
 def _build_prefill_inputs(grid: Grid):
-    dense, absent = _model_flags(grid)
-    name = f"disagg-prefill-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}"
+    dense, absent, flags = model_flags(grid)
+    name = f"disagg-prefill-{flags}"
     bw, shared = pair_bandwidth(grid.chips, transfer_links(grid))
     classes = bandwidth_classes(bw)
     layerwise = np.float32(1.0 if grid.scenario.serving.kv_transfer == "layerwise" else 0.0)

@@ -265,6 +265,31 @@ def deal_rows(grid: Grid, devices: int) -> np.ndarray:
     return np.asarray([r for share in shares for r in share], dtype=np.int64)
 
 
+def model_flags(grid: Grid) -> tuple[bool, tuple[str, ...], str]:
+    """The static arguments every search kernel is traced with: whether the model is dense, the
+    attention kinds it lacks, and the kernel-cache name part they make."""
+    from planner.model.attention import absent_kinds
+
+    dense = not np.any(np.asarray(grid.arch.experts_routed))
+    absent = absent_kinds(grid.arch)
+    return dense, absent, f"{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}"
+
+
+def dealt_rows(grid: Grid, valid) -> tuple[int, np.ndarray, Any, dict[str, np.ndarray], np.ndarray]:
+    """A row kernel's inputs: (host devices, `deal_rows` order, hardware rows, layout-slot fields with
+    each row's real slot count under SLOT_COUNT, `valid` rows), all in dealt order."""
+    import jax
+
+    rows = grid.shape[0]
+    devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
+    deal = deal_rows(grid, devices)
+    hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
+    slot_rows = {name: np.asarray(getattr(grid.cfg, name))[deal] for name in SLOT_FIELDS}
+    slot_rows[SLOT_COUNT] = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
+    valid_rows = np.broadcast_to(valid, (rows,) + np.shape(valid)[1:])[deal]
+    return devices, deal, hw_rows, slot_rows, valid_rows
+
+
 def in_grid_order(x, deal: np.ndarray) -> np.ndarray:
     """A row-kernel output back in hardware order: device d holds rows deal[d-th block]; each shard
     is copied once, straight to its rows (no assembled intermediate)."""
@@ -275,6 +300,12 @@ def in_grid_order(x, deal: np.ndarray) -> np.ndarray:
     for d, shard in enumerate(shards):
         out[deal[d * per_device:(d + 1) * per_device]] = np.asarray(shard.data).reshape(per_device, -1)
     return out.reshape(x.shape)
+
+
+def decode_pools_in(outputs, get: Callable[[str], np.ndarray]) -> Callable[[], tuple[np.ndarray, np.ndarray]] | None:
+    """The decode pools pass 1 carried (DECODE_POOL_KEYS, each read with `get`), as
+    `disagg_search.launch` takes them; None where it did not (the whole-grid kernel)."""
+    return (lambda: tuple(get(key) for key in DECODE_POOL_KEYS)) if DECODE_POOL_KEYS[0] in outputs else None
 
 
 def run_grid(grid: Grid, decode_pools: bool = False) -> dict[str, np.ndarray]:
@@ -295,26 +326,17 @@ def _launch(grid: Grid, meanwhile: Callable[[], None] | None = None, decode_pool
 
     rows = grid.shape[0]
     draft = np.float32(grid.draft_weight_bytes)
-    from planner.model.attention import absent_kinds
-
-    dense = not np.any(np.asarray(grid.arch.experts_routed))
-    absent = absent_kinds(grid.arch)
+    dense, absent, flags = model_flags(grid)
     if jax.default_backend() == "cpu":
-        devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
-        deal = deal_rows(grid, devices)
-        hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
-        valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
-        slot_rows = {name: np.asarray(getattr(grid.cfg, name))[deal] for name in SLOT_FIELDS}
-        slot_rows[SLOT_COUNT] = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
+        devices, deal, hw_rows, slot_rows, valid_rows = dealt_rows(grid, grid.valid)
         args = (grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load, draft)
-        name = f"rows-{devices}-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}{'-pools' if decode_pools else ''}"
+        name = f"rows-{devices}-{flags}{'-pools' if decode_pools else ''}"
         kernel = executables.compiled(name, lambda: _row_kernel(devices, dense, absent, decode_pools), args, meanwhile)
         with timing.phase("kernel"):
             out = kernel(*args)  # returns at once, or when done if it is the first call of a loaded kernel
         return out, lambda key: in_grid_order(out[key], deal)
     args = _sharded((grid.arch, grid.hw, grid.cfg, grid.spec, grid.load, draft, grid.valid), rows)
-    kernel = executables.compiled(f"grid-{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}",
-                                  lambda: _grid_kernel(dense, absent), args, meanwhile)
+    kernel = executables.compiled(f"grid-{flags}", lambda: _grid_kernel(dense, absent), args, meanwhile)
     with timing.phase("kernel"):
         out = kernel(*args)
     return out, lambda key: np.asarray(out[key])
@@ -364,8 +386,7 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
                            meanwhile=(lambda: _in_thread(disagg_search.prepare, grid)) if disaggregated else None)
     # the disaggregated mode: its decode pools came with pass 1 (on CPUs), its prefill pools' kernel
     # runs beside the aggregated one
-    pools = (lambda: tuple(to_host(key) for key in DECODE_POOL_KEYS)) if DECODE_POOL_KEYS[0] in out else None
-    pending = disagg_solve.start(grid, pools)
+    pending = disagg_solve.start(grid, decode_pools_in(out, to_host))
     with timing.phase("kernel"):
         raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
     h_real = len(grid.hardware)

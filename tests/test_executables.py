@@ -12,7 +12,7 @@ import pytest
 from planner import executables, paths
 from planner.catalog import load_catalog
 from planner.grid import build_grid
-from planner.search import _row_kernel, deal_rows, in_grid_order, run_grid
+from planner.search import _row_kernel, dealt_rows, in_grid_order, run_grid
 from planner.startup_bench import BREAKDOWN, startup_breakdown
 
 
@@ -208,17 +208,10 @@ def test_the_search_from_a_cached_executable_equals_the_jit_answer(cache):
     builds.clear()
     cached = run_grid(grid)
     assert builds == []  # loaded from disk
-    rows = grid.shape[0]
-    devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
-    deal = deal_rows(grid, devices)
-    hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
-    valid_rows = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:])[deal]
+    devices, deal, hw_rows, slot_rows, valid_rows = dealt_rows(grid, grid.valid)
     dense = not np.any(np.asarray(grid.arch.experts_routed))
     from planner.model.attention import absent_kinds
-    from planner.search import SLOT_COUNT, SLOT_FIELDS
 
-    slot_rows = {name: np.asarray(getattr(grid.cfg, name))[deal] for name in SLOT_FIELDS}
-    slot_rows[SLOT_COUNT] = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
     jit_out = _row_kernel(devices, dense, absent_kinds(grid.arch))(
         grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes))
     for k in fresh:

@@ -393,17 +393,12 @@ def _disaggregated(grids: dict[HostTiers, tuple[Grid, np.ndarray]],
     """The disaggregated serving mode on each evaluated grid, when the scenario searches it (its
     decode pools from that grid's `run_grid`, where the row kernel computed them)."""
     from planner import disagg_search
-    from planner.search import DECODE_POOL_KEYS
+    from planner.search import decode_pools_in
 
     first = next(iter(grids.values()))[0]
     if not disagg_solve.searched(first):
         return None
-
-    def pools(t: str):
-        run = runs.get(t, {})
-        return (lambda: tuple(run[k] for k in DECODE_POOL_KEYS)) if DECODE_POOL_KEYS[0] in run else None
-
-    evals = {t: disagg_search.launch(g, pools(t))() for t, (g, _) in grids.items()}
+    evals = {t: disagg_search.launch(g, decode_pools_in(runs[t], runs[t].__getitem__))() for t, (g, _) in grids.items()}
     return _Disaggregated(evals)
 
 
