@@ -62,6 +62,12 @@ def _evaluated(stage, probe):
     return stage()
 
 
+def _repeated(times, step, carry):
+    for _ in range(times):
+        carry = step(carry)
+    return carry
+
+
 class _NumpyAsJnp(types.ModuleType):
     """numpy under the name `jnp`; `jnp.ndarray` stays the array type used in annotations."""
 
@@ -82,8 +88,9 @@ def twin() -> dict[str, types.ModuleType]:
         module.__dict__.update(jnp=shim, ndtr=ndtr, ndtri=ndtri, __file__=str(_MODEL_DIR / f"{name}.py"))
         sys.modules[module.__name__] = module
         exec(compile(source, f"{_MODEL_DIR / name}.py (numpy twin)", "exec"), module.__dict__)
-        if name == "staging":  # no conditional in numpy: a stage is simply evaluated
+        if name == "staging":  # no conditional or loop in numpy: a stage is simply evaluated
             module.computed_once = _evaluated
+            module.repeated = _repeated
         modules[name] = module
     return modules
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.scipy.special import ndtr, ndtri
 
+from planner.model.staging import repeated
+
 Z90 = 1.2815515655446004
 
 
@@ -66,14 +68,17 @@ def mixture_log_quantile(mu_a, mu_b, weight_a, sigma, cap_log_a, cap_log_b, q, i
         fb = jnp.where(x >= cap_log_b, 1.0, normal_cdf_abs((x - mu_b) / s))
         return weight_a * fa + (1.0 - weight_a) * fb
 
-    lo = jnp.minimum(mu_a, mu_b) - 8.0 * s
-    hi = jnp.maximum(cap_log_a, cap_log_b)
-    for _ in range(iterations):
+    def halve(bracket):
+        lo, hi = bracket
         mid = 0.5 * (lo + hi)
         below = cdf(mid) < q
-        lo = jnp.where(below, mid, lo)
-        hi = jnp.where(below, hi, mid)
-    return hi
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    lo = jnp.minimum(mu_a, mu_b) - 8.0 * s
+    hi = jnp.maximum(cap_log_a, cap_log_b)
+    shape = jnp.broadcast_shapes(jnp.shape(lo), jnp.shape(hi), jnp.shape(cdf(lo)))
+    bracket = (jnp.broadcast_to(lo, shape).astype(jnp.float32), jnp.broadcast_to(hi, shape).astype(jnp.float32))
+    return repeated(iterations, halve, bracket)[1]
 
 
 # ---- the prefill queue is M/G/1, the decode slots M/G/c, TPOT has a per-request tail ----------------
