@@ -64,6 +64,9 @@ def test_help_lists_the_commands(invoke) -> None:
     assert result.exit_code == 0
     for command in ("validate", "schema", "solve", "hardware", "models"):
         assert command in result.stdout
+    # rich markup once ate the table names ("a TOML file with [] and/or [] tables")
+    text = " ".join(result.stdout.split()).replace("│ ", "")
+    assert "[[model]]" in text and "[[accelerator]]" in text
 
 
 def test_group_without_subcommand_prints_its_help(invoke) -> None:

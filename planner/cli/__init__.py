@@ -188,8 +188,8 @@ def _root(
     ] = False,
     catalog: Annotated[
         list[str] | None,
-        typer.Option("--catalog", metavar="PATH", help="User catalog: a TOML file with [[model]] and/or "
-                     "[[accelerator]] tables, or a folder of them; adds or overrides entries (repeatable; "
+        typer.Option("--catalog", metavar="PATH", help="User catalog: a TOML file with \\[\\[model]] and/or "
+                     "\\[\\[accelerator]] tables, or a folder of them; adds or overrides entries (repeatable; "
                      "also env PLANNER_CATALOG, paths separated by ':').")] = None,
     price: Annotated[
         list[str] | None,
