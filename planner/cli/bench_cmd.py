@@ -79,16 +79,18 @@ def bench(
 def _startup_table(startup: dict):
     from planner import render
 
-    warm = startup.get("warm")
-    columns = ("s", "cold") + (("warm (median)",) if warm else ())
-    out = render.table(*columns, title="planner solve, whole process", right=columns[1:],
-                       caption=f"cold: empty kernel cache; warm: {len(startup['warm_runs'])} runs reusing it. "
+    runs = [("cold", startup["cold"])] + [(label, startup[key]) for key, label in
+                                         (("warm", "warm (median)"), ("warm_json", "warm, --format json")) if key in startup]
+    columns = ("s",) + tuple(label for label, _ in runs)
+    out = render.table(*columns, title="planner solve FILE, whole process", right=columns[1:],
+                       caption=f"cold: empty kernel cache; warm: {len(startup['warm_runs'])} runs reusing it; "
+                               "--format json also computes the Pareto frontiers (the table does not show them). "
                                "The disaggregated prefill kernel loads or compiles in a thread beside the search kernel, "
                                "so phases can add up to more than the wall time.")
-    for label, cold_s in startup["cold"]["breakdown"].items():
-        out.add_row(label, f"{cold_s:.3f}", *((f"{warm['breakdown'][label]:.3f}",) if warm else ()))
+    for label in startup["cold"]["breakdown"]:
+        out.add_row(label, *(f"{run['breakdown'][label]:.3f}" for _, run in runs))
     for key, label in (("wall_s", "whole process (wall)"), ("cpu_s", "whole process (CPU, user + system)")):
-        out.add_row(label, f"{startup['cold'][key]:.2f}", *((f"{warm[key]:.2f}",) if warm else ()))
+        out.add_row(label, *(f"{run[key]:.2f}" for _, run in runs))
     return out
 
 
