@@ -75,6 +75,24 @@ def test_pair_bandwidth_uses_the_slower_side_or_the_shared_domain():
 
 # --- the pools ----------------------------------------------------------------------------------
 
+def test_pair_links_are_reused_across_workload_edits_and_redone_for_new_hardware():
+    """The pair bandwidths are kept for the last hardware and layouts seen (a TUI edit of the
+    workload reuses them); another hardware set or chip list is worked out afresh, never reused."""
+    catalog = load_catalog()
+    first = build_grid(_scenario(chips=[1, 2]), catalog)
+    edited = build_grid(_scenario(SCENARIO_TOML.replace("arrival_rate_rps = 2.0", "arrival_rate_rps = 9.0"),
+                                  chips=[1, 2]), catalog)
+    kept = disagg_search._transfer_pairs(first)
+    assert disagg_search._transfer_pairs(edited) is kept
+    for other in (_scenario(chips=[1, 2, 4]), _scenario(chips=[1, 2], hardware=["h100-sxm"])):
+        grid = build_grid(other, catalog)
+        bw, shared, classes, pair_class = disagg_search._transfer_pairs(grid)
+        direct_bw, direct_shared = disagg_search.pair_bandwidth(grid.chips, disagg_search.transfer_links(grid))
+        np.testing.assert_array_equal(bw, direct_bw)
+        np.testing.assert_array_equal(shared, direct_shared)
+        np.testing.assert_array_equal(classes[pair_class], direct_bw.astype(np.float32))
+
+
 def test_decode_tpot_does_not_depend_on_prefill_load():
     """In a disaggregated plan no prefill runs on the decode pool: TPOT is the same at 1 and 50
     requests/s and with a prompt-cache-free TTFT budget, while the aggregated plan's TPOT stalls."""
