@@ -224,25 +224,30 @@ def _build_prefill_inputs(grid: Grid):
     return name, lambda: _prefill_kernel(dense, absent), args, bw, shared, classes, pair_class
 
 
-_last_transfer: list[tuple[bytes, tuple]] = []
+_recent_transfers: dict[bytes, tuple] = {}
+RECENT_TRANSFERS = 4  # the TUI's own grid, and its what-if and prompt-curve grids (one hardware each)
 
 
 def _transfer_pairs(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(pair bandwidth, shared-domain flags, classes, each pair's class), kept for the last chips and
-    links seen: they depend only on the hardware and its layouts, which an edit of the workload or
-    the SLOs (most TUI edits) leaves as they were, and cost ~0.2 s on the default grid."""
+    """(pair bandwidth, shared-domain flags, classes, each pair's class), kept for the last few chips
+    and links seen: they depend only on the hardware and its layouts, which an edit of the workload
+    or the SLOs (most TUI edits) leaves as they were, and cost ~0.2 s on the default grid."""
     h = len(grid.hardware)
     links = transfer_links(grid)
     key = b"".join(np.ascontiguousarray(x).tobytes() for x in (np.asarray(grid.chips)[:h], *links.values()))
     key += repr(np.shape(grid.chips)).encode()
-    if _last_transfer and _last_transfer[0][0] == key:
-        return _last_transfer[0][1]
+    found = _recent_transfers.pop(key, None)
+    if found is not None:
+        _recent_transfers[key] = found  # most recent last
+        return found
     bw, shared = pair_bandwidth(grid.chips, links)
     classes = bandwidth_classes(bw)
     found = (bw, shared, classes, np.searchsorted(classes, bw.astype(np.float32)))
     for array in found:
         array.flags.writeable = False  # shared by every solve that meets these links
-    _last_transfer[:] = [(key, found)]
+    _recent_transfers[key] = found
+    while len(_recent_transfers) > RECENT_TRANSFERS:
+        del _recent_transfers[next(iter(_recent_transfers))]
     return found
 
 

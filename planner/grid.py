@@ -26,7 +26,7 @@ from planner.lowering import (
     model_arrays,
     supports_weight_dtype,
 )
-from planner.model.arch import param_counts
+from planner.model.arch import ParamCounts, param_counts
 from planner.model.queueing import Z90
 from planner.model.types import Arch, Config, Hw, Load, Spec
 from planner.schema import Accelerator, ModelSpec, Scenario
@@ -141,11 +141,11 @@ def allowed(lay: Layout, kinds: list[str]) -> bool:
     return all(n == 1 or kind in kinds for kind, n in used.items())
 
 
-def weights_fit(lay: Layout, acc: Accelerator, model: ModelSpec, weight_dtypes: list[str], hbm_fraction: float) -> bool:
+def weights_fit(lay: Layout, acc: Accelerator, counts: ParamCounts, weight_dtypes: list[str], hbm_fraction: float) -> bool:
     """Whether the layout's weights per chip fit the chip's usable memory in the smallest searched
     dtype (weights alone, before KV and workspace): a layout failing this is provably infeasible and
-    is not searched (the same split as `layouts.weights_per_chip`)."""
-    counts = param_counts(model)
+    is not searched (the same split as `layouts.weights_per_chip`). `counts`: the model's
+    `param_counts`, worked out once per grid (~2,000 layouts on the default one)."""
     smallest = min(WEIGHT_BYTES[d] for d in weight_dtypes)
     experts = counts.experts_routed * counts.expert * smallest
     rest = counts.dense * smallest + (counts.embed + counts.lm_head) * 2.0
@@ -324,6 +324,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     h_pad = max(HW_PAD, -(-h_real // HW_PAD) * HW_PAD)
     padded = hardware + [hardware[0]] * (h_pad - h_real)
     arch = model_arrays(model)
+    counts_of_model = param_counts(model)
     slots: list[list[tuple[int, Layout]]] = []
     for acc in padded:
         counts = chips_for(acc, model, weight_dtypes, scenario.serving.hbm_fraction, s.chips)
@@ -331,7 +332,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
                for lay in layouts_for(n, acc.scale_up_domain, arch, solve_replicas(n, counts))
                + (_pipeline_only(n, arch) if "tp" not in s.parallelism else [])]
         fit = [(n, lay) for n, lay in row if allowed(lay, s.parallelism)
-               and weights_fit(lay, acc, model, weight_dtypes, scenario.serving.hbm_fraction)]
+               and weights_fit(lay, acc, counts_of_model, weight_dtypes, scenario.serving.hbm_fraction)]
         # a hardware on which nothing fits keeps its first layout, so the answer can say why it fails
         slots.append(list(dict.fromkeys(fit or [(n, lay) for n, lay in row if allowed(lay, s.parallelism)][:1])))
     width = max(LAYOUT_PAD, -(-max(len(x) for x in slots) // LAYOUT_PAD) * LAYOUT_PAD)
