@@ -89,6 +89,12 @@ def _decode_kernel(devices: int, dense: bool, absent: tuple[str, ...]):
     return jax.jit(sharded)
 
 
+_PREFILL_DROPPED = ("batch", "tier", "spec_k")  # axes a prefill instance does not have (size 1 in its grid)
+_PREFILL_KEEP = tuple(0 if a in _PREFILL_DROPPED else slice(None) for a in AXES) + (slice(None), slice(None))
+_PREFILL_ORDER = tuple(a for a in AXES if a not in _PREFILL_DROPPED) + ("location", "class")
+_PREFILL_PERM = tuple(_PREFILL_ORDER.index(a) for a in PREFILL_AXES)
+
+
 @cache
 def _prefill_kernel(dense: bool, absent: tuple[str, ...]):
     """Prefill pools: every option at every transfer bandwidth (last axis), in one broadcast."""
@@ -116,7 +122,10 @@ def _prefill_kernel(dense: bool, absent: tuple[str, ...]):
         x95 = transfer_seconds(arch, in_p95, kv, bandwidth)
         m = prefill_fleet(arch, ex(hw2), ex(cfg2), load, ex(pre), x50, x95, layerwise, ex(valid2))
         full = shape + (len(LOCATIONS), bandwidth.shape[-1])
-        return {"monthly": jnp.broadcast_to(m["monthly_usd"], full), "ttft95": jnp.broadcast_to(m["ttft_p95_s"], full)}
+        # written straight in PREFILL_AXES order (XLA fuses the transpose into the store): reordering
+        # ~10 M values per output on the host cost ~0.05 s of every solve
+        return {key: jnp.broadcast_to(m[name], full)[_PREFILL_KEEP].transpose(_PREFILL_PERM)
+                for key, name in (("monthly", "monthly_usd"), ("ttft95", "ttft_p95_s"))}
 
     return jax.jit(kernel)
 
@@ -197,7 +206,14 @@ def _launch_decode(grid: Grid) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     kernel = executables.compiled(f"disagg-decode-{devices}-{flags}", lambda: _decode_kernel(devices, dense, absent), args)
     with timing.phase("disaggregated kernels"):
         out = kernel(*args)
-    return lambda: (in_grid_order(out[0], deal).reshape(rows, -1), in_grid_order(out[1], deal).reshape(rows, -1))
+    d_order = [a for a in AXES if a != "prefix_cache"]
+    d_shape = tuple(grid.shape[AXES.index(a)] for a in d_order)
+    d_perm = [d_order.index(a) for a in DECODE_AXES]
+
+    def in_decode_order(x):  # as the row kernel stores its decode pools (search.DECODE_POOL_KEYS)
+        return in_grid_order(x, deal).reshape(d_shape).transpose(d_perm).reshape(rows, -1)
+
+    return lambda: (in_decode_order(out[0]), in_decode_order(out[1]))
 
 
 _last_inputs: list[tuple[Grid, tuple]] = []  # the last grid's `_prefill_inputs` (prepare, then launch)
@@ -262,11 +278,10 @@ def prepare(grid: Grid) -> None:
 def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None):
     """Start both pools' kernels (asynchronous); returns a function that waits and gives `DisaggEval`.
 
-    `decode_pools`, when given, returns every decode option's bill and TPOT p95 (flat, in grid order
-    without the prefix-cache axis) as the aggregated search's row kernel computed them beside its own
+    `decode_pools`, when given, returns every decode option's bill and TPOT p95 ([rows, -1], each row
+    in DECODE_AXES order) as the aggregated search's row kernel computed them beside its own
     outputs (search._row_kernel): then only the prefill pools' kernel runs here."""
     start = time.perf_counter()
-    p_axis = AXES.index("prefix_cache")
     if decode_pools is None:
         decode_pools = _launch_decode(grid)
     p_name, p_make, p_args, bw, shared, classes, pair_class = _prefill_inputs(grid)
@@ -276,17 +291,9 @@ def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]]
 
     def finish() -> DisaggEval:
         with timing.phase("disaggregated kernels"):
-            shape = grid.shape
-            d_shape = shape[:p_axis] + shape[p_axis + 1:]
-            d_order = [a for a in AXES if a != "prefix_cache"]
-            d_perm = [d_order.index(a) for a in DECODE_AXES]
-            monthly_d, tpot_d = (np.ascontiguousarray(x.reshape(d_shape).transpose(d_perm)) for x in decode_pools())
-            dropped = ("batch", "tier", "spec_k")
-            keep = tuple(0 if a in dropped else slice(None) for a in AXES) + (slice(None), slice(None))
-            p_order = [a for a in AXES if a not in dropped] + ["location", "class"]
-            p_perm = [p_order.index(a) for a in PREFILL_AXES]
-            monthly_p = np.ascontiguousarray(np.asarray(p_out["monthly"])[keep].transpose(p_perm))
-            ttft_p = np.ascontiguousarray(np.asarray(p_out["ttft95"])[keep].transpose(p_perm))
+            d_shape = tuple(grid.shape[AXES.index(a)] for a in DECODE_AXES)
+            monthly_d, tpot_d = (x.reshape(d_shape) for x in decode_pools())  # already in DECODE_AXES order
+            monthly_p, ttft_p = np.asarray(p_out["monthly"]), np.asarray(p_out["ttft95"])  # in PREFILL_AXES order
         return DisaggEval(grid, monthly_d, tpot_d, monthly_p, ttft_p, classes, bw, shared, pair_class,
                           time.perf_counter() - start)
 
@@ -426,7 +433,5 @@ def _valid_decode(grid: Grid) -> np.ndarray:
 
 def _valid_prefill(grid: Grid) -> np.ndarray:
     """The grid's validity in PREFILL_AXES order (without the location and class axes)."""
-    dropped = ("batch", "tier", "spec_k")
-    v = np.asarray(grid.valid)[tuple(0 if a in dropped else slice(None) for a in AXES)]
-    order = [a for a in AXES if a not in dropped]
-    return v.transpose([order.index(a) for a in PREFILL_AXES[:-2]])
+    v = np.asarray(grid.valid)[_PREFILL_KEEP[:-2]]
+    return v.transpose([_PREFILL_ORDER.index(a) for a in PREFILL_AXES[:-2]])

@@ -27,7 +27,8 @@ from planner.schema import Scenario
 SLOT_FIELDS = ("chips", "tp", "pp", "ep", "dp_attn", "cp", "replicas")
 """Config fields that vary along the (per-hardware) layout axis: passed row by row to the row kernel."""
 DECODE_POOL_KEYS = ("decode_monthly", "decode_tpot95")
-"""Outputs of the row kernel with `decode_pools`: every configuration as a disaggregated decode pool."""
+"""Outputs of the row kernel with `decode_pools`: every configuration as a disaggregated decode pool
+(no prefix-cache axis; within each hardware row and layout slot, in `disagg_search.DECODE_AXES` order)."""
 SLOT_COUNT = "_slots"  # real layout slots per hardware row (the row kernel evaluates only those)
 
 
@@ -103,6 +104,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
+    from planner.disagg_search import DECODE_AXES
     from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.disagg import decode_pool
@@ -110,6 +112,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     from planner.model.staging import computed_once
 
     prefix_axis = AXES.index("prefix_cache")
+    decode_perm = [[a for a in AXES if a != "prefix_cache"].index(a) for a in DECODE_AXES]
     n_out = 5 if decode_pools else 3  # per-configuration grids: bill, TPOT, TTFT (+ decode pool bill, TPOT)
 
     def rows(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes):
@@ -137,7 +140,9 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
                     return out
                 d = decode_pool(arch, hw1, cfg1, spec, load, draft_bytes, valid1, md=md)
                 d_shape = shape[:prefix_axis] + (1,) + shape[prefix_axis + 1:]
-                return out + tuple(jnp.broadcast_to(d[key], d_shape).reshape(-1) for key in ("monthly_usd", "tpot_p95_s"))
+                # stored in DECODE_AXES order (the disaggregated search's), not reordered on the host
+                return out + tuple(jnp.broadcast_to(d[key], d_shape).squeeze(prefix_axis).transpose(decode_perm).reshape(-1)
+                                   for key in ("monthly_usd", "tpot_p95_s"))
 
             return computed_once(outputs, hw1.mem_bw)
 
