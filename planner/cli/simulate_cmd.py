@@ -128,8 +128,9 @@ def solved_plan(scenario, catalog, rank: int, file: Path, mode: str = "any") -> 
     from planner.cli import importing
 
     with importing():
-        from planner.search import solve
-    plans = solve(scenario, catalog).ranked_plans(mode)
+        from planner.search import solve_in_stages
+    table, _ = solve_in_stages(scenario, catalog)  # the plans only: no Pareto frontiers
+    plans = table.ranked_plans(mode)
     if not plans:
         _no_plan(file)
     return nth_plan(plans, rank, file, mode)
