@@ -46,10 +46,10 @@ def max_rho_for_wait(budget_s, service_s, q, iterations: int = 5):
 
 def normal_cdf_abs(x):
     """Phi(x) to an absolute error below 7.5e-8 (erf by Abramowitz & Stegun 7.1.26; float32
-    rounding adds ~1e-7), in 15 operations. jax's `ndtr`, exact to float32 deep in the tails, expands into ~280 HLO
-    instructions; inside `mixture_log_quantile`'s unrolled bisection that was a third of the
-    search kernel's program, and loading a compiled kernel costs time per instruction. Use it only
-    where absolute accuracy is what matters (a CDF compared with a quantile level)."""
+    rounding adds ~1e-7), in 15 operations. jax's `ndtr`, exact to float32 deep in the tails,
+    expands into ~280 HLO instructions; inside `mixture_log_quantile`'s bisection that was a third
+    of the search kernel's program, and loading a compiled kernel costs time per instruction. Use
+    it only where absolute accuracy is what matters (a CDF compared with a quantile level)."""
     z = jnp.abs(x) * 0.7071067811865476
     t = 1.0 / (1.0 + 0.3275911 * z)
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
