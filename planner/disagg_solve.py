@@ -18,7 +18,7 @@ import numpy as np
 from planner import timing
 from planner.disagg_search import Choice, DisaggEval, _choice, best, launch, pair_costs, pair_count
 from planner.grid import Grid
-from planner.pareto import pareto_indices
+from planner.pareto import pareto_indices, side_by_side
 
 
 @dataclass
@@ -167,8 +167,15 @@ def frontiers(result: Any) -> Any:
     with timing.phase("frontiers (disaggregated)"):
         agg_tpot = result.pareto_tpot if "aggregated" in out.modes else []
         agg_ttft = result.pareto_ttft if "aggregated" in out.modes else []
-        cost, tpot, pick = _disagg_tpot_points(out.ev, mix)
-        tpot_front = _merge(agg_tpot, cost, tpot, pick, out.ev, "tpot_p95_ms", 1e3)
-        cost, ttft, pick = _disagg_ttft_points(out.ev, mix)
-        ttft_front = _merge(agg_ttft, cost, ttft, pick, out.ev, "ttft_p95_s", 1.0)
-    return replace(result, pareto_tpot=tpot_front, pareto_ttft=ttft_front)
+        pair_costs(out.ev, None, mix)  # memoized here, before both threads need it
+
+        def tpot_front():
+            cost, tpot, pick = _disagg_tpot_points(out.ev, mix)
+            return _merge(agg_tpot, cost, tpot, pick, out.ev, "tpot_p95_ms", 1e3)
+
+        def ttft_front():
+            cost, ttft, pick = _disagg_ttft_points(out.ev, mix)
+            return _merge(agg_ttft, cost, ttft, pick, out.ev, "ttft_p95_s", 1.0)
+
+        tpot_plans, ttft_plans = side_by_side(tpot_front, ttft_front)
+    return replace(result, pareto_tpot=tpot_plans, pareto_ttft=ttft_plans)

@@ -6,7 +6,14 @@ every point that a few real points already beat, which leaves a few hundred to s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 import numpy as np
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 def _frontier(idx: np.ndarray, cost: np.ndarray, latency: np.ndarray) -> np.ndarray:
@@ -43,3 +50,13 @@ def pareto_indices(cost: np.ndarray, latency: np.ndarray, limit: int = 40) -> np
     if frontier.size > limit:
         frontier = frontier[np.linspace(0, frontier.size - 1, limit).round().astype(int)]
     return frontier
+
+
+def side_by_side(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """(first(), second()), the first in a thread: numpy releases the GIL in the sorts, searches and
+    gathers a frontier is made of, so two frontiers over ~14 M points take ~0.1 s instead of 0.2 s
+    on two cores. An error in either is raised here."""
+    with ThreadPoolExecutor(1, thread_name_prefix="planner-frontier") as pool:
+        pending = pool.submit(first)
+        other = second()
+        return pending.result(), other

@@ -21,7 +21,7 @@ import numpy as np
 from planner import executables, timing
 from planner.catalog import Catalog
 from planner.grid import AXES, Grid, build_grid
-from planner.pareto import pareto_indices
+from planner.pareto import pareto_indices, side_by_side
 from planner.schema import Scenario
 
 SLOT_FIELDS = ("chips", "tp", "pp", "ep", "dp_attn", "cp", "replicas")
@@ -425,8 +425,8 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog) -> tuple[SolveResult, 
     def with_frontiers() -> SolveResult:
         with timing.phase("frontiers"):
             monthly = to_host("monthly")
-            par_tpot = pareto_indices(monthly, to_host("tpot95"))
-            par_ttft = pareto_indices(monthly, to_host("ttft95"))
+            par_tpot, par_ttft = side_by_side(lambda: pareto_indices(monthly, to_host("tpot95")),
+                                              lambda: pareto_indices(monthly, to_host("ttft95")))
             wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
             plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
             both = disagg_solve.frontiers(replace(table, pareto_tpot=_still_feasible(plans[:len(par_tpot)]),

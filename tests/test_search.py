@@ -189,6 +189,20 @@ def test_pareto_frontier_matches_brute_force(n, levels, infeasible_share, seed):
     assert list(zip(cost[idx], lat[idx], strict=True)) == sorted(undominated)
 
 
+def test_side_by_side_returns_both_in_order_and_raises_either_error():
+    from planner.pareto import side_by_side
+
+    rng = np.random.default_rng(1)
+    cost, a, b = rng.uniform(1, 100, 20_000), rng.uniform(1, 100, 20_000), rng.uniform(1, 100, 20_000)
+    first, second = side_by_side(lambda: pareto_indices(cost, a), lambda: pareto_indices(cost, b))
+    np.testing.assert_array_equal(first, pareto_indices(cost, a))
+    np.testing.assert_array_equal(second, pareto_indices(cost, b))
+    with pytest.raises(ZeroDivisionError):
+        side_by_side(lambda: 1 / 0, lambda: 1)
+    with pytest.raises(KeyError):
+        side_by_side(lambda: 1, lambda: {}["x"])
+
+
 def test_unsupported_precision_is_masked_not_an_error(catalog):
     grid = build_grid(small_scenario(**{"search.weight_dtype": ["fp4", "fp8"]}), catalog)
     valid = np.broadcast_to(grid.valid, grid.shape)
