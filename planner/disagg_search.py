@@ -36,6 +36,10 @@ PREFILL_AXES = ("hardware", "layout", "weight_dtype", "kv_dtype", "prefix_cache"
 LOCATIONS = ("prefill instances", "shared host pool")  # where a disaggregated plan's prefix cache lives
 LOCATION_SHARED = (0.0, 1.0)  # `shared` argument of model.disagg.prefill_pool per location
 DECODE_AXES = ("hardware", "layout", "batch", "weight_dtype", "kv_dtype", "tier", "spec_k", "attention")
+_DECODE_ORDER = tuple(a for a in AXES if a != "prefix_cache")  # the grid's axes as a decode pool has them
+DECODE_PERM = tuple(_DECODE_ORDER.index(a) for a in DECODE_AXES)
+"""Transpose from the grid's order (prefix-cache axis dropped) to DECODE_AXES: the row kernel stores
+its decode pools with it, and every reader of the grid's decode options applies it."""
 MIN_CLASSES = 32  # transfer classes padded to a power of two at least this (fixed shapes, few compiles)
 
 
@@ -206,12 +210,10 @@ def _launch_decode(grid: Grid) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     kernel = executables.compiled(f"disagg-decode-{devices}-{flags}", lambda: _decode_kernel(devices, dense, absent), args)
     with timing.phase("disaggregated kernels"):
         out = kernel(*args)
-    d_order = [a for a in AXES if a != "prefix_cache"]
-    d_shape = tuple(grid.shape[AXES.index(a)] for a in d_order)
-    d_perm = [d_order.index(a) for a in DECODE_AXES]
+    d_shape = tuple(grid.shape[AXES.index(a)] for a in _DECODE_ORDER)
 
     def in_decode_order(x):  # as the row kernel stores its decode pools (search.DECODE_POOL_KEYS)
-        return in_grid_order(x, deal).reshape(d_shape).transpose(d_perm).reshape(rows, -1)
+        return in_grid_order(x, deal).reshape(d_shape).transpose(DECODE_PERM).reshape(rows, -1)
 
     return lambda: (in_decode_order(out[0]), in_decode_order(out[1]))
 
@@ -426,9 +428,7 @@ def pair_count(ev: DisaggEval, masks: AxisMasks | None = None) -> dict[str, int]
 
 def _valid_decode(grid: Grid) -> np.ndarray:
     """The grid's validity in DECODE_AXES order (prefix-cache axis dropped)."""
-    v = np.take(np.asarray(grid.valid), 0, axis=AXES.index("prefix_cache"))
-    order = [a for a in AXES if a != "prefix_cache"]
-    return v.transpose([order.index(a) for a in DECODE_AXES])
+    return np.take(np.asarray(grid.valid), 0, axis=AXES.index("prefix_cache")).transpose(DECODE_PERM)
 
 
 def _valid_prefill(grid: Grid) -> np.ndarray:

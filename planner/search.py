@@ -104,7 +104,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
-    from planner.disagg_search import DECODE_AXES
+    from planner.disagg_search import DECODE_PERM
     from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.disagg import decode_pool
@@ -112,7 +112,6 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     from planner.model.staging import computed_once
 
     prefix_axis = AXES.index("prefix_cache")
-    decode_perm = [[a for a in AXES if a != "prefix_cache"].index(a) for a in DECODE_AXES]
     n_out = 5 if decode_pools else 3  # per-configuration grids: bill, TPOT, TTFT (+ decode pool bill, TPOT)
 
     def rows(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes):
@@ -141,7 +140,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
                 d = decode_pool(arch, hw1, cfg1, spec, load, draft_bytes, valid1, md=md)
                 d_shape = shape[:prefix_axis] + (1,) + shape[prefix_axis + 1:]
                 # stored in DECODE_AXES order (the disaggregated search's), not reordered on the host
-                return out + tuple(jnp.broadcast_to(d[key], d_shape).squeeze(prefix_axis).transpose(decode_perm).reshape(-1)
+                return out + tuple(jnp.broadcast_to(d[key], d_shape).squeeze(prefix_axis).transpose(DECODE_PERM).reshape(-1)
                                    for key in ("monthly_usd", "tpot_p95_s"))
 
             return computed_once(outputs, hw1.mem_bw)

@@ -76,7 +76,7 @@ def mixture_log_quantile(mu_a, mu_b, weight_a, sigma, cap_log_a, cap_log_b, q, i
 
     lo = jnp.minimum(mu_a, mu_b) - 8.0 * s
     hi = jnp.maximum(cap_log_a, cap_log_b)
-    shape = jnp.broadcast_shapes(jnp.shape(lo), jnp.shape(hi), jnp.shape(cdf(lo)))
+    shape = jnp.broadcast_shapes(*(jnp.shape(v) for v in (lo, hi, mu_a, mu_b, weight_a, cap_log_a, cap_log_b, q)))
     bracket = (jnp.broadcast_to(lo, shape).astype(jnp.float32), jnp.broadcast_to(hi, shape).astype(jnp.float32))
     return repeated(iterations, halve, bracket)[1]
 
