@@ -49,7 +49,15 @@ class Catalog:
     def model(self, model_id: str) -> ModelSpec:
         if model_id not in self.models and _is_config_path(model_id):
             return imported_model(str(Path(model_id).resolve()))
-        return _lookup(self.models, model_id, "model")
+        by_repo = self.model_by_repo(model_id)
+        return by_repo if by_repo is not None else _lookup(self.models, model_id, "model")
+
+    def model_by_repo(self, ref: str) -> ModelSpec | None:
+        """The catalog model whose Hugging Face repo is `ref` ('org/name', case ignored): measurements
+        and users name models that way (`meta-llama/Meta-Llama-3-70B`). None for a catalog ID or no match."""
+        if ref in self.models or "/" not in ref:
+            return None
+        return next((m for m in self.models.values() if m.hf_repo and m.hf_repo.lower() == ref.strip().lower()), None)
 
     def family(self, acc: Accelerator) -> CalibrationFamily:
         return self.calibration[acc.family]

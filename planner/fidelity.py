@@ -83,7 +83,7 @@ def load_measurements(catalog: Catalog, files: tuple[str, ...] = FILES, data: Pa
 def _why_unscored(raw: dict[str, Any], catalog: Catalog) -> str | None:
     if raw["hardware"] not in catalog.hardware:
         return f"hardware '{raw['hardware']}' is not in the catalog"
-    if raw["model"] not in catalog.models:
+    if raw["model"] not in catalog.models and catalog.model_by_repo(raw["model"]) is None:
         return f"model '{raw['model']}' is not in the catalog"
     for key in ("chips", "input", "output"):
         if raw.get(key) == 0:

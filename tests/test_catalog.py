@@ -109,6 +109,19 @@ def test_unknown_ids_list_the_closest_matches(lookup: str, wrong: str, expected:
     assert f"'{wrong}'" in message and f"'{expected}'" in message and "\n" not in message
 
 
+
+@pytest.mark.parametrize(("repo", "expected"), [("meta-llama/Meta-Llama-3-70B", "llama-3-70b"),
+                                                ("META-LLAMA/llama-3.1-70b", "llama-3.1-70b"),
+                                                ("openai/gpt-oss-20b", "gpt-oss-20b")])
+def test_a_hugging_face_repo_names_its_catalog_model(repo: str, expected: str) -> None:
+    # measurements and users name models by their repo (the public Gaudi 2 and Trainium Llama 3 rows do)
+    assert load_catalog().model(repo).id == expected
+
+
+def test_an_unknown_repo_is_still_an_unknown_model() -> None:
+    with pytest.raises(UnknownIdError, match="unknown model ID 'meta-llama/Llama-9-1T'"):
+        load_catalog().model("meta-llama/Llama-9-1T")
+
 # ---------------------------------------------------------------- strictness of the hardware schema
 
 

@@ -92,7 +92,7 @@ def digest(path: Path) -> tuple[str, int]:
         ("search.chips=[0]", ("search", "chips values must be in [1, 4096]")),
         ('search.weight_dtype=["fp9"]', ("search.weight_dtype.0", "'fp9'")),
         ('search.hardware=["H100"]', ("search.hardware.0", "kebab-case", "'H100'")),
-        ("model.id=llama-3-70b", ("model.id", "unknown model ID 'llama-3-70b'", "did you mean")),
+        ("model.id=llama-3-80b", ("model.id", "unknown model ID 'llama-3-80b'", "did you mean")),
         ("speculative.draft_model=llama-3.2-2b", ("speculative.draft_model", "'llama-3.2-1b'")),
     ],
 )

@@ -230,3 +230,28 @@ def test_ttft_quantile_mixture_solves_the_cdf():
     x = float(mixture_log_quantile(mu_a, mu_b, w, s, 50.0, 50.0, 0.95))
     n = NormalDist()
     assert w * n.cdf((x - mu_a) / s) + (1 - w) * n.cdf((x - mu_b) / s) == pytest.approx(0.95, abs=1e-3)
+
+
+def test_mean_prefill_is_the_mean_over_prompt_lengths_and_hits(cat):
+    """The screen's mean prefill service is E[prefill(L)] over the capped log-normal prompts, per hit
+    and per miss: attention grows with L^2, so the prefill of the mean prompt under-counts the load.
+    Checked against prefill_time averaged over 200k drawn prompts (computed here, not by the code)."""
+    from planner.model.serving import mean_prefill
+    from planner.model.types import Load
+
+    model, h = model_arrays(cat.model("llama-3.1-8b")), hw(cat, "h100-sxm")
+    c = cfg(batch=1)
+    median, sigma, cap, reuse = 60_000.0, 0.7, 131_072.0, 0.9
+    names = Load._fields
+    ld = Load(**{n: np.float32(0.0) for n in names})._replace(
+        in_median=np.float32(median), in_sigma=np.float32(sigma), in_cap=np.float32(cap))
+    hit, miss = (float(np.squeeze(x)) for x in mean_prefill(model, h, c, ld, (reuse, 0.0)))
+
+    rng = np.random.default_rng(0)
+    lengths = np.minimum(np.exp(np.log(median) + sigma * rng.standard_normal(200_000)), cap).astype(np.float32)
+    drawn_hit = float(np.mean(prefill_time(model, h, c, lengths * (1 - reuse), lengths * reuse)))
+    drawn_miss = float(np.mean(prefill_time(model, h, c, lengths, 0.0 * lengths)))
+    assert hit == pytest.approx(drawn_hit, rel=0.005) and miss == pytest.approx(drawn_miss, rel=0.005)
+    mean_length = float(np.mean(lengths))
+    at_mean = float(np.squeeze(prefill_time(model, h, c, np.float32(mean_length), np.float32(0.0))))
+    assert miss > 1.05 * at_mean  # the L^2 term: a mean over lengths, not the mean length's prefill

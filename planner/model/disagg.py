@@ -34,7 +34,6 @@ import jax.numpy as jnp
 
 from planner.model.layouts import kv_share_per_chip
 from planner.model.memory import kv_elems_per_seq, memory_per_chip
-from planner.model.prefill import prefill_time
 from planner.model.queueing import (
     capped_lognormal_moments,
     kingman_service,
@@ -50,6 +49,7 @@ from planner.model.serving import (
     _hit_cells,
     _prefill_quantile_table,
     _read,
+    mean_prefill,
     memory_and_decode,
     sessions_held,
 )
@@ -135,9 +135,11 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     hbm_free = jnp.maximum(hbm_cap - used, 0.0)
     pooled = shared > 0
     reuse = prefill_side_reuse(ld, pooled)
+    # mean prefill of a hit (at each cache location's share) and of a miss: serving.mean_prefill
+    pooled_hit, local_hit, miss = mean_prefill(a, hw, one, ld, (ld.prefix_reuse, prefill_side_reuse(ld, False), 0.0))
+    prefill_hit = jnp.where(pooled, pooled_hit, local_hit)
     hit = jnp.where(one.prefix_cache > 0, ld.hit_curve[-1], 0.0)
-    cached = reuse * ld.in_mean * hit
-    lam_ideal = ld.util_max / prefill_time(a, hw, one, ld.in_mean - cached, cached)
+    lam_ideal = ld.util_max / (hit * prefill_hit + (1.0 - hit) * miss)
     instances = jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0)
     spread = jnp.where(ld.route_random > 0, instances, 1.0)
     own_flight = lam_ideal * ld.session_s / ld.turns * spread
@@ -156,7 +158,7 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     per_byte = jnp.where(pooled, local / instances + remote * (1.0 - 1.0 / instances), local)
     reload_per_token = kv_token_chip * per_byte
     cached_mean = reuse * ld.in_mean * hit
-    service = prefill_time(a, hw, one, ld.in_mean - cached_mean, cached_mean) + cached_mean * reload_per_token
+    service = hit * prefill_hit + (1.0 - hit) * miss + cached_mean * reload_per_token
     m1, m2 = capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
     return {
         "service_s": service,
