@@ -116,7 +116,8 @@ def cost_words(plan: dict[str, Any], sc: Any, capex_kind: str | None = None) -> 
     kwh, energy = plan.get("energy_kwh_month"), plan.get("energy_usd_month")
     energy_text = "energy n/a (power unknown)" if kwh is None else f"energy {kwh:,.0f} kWh/month (${energy:,.0f} at ${sc.cost.usd_per_kwh:g}/kWh, PUE {sc.cost.pue:g})"
     if plan.get("cost_mode") == "own":
-        kind = f" ({capex_kind} price, see `planner hardware show {plan['hardware']}`)" if capex_kind else ""
+        shows = " and ".join(f"`planner hardware show {hw}`" for hw in dict.fromkeys(plan["hardware"].split("+")))
+        kind = f" ({capex_kind} price, see {shows})" if capex_kind else ""
         return (f"owned: capex {render.money(plan['capex_usd'])}{kind} over {sc.cost.amortisation_years:g} years "
                 f"(host and network +{sc.cost.host_network_fraction:.0%}) + {energy_text}")
     return f"rented at the catalog's $/chip-hour (energy included); {energy_text}"
@@ -152,7 +153,7 @@ def write_table(result: SolveResult, top: int) -> None:
     if b is None:
         con.print("No plan meets the SLOs on any hardware searched.")
     elif b["mode"] == "disaggregated":
-        _write_disaggregated(con, b, result)
+        _write_disaggregated(con, b, result, sc)
     else:
         mem = b["memory_gb_per_chip"]
         con.print(
@@ -204,8 +205,9 @@ def write_table(result: SolveResult, top: int) -> None:
     con.print(f"{searched} in {result.seconds:.2f} s", markup=False)
 
 
-def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult) -> None:
-    """The headline of a disaggregated best plan: both pools, the transfer, the bill."""
+def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult, sc: Any) -> None:
+    """The headline of a disaggregated best plan: both pools, the transfer, the bill and where it
+    comes from (rent, or capex and energy of both pools)."""
     p, d, x = b["prefill"], b["decode"], b["kv_transfer"]
     con.print(
         f"Best: disaggregated, {b['hardware_name']}\n"
@@ -221,6 +223,8 @@ def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult) -> No
         f"  {per_month(b)} ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
         f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
         f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}", markup=False)
+    kinds = {a.capex_kind for a in result.grid.hardware if a.id in (p["hardware"], d["hardware"]) and a.capex_kind}
+    con.print(f"  {cost_words(b, sc, ' and '.join(sorted(kinds)) or None)}", markup=False)
     if b["quality_note"]:
         con.print(f"  note: {b['quality_note']}", markup=False)
     _write_other_mode(con, result)

@@ -94,3 +94,19 @@ def test_solve_json_carries_the_cost_section_and_energy(invoke) -> None:
     assert doc["cost"]["mode"] == "own" and doc["cost"]["amortisation_years"] == 4.0
     for plan in doc["per_hardware"]:
         assert plan["energy_kwh_month"] > 0 and plan["capex_usd"] > 0
+
+
+def test_an_owned_disaggregated_best_plan_says_its_capex_and_energy(invoke) -> None:
+    # the headline of a disaggregated plan names both pools' hardware and what owning them costs
+    result = invoke("solve", paths.scenarios_dir() / "agentic-coding.toml", "--set", "cost.mode=own",
+                    "--set", 'search.serving_mode=["disaggregated"]', "--set", 'search.hardware=["b200","h200-sxm"]')
+    assert result.exit_code == 0, result.output
+    assert "Best: disaggregated" in result.stdout
+    text = " ".join(result.stdout.split())  # the console wraps long lines
+    start = text.index("owned: capex")
+    owned = text[start:text.index("PUE", start)]
+    assert "kWh/month" in owned and "over 4 years" in owned and "`planner hardware show h200-sxm`" in owned
+    doc = json.loads(invoke("solve", paths.scenarios_dir() / "agentic-coding.toml", "--set", "cost.mode=own",
+                            "--set", 'search.serving_mode=["disaggregated"]', "--set",
+                            'search.hardware=["b200","h200-sxm"]', "--format", "json").stdout)
+    assert f"${doc['best']['capex_usd']:,.0f}" in owned
