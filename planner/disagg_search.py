@@ -433,5 +433,4 @@ def _valid_decode(grid: Grid) -> np.ndarray:
 
 def _valid_prefill(grid: Grid) -> np.ndarray:
     """The grid's validity in PREFILL_AXES order (without the location and class axes)."""
-    v = np.asarray(grid.valid)[_PREFILL_KEEP[:-2]]
-    return v.transpose([_PREFILL_ORDER.index(a) for a in PREFILL_AXES[:-2]])
+    return np.asarray(grid.valid)[_PREFILL_KEEP[:-2]].transpose(_PREFILL_PERM[:-2])  # location, class: last in both orders
