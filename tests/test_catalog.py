@@ -171,3 +171,40 @@ def test_duplicate_ids_across_files_are_rejected(tmp_path: Path) -> None:
         (hw_dir / name).write_text((paths.hardware_dir() / name).read_text())
     with pytest.raises(InputFileError, match="'test-gpu' is also defined in"):
         catalog_module._load_bundled.__wrapped__(hw_dir, paths.models_file())
+
+
+def test_families_without_measurements_run_on_their_named_fitted_family() -> None:
+    """A prior family's unset knobs are its parent's current values (mechanisms included), so a refit
+    of the parent moves it too; what it sets itself stays its own."""
+    cat = load_catalog()
+    for child, parent in (("cdna4", "cdna3"), ("ampere", "hopper"), ("ada", "hopper")):
+        kid, dad = cat.calibration[child], cat.calibration[parent]
+        assert kid.prior_from == parent and not kid.fitted and dad.fitted
+        assert kid.calibrated_from.startswith("prior:")
+        for knob in ("layer_latency_us", "activation_passes", "hbm_efficiency", "step_overhead_ms"):
+            assert getattr(kid, knob) == getattr(dad, knob), (child, knob)
+    assert cat.calibration["ada"].collective_latency_us == 50.0  # its own: PCIe-only all-reduces
+    assert cat.calibration["hopper"].collective_latency_us != 50.0
+
+
+def _calibration_dir(tmp_path: Path, edit: Callable[[str], str]) -> Path:
+    hw_dir = tmp_path / "hardware"
+    hw_dir.mkdir()
+    (hw_dir / "a.toml").write_text(HARDWARE_TOML)
+    (hw_dir / "host-tiers.toml").write_text((paths.hardware_dir() / "host-tiers.toml").read_text())
+    (hw_dir / "calibration.toml").write_text(edit((paths.hardware_dir() / "calibration.toml").read_text()))
+    return hw_dir
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda t: t.replace('prior_from = "cdna3"', 'prior_from = "cdna9"'),
+     "family 'cdna4'.prior_from: no family 'cdna9'"),
+    (lambda t: t.replace('prior_from = "hopper"', 'prior_from = "cdna4"', 1),
+     "family 'ampere'.prior_from: 'cdna4' itself takes its priors from 'cdna3'"),
+])
+def test_a_bad_prior_family_is_one_line_naming_the_file_and_field(tmp_path: Path, edit, expected) -> None:
+    hw_dir = _calibration_dir(tmp_path, edit)
+    with pytest.raises(InputFileError) as err:
+        catalog_module._load_bundled.__wrapped__(hw_dir, paths.models_file())
+    message = str(err.value)
+    assert message.startswith(f"{hw_dir / 'calibration.toml'}: ") and expected in message and "\n" not in message

@@ -326,6 +326,10 @@ class CalibrationFamily(Strict):
         0.8, gt=0, le=1, description="Achieved fraction of the chip-host link in bulk KV copies (DMA)"
     )
     calibrated_from: str = Field(description="Measurements the values were fitted to, or 'prior: ...'")
+    prior_from: KebabId | None = Field(
+        None, description="A family with no measurements of its own takes every value it does not set from this "
+        "(fitted) family, so its priors follow that family's refits"
+    )
     fitted: list[str] = Field(default_factory=list, description="Knobs fitted to this family's measurements "
                               "(`python -m planner.calibrate FAMILY`); the rest are priors. Empty: uncalibrated")
 
