@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", action="store_true", help="print every case with its error")
     parser.add_argument("--held-out", action="store_true",
                         help="also refit each calibrated family without each held-out group (slow)")
+    parser.add_argument("--start", choices=("fitted", "neutral"), default="fitted",
+                        help="with --held-out: refit from the catalog's values (default) or from the middle of "
+                        "every knob's range (planner.calibrate.HELD_OUT_STARTS says why both)")
     parser.add_argument("--write-bands", action="store_true",
                         help="with --held-out: write planner/data/uncertainty.toml from the held-out residuals")
     args = parser.parse_args(argv)
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.held_out:
         from planner.calibrate import held_out_errors
 
-        held = held_out_errors(scored, catalog)
+        held = held_out_errors(scored, catalog, start=args.start)
     if args.cases:
         for m, e in zip(scored, errs, strict=True):
             h = "" if held is None else f" held-out {held[id(m)]:+7.1%}"
