@@ -166,9 +166,10 @@ _NOT_INHERITED = ("id", "calibrated_from", "fitted", "prior_from")
 
 def inherit_priors(raw: dict, path: Path) -> dict:
     """calibration.toml with every `prior_from` family completed from the family it names: the values
-    it does not set itself are that family's, so a family without measurements (Ampere, Ada, CDNA 4)
-    runs on its nearest fitted family's current values, mechanisms included, rather than on a copy
-    that a refit leaves behind. Only fitted or explicit families may be named (no chains)."""
+    it does not set itself are that family's, so a family without measurements (Ampere, Ada, CDNA 4),
+    or one whose few cases cannot pin every knob (Blackwell), runs on its nearest well-measured
+    family's current values, mechanisms included, rather than on a copy that a refit leaves behind.
+    A family that takes priors cannot be named itself (no chains)."""
     families = raw.get("family")
     if not isinstance(families, list):
         return raw

@@ -185,6 +185,13 @@ def test_families_without_measurements_run_on_their_named_fitted_family() -> Non
             assert getattr(kid, knob) == getattr(dad, knob), (child, knob)
     assert cat.calibration["ada"].collective_latency_us == 50.0  # its own: PCIe-only all-reduces
     assert cat.calibration["hopper"].collective_latency_us != 50.0
+    # a family with few cases fits a few knobs and takes the rest: its fitted values stay its own
+    blackwell, hopper = cat.calibration["blackwell"], cat.calibration["hopper"]
+    assert blackwell.prior_from == "hopper" and blackwell.fitted
+    assert all(k not in blackwell.fitted for k in ("activation_passes", "moe_layer_latency_us", "attention_efficiency"))
+    assert blackwell.activation_passes == hopper.activation_passes
+    assert blackwell.moe_layer_latency_us == hopper.moe_layer_latency_us
+    assert blackwell.layer_latency_us != hopper.layer_latency_us
 
 
 def _calibration_dir(tmp_path: Path, edit: Callable[[str], str]) -> Path:
@@ -199,7 +206,7 @@ def _calibration_dir(tmp_path: Path, edit: Callable[[str], str]) -> Path:
 @pytest.mark.parametrize(("edit", "expected"), [
     (lambda t: t.replace('prior_from = "cdna3"', 'prior_from = "cdna9"'),
      "family 'cdna4'.prior_from: no family 'cdna9'"),
-    (lambda t: t.replace('prior_from = "hopper"', 'prior_from = "cdna4"', 1),
+    (lambda t: t.replace('id = "ampere"\nprior_from = "hopper"', 'id = "ampere"\nprior_from = "cdna4"'),
      "family 'ampere'.prior_from: 'cdna4' itself takes its priors from 'cdna3'"),
 ])
 def test_a_bad_prior_family_is_one_line_naming_the_file_and_field(tmp_path: Path, edit, expected) -> None:

@@ -327,8 +327,9 @@ class CalibrationFamily(Strict):
     )
     calibrated_from: str = Field(description="Measurements the values were fitted to, or 'prior: ...'")
     prior_from: KebabId | None = Field(
-        None, description="A family with no measurements of its own takes every value it does not set from this "
-        "(fitted) family, so its priors follow that family's refits"
+        None, description="Family whose values fill every knob this one does not set: all of them for a family "
+        "without measurements, the unfitted ones for a family whose few cases cannot pin every knob; the "
+        "priors then follow that family's refits"
     )
     fitted: list[str] = Field(default_factory=list, description="Knobs fitted to this family's measurements "
                               "(`python -m planner.calibrate FAMILY`); the rest are priors. Empty: uncalibrated")
