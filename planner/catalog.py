@@ -161,36 +161,6 @@ def user_catalog_paths() -> tuple[Path, ...]:
     return env + _user_catalogs
 
 
-_NOT_INHERITED = ("id", "calibrated_from", "fitted", "prior_from")
-
-
-def inherit_priors(raw: dict, path: Path) -> dict:
-    """calibration.toml with every `prior_from` family completed from the family it names: the values
-    it does not set itself are that family's, so a family without measurements (Ampere, Ada, CDNA 4),
-    or one whose few cases cannot pin every knob (Blackwell), runs on its nearest well-measured
-    family's current values, mechanisms included, rather than on a copy that a refit leaves behind.
-    A family that takes priors cannot be named itself (no chains)."""
-    families = raw.get("family")
-    if not isinstance(families, list):
-        return raw
-    by_id = {f.get("id"): f for f in families if isinstance(f, dict)}
-    resolved = []
-    for fam in families:
-        parent_id = fam.get("prior_from") if isinstance(fam, dict) else None
-        if parent_id is None:
-            resolved.append(fam)
-            continue
-        parent = by_id.get(parent_id)
-        where = f"{path}: family '{fam.get('id')}'.prior_from"
-        if parent is None:
-            raise InputFileError(f"{where}: no family '{parent_id}' (known: {', '.join(sorted(map(str, by_id)))})")
-        if parent.get("prior_from") is not None:
-            raise InputFileError(f"{where}: '{parent_id}' itself takes its priors from '{parent['prior_from']}'; "
-                                 f"name that family instead")
-        inherited = {k: v for k, v in parent.items() if k not in _NOT_INHERITED}
-        resolved.append({**inherited, **fam})
-    return {**raw, "family": resolved}
-
 
 def load_catalog(hardware_dir: Path | None = None, models_file: Path | None = None,
                  extra: tuple[Path, ...] | None = None,
@@ -318,9 +288,7 @@ def _load_bundled(hardware_dir: Path | None = None, models_file: Path | None = N
             hardware[acc.id] = acc
             sources[acc.id] = parsed.sources
             files[acc.id] = path
-    calibration_path = hw_dir / CALIBRATION_FILE
-    calibration = io.validate(CalibrationFile, inherit_priors(io.read_toml(calibration_path), calibration_path),
-                              calibration_path)
+    calibration = io.load(CalibrationFile, hw_dir / CALIBRATION_FILE)
     families = {fam.id: fam for fam in calibration.family}
     for acc in hardware.values():
         if acc.family not in families:

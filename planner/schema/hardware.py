@@ -378,6 +378,39 @@ class HostCpu(Strict):
     source: str = Field(description="The public measurement the figure is derived from, and how")
 
 
+_NOT_INHERITED = ("id", "calibrated_from", "fitted", "prior_from")
+
+
+def inherit_priors(raw: object) -> object:
+    """calibration.toml with every `prior_from` family completed from the family it names: the values
+    it does not set itself are that family's, so a family without measurements (Ampere, Ada, CDNA 4),
+    or one whose few cases cannot pin every knob (Blackwell), runs on its nearest well-measured
+    family's current values, mechanisms included, rather than on a copy that a refit leaves behind.
+    A family that takes priors cannot be named itself (no chains)."""
+    families = raw.get("family") if isinstance(raw, dict) else None
+    if not isinstance(families, list):
+        return raw
+    by_id = {f.get("id"): f for f in families if isinstance(f, dict)}
+    resolved = []
+    for fam in families:
+        parent_id = fam.get("prior_from") if isinstance(fam, dict) else None
+        if parent_id is None:
+            resolved.append(fam)
+            continue
+        parent = by_id.get(parent_id)
+        where = f"family '{fam.get('id')}'.prior_from"
+        if not isinstance(parent, dict):
+            known = ", ".join(sorted(str(k) for k in by_id))
+            raise ValueError(f"{where}: no family '{parent_id}' (known: {known})")
+        if parent.get("prior_from") is not None:
+            raise ValueError(f"{where}: '{parent_id}' itself takes its priors from '{parent['prior_from']}'; "
+                             f"name that family instead")
+        resolved.append({**{k: v for k, v in parent.items() if k not in _NOT_INHERITED}, **fam})
+    return {**raw, "family": resolved}
+
+
 class CalibrationFile(Strict):
     family: list[CalibrationFamily]
+
+    _inherit_priors = model_validator(mode="before")(inherit_priors)
     host_cpu: list[HostCpu] = Field(default_factory=list, description="Per-request host time by host CPU class")
