@@ -161,7 +161,6 @@ def user_catalog_paths() -> tuple[Path, ...]:
     return env + _user_catalogs
 
 
-
 def load_catalog(hardware_dir: Path | None = None, models_file: Path | None = None,
                  extra: tuple[Path, ...] | None = None,
                  prices: tuple[tuple[str, float, str], ...] | None = None) -> Catalog:

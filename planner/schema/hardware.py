@@ -411,6 +411,6 @@ def inherit_priors(raw: object) -> object:
 
 class CalibrationFile(Strict):
     family: list[CalibrationFamily]
+    host_cpu: list[HostCpu] = Field(default_factory=list, description="Per-request host time by host CPU class")
 
     _inherit_priors = model_validator(mode="before")(inherit_priors)
-    host_cpu: list[HostCpu] = Field(default_factory=list, description="Per-request host time by host CPU class")
