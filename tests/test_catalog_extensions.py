@@ -275,3 +275,13 @@ def test_tui_model_switch_repicks_the_draft(tmp_path):
     message = doc.repick_drafter()
     assert doc.validate() is not None, doc.errors
     assert doc.get("speculative.draft_model") == "qwen3-0.6b" and "qwen3-0.6b" in message
+
+
+def test_eval_table_marks_uncalibrated_hardware_and_says_where_its_priors_come_from(invoke):
+    args = ("--model", "llama-3.1-8b", "--chips", "1", "--batch", "1", "--input", "1000", "--output", "100")
+    marked = invoke("eval", "--hardware", "mi355x", *args)
+    assert marked.exit_code == 0
+    assert "mi355x*" in marked.stdout
+    assert "* uncalibrated" in marked.stdout and "mi355x: priors from cdna3's fit" in " ".join(marked.stdout.split())
+    fitted = invoke("eval", "--hardware", "h100-sxm", *args)
+    assert fitted.exit_code == 0 and "uncalibrated" not in fitted.stdout and "h100-sxm*" not in fitted.stdout

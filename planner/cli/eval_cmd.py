@@ -120,15 +120,31 @@ def evaluate(
                        "tok/s", "KV cap tok", "GB/chip", "$/h", "$/Mtok out", "fits",
                        right=("chips", "layout", "batch", "TTFT s", "TPOT ms", "tok/s", "KV cap tok", "GB/chip",
                               "$/h", "$/Mtok out"))
+    uncalibrated = sorted({r["hardware"] for r in rows if r.get("calibration") == "uncalibrated"})
     for r in rows:
         layout = r.get("layout_text") or "n/a"
-        out.add_row(r["hardware"], r["model"], str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
+        hw_cell = r["hardware"] + ("*" if r["hardware"] in uncalibrated else "")
+        out.add_row(hw_cell, r["model"], str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
                     f"{r['input']}/{r['output']}", str(r["batch"]), _fmt(r["ttft_s"], 3),
                     _fmt(r["tpot_s"] and r["tpot_s"] * 1e3, 2), _fmt(r["throughput_tok_s"], 0),
                     f"{r['kv_capacity_tokens']:,}", _fmt(r["memory_gb_per_chip"], 1),
                     _fmt(r["cost_per_hour"], 2), _fmt(r["usd_per_mtok_output"], 3),
                     "yes" if r["fits"] else f"no: {r['reason']}")
-    render.console().print(out)
+    con = render.console()
+    con.print(out)
+    if uncalibrated:
+        con.print(f"* uncalibrated: no public measurement fitted for this hardware family ({_priors(uncalibrated, catalog)}); "
+                  "p10-p90 band in JSON (`<metric>_low`, `<metric>_high`)", markup=False)
+
+
+def _priors(hardware: list[str], catalog) -> str:
+    """Where each uncalibrated chip's efficiencies come from, e.g. "mi355x: priors from cdna3's fit"."""
+    words = []
+    for hw_id in hardware:
+        acc = catalog.hardware.get(hw_id)
+        parent = catalog.calibration[acc.family].prior_from if acc is not None else None
+        words.append(f"{hw_id}: priors from {parent}'s fit" if parent else f"{hw_id}: prior efficiencies")
+    return "; ".join(words)
 
 
 def _fmt(value: float | None, digits: int) -> str:
