@@ -11,6 +11,7 @@ import tomli_w
 
 from planner import render
 from planner.search import SolveResult
+from planner.uncertainty import UNCALIBRATED_NOTE
 
 CSV_COLUMNS = ("hardware", "chips", "replicas", "layout", "tp", "pp", "ep", "dp_attention", "cp",
                "replicas_per_system", "nodes", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
@@ -187,8 +188,7 @@ def write_table(result: SolveResult, top: int) -> None:
         con.print(f"{len(result.per_hardware) - len(shown)} more hardware with a plan not shown (--top {top}); "
                   "--top 0 shows all", markup=False)
     if any(p["calibration"] == "uncalibrated" for p in result.per_hardware):
-        con.print("* uncalibrated: no public measurement fitted for this hardware family (prior efficiencies); "
-                  "wide band in JSON")
+        con.print(f"{UNCALIBRATED_NOTE} (prior efficiencies); wide band in JSON")
     if any(p["quality_note"] for p in shown):
         con.print(f"{FOUR_BIT_MARK}: the plan uses 4-bit weights or KV cache; accuracy is not modelled, check it on "
                   "your own evals (set floors in [quality])", markup=False)

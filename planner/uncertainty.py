@@ -20,6 +20,8 @@ from functools import cache
 from pathlib import Path
 
 UNCERTAINTY_FILE = "uncertainty.toml"
+UNCALIBRATED_NOTE = "* uncalibrated: no public measurement fitted for this hardware family"
+"""The footnote's opening wherever a table stars hardware that runs on priors (solve, eval)."""
 RATE_METRICS = ("prefill_tok_s", "decode_tok_s", "throughput_tok_s")
 TIME_METRICS = ("ttft_s", "tpot_s", "ttft_p99_s", "tpot_p99_s")
 

@@ -93,6 +93,7 @@ def evaluate(
     from planner import render
     from planner.catalog import load_catalog
     from planner.evaluation import case_from_dict, evaluate_cases
+    from planner.uncertainty import UNCALIBRATED_NOTE
 
     catalog = load_catalog()
     if cases is not None:
@@ -133,7 +134,7 @@ def evaluate(
     con = render.console()
     con.print(out)
     if uncalibrated:
-        con.print(f"* uncalibrated: no public measurement fitted for this hardware family ({_priors(uncalibrated, catalog)}); "
+        con.print(f"{UNCALIBRATED_NOTE} ({_priors(uncalibrated, catalog)}); "
                   "p10-p90 band in JSON (`<metric>_low`, `<metric>_high`)", markup=False)
 
 
