@@ -68,17 +68,21 @@ def loss(errs: np.ndarray) -> float:
     return float(np.mean(logs) + 0.25 * np.max(logs))
 
 
+def _midpoint(family: str, knob: str) -> float:
+    grid = bounds(family, knob)
+    return float(grid[len(grid) // 2])
+
+
 def neutral_start(family: str, knobs: list[str]) -> dict[str, float]:
     """The middle of every knob's range: a starting point that knows nothing of any measurement."""
-    return {k: round(float(bounds(family, k)[len(bounds(family, k)) // 2]), 4) for k in knobs}
+    return {k: round(_midpoint(family, k), 4) for k in knobs}
 
 
 def fit(family: str, cases: list[Measurement], catalog: Catalog, knobs: list[str], passes: int = 2,
         start: dict[str, float] | None = None):
     """Coordinate search from `start` (default: the catalog's values); returns (values, loss, errors)."""
     values = {k: getattr(catalog.calibration[family], k) for k in knobs} if start is None else dict(start)
-    values = {k: (v if v is not None else float(bounds(family, k)[len(bounds(family, k)) // 2]))
-              for k, v in values.items()}
+    values = {k: (v if v is not None else _midpoint(family, k)) for k, v in values.items()}
     best = loss(errors(cases, with_family(catalog, family, **values)))
     for _ in range(passes):
         improved = False
