@@ -127,11 +127,13 @@ def table(rows: dict[str, np.ndarray], held_out: dict[str, np.ndarray] | None = 
 
 
 def main(argv: list[str] | None = None) -> None:
+    from planner.calibrate import HELD_OUT_STARTS, held_out_errors  # here: calibrate imports this module
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", action="store_true", help="print every case with its error")
     parser.add_argument("--held-out", action="store_true",
                         help="also refit each calibrated family without each held-out group (slow)")
-    parser.add_argument("--start", choices=("fitted", "neutral"), default="fitted",
+    parser.add_argument("--start", choices=HELD_OUT_STARTS, default=HELD_OUT_STARTS[0],
                         help="with --held-out: refit from the catalog's values (default) or from the middle of "
                         "every knob's range (planner.calibrate.HELD_OUT_STARTS says why both)")
     parser.add_argument("--write-bands", action="store_true",
@@ -143,8 +145,6 @@ def main(argv: list[str] | None = None) -> None:
     errs = errors(scored, catalog)
     held = None
     if args.held_out:
-        from planner.calibrate import held_out_errors
-
         held = held_out_errors(scored, catalog, start=args.start)
     if args.cases:
         for m, e in zip(scored, errs, strict=True):
