@@ -260,3 +260,26 @@ def test_more_batch_choices_never_raise_the_bill():
     narrow = bill(scenario(**{"search.batch": [16]}))
     wide = bill(scenario(**{"search.batch": [4, 16, 64]}))
     assert _le(wide, narrow)
+
+
+@SEARCH_SETTINGS
+@given(prompt=st.integers(500, 30_000), rate=st.floats(0.5, 50.0), ttft=st.floats(0.5, 30.0),
+       tpot=st.floats(10.0, 150.0), reuse=st.booleans())
+def test_flash_attention_never_bills_more_than_naive(prompt, rate, ttft, tpot, reuse):
+    """Why the default search lists only flash attention: wherever a naive configuration meets the
+    SLOs, its flash twin meets them too at a bill no higher (naive only adds score traffic and score
+    memory), so searching naive can never lower a best plan. (Its TPOT can be lower: a slower
+    kernel needs more replicas, each less loaded; that is the replica rule, not a better plan.)"""
+    from planner.grid import AXES, build_grid
+    from planner.search import run_grid
+
+    sc = scenario(**{"search.attention": ["flash", "naive"], "search.prefix_cache": [False, True],
+                     "workload.input_tokens.median": prompt, "workload.input_tokens.p90": prompt * 2,
+                     "workload.input_tokens.max": prompt * 4, "workload.arrival_rate_rps": rate,
+                     "slo.ttft_p95_s": ttft, "slo.tpot_p95_ms": tpot, "workload.sessions.turns": 20 if reuse else 1})
+    grid = build_grid(sc, CATALOG)
+    assert grid.attention == ["flash", "naive"]
+    monthly = np.where(grid.real().reshape(grid.shape), run_grid(grid)["monthly"].reshape(grid.shape), np.inf)
+    axis = AXES.index("attention")
+    flash, naive = np.take(monthly, 0, axis=axis), np.take(monthly, 1, axis=axis)
+    assert np.all((flash <= naive * (1 + 1e-5)) | ~np.isfinite(naive))

@@ -260,7 +260,12 @@ class Search(Strict):
         "its default curve); speculative.method is always searched. Methods the model cannot use are left out "
         "with a note")
     prefix_cache: list[bool] = Field(default_factory=lambda: [False, True], description="Prefix cache on/off")
-    attention: list[Literal["flash", "naive"]] = Field(default_factory=lambda: ["flash", "naive"])
+    attention: list[Literal["flash", "naive"]] = Field(
+        default_factory=lambda: ["flash"],
+        description="Attention kernels: flash (IO-aware, what vLLM, SGLang and TensorRT-LLM run) and/or naive "
+        "(materialised scores). Naive only adds score traffic and memory, so it never lowers a bill, TTFT or TPOT "
+        "(tests/test_model_properties.py) and is searched only when listed; `planner whatif` prices it "
+        "(naive-attention)")
     risk: Literal["central", "p90"] = Field(
         "central", description="Plan on the central prediction, or on the pessimistic edge of each hardware "
         "family's uncertainty band (every time x the family's p90 of measured/predicted; planner/data/uncertainty.toml)")
