@@ -126,14 +126,20 @@ def scale_out_record(lay: Layout, acc: Accelerator) -> dict[str, Any] | None:
     return {"gbps_per_chip": gbps, "gbit_per_chip": gbps * 8.0, "kind": acc.scale_out_kind, "assumed": not known}
 
 
+def degrees_words(layout: dict[str, int]) -> str:
+    """The parallel degrees of a `layout_record`: `tp4 x ep8 (dp-attention 2)`, `2 replicas of tp4`."""
+    parts = [f"{name}{layout[name]}" for name in ("tp", "pp", "ep", "cp") if layout[name] > 1]
+    text = " x ".join(parts) or "1 chip"
+    if layout["dp_attention"] > 1:
+        text += f" (dp-attention {layout['dp_attention']})"
+    if layout["replicas_per_system"] > 1:
+        text = f"{layout['replicas_per_system']} replicas of {text}"
+    return text
+
+
 def layout_words(lay: Layout, acc: Accelerator) -> str:
     """`tp4 x ep8 (dp-attention 2), 1 node` or `pp4 over 4 nodes (400 Gb/s NIC per chip)`."""
-    parts = [f"{name}{n}" for name, n in (("tp", lay.tp), ("pp", lay.pp), ("ep", lay.ep), ("cp", lay.cp)) if n > 1]
-    text = " x ".join(parts) or "1 chip"
-    if lay.dp_attention > 1:
-        text += f" (dp-attention {lay.dp_attention})"
-    if lay.replicas_per_system > 1:
-        text = f"{lay.replicas_per_system} replicas of {text}"
+    text = degrees_words(layout_record(lay, acc))
     nodes = lay.nodes(acc.scale_up_domain)
     link = scale_out_record(lay, acc)
     if link is None:

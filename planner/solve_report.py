@@ -10,6 +10,7 @@ from typing import Any
 import tomli_w
 
 from planner import render
+from planner.plans import degrees_words
 from planner.search import SolveResult
 from planner.uncertainty import UNCALIBRATED_NOTE
 
@@ -179,7 +180,7 @@ def write_table(result: SolveResult, top: int) -> None:
                      title="Best plan per hardware (by monthly bill)", right=num)
     shown = result.per_hardware[:top] if top else result.per_hardware
     for p in shown:
-        t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), p["layout_text"], str(p["batch"]),
+        t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), layout_cell(p), str(p["batch"]),
                   f"{p['weight_dtype']}/{p['kv_dtype']}", render.tiers(p), render.spec_words(p),
                   "on" if p["prefix_cache"] else "off", f"{p['ttft_p95_s']:.2f}", f"{p['tpot_p95_ms']:.1f}",
                   f"{p['usd_per_mtok_input']:.3f}", f"{p['usd_per_mtok_output']:.3f}", bill(p), mwh(p), p["binding"])
@@ -187,6 +188,9 @@ def write_table(result: SolveResult, top: int) -> None:
     if len(shown) < len(result.per_hardware):
         con.print(f"{len(result.per_hardware) - len(shown)} more hardware with a plan not shown (--top {top}); "
                   "--top 0 shows all", markup=False)
+    links = [link_words(p) for p in shown if p.get("scale_out")]
+    if links:
+        con.print(f"{LINK_MARK} across nodes over the scale-out network: {'; '.join(dict.fromkeys(links))}", markup=False)
     if any(p["calibration"] == "uncalibrated" for p in result.per_hardware):
         con.print(f"{UNCALIBRATED_NOTE} (prior efficiencies); wide band in JSON")
     if any(p["quality_note"] for p in shown):
@@ -203,6 +207,26 @@ def write_table(result: SolveResult, top: int) -> None:
         searched += (f" and {st['pairs']:,} disaggregated pairs ({st['prefill_options']:,} prefill x "
                      f"{st['decode_options']:,} decode options, {st['transfer_classes']} transfer classes)")
     con.print(f"{searched} in {result.seconds:.2f} s", markup=False)
+
+
+LINK_MARK = "†"
+
+
+def layout_cell(p: dict[str, Any]) -> str:
+    """The table's short layout: the parallel degrees, plus the node count where one instance spans
+    several nodes, marked with LINK_MARK (the footnote names the link; `layout_text` in the plan
+    detail and JSON says it in full). One-node layouts need no node count."""
+    text = degrees_words(p["layout"])
+    if p.get("scale_out"):
+        return f"{text}, {p['layout']['nodes']} nodes{LINK_MARK}"
+    nodes = p["layout"]["nodes"]
+    return text if nodes == 1 else f"{text}, {nodes} nodes"
+
+
+def link_words(p: dict[str, Any]) -> str:
+    link = p["scale_out"]
+    state = "assumed: the catalog does not state it" if link["assumed"] else "catalog"
+    return f"{p['hardware']} {link['gbit_per_chip']:g} Gb/s per chip ({state})"
 
 
 def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult, sc: Any) -> None:

@@ -318,6 +318,25 @@ def test_a_multi_node_plan_names_its_nodes_and_the_scale_out_link():
     assert eval_row["layout_text"] == "tp8 x pp2 over 2 nodes (400 Gb/s NIC per chip)"
 
 
+def test_the_solve_table_marks_a_multi_node_layout_and_names_its_link_below():
+    """The table keeps layouts short (one-node plans need no node count), marks one that spans nodes
+    and names the scale-out link it relies on in a footnote (the full words stay in `layout_text`)."""
+    from planner.solve_report import LINK_MARK, layout_cell, link_words
+
+    one_node = {"hardware": "h100-sxm", "scale_out": None,
+                "layout": {"tp": 4, "pp": 1, "ep": 1, "dp_attention": 1, "cp": 4, "replicas_per_system": 1, "nodes": 1}}
+    assert layout_cell(one_node) == "tp4 x cp4"
+    replicas = {**one_node, "layout": {**one_node["layout"], "cp": 1, "replicas_per_system": 4, "nodes": 2}}
+    assert layout_cell(replicas) == "4 replicas of tp4, 2 nodes"  # each replica inside a node: no link
+    spanning = {"hardware": "gh200", "scale_out": {"gbps_per_chip": 50.0, "gbit_per_chip": 400.0, "kind": "unknown",
+                                                   "assumed": True},
+                "layout": {"tp": 1, "pp": 2, "ep": 1, "dp_attention": 1, "cp": 1, "replicas_per_system": 1, "nodes": 2}}
+    assert layout_cell(spanning) == f"pp2, 2 nodes{LINK_MARK}"
+    assert link_words(spanning) == "gh200 400 Gb/s per chip (assumed: the catalog does not state it)"
+    known = {**spanning, "hardware": "h100-sxm", "scale_out": {**spanning["scale_out"], "assumed": False}}
+    assert link_words(known) == "h100-sxm 400 Gb/s per chip (catalog)"
+
+
 def test_eval_without_a_layout_picks_replicas_for_throughput_and_tp_for_tpot():
     base = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 8, "input": 1000, "output": 1000,
             "weight_dtype": "fp8", "kv_dtype": "fp8"}
