@@ -263,9 +263,9 @@ class Search(Strict):
     attention: list[Literal["flash", "naive"]] = Field(
         default_factory=lambda: ["flash"],
         description="Attention kernels: flash (IO-aware, what vLLM, SGLang and TensorRT-LLM run) and/or naive "
-        "(materialised scores). Naive only adds score traffic and memory, so it never lowers a bill, TTFT or TPOT "
-        "(tests/test_model_properties.py) and is searched only when listed; `planner whatif` prices it "
-        "(naive-attention)")
+        "(materialised scores). Naive only adds score traffic and memory, so it never meets the SLOs at a lower "
+        "bill than flash (tests/test_model_properties.py) and is searched only when listed; `planner whatif` "
+        "prices it (naive-attention)")
     risk: Literal["central", "p90"] = Field(
         "central", description="Plan on the central prediction, or on the pessimistic edge of each hardware "
         "family's uncertainty band (every time x the family's p90 of measured/predicted; planner/data/uncertainty.toml)")
