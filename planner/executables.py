@@ -271,7 +271,13 @@ def compiler_options() -> dict[str, Any]:
 
 def _compile(name: str, lowered: Any) -> Any:
     with timing.phase(f"compile {name}"):
-        return lowered.compile(compiler_options=compiler_options() or None)
+        options = compiler_options()
+        if options:
+            try:
+                return lowered.compile(compiler_options=options)
+            except Exception:  # noqa: BLE001 - an XLA without these options: compile as it comes
+                pass
+        return lowered.compile()
 
 
 def _device_ids(exe: Any) -> list[int]:

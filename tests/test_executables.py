@@ -185,6 +185,26 @@ def test_any_change_in_the_inputs_types_is_a_new_key(changed):
     assert executables.key("other", ARGS) != executables.key("affine", ARGS)
 
 
+def test_the_cpu_compiler_options_are_applied_and_an_xla_without_them_still_compiles(cache, monkeypatch):
+    """The CPU options reach XLA (an unknown one is refused there), and an XLA that refuses them
+    still gets the kernel compiled, without them (jax >= 0.4.30 is allowed; its XLA may predate them)."""
+    _, builds = cache
+    lowered = _affine().trace(*ARGS).lower()
+    with pytest.raises(Exception, match="xla_cpu_no_such_option"):
+        lowered.compile(compiler_options={"xla_cpu_no_such_option": True})
+    asked: list[object] = []
+    real = jax.stages.Lowered.compile
+
+    def spy(self, compiler_options=None, **kwargs):
+        asked.append(compiler_options)
+        return real(self, compiler_options=compiler_options, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    monkeypatch.setattr(executables, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": True})
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine"] and asked == [{"xla_cpu_no_such_option": True}, None]  # refused, then plain
+
+
 def test_an_unwritable_cache_still_answers(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
