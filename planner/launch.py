@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from planner.render import spec_words
@@ -36,6 +36,49 @@ ENGINES = {
 }
 
 
+@dataclass(frozen=True)
+class Platforms:
+    """Chip vendors (the catalog's `vendor`) an engine version runs on as shipped, and where that was read."""
+
+    vendors: frozenset[str]
+    source: str
+
+
+PLATFORMS = {
+    "vllm": Platforms(frozenset({"nvidia", "amd", "google"}),
+                      "vllm 0.19.1 wheel: vllm/platforms/__init__.py, built-in platforms cuda, rocm, tpu, xpu (Intel "
+                      "GPUs) and cpu; any other chip only through an out-of-tree plugin (entry-point group "
+                      "vllm.platform_plugins)"),
+    "sglang": Platforms(frozenset({"nvidia", "amd", "intel"}),
+                        "sglang 0.5.23 wheel: sglang/srt/arg_groups/fields/device.py, --device cuda, xpu, hpu (Intel "
+                        "Gaudi), npu, cpu or musa; AMD GPUs run as cuda through ROCm"),
+    "trtllm": Platforms(frozenset({"nvidia"}), "TensorRT-LLM builds on CUDA and TensorRT: NVIDIA GPUs only"),
+}
+SGLANG_DEVICE = {"intel": "hpu"}  # vendor -> SGLang --device where auto-detection is not the CUDA/ROCm default
+DATAFLOW_KINDS = ("lpu", "wafer", "rdu")  # Groq, Cerebras, SambaNova: served by their vendors' own stacks
+
+
+def platform_note(engine: str, ln: Launch) -> str | None:
+    """Why this command may not start on the plan's hardware: the engine version does not run on
+    that vendor's chips as shipped (PLATFORMS). None where it does, or where the chip is unknown."""
+    found = ln.chips.get(ln.plan.get("hardware", ""))
+    if found is None:
+        return None
+    vendor, kind = found
+    platforms, e = PLATFORMS[engine], ENGINES[engine]
+    if vendor in platforms.vendors:
+        return None
+    hw = ln.plan["hardware"]
+    if kind in DATAFLOW_KINDS:
+        why = f"{hw} is served by {vendor}'s own stack, which no open engine runs on"
+    elif engine == "vllm":
+        why = f"vLLM runs {hw} ({vendor}) only through an out-of-tree platform plugin, not pinned here"
+    else:
+        why = f"{e.name} {e.version} does not run on {vendor} chips ({hw})"
+    return (f"platform: {why} ({platforms.source}); the flags say what the plan needs, not a command checked "
+            "on this hardware")
+
+
 @dataclass
 class Launch:
     """What an engine needs to run a plan, engine-neutral."""
@@ -46,6 +89,12 @@ class Launch:
     draft: ModelSpec | None
     layout: dict[str, int]
     pd_role: str | None = None  # 'prefill' or 'decode' for a pool of a disaggregated plan
+    chips: dict[str, tuple[str, str]] = field(default_factory=dict)  # hardware id -> (vendor, kind) in the catalog
+
+    @property
+    def vendor(self) -> str | None:
+        found = self.chips.get(self.plan.get("hardware", ""))
+        return found[0] if found else None
 
     @property
     def max_len(self) -> int:
@@ -69,6 +118,15 @@ def emit(engine: str, launch: Launch) -> str:
         return emit_disaggregated(engine, launch)
     lines, notes = BUILDERS[engine](launch)
     return "\n".join(_header(engine, launch) + lines + _notes(notes, launch)) + "\n"
+
+
+def platform_warnings(engine: str, launch: Launch) -> list[str]:
+    """`platform_note` of the plan, or of each pool of a disaggregated plan (for the CLI's stderr:
+    the script's own `# note:` lines are easy to miss)."""
+    if launch.plan.get("mode") != "disaggregated":
+        return [n for n in (platform_note(engine, launch),) if n]
+    pools = [(role, replace(launch, plan=launch.plan[role], pd_role=role)) for role in ("prefill", "decode")]
+    return [f"{role}: {n}" for role, ln in pools if (n := platform_note(engine, ln))]
 
 
 def pool_plan(plan: dict[str, Any], role: str) -> dict[str, Any]:
@@ -114,7 +172,7 @@ def emit_disaggregated(engine: str, launch: Launch) -> str:
         pool = pool_plan(plan, role)
         lay = plan[role]["layout"]
         ln = Launch(plan=pool, scenario=launch.scenario, model=launch.model, draft=launch.draft, layout=lay,
-                    pd_role=role)
+                    pd_role=role, chips=launch.chips)
         lines, pool_notes = BUILDERS[engine](ln)
         where = pool.get("prefix_cache_lives", "off") if role == "prefill" else "-"
         out += ["", f"# {role}: {pool['replicas']} replica(s) x {pool['chips']} {pool['hardware']}: "
@@ -239,6 +297,7 @@ def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
         words += ["--kv-transfer-config", json.dumps(NIXL, separators=(",", ":"))]
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
     notes += _multi_node_note(lay, "vllm")
+    notes.append(platform_note("vllm", ln))
     return _command("vllm serve", words), [n for n in (note, *notes) if n]
 
 
@@ -286,8 +345,11 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
         notes.append(_tier_note(p, "HiCache keeps KV in host DRAM (--hicache-size GB per rank)"))
     if ln.pd_role:
         words += ["--disaggregation-mode", ln.pd_role, "--disaggregation-transfer-backend", "mooncake"]
+    if ln.vendor in SGLANG_DEVICE:
+        words += ["--device", SGLANG_DEVICE[ln.vendor]]
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
     notes += _multi_node_note(lay, "sglang")
+    notes.append(platform_note("sglang", ln))
     return _command("python -m sglang.launch_server", words), [n for n in (note, *notes) if n]
 
 
@@ -336,6 +398,7 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
         notes.append(f"context parallelism {lay['cp']}: not set here (no pinned trtllm-serve flag)")
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
     notes += _multi_node_note(lay, "trtllm")
+    notes.append(platform_note("trtllm", ln))
     return yaml + _command("trtllm-serve", words), [n for n in (note, *notes) if n]
 
 

@@ -8,6 +8,9 @@ The flag lists below are pinned from the engines' own argument definitions:
   flag, `--` + name with dashes: `arg_groups/arg_utils.py`).
 - TensorRT-LLM 1.0 trtllm-serve: recalled from its documentation, not read from a package (the
   wheel is not on PyPI in a form this project can read); emit() says so in its header.
+The chips each engine runs on (`launch.PLATFORMS`) come from the same wheels: vLLM's
+`vllm/platforms/__init__.py` (builtin_platform_plugins: tpu, cuda, rocm, xpu, cpu) and SGLang's
+`sglang/srt/arg_groups/fields/device.py` (--device cuda, xpu, hpu, npu, cpu, musa).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ SGLANG_0_5_23 = {
     "--speculative-draft-model-path", "--speculative-num-steps", "--speculative-eagle-topk",
     "--speculative-num-draft-tokens", "--enable-hierarchical-cache", "--hicache-size", "--hicache-storage-backend",
     "--disaggregation-mode", "--disaggregation-transfer-backend",  # arg_groups/fields/disagg.py
+    "--device",  # arg_groups/fields/device.py: cuda, xpu, hpu, npu, cpu, musa
 }
 TRTLLM_1_0 = {"--backend", "--tp_size", "--pp_size", "--ep_size", "--max_batch_size", "--max_num_tokens",
               "--max_seq_len", "--extra_llm_api_options"}
@@ -72,7 +76,7 @@ def launch(catalog, scenario, p: dict) -> Launch:
     model = catalog.model(scenario.model.id)
     domain = int(catalog.accelerator(p["hardware"]).scale_up_domain)
     return Launch(plan=p, scenario=scenario, model=model, draft=catalog.model("llama-3.2-1b"),
-                  layout=layout(p, model, domain))
+                  layout=layout(p, model, domain), chips={a.id: (a.vendor, a.kind) for a in catalog.hardware.values()})
 
 
 def flags(text: str) -> set[str]:
@@ -90,7 +94,30 @@ PLANS = [
     plan(layout={"tp": 4, "pp": 1, "ep": 8, "dp_attention": 2, "cp": 2, "replicas_per_system": 1, "nodes": 1}),
     plan(chips=16, layout={"tp": 1, "pp": 1, "ep": 16, "dp_attention": 16, "cp": 1, "replicas_per_system": 1,
                            "nodes": 2}),  # wide EP over two 8-GPU nodes
+    plan(hardware="gaudi3"),  # SGLang's --device hpu
 ]
+
+
+@pytest.mark.parametrize(("engine", "hardware", "expected"), [
+    ("trtllm", "h100-sxm", None), ("trtllm", "mi300x", "TensorRT-LLM 1.0 does not run on amd chips"),
+    ("sglang", "mi300x", None), ("sglang", "gaudi3", None), ("sglang", "tpu-v6e", "SGLang 0.5.23 does not run on google"),
+    ("vllm", "tpu-v6e", None), ("vllm", "gaudi3", "only through an out-of-tree platform plugin"),
+    ("vllm", "trainium2", "only through an out-of-tree platform plugin"),
+    ("vllm", "groq-lpu", "served by groq's own stack"), ("sglang", "cerebras-wse3", "served by cerebras's own stack"),
+])
+def test_a_command_for_hardware_the_engine_does_not_run_on_says_so(catalog, scenario, engine, hardware, expected):
+    """Valid input served differently than written: a command whose engine version does not run on
+    the plan's chips carries a platform note (and `solve --emit` repeats it on stderr)."""
+    from planner.launch import platform_warnings
+
+    ln = launch(catalog, scenario, plan(hardware=hardware, chips=8 if hardware != "cerebras-wse3" else 1))
+    text, warned = emit(engine, ln), platform_warnings(engine, ln)
+    if expected is None:
+        assert "platform:" not in text and warned == []
+    else:
+        assert "# note: platform: " in text and expected in text
+        assert len(warned) == 1 and expected in warned[0]
+    assert ("--device hpu" in text) == (engine == "sglang" and hardware == "gaudi3")
 
 
 @pytest.mark.parametrize("engine", sorted(PINNED))
@@ -232,3 +259,13 @@ def test_vllm_keeps_the_pd_connector_beside_kv_offload(catalog, scenario) -> Non
     assert names == ["NixlConnector", "LMCacheConnectorV1"]
     assert config["kv_connector_extra_config"]["connectors"][1]["kv_connector_extra_config"][
         "lmcache.max_local_cpu_size"] == pytest.approx(16.0 * 1e9 / 2**30, abs=0.05)
+
+
+def test_solve_emit_warns_on_stderr_when_the_engine_does_not_run_on_the_plans_hardware(invoke) -> None:
+    path = paths.scenarios_dir() / "chat.toml"
+    result = invoke("solve", path, "--set", 'search.hardware=["mi300x"]', "--emit", "trtllm")
+    assert result.exit_code == 0, result.output
+    assert "warning: platform: TensorRT-LLM 1.0 does not run on amd chips (mi300x)" in result.stderr
+    assert "warning" not in result.stdout and "# note: platform:" in result.stdout
+    fine = invoke("solve", path, "--set", 'search.hardware=["mi300x"]', "--emit", "vllm")
+    assert fine.exit_code == 0 and "platform" not in fine.stderr

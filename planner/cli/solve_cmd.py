@@ -124,7 +124,7 @@ def _emit(engine: str, rank: int, result, scenario, catalog, file: Path) -> None
     import sys
 
     from planner.cli.simulate_cmd import nth_plan
-    from planner.launch import Launch, emit
+    from planner.launch import Launch, emit, platform_warnings
     from planner.plans import layout
 
     plans = result.ranked_plans()
@@ -138,5 +138,8 @@ def _emit(engine: str, rank: int, result, scenario, catalog, file: Path) -> None
         lay = {}
     else:
         lay = layout(chosen, model, int(catalog.accelerator(chosen["hardware"]).scale_up_domain))
-    launch = Launch(plan=chosen, scenario=scenario, model=model, draft=draft, layout=lay)
+    chips = {acc.id: (acc.vendor, acc.kind) for acc in result.grid.hardware}
+    launch = Launch(plan=chosen, scenario=scenario, model=model, draft=draft, layout=lay, chips=chips)
     sys.stdout.write(emit(engine, launch))
+    for warning in platform_warnings(engine, launch):
+        typer.echo(f"warning: {warning}", err=True)
