@@ -347,6 +347,9 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
         words += ["--disaggregation-mode", ln.pd_role, "--disaggregation-transfer-backend", "mooncake"]
     if ln.vendor in SGLANG_DEVICE:
         words += ["--device", SGLANG_DEVICE[ln.vendor]]
+        notes.append("--device hpu: SGLang 0.5.23 runs attention there with its torch_native backend "
+                     "(arg_groups/platform_hook.py), not a fused kernel as the plan's attention times assume: "
+                     "expect slower long prompts than planned")
     note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
     notes += _multi_node_note(lay, "sglang")
     notes.append(platform_note("sglang", ln))

@@ -118,6 +118,7 @@ def test_a_command_for_hardware_the_engine_does_not_run_on_says_so(catalog, scen
         assert "# note: platform: " in text and expected in text
         assert len(warned) == 1 and expected in warned[0]
     assert ("--device hpu" in text) == (engine == "sglang" and hardware == "gaudi3")
+    assert ("torch_native" in text) == ("--device hpu" in text)  # and says what that engine path costs
 
 
 @pytest.mark.parametrize("engine", sorted(PINNED))
