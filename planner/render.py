@@ -56,10 +56,11 @@ def console(file: IO[str] | None = None) -> Console:
 
 
 def table(*columns: str, title: str | None = None, caption: str | None = None,
-          right: tuple[str, ...] = ()) -> Table:
-    """A plain table; columns named in `right` are right-aligned (numbers)."""
+          right: tuple[str, ...] = (), compact: bool = False) -> Table:
+    """A plain table; columns named in `right` are right-aligned (numbers). `compact`: two spaces
+    between columns instead of three, for tables with many columns (solve's plans: 16)."""
     result = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, title_justify="left",
-                   caption_justify="left", pad_edge=False, show_edge=False)
+                   caption_justify="left", pad_edge=False, show_edge=False, collapse_padding=compact)
     for name in columns:
         result.add_column(name, justify="right" if name in right else "left", overflow="fold")
     return result

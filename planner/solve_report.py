@@ -174,10 +174,12 @@ def write_table(result: SolveResult, top: int) -> None:
         if b["quality_note"]:
             con.print(f"  note: {b['quality_note']}", markup=False)
         _write_other_mode(con, result)
-    num = ("chips", "x", "batch", "TTFT p95 s", "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo")
-    t = render.table("hardware", "chips", "x", "layout", "batch", "w/kv", "tiers", "spec", "prefix", "TTFT p95 s",
-                     "TPOT p95 ms", "$/Mtok in", "$/Mtok out", "$/month", "MWh/mo", "binding",
-                     title="Best plan per hardware (by monthly bill)", right=num)
+    # two-line headers: the values are 5-7 characters wide, the one-line names 9-11 (16 columns in 160)
+    ttft, tpot, usd_in, usd_out = "TTFT\np95 s", "TPOT\np95 ms", "$/Mtok\nin", "$/Mtok\nout"
+    num = ("chips", "x", "batch", ttft, tpot, usd_in, usd_out, "$/month", "MWh/mo")
+    t = render.table("hardware", "chips", "x", "layout", "batch", "w/kv", "tiers", "spec", "prefix", ttft,
+                     tpot, usd_in, usd_out, "$/month", "MWh/mo", "binding",
+                     title="Best plan per hardware (by monthly bill)", right=num, compact=True)
     shown = result.per_hardware[:top] if top else result.per_hardware
     for p in shown:
         t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), layout_cell(p), str(p["batch"]),
