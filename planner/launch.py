@@ -15,6 +15,7 @@ from typing import Any
 
 from planner.render import spec_words
 from planner.schema import ModelSpec, Scenario
+from planner.schema.hardware import SPECIALIST_KINDS
 
 CHUNK_TOKENS = 8192
 """Tokens per prefill chunk the cost model assumes (planner/model/README.md, memory): the engine's
@@ -55,7 +56,6 @@ PLATFORMS = {
     "trtllm": Platforms(frozenset({"nvidia"}), "TensorRT-LLM builds on CUDA and TensorRT: NVIDIA GPUs only"),
 }
 SGLANG_DEVICE = {"intel": "hpu"}  # vendor -> SGLang --device where auto-detection is not the CUDA/ROCm default
-DATAFLOW_KINDS = ("lpu", "wafer", "rdu")  # Groq, Cerebras, SambaNova: served by their vendors' own stacks
 
 
 def platform_note(engine: str, ln: Launch) -> str | None:
@@ -69,7 +69,7 @@ def platform_note(engine: str, ln: Launch) -> str | None:
     if vendor in platforms.vendors:
         return None
     hw = ln.plan["hardware"]
-    if kind in DATAFLOW_KINDS:
+    if kind in SPECIALIST_KINDS:
         why = f"{hw} is served by {vendor}'s own stack, which no open engine runs on"
     elif engine == "vllm":
         why = f"vLLM runs {hw} ({vendor}) only through an out-of-tree platform plugin, not pinned here"

@@ -23,8 +23,8 @@ from planner.catalog import Catalog
 from planner.errors import InputFileError
 from planner.grid import AXES, Grid, build_grid
 from planner.schema import Scenario
+from planner.schema.hardware import SPECIALIST_KINDS
 
-SPECIALIST_KINDS = ("lpu", "wafer", "rdu")
 AxisMasks = dict[str, np.ndarray]
 HostTiers = Literal["all", "dram", "none"]
 

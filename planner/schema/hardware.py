@@ -101,6 +101,10 @@ class ApiPrice(Strict):
     source: str = Field(description="Source key from the file's [sources] table")
 
 
+SPECIALIST_KINDS = ("lpu", "wafer", "rdu")
+"""SRAM/dataflow specialist chips (Groq, Cerebras, SambaNova), served only by their vendors' own stacks."""
+
+
 class Accelerator(Strict):
     id: KebabId = Field(description="Catalog ID, lowercase kebab-case (e.g. 'h100-sxm')")
     name: str = Field(description="Marketing name")
