@@ -61,10 +61,9 @@ SGLANG_DEVICE = {"intel": "hpu"}  # vendor -> SGLang --device where auto-detecti
 def platform_note(engine: str, ln: Launch) -> str | None:
     """Why this command may not start on the plan's hardware: the engine version does not run on
     that vendor's chips as shipped (PLATFORMS). None where it does, or where the chip is unknown."""
-    found = ln.chips.get(ln.plan.get("hardware", ""))
-    if found is None:
+    if ln.chip is None:
         return None
-    vendor, kind = found
+    vendor, kind = ln.chip
     platforms, e = PLATFORMS[engine], ENGINES[engine]
     if vendor in platforms.vendors:
         return None
@@ -92,9 +91,13 @@ class Launch:
     chips: dict[str, tuple[str, str]] = field(default_factory=dict)  # hardware id -> (vendor, kind) in the catalog
 
     @property
+    def chip(self) -> tuple[str, str] | None:
+        """(vendor, kind) of the plan's hardware, None where the caller did not say."""
+        return self.chips.get(self.plan.get("hardware", ""))
+
+    @property
     def vendor(self) -> str | None:
-        found = self.chips.get(self.plan.get("hardware", ""))
-        return found[0] if found else None
+        return self.chip[0] if self.chip else None
 
     @property
     def max_len(self) -> int:
