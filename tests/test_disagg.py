@@ -291,3 +291,23 @@ def test_pareto_frontiers_span_both_modes():
     modes = {p["mode"] for p in result.pareto_tpot + result.pareto_ttft}
     assert modes <= {"aggregated", "disaggregated"}
     assert front[0]["monthly_usd"] == pytest.approx(result.best["monthly_usd"], rel=1e-3)
+
+
+def test_the_disaggregated_search_can_follow_the_table():
+    """`solve_in_stages(disaggregated_in_table=False)` (the TUI's): the table stage holds the
+    aggregated plans only and says the disaggregated search is pending; the second stage adds it,
+    and the answer is then the same as a one-stage solve's."""
+    from planner.search import solve, solve_in_stages
+
+    text = (SCENARIO_TOML.replace("arrival_rate_rps = 2.0", "arrival_rate_rps = 20.0")
+            .replace("median = 2000, p90 = 8000", "median = 16000, p90 = 32000"))
+    sc = _scenario(text, chips=[1, 2, 4, 8], batch=[4, 32, 128])
+    table, finish = solve_in_stages(sc, load_catalog(), disaggregated_in_table=False)
+    assert table.disagg_pending and table.disagg is None
+    assert table.best is not None and table.best.get("mode", "aggregated") == "aggregated"
+    full, whole = finish(), solve(sc, load_catalog())
+    assert not full.disagg_pending and full.disagg is not None
+    assert full.best["monthly_usd"] == pytest.approx(whole.best["monthly_usd"])
+    assert full.best.get("mode", "aggregated") == whole.best.get("mode", "aggregated")
+    assert full.disagg.best["monthly_usd"] == pytest.approx(whole.disagg.best["monthly_usd"])
+    assert [p["monthly_usd"] for p in full.pareto_tpot] == pytest.approx([p["monthly_usd"] for p in whole.pareto_tpot])

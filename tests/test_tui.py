@@ -660,3 +660,51 @@ async def test_a_scenario_with_a_trace_is_solved_on_the_traces_workload(tmp_path
         assert solved.sessions == expected.workload.sessions
         assert solved.input_tokens != app.document.scenario.workload.input_tokens  # the trace did change it
         assert "workload from trace cc.jsonl.gz" in app.status.message
+
+
+def _disaggregated_plan(monthly: float) -> dict[str, Any]:
+    pool = plan("b200", monthly / 2, chips=2, replicas=1)
+    return {**plan("b200", monthly), "mode": "disaggregated", "prefill": {**pool, "prefix_cache_lives": "prefill instances"},
+            "decode": pool, "kv_transfer": {"bytes_per_request_mean": 4.2e8, "link": "scale-up", "gbps": 900.0,
+                                            "visible_p95_s": 0.004, "overlap": "layerwise"}}
+
+
+class DisaggregatedLaterSolver(FakeSolver):
+    """Like the real solver in the TUI: the plans table first, the disaggregated plan (and the
+    frontiers) in the second stage."""
+
+    def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
+        full = self.solve(scenario)
+        table = SimpleNamespace(**{**vars(full), "frontiers_pending": True, "disagg_pending": True, "disagg": None})
+        later = SimpleNamespace(**{**vars(full), "disagg_pending": False,
+                                   "disagg": SimpleNamespace(best=_disaggregated_plan(30_000.0))})
+        return table, lambda: later
+
+
+def _detail_text(app: PlannerApp) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from planner.tui.widgets.plan_detail import PlanDetail
+
+    console = Console(width=200, record=True, file=StringIO())
+    console.print(app.main.query_one(PlanDetail).content)
+    return console.export_text()
+
+
+@sync
+async def test_the_disaggregated_plan_follows_the_table_into_the_detail(tmp_path: Path) -> None:
+    from planner.tui.widgets.plan_detail import PlanDetail
+
+    app = make_app(tmp_path, solver=DisaggregatedLaterSolver())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        text = _detail_text(app)
+        assert "Disaggregated best: $30,000/month" in text and "searching" not in text
+        assert app.edit_to_complete_s() is not None
+        detail = app.main.query_one(PlanDetail)
+        detail.set_disaggregated(None, pending=True)  # the state between the two stages
+        await pilot.pause()
+        text = _detail_text(app)
+        assert "Disaggregated best: searching…" in text and "$30,000" not in text

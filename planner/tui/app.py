@@ -11,6 +11,7 @@ curve (charts tab) are computed in their own workers, cancelled by the next edit
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -50,6 +51,7 @@ from planner.tui.widgets.solve_status import SolveStatus
 
 Job = tuple[int, Scenario, float]  # (generation, scenario, time of the edit)
 DIALOG_ACTIONS = {"quit", "save", "save_as", "open", "export", "help"}
+TABLE_WAIT_S = 1.0  # longest a solve's second stage waits for its table to be drawn (e.g. never, when superseded)
 
 
 def _freeze_heap() -> None:
@@ -96,6 +98,10 @@ class PlannerApp(FileActions, App[int]):
         self.last_timing: dict[str, float] = {}
         self._table_generation = -1  # generation of the table on screen (drawn, not only handed over)
         self._drawing: tuple[SolveFinished, float] | None = None  # a table handed over, not yet drawn
+        self._requested: tuple[int, float] = (-1, 0.0)  # (generation, edit time) of the last table handed over
+        self._drawn = threading.Condition()  # the solve worker waits on it for its table to be drawn
+        self._drawn_generation = -1
+        self._completed: tuple[int, float] = (-1, 0.0)  # (generation, time) its disaggregated plan and frontiers came
         self._solving = False
         self._pending: Job | None = None
         self._curve: tuple[int, str] | None = None  # (generation, hardware) the chart shows
@@ -163,6 +169,8 @@ class PlannerApp(FileActions, App[int]):
         self.workers.cancel_group(self, "whatif")
         if self._solving:
             self._pending = job  # replaces an older queued edit: it would be stale anyway
+            with self._drawn:
+                self._drawn.notify_all()  # a solve waiting for its table to be drawn gives up now
             return
         self._start(job)
 
@@ -186,7 +194,12 @@ class PlannerApp(FileActions, App[int]):
             self.post_message(SolveFinished(generation, scenario, table, time.perf_counter() - start, at))
             if self._pending is not None:
                 return  # a newer edit waits: its solve starts now, these frontiers would be stale
-            result = with_frontiers()  # while the table is drawn
+            with self._drawn:  # the second stage's Python work would slow the drawing (one GIL)
+                self._drawn.wait_for(lambda: self._drawn_generation >= generation or self._pending is not None
+                                     or worker.is_cancelled, timeout=TABLE_WAIT_S)
+            if self._pending is not None or worker.is_cancelled:
+                return
+            result = with_frontiers()  # the disaggregated plan and the frontiers
         except PlannerError as exc:
             self.post_message(SolveFailed(generation, str(exc)))
             return
@@ -217,6 +230,7 @@ class PlannerApp(FileActions, App[int]):
         if message.generation != self.generation:
             return  # a newer edit is queued or running
         self._drawing = (message, time.perf_counter())
+        self._requested = (message.generation, message.requested_at)
         self.result, self.result_scenario = message.result, message.scenario
         self.main.show_result(message.scenario, message.result)
         if not self.main.plans_visible:  # no table on screen: the next refresh is the end
@@ -235,6 +249,9 @@ class PlannerApp(FileActions, App[int]):
         self.last_timing = {"solve_s": message.solve_s, "ui_s": at - handled,
                             "edit_to_table_s": at - message.requested_at, "first": float(message.generation == 1)}
         self._table_generation = message.generation
+        with self._drawn:
+            self._drawn_generation = message.generation
+            self._drawn.notify_all()
         self.status.error = False
         self.status.message = self._summary(message.result)
         self.post_message(InsightsWanted())
@@ -246,6 +263,13 @@ class PlannerApp(FileActions, App[int]):
             return
         self.result = message.result
         self.main.show_frontiers(self.result_scenario, message.result)
+        self._completed = (message.generation, time.perf_counter())
+
+    def edit_to_complete_s(self) -> float | None:
+        """Seconds from the last edit to its disaggregated plan and frontiers (they follow the plans
+        table); None until they came."""
+        (generation, edited), (done, at) = self._requested, self._completed
+        return at - edited if generation == done and generation >= 0 else None
 
     def _with_trace(self, scenario: Scenario) -> Scenario:
         """With `workload.trace`, the workload the trace measures (as `planner solve` does; the trace

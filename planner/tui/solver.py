@@ -45,11 +45,12 @@ class Solver:
         return with_frontiers()
 
     def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
-        """`search.solve_in_stages`: the table, then a function that adds the Pareto frontiers."""
+        """`search.solve_in_stages`: the plans table (aggregated plans: the table lists no other),
+        then a function that adds the disaggregated search's outcome and the Pareto frontiers."""
         from planner.search import solve_in_stages
 
         with self._lock:
-            table, with_frontiers = solve_in_stages(scenario, self.catalog)
+            table, with_frontiers = solve_in_stages(scenario, self.catalog, disaggregated_in_table=False)
             self.compiled = True
 
         def finish() -> Any:

@@ -79,12 +79,18 @@ class MainScreen(Screen):
         table.show(result.per_hardware, result.infeasible)
         grid = getattr(result, "grid", None)
         self.query_one(PlanDetail).warnings = list(getattr(grid, "warnings", ()) or ())
-        disagg = getattr(result, "disagg", None)
-        self.query_one(PlanDetail).disaggregated = disagg.best if disagg is not None else None
+        self.show_disaggregated(result)
         if not result.frontiers_pending:
             self.show_frontiers(scenario, result)
 
+    def show_disaggregated(self, result: Any) -> None:
+        """The best disaggregated plan in the plan detail (none when that mode was not searched)."""
+        disagg = getattr(result, "disagg", None)
+        self.query_one(PlanDetail).set_disaggregated(disagg.best if disagg is not None else None,
+                                                     pending=getattr(result, "disagg_pending", False))
+
     def show_frontiers(self, scenario: Scenario, result: Any) -> None:
+        self.show_disaggregated(result)
         self.query_one("#pareto-tpot", ParetoChart).show(result.pareto_tpot, scenario.slo.tpot_p95_ms)
         self.query_one("#pareto-ttft", ParetoChart).show(result.pareto_ttft, scenario.slo.ttft_p95_s)
 

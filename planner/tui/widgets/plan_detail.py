@@ -65,6 +65,15 @@ class PlanDetail(Static):
         self._content_height: int | None = None
         self.warnings: list[str] = []  # the solve's: the search differs from what [search] lists
         self.disaggregated: dict[str, Any] | None = None  # the solve's best disaggregated plan, if searched
+        self.disaggregated_pending = False  # its search still running (it follows the plans table)
+
+    def set_disaggregated(self, plan: dict[str, Any] | None, *, pending: bool = False) -> None:
+        """The solve's best disaggregated plan, or (`pending`) that its search is still running."""
+        if (self.disaggregated, self.disaggregated_pending) == (plan, pending):
+            return
+        self.disaggregated, self.disaggregated_pending = plan, pending
+        if self._shown[:2] != (None, None):
+            self._render_plan(*self._shown)
 
     def show_whatifs(self, hardware: str, rows: list[WhatIf] | None) -> None:
         """What-ifs for `hardware` (None: not available in this installation)."""
@@ -116,6 +125,8 @@ class PlanDetail(Static):
                                style="dim"))
         for warning in self.warnings:
             header.append(Text(f"⚠ {warning}", style="yellow"))
+        if self.disaggregated_pending:
+            header.append(Text("Disaggregated best: searching…", style="dim"))
         header.extend(_pools(self.disaggregated, plan if infeasible is None else None))
         mem = plan["memory_gb_per_chip"]
         usable = mem["usable_hbm"] or 0.0
