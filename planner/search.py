@@ -380,10 +380,10 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     """The table first (best plan per hardware, closest misses), then a function that adds the
     Pareto frontiers: an interactive caller can draw the table before they are ready.
 
-    With `disaggregated_in_table=False` the disaggregated search (which runs beside pass 1 but
-    finishes ~0.15 s after it on 2 cores) joins in the second stage instead: the table stage's
-    `best` is then the aggregated one and `disagg_pending` is set. The TUI draws the plans table
-    (aggregated plans only) that much sooner; the answer after both stages is the same."""
+    With `disaggregated_in_table=False` the disaggregated search (whose prefill kernel otherwise
+    runs beside pass 1 and finishes ~0.15 s after it on 2 cores) runs in the second stage instead:
+    the table stage's `best` is then the aggregated one and `disagg_pending` is set. The TUI draws
+    the plans table (aggregated plans only) that much sooner; the answer after both stages is the same."""
     from planner import disagg_search, disagg_solve
     from planner.plans import explain_infeasible, plans_from_indices
 
@@ -395,9 +395,13 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     # (after its tracing, which holds the GIL): a cold start compiles both at once on two cores
     out, to_host = _launch(grid, decode_pools=disaggregated,
                            meanwhile=(lambda: _in_thread(disagg_search.prepare, grid)) if disaggregated else None)
-    # the disaggregated mode: its decode pools came with pass 1 (on CPUs), its prefill pools' kernel
-    # runs beside the aggregated one
-    pending = disagg_solve.start(grid, decode_pools_in(out, to_host))
+    # the disaggregated mode: its decode pools came with pass 1 (on CPUs); its prefill pools' kernel
+    # runs beside the aggregated one, or (not in the table) starts with the second stage, leaving
+    # both cores to pass 1 and then to the caller's drawing
+    def launch_disaggregated() -> Callable[[], Any] | None:
+        return disagg_solve.start(grid, decode_pools_in(out, to_host))
+
+    pending = launch_disaggregated() if disaggregated_in_table else None
     with timing.phase("kernel"):
         raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
     h_real = len(grid.hardware)
@@ -427,13 +431,14 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     )
 
     def with_disaggregated(table: SolveResult) -> SolveResult:
-        return replace(disagg_solve.attach(table, disagg_solve.outcome(pending, table.best, grid)),
+        started = pending if disaggregated_in_table else launch_disaggregated()
+        return replace(disagg_solve.attach(table, disagg_solve.outcome(started, table.best, grid)),
                        disagg_pending=False)
 
     if disaggregated_in_table:
         table = with_disaggregated(table)
     else:
-        table = replace(table, disagg_pending=pending is not None)
+        table = replace(table, disagg_pending=disaggregated)
     table = replace(table, seconds=time.perf_counter() - start)
 
     def with_frontiers() -> SolveResult:
