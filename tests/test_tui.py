@@ -700,11 +700,17 @@ async def test_the_disaggregated_plan_follows_the_table_into_the_detail(tmp_path
     app = make_app(tmp_path, solver=DisaggregatedLaterSolver())
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        text = _detail_text(app)
-        assert "Disaggregated best: $30,000/month" in text and "searching" not in text
+        done = _detail_text(app)
+        assert "Disaggregated best: $30,000/month" in done and "updating" not in done
         assert app.edit_to_complete_s() is not None
         detail = app.main.query_one(PlanDetail)
-        detail.set_disaggregated(None, pending=True)  # the state between the two stages
+        detail.set_disaggregated(None, pending=True)  # between the two stages: the last one, dimmed
         await pilot.pause()
-        text = _detail_text(app)
-        assert "Disaggregated best: searching…" in text and "$30,000" not in text
+        updating = _detail_text(app)
+        assert "Disagg. (updating): $30,000/month" in updating and "Disaggregated best" not in updating
+        assert len(updating.splitlines()) == len(done.splitlines())  # same height: no re-layout
+        detail.set_disaggregated(None)
+        detail.set_disaggregated(None, pending=True)  # none yet (the first solve)
+        await pilot.pause()
+        first = _detail_text(app)
+        assert "Disaggregated best: searching…" in first and len(first.splitlines()) == len(done.splitlines())

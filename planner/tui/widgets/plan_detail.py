@@ -68,7 +68,11 @@ class PlanDetail(Static):
         self.disaggregated_pending = False  # its search still running (it follows the plans table)
 
     def set_disaggregated(self, plan: dict[str, Any] | None, *, pending: bool = False) -> None:
-        """The solve's best disaggregated plan, or (`pending`) that its search is still running."""
+        """The solve's best disaggregated plan, or (`pending`) that its search is still running: the
+        last one stays, dimmed, so that the detail keeps its height (a new height re-lays out the
+        whole screen, ~20-80 ms per edit)."""
+        if pending and plan is None:
+            plan = self.disaggregated
         if (self.disaggregated, self.disaggregated_pending) == (plan, pending):
             return
         self.disaggregated, self.disaggregated_pending = plan, pending
@@ -125,9 +129,7 @@ class PlanDetail(Static):
                                style="dim"))
         for warning in self.warnings:
             header.append(Text(f"⚠ {warning}", style="yellow"))
-        if self.disaggregated_pending:
-            header.append(Text("Disaggregated best: searching…", style="dim"))
-        header.extend(_pools(self.disaggregated, plan if infeasible is None else None))
+        header.extend(_pools(self.disaggregated, plan if infeasible is None else None, self.disaggregated_pending))
         mem = plan["memory_gb_per_chip"]
         usable = mem["usable_hbm"] or 0.0
         used = sum(mem[k] or 0.0 for k in ("weights", "kv_hbm", "activations"))
@@ -207,10 +209,19 @@ def _f(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
-def _pools(disagg: dict[str, Any] | None, plan: dict[str, Any] | None) -> list[Text]:
-    """The best disaggregated plan, both pools and the KV transfer, against the plan shown."""
+POOL_LINES = 4  # lines `_pools` shows for a disaggregated plan
+STALE_LABEL = "Disagg. (updating)"  # as long as "Disaggregated best", which it replaces while pending
+
+
+def _pools(disagg: dict[str, Any] | None, plan: dict[str, Any] | None, pending: bool = False) -> list[Text]:
+    """The best disaggregated plan, both pools and the KV transfer, against the plan shown; while
+    its search runs (`pending`), the last one dimmed, or a placeholder of the same height."""
     if disagg is None:
-        return []
+        return [Text("Disaggregated best: searching…", style="dim")] + [Text("")] * (POOL_LINES - 1) if pending else []
+    if pending:  # the same text and length, so the same height: dimmed, and the label says so
+        lines = [line.plain for line in _pools(disagg, plan)]
+        lines[0] = lines[0].replace("Disaggregated best", STALE_LABEL, 1)
+        return [Text(line, style="dim") for line in lines]
     p, d, x = disagg["prefill"], disagg["decode"], disagg["kv_transfer"]
     delta = ""
     if plan is not None and plan.get("monthly_usd"):
