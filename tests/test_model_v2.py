@@ -289,6 +289,19 @@ def test_eval_under_load_reports_mean_and_tail(cat):
     assert heavy["ttft_p99_s"] > heavy["ttft_s"]
 
 
+def test_eval_beyond_the_load_a_system_can_serve_says_so(cat):
+    """A Poisson load that saturates prefill has no steady-state latency: no TTFT/TPOT, `fits` false
+    with a reason naming the load, and the throughput the system's capacity (what it delivers while
+    its queue grows), the same as without the load."""
+    raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch": 64, "input": 2000,
+           "output": 200, "weight_dtype": "fp8", "kv_dtype": "fp8"}
+    closed, flooded = evaluate_cases([case_from_dict(raw, "a"), case_from_dict({**raw, "arrival_rps": 500.0}, "b")], cat)
+    assert closed["fits"] and not flooded["fits"]
+    assert flooded["prefill_utilisation"] > 1.0 and "arrival_rps = 500 saturates prefill" in flooded["reason"]
+    assert flooded["ttft_s"] is None and flooded["tpot_s"] is None and flooded["ttft_p99_s"] is None
+    assert flooded["throughput_tok_s"] == pytest.approx(closed["throughput_tok_s"])
+
+
 # ------------------------------------------------------------------ eval: layouts and unresolved cases
 
 def test_eval_runs_replicas_inside_the_chip_count(cat):
