@@ -14,6 +14,7 @@ from planner.analyses.sweep import SweepResult, timing_summary
 from planner.analyses.whatif import Evaluation, closest_miss
 from planner.render import money, spec_words, tiers
 from planner.schema import Scenario
+from planner.solve_report import LINK_MARK, layout_cell, link_words
 
 
 def pct(x: float | None) -> str:
@@ -27,6 +28,7 @@ def _disagg_view(p: dict[str, Any]) -> dict[str, Any]:
     tiers and lookahead, the prefill pool's prefix cache, and the layouts of both pools."""
     pre, dec = p["prefill"], p["decode"]
     return {**p, "layout_text": f"P {pre['layout_text']}; D {dec['layout_text']}", "batch": dec["batch"],
+            "layout_cell": f"P {layout_cell(pre)}; D {layout_cell(dec)}",
             "weight_dtype": f"{pre['weight_dtype']}|{dec['weight_dtype']}", "kv_dtype": dec["kv_dtype"],
             "tier_split": dec["tier_split"], "spec_k": dec["spec_k"], "prefix_cache": pre["prefix_cache"],
             "prefix_hit_rate": pre["prefix_hit_rate"], "attention": dec["attention"]}
@@ -69,13 +71,15 @@ def _infeasible_table(ev: Evaluation) -> Any:
 
 PLAN_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "spec", "prefix", "attn", "TTFT p95 s", "TPOT p95 ms",
                 "$/Mtok out", "$/month")
-PLAN_RIGHT = ("batch", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "$/month", "vs baseline", "vs first")
+PLAN_RIGHT = ("batch", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "TTFT\np95 s", "TPOT\np95 ms", "$/Mtok\nout",
+              "$/month", "vs\nbaseline", "vs first")
 
 
 def _plan_cells(p: dict[str, Any]) -> list[str]:
-    if p.get("mode") == "disaggregated":
-        p = _disagg_view(p)
-    return [fleet(p), p["layout_text"], str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), spec_words(p),
+    """One plan's cells; the layout as `solve`'s table has it (short, LINK_MARK where an instance
+    spans nodes over the scale-out network: `_link_note` names the link)."""
+    p = _disagg_view(p) if p.get("mode") == "disaggregated" else {**p, "layout_cell": layout_cell(p)}
+    return [fleet(p), p["layout_cell"], str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), spec_words(p),
             f"{p['prefix_hit_rate'] or 0:.0%} hit" if p["prefix_cache"] else "off", p["attention"], f"{p['ttft_p95_s']:.2f}",
             f"{p['tpot_p95_ms']:.1f}", f"{p['usd_per_mtok_output']:.3f}", money(p["monthly_usd"])]
 
@@ -83,6 +87,25 @@ def _plan_cells(p: dict[str, Any]) -> list[str]:
 def _sweep_cells(p: dict[str, Any]) -> list[str]:
     cells = _plan_cells(p)
     return cells[:7] + cells[8:]  # no attention column: the naive-attention variant's name says it
+
+
+def _link_note(plans: list[dict[str, Any] | None]) -> str | None:
+    """The footnote of LINK_MARK: each scale-out link the shown plans' instances (or pools) span."""
+    instances = []
+    for p in plans:
+        if p is not None:
+            instances += [p["prefill"], p["decode"]] if p.get("mode") == "disaggregated" else [p]
+    links = [link_words(x) for x in instances if x.get("scale_out")]
+    if not links:
+        return None
+    return f"{LINK_MARK} across nodes over the scale-out network: {'; '.join(dict.fromkeys(links))}"
+
+
+def _plans_table(first: str, *extra: str, title: str, right: tuple[str, ...]) -> Any:
+    """whatif's and sweep's table: solve's compact spacing, and the key column never wrapped."""
+    t = render.table(first, *SWEEP_COLUMNS, *extra, title=title, right=right, compact=True)
+    t.columns[0].no_wrap = True
+    return t
 
 
 def write_whatif(ev: Evaluation) -> None:
@@ -98,8 +121,7 @@ def write_whatif(ev: Evaluation) -> None:
             con.print(f"  {note}")
         if ev.baseline_host_tiers not in (None, "all"):
             con.print(f"  baseline leaves host tiers unused ({ev.baseline_host_tiers})")
-        t = render.table("variant", *SWEEP_COLUMNS, "vs baseline", title="Best plan with one technique taken away",
-                         right=PLAN_RIGHT)
+        t = _plans_table("variant", "vs\nbaseline", title="Best plan with one technique taken away", right=PLAN_RIGHT)
         t.add_row("baseline", *_sweep_cells(ev.best), "")
         for r in ev.variants:
             if r.best is not None:
@@ -109,6 +131,9 @@ def write_whatif(ev: Evaluation) -> None:
                 why = "not searched" if not r.searched else "infeasible"
                 t.add_row(r.name, why, *[""] * (len(SWEEP_COLUMNS) - 1), "")
         con.print(t)
+        note = _link_note([ev.best, *(r.best for r in ev.variants)])
+        if note:
+            con.print(note, markup=False)
         if any(r.same_as_baseline for r in ev.variants):
             con.print("= the restriction removes nothing from the searched grid")
     con.print(f"searched {ev.configs:,} configurations once for all variants")
@@ -121,8 +146,9 @@ def _value_text(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-SWEEP_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "k", "prefix", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out",
-                 "$/month")
+SWEEP_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "k", "prefix", "TTFT\np95 s", "TPOT\np95 ms",
+                 "$/Mtok\nout", "$/month")
+"""Two-line headers where the name is twice its values' width, as in solve's table."""
 
 
 def write_sweep(result: SweepResult) -> None:
@@ -132,7 +158,7 @@ def write_sweep(result: SweepResult) -> None:
     note = _widened(first.widened)
     if note:
         con.print(f"  {note}")
-    t = render.table("value", *SWEEP_COLUMNS, "vs first", "binding", title=f"Best plan as {result.param} varies",
+    t = _plans_table("value", "vs first", "binding", title=f"Best plan as {result.param} varies",
                      right=PLAN_RIGHT + ("value",))
     base_cost = next((ev.best["monthly_usd"] for ev in result.evaluations if ev.best is not None), None)
     misses: list[str] = []
@@ -147,6 +173,9 @@ def write_sweep(result: SweepResult) -> None:
         vs = 100.0 * (ev.best["monthly_usd"] - base_cost) / base_cost if base_cost else None
         t.add_row(value, *_sweep_cells(ev.best), pct(vs), ev.best["binding"])
     con.print(t)
+    note = _link_note([ev.best for ev in result.evaluations])
+    if note:
+        con.print(note, markup=False)
     if misses:
         con.print("No plan meets the SLOs at:")
         for line in misses:
