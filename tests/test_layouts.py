@@ -316,6 +316,18 @@ def test_a_multi_node_plan_names_its_nodes_and_the_scale_out_link():
                                               "case")], CATALOG)[0]
     assert eval_row["layout"]["nodes"] == 2
     assert eval_row["layout_text"] == "tp8 x pp2 over 2 nodes (400 Gb/s NIC per chip)"
+    assert eval_row["scale_out"] == {"gbps_per_chip": 50.0, "gbit_per_chip": 400.0,
+                                     "kind": CATALOG.accelerator("h100-sxm").scale_out_kind, "assumed": False}
+
+
+def test_the_eval_table_marks_a_multi_node_layout_and_names_its_link_below(invoke):
+    table = invoke("eval", "--hardware", "gh200", "--model", "llama-3.1-405b", "--chips", "8", "--batch", "8",
+                   "--input", "1000", "--output", "100", "--weight-dtype", "fp8").stdout
+    assert "pp8, 8 nodes†" in table and "over 8 nodes" not in table
+    assert "† across nodes over the scale-out network: gh200 400 Gb/s per chip (assumed" in table
+    one_node = invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-70b", "--chips", "4", "--batch", "8",
+                      "--input", "1000", "--output", "100", "--weight-dtype", "fp8", "--tp", "4").stdout
+    assert " tp4 " in one_node and "†" not in one_node and "1 node" not in one_node
 
 
 def test_the_solve_table_marks_a_multi_node_layout_and_names_its_link_below():

@@ -93,6 +93,7 @@ def evaluate(
     from planner import render
     from planner.catalog import load_catalog
     from planner.evaluation import case_from_dict, evaluate_cases
+    from planner.solve_report import LINK_MARK, layout_cell, link_words
     from planner.uncertainty import UNCALIBRATED_NOTE
 
     catalog = load_catalog()
@@ -118,12 +119,17 @@ def evaluate(
         render.print_json(rows if cases is not None else rows[0])
         return
     out = render.table("hardware", "model", "chips", "layout", "w/kv", "in/out", "batch", "TTFT s", "TPOT ms",
-                       "tok/s", "KV cap tok", "GB/chip", "$/h", "$/Mtok out", "fits",
-                       right=("chips", "layout", "batch", "TTFT s", "TPOT ms", "tok/s", "KV cap tok", "GB/chip",
-                              "$/h", "$/Mtok out"))
+                       "tok/s", "KV cap tok", "GB/chip", "$/h", "$/Mtok\nout", "fits",
+                       right=("chips", "batch", "TTFT s", "TPOT ms", "tok/s", "KV cap tok", "GB/chip",
+                              "$/h", "$/Mtok\nout"), compact=True)
+    for column in out.columns[:2]:  # ids are never folded mid-word
+        column.no_wrap = True
     uncalibrated = sorted({r["hardware"] for r in rows if r.get("calibration") == "uncalibrated"})
+    links = []
     for r in rows:
-        layout = r.get("layout_text") or "n/a"
+        layout = layout_cell(r) if r.get("layout") else (r.get("layout_text") or "n/a")
+        if r.get("scale_out"):
+            links.append(link_words(r))
         hw_cell = r["hardware"] + ("*" if r["hardware"] in uncalibrated else "")
         out.add_row(hw_cell, r["model"], str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
                     f"{r['input']}/{r['output']}", str(r["batch"]), _fmt(r["ttft_s"], 3),
@@ -133,6 +139,8 @@ def evaluate(
                     "yes" if r["fits"] else f"no: {r['reason']}")
     con = render.console()
     con.print(out)
+    if links:
+        con.print(f"{LINK_MARK} across nodes over the scale-out network: {'; '.join(dict.fromkeys(links))}", markup=False)
     if uncalibrated:
         con.print(f"{UNCALIBRATED_NOTE} ({_priors(uncalibrated, catalog)}); "
                   "p10-p90 band in JSON (`<metric>_low`, `<metric>_high`)", markup=False)
