@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import tomli_w
@@ -190,9 +191,9 @@ def write_table(result: SolveResult, top: int) -> None:
     if len(shown) < len(result.per_hardware):
         con.print(f"{len(result.per_hardware) - len(shown)} more hardware with a plan not shown (--top {top}); "
                   "--top 0 shows all", markup=False)
-    links = [link_words(p) for p in shown if p.get("scale_out")]
-    if links:
-        con.print(f"{LINK_MARK} across nodes over the scale-out network: {'; '.join(dict.fromkeys(links))}", markup=False)
+    note = link_note(shown)
+    if note:
+        con.print(note, markup=False)
     if any(p["calibration"] == "uncalibrated" for p in result.per_hardware):
         con.print(f"{UNCALIBRATED_NOTE} (prior efficiencies); wide band in JSON")
     if any(p["quality_note"] for p in shown):
@@ -229,6 +230,18 @@ def link_words(p: dict[str, Any]) -> str:
     link = p["scale_out"]
     state = "assumed: the catalog does not state it" if link["assumed"] else "catalog"
     return f"{p['hardware']} {link['gbit_per_chip']:g} Gb/s per chip ({state})"
+
+
+def link_note(instances: Iterable[dict[str, Any]]) -> str | None:
+    """The footnote of LINK_MARK under a table: each scale-out link the rows' instances span (a
+    disaggregated plan's two pools count as two instances); None when no row spans nodes."""
+    flat: list[dict[str, Any]] = []
+    for p in instances:
+        flat += [p["prefill"], p["decode"]] if p.get("mode") == "disaggregated" else [p]
+    links = [link_words(x) for x in flat if x.get("scale_out")]
+    if not links:
+        return None
+    return f"{LINK_MARK} across nodes over the scale-out network: {'; '.join(dict.fromkeys(links))}"
 
 
 def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult, sc: Any) -> None:

@@ -14,7 +14,7 @@ from planner.analyses.sweep import SweepResult, timing_summary
 from planner.analyses.whatif import Evaluation, closest_miss
 from planner.render import money, spec_words, tiers
 from planner.schema import Scenario
-from planner.solve_report import LINK_MARK, layout_cell, link_words
+from planner.solve_report import layout_cell, link_note
 
 
 def pct(x: float | None) -> str:
@@ -77,7 +77,7 @@ PLAN_RIGHT = ("batch", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "TTFT\np95 s",
 
 def _plan_cells(p: dict[str, Any]) -> list[str]:
     """One plan's cells; the layout as `solve`'s table has it (short, LINK_MARK where an instance
-    spans nodes over the scale-out network: `_link_note` names the link)."""
+    spans nodes over the scale-out network: `link_note` names the link)."""
     p = _disagg_view(p) if p.get("mode") == "disaggregated" else {**p, "layout_cell": layout_cell(p)}
     return [fleet(p), p["layout_cell"], str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), spec_words(p),
             f"{p['prefix_hit_rate'] or 0:.0%} hit" if p["prefix_cache"] else "off", p["attention"], f"{p['ttft_p95_s']:.2f}",
@@ -87,18 +87,6 @@ def _plan_cells(p: dict[str, Any]) -> list[str]:
 def _sweep_cells(p: dict[str, Any]) -> list[str]:
     cells = _plan_cells(p)
     return cells[:7] + cells[8:]  # no attention column: the naive-attention variant's name says it
-
-
-def _link_note(plans: list[dict[str, Any] | None]) -> str | None:
-    """The footnote of LINK_MARK: each scale-out link the shown plans' instances (or pools) span."""
-    instances = []
-    for p in plans:
-        if p is not None:
-            instances += [p["prefill"], p["decode"]] if p.get("mode") == "disaggregated" else [p]
-    links = [link_words(x) for x in instances if x.get("scale_out")]
-    if not links:
-        return None
-    return f"{LINK_MARK} across nodes over the scale-out network: {'; '.join(dict.fromkeys(links))}"
 
 
 def _plans_table(first: str, *extra: str, title: str, right: tuple[str, ...]) -> Any:
@@ -131,7 +119,7 @@ def write_whatif(ev: Evaluation) -> None:
                 why = "not searched" if not r.searched else "infeasible"
                 t.add_row(r.name, why, *[""] * (len(SWEEP_COLUMNS) - 1), "")
         con.print(t)
-        note = _link_note([ev.best, *(r.best for r in ev.variants)])
+        note = link_note(p for p in (ev.best, *(r.best for r in ev.variants)) if p is not None)
         if note:
             con.print(note, markup=False)
         if any(r.same_as_baseline for r in ev.variants):
@@ -173,7 +161,7 @@ def write_sweep(result: SweepResult) -> None:
         vs = 100.0 * (ev.best["monthly_usd"] - base_cost) / base_cost if base_cost else None
         t.add_row(value, *_sweep_cells(ev.best), pct(vs), ev.best["binding"])
     con.print(t)
-    note = _link_note([ev.best for ev in result.evaluations])
+    note = link_note(ev.best for ev in result.evaluations if ev.best is not None)
     if note:
         con.print(note, markup=False)
     if misses:

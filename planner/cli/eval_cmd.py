@@ -93,7 +93,7 @@ def evaluate(
     from planner import render
     from planner.catalog import load_catalog
     from planner.evaluation import case_from_dict, evaluate_cases
-    from planner.solve_report import LINK_MARK, layout_cell, link_words
+    from planner.solve_report import layout_cell, link_note
     from planner.uncertainty import UNCALIBRATED_NOTE
 
     catalog = load_catalog()
@@ -125,11 +125,8 @@ def evaluate(
     for column in out.columns[:2]:  # ids are never folded mid-word
         column.no_wrap = True
     uncalibrated = sorted({r["hardware"] for r in rows if r.get("calibration") == "uncalibrated"})
-    links = []
     for r in rows:
         layout = layout_cell(r) if r.get("layout") else (r.get("layout_text") or "n/a")
-        if r.get("scale_out"):
-            links.append(link_words(r))
         hw_cell = r["hardware"] + ("*" if r["hardware"] in uncalibrated else "")
         out.add_row(hw_cell, r["model"], str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
                     f"{r['input']}/{r['output']}", str(r["batch"]), _fmt(r["ttft_s"], 3),
@@ -139,8 +136,9 @@ def evaluate(
                     "yes" if r["fits"] else f"no: {r['reason']}")
     con = render.console()
     con.print(out)
-    if links:
-        con.print(f"{LINK_MARK} across nodes over the scale-out network: {'; '.join(dict.fromkeys(links))}", markup=False)
+    note = link_note(rows)
+    if note:
+        con.print(note, markup=False)
     if uncalibrated:
         con.print(f"{UNCALIBRATED_NOTE} ({_priors(uncalibrated, catalog)}); "
                   "p10-p90 band in JSON (`<metric>_low`, `<metric>_high`)", markup=False)
