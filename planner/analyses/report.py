@@ -69,10 +69,7 @@ def _infeasible_table(ev: Evaluation) -> Any:
     return bad
 
 
-PLAN_COLUMNS = ("plan", "layout", "batch", "w/kv", "tiers", "spec", "prefix", "attn", "TTFT p95 s", "TPOT p95 ms",
-                "$/Mtok out", "$/month")
-PLAN_RIGHT = ("batch", "TTFT p95 s", "TPOT p95 ms", "$/Mtok out", "TTFT\np95 s", "TPOT\np95 ms", "$/Mtok\nout",
-              "$/month", "vs\nbaseline", "vs first")
+PLAN_RIGHT = ("batch", "TTFT\np95 s", "TPOT\np95 ms", "$/Mtok\nout", "$/month", "vs\nbaseline", "vs first")
 
 
 def _plan_cells(p: dict[str, Any]) -> list[str]:
