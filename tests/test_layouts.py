@@ -349,6 +349,20 @@ def test_the_solve_table_marks_a_multi_node_layout_and_names_its_link_below():
     assert link_words(known) == "h100-sxm 400 Gb/s per chip (catalog)"
 
 
+def test_the_link_footnote_names_each_link_once_and_both_pools_of_a_disaggregated_plan():
+    from planner.solve_report import LINK_MARK, link_note
+
+    gh = {"hardware": "gh200", "scale_out": {"gbps_per_chip": 50.0, "gbit_per_chip": 400.0, "kind": "unknown",
+                                             "assumed": True}}
+    h100 = {"hardware": "h100-sxm", "scale_out": {**gh["scale_out"], "assumed": False}}
+    inside = {"hardware": "b200", "scale_out": None}
+    assert link_note([inside]) is None
+    disagg = {"mode": "disaggregated", "prefill": inside, "decode": h100}
+    note = link_note([gh, gh, disagg])
+    assert note == (f"{LINK_MARK} across nodes over the scale-out network: gh200 400 Gb/s per chip (assumed: the "
+                    "catalog does not state it); h100-sxm 400 Gb/s per chip (catalog)")
+
+
 def test_eval_without_a_layout_picks_replicas_for_throughput_and_tp_for_tpot():
     base = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 8, "input": 1000, "output": 1000,
             "weight_dtype": "fp8", "kv_dtype": "fp8"}
