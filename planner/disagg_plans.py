@@ -15,7 +15,7 @@ import numpy as np
 from planner.disagg_search import LOCATION_SHARED, LOCATIONS, Choice, DisaggEval
 from planner.grid import AXES, Grid, gather, gather_spec
 from planner.model.types import Load
-from planner.plans import _bill_band, _clean, layout_record, layout_words, scale_out_record
+from planner.plans import _bill_band, _clean, layout_fields
 from planner.quality import four_bit_note
 from planner.tco import plan_cost_fields
 
@@ -100,8 +100,7 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
         prefill = {
             "hardware": p_acc.id, "hardware_name": p_acc.name, "chips": int(grid.chips[hp, kp]),
             "replicas": int(p_rep / p_lay.replicas_per_system) if np.isfinite(p_rep) else None,
-            "layout": layout_record(p_lay, p_acc), "layout_text": layout_words(p_lay, p_acc),
-            "scale_out": scale_out_record(p_lay, p_acc),
+            **layout_fields(p_lay, p_acc),
             "weight_dtype": grid.weight_dtype[pw], "kv_dtype": grid.kv_dtype[kv],
             "prefix_cache": bool(grid.prefix_cache[pp]), "attention": grid.attention[pa],
             "prefix_cache_lives": LOCATIONS[pl] if grid.prefix_cache[pp] else "off",
@@ -116,8 +115,7 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
         decode = {
             "hardware": d_acc.id, "hardware_name": d_acc.name, "chips": int(grid.chips[hd, kd]),
             "replicas": int(d_rep / d_lay.replicas_per_system) if np.isfinite(d_rep) else None,
-            "layout": layout_record(d_lay, d_acc), "layout_text": layout_words(d_lay, d_acc),
-            "scale_out": scale_out_record(d_lay, d_acc),
+            **layout_fields(d_lay, d_acc),
             "batch": grid.batch[b], "weight_dtype": grid.weight_dtype[w], "kv_dtype": grid.kv_dtype[kv],
             "tier_split": {"hbm": round(1.0 - tier[0] - tier[1], 4), "dram": tier[0], "nvme": tier[1]},
             "spec_k": grid.spec_k[s], "spec_method": grid.spec_method[s] if grid.spec_method else "none",

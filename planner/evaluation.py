@@ -36,7 +36,7 @@ from planner.lowering import (
     supports_weight_dtype,
 )
 from planner.model.types import Arch, Spec
-from planner.plans import layout_record, layout_words, scale_out_record
+from planner.plans import layout_fields
 from planner.schema.common import _KEBAB, canonical_dtype
 from planner.schema.scenario import SPEC_METHODS, Speculative
 from planner.speculative_methods import incompatibility
@@ -297,9 +297,7 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
             row = _row(resolved[i], r, {k: v[j] for k, v in out.items()})
             acc = catalog.accelerator(resolved[i].hardware)
             system = replace(lay, replicas_per_system=r)
-            row["layout"] = layout_record(system, acc)
-            row["layout_text"] = layout_words(system, acc)
-            row["scale_out"] = scale_out_record(system, acc)
+            row.update(layout_fields(system, acc))
             row["layout_chosen"] = ("pinned" if resolved[i].layout else
                                     "best throughput" if resolved[i].batch == "max" else "lowest TPOT")
             candidates.setdefault(i, []).append(row)

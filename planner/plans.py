@@ -53,9 +53,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "hardware_name": acc.name,
             "chips": int(grid.chips[h, c]),
             "replicas": int(instances / lay.replicas_per_system) if np.isfinite(instances) else None,
-            "layout": layout_record(lay, acc),
-            "layout_text": layout_words(lay, acc),
-            "scale_out": scale_out_record(lay, acc),
+            **layout_fields(lay, acc),
             "batch": grid.batch[b],
             "weight_dtype": grid.weight_dtype[w],
             "kv_dtype": grid.kv_dtype[k],
@@ -124,6 +122,13 @@ def scale_out_record(lay: Layout, acc: Accelerator) -> dict[str, Any] | None:
         return None
     gbps, known = scale_out_gbps(acc)
     return {"gbps_per_chip": gbps, "gbit_per_chip": gbps * 8.0, "kind": acc.scale_out_kind, "assumed": not known}
+
+
+def layout_fields(lay: Layout, acc: Accelerator) -> dict[str, Any]:
+    """A plan's `layout`, `layout_text` and `scale_out` keys, as every plan row carries them (solve's
+    plans, both pools of a disaggregated plan, eval's rows)."""
+    return {"layout": layout_record(lay, acc), "layout_text": layout_words(lay, acc),
+            "scale_out": scale_out_record(lay, acc)}
 
 
 def degrees_words(layout: dict[str, int]) -> str:

@@ -99,8 +99,7 @@ class PlannerApp(FileActions, App[int]):
         self._table_generation = -1  # generation of the table on screen (drawn, not only handed over)
         self._drawing: tuple[SolveFinished, float] | None = None  # a table handed over, not yet drawn
         self._requested: tuple[int, float] = (-1, 0.0)  # (generation, edit time) of the last table handed over
-        self._drawn = threading.Condition()  # the solve worker waits on it for its table to be drawn
-        self._drawn_generation = -1
+        self._drawn = threading.Condition()  # notified when _table_generation moves (a solve worker waits on it)
         self._completed: tuple[int, float] = (-1, 0.0)  # (generation, time) its disaggregated plan and frontiers came
         self._solving = False
         self._pending: Job | None = None
@@ -195,7 +194,7 @@ class PlannerApp(FileActions, App[int]):
             if self._pending is not None:
                 return  # a newer edit waits: its solve starts now, these frontiers would be stale
             with self._drawn:  # the second stage's Python work would slow the drawing (one GIL)
-                self._drawn.wait_for(lambda: self._drawn_generation >= generation or self._pending is not None
+                self._drawn.wait_for(lambda: self._table_generation >= generation or self._pending is not None
                                      or worker.is_cancelled, timeout=TABLE_WAIT_S)
             if self._pending is not None or worker.is_cancelled:
                 return
@@ -248,9 +247,8 @@ class PlannerApp(FileActions, App[int]):
         self._drawing = None
         self.last_timing = {"solve_s": message.solve_s, "ui_s": at - handled,
                             "edit_to_table_s": at - message.requested_at, "first": float(message.generation == 1)}
-        self._table_generation = message.generation
         with self._drawn:
-            self._drawn_generation = message.generation
+            self._table_generation = message.generation
             self._drawn.notify_all()
         self.status.error = False
         self.status.message = self._summary(message.result)
