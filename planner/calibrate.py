@@ -39,6 +39,7 @@ BOUNDS = {
     "quant_layer_latency_us": np.arange(0.0, 20.001, 1.0),
     "moe_layer_latency_us": np.arange(0.0, 200.001, 5.0),
     "host_link_efficiency": np.arange(0.50, 0.9501, 0.025),
+    "power_clock_exponent": np.arange(0.0, 1.0001, 0.05),  # 0: no power limit; 1/3 (P ~ f^3) to 1 (P ~ f)
 }
 DATAFLOW_FAMILIES = ("groq", "cerebras", "sambanova")
 GPU_LAYER_FLOOR_US = 8.0

@@ -6,6 +6,7 @@ import numpy as np
 
 from planner.catalog import Catalog
 from planner.model.arch import arch_arrays
+from planner.model.power import sustained_peak_fraction
 from planner.model.types import Arch, Config, Hw, Spec
 from planner.schema import Accelerator, ModelSpec
 from planner.schema.scenario import Speculative
@@ -53,13 +54,14 @@ def scale_out_gbps(acc: Accelerator) -> tuple[float, bool]:
 
 def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
     fam = catalog.family(acc)
+    clock = sustained_peak_fraction(acc.power_w, fam)  # a power-capped board runs below its rated clock
     return {
         "mem_bytes": acc.memory_bytes,
         "mem_bw": acc.memory_gbps * 1e9,
-        "flops_bf16": acc.bf16_tflops * 1e12,
-        "flops_fp8": _num(acc.fp8_tflops) * 1e12,
-        "flops_int8": _num(acc.int8_tops) * 1e12,
-        "flops_fp4": _num(acc.fp4_tflops) * 1e12,
+        "flops_bf16": acc.bf16_tflops * 1e12 * clock,
+        "flops_fp8": _num(acc.fp8_tflops) * 1e12 * clock,
+        "flops_int8": _num(acc.int8_tops) * 1e12 * clock,
+        "flops_fp4": _num(acc.fp4_tflops) * 1e12 * clock,
         "link_bw": _num(acc.scale_up_gbps, UNKNOWN_LINK_GBPS) * 1e9,
         "domain": float(acc.scale_up_domain),
         "scale_out_bw": scale_out_gbps(acc)[0] * 1e9,

@@ -152,6 +152,37 @@ def test_dataflow_layer_latency_adds_per_layer_per_step(cat):
         assert with_lat > 2 * bare  # the latency, not bandwidth or FLOPs, binds a single stream
 
 
+def test_a_board_below_its_dies_full_clock_power_sustains_less_of_the_rated_peak(cat):
+    """MI300X (750 W) and MI325X (1,000 W) are one CDNA 3 die rated at one peak: with the voltage at
+    its floor (P ~ f) the 750 W board holds 3/4 of the clock through dense GEMMs, with P ~ f^3 the cube
+    root of that; a board at or above the full-clock power keeps its peak, as do boards in a family
+    that states no full-clock power. Large-batch prefill, which is compute-bound, follows the clock."""
+    from planner.calibrate import with_family
+    from planner.model.power import sustained_clock_fraction
+
+    assert float(sustained_clock_fraction(750.0, 1000.0, 1.0)) == pytest.approx(0.75)
+    assert float(sustained_clock_fraction(750.0, 1000.0, 1 / 3)) == pytest.approx(0.75 ** (1 / 3))
+    assert float(sustained_clock_fraction(1400.0, 1000.0, 1.0)) == 1.0
+    assert float(sustained_clock_fraction(750.0, 0.0, 1.0)) == 1.0
+
+    limited = with_family(cat, "cdna3", full_clock_power_w=1000.0, power_clock_exponent=1.0)
+    unlimited = with_family(cat, "cdna3", full_clock_power_w=0.0)
+    a, c = model_arrays(cat.model("llama-3.1-70b")), cfg(chips=1, batch=1)
+
+    def prefill(catalog, chip):
+        return float(prefill_time(a, hardware_arrays([catalog.accelerator(chip)], catalog), c, 8192.0, 0.0)[0])
+
+    capped = hardware_arrays([limited.accelerator("mi300x")], limited)
+    rated = hardware_arrays([unlimited.accelerator("mi300x")], unlimited)
+    for name in ("flops_bf16", "flops_fp8", "flops_int8"):
+        assert float(getattr(capped, name)[0]) == pytest.approx(0.75 * float(getattr(rated, name)[0]), rel=1e-6)
+    assert float(capped.mem_bw[0]) == float(rated.mem_bw[0])  # the power limit slows the clock, not HBM
+    # prefill of 8k tokens is mostly GEMM time (the per-layer latencies and weight reads are not)
+    assert 1.25 < prefill(limited, "mi300x") / prefill(unlimited, "mi300x") <= 1 / 0.75 + 1e-6
+    assert prefill(limited, "mi325x") == pytest.approx(prefill(unlimited, "mi325x"), rel=1e-6)
+    assert prefill(limited, "mi300x") > 1.25 * prefill(limited, "mi325x")  # same rated peak, less power
+
+
 def test_runs_under_jit_and_vmap(cat):
     a, h = model_arrays(cat.model("llama-3.1-8b")), hw(cat)
     spec, _ = draft_arrays(cat, cat.model("llama-3.1-8b"), Speculative())

@@ -12,6 +12,7 @@ from rich.table import Table
 from planner import render
 from planner.catalog import Catalog, load_catalog
 from planner.errors import InputFileError
+from planner.model.power import sustained_peak_fraction
 from planner.schema import Accelerator, ModelSpec
 
 
@@ -49,6 +50,7 @@ def hardware_record(cat: Catalog, acc: Accelerator) -> dict[str, Any]:
     record["memory_gb"] = acc.memory_gb
     record["memory_gbps"] = acc.memory_gbps
     record["memory_kind"] = "hbm" if acc.hbm_gb > 0 else "sram"
+    record["sustained_peak_fraction"] = sustained_peak_fraction(acc.power_w, cat.family(acc))
     record["file"] = cat.hardware_files[acc.id].name
     return record
 
@@ -161,6 +163,10 @@ def hardware_show(
         out.add_row(field, _value_cell(getattr(acc, field)), acc.sources.get(field, ""))
     out.add_row("memory_gb (derived)", _sig(acc.memory_gb), "hbm_gb, or sram_mb / 1000 on SRAM-only chips")
     out.add_row("memory_gbps (derived)", _sig(acc.memory_gbps), "hbm_gbps, or sram_gbps on SRAM-only chips")
+    fam = cat.family(acc)
+    out.add_row("sustained_peak_fraction (derived)", f"{sustained_peak_fraction(acc.power_w, fam):.2f}",
+                f"of the rated FLOPs: (power_w / {fam.id}'s full_clock_power_w {fam.full_clock_power_w:g} W)"
+                f"^{fam.power_clock_exponent:g}, at most 1; 0 W = the rated peak holds (planner/model/README.md)")
     for api in acc.api_prices:
         speed = f", {_value_cell(api.tokens_per_s)} tok/s" if api.tokens_per_s is not None else ""
         cached = (f", cached in ${_value_cell(api.usd_per_mtok_cached_input)}"

@@ -329,6 +329,15 @@ class CalibrationFamily(Strict):
     host_link_efficiency: float = Field(
         0.8, gt=0, le=1, description="Achieved fraction of the chip-host link in bulk KV copies (DMA)"
     )
+    full_clock_power_w: float = Field(
+        0.0, ge=0, le=1e5, description="Board power at which the family's die holds its rated clock through dense "
+        "GEMMs; a board rated lower sustains (power_w / full_clock_power_w)^power_clock_exponent of its peak "
+        "(planner.model.compute.sustained_clock_fraction). 0 = every board's rated peak holds"
+    )
+    power_clock_exponent: float = Field(
+        1.0, ge=0, le=1, description="Exponent g of the sustained clock f / f_rated = (P / P_full)^g: 1 with the "
+        "voltage at its floor (P ~ f), 1/3 where the voltage scales with the clock (P ~ f^3)"
+    )
     calibrated_from: str = Field(description="Measurements the values were fitted to, or 'prior: ...'")
     prior_from: KebabId | None = Field(
         None, description="Family whose values fill every knob this one does not set: all of them for a family "
