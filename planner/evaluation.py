@@ -465,6 +465,8 @@ def _row(case: EvalCase, replicas: int, v: dict[str, np.ndarray]) -> dict[str, A
         row["arrival_rps"] = case.arrival_rps
         row["ttft_p99_s"], row["tpot_p99_s"] = f("ttft_p99_s"), f("tpot_p99_s")
         row["prefill_utilisation"] = f("prefill_utilisation")
+        row["slot_utilisation"] = f("slot_utilisation")
+        row["slots"] = int(v["slots"]) * replicas
     return row
 
 
@@ -480,5 +482,11 @@ def _why_not(case: EvalCase, acc, row: dict[str, Any]) -> str:
     if row.get("prefill_utilisation") is not None and row["prefill_utilisation"] >= 1.0:
         return (f"arrival_rps = {case.arrival_rps:g} saturates prefill (utilisation "
                 f"{row['prefill_utilisation']:.2f}); lower the load or add chips")
+    if row.get("slot_utilisation") is not None and row["slot_utilisation"] >= 1.0:
+        per_replica = row["slots"] / max(row["replicas"] or 1, 1)
+        limit = "max_batch" if case.max_batch is not None and case.max_batch <= per_replica else "what fits in HBM"
+        return (f"arrival_rps = {case.arrival_rps:g} keeps {row['slot_utilisation'] * row['slots']:,.0f} requests "
+                f"in flight on average, more than the {row['slots']:,} sequences the system can run ({limit}); "
+                "lower the load, add chips or replicas, or use a smaller KV dtype")
     return (f"batch {case.batch} needs {row['memory_gb_per_chip']:.1f} GB per chip, more than "
             f"{usable:.1f} GB usable; lower the batch or use --batch max")

@@ -234,6 +234,47 @@ def test_latency_under_load_follows_mm1_and_stalls_decode():
     assert not np.isfinite(f(latency_under_load(prefill, step, 1.0, 25.0)[0]))  # rho > 1: saturated
 
 
+def test_erlang_c_gives_the_textbook_waiting_probabilities():
+    """M/M/c: one server waits with probability rho; c = 2, a = 1: 1/3; c = 10, a = 8: 0.4092
+    (Erlang C tables); at or beyond a = c every arrival waits."""
+    from planner.model.queueing import erlang_c
+
+    assert f(erlang_c(1.0, 0.7)) == pytest.approx(0.7, rel=1e-5)
+    assert f(erlang_c(2.0, 1.0)) == pytest.approx(1.0 / 3.0, rel=1e-5)
+    assert f(erlang_c(10.0, 8.0)) == pytest.approx(0.40918, rel=1e-3)
+    assert f(erlang_c(16.0, 16.0)) == 1.0 and f(erlang_c(16.0, 20.0)) == 1.0
+
+
+def test_a_request_waits_for_a_decode_slot_when_the_engine_runs_out_of_them(cat):
+    """The same load on the same system with 8 slots (max_batch, i.e. max_num_seqs) instead of
+    hundreds: each request holds a slot from its first prefill chunk through its last token, and
+    with 8 slots at ~90 % busy the M/M/c wait (Erlang C x hold / (c - a)) adds to TTFT, not TPOT.
+    Past 8 busy slots the queue grows without bound: no fit, and the reason names max_batch."""
+    raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "input": 2000, "output": 2000,
+           "weight_dtype": "fp8", "kv_dtype": "fp8", "batch": 8}
+    open_rows = evaluate_cases([case_from_dict({**raw, "arrival_rps": 0.2}, "open")], cat)[0]
+    hold = open_rows["slot_utilisation"] * open_rows["slots"] / 0.2
+    rate = 0.9 * 8 / hold  # 90 % of 8 slots busy
+    wide, narrow, over = evaluate_cases(
+        [case_from_dict({**raw, "arrival_rps": rate}, "wide"),
+         case_from_dict({**raw, "arrival_rps": rate, "max_batch": 8}, "narrow"),
+         case_from_dict({**raw, "arrival_rps": rate * 1.2, "max_batch": 8}, "over")], cat)
+    assert wide["slots"] > 100 and narrow["slots"] == 8
+    assert narrow["slot_utilisation"] == pytest.approx(0.9, rel=0.02)
+    assert narrow["tpot_s"] == pytest.approx(wide["tpot_s"], rel=1e-6)
+    # Erlang C for c = 8 at the offered load the row reports, by its own recursion
+    load = narrow["slot_utilisation"] * 8
+    hold_at_rate = load / rate  # decode is a little slower at this load than at 0.2 requests/s
+    b = 1.0
+    for k in range(1, 9):
+        b = load * b / (k + load * b)
+    wait_prob = b / (1 - load / 8 * (1 - b))
+    expected = wait_prob * hold_at_rate / (8 - load)
+    assert narrow["ttft_s"] - wide["ttft_s"] == pytest.approx(expected, rel=0.03)
+    assert narrow["ttft_p99_s"] > wide["ttft_p99_s"] + expected
+    assert not over["fits"] and over["ttft_s"] is None and "max_batch" in over["reason"]
+
+
 def test_a_chunked_prompt_rides_in_as_many_decode_steps_and_holds_the_queue_for_them():
     """A prompt split into 13 chunks waits the running step's residual, then 13 mixed steps (the
     last emits its token): zero-load TTFT = prefill + 13.5 steps, tail prefill + 13.99 steps. The

@@ -15,6 +15,11 @@ ready at the start, as `vllm bench serve --max-concurrency` runs) starts with a 
 `batch` requests arrive together and their prefills queue one behind another (FCFS), so the i-th
 waits (i - 1) prefills; later requests arrive one at a time as earlier ones finish (the wave's
 stagger persists). Averaged over the run this adds batch / requests x (batch - 1) / 2 prefills.
+Under load a request also needs a decode slot: the engine runs at most as many sequences as fit
+in HBM (and `max_batch`, its max_num_seqs), and one arriving while all are taken waits for one to
+free (vLLM keeps it in its waiting queue; it holds no KV until admitted). Slots are M/M/c servers
+(`slot_wait`): with 100k-token prompts an instance may hold a handful of sequences, and that wait,
+not the prefill queue, is what TTFT shows as the load nears capacity.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from planner.model.offline import evaluate_offline
-from planner.model.queueing import wait_quantile
+from planner.model.queueing import erlang_c, wait_quantile
 from planner.model.types import Arch, Config, Hw, Spec
 
 Q_TAIL = 0.99
@@ -49,6 +54,23 @@ def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps, prompt_s
     return ttft_mean, ttft_tail, tpot, tpot, rho_q
 
 
+def slot_wait(slots, hold_s, arrival_rps):
+    """(mean, p99 wait for a decode slot, slot utilisation a / c) with c = `slots` sequences the
+    engine can run and a = arrival_rps x hold_s offered load (a request holds its slot from
+    admission through its last token). M/M/c: P(W > t) = C e^(-(c - a) t / hold), C from
+    `erlang_c`; exponential holding times make the waits somewhat longer than fixed-length
+    requests see (M/D/c waits about half as long in heavy traffic), the safe side for planning.
+    Infinite once a >= c: the queue of waiting requests grows without bound."""
+    c = jnp.maximum(jnp.floor(slots), 1.0)
+    load = arrival_rps * hold_s
+    wait_prob = erlang_c(c, load)
+    spare = jnp.maximum(c - load, 1e-9)
+    mean = wait_prob * hold_s / spare
+    tail = hold_s / spare * jnp.log(jnp.maximum(wait_prob / (1.0 - Q_TAIL), 1.0))
+    saturated = load >= c
+    return jnp.where(saturated, jnp.inf, mean), jnp.where(saturated, jnp.inf, tail), load / c
+
+
 def first_wave_wait(prefill_s, batch, requests):
     """Mean extra TTFT over a closed-loop run of `requests` at concurrency `batch` from its opening
     wave: n = min(batch, requests) requests arrive at once and wait (n - 1) / 2 prefills on average;
@@ -73,10 +95,16 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
     ttft_mean, ttft_tail, tpot_mean, tpot_tail, rho = latency_under_load(
         out["ttft_s"], out["step_s"], out["tokens_per_step"], arrival_rps, out["prompt_steps"],
         out["prompt_queue_steps"])
-    out["ttft_s"] = jnp.where(loaded, ttft_mean, out["ttft_s"])
+    # a slot is held from admission (its first prefill chunk) to its last token, not while the
+    # request waits in the prefill queue
+    first_token = out["ttft_s"] + (0.5 + out["prompt_steps"]) * out["step_s"]
+    hold = first_token + output_tokens * tpot_mean
+    slot_mean, slot_tail, slot_load = slot_wait(out["slots"], hold, arrival_rps)
+    out["ttft_s"] = jnp.where(loaded, ttft_mean + slot_mean, out["ttft_s"])
     out["tpot_s"] = jnp.where(loaded, tpot_mean, out["tpot_s"])
-    out["ttft_p99_s"] = jnp.where(loaded, ttft_tail, out["ttft_s"])
+    out["ttft_p99_s"] = jnp.where(loaded, ttft_tail + slot_tail, out["ttft_s"])
     out["tpot_p99_s"] = jnp.where(loaded, tpot_tail, out["tpot_s"])
     out["prefill_utilisation"] = jnp.where(loaded, rho, 0.0)
-    out["fits"] = out["fits"] & (~loaded | (rho < 1.0))
+    out["slot_utilisation"] = jnp.where(loaded, slot_load, 0.0)
+    out["fits"] = out["fits"] & (~loaded | ((rho < 1.0) & (slot_load < 1.0)))
     return out

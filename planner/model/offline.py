@@ -74,6 +74,7 @@ def evaluate_offline(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, out
         "decode_tok_s": run_batch * per_step / step,
         "throughput_tok_s": throughput,
         "batch": batch,
+        "slots": batch_max,
         "kv_capacity_tokens": cap_instance,
         "memory_gb_per_chip": used / GB,
         "weights_gb_per_chip": mem["weights"] / GB,

@@ -129,6 +129,32 @@ def kingman_service(service_s, scv):
     return service_s * 0.5 * (1.0 + scv)
 
 
+ERLANG_MAX_SERVERS = 4096
+"""Largest slot count `erlang_c` resolves exactly (offline.MAX_BATCH): beyond it, a request waits as
+if there were this many."""
+
+
+def erlang_c(servers, load):
+    """Probability that an arrival waits in M/M/c with c = `servers` (floored, at least 1) and offered
+    load a = `load` (arrival rate x holding time): Erlang B by its stable recursion
+    B_k = a B_(k-1) / (k + a B_(k-1)), then C = B_c / (1 - (a / c)(1 - B_c)); 1 when a >= c.
+    Exact for any c, unlike the Halfin-Whitt form that `slot_load_limit` inverts (which holds for
+    many slots; an agentic instance with 100k-token prompts may have a handful)."""
+    import jax
+
+    c = jnp.clip(jnp.floor(servers), 1.0, ERLANG_MAX_SERVERS)
+    a = jnp.maximum(load, 0.0)
+
+    def step(k, b):
+        kf = jnp.asarray(k, jnp.float32)
+        return jnp.where(kf <= c, a * b / (kf + a * b), b)
+
+    blocking = jax.lax.fori_loop(1, ERLANG_MAX_SERVERS + 1, step, jnp.ones_like(a * c))
+    rho = a / c
+    waits = blocking / jnp.maximum(1.0 - rho * (1.0 - blocking), 1e-30)
+    return jnp.where(rho >= 1.0, 1.0, jnp.clip(waits, 0.0, 1.0))
+
+
 def slot_load_limit(slots):
     """Largest offered load a (mean busy slots) of `slots` slots whose chance of waiting for a slot
     stays at 5 %: a + beta sqrt(a) = c (Halfin-Whitt square-root staffing, solved for a)."""
