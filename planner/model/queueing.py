@@ -9,6 +9,7 @@ q-quantile wait is S * ln(rho / (1 - q)) / (1 - rho) when rho > 1 - q, else 0.
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 from jax.scipy.special import ndtr, ndtri
 
 from planner.model.staging import repeated
@@ -140,8 +141,6 @@ def erlang_c(servers, load):
     B_k = a B_(k-1) / (k + a B_(k-1)), then C = B_c / (1 - (a / c)(1 - B_c)); 1 when a >= c.
     Exact for any c, unlike the Halfin-Whitt form that `slot_load_limit` inverts (which holds for
     many slots; an agentic instance with 100k-token prompts may have a handful)."""
-    import jax
-
     c = jnp.clip(jnp.floor(servers), 1.0, ERLANG_MAX_SERVERS)
     a = jnp.maximum(load, 0.0)
 
@@ -149,7 +148,7 @@ def erlang_c(servers, load):
         kf = jnp.asarray(k, jnp.float32)
         return jnp.where(kf <= c, a * b / (kf + a * b), b)
 
-    blocking = jax.lax.fori_loop(1, ERLANG_MAX_SERVERS + 1, step, jnp.ones_like(a * c))
+    blocking = lax.fori_loop(1, ERLANG_MAX_SERVERS + 1, step, jnp.ones_like(a * c))
     rho = a / c
     waits = blocking / jnp.maximum(1.0 - rho * (1.0 - blocking), 1e-30)
     return jnp.where(rho >= 1.0, 1.0, jnp.clip(waits, 0.0, 1.0))

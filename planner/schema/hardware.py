@@ -332,7 +332,7 @@ class CalibrationFamily(Strict):
     full_clock_power_w: float = Field(
         0.0, ge=0, le=1e5, description="Board power at which the family's die holds its rated clock through dense "
         "GEMMs; a board rated lower sustains (power_w / full_clock_power_w)^power_clock_exponent of its peak "
-        "(planner.model.compute.sustained_clock_fraction). 0 = every board's rated peak holds"
+        "(planner.model.power.sustained_clock_fraction). 0 = every board's rated peak holds"
     )
     power_clock_exponent: float = Field(
         1.0, ge=0, le=1, description="Exponent g of the sustained clock f / f_rated = (P / P_full)^g: 1 with the "
