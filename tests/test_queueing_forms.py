@@ -89,11 +89,17 @@ def erlang_c(c: int, a: float) -> float:
     return c * b / (c - a * (1.0 - b))
 
 
-@pytest.mark.parametrize("slots", [8, 32, 96, 256])
-def test_slot_limit_keeps_waiting_for_a_slot_near_5_percent(slots: int) -> None:
+@pytest.mark.parametrize("slots", [1, 2, 8, 16, 32, 96, 256])
+def test_slot_limit_keeps_waiting_for_a_slot_at_5_percent(slots: int) -> None:
     a = float(q.slot_load_limit(float(slots)))
     assert 0.0 < a < slots
-    assert 0.02 < erlang_c(slots, a) < 0.10  # the square-root rule is asymptotic: 9 % at 8 slots, 5.6 % at 256
+    assert erlang_c(slots, a) == pytest.approx(0.05, abs=2e-4)  # exact up to 256 slots (M/M/1: rho = 0.05)
+
+
+@pytest.mark.parametrize("slots", [257, 512, 1024])
+def test_above_the_exact_table_the_square_root_rule_stays_near_5_percent(slots: int) -> None:
+    a = float(q.slot_load_limit(float(slots)))
+    assert 0.05 < erlang_c(slots, a) < 0.056  # Halfin-Whitt is asymptotically exact: 5.6 % at 257
 
 
 def test_slot_rate_solves_its_condition() -> None:

@@ -23,7 +23,7 @@ KV transfer (per request, prefill instance -> decode instance):
 Decode pool (no prefill interference: TPOT = step / tokens per step, no 1 / (1 - rho) stall):
   capacity = batch x tokens per step / (step x output tokens) requests/s per instance; an instance
   carries at most util_max of it, and no more than keeps 5 % of requests waiting for a slot
-  (Halfin-Whitt, queueing.slot_load_limit).
+  (Erlang C, queueing.slot_load_limit).
 The bill is both pools' chips plus the host memory each occupies (prefix cache, offloaded KV).
 All functions broadcast, so one call evaluates every option of a pool.
 """
@@ -254,7 +254,7 @@ def decode_pool(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight
     step50, tok50, step95, tok95 = md["step50"], md["tok50"], md["step95"], md["tok95"]
     tpot50, tpot95 = step50 / tok50, step95 / tok95
     mu = batch * tok50 / (step50 * ld.out_mean)
-    # busy slots at most where 5 % of requests wait for one (Halfin-Whitt, as aggregated serving)
+    # busy slots at most where 5 % of requests wait for one (Erlang C, as aggregated serving)
     lam_slots = slot_load_limit(batch) * tok50 / (step50 * ld.out_mean)
     replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.minimum(ld.util_max * mu, lam_slots)), 1.0)
     replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas

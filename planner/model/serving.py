@@ -3,7 +3,7 @@
 Per instance (one replica on `chips` chips, up to `batch` sequences in flight):
 - capacity mu (requests/s) = 1 / (E[prefill service] + E[output] * step / (E_tokens * batch));
 - the most load one instance may carry is the smallest of: util_max * mu; the load at which 5 % of
-  requests wait for a decode slot (Halfin-Whitt); the prefill load whose p95 wait still fits the
+  requests wait for a decode slot (Erlang C); the prefill load whose p95 wait still fits the
   TTFT SLO; the one whose TPOT p95 still fits the TPOT SLO. Replicas = ceil(arrival / that load),
   so operators over-provision to meet latency and a configuration's feasibility never depends on
   the arrival rate (the bill is monotone in it);
