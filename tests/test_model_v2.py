@@ -275,6 +275,22 @@ def test_a_request_waits_for_a_decode_slot_when_the_engine_runs_out_of_them(cat)
     assert not over["fits"] and over["ttft_s"] is None and "max_batch" in over["reason"]
 
 
+def test_under_a_load_batch_max_runs_the_sequences_the_load_keeps_in_flight(cat):
+    """With `batch = "max"` and a Poisson load, the engine runs what the load keeps in flight
+    (Little's law: arrival x slot holding time), not every sequence that fits: the answer is the
+    fixed point, so pinning the batch it reports gives the same TPOT, and pricing every step at the
+    full slot count (the pinned memory maximum) is slower."""
+    raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "input": 2000, "output": 2000,
+           "weight_dtype": "fp8", "kv_dtype": "fp8", "arrival_rps": 3.0, "replicas": 1, "batch": "max"}
+    free = evaluate_cases([case_from_dict(raw, "free")], cat)[0]
+    assert 10 < free["batch"] < free["slots"] / 2  # the load, not the memory, sets it
+    assert free["batch"] == pytest.approx(free["slot_utilisation"] * free["slots"], abs=1.0)  # Little's law
+    pinned, full = evaluate_cases([case_from_dict({**raw, "batch": free["batch"]}, "pinned"),
+                                   case_from_dict({**raw, "batch": free["slots"]}, "full")], cat)
+    assert pinned["tpot_s"] == pytest.approx(free["tpot_s"], rel=0.02)
+    assert full["tpot_s"] > 1.1 * free["tpot_s"]
+
+
 def test_a_chunked_prompt_rides_in_as_many_decode_steps_and_holds_the_queue_for_them():
     """A prompt split into 13 chunks waits the running step's residual, then 13 mixed steps (the
     last emits its token): zero-load TTFT = prefill + 13.5 steps, tail prefill + 13.99 steps. The
