@@ -142,8 +142,9 @@ def erlang_c(servers, load):
     """Probability that an arrival waits in M/M/c with c = `servers` (floored, at least 1) and offered
     load a = `load` (arrival rate x holding time): Erlang B by its stable recursion
     B_k = a B_(k-1) / (k + a B_(k-1)), then C = B_c / (1 - (a / c)(1 - B_c)); 1 when a >= c.
-    Exact for any c, unlike the Halfin-Whitt form that `slot_load_limit` inverts (which holds for
-    many slots; an agentic instance with 100k-token prompts may have a handful)."""
+    Exact for any c (an agentic instance with 100k-token prompts may have a handful of slots);
+    `planner eval` prices slot waits with it. The search's `slot_load_limit` uses a table of its
+    inverse instead (`exact_slot_load_limits`): a 4,096-step loop per configuration would not do."""
     c = jnp.clip(jnp.floor(servers), 1.0, ERLANG_MAX_SERVERS)
     a = jnp.maximum(load, 0.0)
 
