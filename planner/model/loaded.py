@@ -127,8 +127,9 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
         return (jnp.where(load_sets_batch, step_r, out["step_s"]),
                 jnp.where(load_sets_batch, per_step_r, out["tokens_per_step"]))
 
-    start = jnp.broadcast_arrays(out["step_s"] + 0.0 * out["batch"], out["tokens_per_step"] + 0.0 * out["batch"])
-    step_s, per_step = lax.fori_loop(0, RUNNING_BATCH_ROUNDS, settle, tuple(start))
+    # the loop's carry keeps one shape: every row's step, as the running batch gives them
+    start = tuple(jnp.broadcast_arrays(out["step_s"], out["tokens_per_step"], out["batch"])[:2])
+    step_s, per_step = lax.fori_loop(0, RUNNING_BATCH_ROUNDS, settle, start)
     (ttft_mean, ttft_tail, tpot_mean, tpot_tail, rho), hold = under_load(step_s, per_step)
     slot_mean, slot_tail, slot_load = slot_wait(out["slots"], hold, arrival_rps)
     out["batch"] = running_batch(hold)

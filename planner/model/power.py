@@ -1,14 +1,13 @@
 """What a board's power limit lets its matrix units sustain of their rated peak.
 
-NumPy, not JAX: it is applied once per chip when the catalog becomes arrays (`planner.lowering`),
-not inside the kernels, and `planner hardware show` prints it without importing JAX."""
+Plain Python, not JAX: it is applied once per chip when the catalog becomes arrays
+(`planner.lowering`), not inside the kernels, and `planner hardware show` prints it without
+importing JAX."""
 
 from __future__ import annotations
 
-import numpy as np
 
-
-def sustained_clock_fraction(power_w, full_clock_power_w, exponent):
+def sustained_clock_fraction(power_w: float, full_clock_power_w: float, exponent: float) -> float:
     """Fraction of its rated peak a chip's matrix units sustain under its board power limit.
 
     A vendor that rates several boards of one die at one peak (AMD: MI300X at 750 W and MI325X at
@@ -18,8 +17,9 @@ def sustained_clock_fraction(power_w, full_clock_power_w, exponent):
     with g = 1 where the voltage already sits at its floor and g = 1/3 where it scales with f.
     `full_clock_power_w` = 0 means the chip's own rated peak holds (vendors that rate each board at
     its own clock, as NVIDIA does for H100 SXM / NVL / PCIe)."""
-    ratio = np.where(np.asarray(full_clock_power_w) > 0, power_w / np.maximum(full_clock_power_w, 1e-9), 1.0)
-    return np.minimum(ratio, 1.0) ** exponent
+    if full_clock_power_w <= 0:
+        return 1.0
+    return min(power_w / full_clock_power_w, 1.0) ** exponent
 
 
 def sustained_peak_fraction(power_w: object, family: object) -> float:
@@ -27,4 +27,4 @@ def sustained_peak_fraction(power_w: object, family: object) -> float:
     full-clock power (`full_clock_power_w` = 0)."""
     if not isinstance(power_w, int | float):
         return 1.0
-    return float(sustained_clock_fraction(float(power_w), family.full_clock_power_w, family.power_clock_exponent))
+    return sustained_clock_fraction(float(power_w), family.full_clock_power_w, family.power_clock_exponent)
