@@ -40,6 +40,7 @@ BOUNDS = {
     "moe_layer_latency_us": np.arange(0.0, 200.001, 5.0),
     "host_link_efficiency": np.arange(0.50, 0.9501, 0.025),
     "power_clock_exponent": np.arange(0.0, 1.0001, 0.05),  # 0: no power limit; 1/3 (P ~ f^3) to 1 (P ~ f)
+    "admission_interval_steps": np.arange(1.0, 16.001, 0.5),  # 1: every step; multi-step schedulers run more
 }
 DATAFLOW_FAMILIES = ("groq", "cerebras", "sambanova")
 GPU_LAYER_FLOOR_US = 8.0

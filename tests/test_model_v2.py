@@ -234,6 +234,37 @@ def test_latency_under_load_follows_mm1_and_stalls_decode():
     assert not np.isfinite(f(latency_under_load(prefill, step, 1.0, 25.0)[0]))  # rho > 1: saturated
 
 
+def test_a_scheduler_that_admits_every_n_steps_makes_a_new_request_wait_half_an_interval():
+    """A request arriving at a random moment meets the residual of the admission interval: N / 2
+    steps on average, 0.99 N at the 99th percentile (one step apart for N = 1); TPOT is untouched."""
+    prefill, step = 0.05, 0.02
+    every = [tuple(f(x) for x in latency_under_load(prefill, step, 1.0, 10.0, 1.0, 0.0, n)) for n in (1.0, 10.0)]
+    (ttft1, ttft99_1, tpot1, _, rho1), (ttft10, ttft99_10, tpot10, _, rho10) = every
+    assert ttft10 - ttft1 == pytest.approx(4.5 * step, rel=1e-4)
+    assert ttft99_10 - ttft99_1 == pytest.approx(0.99 * 9 * step, rel=1e-4)
+    assert (tpot10, rho10) == pytest.approx((tpot1, rho1))
+
+
+def test_eval_under_load_waits_for_the_families_admission_interval(cat):
+    """The same MI300X Server case with the family's interval and with admission at every step: the
+    mean TTFT differs by (N - 1) / 2 of the case's decode steps and the p99 by 0.99 (N - 1) of them
+    (a step is at most TPOT x tokens per step: decode also stalls for prefills); TPOT does not move."""
+    import dataclasses
+
+    raw = {"hardware": "mi300x", "model": "llama-2-70b", "chips": 8, "batch": 3560, "arrival_rps": 81.68,
+           "input": 222, "output": 301, "weight_dtype": "fp8", "kv_dtype": "fp8"}
+    fam = cat.calibration["cdna3"]
+    assert fam.admission_interval_steps > 1.0
+    every_step = dataclasses.replace(cat, calibration={**cat.calibration,
+                                                       "cdna3": fam.model_copy(update={"admission_interval_steps": 1.0})})
+    (slow,) = evaluate_cases([case_from_dict(raw, "a")], cat)
+    (fast,) = evaluate_cases([case_from_dict(raw, "a")], every_step)
+    mean_extra, tail_extra = slow["ttft_s"] - fast["ttft_s"], slow["ttft_p99_s"] - fast["ttft_p99_s"]
+    assert slow["tpot_s"] == pytest.approx(fast["tpot_s"], rel=1e-6)
+    assert tail_extra / mean_extra == pytest.approx(0.99 / 0.5, rel=1e-3)
+    assert 0 < mean_extra <= (fam.admission_interval_steps - 1.0) / 2.0 * slow["tpot_s"] * slow["tokens_per_step"]
+
+
 def test_erlang_c_gives_the_textbook_waiting_probabilities():
     """M/M/c: one server waits with probability rho; c = 2, a = 1: 1/3; c = 10, a = 8: 0.4092
     (Erlang C tables); at or beyond a = c every arrival waits."""

@@ -57,6 +57,28 @@ def test_one_request_alone_reproduces_eval(tmp_path, catalog, invoke):
     assert (rec.finish_s[0] - rec.first_s[0]) / 99 == pytest.approx(row["tpot_s"], rel=2e-5)
 
 
+def test_a_scheduler_admitting_every_n_steps_delays_first_tokens_by_half_an_interval(tmp_path, catalog):
+    """Four long requests keep the replica stepping; short probes arrive one at a time at scattered
+    phases. Admitting every 8 steps instead of every step adds 3.5 steps to their mean TTFT (the
+    residual of an 8-step interval is 4 steps on average, of a 1-step one half a step)."""
+    import dataclasses
+
+    sp = sim_plan(dict(H100_PLAN, batch=8), scenario(tmp_path, catalog), catalog)
+    probes = 150
+    arrival = [0.0] * 4 + [1.0 + 0.3137 * i for i in range(probes)]
+    reqs = sim_requests([100] * (4 + probes), [9000] * 4 + [2] * probes, arrival)
+
+    def ttft_and_step(every: float):
+        pool = sp.serve
+        pool = dataclasses.replace(pool, hw=pool.hw._replace(admission_steps=np.float64(every)))
+        rec = run(dataclasses.replace(sp, pools=(pool,)), reqs).records
+        step = float(np.mean((rec.finish_s[:4] - rec.first_s[:4]) / (9000 - 1)))
+        return float(np.mean(rec.first_s[4:] - reqs.arrival_s[4:])), step
+
+    (ttft1, step), (ttft8, _) = ttft_and_step(1.0), ttft_and_step(8.0)
+    assert (ttft8 - ttft1) / step == pytest.approx(3.5, rel=0.15)
+
+
 def test_prefill_chunks_add_up_to_the_whole_prompt(tmp_path, catalog):
     """A prompt longer than the step budget is prefilled over several steps whose shares sum to
     one prefill of the whole prompt (first token at exactly that time)."""
@@ -138,6 +160,9 @@ def test_sampled_acceptance_matches_expected_tokens(alpha, k):
         class pool:  # noqa: N801
             class cfg:  # noqa: N801
                 prefix_cache = 0.0
+
+            class hw:  # noqa: N801
+                admission_steps = 1.0
 
         def acceptance(self, ctx):
             return np.full(np.shape(ctx), alpha)

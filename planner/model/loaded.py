@@ -2,8 +2,9 @@
 
 Under load (`arrival_rps` per replica > 0) the same serving model as `planner solve` applies:
 prefill is one server per replica (M/M/1: mean wait rho S / (1 - rho), q-quantile from
-`wait_quantile`); a new request joins at the end of the running decode step (half a step on
-average, a whole one at the tail) and its prefill runs in chunks inside the next mixed steps (one
+`wait_quantile`); a new request joins at the scheduler's next admission (every step on most
+engines: half a step on average, a whole one at the tail; every N steps where the family's engines
+admit every N, `Hw.admission_steps`) and its prefill runs in chunks inside the next mixed steps (one
 per per-step prefill budget: the chunk less the batch's decode tokens, as serving.py has it), the
 last of which emits the first token with the whole batch's decode; the prefill queue's server is
 held for those steps' decode too; decode pauses while prefills run, so TPOT = step / E_tokens /
@@ -43,12 +44,14 @@ left 14 % (Llama 3.1 8B, 2k/2k prompts at 3 requests/s on one H100: batch 61 of 
 `fori_loop`: unrolled, twenty rounds took three minutes to compile."""
 
 
-def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps, prompt_steps=1.0, queue_steps=0.0):
+def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps, prompt_steps=1.0, queue_steps=0.0,
+                       admission_steps=1.0):
     """(mean TTFT, p99 TTFT, mean TPOT, p99 TPOT, prefill utilisation) at `arrival_rps` per replica.
 
     As in serving.py: the prefill queue's server is held for the prefill and for the decode of the
     steps its chunks ride in (`queue_steps` = prompt tokens / per-step budget); the request meets
-    the running step's residual, then its `prompt_steps` chunked steps, the last emitting its token."""
+    the residual of the scheduler's admission interval (`admission_steps` steps), then its
+    `prompt_steps` chunked steps, the last emitting its token."""
     rho = arrival_rps * prefill_s
     s_queue = prefill_s + queue_steps * step_s
     rho_q = arrival_rps * s_queue
@@ -57,8 +60,8 @@ def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps, prompt_s
     saturated = rho_q >= 1.0
     wait_mean = jnp.where(saturated, jnp.inf, rho_qc / (1.0 - rho_qc) * s_queue)
     wait_tail = wait_quantile(rho_q, s_queue, Q_TAIL)
-    ttft_mean = wait_mean + prefill_s + (0.5 + prompt_steps) * step_s
-    ttft_tail = wait_tail + prefill_s + (Q_TAIL + prompt_steps) * step_s
+    ttft_mean = wait_mean + prefill_s + (0.5 * admission_steps + prompt_steps) * step_s
+    ttft_tail = wait_tail + prefill_s + (Q_TAIL * admission_steps + prompt_steps) * step_s
     stall = jnp.where(rho >= 1.0, jnp.inf, 1.0 / (1.0 - rho_c))
     tpot = step_s / tokens_per_step * stall
     return ttft_mean, ttft_tail, tpot, tpot, rho_q
@@ -99,7 +102,7 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
     # batch, so it meets the same step residual and mixed step as under an open load
     joined = (cfg.batch > 1.0) & (arrival_rps <= 0)
     wave = first_wave_wait(out["ttft_s"], out["batch"], requests)
-    joined_ttft = out["ttft_s"] + (0.5 + out["prompt_steps"]) * out["step_s"] + wave
+    joined_ttft = out["ttft_s"] + (0.5 * hw.admission_steps + out["prompt_steps"]) * out["step_s"] + wave
     out["ttft_s"] = jnp.where(joined, joined_ttft, out["ttft_s"])
     loaded = arrival_rps > 0
     # `batch = "max"` under a load: the load, not the memory, sets how many sequences run (Little's
@@ -112,7 +115,7 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
         """Latencies at this step, and how long a request holds its slot: from admission (its
         first prefill chunk) to its last token, not while it waits in the prefill queue."""
         lat = latency_under_load(out["ttft_s"], step_s, per_step, arrival_rps, out["prompt_steps"],
-                                 out["prompt_queue_steps"])
+                                 out["prompt_queue_steps"], hw.admission_steps)
         hold = out["ttft_s"] + (0.5 + out["prompt_steps"]) * step_s + output_tokens * lat[2]
         return lat, hold
 

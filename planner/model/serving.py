@@ -10,8 +10,9 @@ Per instance (one replica on `chips` chips, up to `batch` sequences in flight):
 - prefill queue, M/G/1: the server is held for the prefill and the decode of the chunked steps it
   rides in; its service varies with the uncached tokens (cs^2 of the hit/miss mixture of capped
   log-normal prompts), so the M/M/1 wait is scaled by (1 + cs^2) / 2 (Kingman);
-  TTFT_q = wait_q + prefill(length quantile) + (q + chunks) decode steps (the residual of the
-  running step, then the mixed steps the prompt's chunks ride in, the last emitting the token);
+  TTFT_q = wait_q + prefill(length quantile) + (q x N + chunks) decode steps (the residual of the
+  scheduler's admission interval, N steps: 1 for engines that admit at every step; then the mixed
+  steps the prompt's chunks ride in, the last emitting the token);
 - TPOT_q = step(batch, context quantile) / E_tokens / (1 - rho_p) (decode shares steps with
   prefills) + z_q x the spread of that stall across requests (compound Poisson over a request's
   decode steps; queueing.tpot_tail_sd);
@@ -318,14 +319,17 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     def load_per_instance():
         cells, reload_per_token = pc["cells"], pc["reload_per_token"]
         prefill50, cached50, prefill95, cached95 = pc["prefill50"], pc["cached50"], pc["prefill95"], pc["cached95"]
-        # a new request joins when the running step ends (a uniform residual: its q-quantile is q steps)
-        # and its prefill runs in chunks inside the next mixed steps, the last of which emits its
-        # first token with the batch's decode: continuous batching adds (q + chunks) steps
+        # a new request joins at the scheduler's next admission, every `admission_steps` steps (a
+        # uniform residual: its q-quantile is q intervals), and its prefill runs in chunks inside the
+        # next mixed steps, the last of which emits its first token with the batch's decode:
+        # continuous batching adds (q x interval + chunks) steps
         budget = pc["budget"]
         steps50 = prefill_steps(_read(pc["uncached50"], cells), budget)
         steps95 = prefill_steps(_read(pc["uncached95"], cells), budget)
-        service50 = _read(prefill50, cells) + _read(cached50, cells) * reload_per_token + (0.5 + steps50) * step50
-        service95 = _read(prefill95, cells) + _read(cached95, cells) * reload_per_token + (0.95 + steps95) * step95
+        admit = hw.admission_steps
+        service50 = _read(prefill50, cells) + _read(cached50, cells) * reload_per_token + (0.5 * admit + steps50) * step50
+        service95 = (_read(prefill95, cells) + _read(cached95, cells) * reload_per_token
+                     + (0.95 * admit + steps95) * step95)
         lam_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_wait, 0.95) / s_queue
         rho_tpot = max_rho_for_tpot(ld.tpot_slo_s, step95 / tok95, s_prefill, scv, decode_steps, Z95)
         rho_cap = jnp.minimum(lam_ttft * s_prefill, rho_tpot)  # the prefill load the SLOs allow

@@ -338,6 +338,11 @@ class CalibrationFamily(Strict):
         1.0, ge=0, le=1, description="Exponent g of the sustained clock f / f_rated = (P / P_full)^g: 1 with the "
         "voltage at its floor (P ~ f), 1/3 where the voltage scales with the clock (P ~ f^3)"
     )
+    admission_interval_steps: float = Field(
+        1.0, ge=1, le=64, description="Engine steps between the scheduler's admissions of new prompts while a batch "
+        "runs: a request arriving at a random moment waits half an interval for its prefill to start (1: every "
+        "step, as vLLM V1, SGLang and TensorRT-LLM schedule by default; vLLM V0's --num-scheduler-steps N runs N)"
+    )
     calibrated_from: str = Field(description="Measurements the values were fitted to, or 'prior: ...'")
     prior_from: KebabId | None = Field(
         None, description="Family whose values fill every knob this one does not set: all of them for a family "

@@ -3,7 +3,7 @@
 `evaluate_serving` (planner/model/serving.py) reports p50 and p95; the simulator also shows p99. This
 module restates the lines of `evaluate_serving` that depend on the percentile q (TTFT = M/G/1
 wait_q + prefill at the length quantile of the hit/miss mixture, read from the model's own table,
-+ (q + chunks) steps; TPOT = step at the batch-mean context quantile / tokens per step / (1 - rho)
++ (q x admission interval + chunks) steps; TPOT = step at the batch-mean context quantile / tokens per step / (1 - rho)
 + z_q x the stall's spread across requests), on
 top of the intermediate values evaluate_serving returns. tests/test_simulate.py checks that q = 0.5 and 0.95 reproduce evaluate_serving's p50 and
 p95 exactly, so the two cannot drift apart.
@@ -61,7 +61,7 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
         service, uncached = _service(m, plan, hit, reload_per_token, q)
         steps = float(m["serving"].prefill_steps(np.float64(uncached), np.float64(budget)))
         ttft[q] = (float(q_mod.wait_quantile(np.float64(lam * s_queue), np.float64(s_wait), q)) + service
-                   + (q + steps) * float(step))
+                   + (q * float(hw.admission_steps) + steps) * float(step))
         tpot[q] = float(step) / float(tok) * stall + z * spread
     return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit,
             "replicas": instances, "screen_replicas": float(out["replicas"]),

@@ -1,6 +1,8 @@
 """One replica, iteration by iteration, like a continuous-batching engine (vLLM / SGLang scheduler).
 
-Each step: admit waiting requests first come first served while fewer than `batch` run and their
+Each step (or every N steps while a batch runs, where the hardware family's engines admit new prompts
+every N: `Hw.admission_steps`; at once when idle): admit waiting requests first come first served
+while fewer than `batch` run and their
 whole prompt fits in the KV pool (HBM left after weights and workspace; cached prefix blocks are
 evicted to make room); every decoding sequence scores k + 1 tokens, and the rest of the per-step
 token budget (the model's prefill chunk) goes to prompts in admission order (chunked prefill mixed
@@ -86,6 +88,10 @@ class Replica:
         self.prefill_s = 0.0  # of which prefill chunks
         self.window = (0.0, np.inf)
         self.steps = 0
+        # the scheduler admits new prompts every `admit_every` steps while a batch runs (a fixed grid
+        # of step counts; fractional intervals alternate), at once when the replica is idle
+        self.admit_every = float(np.asarray(costs.pool.hw.admission_steps)) if role == "serve" else 1.0
+        self.next_admission = 0.0
         self.series_t: list[float] = []
         self.series_waiting: list[int] = []
         self.series_running: list[int] = []
@@ -265,7 +271,9 @@ class Replica:
         q = self.k + 1
         while self.running and not self._fits(self.d_rid.size * q):
             self._preempt_newest()
-        self._admit()
+        due = self._admission_due()
+        if due:
+            self._admit()
         self.series_t.append(self.clock)
         self.series_waiting.append(len(self.waiting))
         self.series_running.append(self.running)
@@ -274,8 +282,31 @@ class Replica:
             return
         if self.prefilling:
             self._mixed_step()
+        elif not due and self.waiting:  # requests wait for the next admission: run the steps until it
+            self._decode_run(np.inf, max(int(np.ceil(self.next_admission)) - self.steps, 1))
         else:
             self._decode_run(stop_at if self.running < self.batch else np.inf)
+
+    def _admission_due(self) -> bool:
+        """Whether the scheduler admits new prompts before this step: always on an idle replica (which
+        starts a new interval) or with one-step intervals; otherwise at the admissions of a fixed grid,
+        `admit_every` steps apart (at step ceil(b) for a grid point b). Points that decode runs passed
+        with nobody waiting are spent: a run stops at an arrival, and with someone waiting at the
+        next point (`step`), so a request never skips one."""
+        if self.admit_every <= 1.0:
+            return True
+        if self.running == 0:
+            self.next_admission = self.steps + self.admit_every
+            return True
+        behind = np.ceil(self.next_admission) < self.steps
+        if behind:
+            self.next_admission += np.ceil((self.steps - np.ceil(self.next_admission)) / self.admit_every) * self.admit_every
+            while np.ceil(self.next_admission) < self.steps:
+                self.next_admission += self.admit_every
+        if np.ceil(self.next_admission) != self.steps:
+            return False
+        self.next_admission += self.admit_every
+        return True
 
     def _mixed_step(self) -> None:
         q = self.k + 1
@@ -330,12 +361,12 @@ class Replica:
         if done.any():
             self._finish(done)
 
-    def _decode_run(self, stop_at: float) -> None:
+    def _decode_run(self, stop_at: float, max_steps: int = MAX_RUN) -> None:
         q = self.k + 1
         n = int(self.d_rid.size)
         # every step emits at least one token per sequence, so the first finishes within min(left)
         # steps; steps only lengthen as contexts grow, so stop_at is reached within `until` steps
-        steps = int(min(self.d_left.min(), MAX_RUN))
+        steps = int(min(self.d_left.min(), MAX_RUN, max_steps))
         if np.isfinite(stop_at):
             first = float(self.costs.table.step(n, self.d_ctx.mean() + 1.0))
             steps = int(min(steps, max(np.ceil((stop_at - self.clock) / max(first, 1e-12)), 0) + 1))
