@@ -48,9 +48,11 @@ def test_median_error_within_8_percent_and_every_case_within_30(scored, files):
     assert np.all(np.abs(errs) <= 0.30), (cases[worst].raw, errs[worst])
 
 
-def test_other_chips_median_error(scored):
-    _, errs = _of(scored, "chips")
+def test_other_chips_median_error_within_15_percent_and_every_case_within_50(scored):
+    cases, errs = _of(scored, "chips")
+    worst = int(np.argmax(np.abs(errs)))
     assert np.median(np.abs(errs)) <= 0.15
+    assert np.all(np.abs(errs) <= 0.50), (cases[worst].raw, errs[worst])
 
 
 def test_long_prompt_predictions_are_not_one_sided(scored):
