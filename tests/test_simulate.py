@@ -177,12 +177,17 @@ def test_sampled_acceptance_matches_expected_tokens(alpha, k):
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10_000), rate=st.floats(0.2, 20.0))
-def test_every_request_is_accounted_for(tmp_path_factory, catalog, seed, rate):
+@given(seed=st.integers(0, 10_000), rate=st.floats(0.2, 20.0), every=st.sampled_from([1.0, 3.5, 8.0]))
+def test_every_request_is_accounted_for(tmp_path_factory, catalog, seed, rate, every):
     """Invariants of any run: a measured request is finished, unfinished or rejected; first token
-    never before arrival, finish never before first token; every finished request got its tokens."""
+    never before arrival, finish never before first token; every finished request got its tokens;
+    with admissions every `every` steps too."""
+    import dataclasses
+
     sc = scenario(tmp_path_factory.mktemp("s"), catalog, rate=rate, turns=3)
     sp = sim_plan(dict(H100_PLAN, batch=8, prefix_cache=True, replicas=2), sc, catalog)
+    pool = dataclasses.replace(sp.serve, hw=sp.serve.hw._replace(admission_steps=np.float64(every)))
+    sp = dataclasses.replace(sp, pools=(pool,))
     reqs = arrivals.synthetic(sp.load, 30.0, seed)
     opts = fleet.Options(duration_s=30.0, seed=seed, warmup_s=0.0, router="least-loaded")
     out = fleet.run(sp, reqs, opts)
