@@ -250,6 +250,18 @@ def test_a_faster_chip_never_raises_the_bill(factor, hw):
 
 
 @SEARCH_SETTINGS
+@given(every=st.floats(1.0, 16.0), longer=st.floats(1.0, 4.0), ttft=st.floats(0.2, 2.0))
+def test_a_scheduler_that_admits_less_often_never_lowers_the_bill(every, longer, ttft):
+    """New prompts admitted every N steps wait N / 2 of them: a longer interval can only cost."""
+    from planner.calibrate import with_family
+
+    sc = scenario(**{"slo.ttft_p95_s": ttft, "search.hardware": ["mi300x"]})
+    often = bill(sc, with_family(CATALOG, "cdna3", admission_interval_steps=every))
+    seldom = bill(sc, with_family(CATALOG, "cdna3", admission_interval_steps=every * longer))
+    assert _le(often, seldom)
+
+
+@SEARCH_SETTINGS
 @given(fraction=st.floats(0.3, 0.95), more=st.floats(0.0, 0.05))
 def test_more_usable_memory_never_raises_the_bill(fraction, more):
     assert _le(bill(scenario(**{"serving.hbm_fraction": fraction + more})),
