@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 MIN_BAND_CASES = 8  # fewer held-out cases than this: the band is at least as wide as the pooled one
+METRIC_BAND_CLASSES = ("first_token", "decode")
 
 
 def time_ratio(m: Measurement, err: float) -> float:
@@ -189,35 +190,59 @@ def time_ratio(m: Measurement, err: float) -> float:
     return 1.0 / (1.0 + err) if METRIC_CLASS.get(m.metric) in ("TTFT", "TPOT") else 1.0 + err
 
 
-def band_table(scored: list[Measurement], held: dict[int, float], catalog: Catalog):
-    """(per fitted family: (p10, p90, cases), uncalibrated: (p10, p90, cases)) of measured/predicted time.
+def band_class(m: Measurement) -> str:
+    """Which of a band's metric classes a case informs (planner/uncertainty.py, METRIC_BANDS)."""
+    return "first_token" if m.metric in ("ttft_s", "prefill_tok_s") else "decode"
 
-    A fitted family with few held-out cases is at least as wide as the pooled p10-p90; one with no
+
+def band_table(scored: list[Measurement], held: dict[int, float], catalog: Catalog):
+    """(per fitted family, uncalibrated) bands of measured/predicted time: each a dict of
+    "all" (every case: the bill's band) and one entry per metric class ("first_token": TTFT and
+    prefill; "decode": TPOT and throughputs), each (p10, p90, cases).
+
+    A fitted family with few held-out cases is at least as wide as the pooled p10-p90; a metric
+    class with few of the family's cases takes the family's band for every metric; a family with no
     held-out group at all (all its cases from one source) and every family on priors take the
-    envelope of the fitted families' bands: the widest error seen out of sample."""
-    ratios: dict[str, list[float]] = {}
+    envelope of the fitted families' bands, class by class: the widest error seen out of sample."""
+    ratios: dict[str, list[tuple[str, float]]] = {}
     for m in scored:
         e = held[id(m)]
         if np.isfinite(e):
-            ratios.setdefault(m.family, []).append(time_ratio(m, e))
-    pooled = np.array([r for rs in ratios.values() for r in rs])
+            ratios.setdefault(m.family, []).append((band_class(m), time_ratio(m, e)))
+    pooled = np.array([r for rs in ratios.values() for _, r in rs])
     pooled_80 = (float(np.quantile(pooled, 0.10)), float(np.quantile(pooled, 0.90)))
     per_family = {}
     for fam, rs in ratios.items():
         if not catalog.calibration[fam].fitted:
             continue
-        lo, hi = float(np.quantile(rs, 0.10)), float(np.quantile(rs, 0.90))
-        if len(rs) < MIN_BAND_CASES:
+        every = [r for _, r in rs]
+        lo, hi = float(np.quantile(every, 0.10)), float(np.quantile(every, 0.90))
+        if len(every) < MIN_BAND_CASES:
             lo, hi = min(lo, pooled_80[0]), max(hi, pooled_80[1])
-        per_family[fam] = (min(lo, 1.0), max(hi, 1.0), len(rs))
-    return with_envelope(per_family, catalog, len(pooled))
+        family = {"all": (min(lo, 1.0), max(hi, 1.0), len(every))}
+        for cls in METRIC_BAND_CLASSES:
+            of_class = [r for c, r in rs if c == cls]
+            if len(of_class) < MIN_BAND_CASES:
+                family[cls] = (family["all"][0], family["all"][1], len(of_class))
+            else:
+                family[cls] = (min(float(np.quantile(of_class, 0.10)), 1.0),
+                               max(float(np.quantile(of_class, 0.90)), 1.0), len(of_class))
+        per_family[fam] = family
+    counts = {"all": len(pooled), **{cls: sum(c == cls for rs in ratios.values() for c, _ in rs)
+                                     for cls in METRIC_BAND_CLASSES}}
+    return with_envelope(per_family, catalog, counts)
 
 
-def with_envelope(per_family: dict[str, tuple[float, float, int]], catalog: Catalog, pooled_cases: int):
-    envelope = (min(v[0] for v in per_family.values()), max(v[1] for v in per_family.values()), pooled_cases)
+def with_envelope(per_family: dict[str, dict[str, tuple[float, float, int]]], catalog: Catalog,
+                  counts: dict[str, int]):
+    """Fill the fitted families without held-out cases, and the uncalibrated entry, with the envelope
+    of the fitted families' bands, per class (`counts`: the held-out cases behind each)."""
+    envelope = {key: (min(f[key][0] for f in per_family.values()), max(f[key][1] for f in per_family.values()),
+                      counts[key])
+                for key in ("all", *METRIC_BAND_CLASSES)}
     for fam, cal in catalog.calibration.items():
         if cal.fitted and fam not in per_family:
-            per_family[fam] = (envelope[0], envelope[1], 0)
+            per_family[fam] = {key: (lo, hi, 0) for key, (lo, hi, _) in envelope.items()}
     return per_family, envelope
 
 

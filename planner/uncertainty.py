@@ -8,8 +8,11 @@ get the `[uncalibrated]` band, the envelope of the fitted families' bands (the w
 out of sample), and are marked "uncalibrated" wherever a plan is shown; a fitted family with no
 held-out group (all its cases from one source) takes the same envelope.
 
-A time t is reported with [t x p10, t x p90]; a rate r (tokens/s) with [r / p90, r / p10]; a bill
-scales with the fleet, i.e. with time, so it takes the time band.
+Each metric takes the band of its class where the family has enough held-out cases of that class
+(`first_token`: TTFT and prefill, which carry the scheduler's queueing policy; `decode`: TPOT and
+throughputs), else the family's band over all its cases. A time t is reported with
+[t x p10, t x p90]; a rate r (tokens/s) with [r / p90, r / p10]; a bill scales with the fleet, i.e.
+with every time of the model, so it takes the band over all cases (as does `search.risk = "p90"`).
 """
 
 from __future__ import annotations
@@ -24,20 +27,37 @@ UNCALIBRATED_NOTE = "* uncalibrated: no public measurement fitted for this hardw
 """The footnote's opening wherever a table stars hardware that runs on priors (solve, eval)."""
 RATE_METRICS = ("prefill_tok_s", "decode_tok_s", "throughput_tok_s")
 TIME_METRICS = ("ttft_s", "tpot_s", "ttft_p99_s", "tpot_p99_s")
+METRIC_BANDS = {"ttft_s": "first_token", "ttft_p99_s": "first_token", "prefill_tok_s": "first_token",
+                "tpot_s": "decode", "tpot_p99_s": "decode", "decode_tok_s": "decode", "throughput_tok_s": "decode"}
+"""The band class of every reported metric (planner.fidelity.band_class sorts the measured cases alike)."""
 
 
 @dataclass(frozen=True)
 class Band:
-    low: float  # p10 of measured / predicted time
+    low: float  # p10 of measured / predicted time, over all the family's held-out cases
     high: float  # p90
     calibrated: bool
     cases: int
+    by_class: tuple[tuple[str, float, float], ...] = ()  # (class, p10, p90) where it differs from the above
+
+    def of(self, metric: str) -> Band:
+        """The band a metric is reported with: its class's, else this one."""
+        for cls, lo, hi in self.by_class:
+            if METRIC_BANDS.get(metric) == cls:
+                return Band(lo, hi, self.calibrated, self.cases)
+        return self
 
     def time(self, value: float | None) -> tuple[float | None, float | None]:
         return (None, None) if value is None else (value * self.low, value * self.high)
 
     def rate(self, value: float | None) -> tuple[float | None, float | None]:
         return (None, None) if value is None else (value / self.high, value / self.low)
+
+
+def _band(entry: dict, calibrated: bool) -> Band:
+    by_class = tuple((cls, entry[f"{cls}_ratio_p10"], entry[f"{cls}_ratio_p90"])
+                     for cls in ("first_token", "decode") if f"{cls}_ratio_p10" in entry)
+    return Band(entry["time_ratio_p10"], entry["time_ratio_p90"], calibrated, entry["cases"], by_class)
 
 
 @cache
@@ -47,10 +67,8 @@ def bands(path: Path | None = None) -> dict[str, Band]:
     if not path.is_file():
         return {"": Band(0.5, 2.0, False, 0)}
     data = tomllib.loads(path.read_text())
-    out = {fam["id"]: Band(fam["time_ratio_p10"], fam["time_ratio_p90"], True, fam["cases"])
-           for fam in data.get("family", [])}
-    unc = data["uncalibrated"]
-    out[""] = Band(unc["time_ratio_p10"], unc["time_ratio_p90"], False, unc["cases"])
+    out = {fam["id"]: _band(fam, True) for fam in data.get("family", [])}
+    out[""] = _band(data["uncalibrated"], False)
     return out
 
 
@@ -68,22 +86,33 @@ def add_bands(row: dict, band: Band) -> dict:
     """`<metric>_low` / `<metric>_high` beside every predicted metric of an eval row."""
     for name in TIME_METRICS:
         if name in row:
-            row[f"{name}_low"], row[f"{name}_high"] = band.time(row[name])
+            row[f"{name}_low"], row[f"{name}_high"] = band.of(name).time(row[name])
     for name in RATE_METRICS:
         if name in row:
-            row[f"{name}_low"], row[f"{name}_high"] = band.rate(row[name])
+            row[f"{name}_low"], row[f"{name}_high"] = band.of(name).rate(row[name])
     row["calibration"] = "fitted" if band.calibrated else "uncalibrated"
     return row
 
 
-def render_file(per_family: dict[str, tuple[float, float, int]], pooled: tuple[float, float, int]) -> str:
+def _entry(bands: dict[str, tuple[float, float, int]]) -> list[str]:
+    lo, hi, n = bands["all"]
+    lines = [f"cases = {n}", f"time_ratio_p10 = {lo:.4f}", f"time_ratio_p90 = {hi:.4f}"]
+    for cls in ("first_token", "decode"):
+        lo, hi, n = bands[cls]
+        lines += [f"{cls}_cases = {n}", f"{cls}_ratio_p10 = {lo:.4f}", f"{cls}_ratio_p90 = {hi:.4f}"]
+    return lines
+
+
+def render_file(per_family: dict[str, dict[str, tuple[float, float, int]]],
+                pooled: dict[str, tuple[float, float, int]]) -> str:
     lines = ["# Uncertainty bands: p10/p90 of measured time / predicted time over each family's held-out",
-             "# (leave-one-group-out) cases. Generated by `python -m planner.fidelity --held-out --write-bands`;",
-             "# do not edit by hand. planner/uncertainty.py says how the bands are applied.", ""]
-    for fam, (lo, hi, n) in sorted(per_family.items()):
-        lines += ["[[family]]", f'id = "{fam}"', f"cases = {n}", f"time_ratio_p10 = {lo:.4f}",
-                  f"time_ratio_p90 = {hi:.4f}", ""]
-    lo, hi, n = pooled
+             "# (leave-one-group-out) cases: over all of them (time_ratio: the bill's band) and per metric class",
+             "# (first_token: TTFT and prefill; decode: TPOT and throughputs; a class with fewer than 8 of the",
+             "# family's cases repeats the family's band). Generated by",
+             "# `python -m planner.fidelity --held-out --write-bands`; do not edit by hand.",
+             "# planner/uncertainty.py says how the bands are applied.", ""]
+    for fam, bands in sorted(per_family.items()):
+        lines += ["[[family]]", f'id = "{fam}"', *_entry(bands), ""]
     lines += ["# families that run on priors: the envelope of the fitted families' bands", "[uncalibrated]",
-              f"cases = {n}", f"time_ratio_p10 = {lo:.4f}", f"time_ratio_p90 = {hi:.4f}", ""]
+              *_entry(pooled), ""]
     return "\n".join(lines)

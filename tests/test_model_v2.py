@@ -418,13 +418,41 @@ def test_eval_rows_carry_bands_from_the_family_residuals(cat):
     band = band_for("hopper")
     assert band.calibrated and band.low < 1.0 < band.high
     assert fitted["calibration"] == "fitted" and prior["calibration"] == "uncalibrated"
-    assert fitted["ttft_s_low"] == pytest.approx(fitted["ttft_s"] * band.low)
-    assert fitted["ttft_s_high"] == pytest.approx(fitted["ttft_s"] * band.high)
-    # a rate's band is the inverse of the time band
-    assert fitted["throughput_tok_s_low"] == pytest.approx(fitted["throughput_tok_s"] / band.high)
+    first, steady = band.of("ttft_s"), band.of("throughput_tok_s")
+    assert fitted["ttft_s_low"] == pytest.approx(fitted["ttft_s"] * first.low)
+    assert fitted["ttft_s_high"] == pytest.approx(fitted["ttft_s"] * first.high)
+    # a rate's band is the inverse of the time band of its class
+    assert fitted["throughput_tok_s_low"] == pytest.approx(fitted["throughput_tok_s"] / steady.high)
+    assert fitted["tpot_s_high"] == pytest.approx(fitted["tpot_s"] * band.of("tpot_s").high)
     # families on priors carry the widest band seen out of sample
     wide = band_for("cdna4")
     assert not wide.calibrated and wide.high >= band.high and wide.low <= band.low
+
+
+def test_a_metric_takes_its_class_band_where_the_family_has_enough_cases_of_it(cat):
+    """Held-out residuals: ten TPOT/throughput cases within 5 %, three TTFTs under load 2x slow (a
+    scheduler policy). The decode metrics get the tight band; the TTFT class has too few cases for a
+    band of its own and takes the family's band over all thirteen, as the bill does."""
+    from planner.fidelity import Measurement, band_table
+    from planner.uncertainty import Band, add_bands
+
+    def case(metric, err):
+        raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "metric": metric, "measured": 1.0, "source": "s"}
+        return Measurement("chips", 0, raw, "hopper", None), err
+
+    rows = [case("tpot_s" if i % 2 else "throughput_tok_s", (-0.05 + 0.01 * i) * (1 if i % 2 else -1))
+            for i in range(10)] + [case("ttft_s", -0.5) for _ in range(3)]
+    per_family, uncalibrated = band_table([m for m, _ in rows], {id(m): e for m, e in rows}, cat)
+    hopper = per_family["hopper"]
+    assert hopper["decode"][2] == 10 and hopper["decode"][1] <= 1.06 and hopper["decode"][0] >= 0.94
+    assert hopper["first_token"][:2] == hopper["all"][:2] and hopper["all"][1] == pytest.approx(2.0)
+    assert uncalibrated["decode"][1] <= 1.06 and uncalibrated["all"][1] == pytest.approx(2.0)
+
+    band = Band(0.8, 2.0, True, 13, (("first_token", 0.8, 2.0), ("decode", 0.95, 1.05)))
+    row = add_bands({"ttft_s": 1.0, "tpot_s": 0.01, "throughput_tok_s": 100.0}, band)
+    assert (row["ttft_s_low"], row["ttft_s_high"]) == pytest.approx((0.8, 2.0))
+    assert (row["tpot_s_low"], row["tpot_s_high"]) == pytest.approx((0.0095, 0.0105))
+    assert (row["throughput_tok_s_low"], row["throughput_tok_s_high"]) == pytest.approx((100 / 1.05, 100 / 0.95))
 
 
 def test_risk_p90_scales_every_time_by_the_band_edge(cat):
