@@ -70,6 +70,7 @@ class EvalCase:
     arrival_rps: float | None = None
     replicas: int | None = None  # replicas on the `chips` (data parallel); None = the best
     unresolved: str | None = None  # why the case cannot be evaluated (an unknown ID in a cases file)
+    assumed: tuple[str, ...] = ()  # what was assumed for a value the case leaves unknown (its row says)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     layout: dict[str, int] = field(default_factory=dict)  # pinned degrees (tp, pp, ep, dp_attention, cp)
 
@@ -83,6 +84,11 @@ ALPHA_RANGE = (0.001, 0.999)  # as the scenario's acceptance: 1 - 1e-12 is exact
 MAX_ARRIVAL_RPS = 1e7
 
 
+UNKNOWN_KV = {"fp8": "fp8", "fp4": "fp8"}
+"""KV dtype for a case that leaves it "unknown", by weight dtype: FP8 beside FP8/FP4 weights, whose
+serving recipes quantise the KV cache too; else the 16-bit model dtype, vLLM's and SGLang's default."""
+
+
 def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None = None,
                    labels: dict[str, str] | None = None, lenient_ids: bool = False) -> EvalCase:
     """Validate one `[[case]]` table; keys outside the contract are kept aside and ignored.
@@ -91,10 +97,31 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     Errors name `where` and the key (`labels` maps keys to other names, e.g. command-line flags);
     given the `catalog`, hardware, model and draft IDs are checked with closest-match hints. With
     `lenient_ids` (a cases file) an unknown ID does not stop the file: the case is returned
-    `unresolved`, and its row says why.
+    `unresolved`, and its row says why. So does a value the validation files mark unknown (chips,
+    batch, input or output 0, weight_dtype "unknown"); a KV dtype "unknown" is evaluated as engines
+    default it (`UNKNOWN_KV`), and the row says so.
     """
     def at(key: str) -> str:
         return labels[key] if labels and key in labels else f"{where}.{key}"
+
+    not_stated = []
+    assumed = []
+    raw_in = raw
+    if lenient_ids:
+        raw = dict(raw)
+        for key in ("chips", "batch", "input", "output"):
+            if key in raw and _is_int(raw[key]) and raw[key] == 0:
+                not_stated.append(f"{key} = 0 (not stated by the source)")
+                raw[key] = 1  # validated as a placeholder; the row reports the 0
+        if raw.get("weight_dtype") == "unknown":
+            not_stated.append('weight_dtype "unknown" (not stated by the source)')
+            raw["weight_dtype"] = "bf16"
+        if raw.get("kv_dtype") == "unknown":
+            wd_known = canonical_dtype(raw.get("weight_dtype", "bf16"))
+            raw["kv_dtype"] = UNKNOWN_KV.get(wd_known, "bf16")
+            why = (f"{wd_known} weights' recipes quantise the KV cache too" if wd_known in UNKNOWN_KV
+                   else "the engines' default, the model's 16-bit dtype")
+            assumed.append(f'kv_dtype "unknown": evaluated as {raw["kv_dtype"]} ({why})')
 
     known = (*CASE_KEYS, *OPTIONAL_KEYS)
     for key in raw:
@@ -184,10 +211,16 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                     f"scale-up domain of {domain} chips; tensor parallelism stays inside a domain (use pp across "
                     "domains, or ep = tp x dp_attention over whole domains for expert parallelism across nodes)")
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
+    if not_stated:
+        unresolved = unresolved or f"{', '.join(not_stated)}; give the value to evaluate this case"
+        given = raw_in
+        return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=given["chips"], batch=given["batch"],
+                        input=given["input"], output=given["output"], weight_dtype=str(given.get("weight_dtype", wd)),
+                        kv_dtype=str(given.get("kv_dtype", kd)), unresolved=unresolved, extra=extra)
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
                     spec_alpha=None if alpha is None else float(alpha), draft=draft, spec_method=method,
-                    unresolved=unresolved, extra=extra,
+                    unresolved=unresolved, assumed=tuple(assumed), extra=extra,
                     layout=pinned, **limits, **serving)
 
 
@@ -389,6 +422,8 @@ def _best(case: EvalCase, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str, Any]:
     acc, model = catalog.accelerator(case.hardware), catalog.model(case.model)
     row["spec_method"] = _speculative_for(case, model).method
+    if case.assumed:
+        row["assumed"] = list(case.assumed)
     if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
         row["fits"] = False
         row["reason"] = (f"input + output = {case.input + case.output:,} tokens exceeds {model.id}'s "

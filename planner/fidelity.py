@@ -23,7 +23,7 @@ import numpy as np
 
 from planner.catalog import Catalog, load_catalog
 from planner.errors import PlannerError
-from planner.evaluation import case_from_dict, evaluate_cases
+from planner.evaluation import UNKNOWN_KV, case_from_dict, evaluate_cases
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 FILES = ("measurements", "long-context", "chips", "derived")
@@ -65,8 +65,8 @@ class Measurement:
 
     def case(self) -> dict[str, Any]:
         raw = {k: self.raw[k] for k in CASE_FIELDS if k in self.raw}
-        if raw.get("kv_dtype") == "unknown":
-            raw["kv_dtype"] = "fp8" if raw.get("weight_dtype") in ("fp8", "fp4") else "bf16"
+        if raw.get("kv_dtype") == "unknown":  # as `planner eval` takes it in a cases file
+            raw["kv_dtype"] = UNKNOWN_KV.get(raw.get("weight_dtype"), "bf16")
         return raw
 
 

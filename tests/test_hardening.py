@@ -360,6 +360,49 @@ def test_a_case_with_an_unknown_id_gets_its_row_and_the_file_is_answered(invoke,
     assert all(f in row["reason"] for f in fragments), row["reason"]
 
 
+@pytest.mark.parametrize(
+    ("unknown", "fragments"),
+    [
+        ({"input": 0}, ("input = 0 (not stated by the source)",)),
+        ({"output": 0, "batch": 0}, ("batch = 0", "output = 0")),
+        ({"chips": 0}, ("chips = 0",)),
+        ({"weight_dtype": "unknown"}, ('weight_dtype "unknown"',)),
+    ],
+)
+def test_a_value_the_source_leaves_unknown_gets_its_row_and_the_file_is_answered(invoke, tmp_path: Path,
+                                                                                unknown: dict, fragments) -> None:
+    """The validation files write an unstated length, batch or chip count as 0 and an unstated dtype
+    as "unknown" (`../shared/validation`): such a case is reported with the reason, the rest answered;
+    the row shows the values as written."""
+    path = tmp_path / "cases.toml"
+    path.write_text(tomli_w.dumps({"case": [GOOD_CASE, {**GOOD_CASE, **unknown}]}), encoding="utf-8")
+    result = invoke("eval", "--cases", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    good, row = strict_json(result.stdout)
+    assert good["fits"] is True and good["throughput_tok_s"] > 0
+    assert row["fits"] is False and row["throughput_tok_s"] is None
+    assert all(f in row["reason"] for f in fragments), row["reason"]
+    assert all(row[key] == value for key, value in unknown.items())
+
+
+def test_an_unknown_kv_dtype_is_evaluated_as_engines_default_it_and_says_so(invoke, tmp_path: Path) -> None:
+    path = tmp_path / "cases.toml"
+    cases = [{**GOOD_CASE, "weight_dtype": "fp8", "kv_dtype": "unknown"},
+             {**GOOD_CASE, "weight_dtype": "bf16", "kv_dtype": "unknown"},
+             {**GOOD_CASE, "weight_dtype": "fp8", "kv_dtype": "fp8"}]
+    path.write_text(tomli_w.dumps({"case": cases}), encoding="utf-8")
+    result = invoke("eval", "--cases", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    fp8_weights, bf16_weights, stated = strict_json(result.stdout)
+    assert (fp8_weights["kv_dtype"], bf16_weights["kv_dtype"]) == ("fp8", "bf16")
+    assert fp8_weights["tpot_s"] == stated["tpot_s"] and "assumed" not in stated
+    assert 'kv_dtype "unknown": evaluated as fp8' in fp8_weights["assumed"][0]
+    assert "case[0]: kv_dtype \"unknown\"" in result.stderr and "case[1]" in result.stderr
+    # outside a cases file "unknown" is still bad input
+    one_line_error(invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--kv-dtype", "unknown"),
+                   "--kv-dtype")
+
+
 def test_case_annotations_are_kept_not_rejected(invoke, tmp_path: Path) -> None:
     path = tmp_path / "cases.toml"
     path.write_text(tomli_w.dumps({"case": [{**GOOD_CASE, "measured": 1.0, "metric": "throughput_tok_s",

@@ -115,6 +115,9 @@ def evaluate(
             "tp": tp, "pp": pp, "ep": ep, "dp_attention": dp_attention, "cp": cp,
         }, "eval", catalog=catalog, labels=FLAGS)]
     rows = evaluate_cases(parsed, catalog)
+    for i, r in enumerate(rows):  # served differently than written: say so, never silently
+        for note in r.get("assumed", ()):
+            typer.echo(f"warning: {cases}: case[{i}]: {note}", err=True)
     if format == EvalFormat.json:
         render.print_json(rows if cases is not None else rows[0])
         return
