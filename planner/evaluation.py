@@ -84,6 +84,13 @@ ALPHA_RANGE = (0.001, 0.999)  # as the scenario's acceptance: 1 - 1e-12 is exact
 MAX_ARRIVAL_RPS = 1e7
 
 
+LENIENT_DTYPES = (
+    ("weight_dtype", "mxfp4", "int4", "weight-only 4-bit: vLLM dequantises MXFP4 into 16-bit GEMMs on Hopper and, "
+     "by default, on Blackwell"),
+    ("kv_dtype", "auto", "bf16", "vLLM's 'auto' KV cache takes the model's 16-bit dtype"),
+)
+"""Dtype names a cases file may use that stand for a modelled dtype only under an assumption, which the
+row states (`assumed`); a dtype the planner does not model at all leaves that case unevaluated."""
 UNKNOWN_KV = {"fp8": "fp8", "fp4": "fp8"}
 """KV dtype for a case that leaves it "unknown", by weight dtype: FP8 beside FP8/FP4 weights, whose
 serving recipes quantise the KV cache too; else the 16-bit model dtype, vLLM's and SGLang's default."""
@@ -111,11 +118,20 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
         raw = dict(raw)
         for key in ("chips", "batch", "input", "output"):
             if key in raw and _is_int(raw[key]) and raw[key] == 0:
-                not_stated.append(f"{key} = 0 (not stated by the source)")
+                not_stated.append(f"{key} = 0: not stated by the source; give it to evaluate this case")
                 raw[key] = 1  # validated as a placeholder; the row reports the 0
         if raw.get("weight_dtype") == "unknown":
-            not_stated.append('weight_dtype "unknown" (not stated by the source)')
+            not_stated.append('weight_dtype "unknown": not stated by the source; give it to evaluate this case')
             raw["weight_dtype"] = "bf16"
+        for key, name, stands_for, why in LENIENT_DTYPES:
+            if isinstance(raw.get(key), str) and raw[key].strip().lower() == name:
+                raw[key] = stands_for
+                assumed.append(f'{key} "{name}": evaluated as {stands_for} ({why})')
+        for key, table in (("weight_dtype", WEIGHT_BYTES), ("kv_dtype", KV_BYTES)):
+            value = raw.get(key)
+            if isinstance(value, str) and value != "unknown" and canonical_dtype(value) not in table:
+                not_stated.append(f"{key} {value!r} is not a dtype the planner models; use one of {', '.join(table)}")
+                raw[key] = "bf16"
         if raw.get("kv_dtype") == "unknown":
             wd_known = canonical_dtype(raw.get("weight_dtype", "bf16"))
             raw["kv_dtype"] = UNKNOWN_KV.get(wd_known, "bf16")
@@ -212,7 +228,7 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                     "domains, or ep = tp x dp_attention over whole domains for expert parallelism across nodes)")
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
     if not_stated:
-        unresolved = unresolved or f"{', '.join(not_stated)}; give the value to evaluate this case"
+        unresolved = unresolved or "; ".join(not_stated)
         given = raw_in
         return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=given["chips"], batch=given["batch"],
                         input=given["input"], output=given["output"], weight_dtype=str(given.get("weight_dtype", wd)),

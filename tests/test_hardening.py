@@ -363,10 +363,11 @@ def test_a_case_with_an_unknown_id_gets_its_row_and_the_file_is_answered(invoke,
 @pytest.mark.parametrize(
     ("unknown", "fragments"),
     [
-        ({"input": 0}, ("input = 0 (not stated by the source)",)),
+        ({"input": 0}, ("input = 0: not stated by the source; give it",)),
         ({"output": 0, "batch": 0}, ("batch = 0", "output = 0")),
         ({"chips": 0}, ("chips = 0",)),
         ({"weight_dtype": "unknown"}, ('weight_dtype "unknown"',)),
+        ({"weight_dtype": "fp6"}, ("weight_dtype 'fp6' is not a dtype the planner models; use one of bf16",)),
     ],
 )
 def test_a_value_the_source_leaves_unknown_gets_its_row_and_the_file_is_answered(invoke, tmp_path: Path,
@@ -398,6 +399,12 @@ def test_an_unknown_kv_dtype_is_evaluated_as_engines_default_it_and_says_so(invo
     assert fp8_weights["tpot_s"] == stated["tpot_s"] and "assumed" not in stated
     assert 'kv_dtype "unknown": evaluated as fp8' in fp8_weights["assumed"][0]
     assert "case[0]: kv_dtype \"unknown\"" in result.stderr and "case[1]" in result.stderr
+    # names that stand for a modelled dtype under an assumption: evaluated, and the row says which
+    path.write_text(tomli_w.dumps({"case": [{**GOOD_CASE, "weight_dtype": "MXFP4", "kv_dtype": "auto"}]}),
+                    encoding="utf-8")
+    (row,) = strict_json(invoke("eval", "--cases", path, "--format", "json").stdout)
+    assert (row["weight_dtype"], row["kv_dtype"], row["fits"]) == ("int4", "bf16", True)
+    assert [note.split(":")[0] for note in row["assumed"]] == ['weight_dtype "mxfp4"', 'kv_dtype "auto"']
     # outside a cases file "unknown" is still bad input
     one_line_error(invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--kv-dtype", "unknown"),
                    "--kv-dtype")
