@@ -261,6 +261,19 @@ def test_a_scheduler_that_admits_less_often_never_lowers_the_bill(every, longer,
     assert _le(often, seldom)
 
 
+def test_waiting_for_an_admission_holds_no_decode_slot():
+    """With SLOs too loose to bind and four sequences per instance, the decode slots limit an
+    instance's load: the admission interval lengthens TTFT but not the time a slot is held, so the
+    bill is the same at N = 1 and N = 16 (as in the simulator, where a request waiting for the next
+    admission holds no KV). Counting the wait as held raised it 1.4 %."""
+    from planner.calibrate import with_family
+
+    sc = scenario(**{"slo.ttft_p95_s": 600.0, "slo.tpot_p95_ms": 5000.0, "search.hardware": ["mi300x"],
+                     "search.batch": [4], "search.serving_mode": ["aggregated"]})
+    bills = [bill(sc, with_family(CATALOG, "cdna3", admission_interval_steps=n)) for n in (1.0, 16.0)]
+    assert np.isfinite(bills[0]) and bills[1] == pytest.approx(bills[0], rel=1e-6)
+
+
 @SEARCH_SETTINGS
 @given(fraction=st.floats(0.3, 0.95), more=st.floats(0.0, 0.05))
 def test_more_usable_memory_never_raises_the_bill(fraction, more):

@@ -333,9 +333,12 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         lam_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_wait, 0.95) / s_queue
         rho_tpot = max_rho_for_tpot(ld.tpot_slo_s, step95 / tok95, s_prefill, scv, decode_steps, Z95)
         rho_cap = jnp.minimum(lam_ttft * s_prefill, rho_tpot)  # the prefill load the SLOs allow
-        # decode slots: a request holds one from admission to its last token; at most the load at
-        # which 5 % of requests wait for one (decode stretched by the prefill stall)
-        lam_slots = max_rate_for_slots(slot_load_limit(cfg.batch), service50, ld.out_mean * step50 / tok50, s_prefill)
+        # decode slots: a request holds one from admission to its last token (not while it waits for
+        # a multi-step scheduler's next admission); at most the load at which 5 % of requests wait
+        # for one (decode stretched by the prefill stall)
+        held_from_admission = service50 - 0.5 * (admit - 1.0) * step50
+        lam_slots = max_rate_for_slots(slot_load_limit(cfg.batch), held_from_admission, ld.out_mean * step50 / tok50,
+                                       s_prefill)
         lam_max = jnp.minimum(jnp.minimum(ld.util_max * mu, lam_slots), jnp.maximum(rho_cap, 0.0) / s_prefill)
         replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.maximum(lam_max, 1e-12)), 1.0)
         replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas  # whole systems of `cfg.replicas` instances
