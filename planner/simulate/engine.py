@@ -289,21 +289,18 @@ class Replica:
 
     def _admission_due(self) -> bool:
         """Whether the scheduler admits new prompts before this step: always on an idle replica (which
-        starts a new interval) or with one-step intervals; otherwise at the admissions of a fixed grid,
-        `admit_every` steps apart (at step ceil(b) for a grid point b). Points that decode runs passed
-        with nobody waiting are spent: a run stops at an arrival, and with someone waiting at the
-        next point (`step`), so a request never skips one."""
+        starts a new interval) or with one-step intervals; otherwise at the points of a fixed grid,
+        `admit_every` steps apart (grid point b admits before step ceil(b)). Points that a decode run
+        passed while nobody waited are spent; a run never passes one while somebody waits (it stops
+        at each arrival, and `step` then runs only up to the next point)."""
         if self.admit_every <= 1.0:
             return True
         if self.running == 0:
             self.next_admission = self.steps + self.admit_every
             return True
-        behind = np.ceil(self.next_admission) < self.steps
-        if behind:
-            self.next_admission += np.ceil((self.steps - np.ceil(self.next_admission)) / self.admit_every) * self.admit_every
-            while np.ceil(self.next_admission) < self.steps:
-                self.next_admission += self.admit_every
-        if np.ceil(self.next_admission) != self.steps:
+        while np.ceil(self.next_admission) < self.steps:
+            self.next_admission += self.admit_every
+        if np.ceil(self.next_admission) > self.steps:
             return False
         self.next_admission += self.admit_every
         return True
