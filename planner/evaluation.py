@@ -229,10 +229,10 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
     if not_stated:
         unresolved = unresolved or "; ".join(not_stated)
-        given = raw_in
-        return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=given["chips"], batch=given["batch"],
-                        input=given["input"], output=given["output"], weight_dtype=str(given.get("weight_dtype", wd)),
-                        kv_dtype=str(given.get("kv_dtype", kd)), unresolved=unresolved, extra=extra)
+        return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw_in["chips"], batch=raw_in["batch"],
+                        input=raw_in["input"], output=raw_in["output"],
+                        weight_dtype=str(raw_in.get("weight_dtype", wd)), kv_dtype=str(raw_in.get("kv_dtype", kd)),
+                        unresolved=unresolved, extra=extra)
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
                     spec_alpha=None if alpha is None else float(alpha), draft=draft, spec_method=method,

@@ -24,6 +24,7 @@ import numpy as np
 from planner.catalog import Catalog, load_catalog
 from planner.errors import PlannerError
 from planner.evaluation import UNKNOWN_KV, case_from_dict, evaluate_cases
+from planner.uncertainty import BAND_CLASSES, METRIC_BANDS
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 FILES = ("measurements", "long-context", "chips", "derived")
@@ -182,17 +183,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 MIN_BAND_CASES = 8  # fewer held-out cases than this: the band is at least as wide as the pooled one
-METRIC_BAND_CLASSES = ("first_token", "decode")
 
 
 def time_ratio(m: Measurement, err: float) -> float:
     """measured time / predicted time: 1 / (1 + e) for TTFT/TPOT, 1 + e for throughputs."""
     return 1.0 / (1.0 + err) if METRIC_CLASS.get(m.metric) in ("TTFT", "TPOT") else 1.0 + err
-
-
-def band_class(m: Measurement) -> str:
-    """Which of a band's metric classes a case informs (planner/uncertainty.py, METRIC_BANDS)."""
-    return "first_token" if m.metric in ("ttft_s", "prefill_tok_s") else "decode"
 
 
 def band_table(scored: list[Measurement], held: dict[int, float], catalog: Catalog):
@@ -208,7 +203,7 @@ def band_table(scored: list[Measurement], held: dict[int, float], catalog: Catal
     for m in scored:
         e = held[id(m)]
         if np.isfinite(e):
-            ratios.setdefault(m.family, []).append((band_class(m), time_ratio(m, e)))
+            ratios.setdefault(m.family, []).append((METRIC_BANDS[m.metric], time_ratio(m, e)))
     pooled = np.array([r for rs in ratios.values() for _, r in rs])
     pooled_80 = (float(np.quantile(pooled, 0.10)), float(np.quantile(pooled, 0.90)))
     per_family = {}
@@ -220,7 +215,7 @@ def band_table(scored: list[Measurement], held: dict[int, float], catalog: Catal
         if len(every) < MIN_BAND_CASES:
             lo, hi = min(lo, pooled_80[0]), max(hi, pooled_80[1])
         family = {"all": (min(lo, 1.0), max(hi, 1.0), len(every))}
-        for cls in METRIC_BAND_CLASSES:
+        for cls in BAND_CLASSES:
             of_class = [r for c, r in rs if c == cls]
             if len(of_class) < MIN_BAND_CASES:
                 family[cls] = (family["all"][0], family["all"][1], len(of_class))
@@ -229,7 +224,7 @@ def band_table(scored: list[Measurement], held: dict[int, float], catalog: Catal
                                max(float(np.quantile(of_class, 0.90)), 1.0), len(of_class))
         per_family[fam] = family
     counts = {"all": len(pooled), **{cls: sum(c == cls for rs in ratios.values() for c, _ in rs)
-                                     for cls in METRIC_BAND_CLASSES}}
+                                     for cls in BAND_CLASSES}}
     return with_envelope(per_family, catalog, counts)
 
 
@@ -239,7 +234,7 @@ def with_envelope(per_family: dict[str, dict[str, tuple[float, float, int]]], ca
     of the fitted families' bands, per class (`counts`: the held-out cases behind each)."""
     envelope = {key: (min(f[key][0] for f in per_family.values()), max(f[key][1] for f in per_family.values()),
                       counts[key])
-                for key in ("all", *METRIC_BAND_CLASSES)}
+                for key in ("all", *BAND_CLASSES)}
     for fam, cal in catalog.calibration.items():
         if cal.fitted and fam not in per_family:
             per_family[fam] = {key: (lo, hi, 0) for key, (lo, hi, _) in envelope.items()}

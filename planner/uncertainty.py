@@ -27,9 +27,10 @@ UNCALIBRATED_NOTE = "* uncalibrated: no public measurement fitted for this hardw
 """The footnote's opening wherever a table stars hardware that runs on priors (solve, eval)."""
 RATE_METRICS = ("prefill_tok_s", "decode_tok_s", "throughput_tok_s")
 TIME_METRICS = ("ttft_s", "tpot_s", "ttft_p99_s", "tpot_p99_s")
+BAND_CLASSES = ("first_token", "decode")
 METRIC_BANDS = {"ttft_s": "first_token", "ttft_p99_s": "first_token", "prefill_tok_s": "first_token",
                 "tpot_s": "decode", "tpot_p99_s": "decode", "decode_tok_s": "decode", "throughput_tok_s": "decode"}
-"""The band class of every reported metric (planner.fidelity.band_class sorts the measured cases alike)."""
+"""The band class of every reported metric, and of every measured one (planner.fidelity.band_table)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Band:
 
 def _band(entry: dict, calibrated: bool) -> Band:
     by_class = tuple((cls, entry[f"{cls}_ratio_p10"], entry[f"{cls}_ratio_p90"])
-                     for cls in ("first_token", "decode") if f"{cls}_ratio_p10" in entry)
+                     for cls in BAND_CLASSES if f"{cls}_ratio_p10" in entry)
     return Band(entry["time_ratio_p10"], entry["time_ratio_p90"], calibrated, entry["cases"], by_class)
 
 
@@ -97,7 +98,7 @@ def add_bands(row: dict, band: Band) -> dict:
 def _entry(bands: dict[str, tuple[float, float, int]]) -> list[str]:
     lo, hi, n = bands["all"]
     lines = [f"cases = {n}", f"time_ratio_p10 = {lo:.4f}", f"time_ratio_p90 = {hi:.4f}"]
-    for cls in ("first_token", "decode"):
+    for cls in BAND_CLASSES:
         lo, hi, n = bands[cls]
         lines += [f"{cls}_cases = {n}", f"{cls}_ratio_p10 = {lo:.4f}", f"{cls}_ratio_p90 = {hi:.4f}"]
     return lines

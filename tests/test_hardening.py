@@ -350,6 +350,12 @@ def test_bad_case_files_are_one_line(invoke, tmp_path: Path, cases: dict, fragme
 )
 def test_a_case_with_an_unknown_id_gets_its_row_and_the_file_is_answered(invoke, tmp_path: Path, bad: dict,
                                                                          fragments: tuple[str, ...]) -> None:
+    _answered_beside_one_unevaluated(invoke, tmp_path, bad, fragments)
+
+
+def _answered_beside_one_unevaluated(invoke, tmp_path: Path, bad: dict, fragments: tuple[str, ...]) -> dict:
+    """A cases file of a good case and `bad`: exit 0, the good one evaluated, the bad one's row
+    unevaluated with every fragment in its reason. Returns that row."""
     path = tmp_path / "cases.toml"
     path.write_text(tomli_w.dumps({"case": [GOOD_CASE, {**GOOD_CASE, **bad}]}), encoding="utf-8")
     result = invoke("eval", "--cases", path, "--format", "json")
@@ -358,6 +364,7 @@ def test_a_case_with_an_unknown_id_gets_its_row_and_the_file_is_answered(invoke,
     assert good["fits"] is True and good["throughput_tok_s"] > 0
     assert row["fits"] is False and row["throughput_tok_s"] is None
     assert all(f in row["reason"] for f in fragments), row["reason"]
+    return row
 
 
 @pytest.mark.parametrize(
@@ -375,14 +382,7 @@ def test_a_value_the_source_leaves_unknown_gets_its_row_and_the_file_is_answered
     """The validation files write an unstated length, batch or chip count as 0 and an unstated dtype
     as "unknown" (`../shared/validation`): such a case is reported with the reason, the rest answered;
     the row shows the values as written."""
-    path = tmp_path / "cases.toml"
-    path.write_text(tomli_w.dumps({"case": [GOOD_CASE, {**GOOD_CASE, **unknown}]}), encoding="utf-8")
-    result = invoke("eval", "--cases", path, "--format", "json")
-    assert result.exit_code == 0, result.output
-    good, row = strict_json(result.stdout)
-    assert good["fits"] is True and good["throughput_tok_s"] > 0
-    assert row["fits"] is False and row["throughput_tok_s"] is None
-    assert all(f in row["reason"] for f in fragments), row["reason"]
+    row = _answered_beside_one_unevaluated(invoke, tmp_path, unknown, fragments)
     assert all(row[key] == value for key, value in unknown.items())
 
 
