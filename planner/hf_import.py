@@ -171,12 +171,6 @@ def _layer_kinds(f: _Fields, layers: int, spec: dict[str, Any]) -> None:
             spec["sliding_window_layers"] = kinds.count("sliding_attention")
         if kinds.count("deepseek_sparse_attention"):
             spec["sparse_layers"] = kinds.count("deepseek_sparse_attention")
-            indexers = f.cfg.get("indexer_types")
-            if indexers is not None:
-                if not isinstance(indexers, list) or len(indexers) < layers or \
-                        any(x not in ("full", "shared") for x in indexers[:layers]):
-                    raise f.fail("indexer_types", "expected 'full' or 'shared' per layer")
-                spec["indexer_layers"] = indexers[:layers].count("full")
         if kinds.count("linear_attention"):
             spec["linear_layers"] = kinds.count("linear_attention")
             spec["linear_key_heads"] = f.int("linear_num_key_heads")
@@ -249,6 +243,14 @@ def _attention(f: _Fields, spec: dict[str, Any], layers: int) -> None:
         spec["index_topk"] = f.int("index_topk")
         spec["index_heads"] = f.int("index_n_heads")
         spec["index_head_dim"] = f.int("index_head_dim")
+        # GLM-5.2's indexer runs on the 'full' layers only; 'shared' ones reuse its top-k. Read with or
+        # without layer_types: zai-org's GLM-5.2/5.3 files list indexer_types but no layer_types
+        indexers = c.get("indexer_types")
+        if indexers is not None:
+            if not isinstance(indexers, list) or len(indexers) < layers or \
+                    any(x not in ("full", "shared") for x in indexers[:layers]):
+                raise f.fail("indexer_types", "expected 'full' or 'shared' per layer")
+            spec["indexer_layers"] = indexers[:layers].count("full")
     sparse = c.get("sparse_attention_config")
     if isinstance(sparse, dict) and sparse.get("use_sparse_attention"):
         s = _Fields(sparse, f.path, f"{f.prefix}sparse_attention_config.")

@@ -195,3 +195,13 @@ def test_a_config_the_importer_cannot_read_is_a_row_in_a_cases_file(invoke, tmp_
     bad_row, good_row = json.loads(result.stdout)
     assert bad_row["fits"] is False and "model_type: 'mystery_lm'" in bad_row["reason"] and bad_row["ttft_s"] is None
     assert good_row["fits"] is True and good_row["ttft_s"] > 0
+
+
+def test_glm_5_2_indexer_sharing_is_read_without_layer_types():
+    """zai-org's GLM-5.2 lists `indexer_types` (21 'full' of 78 layers; 'shared' layers reuse the
+    top-k) but, unlike NVIDIA's NVFP4 copy, no `layer_types`: both must give the same architecture,
+    and the indexer's prefill cost (quadratic in the prompt) must count 21 layers, not 78."""
+    zai, _ = import_model(CONFIGS / "zai-org--GLM-5.2_config.json")
+    nvidia, _ = import_model(CONFIGS / "nvidia--GLM-5.2-NVFP4_config.json")
+    assert zai.indexer_layers == nvidia.indexer_layers == 21
+    assert zai.sparse_layers in (None, zai.layers) and nvidia.sparse_layers == nvidia.layers
