@@ -89,8 +89,9 @@ LENIENT_DTYPES = (
      "by default, on Blackwell"),
     ("kv_dtype", "auto", "bf16", "vLLM's 'auto' KV cache takes the model's 16-bit dtype"),
 )
-"""Dtype names a cases file may use that stand for a modelled dtype only under an assumption, which the
-row states (`assumed`); a dtype the planner does not model at all leaves that case unevaluated."""
+"""Dtype names engines use (a cases file or a flag may too) that stand for a modelled dtype only under an
+assumption, which the row states (`assumed`) and eval prints as a warning; in a cases file a dtype the
+planner does not model at all leaves that case unevaluated."""
 UNKNOWN_KV = {"fp8": "fp8", "fp4": "fp8"}
 """KV dtype for a case that leaves it "unknown", by weight dtype: FP8 beside FP8/FP4 weights, whose
 serving recipes quantise the KV cache too; else the 16-bit model dtype, vLLM's and SGLang's default."""
@@ -114,6 +115,10 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     not_stated = []
     assumed = []
     raw_in = raw
+    for key, name, stands_for, why in LENIENT_DTYPES:  # real format names: on the command line too
+        if isinstance(raw.get(key), str) and raw[key].strip().lower() == name:
+            raw = {**raw, key: stands_for}
+            assumed.append(f'{key} "{name}": evaluated as {stands_for} ({why})')
     if lenient_ids:
         raw = dict(raw)
         for key in ("chips", "batch", "input", "output"):
@@ -123,10 +128,6 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
         if raw.get("weight_dtype") == "unknown":
             not_stated.append('weight_dtype "unknown": not stated by the source; give it to evaluate this case')
             raw["weight_dtype"] = "bf16"
-        for key, name, stands_for, why in LENIENT_DTYPES:
-            if isinstance(raw.get(key), str) and raw[key].strip().lower() == name:
-                raw[key] = stands_for
-                assumed.append(f'{key} "{name}": evaluated as {stands_for} ({why})')
         for key, table in (("weight_dtype", WEIGHT_BYTES), ("kv_dtype", KV_BYTES)):
             value = raw.get(key)
             if isinstance(value, str) and value != "unknown" and canonical_dtype(value) not in table:
@@ -446,7 +447,8 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
                          f"context window of {model.max_context:,} tokens; shorten the prompt or the output")
     elif not supports_weight_dtype(acc, case.weight_dtype):
         row["fits"] = False
-        row["reason"] = f"{acc.id} has no native {case.weight_dtype} support"
+        row["reason"] = (f"{acc.id} has no native {case.weight_dtype} support; use int4 for 4-bit weights "
+                         "dequantised into 16-bit matmuls (weight-only)")
     elif not row["fits"]:
         row["reason"] = _why_not(case, acc, row)
     return add_bands(row, band_for(acc.family))

@@ -405,9 +405,24 @@ def test_an_unknown_kv_dtype_is_evaluated_as_engines_default_it_and_says_so(invo
     (row,) = strict_json(invoke("eval", "--cases", path, "--format", "json").stdout)
     assert (row["weight_dtype"], row["kv_dtype"], row["fits"]) == ("int4", "bf16", True)
     assert [note.split(":")[0] for note in row["assumed"]] == ['weight_dtype "mxfp4"', 'kv_dtype "auto"']
-    # outside a cases file "unknown" is still bad input
+    # outside a cases file "unknown" is still bad input; the engines' format names are not
     one_line_error(invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--kv-dtype", "unknown"),
                    "--kv-dtype")
+    flagged = invoke("eval", "--hardware", "h100-sxm", "--model", "gpt-oss-20b", "--weight-dtype", "mxfp4",
+                     "--format", "json")
+    assert flagged.exit_code == 0, flagged.output
+    assert strict_json(flagged.stdout)["weight_dtype"] == "int4"
+    assert 'warning: eval: weight_dtype "mxfp4": evaluated as int4' in flagged.stderr
+
+
+def test_fp4_weights_on_a_chip_without_fp4_say_what_to_use_instead(invoke) -> None:
+    result = invoke("eval", "--hardware", "h100-sxm", "--model", "gpt-oss-20b", "--weight-dtype", "fp4",
+                    "--format", "json")
+    row = strict_json(result.stdout)
+    assert row["fits"] is False and "no native fp4 support; use int4" in row["reason"]
+    instead = strict_json(invoke("eval", "--hardware", "h100-sxm", "--model", "gpt-oss-20b", "--weight-dtype",
+                                 "int4", "--format", "json").stdout)
+    assert instead["fits"] is True
 
 
 def test_case_annotations_are_kept_not_rejected(invoke, tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ def evaluate(
     batch: Annotated[str, typer.Option("--batch", help="Sequences in flight, or 'max' (largest that fits).")] = "max",
     input_tokens: Annotated[int, typer.Option("--input", help="Prompt tokens, 1 to 10,000,000.")] = 1024,
     output_tokens: Annotated[int, typer.Option("--output", help="Output tokens, 1 to 10,000,000.")] = 256,
-    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp8, int8, int4 or fp4 (aliases: fp16, nvfp4, awq, w8a8, ...).")] = "bf16",
+    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp8, int8, int4 or fp4 (aliases: fp16, nvfp4, awq, w8a8, ...; mxfp4 runs as int4).")] = "bf16",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp8, int8 or int4 (aliases: fp16, fp8_e4m3, ...).")] = "bf16",
     spec_k: Annotated[int, typer.Option("--spec-k", help="Speculative lookahead, 0 (off) to 16.")] = 0,
     spec_alpha: Annotated[float | None, typer.Option("--spec-alpha", help="Per-token acceptance, 0.001 to 0.999 "
@@ -117,7 +117,7 @@ def evaluate(
     rows = evaluate_cases(parsed, catalog)
     for i, r in enumerate(rows):  # served differently than written: say so, never silently
         for note in r.get("assumed", ()):
-            typer.echo(f"warning: {cases}: case[{i}]: {note}", err=True)
+            typer.echo(f"warning: {f'{cases}: case[{i}]' if cases is not None else 'eval'}: {note}", err=True)
     if format == EvalFormat.json:
         render.print_json(rows if cases is not None else rows[0])
         return
