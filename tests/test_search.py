@@ -232,6 +232,8 @@ def test_bench_reports_its_figures_as_json(invoke):
     data = json.loads(result.stdout)
     assert set(data) >= {"configs", "seconds", "configs_per_s", "speedup_vs_numpy", "speedup_vs_python", "compile_s"}
     assert data["numpy_agrees"] is True and data["configs"] > 0 and data["speedup_vs_python"] > 1
+    # one warm run: its median is its best
+    assert data["seconds_best"] == data["seconds"] and data["configs_per_s_best"] == data["configs_per_s"]
 
 
 def test_tui_bench_times_edits_in_the_real_app(invoke, tmp_path):

@@ -56,6 +56,7 @@ def bench(
     out.add_row("first run (compile, or load if cached), s", f"{result['compile_s']:.2f}")
     out.add_row("jitted search, s (median warm)", f"{result['seconds']:.3f}")
     out.add_row("configurations / s", f"{result['configs_per_s']:,}")
+    out.add_row("configurations / s, fastest warm run", f"{result['configs_per_s_best']:,}")
     out.add_row("numpy reference, s", f"{result['numpy_seconds']:.2f}")
     out.add_row("speed-up vs numpy", f"{result['speedup_vs_numpy']:.1f}x")
     out.add_row("speed-up vs Python loop", f"{result['speedup_vs_python']:,.0f}x")
