@@ -438,7 +438,10 @@ def _best(case: EvalCase, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str, Any]:
     acc, model = catalog.accelerator(case.hardware), catalog.model(case.model)
-    row["spec_method"] = _speculative_for(case, model).method
+    settings = _speculative_for(case, model)
+    row["spec_method"] = settings.method
+    if case.spec_k > 0:
+        row["spec_acceptance"] = _acceptance_source(case, settings)
     if case.assumed:
         row["assumed"] = list(case.assumed)
     if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
@@ -477,6 +480,17 @@ def _method_settings(method: str, draft: str | None, alpha: float | None) -> Spe
 
 LEGACY_DECAY_TOKENS = 32_768.0  # irrelevant for a flat acceptance (short = long)
 LEGACY_MTP_COST = 0.05  # v1's head cost without --spec-method: kept so earlier `--spec-k/--spec-alpha` answers hold
+
+
+def _acceptance_source(case: EvalCase, settings: Speculative) -> str:
+    """Where a speculative case's acceptance comes from: the flat value given (or v1's 0.7), or the
+    method's default curve with its source's note (the eagle3 default collapses past ~10k tokens)."""
+    from planner.speculative_methods import curve_for, data
+
+    if case.spec_method is None or case.spec_alpha is not None:
+        return f"flat per-token acceptance {0.7 if case.spec_alpha is None else case.spec_alpha:g}"
+    name = curve_for(settings.method, settings)
+    return f"curve {name}: {data()['curve'][name]['note']}"
 
 
 def _speculative_for(case: EvalCase, model) -> Speculative:

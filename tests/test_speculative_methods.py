@@ -261,6 +261,21 @@ def test_eval_without_spec_method_keeps_the_v1_answer(catalog):
     assert row["tokens_per_step"] == pytest.approx(1 + 0.6 + 0.36, rel=1e-5)
 
 
+def test_eval_says_what_a_speculative_rows_acceptance_rests_on(catalog):
+    """The default EAGLE-3 curve is a short-chat head's: at 50k tokens of context it accepts almost
+    nothing. eval must say so beside the row, not leave a slower TPOT unexplained."""
+    args = ["eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--batch", "1", "--input", "50000",
+            "--output", "200", "--spec-k", "3", "--spec-method", "eagle3"]
+    row = json.loads(RUNNER.invoke(app, [*args, "--format", "json"]).output)
+    assert row["spec_acceptance"].startswith("curve eagle3-short: ") and row["tokens_per_step"] < 1.1
+    table = RUNNER.invoke(app, args).output
+    assert "speculation eagle3 k=3: 1.08 tokens per verify step at 50,000 tokens of context" in " ".join(table.split())
+    flat = json.loads(RUNNER.invoke(app, [*args, "--spec-alpha", "0.66", "--format", "json"]).output)
+    assert flat["spec_acceptance"] == "flat per-token acceptance 0.66"
+    off = json.loads(RUNNER.invoke(app, [*args[:-4], "--format", "json"]).output)
+    assert "spec_acceptance" not in off
+
+
 # --- the method as a search decision ------------------------------------------------------------
 
 SMALL = {"hardware": ["h100-sxm", "b200"], "chips": [1, 2, 4], "batch": [8, 64], "weight_dtype": ["fp8"],

@@ -142,9 +142,19 @@ def evaluate(
     note = link_note(rows)
     if note:
         con.print(note, markup=False)
+    for line in dict.fromkeys(_speculation_note(r) for r in rows if r.get("spec_acceptance")):
+        con.print(line, markup=False)
     if uncalibrated:
         con.print(f"{UNCALIBRATED_NOTE} ({_priors(uncalibrated, catalog)}); "
                   "p10-p90 band in JSON (`<metric>_low`, `<metric>_high`)", markup=False)
+
+
+def _speculation_note(row: dict) -> str:
+    """What a speculative row's tokens per step rest on, so a collapsed acceptance is never silent."""
+    per_step = row.get("tokens_per_step")
+    at = f"{per_step:.2f} tokens per verify step at {row['input']:,} tokens of context" if per_step else "n/a"
+    return (f"speculation {row['spec_method']} k={row['spec_k']}: {at}; acceptance from {row['spec_acceptance']} "
+            "(--spec-alpha sets your drafter's)")
 
 
 def _priors(hardware: list[str], catalog) -> str:
