@@ -121,22 +121,30 @@ def repick_drafter(catalog: Catalog, target: ModelSpec, method: str,
     the target's tokenizer and is smaller; else the target's `draft_models`, else the smallest catalog
     model that shares the tokenizer and has at most DRAFT_SHARE of its parameters (a draft runs k
     times per step: a model a third the size would cost more than it saves); else its MTP head if it
-    ships one; else speculation off. The message is None when nothing changed."""
-    if method != "draft" or draft is None:
+    ships one; else speculation off. MTP speculation on a target without MTP heads takes such a draft,
+    else goes off. The message is None when nothing changed."""
+    lost_mtp = method == "mtp" and not target.mtp_layers
+    if not lost_mtp and (method != "draft" or draft is None):
         return method, draft, None
     from planner.model.arch import param_counts
 
     size = param_counts(target).total
-    current = catalog.models.get(draft)
+    current = catalog.models.get(draft) if draft else None
     if current is not None and not tokenizer_mismatch(current, target) and param_counts(current).total < size:
         return method, draft, None
     fits = [m for m in catalog.models.values()
             if m.id != target.id and m.tokenizer and m.tokenizer == target.tokenizer
             and (m.id in target.draft_models or param_counts(m).total <= DRAFT_SHARE * size)]
     fits.sort(key=lambda m: (m.id not in target.draft_models, param_counts(m).total))
+    if fits and lost_mtp:
+        return "draft", fits[0].id, (f"speculation now drafts with {fits[0].id}: {target.id} ships no "
+                                     "multi-token-prediction head")
     if fits:
         return "draft", fits[0].id, (f"draft model {draft} -> {fits[0].id}: a draft must share "
                                      f"{target.id}'s tokenizer ({target.tokenizer})")
+    if lost_mtp:
+        return "none", None, (f"speculative decoding off: {target.id} ships no multi-token-prediction head and "
+                              f"no smaller catalog model shares its tokenizer ({target.tokenizer or 'unknown'})")
     if target.mtp_layers:
         return "mtp", None, (f"speculation now uses {target.id}'s MTP head: no smaller catalog model shares "
                              f"its tokenizer ({target.tokenizer})")

@@ -264,6 +264,32 @@ def test_switching_the_target_re_picks_a_compatible_draft():
     assert repick_drafter(cat, cat.model("llama-3.1-70b"), "draft", "llama-3.2-1b") == ("draft", "llama-3.2-1b", None)
 
 
+def test_a_target_without_mtp_heads_loses_mtp_speculation_to_a_draft_or_to_none():
+    cat = load_catalog()
+    method, draft, why = repick_drafter(cat, cat.model("llama-3.3-70b"), "mtp", None)
+    assert (method, draft) == ("draft", "llama-3.2-1b") and "no multi-token-prediction head" in why
+    method, draft, why = repick_drafter(cat, cat.model("kimi-k2"), "mtp", None)
+    assert (method, draft) == ("none", None) and "kimi-k2" in why
+    assert repick_drafter(cat, cat.model("deepseek-v3"), "mtp", None) == ("mtp", None, None)
+
+
+def test_setting_another_model_re_picks_speculation_with_a_warning(capsys):
+    """The bundled scenario speculates with DeepSeek-V4-Flash's MTP head; `--set model.id=` another
+    model serves it with that model's drafter (or none) and says so, instead of refusing the file.
+    A speculative setting the user passes themselves is checked as written."""
+    from planner.cli.file_cmds import load_scenario
+    from planner.errors import PlannerError
+
+    path = Path(__file__).parent.parent / "scenarios" / "agentic-coding.toml"
+    assert load_scenario(path).speculative.method == "mtp"
+    scenario = load_scenario(path, ["model.id=llama-3.3-70b"])
+    spec = scenario.speculative
+    assert (spec.method, spec.draft_model) == ("draft", "llama-3.2-1b")
+    assert "--set model.id=llama-3.3-70b: speculation now drafts with llama-3.2-1b" in capsys.readouterr().err
+    with pytest.raises(PlannerError, match="draft_model"):
+        load_scenario(path, ["model.id=qwen3-32b", "speculative.method=draft", "speculative.draft_model=llama-3.2-1b"])
+
+
 def test_tui_model_switch_repicks_the_draft(tmp_path):
     from planner.tui.document import ScenarioDocument
 

@@ -22,7 +22,7 @@ from planner.catalog import (
     load_catalog,
     resolve_scenario_paths,
 )
-from planner.errors import InputFileError
+from planner.errors import InputFileError, PlannerError
 from planner.overrides import apply_overrides
 from planner.scenario_checks import check_scenario_ids
 from planner.schema import CalibrationFile, HardwareFile, HostTiersFile, ModelsFile, Scenario
@@ -99,7 +99,10 @@ def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog |
     if sets:
         data = apply_overrides(data, list(sets), path)
     scenario = resolve_scenario_paths(io.validate(Scenario, data, path), path)
-    check_scenario_ids(scenario, catalog or load_catalog(), path)
+    catalog = catalog or load_catalog()
+    if sets:
+        scenario = _speculation_for_the_model_set(scenario, sets, catalog, path)
+    check_scenario_ids(scenario, catalog, path)
     if trace is None and scenario.workload.trace is None:
         return scenario
     from planner.cli.trace_cmds import progress_bar
@@ -110,6 +113,31 @@ def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog |
     if note:
         sys.stderr.write(f"warning: {note}\n")
     return scenario
+
+
+def _speculation_for_the_model_set(scenario: Scenario, sets: Sequence[str], catalog: Catalog,
+                                   path: str | Path) -> Scenario:
+    """`--set model.id=X` on a scenario whose speculation was written for another model: re-pick the
+    drafter as the TUI does on a model switch (`catalog.repick_drafter`: a draft sharing X's tokenizer,
+    else its MTP head, else off) and warn, rather than refuse a file the user did not get wrong. A
+    `--set speculative...` of their own is taken as written (and checked as written)."""
+    import sys
+
+    from planner.catalog import for_scenario, repick_drafter
+
+    keys = [item.split("=", 1)[0].strip() for item in sets]
+    if "model.id" not in keys or any(k == "speculative" or k.startswith("speculative.") for k in keys):
+        return scenario
+    try:
+        target = for_scenario(catalog, scenario).model(scenario.model.id)
+    except PlannerError:
+        return scenario  # an unknown ID: check_scenario_ids says so
+    spec = scenario.speculative
+    method, draft, message = repick_drafter(catalog, target, spec.method, spec.draft_model)
+    if not message:
+        return scenario
+    sys.stderr.write(f"warning: {path}: --set model.id={target.id}: {message}\n")
+    return scenario.model_copy(update={"speculative": spec.model_copy(update={"method": method, "draft_model": draft})})
 
 
 def _check_families(parsed: HardwareFile, path: Path) -> None:
