@@ -26,6 +26,7 @@ KNOWN_TYPES = {
     "deepseek_v3": "deepseek", "deepseek_v32": "deepseek", "deepseek_v4": "deepseek", "deepseek_ref": "deepseek",
     "kimi_k2": "kimi", "glm_moe_dsa": "glm", "glm4_moe": "glm", "minimax_m2": "minimax", "minimax_m3": "minimax",
     "llama4_text": "llama4", "gpt_oss": "o200k-harmony", "nemotron_h": "nemotron",
+    "minimax_text_01": "minimax", "minimax_m1": "minimax",
 }
 # wrappers whose language model sits under text_config (multimodal checkpoints)
 WRAPPERS = {"qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe", "kimi_k25", "llama4", "minimax_m3_vl"}
@@ -178,6 +179,20 @@ def _layer_kinds(f: _Fields, layers: int, spec: dict[str, Any]) -> None:
             spec["linear_key_head_dim"] = f.int("linear_key_head_dim")
             spec["linear_value_head_dim"] = f.int("linear_value_head_dim")
             spec["linear_conv_kernel"] = f.int("linear_conv_kernel_dim")
+    elif c.get("attn_type_list") is not None:
+        # MiniMax (Text-01, M1; M2's lists are all 1): 0 = lightning (linear) attention, 1 = softmax. A
+        # lightning layer keeps one head_dim x head_dim state per query head (q, k, v, an output gate
+        # and the output projection at heads x head_dim: 456B total / 45.9B active for Text-01, as
+        # published), written as a linear-attention layer without a convolution (kernel 1)
+        kinds = c["attn_type_list"]
+        if not isinstance(kinds, list) or len(kinds) < layers or any(k not in (0, 1) for k in kinds[:layers]):
+            raise f.fail("attn_type_list", f"expected 0 (lightning attention) or 1 (softmax) per layer ({layers})")
+        linear = list(kinds[:layers]).count(0)
+        if linear:
+            spec["linear_layers"] = linear
+            spec["linear_key_heads"] = spec["linear_value_heads"] = spec["heads"]
+            spec["linear_key_head_dim"] = spec["linear_value_head_dim"] = spec["head_dim"]
+            spec["linear_conv_kernel"] = 1
     elif c.get("hybrid_override_pattern") is not None or c.get("layers_block_type") is not None:
         pattern = c.get("hybrid_override_pattern")
         if pattern is None:

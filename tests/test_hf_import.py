@@ -205,3 +205,32 @@ def test_glm_5_2_indexer_sharing_is_read_without_layer_types():
     nvidia, _ = import_model(CONFIGS / "nvidia--GLM-5.2-NVFP4_config.json")
     assert zai.indexer_layers == nvidia.indexer_layers == 21
     assert zai.sparse_layers in (None, zai.layers) and nvidia.sparse_layers == nvidia.layers
+
+
+def test_minimax_lightning_attention_layers_are_read_from_attn_type_list(tmp_path):
+    """MiniMax-Text-01 / M1 mark each layer in `attn_type_list`: 0 lightning (linear) attention, 1
+    softmax, one softmax layer after every seven lightning ones (MiniMax-01 report). They used to import
+    as all-softmax GQA (KV for 80 layers, not 10). No copy of their config.json is bundled, so this
+    builds Text-01's shape on the real MiniMax-M2.5 file (same config family) with the report's
+    numbers, and checks the published size: 456B parameters, 45.9B activated per token (embeddings
+    not counted)."""
+    config = json.loads((CONFIGS / "MiniMaxAI--MiniMax-M2.5_config.json").read_text())
+    config.update(model_type="minimax_text_01", num_hidden_layers=80, hidden_size=6144, num_attention_heads=64,
+                  num_key_value_heads=8, head_dim=128, intermediate_size=9216, num_local_experts=32,
+                  num_experts_per_tok=2, attn_type_list=[1 if (i + 1) % 8 == 0 else 0 for i in range(80)])
+    for key in ("use_mtp", "mtp_transformer_layers", "num_mtp_modules"):
+        config.pop(key)
+    path = tmp_path / "minimax-text-01_config.json"
+    path.write_text(json.dumps(config))
+    spec, _ = import_model(path)
+    assert spec.linear_layers == 70 and spec.linear_value_heads == 64 and spec.linear_value_head_dim == 128
+    counts = param_counts(spec)
+    assert counts.total == pytest.approx(456e9, rel=0.01)
+    assert counts.active - counts.embed - counts.lm_head == pytest.approx(45.9e9, rel=0.01)
+    # M2.5's own list is all softmax: nothing changes for it
+    m25, _ = import_model(CONFIGS / "nvidia--MiniMax-M2.5-NVFP4_config.json")
+    assert not m25.linear_layers
+    config["attn_type_list"][3] = 2
+    path.write_text(json.dumps(config))
+    with pytest.raises(Exception, match="attn_type_list"):
+        import_model(path)
