@@ -303,6 +303,18 @@ def test_tui_model_switch_repicks_the_draft(tmp_path):
     assert doc.get("speculative.draft_model") == "qwen3-0.6b" and "qwen3-0.6b" in message
 
 
+def test_tui_model_switch_away_from_an_mtp_model_keeps_the_scenario_valid():
+    """The bundled scenario speculates with DeepSeek-V4-Flash's MTP head; switching the TUI's model to
+    one without MTP heads used to leave `speculative.method = "mtp"` for a model that cannot run it."""
+    from planner.tui.document import ScenarioDocument
+
+    doc = ScenarioDocument.from_file(Path(__file__).parent.parent / "scenarios" / "agentic-coding.toml", load_catalog())
+    doc.set("model.id", "llama-3.3-70b")
+    assert "llama-3.2-1b" in doc.repick_drafter()
+    assert doc.validate() is not None, doc.errors
+    assert (doc.get("speculative.method"), doc.get("speculative.draft_model")) == ("draft", "llama-3.2-1b")
+
+
 def test_eval_table_marks_uncalibrated_hardware_and_says_where_its_priors_come_from(invoke):
     args = ("--model", "llama-3.1-8b", "--chips", "1", "--batch", "1", "--input", "1000", "--output", "100")
     marked = invoke("eval", "--hardware", "mi355x", *args)
