@@ -441,7 +441,7 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
     settings = _speculative_for(case, model)
     row["spec_method"] = settings.method
     if case.spec_k > 0:
-        row["spec_acceptance"] = _acceptance_source(case, settings)
+        row["spec_acceptance"] = _acceptance_source(settings)
     if case.assumed:
         row["assumed"] = list(case.assumed)
     if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
@@ -482,13 +482,14 @@ LEGACY_DECAY_TOKENS = 32_768.0  # irrelevant for a flat acceptance (short = long
 LEGACY_MTP_COST = 0.05  # v1's head cost without --spec-method: kept so earlier `--spec-k/--spec-alpha` answers hold
 
 
-def _acceptance_source(case: EvalCase, settings: Speculative) -> str:
-    """Where a speculative case's acceptance comes from: the flat value given (or v1's 0.7), or the
-    method's default curve with its source's note (the eagle3 default collapses past ~10k tokens)."""
+def _acceptance_source(settings: Speculative) -> str:
+    """Where a speculative case's acceptance comes from: the flat value `_speculative_for` set (given,
+    or v1's 0.7), or the method's default curve with its source's note (the eagle3 default collapses
+    past ~10k tokens)."""
     from planner.speculative_methods import curve_for, data
 
-    if case.spec_method is None or case.spec_alpha is not None:
-        return f"flat per-token acceptance {0.7 if case.spec_alpha is None else case.spec_alpha:g}"
+    if settings.custom_curve:
+        return f"flat per-token acceptance {settings.acceptance_short:g}"
     name = curve_for(settings.method, settings)
     return f"curve {name}: {data()['curve'][name]['note']}"
 

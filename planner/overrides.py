@@ -72,6 +72,11 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def overridden_keys(sets: list[str]) -> list[str]:
+    """The dotted keys of `KEY=VALUE` items, as `apply_overrides` reads them."""
+    return [item.partition("=")[0].strip() for item in sets]
+
+
 def apply_overrides(
     data: dict[str, Any], sets: list[str], source: str | Path, *, schema: type[BaseModel] = Scenario
 ) -> dict[str, Any]:

@@ -96,11 +96,13 @@ def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog |
     import sys
 
     data = io.read_toml(path)
+    written = _model_id(data)
     if sets:
         data = apply_overrides(data, list(sets), path)
+    model_set = _model_id(data) != written  # `model.id=...` or `model={...}`, as written (not yet resolved)
     scenario = resolve_scenario_paths(io.validate(Scenario, data, path), path)
     catalog = catalog or load_catalog()
-    if sets:
+    if model_set:
         scenario = _speculation_for_the_model_set(scenario, sets, catalog, path)
     check_scenario_ids(scenario, catalog, path)
     if trace is None and scenario.workload.trace is None:
@@ -115,18 +117,24 @@ def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog |
     return scenario
 
 
+def _model_id(data: dict[str, Any]) -> object:
+    model = data.get("model")
+    return model.get("id") if isinstance(model, dict) else None
+
+
 def _speculation_for_the_model_set(scenario: Scenario, sets: Sequence[str], catalog: Catalog,
                                    path: str | Path) -> Scenario:
-    """`--set model.id=X` on a scenario whose speculation was written for another model: re-pick the
-    drafter as the TUI does on a model switch (`catalog.repick_drafter`: a draft sharing X's tokenizer,
-    else its MTP head, else off) and warn, rather than refuse a file the user did not get wrong. A
-    `--set speculative...` of their own is taken as written (and checked as written)."""
+    """`--set` gave the scenario another model than its file names, so its speculation was written
+    for the old one: re-pick the drafter as the TUI does on a model switch (`catalog.repick_drafter`:
+    a draft sharing the new model's tokenizer, else its MTP head, else off) and warn, rather than
+    refuse a file the user did not get wrong. A `--set speculative...` of their own is taken as
+    written (and checked as written)."""
     import sys
 
     from planner.catalog import for_scenario, repick_drafter
+    from planner.overrides import overridden_keys
 
-    keys = [item.split("=", 1)[0].strip() for item in sets]
-    if "model.id" not in keys or any(k == "speculative" or k.startswith("speculative.") for k in keys):
+    if any(k == "speculative" or k.startswith("speculative.") for k in overridden_keys(list(sets))):
         return scenario
     try:
         target = for_scenario(catalog, scenario).model(scenario.model.id)
