@@ -21,8 +21,9 @@ prompt, or the previous turn's whole context when that is shorter (`stats` repor
 share of prompt tokens that were reusable beside the scenario's).
 
 Trace replay (`--trace`): the trace's requests with their own lengths, sessions and block ids
-(`hash_ids`); sessions whose clocks start at 0 are laid out by `planner.traces.stats.timeline` at the
-scenario's request rate, traces with absolute times keep them.
+(`hash_ids`); sessions whose clocks start at 0 are drawn from the trace (with repetition, each copy
+its own blocks) and started as a stationary Poisson stream at the scenario's request rate
+(`steady_state_sessions`); traces with absolute times keep them.
 """
 
 from __future__ import annotations
@@ -149,52 +150,74 @@ def synthetic(load, duration_s: float, seed: int) -> Requests:
                     next_turn=nxt, think_s=rng.exponential(think, n))
 
 
-MAX_TILES = 1000
+def steady_state_sessions(durations: np.ndarray, session_rate: float, duration_s: float,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(session index, start time) of every session of a Poisson stream at `session_rate` that has a
+    request in [0, duration_s), drawn from the trace's `durations`, as if the stream had run forever.
+
+    The sessions still running at t = 0 are length-biased: a session of duration D is in progress
+    with probability proportional to D, and has run a uniform share of D (renewal theory; Ross,
+    Stochastic Processes, 1996, sec. 3.4); their number is Poisson with mean rate x E[D]. Starting
+    the stream at one mean duration before 0 instead (as replay did before) misses every session
+    longer than that which started earlier: agent sessions are heavy-tailed (the Claude Code
+    trace: mean 10,247 s, p90 23,998 s, max 297,121 s), so a 1,200 s replay at 3 requests/s
+    delivered 2.16."""
+    k = durations.size
+    d = np.maximum(durations, 0.0)
+    mean_d = float(d.mean()) if k else 0.0
+    n_old = int(rng.poisson(session_rate * mean_d)) if mean_d > 0 else 0
+    old = rng.choice(k, n_old, p=d / d.sum()) if n_old else np.zeros(0, np.int64)
+    old_start = -rng.random(n_old) * d[old]
+    n_new = int(rng.poisson(session_rate * duration_s))
+    new = rng.integers(0, k, n_new)
+    new_start = np.sort(rng.random(n_new)) * duration_s
+    return np.concatenate([old, new]).astype(np.int64), np.concatenate([old_start, new_start])
 
 
-def tiled(trace, copies: int):
-    """The trace's sessions repeated `copies` times as new sessions (session and block ids shifted,
-    so copies share no cache), for a run longer or busier than the trace itself."""
+def sessions_copied(trace, picks: np.ndarray):
+    """A trace made of the sessions `picks` (indices, repeats allowed), each a new session with its
+    own block ids (copies share no cache), in the order given."""
     from dataclasses import replace as dc_replace
 
-    if copies <= 1:
-        return trace
-    n_sess = max(int(trace.session.max()) + 1, 1)
+    order = np.lexsort((trace.t_s, trace.session))  # each session's requests, in time order
+    by_session = trace.session[order]
+    first = np.searchsorted(by_session, picks, side="left")
+    last = np.searchsorted(by_session, picks, side="right")
+    rows = np.concatenate([order[a:b] for a, b in zip(first, last, strict=True)]) if picks.size else \
+        np.zeros(0, np.int64)
+    copy = np.repeat(np.arange(picks.size), last - first)
     span = int(trace.blocks.max()) + 1 if trace.blocks.size else 1
-    counts = np.diff(trace.offsets)
-    reps = np.arange(copies)
-    blocks = np.concatenate([trace.blocks + c * span for c in reps])
-    offsets = np.concatenate([[0], np.cumsum(np.tile(counts, copies))]).astype(np.int64)
+    counts = (trace.offsets[rows + 1] - trace.offsets[rows]).astype(np.int64)
+    blocks = np.concatenate([trace.blocks[trace.offsets[r]:trace.offsets[r + 1]] for r in rows]) if rows.size else \
+        np.zeros(0, np.int64)
+    blocks = blocks.astype(np.int64) + np.repeat(copy, counts).astype(np.int64) * span
 
-    def tile(x):
-        return None if x is None else np.tile(x, copies)
+    def take(x):
+        return None if x is None else x[rows]
 
-    return dc_replace(trace, t_s=np.tile(trace.t_s, copies), input_tokens=np.tile(trace.input_tokens, copies),
-                      output_tokens=np.tile(trace.output_tokens, copies), offsets=offsets, blocks=blocks,
-                      session=np.concatenate([trace.session + c * n_sess for c in reps]),
-                      session_names=[f"{name}#{c}" for c in reps for name in trace.session_names],
-                      subagent=tile(trace.subagent), think_time_s=tile(trace.think_time_s),
-                      api_time_s=tile(trace.api_time_s))
+    return dc_replace(trace, t_s=trace.t_s[rows], input_tokens=trace.input_tokens[rows],
+                      output_tokens=trace.output_tokens[rows],
+                      offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), blocks=blocks,
+                      session=copy.astype(np.int64),
+                      session_names=[f"{trace.session_names[s]}#{c}" for c, s in enumerate(picks)],
+                      subagent=take(trace.subagent), think_time_s=take(trace.think_time_s),
+                      api_time_s=take(trace.api_time_s))
 
 
 def from_trace(trace, rate_rps: float, duration_s: float, seed: int, max_context: float) -> Requests:
-    """A trace's requests on a timeline at `rate_rps` (sessions relative to their start, repeated as
-    new sessions when the trace holds fewer requests than the run needs) or on the trace's own clock,
-    over [0, duration_s); prompts capped to the model's context. Open loop: the trace's own gaps."""
-    from planner.traces.stats import prepare, session_durations, timeline
+    """A trace's requests on a timeline at `rate_rps` (sessions relative to their start, drawn with
+    repetition and started as a stationary Poisson stream: `steady_state_sessions`) or on the
+    trace's own clock, over [0, duration_s); prompts capped to the model's context. Open loop: the
+    trace's own gaps. Requests of sessions in progress before t = 0 only warm their replica's cache."""
+    from planner.traces.stats import prepare, session_durations
 
-    lead = 0.0
     if trace.session_relative and trace.has_sessions:
-        # sessions start as a Poisson stream from one mean session length before t = 0, so the run
-        # starts in steady state: requests before 0 only warm their replica's cache
-        lead = float(np.mean(session_durations(trace, prepare(trace).done_s)))
-        needed = 1.2 * rate_rps * (duration_s + lead)
-        trace = tiled(trace, int(min(MAX_TILES, max(1, np.ceil(needed / max(trace.requests, 1))))))
-        p = prepare(trace)
-        per_session = trace.requests / max(int(trace.session.max()) + 1, 1)
-        mean_dur = float(np.mean(session_durations(trace, p.done_s)))
-        t, _ = timeline(p, rate_rps / per_session * max(mean_dur, 1e-9), seed)
-        t = t - lead
+        durations = session_durations(trace, prepare(trace).done_s)
+        per_session = trace.requests / max(durations.size, 1)
+        rng = np.random.default_rng([seed, 7])
+        picks, starts = steady_state_sessions(durations, rate_rps / per_session, duration_s, rng)
+        trace = sessions_copied(trace, picks)
+        t = trace.t_s + starts[trace.session]
     else:
         t = trace.t_s - float(np.min(trace.t_s)) if trace.requests else trace.t_s
     order = np.lexsort((np.arange(t.size), t))

@@ -58,6 +58,7 @@ def summarise(reqs: Requests, out: Outcome, opts: Options, prefix_reuse: float =
         "tpot_mean_s": float(tpot.mean()) if tpot.size else None,
         "throughput_tok_s": float(reqs.output_tokens[done].sum()) / span,
         "requests_per_s": float(done.sum()) / span,
+        "arrivals_per_s": float(window.sum()) / span,
         # as the analytic model counts it: cached tokens over prefix_reuse x every prompt (first turns too)
         "prefix_hit_rate": float(cached.sum()) / (prefix_reuse * prompt) if prefix_reuse * prompt > 0 else 0.0,
         "reusable_hit_rate": float(cached.sum()) / reusable if reusable > 0 else 0.0,
