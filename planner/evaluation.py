@@ -25,7 +25,7 @@ import numpy as np
 
 from planner.catalog import Catalog, tokenizer_mismatch
 from planner.errors import InputFileError, UnknownIdError
-from planner.grid import Layout, layouts_for, legacy_layout
+from planner.grid import Layout, heads_split, layouts_for, legacy_layout
 from planner.lowering import (
     KV_BYTES,
     WEIGHT_BYTES,
@@ -365,12 +365,13 @@ def layout_candidates(case: EvalCase, catalog: Catalog, search: bool = True) -> 
     if case.layout:
         lay = pinned_layout(case.chips, case.layout)
         return [(lay.replicas_per_system, replace(lay, replicas_per_system=1))]
-    domain = catalog.accelerator(case.hardware).scale_up_domain
+    acc = catalog.accelerator(case.hardware)
     arch = model_arrays(catalog.model(case.model))
     out = []
     for r in replica_candidates(case):
         chips = case.chips // r
-        options = layouts_for(chips, domain, arch) if search else [legacy_layout(chips, domain, arch)]
+        options = (layouts_for(chips, acc.scale_up_domain, arch, family=acc.family) if search
+                   else [legacy_layout(chips, acc.scale_up_domain, arch)])
         out += [(r, lay) for lay in options or [Layout(tp=chips)]]
     return out
 
@@ -452,6 +453,12 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
         row["fits"] = False
         row["reason"] = (f"{acc.id} has no native {case.weight_dtype} support; use int4 for 4-bit weights "
                          "dequantised into 16-bit matmuls (weight-only)")
+    elif case.layout and not heads_split(attention_tp := pinned_layout(case.chips, case.layout).tp,
+                                         model_arrays(model), acc.family):
+        row["fits"] = False
+        row["reason"] = (f"tp {attention_tp} does not split {model.id}'s {model.heads} attention heads "
+                         f"({model.kv_heads} KV heads) evenly; vLLM, SGLang and TensorRT-LLM refuse such a "
+                         "layout: pin a tp that divides the heads")
     elif not row["fits"]:
         row["reason"] = _why_not(case, acc, row)
     return add_bands(row, band_for(acc.family))

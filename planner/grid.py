@@ -72,8 +72,34 @@ class Layout:
         return -(-self.chips // domain)
 
 
-def _largest_divisor_at_most(n: int, cap: int) -> int:
-    return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
+HEAD_PADDING_FAMILIES = frozenset({"tpu", "neuron", "groq", "cerebras", "sambanova"})
+"""Hardware families whose software shards attention heads unevenly (pads them): XLA's GSPMD pads a
+dimension that does not divide the mesh (TPU), the Neuron SDK pads heads to the tensor-parallel
+degree (its benchmark runs Llama 2 70B, 64 heads, on the 24 NeuronCores of 12 Inferentia2 chips:
+tests/data/chips.toml), and the dataflow compilers place layers themselves. The GPU engines
+(vLLM, SGLang, TensorRT-LLM; vLLM also on Gaudi) need whole heads per rank (`heads_split`)."""
+
+
+def heads_split(tp: int, arch: Arch, family: str = "") -> bool:
+    """Whether engines can shard attention over `tp` ranks: vLLM, SGLang and TensorRT-LLM give each
+    rank whole query heads (heads % tp == 0) and whole KV heads, or replicate them evenly when
+    tp exceeds the KV heads (kv_heads % tp == 0 or tp % kv_heads == 0); vLLM refuses anything else
+    at start-up ("Total number of attention heads must be divisible by tensor parallel size").
+    MLA's latent KV is one copy per rank either way (kv_shardable = 0). Families in
+    HEAD_PADDING_FAMILIES pad instead: any tp."""
+    if family in HEAD_PADDING_FAMILIES:
+        return True
+    heads, kv_heads = int(arch.heads), int(arch.kv_heads)
+    if heads % tp:
+        return False
+    if float(arch.kv_shardable) <= 0 or kv_heads < 1:
+        return True
+    return kv_heads % tp == 0 or tp % kv_heads == 0
+
+
+def _largest_runnable_width(m: int, domain: int, arch: Arch, family: str) -> int:
+    """The widest tensor-parallel group that divides the chips, stays in one domain and splits the heads."""
+    return max(d for d in range(1, min(m, domain) + 1) if m % d == 0 and heads_split(d, arch, family))
 
 
 def legacy_layout(chips: int, domain: int, arch: Arch) -> Layout:
@@ -83,10 +109,12 @@ def legacy_layout(chips: int, domain: int, arch: Arch) -> Layout:
     return Layout(tp=tp, pp=chips // tp if chips % tp == 0 else chips / tp)  # type: ignore[arg-type]
 
 
-def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple[int, ...] = (1,)) -> list[Layout]:
+def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple[int, ...] = (1,),
+                family: str = "") -> list[Layout]:
     """The layouts engines run on `chips` chips, one instance or `replicas` data-parallel instances:
     - a pipeline stage fills the scale-up domain (tensor parallel never spans domains) and the
-      stages pipeline across domains; the previous rule (tp = min(chips, domain, clip(kv_heads, 8, 16)),
+      stages pipeline across domains, at the widest tensor-parallel group that splits the attention
+      heads as engines require (`heads_split`: a 3-chip Llama runs pp3 or three tp1 replicas, never tp3); the previous rule (tp = min(chips, domain, clip(kv_heads, 8, 16)),
       pipeline for the rest) is kept too, so adding layouts can only lower the best bill;
     - MoE models: attention TP + experts TP, attention TP + expert parallel, or attention
       data-parallel in groups of any tensor-parallel width (tp x dp-attention = the stage) + expert
@@ -103,7 +131,8 @@ def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple
             continue
         m = chips // r
         legacy = legacy_layout(m, domain, arch).tp
-        widths = [_largest_divisor_at_most(m, domain)] + ([legacy] if m % legacy == 0 else [])
+        widths = [_largest_runnable_width(m, domain, arch, family)] + (
+            [legacy] if m % legacy == 0 and heads_split(legacy, arch, family) else [])
         for g in dict.fromkeys(widths):
             pp = m // g
             if pp > int(arch.layers):
@@ -117,14 +146,14 @@ def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple
                 # DP attention; tp4 x dp-attention 2 halves the attention all-reduce's ranks and
                 # the KV copies of tp8, at twice tp1's attention weights per chip)
                 options += [Layout(tp=g // d, pp=pp, ep=g, dp_attention=d, replicas_per_system=r)
-                            for d in range(2, g + 1) if g % d == 0]
+                            for d in range(2, g + 1) if g % d == 0 and heads_split(g // d, arch, family)]
             out.extend(options)
         if moe and m > domain and m % domain == 0:
             # wide EP: one stage of m chips over m / domain nodes, experts spread over all of them
             # (the all-to-all crosses the NICs), attention data-parallel in groups that stay inside
             # a node: one chip each, or one whole node each
             out += [Layout(tp=t, ep=m, dp_attention=m // t, replicas_per_system=r)
-                    for t in dict.fromkeys((1, domain))]
+                    for t in dict.fromkeys((1, domain)) if heads_split(t, arch, family)]
     return list(dict.fromkeys(out))
 
 
@@ -329,7 +358,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     for acc in padded:
         counts = chips_for(acc, model, weight_dtypes, scenario.serving.hbm_fraction, s.chips)
         row = [(n, lay) for n in counts
-               for lay in layouts_for(n, acc.scale_up_domain, arch, solve_replicas(n, counts))
+               for lay in layouts_for(n, acc.scale_up_domain, arch, solve_replicas(n, counts), acc.family)
                + (_pipeline_only(n, arch) if "tp" not in s.parallelism else [])]
         fit = [(n, lay) for n, lay in row if allowed(lay, s.parallelism)
                and weights_fit(lay, acc, counts_of_model, weight_dtypes, scenario.serving.hbm_fraction)]

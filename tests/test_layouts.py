@@ -247,6 +247,34 @@ def test_layouts_keep_tensor_parallelism_inside_the_domain_and_pipeline_across()
     assert {Layout(tp=4, ep=8, dp_attention=2), Layout(tp=2, ep=8, dp_attention=4)} <= set(ds)
 
 
+def test_tensor_parallel_groups_split_the_attention_heads_as_engines_require():
+    """vLLM refuses tp that does not divide the query heads (and the KV heads, or a multiple of them):
+    a 3-chip Llama 3.1 8B (32 heads, 8 KV) runs pp3 or three 1-chip replicas, never tp3; Llama 4
+    Scout (40 heads) never runs tp16, even in a 72-GPU domain."""
+    from planner.grid import heads_split
+
+    llama8 = arch("llama-3.1-8b")
+    assert [heads_split(t, llama8) for t in (1, 2, 3, 4, 6, 8, 16, 32)] == [True, True, False, True, False, True,
+                                                                             True, True]
+    scout = arch("llama-4-scout")
+    assert heads_split(8, scout) and not heads_split(16, scout)
+    assert heads_split(16, arch("deepseek-v3"))  # MLA: 128 heads, one latent KV copy per rank
+    three = layouts_for(3, 8, llama8, replicas=(1, 3))
+    assert Layout(pp=3) in three and Layout(replicas_per_system=3) in three
+    assert all(lay.tp == 1 for lay in three)
+    assert all(lay.tp * lay.dp_attention in (1, 2, 4, 8) for lay in layouts_for(16, 72, scout))
+    assert all(heads_split(lay.tp, scout) for lay in layouts_for(64, 72, scout))
+
+
+def test_a_pinned_tensor_parallel_size_that_splits_heads_unevenly_does_not_fit(invoke):
+    result = invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "3", "--tp", "3",
+                    "--batch", "1", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["fits"] is False
+    assert row["reason"].startswith("tp 3 does not split llama-3.1-8b's 32 attention heads (8 KV heads) evenly")
+
+
 def test_moe_layouts_spread_experts_over_several_nodes_and_dense_ones_never_do():
     """Wide EP: on 16 chips of 8-GPU nodes a MoE model may run one stage of 16 with experts over all
     of them and attention data-parallel inside the nodes (one GPU or one node per group); tensor
