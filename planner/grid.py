@@ -114,8 +114,9 @@ def layouts_for(chips: int, domain: int, arch: Arch, replicas: list[int] | tuple
     """The layouts engines run on `chips` chips, one instance or `replicas` data-parallel instances:
     - a pipeline stage fills the scale-up domain (tensor parallel never spans domains) and the
       stages pipeline across domains, at the widest tensor-parallel group that splits the attention
-      heads as engines require (`heads_split`: a 3-chip Llama runs pp3 or three tp1 replicas, never tp3); the previous rule (tp = min(chips, domain, clip(kv_heads, 8, 16)),
-      pipeline for the rest) is kept too, so adding layouts can only lower the best bill;
+      heads as engines require (`heads_split`: a 3-chip Llama runs pp3 or three tp1 replicas, never
+      tp3); the previous rule (tp = min(chips, domain, clip(kv_heads, 8, 16)), pipeline for the
+      rest) is kept too where engines can run it, so adding layouts can only lower the best bill;
     - MoE models: attention TP + experts TP, attention TP + expert parallel, or attention
       data-parallel in groups of any tensor-parallel width (tp x dp-attention = the stage) + expert
       parallel over the stage;

@@ -195,11 +195,13 @@ def sessions_copied(trace, picks: np.ndarray):
     def take(x):
         return None if x is None else x[rows]
 
+    names = trace.session_names
+
     return dc_replace(trace, t_s=trace.t_s[rows], input_tokens=trace.input_tokens[rows],
                       output_tokens=trace.output_tokens[rows],
                       offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), blocks=blocks,
                       session=copy.astype(np.int64),
-                      session_names=[f"{trace.session_names[s]}#{c}" for c, s in enumerate(picks)],
+                      session_names=[f"{names[s] if s < len(names) else s}#{c}" for c, s in enumerate(picks)],
                       subagent=take(trace.subagent), think_time_s=take(trace.think_time_s),
                       api_time_s=take(trace.api_time_s))
 
