@@ -174,6 +174,16 @@ def steady_state_sessions(durations: np.ndarray, session_rate: float, duration_s
     return np.concatenate([old, new]).astype(np.int64), np.concatenate([old_start, new_start])
 
 
+def row_blocks(blocks: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(block ids of `rows` in order, their counts): request i's ids are blocks[offsets[i]:offsets[i + 1]],
+    gathered in one indexing pass rather than a slice per request."""
+    rows = np.asarray(rows, dtype=np.int64)
+    counts = (offsets[rows + 1] - offsets[rows]).astype(np.int64)
+    starts = np.cumsum(counts) - counts
+    index = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(offsets[rows].astype(np.int64) - starts, counts)
+    return blocks[index], counts
+
+
 def sessions_copied(trace, picks: np.ndarray):
     """A trace made of the sessions `picks` (indices, repeats allowed), each a new session with its
     own block ids (copies share no cache), in the order given."""
@@ -187,9 +197,7 @@ def sessions_copied(trace, picks: np.ndarray):
         np.zeros(0, np.int64)
     copy = np.repeat(np.arange(picks.size), last - first)
     span = int(trace.blocks.max()) + 1 if trace.blocks.size else 1
-    counts = (trace.offsets[rows + 1] - trace.offsets[rows]).astype(np.int64)
-    blocks = np.concatenate([trace.blocks[trace.offsets[r]:trace.offsets[r + 1]] for r in rows]) if rows.size else \
-        np.zeros(0, np.int64)
+    blocks, counts = row_blocks(trace.blocks, trace.offsets, rows)
     blocks = blocks.astype(np.int64) + np.repeat(copy, counts).astype(np.int64) * span
 
     def take(x):
@@ -226,11 +234,8 @@ def from_trace(trace, rate_rps: float, duration_s: float, seed: int, max_context
     order = order[t[order] < duration_s]
     inp = np.minimum(trace.input_tokens[order].astype(np.int64), int(max_context))
     out = np.maximum(trace.output_tokens[order].astype(np.int64), 1)
-    offsets = np.asarray(trace.offsets)
-    counts = offsets[order + 1] - offsets[order]
+    blocks, counts = row_blocks(trace.blocks, np.asarray(trace.offsets), order)
     new_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    blocks = np.concatenate([trace.blocks[offsets[i]:offsets[i + 1]] for i in order]) if order.size else \
-        np.zeros(0, dtype=np.int64)
     session = trace.session[order].astype(np.int64) if trace.has_sessions else np.full(order.size, -1, np.int64)
     arrival = t[order].astype(np.float64)
     warm = np.flatnonzero(arrival < 0.0)
