@@ -258,8 +258,10 @@ def test_startup_breakdown_of_real_processes():
     assert cold["compile"] > 0 and cold["cache load"] < cold["compile"]
     assert warm["compile"] == 0 and warm["trace + lower"] == 0 and warm["cache load"] > 0
     assert result["warm"]["wall_s"] < result["cold"]["wall_s"]
-    json_run = result["warm_json"]["breakdown"]  # JSON adds the Pareto frontiers the table leaves out
-    assert json_run["compile"] == 0 and json_run["plans + frontiers"] > warm["plans + frontiers"]
+    json_run = result["warm_json"]  # JSON adds the Pareto frontiers the table leaves out (phases, not
+    # seconds: on a loaded machine the frontiers' few ms are within the noise of the plans' time)
+    assert json_run["breakdown"]["compile"] == 0
+    assert "frontiers" in result["warm_json_runs"][0]["phases"] and "frontiers" not in result["warm_runs"][0]["phases"]
 
 
 def test_plans_label_the_ratios_in_the_model_order():

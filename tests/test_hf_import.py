@@ -29,6 +29,12 @@ ENTRIES = {
     "minimax-m3": "MiniMaxAI--MiniMax-M3", "llama-4-scout": "meta-llama--Llama-4-Scout-17B-16E-Instruct",
     "llama-4-maverick": "meta-llama--Llama-4-Maverick-17B-128E-Instruct",
     "nemotron-3-super-120b-a12b": "nvidia--NVIDIA-Nemotron-3-Super-120B-A12B-FP8",
+    "qwen3-8b": "Qwen--Qwen3-8B", "qwen3.5-27b": "Qwen--Qwen3.5-27B", "qwen3.5-35b-a3b": "Qwen--Qwen3.5-35B-A3B",
+    "qwen3.6-27b": "nvidia--Qwen3.6-27B-NVFP4", "kimi-k2.7-code": "nvidia--Kimi-K2.7-Code-NVFP4",
+    "glm-5.2": "zai-org--GLM-5.2", "glm-5.3": "zai-org--GLM-5.3",
+    "nemotron-3-nano-30b-a3b": "nvidia--NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
+    "nemotron-3.5-lightning-30b-a3b": "nvidia--NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4",
+    "mixtral-8x22b": "mistralai--Mixtral-8x22B-v0.1",
 }
 # The context windows, read by hand from each config.json's max_position_embeddings.
 WINDOWS = {
@@ -37,7 +43,9 @@ WINDOWS = {
     "glm-5": 202_752, "glm-5.1": 202_752, "qwen3-coder-480b-a35b": 262_144, "qwen3.5-397b-a17b": 262_144,
     "qwen3.5-122b-a10b": 262_144, "qwen3.6-35b-a3b": 262_144, "minimax-m2.5": 196_608,
     "minimax-m3": 1_048_576, "llama-4-scout": 10_485_760, "llama-4-maverick": 1_048_576,
-    "nemotron-3-super-120b-a12b": 262_144,
+    "nemotron-3-super-120b-a12b": 262_144, "qwen3-8b": 40_960, "qwen3.5-27b": 262_144, "qwen3.5-35b-a3b": 262_144,
+    "qwen3.6-27b": 262_144, "kimi-k2.7-code": 262_144, "glm-5.2": 1_048_576, "glm-5.3": 1_048_576,
+    "nemotron-3-nano-30b-a3b": 262_144, "nemotron-3.5-lightning-30b-a3b": 1_048_576, "mixtral-8x22b": 65_536,
 }
 ARCH_FIELDS = ("attention", "layers", "hidden", "heads", "kv_heads", "head_dim", "vocab", "max_context",
                "experts_routed", "experts_active", "experts_shared", "moe_ffn_dim", "kv_lora_rank",
@@ -99,14 +107,14 @@ def test_parameter_counts_match_what_is_published(cat, model_id):
             named = m.sources[field].startswith("name-")
             assert derived == pytest.approx(stated, rel=_tolerance(stated, named)), field
             checked += 1
-    if model_id not in ("minimax-m2.5", "minimax-m3"):  # no published count recalled reliably
+    # no published count recalled reliably (MiniMax), or none recorded for a release (left unknown)
+    if model_id not in ("minimax-m2.5", "minimax-m3", "kimi-k2.7-code", "glm-5.2", "glm-5.3"):
         assert checked, f"{model_id} has no published count to check"
 
 
 # Configs that no catalog entry was written from: totals and actives from their repository names.
-UNSEEN = ["Qwen--Qwen3-8B", "Qwen--Qwen3.5-27B", "Qwen--Qwen3-235B-A22B", "Qwen--Qwen3-VL-30B-A3B-Instruct",
-          "nvidia--NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nvidia--NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4",
-          "nvidia--Nemotron-H-56B-Base-8K", "meta-llama--Meta-Llama-3.1-8B"]
+UNSEEN = ["Qwen--Qwen3-235B-A22B", "Qwen--Qwen3-VL-30B-A3B-Instruct", "nvidia--Nemotron-H-56B-Base-8K",
+          "meta-llama--Meta-Llama-3.1-8B"]
 
 
 @pytest.mark.parametrize("stem", UNSEEN)
