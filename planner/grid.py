@@ -18,6 +18,7 @@ import numpy as np
 from planner import quality, tco
 from planner.catalog import Catalog, for_scenario
 from planner.errors import GridTooLargeError
+from planner.lengths import length_sigma, lognormal_mean
 from planner.lowering import (
     GEMM_SELECT,
     KV_BYTES,
@@ -27,7 +28,6 @@ from planner.lowering import (
     supports_weight_dtype,
 )
 from planner.model.arch import ParamCounts, param_counts
-from planner.model.queueing import Z90
 from planner.model.types import Arch, Config, Hw, Load, Spec
 from planner.schema import Accelerator, ModelSpec, Scenario
 from planner.speculative_methods import searched_methods
@@ -247,21 +247,6 @@ def _axis(values, name: str, dtype=np.float32) -> np.ndarray:
     return np.asarray(values, dtype=dtype).reshape(shape)
 
 
-def lognormal_sigma(median: float, p90: float | None) -> float:
-    return 0.0 if p90 is None or p90 <= median else math.log(p90 / median) / Z90
-
-
-def lognormal_mean(median: float, sigma: float, cap: float) -> float:
-    """Mean of a log-normal truncated at `cap` (mass above the cap sits at the cap)."""
-    if sigma == 0.0:
-        return min(median, cap)
-    mu = math.log(median)
-    z = (math.log(cap) - mu) / sigma
-    phi = lambda x: 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))  # noqa: E731
-    below = math.exp(mu + sigma**2 / 2.0) * phi(z - sigma)
-    return below + cap * (1.0 - phi(z))
-
-
 def ownable(hardware: list[Accelerator]) -> list[Accelerator]:
     """Owned hardware needs a purchase price and a power figure; the rest is left out (and named
     in the solve's warnings). Nothing left is bad input."""
@@ -278,8 +263,9 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
     w = scenario.workload
     in_cap = float(min(w.input_tokens.max or model.max_context, model.max_context))
     out_cap = float(min(w.output_tokens.max or model.max_context, model.max_context))
-    in_sigma = lognormal_sigma(w.input_tokens.median, w.input_tokens.p90)
-    out_sigma = lognormal_sigma(w.output_tokens.median, w.output_tokens.p90)
+    i, o = w.input_tokens, w.output_tokens
+    in_sigma = length_sigma(i.median, i.p90, i.mean, in_cap, "workload.input_tokens.mean")  # a written mean is the capped one's
+    out_sigma = length_sigma(o.median, o.p90, o.mean, out_cap, "workload.output_tokens.mean")
     in_median = min(float(w.input_tokens.median), in_cap)
     out_median = min(float(w.output_tokens.median), out_cap)
     f = np.float32

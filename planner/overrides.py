@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from planner.errors import InputFileError
+from planner.lengths import other_shape
 from planner.schema import Scenario
 
 
@@ -106,5 +107,8 @@ def apply_overrides(
                     f"{source}: --set {key}: '{where}' is not a table in the file (it is {child!r})"
                 )
             node = child
-        node[parts[-1]] = parse_value(raw.strip())
+        node[parts[-1]] = value = parse_value(raw.strip())
+        replaced = other_shape(key)
+        if replaced is not None and value is not None:
+            node.pop(replaced.rpartition(".")[2], None)
     return result

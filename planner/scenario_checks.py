@@ -26,6 +26,7 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
             catalog.model(ident) if what == "model" else catalog.accelerator(ident)
         except UnknownIdError as exc:
             raise UnknownIdError(f"{source}: {field}: {exc}") from None
+    check_length_means(scenario, catalog.model(scenario.model.id).max_context, source)
     spec = scenario.speculative
     from planner.speculative_methods import check_curve, incompatibility
 
@@ -49,3 +50,27 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
                 f"{source}: speculative.draft_model: '{draft.id}' ({render.count(draft_n)} parameters) is not "
                 f"smaller than the model '{target.id}' ({render.count(target_n)}); a draft model must be smaller "
                 "than the model it drafts for")
+
+
+def length_mean_problem(scenario: Scenario, window: int) -> tuple[str, str] | None:
+    """(field, why) of a length written with a mean that no log-normal with its median can have under
+    its cap (its `max`, else the model's window), or None."""
+    from planner.lengths import LengthFitError, sigma_for_mean
+
+    for name in ("input_tokens", "output_tokens"):
+        d = getattr(scenario.workload, name)
+        if d.mean is not None:
+            try:
+                sigma_for_mean(d.median, d.mean, float(min(d.max or window, window)))
+            except LengthFitError as exc:
+                return f"workload.{name}.mean", str(exc)
+    return None
+
+
+def check_length_means(scenario: Scenario, window: int, source: str | Path) -> None:
+    """`length_mean_problem` as bad input naming the file and the field."""
+    from planner.lengths import LengthFitError
+
+    problem = length_mean_problem(scenario, window)
+    if problem:
+        raise LengthFitError(f"{source}: {problem[0]}: {problem[1]}")

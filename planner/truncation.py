@@ -18,10 +18,11 @@ _QUADRATURE = 512  # output-length nodes for P(prompt + output > window)
 _N = NormalDist()
 
 
-def _sigma(median: float, p90: float | None) -> float:
-    from planner.grid import lognormal_sigma
+def _sigma(d, window: float) -> float:
+    """Shape of a length distribution; a mean is fitted under its cap (its `max`, else the window)."""
+    from planner.lengths import length_sigma
 
-    return lognormal_sigma(median, p90)
+    return length_sigma(d.median, d.p90, d.mean, float(min(d.max or window, window)))
 
 
 def _above(x: float, median: float, sigma: float) -> float:
@@ -40,8 +41,8 @@ def beyond_window(scenario: Scenario, model: ModelSpec) -> tuple[float, float]:
     truncation this reports); outputs are capped at their own `max` (a generation limit)."""
     w = scenario.workload
     window = float(model.max_context)
-    s_in = _sigma(w.input_tokens.median, w.input_tokens.p90)
-    s_out = _sigma(w.output_tokens.median, w.output_tokens.p90)
+    s_in = _sigma(w.input_tokens, window)
+    s_out = _sigma(w.output_tokens, window)
     out_cap = float(w.output_tokens.max or math.inf)
     prompt = _above(window, w.input_tokens.median, s_in)
     total = 0.0

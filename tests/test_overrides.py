@@ -60,7 +60,7 @@ def test_input_is_not_mutated() -> None:
     ("item", "expected"),
     [("slo.tpot=40", "--set slo.tpot: unknown key; closest known keys: slo.tpot_p95_ms"),
      ("tpot_p95_ms=40", "closest known keys: slo.tpot_p95_ms"),
-     ("workload.input_tokens.mean=5", "workload.input_tokens.median"),
+     ("workload.input_tokens.medain=5", "workload.input_tokens.median"),
      ("slo.tpot_p95_ms", "expected KEY=VALUE"),
      ("=5", "expected KEY=VALUE")],
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from planner.schema.common import KebabId, KvDtype, Strict, WeightDtype, _kebab
 
@@ -40,14 +40,28 @@ class PriceOverride(Strict):
 
 
 class LengthDistribution(Strict):
-    """Token lengths as a log-normal fitted to the median and p90 (p90 = median means fixed)."""
+    """Token lengths as a log-normal fitted to the median and either the p90 or the mean (neither
+    means every length is the median). The mean is what billing data gives (tokens / requests), and
+    work, slot occupancy and $/Mtok follow it; the p90 pins the tail that TTFT p95 and memory read."""
 
     median: int = Field(ge=1, le=MAX_TOKENS, description="Median length, tokens")
-    p90: int | None = Field(None, ge=1, le=MAX_TOKENS, description="90th percentile, tokens")
+    p90: int | None = Field(None, ge=1, le=MAX_TOKENS, description="90th percentile, tokens (or give mean)")
+    mean: float | None = Field(None, ge=1, le=MAX_TOKENS, description="Mean length, tokens, of the lengths as served "
+                               "(capped at max and the context window); instead of p90")
     max: int | None = Field(None, ge=1, le=MAX_TOKENS, description="Hard cap (e.g. the context window), tokens")
+
+    @field_validator("mean")
+    @classmethod
+    def _mean_above_median(cls, mean: float | None, info: ValidationInfo) -> float | None:
+        median = info.data.get("median")
+        if mean is not None and median is not None and mean < median:
+            raise ValueError(f"mean must be >= median {median:,} (a log-normal's mean is at least its median)")
+        return mean
 
     @model_validator(mode="after")
     def _ordered(self) -> LengthDistribution:
+        if self.p90 is not None and self.mean is not None:
+            raise ValueError("give p90 or mean, not both (a log-normal has one shape to fit)")
         if self.p90 is not None and self.p90 < self.median:
             raise ValueError("p90 must be >= median")
         if self.max is not None and self.max < self.median:

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from planner import io
 from planner.catalog import Catalog, for_scenario, resolve_scenario_paths, tokenizer_mismatch
 from planner.errors import PlannerError, UnknownIdError
+from planner.lengths import other_shape
+from planner.scenario_checks import length_mean_problem
 from planner.schema import Scenario
 from planner.tomledit import merged_toml
 
@@ -77,6 +79,9 @@ class ScenarioDocument:
             node.pop(parts[-1], None)
         else:
             node[parts[-1]] = value
+            replaced = other_shape(path)  # a length's p90 and mean are alternatives: the edit wins
+            if replaced is not None:
+                node.pop(replaced.rpartition(".")[2], None)
 
     def repick_drafter(self) -> str | None:
         """After the model changed: keep speculation valid (see catalog.repick_drafter); says what changed."""
@@ -173,6 +178,9 @@ def _check_ids(scenario: Scenario, catalog: Catalog) -> None:
         why = tokenizer_mismatch(catalog.model(spec.draft_model), catalog.model(scenario.model.id))
         if why:
             raise _IdError("speculative.draft_model", why)
+    problem = length_mean_problem(scenario, catalog.model(scenario.model.id).max_context)
+    if problem:
+        raise _IdError(*problem)
 
 
 def _message(error: dict[str, Any]) -> str:

@@ -109,7 +109,8 @@ def with_prompt_median(scenario: Scenario, median: int, hardware: str) -> Scenar
     """The scenario restricted to one hardware, at another prompt median (same tail shape)."""
     w = scenario.workload.input_tokens
     p90 = None if w.p90 is None else max(median, math.ceil(median * w.p90 / w.median))
-    tokens = w.model_copy(update={"median": median, "p90": p90,
+    mean = None if w.mean is None else max(float(median), w.mean * median / w.median)
+    tokens = w.model_copy(update={"median": median, "p90": p90, "mean": mean,
                                   "max": None if w.max is None else max(w.max, median)})
     workload = scenario.workload.model_copy(update={"input_tokens": tokens})
     search = scenario.search.model_copy(update={"hardware": [hardware]})
