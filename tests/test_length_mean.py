@@ -53,14 +53,15 @@ def _scenario_text(output_table: str) -> str:
 def test_solve_plans_by_the_written_mean(invoke, tmp_path):
     """The JSON's output mean is the one written (not the 401 the p90 implies), and the bill per
     output token follows it."""
-    path = tmp_path / "mean.toml"
+    path, p90_path = tmp_path / "mean.toml", tmp_path / "p90.toml"
     path.write_text(_scenario_text("[workload.output_tokens]\nmedian = 216\nmean = 440\nmax = 4096\n"))
+    p90_path.write_text(_scenario_text("[workload.output_tokens]\nmedian = 216\np90 = 898\nmax = 4096\n"))
     by_mean = invoke("solve", path, "--format", "json", "--top", "1")
-    by_p90 = invoke("solve", paths.scenarios_dir() / "agentic-coding.toml", "--format", "json", "--top", "1")
+    by_p90 = invoke("solve", p90_path, "--format", "json", "--top", "1")
     assert by_mean.exit_code == 0 and by_p90.exit_code == 0, by_mean.output + by_p90.output
     mean_run, p90_run = json.loads(by_mean.stdout), json.loads(by_p90.stdout)
     assert mean_run["workload"]["output_tokens_mean"] == pytest.approx(440.0, abs=0.5)
-    sigma = math.log(898 / 216) / 1.2815515655446004  # the bundled file: median 216, p90 898, max 4096
+    sigma = math.log(898 / 216) / 1.2815515655446004  # median 216, p90 898, max 4096
     capped = np.minimum(216 * np.exp(sigma * np.random.default_rng(1).standard_normal(2_000_000)), 4096)
     assert p90_run["workload"]["output_tokens_mean"] == pytest.approx(float(capped.mean()), rel=0.005)
     # the same plan serving 10 % more output tokens per request bills less per output token
@@ -68,9 +69,10 @@ def test_solve_plans_by_the_written_mean(invoke, tmp_path):
         assert mean_run["best"]["usd_per_mtok_output"] < p90_run["best"]["usd_per_mtok_output"]
 
 
-def test_set_mean_replaces_the_files_p90(invoke):
-    result = invoke("solve", paths.scenarios_dir() / "agentic-coding.toml", "--set", "workload.output_tokens.mean=440",
-                    "--format", "json", "--top", "1")
+def test_set_mean_replaces_the_files_p90(invoke, tmp_path):
+    path = tmp_path / "p90.toml"
+    path.write_text(_scenario_text("[workload.output_tokens]\nmedian = 216\np90 = 898\nmax = 4096\n"))
+    result = invoke("solve", path, "--set", "workload.output_tokens.mean=440", "--format", "json", "--top", "1")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["workload"]["output_tokens_mean"] == pytest.approx(440.0, abs=0.5)
 
@@ -112,7 +114,8 @@ def test_tui_edit_of_a_mean_replaces_the_p90(catalog):
     from planner.tui.document import ScenarioDocument
 
     doc = ScenarioDocument.from_file(paths.scenarios_dir() / "agentic-coding.toml", catalog, bundled=True)
-    assert doc.get("workload.output_tokens.p90") == 898
+    doc.set("workload.output_tokens.p90", 898)
+    assert doc.get("workload.output_tokens.mean") is None and doc.validate() is not None
     doc.set("workload.output_tokens.mean", 440.0)
     assert doc.get("workload.output_tokens.p90") is None and doc.validate() is not None
     doc.set("workload.output_tokens.mean", 4000.0)
@@ -132,9 +135,8 @@ def test_the_simulators_synthetic_outputs_average_the_written_mean(catalog):
     from planner.simulate.arrivals import synthetic
 
     base = io.validate(Scenario, io.read_toml(paths.scenarios_dir() / "agentic-coding.toml"), "test")
-    tokens = base.workload.output_tokens.model_copy(update={"p90": None, "mean": 440.0})
-    scenario = base.model_copy(update={"workload": base.workload.model_copy(update={"output_tokens": tokens})})
-    load = load_arrays(scenario, catalog.model(scenario.model.id), catalog)
+    assert base.workload.output_tokens.mean == 425  # the bundled default gives its outputs' mean
+    load = load_arrays(base, catalog.model(base.model.id), catalog)
     outputs = synthetic(load, 20_000.0, seed=3).output_tokens
     assert outputs.size > 30_000
-    assert float(np.mean(outputs)) == pytest.approx(440.0, rel=0.03)
+    assert float(np.mean(outputs)) == pytest.approx(425.0, rel=0.03)
