@@ -117,9 +117,11 @@ VALID_ALTERNATIVES: dict[str, list[Any]] = {
                           {"turns": 10_000, "prefix_reuse": 0.999, "think_time_s": 86_400.0}],
     # (median 1, p90 1e6 is left out: test_hardening's xfail covers its overflow in the cost model)
     "workload.input_tokens": [{"median": 1}, {"median": 10_000_000}, {"median": 100, "p90": 100_000},
-                              {"median": 4096, "p90": 4096, "max": 4096}],
+                              {"median": 4096, "p90": 4096, "max": 4096}, {"median": 100_000, "mean": 130_000},
+                              {"median": 100, "mean": 100, "p90": 200}],
     "workload.output_tokens": [{"median": 1}, {"median": 10_000_000}, {"median": 1, "p90": 10_000_000},
-                               {"median": 512, "max": 512}],
+                               {"median": 512, "max": 512}, {"median": 216, "mean": 425, "max": 4096},
+                               {"median": 216, "mean": 4000, "max": 4096}, {"median": 1, "mean": 10_000_000}],
     "workload.arrival_rate_rps": [1e-6, 1e6],
     "serving": [{"utilization_max": 0.01, "hbm_fraction": 0.01, "hours_per_month": 1.0},
                 {"utilization_max": 0.99, "hbm_fraction": 1.0, "hours_per_month": 744.0}],
