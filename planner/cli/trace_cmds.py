@@ -111,10 +111,11 @@ def _table(s: dict[str, Any]) -> None:
     q = s["input_tokens"]
     rows.add_row("requests", _n(s["requests"]))
     rows.add_row("sessions", "none recorded" if s["sessions"] is None else _n(s["sessions"]))
-    rows.add_row("input tokens p50 / p90 / p99 / max",
-                 f"{_n(q['p50'])} / {_n(q['p90'])} / {_n(q['p99'])} / {_n(q['max'])}")
+    rows.add_row("input tokens p50 / p90 / p99 / max / mean",
+                 f"{_n(q['p50'])} / {_n(q['p90'])} / {_n(q['p99'])} / {_n(q['max'])} / {_n(q['mean'])}")
     o = s["output_tokens"]
-    rows.add_row("output tokens p50 / p90 / p99", f"{_n(o['p50'])} / {_n(o['p90'])} / {_n(o['p99'])}")
+    rows.add_row("output tokens p50 / p90 / p99 / max / mean",
+                 f"{_n(o['p50'])} / {_n(o['p90'])} / {_n(o['p99'])} / {_n(o['max'])} / {_n(o['mean'])}")
     if "requests_per_session" in s:
         r = s["requests_per_session"]
         rows.add_row("requests per session p50 / p90", f"{r['p50']:.1f} / {r['p90']:.1f}")
