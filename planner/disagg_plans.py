@@ -107,6 +107,7 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
             "prefix_hit_rate": _clean(pre["prefix_hit_rate"][i], 4),
             "ttft_p50_s": _clean(pm["ttft_p50_s"][i], 4), "ttft_p95_s": _clean(pm["ttft_p95_s"][i], 4),
             "prefill_mean_ms": _clean(pre["service_s"][i] * 1e3, 3), "busy": _clean(pm["busy"][i], 4),
+            "sized_rps": _clean(pm["sized_rps"][i], 4),
             "usd_per_hour": _clean(p_usd, 4), "monthly_usd": _clean(p_usd * hours, 2),
             "binding": PREFILL_BINDING[int(pm["binding"][i])],
             "slo_ratios": {n: _clean(r, 4) for n, r in zip(PREFILL_BINDING, pm["ratios"][i], strict=True)},
@@ -122,6 +123,7 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
             "attention": grid.attention[a],
             "tpot_p50_ms": _clean(dm["tpot_p50_s"][i] * 1e3, 3), "tpot_p95_ms": _clean(dm["tpot_p95_s"][i] * 1e3, 3),
             "tokens_per_step": _clean(dm["tokens_per_step"][i], 4), "occupancy": _clean(dm["occupancy"][i], 4),
+            "sized_rps": _clean(dm["sized_rps"][i], 4),
             "usd_per_hour": _clean(d_usd, 4), "monthly_usd": _clean(d_usd * hours, 2),
             "binding": DECODE_BINDING[int(dm["binding"][i])],
             "slo_ratios": {n: _clean(r, 4) for n, r in zip(DECODE_BINDING, dm["ratios"][i], strict=True)},
@@ -145,6 +147,15 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
 
 def _add(x: Any, y: Any) -> Any:
     return None if x is None or y is None else round(x + y, 2)
+
+
+def _min(x: Any, y: Any) -> Any:
+    return None if x is None or y is None else min(x, y)
+
+
+def _headroom(sized: float | None, rate: float) -> float | None:
+    """How far over the scenario's rate the plan was sized (0.06: +6 %)."""
+    return None if sized is None or rate <= 0 else round(sized / rate - 1.0, 4)
 
 
 def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str, Any], sc: Any,
@@ -178,6 +189,8 @@ def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str,
         "tpot_p50_ms": decode["tpot_p50_ms"],
         "tpot_p95_ms": decode["tpot_p95_ms"],
         "throughput_tok_s": _clean(float(load.arrival_rps) * float(load.out_mean), 2),
+        "sized_rps": _min(prefill["sized_rps"], decode["sized_rps"]),  # the pool that saturates first
+        "rate_headroom": _headroom(_min(prefill["sized_rps"], decode["sized_rps"]), float(load.arrival_rps)),
         "usd_per_hour": _clean(usd_h, 4),
         "usd_per_mtok_input": _clean((prefill["usd_per_hour"] or 0.0) / in_tok_h * 1e6, 4),
         "usd_per_mtok_output": _clean((decode["usd_per_hour"] or 0.0) / out_tok_h * 1e6, 4),

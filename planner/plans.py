@@ -68,6 +68,8 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "tpot_p95_ms": _clean(m["tpot_p95_s"][i] * 1e3, 3),
             "throughput_tok_s": _clean(m["throughput_tok_s"][i], 2),
             "capacity_rps": _clean(m["capacity_rps"][i], 4),
+            "sized_rps": _clean(m["sized_rps"][i], 4),
+            "rate_headroom": _clean(m["sized_rps"][i] / float(load.arrival_rps) - 1.0, 4),
             "usd_per_hour": _clean(m["fleet_usd_per_hour"][i], 4),
             "usd_per_hour_per_replica": _clean(m["usd_per_hour"][i], 4),
             "usd_per_mtok_input": _clean(m["usd_per_mtok_input"][i], 4),

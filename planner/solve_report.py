@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io as _io
+import math
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -126,6 +127,23 @@ def cost_words(plan: dict[str, Any], sc: Any, capex_kind: str | None = None) -> 
     return f"rented at the catalog's $/chip-hour (energy included); {energy_text}"
 
 
+def sized_words(plan: dict[str, Any], rate: float) -> str | None:
+    """`sized for up to 3.17 req/s, +6% over the scenario's 3 (prefill pool 3.95, decode pool 3.17)`:
+    the fleet's arrival rate at which every SLO and limit still holds (for a disaggregated plan, the
+    pool that saturates first). The cheapest plan is sized tight by construction, so this says how
+    tight: agent traffic's 20-minute windows vary by +-12 % (README, Simulation), and a window past it
+    queues; plan for the peak rate."""
+    sized = plan.get("sized_rps")
+    if sized is None or not math.isfinite(sized) or rate <= 0:
+        return None
+    text = f"sized for up to {sized:,.3g} req/s, {sized / rate - 1.0:+.0%} over the scenario's {rate:g}"
+    if plan.get("mode") == "disaggregated":
+        p, d = plan["prefill"].get("sized_rps"), plan["decode"].get("sized_rps")
+        if p is not None and d is not None:
+            text += f" (prefill pool {p:,.3g}, decode pool {d:,.3g})"
+    return text
+
+
 def per_month(plan: dict[str, Any]) -> str:
     """`$12,345/month`, marked like `bill` when the plan rests on a 4-bit format."""
     money = f"{render.money(plan['monthly_usd'])}/month"
@@ -172,6 +190,9 @@ def write_table(result: SolveResult, top: int) -> None:
             f"usable {mem['usable_hbm']:.1f} GB; prefix hit rate {b['prefix_hit_rate']:.0%}")
         acc = next((a for a in result.grid.hardware if a.id == b["hardware"]), None)
         con.print(f"  {cost_words(b, sc, getattr(acc, 'capex_kind', None))}", markup=False)
+        sized = sized_words(b, sc.workload.arrival_rate_rps)
+        if sized:
+            con.print(f"  {sized}", markup=False)
         if b["quality_note"]:
             con.print(f"  note: {b['quality_note']}", markup=False)
         _write_other_mode(con, result)
@@ -264,6 +285,9 @@ def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult, sc: A
         f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}", markup=False)
     kinds = {a.capex_kind for a in result.grid.hardware if a.id in (p["hardware"], d["hardware"]) and a.capex_kind}
     con.print(f"  {cost_words(b, sc, ' and '.join(sorted(kinds)) or None)}", markup=False)
+    sized = sized_words(b, sc.workload.arrival_rate_rps)
+    if sized:
+        con.print(f"  {sized}", markup=False)
     if b["quality_note"]:
         con.print(f"  note: {b['quality_note']}", markup=False)
     _write_other_mode(con, result)

@@ -231,6 +231,7 @@ def prefill_fleet(a: Arch, hw: Hw, cfg: Config, ld: Load, pre: dict[str, jnp.nda
         "fleet_usd_per_hour": fleet_usd_h,
         "usd_per_hour": inst_usd_h,
         "replicas": replicas,
+        "sized_rps": jnp.where(headroom, replicas * lam_max, 0.0),  # the pool's rate with TTFT and utilisation held
         "ttft_p50_s": ttft50,
         "ttft_p95_s": ttft95,
         "transfer_visible_p95_s": vis95,
@@ -256,7 +257,8 @@ def decode_pool(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight
     mu = batch * tok50 / (step50 * ld.out_mean)
     # busy slots at most where 5 % of requests wait for one (Erlang C, as aggregated serving)
     lam_slots = slot_load_limit(batch) * tok50 / (step50 * ld.out_mean)
-    replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / jnp.minimum(ld.util_max * mu, lam_slots)), 1.0)
+    lam_max = jnp.minimum(ld.util_max * mu, lam_slots)
+    replicas = jnp.maximum(jnp.ceil(ld.arrival_rps / lam_max), 1.0)
     replicas = jnp.ceil(replicas / cfg.replicas) * cfg.replicas
     occupancy = ld.arrival_rps / replicas / mu
     draw = ld.idle_power_fraction + (1.0 - ld.idle_power_fraction) * jnp.clip(occupancy, 0.0, 1.0)
@@ -272,6 +274,7 @@ def decode_pool(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight
         "fleet_usd_per_hour": fleet_usd_h,
         "usd_per_hour": inst_usd_h,
         "replicas": replicas,
+        "sized_rps": replicas * lam_max,  # the pool's rate with utilisation and slot waits held
         "tpot_p50_s": tpot50,
         "tpot_p95_s": tpot95,
         "tokens_per_step": tok50,

@@ -347,7 +347,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         lam = ld.arrival_rps / replicas
         rho_p = lam * s_prefill
         return dict(service50=service50, service95=service95, rho_cap=rho_cap, headroom=headroom,
-                    replicas=replicas, lam=lam, rho_p=rho_p)
+                    replicas=replicas, lam=lam, rho_p=rho_p, lam_max=lam_max)
 
     inst = computed_once(load_per_instance, hw.mem_bw)
     service50, service95, rho_cap, headroom = inst["service50"], inst["service95"], inst["rho_cap"], inst["headroom"]
@@ -398,6 +398,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         "tpot_p95_s": tpot95,
         "throughput_tok_s": lam * ld.out_mean,
         "capacity_rps": mu,
+        # the fleet's arrival rate at which every SLO and limit still holds (what it was sized for)
+        "sized_rps": jnp.where(headroom, replicas * inst["lam_max"], 0.0),
         "usd_per_mtok_input": usd_in,
         "usd_per_mtok_output": usd_out,
         "prefix_hit_rate": hit,

@@ -121,6 +121,9 @@ class PlanDetail(Static):
         bands = _bands(plan)
         if bands:
             header.append(Text(f"uncertainty: {bands}", style="dim"))
+        if infeasible is None and plan.get("sized_rps") is not None and plan.get("rate_headroom") is not None:
+            header.append(Text(f"sized for up to {plan['sized_rps']:,.3g} req/s, {plan['rate_headroom']:+.0%} over "
+                               "the scenario's rate (a busier window queues)", style="dim"))
         if plan.get("energy_kwh_month") is not None:
             owned = plan.get("cost_mode") == "own"
             header.append(Text(f"{'owned' if owned else 'rented'}: energy {plan['energy_kwh_month']:,.0f} kWh/month "
