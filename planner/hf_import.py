@@ -382,6 +382,9 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
         if active:
             spec["params_active_published"], refs["params_active_published"] = active, name_key
     spec["notes"] = f"Imported from {Path(path).name} by `planner models import`."
+    if prefix:  # a multimodal wrapper: only its language model is read
+        spec["notes"] += (" Language model only (text_config): the vision encoder's weights and image tokens are "
+                          "not modelled; count image tokens in the prompt lengths.")
     spec["sources"] = refs
     return spec, sources
 

@@ -242,3 +242,9 @@ def test_minimax_lightning_attention_layers_are_read_from_attn_type_list(tmp_pat
     path.write_text(json.dumps(config))
     with pytest.raises(Exception, match="attn_type_list"):
         import_model(path)
+
+
+def test_a_multimodal_config_says_only_its_language_model_is_read():
+    vl, _ = import_model(CONFIGS / "Qwen--Qwen3-VL-30B-A3B-Instruct_config.json")
+    text, _ = import_model(CONFIGS / "Qwen--Qwen3-235B-A22B_config.json")
+    assert "vision encoder" in vl.notes and "vision encoder" not in text.notes
