@@ -21,7 +21,7 @@ CSV_COLUMNS = ("hardware", "chips", "replicas", "layout", "tp", "pp", "ep", "dp_
                "tier_nvme", "spec_k", "spec_method", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
                "tpot_p95_ms", "throughput_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
                "monthly_usd", "binding", "quality_note", "cost_mode", "energy_kwh_month", "energy_usd_month",
-               "capex_usd")
+               "capex_usd", "sized_rps")
 
 
 def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def write_csv(result: SolveResult, top: int) -> None:
     for p in result.per_hardware[:top] if top else result.per_hardware:
         row = dict(p, **p["layout"], layout=p["layout_text"], tier_hbm=p["tier_split"]["hbm"],
                    tier_dram=p["tier_split"]["dram"], tier_nvme=p["tier_split"]["nvme"])
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+        writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
     sys.stdout.write(buf.getvalue())
 
 
