@@ -59,3 +59,23 @@ def test_solve_states_the_sized_rate(invoke):
         assert f"{best['sized_rps'] / rate - 1.0:+.0%} over the scenario's {rate:g}" in line
         if rate == 3.0:
             assert best["sized_rps"] < 3.0 * 1.10  # measured 3.17: the decode pool's one replica is nearly full
+
+
+def test_a_replay_past_the_sized_rate_says_so():
+    from planner.simulate.report import beyond_sized_rate
+
+    assert beyond_sized_rate({"sized_rps": 3.0}, {"arrivals_per_s": 3.3}) == pytest.approx(0.1)
+    assert beyond_sized_rate({"sized_rps": 3.0}, {"arrivals_per_s": 2.9}) is None
+    assert beyond_sized_rate({}, {"arrivals_per_s": 9.0}) is None  # a plan file written before sized_rps
+
+
+def test_simulate_json_carries_the_plans_sized_rate(invoke, tmp_path):
+    from support import sim_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text(sim_scenario(rate=1.0, turns=1))
+    doc = json.loads(invoke("simulate", path, "--duration", "60", "--format", "json").stdout)
+    plan = doc["plan"]
+    sized = plan["sized_rps"] if doc["mode"] == "aggregated" else min(plan["prefill"]["sized_rps"],
+                                                                       plan["decode"]["sized_rps"])
+    assert sized >= 1.0

@@ -8,17 +8,17 @@ from typing import Any
 from planner.simulate.analytic import QUANTILES
 
 PLAN_FIELDS = ("hardware", "chips", "replicas", "layout_text", "batch", "weight_dtype", "kv_dtype", "tier_split",
-               "spec_k", "prefix_cache", "attention", "monthly_usd")
+               "spec_k", "prefix_cache", "attention", "monthly_usd", "sized_rps")
 PREFILL_FIELDS = ("hardware", "chips", "replicas", "layout_text", "weight_dtype", "kv_dtype", "prefix_cache",
-                  "prefix_cache_lives", "attention", "monthly_usd")
+                  "prefix_cache_lives", "attention", "monthly_usd", "sized_rps")
 DECODE_FIELDS = ("hardware", "chips", "replicas", "layout_text", "batch", "weight_dtype", "kv_dtype", "tier_split",
-                 "spec_k", "attention", "monthly_usd")
+                 "spec_k", "attention", "monthly_usd", "sized_rps")
 
 
 def plan_fields(plan: dict[str, Any]) -> dict[str, Any]:
     """The plan's identifying keys (a disaggregated plan: its pools and the KV link)."""
     if plan.get("mode") == "disaggregated":
-        out = {k: plan.get(k) for k in ("hardware", "monthly_usd") if plan.get(k) is not None}
+        out = {k: plan.get(k) for k in ("hardware", "monthly_usd", "sized_rps") if plan.get(k) is not None}
         for role, fields in (("prefill", PREFILL_FIELDS), ("decode", DECODE_FIELDS)):
             pool = plan.get(role) or {}
             out[role] = {k: pool.get(k) for k in fields if pool.get(k) is not None}
@@ -82,6 +82,15 @@ def arrival_mismatch(sim: dict[str, Any], ana: dict[str, Any]) -> float | None:
     return off if abs(off) > ARRIVAL_MISMATCH else None
 
 
+def beyond_sized_rate(plan: dict[str, Any], sim: dict[str, Any]) -> float | None:
+    """measured arrivals / the plan's sized rate - 1 when the window ran past the rate the plan was
+    sized for (`sized_rps`), else None (also for a plan file without it)."""
+    sized, measured = plan.get("sized_rps"), sim.get("arrivals_per_s")
+    if not sized or measured is None or measured <= sized:
+        return None
+    return measured / sized - 1.0
+
+
 def write_table(doc: dict[str, Any]) -> None:
     from planner import render
 
@@ -133,6 +142,11 @@ def write_table(doc: dict[str, Any]) -> None:
                   f"{ana['arrival_rps']:g} ({off:+.0%}); the analytic column is at the scenario's rate. A trace's "
                   "sessions are heavy-tailed, so its rate over a window varies: try other --seed values or a "
                   "longer --duration")
+    over = beyond_sized_rate(p, sim)
+    if over is not None:
+        con.print(f"note: {sim['arrivals_per_s']:.3f} requests/s arrived, above the {p['sized_rps']:.3g} the plan was "
+                  f"sized for ({over:+.0%}): past that rate requests wait for decode slots and the prefill queue, "
+                  "which the analytic column (at the scenario's rate) does not price")
     if run.get("wall_s") is not None:
         con.print(f"simulated {run['simulated_s']:,.0f} s in {run['wall_s']:.1f} s wall "
                   f"({run['requests_per_wall_s']:,.0f} requests/s)")
