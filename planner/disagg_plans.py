@@ -15,7 +15,7 @@ import numpy as np
 from planner.disagg_search import LOCATION_SHARED, LOCATIONS, Choice, DisaggEval
 from planner.grid import AXES, Grid, gather, gather_spec
 from planner.model.types import Load
-from planner.plans import _bill_band, _clean, layout_fields
+from planner.plans import _bill_band, _clean, layout_fields, rate_headroom
 from planner.quality import four_bit_note
 from planner.tco import plan_cost_fields
 
@@ -153,11 +153,6 @@ def _min(x: Any, y: Any) -> Any:
     return None if x is None or y is None else min(x, y)
 
 
-def _headroom(sized: float | None, rate: float) -> float | None:
-    """How far over the scenario's rate the plan was sized (0.06: +6 %)."""
-    return None if sized is None or rate <= 0 else round(sized / rate - 1.0, 4)
-
-
 def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str, Any], sc: Any,
             grid: Grid) -> dict[str, Any]:
     """The disaggregated plan row: pools, transfer, and the keys every plan row has."""
@@ -190,7 +185,7 @@ def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str,
         "tpot_p95_ms": decode["tpot_p95_ms"],
         "throughput_tok_s": _clean(float(load.arrival_rps) * float(load.out_mean), 2),
         "sized_rps": _min(prefill["sized_rps"], decode["sized_rps"]),  # the pool that saturates first
-        "rate_headroom": _headroom(_min(prefill["sized_rps"], decode["sized_rps"]), float(load.arrival_rps)),
+        "rate_headroom": rate_headroom(_min(prefill["sized_rps"], decode["sized_rps"]), float(load.arrival_rps)),
         "usd_per_hour": _clean(usd_h, 4),
         "usd_per_mtok_input": _clean((prefill["usd_per_hour"] or 0.0) / in_tok_h * 1e6, 4),
         "usd_per_mtok_output": _clean((decode["usd_per_hour"] or 0.0) / out_tok_h * 1e6, 4),

@@ -29,6 +29,11 @@ def _clean(x: float, digits: int = 6) -> float | None:
     return round(x, digits) if math.isfinite(x) else None
 
 
+def rate_headroom(sized_rps: float | None, rate: float) -> float | None:
+    """How far over the scenario's arrival rate a plan was sized (0.06: +6 %); None where unknown."""
+    return None if sized_rps is None or rate <= 0 else _clean(float(sized_rps) / rate - 1.0, 4)
+
+
 def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, Any]]:
     count = len(flat)
     hw, cfg, valid, idx = gather(grid, np.asarray(flat, dtype=np.int64))
@@ -69,7 +74,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "throughput_tok_s": _clean(m["throughput_tok_s"][i], 2),
             "capacity_rps": _clean(m["capacity_rps"][i], 4),
             "sized_rps": _clean(m["sized_rps"][i], 4),
-            "rate_headroom": _clean(m["sized_rps"][i] / float(load.arrival_rps) - 1.0, 4),
+            "rate_headroom": rate_headroom(m["sized_rps"][i], float(load.arrival_rps)),
             "usd_per_hour": _clean(m["fleet_usd_per_hour"][i], 4),
             "usd_per_hour_per_replica": _clean(m["usd_per_hour"][i], 4),
             "usd_per_mtok_input": _clean(m["usd_per_mtok_input"][i], 4),

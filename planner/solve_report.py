@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import math
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -99,7 +98,7 @@ def write_csv(result: SolveResult, top: int) -> None:
     for p in result.per_hardware[:top] if top else result.per_hardware:
         row = dict(p, **p["layout"], layout=p["layout_text"], tier_hbm=p["tier_split"]["hbm"],
                    tier_dram=p["tier_split"]["dram"], tier_nvme=p["tier_split"]["nvme"])
-        writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
     sys.stdout.write(buf.getvalue())
 
 
@@ -133,10 +132,10 @@ def sized_words(plan: dict[str, Any], rate: float) -> str | None:
     pool that saturates first). The cheapest plan is sized tight by construction, so this says how
     tight: agent traffic's 20-minute windows vary by +-12 % (README, Simulation), and a window past it
     queues; plan for the peak rate."""
-    sized = plan.get("sized_rps")
-    if sized is None or not math.isfinite(sized) or rate <= 0:
+    sized, headroom = plan.get("sized_rps"), plan.get("rate_headroom")
+    if sized is None or headroom is None:
         return None
-    text = f"sized for up to {sized:,.3g} req/s, {sized / rate - 1.0:+.0%} over the scenario's {rate:g}"
+    text = f"sized for up to {sized:,.3g} req/s, {headroom:+.0%} over the scenario's {rate:g}"
     if plan.get("mode") == "disaggregated":
         p, d = plan["prefill"].get("sized_rps"), plan["decode"].get("sized_rps")
         if p is not None and d is not None:
