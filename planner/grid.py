@@ -18,7 +18,7 @@ import numpy as np
 from planner import quality, tco
 from planner.catalog import Catalog, for_scenario
 from planner.errors import GridTooLargeError
-from planner.lengths import length_sigma, lognormal_mean
+from planner.lengths import length_sigma, lognormal_mean, served_cap
 from planner.lowering import (
     GEMM_SELECT,
     KV_BYTES,
@@ -261,8 +261,8 @@ def ownable(hardware: list[Accelerator]) -> list[Accelerator]:
 
 def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
     w = scenario.workload
-    in_cap = float(min(w.input_tokens.max or model.max_context, model.max_context))
-    out_cap = float(min(w.output_tokens.max or model.max_context, model.max_context))
+    in_cap = served_cap(w.input_tokens.max, model.max_context)
+    out_cap = served_cap(w.output_tokens.max, model.max_context)
     i, o = w.input_tokens, w.output_tokens
     in_sigma = length_sigma(i.median, i.p90, i.mean, in_cap, "workload.input_tokens.mean")  # a written mean is the capped one's
     out_sigma = length_sigma(o.median, o.p90, o.mean, out_cap, "workload.output_tokens.mean")

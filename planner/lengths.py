@@ -70,6 +70,11 @@ def sigma_for_mean(median: float, mean: float, cap: float) -> float:
                          f"{cap:,.0f} tokens can reach (at most {best:,.0f}); lower the mean or raise max")
 
 
+def served_cap(max_tokens: int | None, window: int | float) -> float:
+    """The longest length served: the scenario's `max`, never beyond the model's context window."""
+    return float(min(max_tokens or window, window))
+
+
 def length_sigma(median: float, p90: float | None, mean: float | None, cap: float, field: str = "") -> float:
     """The shape of a length written with a p90 or a mean (the schema allows one of them); an
     unreachable mean names `field` (e.g. `workload.output_tokens.mean`)."""

@@ -55,13 +55,13 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
 def length_mean_problem(scenario: Scenario, window: int) -> tuple[str, str] | None:
     """(field, why) of a length written with a mean that no log-normal with its median can have under
     its cap (its `max`, else the model's window), or None."""
-    from planner.lengths import LengthFitError, sigma_for_mean
+    from planner.lengths import LengthFitError, served_cap, sigma_for_mean
 
     for name in ("input_tokens", "output_tokens"):
         d = getattr(scenario.workload, name)
         if d.mean is not None:
             try:
-                sigma_for_mean(d.median, d.mean, float(min(d.max or window, window)))
+                sigma_for_mean(d.median, d.mean, served_cap(d.max, window))
             except LengthFitError as exc:
                 return f"workload.{name}.mean", str(exc)
     return None

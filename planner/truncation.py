@@ -20,9 +20,9 @@ _N = NormalDist()
 
 def _sigma(d, window: float) -> float:
     """Shape of a length distribution; a mean is fitted under its cap (its `max`, else the window)."""
-    from planner.lengths import length_sigma
+    from planner.lengths import length_sigma, served_cap
 
-    return length_sigma(d.median, d.p90, d.mean, float(min(d.max or window, window)))
+    return length_sigma(d.median, d.p90, d.mean, served_cap(d.max, window))
 
 
 def _above(x: float, median: float, sigma: float) -> float:

@@ -174,14 +174,19 @@ def steady_state_sessions(durations: np.ndarray, session_rate: float, duration_s
     return np.concatenate([old, new]).astype(np.int64), np.concatenate([old_start, new_start])
 
 
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices start, start + 1, ..., start + count - 1 of every (start, count), concatenated in
+    one pass rather than an arange or slice per range."""
+    starts, counts = np.asarray(starts, dtype=np.int64), np.asarray(counts, dtype=np.int64)
+    before = np.cumsum(counts) - counts
+    return np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts - before, counts)
+
+
 def row_blocks(blocks: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(block ids of `rows` in order, their counts): request i's ids are blocks[offsets[i]:offsets[i + 1]],
-    gathered in one indexing pass rather than a slice per request."""
+    """(block ids of `rows` in order, their counts): request i's ids are blocks[offsets[i]:offsets[i + 1]]."""
     rows = np.asarray(rows, dtype=np.int64)
     counts = (offsets[rows + 1] - offsets[rows]).astype(np.int64)
-    starts = np.cumsum(counts) - counts
-    index = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(offsets[rows].astype(np.int64) - starts, counts)
-    return blocks[index], counts
+    return blocks[ranges(offsets[rows], counts)], counts
 
 
 def sessions_copied(trace, picks: np.ndarray):
@@ -193,8 +198,7 @@ def sessions_copied(trace, picks: np.ndarray):
     by_session = trace.session[order]
     first = np.searchsorted(by_session, picks, side="left")
     last = np.searchsorted(by_session, picks, side="right")
-    rows = np.concatenate([order[a:b] for a, b in zip(first, last, strict=True)]) if picks.size else \
-        np.zeros(0, np.int64)
+    rows = order[ranges(first, last - first)]
     copy = np.repeat(np.arange(picks.size), last - first)
     span = int(trace.blocks.max()) + 1 if trace.blocks.size else 1
     blocks, counts = row_blocks(trace.blocks, trace.offsets, rows)
