@@ -11,7 +11,7 @@ start at the smallest power of two whose SRAM holds the weights, and double from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -409,6 +409,22 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
                 spec=spec, load=load_arrays(scenario, model, catalog), draft_weight_bytes=draft_bytes,
                 valid=valid, search_notes=tuple(notes), spec_method=tuple(m for m, _ in options),
                 draft_ids=draft_ids)
+
+
+def with_load_of(grid: Grid, scenario: Scenario, catalog: Catalog) -> Grid | None:
+    """`grid` re-aimed at `scenario` when the two differ only in the SLOs and the arrival rate, which
+    enter the search through `Load` alone (its scalars; no axis, mask or hardware field reads them);
+    None otherwise. An interactive edit of those fields then skips `build_grid` (20-50 ms of the TUI's
+    edit -> table); the kernel sees the same shapes, so nothing recompiles."""
+    old = grid.scenario
+    aligned = scenario.model_copy(update={
+        "slo": old.slo,
+        "workload": scenario.workload.model_copy(update={"arrival_rate_rps": old.workload.arrival_rate_rps}),
+    })
+    if aligned != old:
+        return None
+    model = for_scenario(catalog, scenario).model(scenario.model.id)
+    return replace(grid, scenario=scenario, load=load_arrays(scenario, model, catalog))
 
 
 def speculation_options(methods: list[str], spec_k: list[int],

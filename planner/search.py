@@ -20,7 +20,7 @@ import numpy as np
 
 from planner import executables, timing
 from planner.catalog import Catalog
-from planner.grid import AXES, Grid, build_grid
+from planner.grid import AXES, Grid, build_grid, with_load_of
 from planner.pareto import pareto_indices, side_by_side
 from planner.schema import Scenario
 
@@ -376,20 +376,22 @@ def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
 
 
 def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table: bool = True,
-                    ) -> tuple[SolveResult, Callable[[], SolveResult]]:
+                    previous: Grid | None = None) -> tuple[SolveResult, Callable[[], SolveResult]]:
     """The table first (best plan per hardware, closest misses), then a function that adds the
     Pareto frontiers: an interactive caller can draw the table before they are ready.
 
     With `disaggregated_in_table=False` the disaggregated search (whose prefill kernel otherwise
     runs beside pass 1 and finishes ~0.15 s after it on 2 cores) runs in the second stage instead:
     the table stage's `best` is then the aggregated one and `disagg_pending` is set. The TUI draws
-    the plans table (aggregated plans only) that much sooner; the answer after both stages is the same."""
+    the plans table (aggregated plans only) that much sooner; the answer after both stages is the same.
+    `previous`: the grid of the caller's last solve with the same catalog, reused when only the SLOs
+    or the arrival rate changed (`grid.with_load_of`)."""
     from planner import disagg_search, disagg_solve
     from planner.plans import explain_infeasible, plans_from_indices
 
     start = time.perf_counter()
     with timing.phase("grid"):
-        grid = build_grid(scenario, catalog)
+        grid = (previous is not None and with_load_of(previous, scenario, catalog)) or build_grid(scenario, catalog)
     disaggregated = disagg_solve.searched(grid)
     # the disaggregated prefill pools' kernel gets ready in a thread while pass 1's loads or compiles
     # (after its tracing, which holds the GIL): a cold start compiles both at once on two cores

@@ -320,3 +320,45 @@ def test_an_aggregated_prefix_cache_bills_the_sessions_routed_to_it(catalog):
     held_high, held_low = (p["memory_gb_per_chip"]["prefix_cache"] for p in plans)
     assert held_low == pytest.approx(held_high / 5, rel=1e-3)
     assert low["monthly_usd"] <= high["monthly_usd"]
+
+
+def _same_grid(a, b) -> bool:
+    """Every field of two grids equal: arrays by value, array tuples (Hw, Config, Load, ...) field by field."""
+    for name in a.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, tuple) and hasattr(x, "_fields"):
+            if not all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(x, y, strict=True)):
+                return False
+        elif isinstance(x, np.ndarray):
+            if not np.array_equal(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("edit", [{"slo.tpot_p95_ms": 35.0}, {"slo.ttft_p95_s": 0.7},
+                                  {"workload.arrival_rate_rps": 17.5},
+                                  {"slo.tpot_p95_ms": 80.0, "workload.arrival_rate_rps": 2.0}])
+def test_an_slo_or_rate_edit_reuses_the_grid_exactly_as_rebuilt(catalog, edit):
+    """The TUI's SLO and rate edits skip build_grid: the re-aimed grid equals a fresh one, and the solve
+    on it returns the same plans."""
+    from planner.grid import with_load_of
+    from planner.search import solve_in_stages
+
+    before, after = small_scenario(), small_scenario(**edit)
+    reused = with_load_of(build_grid(before, catalog), after, catalog)
+    assert reused is not None and _same_grid(reused, build_grid(after, catalog))
+    assert reused.load.tpot_slo_s != build_grid(before, catalog).load.tpot_slo_s or "slo.tpot_p95_ms" not in edit
+    fresh, _ = solve_in_stages(after, catalog)
+    kept, _ = solve_in_stages(after, catalog, previous=build_grid(before, catalog))
+    assert [(p["hardware"], p["monthly_usd"]) for p in kept.per_hardware] == [
+        (p["hardware"], p["monthly_usd"]) for p in fresh.per_hardware]
+
+
+@pytest.mark.parametrize("edit", [{"search.batch": [4, 16]}, {"workload.output_tokens.median": 300},
+                                  {"serving.hbm_fraction": 0.8}, {"model.id": "llama-3.1-8b"}])
+def test_any_other_edit_rebuilds_the_grid(catalog, edit):
+    from planner.grid import with_load_of
+
+    assert with_load_of(build_grid(small_scenario(), catalog), small_scenario(**edit), catalog) is None

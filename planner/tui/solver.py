@@ -39,6 +39,7 @@ class Solver:
         self.catalog = catalog
         self.compiled = False
         self._lock = threading.Lock()
+        self._grid: Any = None  # the last table's grid: an SLO or rate edit reuses it (grid.with_load_of)
 
     def solve(self, scenario: Scenario) -> Any:
         table, with_frontiers = self.solve_in_stages(scenario)
@@ -50,8 +51,10 @@ class Solver:
         from planner.search import solve_in_stages
 
         with self._lock:
-            table, with_frontiers = solve_in_stages(scenario, self.catalog, disaggregated_in_table=False)
+            table, with_frontiers = solve_in_stages(scenario, self.catalog, disaggregated_in_table=False,
+                                                    previous=self._grid)
             self.compiled = True
+            self._grid = table.grid
 
         def finish() -> Any:
             with self._lock:
