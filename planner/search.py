@@ -30,6 +30,11 @@ DECODE_POOL_KEYS = ("decode_monthly", "decode_tpot95")
 """Outputs of the row kernel with `decode_pools`: every configuration as a disaggregated decode pool
 (no prefix-cache axis; within each hardware row and layout slot, in `disagg_search.DECODE_AXES` order)."""
 SLOT_COUNT = "_slots"  # real layout slots per hardware row (the row kernel evaluates only those)
+SLOT_ONLY = "_only"  # [rows, slots]: 1 where the row kernel may evaluate a slot, 0 where it leaves it at inf
+PER_CONFIGURATION = ("monthly", "tpot95", "ttft95", *DECODE_POOL_KEYS)  # row-kernel outputs of one value per configuration
+FLOOR_MARGIN = 1e-5
+"""A layout is skipped only when its bill floor exceeds the row's best by more than float32 rounding
+(`serving.monthly_floor` and the bill are computed in different orders)."""
 
 
 def _reduce(monthly, tpot, ttft, worst):
@@ -92,6 +97,15 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     """The grid one hardware row and layout slot at a time (loops over the real ones), split across
     `devices` host devices.
 
+    With the runtime flag `prune` > 0 (the last argument; same executable either way) the kernel
+    finds only what a plans table needs, each hardware's cheapest configuration (or, with none
+    feasible, its closest miss): it skips every layout slot whose bill floor (`serving.monthly_floor`:
+    one whole system) is not below the cheapest bill already found on its row. Slots come in
+    ascending chip counts, so on the default scenario ~45 % of them are skipped; a skipped slot's
+    per-configuration outputs are left at inf, and `evaluated` ([rows, slots]) says which ran.
+    Frontiers and decode pools need every slot: a second run with SLOT_ONLY set to the skipped ones
+    evaluates just those (`solve_in_stages`), so the two runs together do the unpruned run's work.
+
     On CPUs the whole-grid expression streams ~10 MB intermediates through memory; a row's are
     ~300 KB and stay in cache, which makes the search ~2.5x faster on 2 cores (`planner bench`).
 
@@ -108,23 +122,25 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.disagg import decode_pool
-    from planner.model.serving import evaluate_serving, memory_and_decode
+    from planner.model.serving import evaluate_serving, memory_and_decode, monthly_floor
     from planner.model.staging import computed_once
 
     prefix_axis = AXES.index("prefix_cache")
     n_out = 5 if decode_pools else 3  # per-configuration grids: bill, TPOT, TTFT (+ decode pool bill, TPOT)
 
-    def rows(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes):
+    def rows(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes, prune):
         arch = without_absent(without_experts(arch) if dense else arch, absent)
         slot_rows = dict(slot_rows)
         n_slots = slot_rows.pop(SLOT_COUNT)
+        only = slot_rows.pop(SLOT_ONLY)
         n_rows, width = valid_rows.shape[:2]  # hardware rows on this device, layout slots per row
         full = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg), valid_rows.shape[1:])
         block, prefixes = math.prod(full[2:]), full[prefix_axis]
 
-        def one(i, k):
+        def one(i, k, run):
             """Hardware row i, layout slot k: one block of batch x dtypes x tiers x ... configurations,
-            its four outputs stored once (read by the output buffers and the row's running minima)."""
+            its four outputs stored once (read by the output buffers and the row's running minima);
+            computed only where `run` (a runtime predicate) holds, zeros otherwise."""
             hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
             valid1 = jax.lax.dynamic_index_in_dim(valid_rows[i], k, keepdims=True)[None]
             cfg1 = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(x[i], k, keepdims=True)[None]
@@ -143,7 +159,15 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
                 return out + tuple(jnp.broadcast_to(d[key], d_shape).squeeze(prefix_axis).transpose(DECODE_PERM).reshape(-1)
                                    for key in ("monthly_usd", "tpot_p95_s"))
 
-            return computed_once(outputs, hw1.mem_bw)
+            return computed_once(outputs, hw1.mem_bw, when=run)
+
+        def worth_evaluating(i, k, cheapest):
+            """Whether slot k of row i may hold a bill below `cheapest` (always, unless pruning)."""
+            hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
+            system = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(slot_rows[name][i], k, keepdims=False).ravel()[0]
+                                     for name in ("chips", "replicas")})
+            allowed = jax.lax.dynamic_index_in_dim(only[i], k, keepdims=False) > 0.0
+            return allowed & ((prune <= 0.0) | (monthly_floor(hw1, system, load) * (1.0 - FLOOR_MARGIN) < cheapest))
 
         # Padding rows come last on each device (see _launch) and padding slots last in each row:
         # neither is evaluated (the loops stop at the last real row and slot); their outputs stay inf.
@@ -153,16 +177,19 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
             return jax.lax.pcast(x, "hw", to="varying")
 
         sizes = (block,) * 3 + (block // prefixes,) * (n_out - 3)  # a decode pool has no prefix-cache axis
-        grids = tuple(varying(jnp.full((n_rows, width * b), jnp.inf)) for b in sizes)
+        grids = (*(varying(jnp.full((n_rows, width * b), jnp.inf)) for b in sizes),
+                 varying(jnp.zeros((n_rows, width), jnp.float32)))  # last: which slots were evaluated
         minima = (varying(jnp.full((n_rows,), jnp.inf)), varying(jnp.zeros((n_rows,), jnp.int32)),
                   varying(jnp.zeros((n_rows,), jnp.int32)))
 
         def row(i, state):
             def slot(k, state):
-                grids, (cheapest, cheapest_at, closest, closest_at) = state
-                monthly, tpot, ttft, worst, *pools = one(i, k)
-                grids = tuple(jax.lax.dynamic_update_slice(g, r[None], (i, k * r.shape[0]))
-                              for g, r in zip(grids, (monthly, tpot, ttft, *pools), strict=True))
+                (*grids, evaluated), (cheapest, cheapest_at, closest, closest_at) = state
+                run = worth_evaluating(i, k, cheapest)
+                monthly, tpot, ttft, worst, *pools = (jnp.where(run, x, jnp.inf) for x in one(i, k, run))
+                grids = (*(jax.lax.dynamic_update_slice(g, r[None], (i, k * r.shape[0]))
+                           for g, r in zip(grids, (monthly, tpot, ttft, *pools), strict=True)),
+                         evaluated.at[i, k].set(run.astype(jnp.float32)))
                 # running minima over the row's slots: strict < keeps the first minimum, as argmin does
                 j, w = jnp.argmin(monthly), jnp.argmin(worst)
                 cheaper, closer = monthly[j] < cheapest, worst[w] < closest
@@ -178,19 +205,19 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
             return grids, mins
 
         grids, (cheapest, cheapest_at, closest_at) = jax.lax.fori_loop(0, real, row, (grids, minima))
+        *grids, evaluated = grids
         pools = dict(zip(DECODE_POOL_KEYS, grids[3:], strict=False))
         return {"monthly": grids[0], "tpot95": grids[1], "ttft95": grids[2], **pools, "best_per_hw": cheapest_at,
-                "best_monthly_per_hw": cheapest, "closest_per_hw": closest_at}
+                "best_monthly_per_hw": cheapest, "closest_per_hw": closest_at, "evaluated": evaluated}
 
     mesh = Mesh(np.asarray(jax.devices()[:devices]), ("hw",))
     split, whole = P("hw"), P()
     sharded = jax.shard_map(rows, mesh=mesh, out_specs=split,
-                            in_specs=(whole, split, split, split, whole, whole, whole, whole))
+                            in_specs=(whole, split, split, split, whole, whole, whole, whole, whole))
 
-    def kernel(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes):
-        out = sharded(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes)
-        return {key: value.ravel() if key in ("monthly", "tpot95", "ttft95", *DECODE_POOL_KEYS) else value
-                for key, value in out.items()}
+    def kernel(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes, prune):
+        out = sharded(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes, prune)
+        return {key: value.ravel() if key in PER_CONFIGURATION else value for key, value in out.items()}
 
     return jax.jit(kernel)
 
@@ -294,6 +321,16 @@ def dealt_rows(grid: Grid, valid) -> tuple[int, np.ndarray, Any, dict[str, np.nd
     return devices, deal, hw_rows, slot_rows, valid_rows
 
 
+def row_kernel_inputs(grid: Grid, prune: bool = False, only: np.ndarray | None = None,
+                      ) -> tuple[int, np.ndarray, tuple[Any, ...]]:
+    """(host devices, `deal_rows` order, arguments) of `_row_kernel` for `grid` (see `_launch`)."""
+    devices, deal, hw_rows, slot_rows, valid_rows = dealt_rows(grid, grid.valid)
+    slot_rows[SLOT_ONLY] = (np.ones(grid.slot_valid.shape, np.float32) if only is None
+                            else np.asarray(only, np.float32))[deal]
+    return devices, deal, (grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load,
+                           np.float32(grid.draft_weight_bytes), np.float32(1.0 if prune else 0.0))
+
+
 def in_grid_order(x, deal: np.ndarray) -> np.ndarray:
     """A row-kernel output back in hardware order: device d holds rows deal[d-th block]; each shard
     is copied once, straight to its rows (no assembled intermediate)."""
@@ -320,20 +357,22 @@ def run_grid(grid: Grid, decode_pools: bool = False) -> dict[str, np.ndarray]:
 
 
 def _launch(grid: Grid, meanwhile: Callable[[], None] | None = None, decode_pools: bool = False,
+            prune: bool = False, only: np.ndarray | None = None,
             ) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
     """Start pass 1; returns its device outputs and a function that copies one of them to the
     host in grid order (the per-configuration arrays are ~10 MB each: copy only what is used).
     `meanwhile` is started while the kernel loads or compiles (`executables.compiled`).
     `decode_pools` adds DECODE_POOL_KEYS on CPUs (the row kernel), where sharing the memory and
-    decode stage with the disaggregated search saves its dearest kernel."""
+    decode stage with the disaggregated search saves its dearest kernel. `prune`: only the per-hardware
+    reductions are wanted (the row kernel skips layouts that cannot beat their row's best; CPUs).
+    `only` ([rows, slots], grid order): evaluate just the slots marked 1 (the others stay inf)."""
     import jax
 
     rows = grid.shape[0]
     draft = np.float32(grid.draft_weight_bytes)
     dense, absent, flags = model_flags(grid)
     if jax.default_backend() == "cpu":
-        devices, deal, hw_rows, slot_rows, valid_rows = dealt_rows(grid, grid.valid)
-        args = (grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load, draft)
+        devices, deal, args = row_kernel_inputs(grid, prune, only)
         name = f"rows-{devices}-{flags}{'-pools' if decode_pools else ''}"
         kernel = executables.compiled(name, lambda: _row_kernel(devices, dense, absent, decode_pools), args, meanwhile)
         with timing.phase("kernel"):
@@ -376,7 +415,8 @@ def solve(scenario: Scenario, catalog: Catalog) -> SolveResult:
 
 
 def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table: bool = True,
-                    previous: Grid | None = None) -> tuple[SolveResult, Callable[[], SolveResult]]:
+                    previous: Grid | None = None, prune: bool = False,
+                    ) -> tuple[SolveResult, Callable[[], SolveResult]]:
     """The table first (best plan per hardware, closest misses), then a function that adds the
     Pareto frontiers: an interactive caller can draw the table before they are ready.
 
@@ -385,7 +425,10 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     the table stage's `best` is then the aggregated one and `disagg_pending` is set. The TUI draws
     the plans table (aggregated plans only) that much sooner; the answer after both stages is the same.
     `previous`: the grid of the caller's last solve with the same catalog, reused when only the SLOs
-    or the arrival rate changed (`grid.with_load_of`)."""
+    or the arrival rate changed (`grid.with_load_of`). `prune`: the caller shows the table before it
+    asks for the frontiers, so pass 1 may skip the layouts that cannot beat their hardware's best
+    (`_row_kernel`; unless the table waits for the disaggregated search, whose decode pools are every
+    configuration's); the frontiers then run the unpruned pass first. The answers are the same."""
     from planner import disagg_search, disagg_solve
     from planner.plans import explain_infeasible, plans_from_indices
 
@@ -393,15 +436,37 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     with timing.phase("grid"):
         grid = (previous is not None and with_load_of(previous, scenario, catalog)) or build_grid(scenario, catalog)
     disaggregated = disagg_solve.searched(grid)
+    pruned = prune and not (disaggregated and disaggregated_in_table)
     # the disaggregated prefill pools' kernel gets ready in a thread while pass 1's loads or compiles
     # (after its tracing, which holds the GIL): a cold start compiles both at once on two cores
-    out, to_host = _launch(grid, decode_pools=disaggregated,
+    out, to_host = _launch(grid, decode_pools=disaggregated, prune=pruned,
                            meanwhile=(lambda: _in_thread(disagg_search.prepare, grid)) if disaggregated else None)
+    pruned = pruned and "evaluated" in out  # the whole-grid kernel (GPUs) evaluates every slot
+
+    def every_configuration() -> Callable[[str], np.ndarray]:
+        """Pass 1's per-configuration outputs, all of them: after a pruned pass 1 the same kernel
+        evaluates the layouts it skipped, and the two runs' outputs are merged."""
+        nonlocal out, to_host, pruned
+        if pruned:
+            first, done = to_host, to_host("evaluated") > 0  # [rows, slots] in grid order
+            with timing.phase("kernel, skipped layouts"):
+                out, rest = _launch(grid, decode_pools=disaggregated, only=(~done).astype(np.float32))
+
+            def to_host(key: str) -> np.ndarray:
+                if key not in PER_CONFIGURATION:
+                    return first(key)
+                a, b = first(key), rest(key)
+                return np.where(np.repeat(done.ravel(), a.size // done.size), a, b)
+
+            pruned = False
+        return to_host
+
     # the disaggregated mode: its decode pools came with pass 1 (on CPUs); its prefill pools' kernel
     # runs beside the aggregated one, or (not in the table) starts with the second stage, leaving
     # both cores to pass 1 and then to the caller's drawing
     def launch_disaggregated() -> Callable[[], Any] | None:
-        return disagg_solve.start(grid, decode_pools_in(out, to_host))
+        host = every_configuration()
+        return disagg_solve.start(grid, decode_pools_in(out, host))
 
     pending = launch_disaggregated() if disaggregated_in_table else None
     with timing.phase("kernel"):
@@ -447,10 +512,11 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
         nonlocal table
         if table.disagg_pending:
             table = with_disaggregated(table)
+        host = every_configuration()
         with timing.phase("frontiers"):
-            monthly = to_host("monthly")
-            par_tpot, par_ttft = side_by_side(lambda: pareto_indices(monthly, to_host("tpot95")),
-                                              lambda: pareto_indices(monthly, to_host("ttft95")))
+            monthly = host("monthly")
+            par_tpot, par_ttft = side_by_side(lambda: pareto_indices(monthly, host("tpot95")),
+                                              lambda: pareto_indices(monthly, host("ttft95")))
             wanted = np.asarray(list(par_tpot) + list(par_ttft), dtype=np.int64)
             plans = plans_from_indices(grid, wanted, _detail_kernel()) if wanted.size else []
             both = disagg_solve.frontiers(replace(table, pareto_tpot=_still_feasible(plans[:len(par_tpot)]),

@@ -311,3 +311,25 @@ def test_the_disaggregated_search_can_follow_the_table():
     assert full.best.get("mode", "aggregated") == whole.best.get("mode", "aggregated")
     assert full.disagg.best["monthly_usd"] == pytest.approx(whole.disagg.best["monthly_usd"])
     assert [p["monthly_usd"] for p in full.pareto_tpot] == pytest.approx([p["monthly_usd"] for p in whole.pareto_tpot])
+
+
+@pytest.mark.parametrize("rate", [0.5, 8.0])
+def test_the_tuis_pruned_stages_reach_the_same_disaggregated_answer(rate):
+    """The TUI's table stage prunes pass 1; its second stage evaluates the skipped layouts and merges
+    them: the disaggregated plan (built from every configuration's decode pool) and the frontiers
+    equal those of one unpruned solve."""
+    from planner.search import solve, solve_in_stages
+
+    scenario = _scenario(SCENARIO_TOML.replace("arrival_rate_rps = 2.0", f"arrival_rate_rps = {rate}"),
+                         chips=[1, 2, 4, 8], batch=[4, 32, 128])
+    catalog = load_catalog()
+    whole = solve(scenario, catalog)
+    table, finish = solve_in_stages(scenario, catalog, disaggregated_in_table=False, prune=True)
+    staged = finish()
+    assert whole.disagg is not None and whole.disagg.best is not None
+    for key in ("monthly_usd", "ttft_p95_s", "tpot_p95_ms"):
+        assert staged.disagg.best[key] == whole.disagg.best[key]
+    assert staged.best["monthly_usd"] == whole.best["monthly_usd"]
+    for frontier in ("pareto_tpot", "pareto_ttft"):
+        assert ([(p["hardware"], p["monthly_usd"]) for p in getattr(staged, frontier)]
+                == [(p["hardware"], p["monthly_usd"]) for p in getattr(whole, frontier)])

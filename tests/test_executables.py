@@ -12,7 +12,7 @@ import pytest
 from planner import executables, paths
 from planner.catalog import load_catalog
 from planner.grid import build_grid
-from planner.search import _row_kernel, dealt_rows, in_grid_order, run_grid
+from planner.search import _row_kernel, in_grid_order, row_kernel_inputs, run_grid
 from planner.startup_bench import BREAKDOWN, startup_breakdown
 
 
@@ -228,12 +228,11 @@ def test_the_search_from_a_cached_executable_equals_the_jit_answer(cache):
     builds.clear()
     cached = run_grid(grid)
     assert builds == []  # loaded from disk
-    devices, deal, hw_rows, slot_rows, valid_rows = dealt_rows(grid, grid.valid)
+    devices, deal, args = row_kernel_inputs(grid)
     dense = not np.any(np.asarray(grid.arch.experts_routed))
     from planner.model.attention import absent_kinds
 
-    jit_out = _row_kernel(devices, dense, absent_kinds(grid.arch))(
-        grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load, np.float32(grid.draft_weight_bytes))
+    jit_out = _row_kernel(devices, dense, absent_kinds(grid.arch))(*args)
     for k in fresh:
         np.testing.assert_array_equal(fresh[k], cached[k])
         np.testing.assert_array_equal(in_grid_order(jit_out[k], deal), cached[k])

@@ -362,3 +362,70 @@ def test_any_other_edit_rebuilds_the_grid(catalog, edit):
     from planner.grid import with_load_of
 
     assert with_load_of(build_grid(small_scenario(), catalog), small_scenario(**edit), catalog) is None
+
+
+def test_the_bill_floor_is_below_every_configurations_bill(catalog):
+    """`serving.monthly_floor` (one whole system at idle power) lower-bounds every bill of its layout
+    slot, owned hardware (energy billed) included: the pruned search relies on it."""
+    from planner.model.serving import monthly_floor
+
+    for updates in ({}, {"cost.mode": "own", "search.hardware": ["h100-sxm", "h200-sxm", "b200"]},
+                    {"workload.arrival_rate_rps": 40.0, "search.chips": [1, 2, 4, 8, 16]}):
+        grid = build_grid(small_scenario(**updates), catalog)
+        with np.errstate(all="ignore"):
+            m = numpy_reference.evaluate_serving(grid.arch, grid.hw, grid.cfg, grid.spec, grid.load,
+                                                 np.float32(grid.draft_weight_bytes), grid.valid)
+            floor = monthly_floor(grid.hw, grid.cfg, grid.load)
+        monthly = np.broadcast_to(m["monthly_usd"], grid.shape).ravel()
+        floor = np.broadcast_to(floor, grid.shape).ravel()
+        feasible = np.isfinite(monthly) & grid.real()
+        assert feasible.any()
+        assert (monthly[feasible] >= floor[feasible] * (1 - 1e-6)).all()
+        assert (floor[feasible] > 0).all()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tpot=st.floats(20, 120), ttft=st.floats(0.3, 5.0), rate=st.floats(0.5, 80.0),
+       hardware=st.lists(st.sampled_from(SMALL_SEARCH["hardware"]), min_size=1, max_size=4, unique=True))
+def test_a_pruned_table_stage_lists_the_unpruned_plans(catalog, tpot, ttft, rate, hardware):
+    """Pass 1 with pruning (the TUI's table stage, `solve` tables) skips layouts that cannot beat their
+    hardware's best: the table (best plan per hardware, closest misses) is the unpruned one, and so
+    are the frontiers the second stage adds after rerunning pass 1 unpruned."""
+    from planner.search import solve_in_stages
+
+    scenario = small_scenario(**{"slo.tpot_p95_ms": tpot, "slo.ttft_p95_s": ttft,
+                                 "workload.arrival_rate_rps": rate, "search.hardware": hardware})
+
+    def table(result):
+        return ([(p["hardware"], p["chips"], p["batch"], p["monthly_usd"]) for p in result.per_hardware],
+                [(p["hardware"], p["constraint"], p["reason"]) for p in result.infeasible])
+
+    def frontier(result):
+        return [(p["hardware"], p["monthly_usd"], p["tpot_p95_ms"]) for p in result.pareto_tpot]
+
+    full, full_frontiers = solve_in_stages(scenario, catalog)
+    pruned, pruned_frontiers = solve_in_stages(scenario, catalog, disaggregated_in_table=False, prune=True)
+    assert table(pruned) == table(full)
+    assert frontier(pruned_frontiers()) == frontier(full_frontiers())
+
+
+def test_pruning_skips_layouts_and_keeps_every_hardwares_best(catalog):
+    """The pruned pass 1 really skips work (layouts whose one system costs more than the row's best
+    are left at inf) and its per-hardware reductions are the unpruned ones."""
+    from planner.search import _launch
+
+    grid = build_grid(small_scenario(**{"workload.arrival_rate_rps": 0.5}), catalog)
+    _, full = _launch(grid)
+    _, pruned = _launch(grid, prune=True)
+    full_monthly, pruned_monthly = full("monthly"), pruned("monthly")
+    skipped = np.isfinite(full_monthly) & ~np.isfinite(pruned_monthly)
+    assert skipped.any()
+    found = np.isfinite(pruned_monthly)
+    np.testing.assert_array_equal(pruned_monthly[found], full_monthly[found])
+    best = full("best_monthly_per_hw")
+    some = np.isfinite(best)
+    assert some[:len(grid.hardware)].any()
+    for key in ("best_per_hw", "best_monthly_per_hw"):  # a hardware with a plan: its cheapest
+        np.testing.assert_array_equal(pruned(key)[some], full(key)[some])
+    # one without: its closest miss (nothing is skipped on a row before it has a plan)
+    np.testing.assert_array_equal(pruned("closest_per_hw")[~some], full("closest_per_hw")[~some])

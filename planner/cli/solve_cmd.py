@@ -83,11 +83,14 @@ def solve(
             more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
             raise InputFileError(f"{file}: {found[0]}{more}; --strict turns warnings into errors")
     try:
-        result, with_frontiers = solve_in_stages(scenario, catalog)
+        # only JSON and TOML print the Pareto frontiers: the table's pass 1 may skip layouts that
+        # cannot beat their hardware's best (it does unless the disaggregated mode is searched)
+        frontiers = format in (SolveFormat.json, SolveFormat.toml) and emit is None
+        result, with_frontiers = solve_in_stages(scenario, catalog, prune=not frontiers)
     except GridTooLargeError as exc:
         raise GridTooLargeError(f"{file}: {exc}") from None
-    if format in (SolveFormat.json, SolveFormat.toml) and emit is None:
-        result = with_frontiers()  # only JSON and TOML print the Pareto frontiers (~0.5 s of a warm solve)
+    if frontiers:
+        result = with_frontiers()  # ~0.5 s of a warm solve
     if emit is not None:
         _emit(emit.value, plan, result, scenario, catalog, file)
         return

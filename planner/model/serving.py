@@ -211,6 +211,15 @@ def sessions_held(ld: Load, replicas, pooled=0.0):
     return jnp.where(pooled > 0, fleet / replicas, own)
 
 
+def monthly_floor(hw: Hw, cfg: Config, ld: Load):
+    """The least monthly bill any configuration of a layout can have: one whole system (`cfg.replicas`
+    instances of `cfg.chips` chips) drawing idle power, with no host memory billed. The bill of
+    `evaluate_serving` is replicas x chips x ($/chip-hour + energy x draw + host tiers) x hours, with
+    replicas >= cfg.replicas, draw >= the idle fraction and host tiers >= 0, so it is never below
+    this: the search skips a layout whose floor is not below the best bill already found on its row."""
+    return cfg.replicas * cfg.chips * (hw.usd_per_hour + hw.power_usd_per_hour * ld.idle_power_fraction) * ld.hours_per_month
+
+
 def batch_context_quantile(ld: Load, batch, z):
     """The batch-mean context at standard score `z`: the mean of `batch` running requests' contexts
     concentrates as 1 / sqrt(B) around E[in] + E[out] / 2. Prompts are capped, so their spread is at

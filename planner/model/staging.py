@@ -20,9 +20,11 @@ import jax.numpy as jnp
 from jax import lax
 
 
-def computed_once(stage, probe):
+def computed_once(stage, probe, when=None):
     """`stage()` with its results stored once for all their consumers. `probe` is any traced array
-    (its value is irrelevant): the predicate must be a runtime value or XLA folds the conditional away."""
+    (its value is irrelevant): the predicate must be a runtime value or XLA folds the conditional away.
+    `when` (a traced boolean scalar) makes the predicate real: where it is false the stage is not
+    run and its outputs are zeros (the search's pruned layout slots)."""
     first = jnp.ravel(probe)[0]
     # traced once: the taken branch replays the recorded equations (tracing the stage again, as a
     # second `stage` branch would, made nested stages trace 4x); its outputs give the zeros' types
@@ -35,7 +37,8 @@ def computed_once(stage, probe):
     def unreachable():
         return jax.tree.unflatten(structure, [_zeros_like(a) for a in jaxpr.out_avals])
 
-    return lax.cond(jnp.logical_not(first < -jnp.inf), taken, unreachable)
+    run = jnp.logical_not(first < -jnp.inf) if when is None else when
+    return lax.cond(run, taken, unreachable)
 
 
 def _zeros_like(aval):

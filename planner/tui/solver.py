@@ -52,7 +52,7 @@ class Solver:
 
         with self._lock:
             table, with_frontiers = solve_in_stages(scenario, self.catalog, disaggregated_in_table=False,
-                                                    previous=self._grid)
+                                                    previous=self._grid, prune=True)
             self.compiled = True
             self._grid = table.grid
 
@@ -87,7 +87,7 @@ class Solver:
                 return
             variant = with_prompt_median(scenario, median, hardware)
             with self._lock:
-                    result, _ = solve_in_stages(variant, self.catalog)  # the best plan is all it needs
+                    result, _ = solve_in_stages(variant, self.catalog, prune=True)  # the best plan is all it needs
             best = result.best
             yield CurvePoint(median, best["monthly_usd"] if best else None, best)
 
