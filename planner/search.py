@@ -428,7 +428,7 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     or the arrival rate changed (`grid.with_load_of`). `prune`: the caller shows the table before it
     asks for the frontiers, so pass 1 may skip the layouts that cannot beat their hardware's best
     (`_row_kernel`; unless the table waits for the disaggregated search, whose decode pools are every
-    configuration's); the frontiers then run the unpruned pass first. The answers are the same."""
+    configuration's); the second stage then evaluates the skipped layouts first. The answers are the same."""
     from planner import disagg_search, disagg_solve
     from planner.plans import explain_infeasible, plans_from_indices
 
@@ -452,13 +452,13 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
             with timing.phase("kernel, skipped layouts"):
                 out, rest = _launch(grid, decode_pools=disaggregated, only=(~done).astype(np.float32))
 
-            def to_host(key: str) -> np.ndarray:
+            def merged(key: str) -> np.ndarray:
                 if key not in PER_CONFIGURATION:
                     return first(key)
                 a, b = first(key), rest(key)
                 return np.where(np.repeat(done.ravel(), a.size // done.size), a, b)
 
-            pruned = False
+            to_host, pruned = merged, False
         return to_host
 
     # the disaggregated mode: its decode pools came with pass 1 (on CPUs); its prefill pools' kernel
