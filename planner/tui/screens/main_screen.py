@@ -79,15 +79,15 @@ class MainScreen(Screen):
         table.show(result.per_hardware, result.infeasible)
         grid = getattr(result, "grid", None)
         self.query_one(PlanDetail).warnings = list(getattr(grid, "warnings", ()) or ())
-        self.show_disaggregated(result)
+        self.show_disaggregated(result, render=False)  # the new table's announced row renders it
         if not result.frontiers_pending:
             self.show_frontiers(scenario, result)
 
-    def show_disaggregated(self, result: Any) -> None:
+    def show_disaggregated(self, result: Any, render: bool = True) -> None:
         """The best disaggregated plan in the plan detail (none when that mode was not searched)."""
         disagg = getattr(result, "disagg", None)
         self.query_one(PlanDetail).set_disaggregated(disagg.best if disagg is not None else None,
-                                                     pending=getattr(result, "disagg_pending", False))
+                                                     pending=getattr(result, "disagg_pending", False), render=render)
 
     def show_frontiers(self, scenario: Scenario, result: Any) -> None:
         self.show_disaggregated(result)

@@ -66,17 +66,19 @@ class PlanDetail(Static):
         self.warnings: list[str] = []  # the solve's: the search differs from what [search] lists
         self.disaggregated: dict[str, Any] | None = None  # the solve's best disaggregated plan, if searched
         self.disaggregated_pending = False  # its search still running (it follows the plans table)
+        self._drawn_from: tuple[Any, ...] | None = None  # what the content on screen was rendered from
 
-    def set_disaggregated(self, plan: dict[str, Any] | None, *, pending: bool = False) -> None:
+    def set_disaggregated(self, plan: dict[str, Any] | None, *, pending: bool = False, render: bool = True) -> None:
         """The solve's best disaggregated plan, or (`pending`) that its search is still running: the
         last one stays, dimmed, so that the detail keeps its height (a new height re-lays out the
-        whole screen, ~20-80 ms per edit)."""
+        whole screen, ~20-80 ms per edit). `render=False`: only remember it, because a `show` follows
+        (a new plans table always announces its selected row)."""
         if pending and plan is None:
             plan = self.disaggregated
         if (self.disaggregated, self.disaggregated_pending) == (plan, pending):
             return
         self.disaggregated, self.disaggregated_pending = plan, pending
-        if self._shown[:2] != (None, None):
+        if render and self._shown[:2] != (None, None):
             self._render_plan(*self._shown)
 
     def show_whatifs(self, hardware: str, rows: list[WhatIf] | None) -> None:
@@ -95,6 +97,13 @@ class PlanDetail(Static):
 
     def _render_plan(self, plan: dict[str, Any] | None, infeasible: dict[str, Any] | None,
                      slo_ttft_s: float | None, slo_tpot_ms: float | None) -> None:
+        # a new table announces its row twice (its rebuild, then the cursor's highlight): building
+        # the detail costs ~15 ms of the edit -> table time, so the same inputs are not built again
+        source = (plan, infeasible, slo_ttft_s, slo_tpot_ms, self.disaggregated, self.disaggregated_pending,
+                  list(self.warnings), self._whatifs)
+        if source == self._drawn_from:
+            return
+        self._drawn_from = source
         if plan is None and infeasible is None:
             self._set_content(Text("No plan selected.", style="dim"))
             return
