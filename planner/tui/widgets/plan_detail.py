@@ -99,8 +99,9 @@ class PlanDetail(Static):
                      slo_ttft_s: float | None, slo_tpot_ms: float | None) -> None:
         # a new table announces its row twice (its rebuild, then the cursor's highlight): building
         # the detail costs ~15 ms of the edit -> table time, so the same inputs are not built again
-        source = (plan, infeasible, slo_ttft_s, slo_tpot_ms, self.disaggregated, self.disaggregated_pending,
-                  list(self.warnings), self._whatifs)
+        # (copies: a dict changed in place after it was shown must not read as the same input)
+        source = (_copy(plan), _copy(infeasible), slo_ttft_s, slo_tpot_ms, _copy(self.disaggregated),
+                  self.disaggregated_pending, list(self.warnings), _copy(self._whatifs))
         if source == self._drawn_from:
             return
         self._drawn_from = source
@@ -187,6 +188,11 @@ class PlanDetail(Static):
             height = len(console.render_lines(content, console.options.update(width=width, height=None), pad=False))
         self.update(content, layout=height is None or height != self._content_height)
         self._content_height = height
+
+
+def _copy(value: Any) -> Any:
+    """A shallow copy of a dict or list (what the detail compares its inputs by), else the value."""
+    return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value
 
 
 def _whatif_text(rows: list[WhatIf] | str) -> Text:
