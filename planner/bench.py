@@ -72,6 +72,7 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
 
     return {
         **_disaggregated(grid, repeat, jit_s),
+        "table_stage": _pruned(grid, repeat),
         "scenario": scenario.name,
         "configs": configs,
         "configs_evaluated_incl_padding": evaluated,
@@ -94,6 +95,28 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
     }
+
+
+def _pruned(grid, repeat: int) -> dict[str, Any]:
+    """Pass 1 as a plans table runs it (`prune`: layouts that cannot beat their hardware's best are
+    skipped), against the unpruned pass, runs interleaved so that both see the same machine; with the
+    share of real layout slots the pruned pass evaluated. CPUs only (the whole-grid kernel does not prune)."""
+    from planner.search import _launch
+
+    out, host = _launch(grid, prune=True)  # compile or load
+    if "evaluated" not in out:
+        return {}
+    real_slots = int(grid.slot_valid[:len(grid.hardware)].sum())
+    evaluated = int(host("evaluated")[:len(grid.hardware)].sum())
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(max(repeat, 1)):
+        for prune in (False, True):
+            start = time.perf_counter()
+            _launch(grid, prune=prune)[1]("best_per_hw")
+            times[prune].append(time.perf_counter() - start)
+    full, pruned = statistics.median(times[False]), statistics.median(times[True])
+    return {"seconds": round(pruned, 4), "unpruned_seconds": round(full, 4), "ratio": round(pruned / full, 3),
+            "slots_evaluated": evaluated, "slots": real_slots}
 
 
 def _disaggregated(grid, repeat: int, aggregated_s: float) -> dict[str, Any]:

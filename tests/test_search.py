@@ -234,6 +234,8 @@ def test_bench_reports_its_figures_as_json(invoke):
     assert data["numpy_agrees"] is True and data["configs"] > 0 and data["speedup_vs_python"] > 1
     # one warm run: its median is its best
     assert data["seconds_best"] == data["seconds"] and data["configs_per_s_best"] == data["configs_per_s"]
+    table = data["table_stage"]  # the pruned pass a plans table runs, against the unpruned one
+    assert 0 < table["slots_evaluated"] <= table["slots"] and table["ratio"] > 0
 
 
 def test_tui_bench_times_edits_in_the_real_app(invoke, tmp_path):

@@ -62,6 +62,11 @@ def bench(
     out.add_row("speed-up vs Python loop", f"{result['speedup_vs_python']:,.0f}x")
     out.add_row("numpy agrees with jit", ("yes" if result["numpy_agrees"] else "NO")
                 + f" ({result['numpy_feasibility_flips_at_slo_boundary']} ties at an SLO boundary)")
+    table = result.get("table_stage")
+    if table:
+        out.add_row("table stage, pruned (TUI, aggregated solve), s",
+                    f"{table['seconds']:.3f} ({table['ratio']:.2f}x of {table['unpruned_seconds']:.3f} unpruned, "
+                    f"interleaved; {table['slots_evaluated']:,} of {table['slots']:,} layouts)")
     dis = result.get("disaggregated")
     if dis:
         out.add_row("disaggregated pairs (prefill x decode options)",
