@@ -392,7 +392,7 @@ def test_the_bill_floor_is_below_every_configurations_bill(catalog):
 def test_a_pruned_table_stage_lists_the_unpruned_plans(catalog, tpot, ttft, rate, hardware):
     """Pass 1 with pruning (the TUI's table stage, `solve` tables) skips layouts that cannot beat their
     hardware's best: the table (best plan per hardware, closest misses) is the unpruned one, and so
-    are the frontiers the second stage adds after rerunning pass 1 unpruned."""
+    are the frontiers the second stage adds after evaluating the skipped layouts."""
     from planner.search import solve_in_stages
 
     scenario = small_scenario(**{"slo.tpot_p95_ms": tpot, "slo.ttft_p95_s": ttft,
