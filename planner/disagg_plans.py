@@ -158,6 +158,7 @@ def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str,
     """The disaggregated plan row: pools, transfer, and the keys every plan row has."""
     usd_h = (prefill["usd_per_hour"] or 0.0) + (decode["usd_per_hour"] or 0.0)
     monthly = _add(prefill["monthly_usd"], decode["monthly_usd"])
+    sized = _min(prefill["sized_rps"], decode["sized_rps"])  # the pool that saturates first
     load = grid.load
     in_tok_h = float(load.arrival_rps) * float(load.in_mean) * 3600.0
     out_tok_h = float(load.arrival_rps) * float(load.out_mean) * 3600.0
@@ -184,8 +185,8 @@ def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str,
         "tpot_p50_ms": decode["tpot_p50_ms"],
         "tpot_p95_ms": decode["tpot_p95_ms"],
         "throughput_tok_s": _clean(float(load.arrival_rps) * float(load.out_mean), 2),
-        "sized_rps": _min(prefill["sized_rps"], decode["sized_rps"]),  # the pool that saturates first
-        "rate_headroom": rate_headroom(_min(prefill["sized_rps"], decode["sized_rps"]), float(load.arrival_rps)),
+        "sized_rps": sized,
+        "rate_headroom": rate_headroom(sized, float(load.arrival_rps)),
         "usd_per_hour": _clean(usd_h, 4),
         "usd_per_mtok_input": _clean((prefill["usd_per_hour"] or 0.0) / in_tok_h * 1e6, 4),
         "usd_per_mtok_output": _clean((decode["usd_per_hour"] or 0.0) / out_tok_h * 1e6, 4),

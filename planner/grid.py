@@ -423,8 +423,8 @@ def with_load_of(grid: Grid, scenario: Scenario, catalog: Catalog) -> Grid | Non
     })
     if aligned != old:
         return None
-    model = for_scenario(catalog, scenario).model(scenario.model.id)
-    return replace(grid, scenario=scenario, load=load_arrays(scenario, model, catalog))
+    # the catalog as build_grid reads it (the scenario's own catalog files and prices); same model
+    return replace(grid, scenario=scenario, load=load_arrays(scenario, grid.model, for_scenario(catalog, scenario)))
 
 
 def speculation_options(methods: list[str], spec_k: list[int],
