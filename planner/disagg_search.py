@@ -20,14 +20,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import numpy as np
 
 from planner import executables, timing
 from planner.grid import AXES, Grid
-from planner.search import SLOT_COUNT, dealt_rows, in_grid_order, model_flags, row_spans
+from planner.search import FLOOR_MARGIN, SLOT_COUNT, dealt_rows, in_grid_order, model_flags, row_spans
 
 AxisMasks = dict[str, np.ndarray]
 # The pools' arrays in a fixed order of their own (transposed from the grid's at the boundary, so
@@ -192,6 +192,10 @@ class DisaggEval:
     pair_class: np.ndarray  # [H, K, H, K] index into classes
     seconds: float
     memo: dict = field(default_factory=dict)  # pair_costs without masks, per mix_hardware
+    skipped: np.ndarray | None = None
+    """[H_pad, K] decode layouts whose pools were not evaluated (left at inf) because no pair with them
+    can beat `best` (`layouts_that_may_pair_below`); None when every decode option was. `best` is
+    exact either way; the frontiers need every option (`with_decode_layouts`)."""
 
 
 def _launch_decode(grid: Grid) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
@@ -277,12 +281,15 @@ def prepare(grid: Grid) -> None:
     executables.compiled(name, make, args)
 
 
-def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None):
+def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+           skipped: Callable[[], np.ndarray] | None = None):
     """Start both pools' kernels (asynchronous); returns a function that waits and gives `DisaggEval`.
 
     `decode_pools`, when given, returns every decode option's bill and TPOT p95 ([rows, -1], each row
     in DECODE_AXES order) as the aggregated search's row kernel computed them beside its own
-    outputs (search._row_kernel): then only the prefill pools' kernel runs here."""
+    outputs (search._row_kernel): then only the prefill pools' kernel runs here. `skipped` returns the
+    decode layouts ([H_pad, K]) that kernel left at inf (a pruned pass, see `DisaggEval.skipped`);
+    both are read only once the prefill kernel runs, so it runs beside that one."""
     start = time.perf_counter()
     if decode_pools is None:
         decode_pools = _launch_decode(grid)
@@ -296,14 +303,44 @@ def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]]
             d_shape = tuple(grid.shape[AXES.index(a)] for a in DECODE_AXES)
             monthly_d, tpot_d = (x.reshape(d_shape) for x in decode_pools())  # already in DECODE_AXES order
             monthly_p, ttft_p = np.asarray(p_out["monthly"]), np.asarray(p_out["ttft95"])  # in PREFILL_AXES order
+            left_out = None if skipped is None else np.asarray(skipped(), bool)
         return DisaggEval(grid, monthly_d, tpot_d, monthly_p, ttft_p, classes, bw, shared, pair_class,
-                          time.perf_counter() - start)
+                          time.perf_counter() - start, skipped=left_out if left_out is not None and left_out.any() else None)
 
     return finish
 
 
 def evaluate(grid: Grid) -> DisaggEval:
     return launch(grid)()
+
+
+def layouts_that_may_pair_below(ev: DisaggEval, bound: float, floors: np.ndarray) -> np.ndarray:
+    """The skipped decode layouts ([H_pad, K]) of which some pair may cost no more than `bound`.
+
+    A pair costs its prefill pool plus its decode pool. No prefill pool costs less than the cheapest
+    prefill option evaluated (every class, every mask), and no decode pool of a layout less than
+    its bill floor (`serving.monthly_floor`, one whole system: `floors`, [H_pad, K]). A layout whose
+    floor plus that minimum exceeds `bound` (the cheapest pair found without it) is left out; ties
+    stay in (FLOOR_MARGIN), so `best` picks what the unpruned search picks."""
+    if ev.skipped is None:
+        return np.zeros(floors.shape, bool)
+    h = len(ev.grid.hardware)
+    prefill = ev.prefill_monthly[:h]
+    cheapest_prefill = float(prefill.min()) if prefill.size else math.inf
+    with np.errstate(invalid="ignore"):
+        may = (np.asarray(floors, np.float64) + cheapest_prefill) * (1.0 - FLOOR_MARGIN) <= bound
+    return ev.skipped & may
+
+
+def with_decode_layouts(ev: DisaggEval, monthly: np.ndarray, tpot: np.ndarray, layouts: np.ndarray) -> DisaggEval:
+    """`ev` with the decode pools of `layouts` ([H_pad, K]) taken from a row-kernel run that evaluated
+    them (`monthly`, `tpot`: [rows, -1], each row in DECODE_AXES order); the others as they were."""
+    shape = ev.decode_monthly.shape
+    take = np.asarray(layouts, bool).reshape(shape[:2] + (1,) * (len(shape) - 2))
+    skipped = None if ev.skipped is None else ev.skipped & ~np.asarray(layouts, bool)
+    return replace(ev, decode_monthly=np.where(take, np.reshape(monthly, shape), ev.decode_monthly),
+                   decode_tpot95=np.where(take, np.reshape(tpot, shape), ev.decode_tpot95), memo={},
+                   skipped=skipped if skipped is not None and skipped.any() else None)
 
 
 # --------------------------------------------------------------------------- reduction (host)

@@ -8,6 +8,7 @@ frontier of the union is exact: a point on it is on its own mode's frontier.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,17 @@ from typing import Any
 import numpy as np
 
 from planner import timing
-from planner.disagg_search import Choice, DisaggEval, _choice, best, launch, pair_costs, pair_count
+from planner.disagg_search import (
+    Choice,
+    DisaggEval,
+    _choice,
+    best,
+    launch,
+    layouts_that_may_pair_below,
+    pair_costs,
+    pair_count,
+    with_decode_layouts,
+)
 from planner.grid import Grid
 from planner.pareto import pareto_indices, side_by_side
 
@@ -41,16 +52,27 @@ def searched(grid: Grid) -> bool:
     return "disaggregated" in grid.scenario.search.serving_mode
 
 
+DecodeLayouts = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""[H_pad, K] mask of decode layouts -> their pools' bills and TPOT p95 ([rows, -1], DECODE_AXES order)."""
+
+
 def start(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
-          ) -> Callable[[], DisaggEval] | None:
+          skipped: Callable[[], np.ndarray] | None = None) -> Callable[[], DisaggEval] | None:
     """Launch the disaggregated kernels when the scenario searches that mode (`decode_pools`: the
-    decode pools' bills and TPOT already computed by the aggregated search, see `launch`)."""
-    return launch(grid, decode_pools) if searched(grid) else None
+    decode pools' bills and TPOT already computed by the aggregated search, `skipped` the layouts
+    a pruned pass left out of them; see `launch`)."""
+    return launch(grid, decode_pools, skipped) if searched(grid) else None
 
 
 def outcome(pending: Callable[[], DisaggEval] | None, aggregated_best: dict[str, Any] | None,
-            grid: Grid) -> Outcome | None:
-    """Wait for the kernels, take the exact cheapest pair and its plan row."""
+            grid: Grid, decode_layouts: DecodeLayouts | None = None, floors: np.ndarray | None = None,
+            ) -> Outcome | None:
+    """Wait for the kernels, take the exact cheapest pair and its plan row.
+
+    Where a pruned pass left decode layouts out (`DisaggEval.skipped`), the cheapest pair found
+    without them bounds the answer: those that may still pair at or below it (their bill `floors`,
+    [H_pad, K], plus the cheapest prefill pool) are evaluated with `decode_layouts`, and the pair is
+    taken again. On the default scenario none is: the pair found is already the cheapest."""
     from planner.disagg_plans import plan_row
 
     if pending is None:
@@ -60,6 +82,16 @@ def outcome(pending: Callable[[], DisaggEval] | None, aggregated_best: dict[str,
     mix = grid.scenario.search.mix_hardware
     with timing.phase("disaggregated pairs"):
         choice = best(ev, mix_hardware=mix)
+    if ev.skipped is not None:
+        if decode_layouts is None or floors is None:
+            raise ValueError("decode layouts were skipped: `outcome` needs `decode_layouts` and `floors`")
+        extra = layouts_that_may_pair_below(ev, choice.monthly_usd if choice is not None else math.inf, floors)
+        if extra.any():
+            with timing.phase("kernel, decode layouts"):
+                ev = with_decode_layouts(ev, *decode_layouts(extra), extra)
+            with timing.phase("disaggregated pairs"):
+                choice = best(ev, mix_hardware=mix)
+    with timing.phase("disaggregated pairs"):
         row = plan_row(ev, choice) if choice is not None else None
         counts = pair_count(ev)
     stats = {**counts, "transfer_classes": int(len(np.unique(ev.classes))), "mix_hardware": mix,
@@ -163,6 +195,8 @@ def frontiers(result: Any) -> Any:
     out = result.disagg
     if out is None:
         return result
+    if out.ev.skipped is not None:
+        raise ValueError("frontiers need every decode pool: this outcome came from a pruned pass")
     mix = result.grid.scenario.search.mix_hardware
     with timing.phase("frontiers (disaggregated)"):
         agg_tpot = result.pareto_tpot if "aggregated" in out.modes else []

@@ -331,6 +331,15 @@ def row_kernel_inputs(grid: Grid, prune: bool = False, only: np.ndarray | None =
                            np.float32(grid.draft_weight_bytes), np.float32(1.0 if prune else 0.0))
 
 
+def slot_floors(grid: Grid) -> np.ndarray:
+    """[H_pad, K] the bill floor of every layout slot (`serving.monthly_floor`, by the model's numpy
+    twin), by which the pruned searches leave layouts out."""
+    from planner.model import numpy_reference
+
+    floor = numpy_reference.monthly_floor(grid.hw, grid.cfg, grid.load)
+    return np.broadcast_to(floor, grid.shape[:2] + np.shape(floor)[2:]).reshape(grid.shape[:2])
+
+
 def in_grid_order(x, deal: np.ndarray) -> np.ndarray:
     """A row-kernel output back in hardware order: device d holds rows deal[d-th block]; each shard
     is copied once, straight to its rows (no assembled intermediate)."""
@@ -427,8 +436,9 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     `previous`: the grid of the caller's last solve with the same catalog, reused when only the SLOs
     or the arrival rate changed (`grid.with_load_of`). `prune`: the caller shows the table before it
     asks for the frontiers, so pass 1 may skip the layouts that cannot beat their hardware's best
-    (`_row_kernel`; unless the table waits for the disaggregated search, whose decode pools are every
-    configuration's); the second stage then evaluates the skipped layouts first. The answers are the same."""
+    (`_row_kernel`). A disaggregated search in the table then pairs the decode pools pass 1 evaluated
+    and adds just the skipped layouts that may still pair below the cheapest pair found
+    (`disagg_solve.outcome`); the second stage evaluates every skipped layout first. The answers are the same."""
     from planner import disagg_search, disagg_solve
     from planner.plans import explain_infeasible, plans_from_indices
 
@@ -436,7 +446,7 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     with timing.phase("grid"):
         grid = (previous is not None and with_load_of(previous, scenario, catalog)) or build_grid(scenario, catalog)
     disaggregated = disagg_solve.searched(grid)
-    pruned = prune and not (disaggregated and disaggregated_in_table)
+    pruned = prune
     # the disaggregated prefill pools' kernel gets ready in a thread while pass 1's loads or compiles
     # (after its tracing, which holds the GIL): a cold start compiles both at once on two cores
     out, to_host = _launch(grid, decode_pools=disaggregated, prune=pruned,
@@ -464,11 +474,20 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     # the disaggregated mode: its decode pools came with pass 1 (on CPUs); its prefill pools' kernel
     # runs beside the aggregated one, or (not in the table) starts with the second stage, leaving
     # both cores to pass 1 and then to the caller's drawing
-    def launch_disaggregated() -> Callable[[], Any] | None:
-        host = every_configuration()
-        return disagg_solve.start(grid, decode_pools_in(out, host))
+    def launch_disaggregated(complete: bool) -> Callable[[], Any] | None:
+        """With `complete` every decode option is a pool; else those of the layouts pass 1 evaluated."""
+        if complete or not pruned:
+            host = every_configuration()
+            return disagg_solve.start(grid, decode_pools_in(out, host))
+        real = grid.slot_valid & (np.arange(grid.shape[0]) < len(grid.hardware))[:, None]
+        return disagg_solve.start(grid, decode_pools_in(out, to_host), lambda: real & ~(to_host("evaluated") > 0))
 
-    pending = launch_disaggregated() if disaggregated_in_table else None
+    def decode_layouts(layouts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The decode pools of just these layouts ([H_pad, K]; the same kernel, `only` them)."""
+        extra, host = _launch(grid, decode_pools=True, only=layouts.astype(np.float32))
+        return decode_pools_in(extra, host)()
+
+    pending = launch_disaggregated(complete=False) if disaggregated_in_table else None
     with timing.phase("kernel"):
         raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
     h_real = len(grid.hardware)
@@ -497,13 +516,12 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
         frontiers_pending=True,
     )
 
-    def with_disaggregated(table: SolveResult) -> SolveResult:
-        started = pending if disaggregated_in_table else launch_disaggregated()
-        return replace(disagg_solve.attach(table, disagg_solve.outcome(started, table.best, grid)),
-                       disagg_pending=False)
+    def with_disaggregated(table: SolveResult, started: Callable[[], Any] | None) -> SolveResult:
+        found = disagg_solve.outcome(started, table.best, grid, decode_layouts, slot_floors(grid))
+        return replace(disagg_solve.attach(table, found), disagg_pending=False)
 
     if disaggregated_in_table:
-        table = with_disaggregated(table)
+        table = with_disaggregated(table, pending)
     else:
         table = replace(table, disagg_pending=disaggregated)
     table = replace(table, seconds=time.perf_counter() - start)
@@ -511,7 +529,12 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     def with_frontiers() -> SolveResult:
         nonlocal table
         if table.disagg_pending:
-            table = with_disaggregated(table)
+            table = with_disaggregated(table, launch_disaggregated(complete=True))
+        elif table.disagg is not None and table.disagg.ev.skipped is not None:  # the frontiers need every decode pool
+            host = every_configuration()
+            ev = table.disagg.ev
+            full = disagg_search.with_decode_layouts(ev, *decode_pools_in(out, host)(), ev.skipped)
+            table = with_disaggregated(replace(table, best=table.disagg.aggregated_best), lambda: full)
         host = every_configuration()
         with timing.phase("frontiers"):
             monthly = host("monthly")

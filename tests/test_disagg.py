@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -333,3 +334,112 @@ def test_the_tuis_pruned_stages_reach_the_same_disaggregated_answer(rate):
     for frontier in ("pareto_tpot", "pareto_ttft"):
         assert ([(p["hardware"], p["monthly_usd"]) for p in getattr(staged, frontier)]
                 == [(p["hardware"], p["monthly_usd"]) for p in getattr(whole, frontier)])
+
+
+# --- the pruned table stage's disaggregated search ----------------------------------------------
+
+def _rated(rate: float, prompt: int = 2000, ttft: float = 2.0, tpot: float = 50.0,
+           hardware: tuple[str, ...] = ("h100-sxm", "b200", "mi300x"), **search) -> Scenario:
+    text = (SCENARIO_TOML.replace("arrival_rate_rps = 2.0", f"arrival_rate_rps = {rate}")
+            .replace("median = 2000, p90 = 8000", f"median = {prompt}, p90 = {4 * prompt}")
+            .replace("ttft_p95_s = 2.0", f"ttft_p95_s = {ttft}").replace("tpot_p95_ms = 50.0", f"tpot_p95_ms = {tpot}")
+            .replace('["h100-sxm", "b200"]', "[" + ", ".join(f'"{h}"' for h in hardware) + "]"))
+    return _scenario(text, **{"chips": [1, 2, 4, 8], "batch": [4, 32, 128], **search})
+
+
+def test_a_decode_pools_bill_is_never_below_its_layouts_floor():
+    """The pruned search leaves a decode layout out when its bill floor (one whole system at idle
+    power, `search.slot_floors`) plus the cheapest prefill pool exceeds the best pair: that needs
+    every decode pool's bill to be at least its layout's floor, owned hardware included."""
+    from planner.search import slot_floors
+
+    for sc in (_rated(8.0), _rated(30.0, prompt=16000), _rated(2.0).model_copy(update={
+            "cost": _rated(2.0).cost.model_copy(update={"mode": "own"})})):
+        grid = build_grid(sc, load_catalog())
+        ev = disagg_search.evaluate(grid)
+        h = len(grid.hardware)
+        floors = slot_floors(grid)[:h]
+        bills = ev.decode_monthly[:h]
+        feasible = np.isfinite(bills)
+        assert feasible.any() and (floors[grid.slot_valid[:h]] > 0).all()
+        below = np.broadcast_to(floors.reshape(floors.shape + (1,) * (bills.ndim - 2)), bills.shape)
+        assert (bills[feasible] >= below[feasible] * (1 - 1e-6)).all()
+
+
+def test_only_skipped_layouts_that_may_pair_below_the_bound_are_evaluated_again():
+    from planner.search import slot_floors
+
+    grid = build_grid(_rated(8.0), load_catalog())
+    ev = disagg_search.evaluate(grid)
+    h = len(grid.hardware)
+    floors = slot_floors(grid)
+    skipped = grid.slot_valid.copy()
+    skipped[h:] = False
+    skipped[0, 0] = False
+    partial = disagg_search.DisaggEval(**{**ev.__dict__, "skipped": skipped, "memo": {}})
+    cheapest_prefill = float(ev.prefill_monthly[:h].min())
+    assert np.isfinite(cheapest_prefill)
+    assert (disagg_search.layouts_that_may_pair_below(partial, np.inf, floors) == skipped).all()
+    assert not disagg_search.layouts_that_may_pair_below(partial, 0.99 * cheapest_prefill, floors).any()
+    bound = cheapest_prefill + float(np.median(floors[skipped]))
+    again = disagg_search.layouts_that_may_pair_below(partial, bound, floors)
+    assert again.any() and (again != skipped).any()
+    assert (again == (skipped & (floors + cheapest_prefill <= bound))).all()
+
+
+@pytest.mark.parametrize("rate", [0.5, 8.0, 30.0])
+def test_the_best_pair_is_completed_from_the_layouts_that_may_beat_it(rate):
+    """Pair only the decode layouts with the dearest floors (as if pass 1 had skipped the others):
+    `disagg_solve.outcome` evaluates the skipped layouts that may still pair below the pair it
+    found, and reaches the unpruned search's pair."""
+    from planner import disagg_solve, search
+
+    grid = build_grid(_rated(rate), load_catalog())
+    whole = disagg_search.best(disagg_search.evaluate(grid))
+    assert whole is not None
+    floors = search.slot_floors(grid)
+    real = grid.slot_valid & (np.arange(grid.shape[0]) < len(grid.hardware))[:, None]
+    dear = real & (floors >= np.quantile(floors[real], 0.75))
+    calls = []
+
+    def pools(layouts):
+        calls.append(layouts)
+        out, host = search._launch(grid, decode_pools=True, only=layouts.astype(np.float32))
+        return search.decode_pools_in(out, host)()
+
+    first, host = search._launch(grid, decode_pools=True, only=dear.astype(np.float32))
+    pending = disagg_solve.start(grid, search.decode_pools_in(first, host), lambda: real & ~dear)
+    found = disagg_solve.outcome(pending, None, grid, pools, floors)
+    assert len(calls) == 1 and not (calls[0] & dear).any() and calls[0].any()
+    assert found.best["monthly_usd"] == pytest.approx(whole.monthly_usd, rel=1e-6)
+    assert (found.best["prefill"]["hardware"], found.best["decode"]["hardware"]) == (
+        grid.hardware[whole.prefill[0]].id, grid.hardware[whole.decode[0]].id)
+    if found.ev.skipped is not None:  # the layouts that cannot pair below it stay out: no frontiers from them
+        with pytest.raises(ValueError, match="pruned"):
+            disagg_solve.frontiers(SimpleNamespace(disagg=found, grid=grid))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rate=st.sampled_from([0.5, 2.0, 8.0, 30.0]), prompt=st.sampled_from([1000, 16000, 64000]),
+       ttft=st.sampled_from([1.0, 3.0, 10.0]), tpot=st.sampled_from([20.0, 50.0]), mix=st.booleans())
+def test_a_pruned_table_stage_finds_the_unpruned_disaggregated_plan(rate, prompt, ttft, tpot, mix):
+    """`solve`'s tables prune pass 1 with the disaggregated search in the table: its plan, the best
+    overall and (after the second stage) both frontiers equal those of one unpruned solve."""
+    from planner.search import solve, solve_in_stages
+
+    scenario = _rated(rate, prompt, ttft, tpot, mix_hardware=mix)
+    catalog = load_catalog()
+    whole = solve(scenario, catalog)
+    table, finish = solve_in_stages(scenario, catalog, prune=True)
+    assert (table.disagg.best is None) == (whole.disagg.best is None)
+    if whole.disagg.best is not None:
+        for key in ("monthly_usd", "ttft_p95_s", "tpot_p95_ms"):
+            assert table.disagg.best[key] == whole.disagg.best[key]
+        for pool in ("prefill", "decode"):
+            assert table.disagg.best[pool]["hardware"] == whole.disagg.best[pool]["hardware"]
+            assert table.disagg.best[pool]["chips"] == whole.disagg.best[pool]["chips"]
+    assert (table.best or {}).get("monthly_usd") == (whole.best or {}).get("monthly_usd")
+    staged = finish()
+    for frontier in ("pareto_tpot", "pareto_ttft"):
+        assert ([(p["hardware"], p.get("mode"), p["monthly_usd"]) for p in getattr(staged, frontier)]
+                == [(p["hardware"], p.get("mode"), p["monthly_usd"]) for p in getattr(whole, frontier)])

@@ -101,3 +101,7 @@ def evaluate_serving(*args, **kwargs):
 
 def evaluate_offline(*args, **kwargs):
     return twin()["offline"].evaluate_offline(*args, **kwargs)
+
+
+def monthly_floor(*args, **kwargs):
+    return twin()["serving"].monthly_floor(*args, **kwargs)
