@@ -129,7 +129,7 @@ def solved_plan(scenario, catalog, rank: int, file: Path, mode: str = "any") -> 
 
     with importing():
         from planner.search import solve_in_stages
-    table, _ = solve_in_stages(scenario, catalog)  # the plans only: no Pareto frontiers
+    table, _ = solve_in_stages(scenario, catalog, prune=True)  # the plans only: no Pareto frontiers
     plans = table.ranked_plans(mode)
     if not plans:
         _no_plan(file)
