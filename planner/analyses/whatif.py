@@ -272,23 +272,20 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     for m, g in methods.items():
         grids[f"method:{m}"] = (g, run_grid(g)["monthly"])
     method_keys = [f"method:{m}" for m in methods]
-    h_block = len(grid.hardware) * int(np.prod(grid.shape[1:]))
 
     def cheapest(v: Variant | None, keys: list[str]) -> tuple[str, int] | None:
         found: tuple[float, str, int] | None = None
         for t in keys:
             g, monthly = grids[t]
-            if v is not None:
-                mask = np.broadcast_to(_restricted(g.shape, v.select(g)), g.shape).ravel()
-                monthly = np.where(mask, monthly, np.inf)
+            if v is not None:  # the mask broadcasts inside `where`: never materialised at the grid's size
+                monthly = np.where(_restricted(g.shape, v.select(g)), monthly.reshape(g.shape), np.inf).ravel()
             flat = int(np.argmin(monthly))
             if np.isfinite(monthly[flat]) and (found is None or monthly[flat] < found[0]):
                 found = (float(monthly[flat]), t, flat)
         return None if found is None else (found[1], found[2])
 
     def searched(v: Variant) -> bool:
-        return any(np.broadcast_to(_restricted(grids[t][0].shape, v.select(grids[t][0])), grids[t][0].shape).any()
-                   for t in ["all", *method_keys])
+        return any(bool(_restricted(grids[t][0].shape, v.select(grids[t][0])).any()) for t in ["all", *method_keys])
 
     base = cheapest(None, [*evaluated, *method_keys])
     disagg = _disaggregated({t: grids[t] for t in evaluated}, decode)
@@ -303,12 +300,12 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
             picks.append((v, None, False, False))
             disagg_picks.append(None)
             continue
-        full = np.broadcast_to(_restricted(grid.shape, v.select(grid)), grid.shape).ravel()
         keys = [*_allowed_tiers(v.host_tiers, evaluated), *(method_keys if v.host_tiers == "all" else [])]
         pick = cheapest(v, keys)
         if pick is not None:
             wanted[pick[0]].append(pick[1])
-        same = (v.host_tiers == "all" and not method_keys and bool(full[:h_block].all())
+        kept = _restricted(grid.shape, v.select(grid))
+        same = (v.host_tiers == "all" and not method_keys and bool(kept[:len(grid.hardware)].all())
                 and (disagg is None or (v.disaggregated and v.mix_hardware)))
         picks.append((v, pick, True, same))
         disagg_picks.append(disagg.best(masks, _allowed_tiers(v.host_tiers, evaluated),
