@@ -73,6 +73,7 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
     return {
         **_disaggregated(grid, repeat, jit_s),
         "table_stage": _pruned(grid, repeat),
+        "solve_table": _solve_table(scenario, catalog, repeat),
         "scenario": scenario.name,
         "configs": configs,
         "configs_evaluated_incl_padding": evaluated,
@@ -117,6 +118,25 @@ def _pruned(grid, repeat: int) -> dict[str, Any]:
     full, pruned = statistics.median(times[False]), statistics.median(times[True])
     return {"seconds": round(pruned, 4), "unpruned_seconds": round(full, 4), "ratio": round(pruned / full, 3),
             "slots_evaluated": evaluated, "slots": real_slots}
+
+
+def _solve_table(scenario: Scenario, catalog: Catalog, repeat: int) -> dict[str, Any]:
+    """`solve_in_stages`'s table stage in this process (grid, kernels, plans and, where searched, the
+    best disaggregated pair), as `planner solve` runs it for a table (`prune`) and unpruned, runs
+    interleaved: the part of a warm solve the search decides, without the process's imports."""
+    from planner.search import solve_in_stages
+
+    bills = {prune: solve_in_stages(scenario, catalog, prune=prune)[0] for prune in (False, True)}  # load
+    same = all((r.best or {}).get("monthly_usd") == (bills[False].best or {}).get("monthly_usd") for r in bills.values())
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(max(repeat, 1)):
+        for prune in (False, True):
+            start = time.perf_counter()
+            solve_in_stages(scenario, catalog, prune=prune)
+            times[prune].append(time.perf_counter() - start)
+    full, pruned = statistics.median(times[False]), statistics.median(times[True])
+    return {"seconds": round(pruned, 4), "unpruned_seconds": round(full, 4), "ratio": round(pruned / full, 3),
+            "same_best": same}
 
 
 def _disaggregated(grid, repeat: int, aggregated_s: float) -> dict[str, Any]:

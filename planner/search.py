@@ -103,8 +103,10 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     one whole system) is not below the cheapest bill already found on its row. Slots come in
     ascending chip counts, so on the default scenario 431 of 1,057 are skipped; a skipped slot's
     per-configuration outputs are left at inf, and `evaluated` ([rows, slots]) says which ran.
-    Frontiers and decode pools need every slot: a second run with SLOT_ONLY set to the skipped ones
-    evaluates just those (`solve_in_stages`), so the two runs together do the unpruned run's work.
+    Frontiers need every slot: a second run with SLOT_ONLY set to the skipped ones evaluates just
+    those (`solve_in_stages`), so the two runs together do the unpruned run's work. The best
+    disaggregated pair needs only the skipped slots that may still pair below the best pair found
+    without them (`disagg_solve.outcome`; none on the default scenario).
 
     On CPUs the whole-grid expression streams ~10 MB intermediates through memory; a row's are
     ~300 KB and stay in cache, which makes the search ~2.5x faster on 2 cores (`planner bench`).

@@ -236,6 +236,8 @@ def test_bench_reports_its_figures_as_json(invoke):
     assert data["seconds_best"] == data["seconds"] and data["configs_per_s_best"] == data["configs_per_s"]
     table = data["table_stage"]  # the pruned pass a plans table runs, against the unpruned one
     assert 0 < table["slots_evaluated"] <= table["slots"] and table["ratio"] > 0
+    solved = data["solve_table"]  # the whole table stage, pruned as `solve` runs it for a table
+    assert solved["same_best"] is True and solved["seconds"] > 0 and solved["unpruned_seconds"] > 0
 
 
 def test_tui_bench_times_edits_in_the_real_app(invoke, tmp_path):

@@ -67,6 +67,11 @@ def bench(
         out.add_row("table stage, pruned (TUI, aggregated solve), s",
                     f"{table['seconds']:.3f} ({table['ratio']:.2f}x of {table['unpruned_seconds']:.3f} unpruned, "
                     f"interleaved; {table['slots_evaluated']:,} of {table['slots']:,} layouts)")
+    solved = result.get("solve_table")
+    if solved:
+        out.add_row("solve's table stage in process, pruned, s",
+                    f"{solved['seconds']:.3f} ({solved['ratio']:.2f}x of {solved['unpruned_seconds']:.3f} unpruned, "
+                    f"interleaved; same best plan: {'yes' if solved['same_best'] else 'NO'})")
     dis = result.get("disaggregated")
     if dis:
         out.add_row("disaggregated pairs (prefill x decode options)",
