@@ -387,11 +387,14 @@ def test_only_skipped_layouts_that_may_pair_below_the_bound_are_evaluated_again(
     assert (again == (skipped & (floors + cheapest_prefill <= bound))).all()
 
 
-@pytest.mark.parametrize("rate", [0.5, 8.0, 30.0])
-def test_the_best_pair_is_completed_from_the_layouts_that_may_beat_it(rate):
-    """Pair only the decode layouts with the dearest floors (as if pass 1 had skipped the others):
-    `disagg_solve.outcome` evaluates the skipped layouts that may still pair below the pair it
-    found, and reaches the unpruned search's pair."""
+@pytest.mark.parametrize("rate", [0.5, 30.0])
+@pytest.mark.parametrize("first", ["dearest quarter", "cheapest half"])
+def test_the_best_pair_is_completed_from_the_layouts_that_may_beat_it(rate, first):
+    """Pair only some decode layouts first, as if pass 1 had skipped the others. From the dearest
+    quarter, the pair found bounds nothing away: `disagg_solve.outcome` evaluates every skipped
+    layout (once, only those) and reaches the unpruned search's pair. From the cheapest half, the
+    pair found is already the best and no skipped layout can reach it: nothing more is evaluated,
+    and the outcome says the frontiers cannot be drawn from it."""
     from planner import disagg_solve, search
 
     grid = build_grid(_rated(rate), load_catalog())
@@ -399,7 +402,8 @@ def test_the_best_pair_is_completed_from_the_layouts_that_may_beat_it(rate):
     assert whole is not None
     floors = search.slot_floors(grid)
     real = grid.slot_valid & (np.arange(grid.shape[0]) < len(grid.hardware))[:, None]
-    dear = real & (floors >= np.quantile(floors[real], 0.75))
+    paired = real & ((floors >= np.quantile(floors[real], 0.75)) if first == "dearest quarter"
+                     else (floors <= np.quantile(floors[real], 0.5)))
     calls = []
 
     def pools(layouts):
@@ -407,14 +411,16 @@ def test_the_best_pair_is_completed_from_the_layouts_that_may_beat_it(rate):
         out, host = search._launch(grid, decode_pools=True, only=layouts.astype(np.float32))
         return search.decode_pools_in(out, host)()
 
-    first, host = search._launch(grid, decode_pools=True, only=dear.astype(np.float32))
-    pending = disagg_solve.start(grid, search.decode_pools_in(first, host), lambda: real & ~dear)
+    out, host = search._launch(grid, decode_pools=True, only=paired.astype(np.float32))
+    pending = disagg_solve.start(grid, search.decode_pools_in(out, host), lambda: real & ~paired)
     found = disagg_solve.outcome(pending, None, grid, pools, floors)
-    assert len(calls) == 1 and not (calls[0] & dear).any() and calls[0].any()
     assert found.best["monthly_usd"] == pytest.approx(whole.monthly_usd, rel=1e-6)
     assert (found.best["prefill"]["hardware"], found.best["decode"]["hardware"]) == (
         grid.hardware[whole.prefill[0]].id, grid.hardware[whole.decode[0]].id)
-    if found.ev.skipped is not None:  # the layouts that cannot pair below it stay out: no frontiers from them
+    if first == "dearest quarter":
+        assert len(calls) == 1 and (calls[0] == (real & ~paired)).all() and found.ev.skipped is None
+    else:
+        assert calls == [] and found.ev.skipped is not None and (found.ev.skipped == (real & ~paired)).all()
         with pytest.raises(ValueError, match="pruned"):
             disagg_solve.frontiers(SimpleNamespace(disagg=found, grid=grid))
 
