@@ -327,9 +327,9 @@ def layouts_that_may_pair_below(ev: DisaggEval, bound: float, floors: np.ndarray
     h = len(ev.grid.hardware)
     prefill = ev.prefill_monthly[:h]
     cheapest_prefill = float(prefill.min()) if prefill.size else math.inf
-    with np.errstate(invalid="ignore"):
-        may = (np.asarray(floors, np.float64) + cheapest_prefill) * (1.0 - FLOOR_MARGIN) <= bound
-    return ev.skipped & may
+    if not math.isfinite(cheapest_prefill):  # no prefill pool is feasible: neither is any pair
+        return np.zeros(floors.shape, bool)
+    return ev.skipped & ((np.asarray(floors, np.float64) + cheapest_prefill) * (1.0 - FLOOR_MARGIN) <= bound)
 
 
 def with_decode_layouts(ev: DisaggEval, monthly: np.ndarray, tpot: np.ndarray, layouts: np.ndarray) -> DisaggEval:

@@ -385,6 +385,8 @@ def test_only_skipped_layouts_that_may_pair_below_the_bound_are_evaluated_again(
     again = disagg_search.layouts_that_may_pair_below(partial, bound, floors)
     assert again.any() and (again != skipped).any()
     assert (again == (skipped & (floors + cheapest_prefill <= bound))).all()
+    no_prefill = disagg_search.DisaggEval(**{**partial.__dict__, "prefill_monthly": np.full_like(ev.prefill_monthly, np.inf)})
+    assert not disagg_search.layouts_that_may_pair_below(no_prefill, np.inf, floors).any()  # no pair can be feasible
 
 
 @pytest.mark.parametrize("rate", [0.5, 30.0])
