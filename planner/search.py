@@ -528,15 +528,21 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
         table = replace(table, disagg_pending=disaggregated)
     table = replace(table, seconds=time.perf_counter() - start)
 
-    def with_frontiers() -> SolveResult:
+    def with_frontiers(on_disaggregated: Callable[[SolveResult], None] | None = None) -> SolveResult:
+        """The second stage: the disaggregated plan where the table stage left it pending (handed to
+        `on_disaggregated` as soon as it is known: after a pruned pass 1 it needs only that pass's
+        decode pools and the prefill kernel), then the Pareto frontiers, which need every
+        configuration (the layouts pass 1 skipped are evaluated first)."""
         nonlocal table
         if table.disagg_pending:
-            table = with_disaggregated(table, launch_disaggregated(complete=True))
-        elif table.disagg is not None and table.disagg.ev.skipped is not None:  # the frontiers need every decode pool
+            table = with_disaggregated(table, launch_disaggregated(complete=False))
+            if on_disaggregated is not None:
+                on_disaggregated(replace(table, seconds=time.perf_counter() - start))
+        if table.disagg is not None and table.disagg.ev.skipped is not None:  # the frontiers need every decode pool
             host = every_configuration()
             ev = table.disagg.ev
             full = disagg_search.with_decode_layouts(ev, *decode_pools_in(out, host)(), ev.skipped)
-            table = with_disaggregated(replace(table, best=table.disagg.aggregated_best), lambda: full)
+            table = replace(table, disagg=replace(table.disagg, ev=full))  # its best pair is already exact
         host = every_configuration()
         with timing.phase("frontiers"):
             monthly = host("monthly")

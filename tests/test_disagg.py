@@ -326,8 +326,12 @@ def test_the_tuis_pruned_stages_reach_the_same_disaggregated_answer(rate):
     catalog = load_catalog()
     whole = solve(scenario, catalog)
     table, finish = solve_in_stages(scenario, catalog, disaggregated_in_table=False, prune=True)
-    staged = finish()
+    early: list = []
+    staged = finish(early.append)  # the disaggregated plan is handed over before the frontiers
     assert whole.disagg is not None and whole.disagg.best is not None
+    assert len(early) == 1 and early[0].frontiers_pending and not early[0].disagg_pending
+    assert early[0].disagg.best["monthly_usd"] == whole.disagg.best["monthly_usd"]
+    assert early[0].best["monthly_usd"] == whole.best["monthly_usd"]
     for key in ("monthly_usd", "ttft_p95_s", "tpot_p95_ms"):
         assert staged.disagg.best[key] == whole.disagg.best[key]
     assert staged.best["monthly_usd"] == whole.best["monthly_usd"]

@@ -253,6 +253,8 @@ def test_tui_bench_times_edits_in_the_real_app(invoke, tmp_path):
         assert 0 < data[key]["median"] <= data[key]["p90"] <= data[key]["max"]
     # the edit -> table time contains the solve and the drawing
     assert data["edit_to_table_s"]["max"] >= data["solve_s"]["median"]
+    # the disaggregated plan comes with or before the frontiers, after the table
+    assert data["edit_to_table_s"]["median"] <= data["edit_to_disaggregated_s"]["median"] <= data["edit_to_complete_s"]["median"]
 
 
 def test_tui_bench_edits_keep_the_scenario_valid_and_changed():

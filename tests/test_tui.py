@@ -100,7 +100,7 @@ class FakeSolver:
 
     def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
         result = self.solve(scenario)
-        return result, lambda: result
+        return result, lambda on_disaggregated=None: result
 
     def whatif(self, scenario: Scenario, hardware: str) -> list[WhatIf]:
         return [WhatIf("no-speculative-decoding", 48_000.0, 20.0), WhatIf("no-kv-quantization", 70_000.0, 75.0),
@@ -228,7 +228,7 @@ class StagedSolver(FakeSolver):
     def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
         full = self.solve(scenario)
         table = SimpleNamespace(**{**vars(full), "pareto_tpot": [], "pareto_ttft": [], "frontiers_pending": True})
-        return table, lambda: full
+        return table, lambda on_disaggregated=None: full
 
 
 @sync
@@ -673,12 +673,25 @@ class DisaggregatedLaterSolver(FakeSolver):
     """Like the real solver in the TUI: the plans table first, the disaggregated plan (and the
     frontiers) in the second stage."""
 
-    def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
+    def __init__(self, frontiers_wait: Any = None) -> None:
+        super().__init__()
+        self.frontiers_wait = frontiers_wait  # a threading.Event the second stage waits for after the plan
+
+    def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[..., Any]]:
         full = self.solve(scenario)
         table = SimpleNamespace(**{**vars(full), "frontiers_pending": True, "disagg_pending": True, "disagg": None})
-        later = SimpleNamespace(**{**vars(full), "disagg_pending": False,
-                                   "disagg": SimpleNamespace(best=_disaggregated_plan(30_000.0))})
-        return table, lambda: later
+        disagg = SimpleNamespace(best=_disaggregated_plan(30_000.0))
+        found = SimpleNamespace(**{**vars(table), "disagg_pending": False, "disagg": disagg})
+        later = SimpleNamespace(**{**vars(full), "disagg_pending": False, "disagg": disagg})
+
+        def finish(on_disaggregated=None):
+            if on_disaggregated is not None:
+                on_disaggregated(found)
+            if self.frontiers_wait is not None:
+                self.frontiers_wait.wait(10)
+            return later
+
+        return table, finish
 
 
 def _detail_text(app: PlannerApp) -> str:
@@ -714,6 +727,28 @@ async def test_the_disaggregated_plan_follows_the_table_into_the_detail(tmp_path
         await pilot.pause()
         first = _detail_text(app)
         assert "Disaggregated best: searching…" in first and len(first.splitlines()) == len(done.splitlines())
+
+
+@sync
+async def test_the_disaggregated_plan_is_shown_before_the_frontiers(tmp_path: Path) -> None:
+    """The second stage hands over the best disaggregated plan as soon as it is known: the detail
+    shows it (not dimmed) while the frontiers are still being computed."""
+    import threading
+
+    frontiers = threading.Event()
+    app = make_app(tmp_path, solver=DisaggregatedLaterSolver(frontiers_wait=frontiers))
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if app.edit_to_disaggregated_s() is not None:
+                break
+        text = _detail_text(app)
+        assert "Disaggregated best: $30,000/month" in text and "updating" not in text
+        assert app.edit_to_complete_s() is None  # the frontiers have not come
+        frontiers.set()
+        await settle(app, pilot)
+        assert app.edit_to_complete_s() is not None
+        assert app.edit_to_disaggregated_s() <= app.edit_to_complete_s()
 
 
 @sync

@@ -116,6 +116,7 @@ def _bench_tui(path: Path, catalog, edits: int, format: BenchFormat) -> None:
     out = render.table("ms", "median", "p90", "max", title=f"planner bench --tui ({result['size']})",
                        caption=f"{result['edits']} edits after the first solve", right=("median", "p90", "max"))
     for key, label in (("edit_to_table_s", "edit -> table drawn"), ("solve_s", "solve"), ("ui_s", "drawing"),
+                       ("edit_to_disaggregated_s", "edit -> disaggregated plan"),
                        ("edit_to_complete_s", "edit -> disaggregated + frontiers")):
         row = result[key]
         out.add_row(label, *(f"{row[q] * 1e3:,.0f}" for q in ("median", "p90", "max")))

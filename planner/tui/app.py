@@ -31,6 +31,7 @@ from planner.tui.document import ScenarioDocument
 from planner.tui.file_actions import FileActions
 from planner.tui.messages import (
     CurvePointReady,
+    DisaggregatedReady,
     FrontiersReady,
     InsightsWanted,
     SolveFailed,
@@ -101,6 +102,7 @@ class PlannerApp(FileActions, App[int]):
         self._requested: tuple[int, float] = (-1, 0.0)  # (generation, edit time) of the last table handed over
         self._drawn = threading.Condition()  # notified when _table_generation moves (a solve worker waits on it)
         self._completed: tuple[int, float] = (-1, 0.0)  # (generation, time) its disaggregated plan and frontiers came
+        self._disaggregated: tuple[int, float] = (-1, 0.0)  # (generation, time) its disaggregated plan came
         self._solving = False
         self._pending: Job | None = None
         self._curve: tuple[int, str] | None = None  # (generation, hardware) the chart shows
@@ -198,7 +200,8 @@ class PlannerApp(FileActions, App[int]):
                                      or worker.is_cancelled, timeout=TABLE_WAIT_S)
             if self._pending is not None or worker.is_cancelled:
                 return
-            result = with_frontiers()  # the disaggregated plan and the frontiers
+            result = with_frontiers(  # the disaggregated plan (shown once known), then the frontiers
+                lambda found: self.post_message(DisaggregatedReady(generation, found)))
         except PlannerError as exc:
             self.post_message(SolveFailed(generation, str(exc)))
             return
@@ -256,17 +259,32 @@ class PlannerApp(FileActions, App[int]):
         if message.generation == 1:
             self.call_after_refresh(_freeze_heap)
 
+    def on_disaggregated_ready(self, message: DisaggregatedReady) -> None:
+        if message.generation != self.generation or self.result_scenario is None:
+            return
+        self.result = message.result
+        self.main.show_disaggregated(message.result)
+        self._disaggregated = (message.generation, time.perf_counter())
+
     def on_frontiers_ready(self, message: FrontiersReady) -> None:
         if message.generation != self.generation or self.result_scenario is None:
             return
         self.result = message.result
         self.main.show_frontiers(self.result_scenario, message.result)
         self._completed = (message.generation, time.perf_counter())
+        if self._disaggregated[0] != message.generation:  # the mode was not pending (or not searched)
+            self._disaggregated = self._completed
 
     def edit_to_complete_s(self) -> float | None:
         """Seconds from the last edit to its disaggregated plan and frontiers (they follow the plans
         table); None until they came."""
         (generation, edited), (done, at) = self._requested, self._completed
+        return at - edited if generation == done and generation >= 0 else None
+
+    def edit_to_disaggregated_s(self) -> float | None:
+        """Seconds from the last edit to its best disaggregated plan in the plan detail (before the
+        frontiers); None until it came."""
+        (generation, edited), (done, at) = self._requested, self._disaggregated
         return at - edited if generation == done and generation >= 0 else None
 
     def _with_trace(self, scenario: Scenario) -> Scenario:

@@ -24,6 +24,16 @@ class SolveFinished(Message):
         self.requested_at = requested_at
 
 
+class DisaggregatedReady(Message):
+    """The best disaggregated plan of edit `generation`'s solve, before its frontiers: `result` is
+    the table stage with it."""
+
+    def __init__(self, generation: int, result: Any) -> None:
+        super().__init__()
+        self.generation = generation
+        self.result = result
+
+
 class FrontiersReady(Message):
     """The Pareto frontiers of edit `generation`'s solve: `result` is the finished solve."""
 

@@ -45,9 +45,10 @@ class Solver:
         table, with_frontiers = self.solve_in_stages(scenario)
         return with_frontiers()
 
-    def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
+    def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[..., Any]]:
         """`search.solve_in_stages`: the plans table (aggregated plans: the table lists no other),
-        then a function that adds the disaggregated search's outcome and the Pareto frontiers."""
+        then a function that adds the disaggregated search's outcome (handed to its `on_disaggregated`
+        as soon as it is known) and the Pareto frontiers."""
         from planner.search import solve_in_stages
 
         with self._lock:
@@ -56,9 +57,9 @@ class Solver:
             self.compiled = True
             self._grid = table.grid
 
-        def finish() -> Any:
+        def finish(on_disaggregated: Callable[[Any], None] | None = None) -> Any:
             with self._lock:
-                return with_frontiers()
+                return with_frontiers(on_disaggregated)
 
         return table, finish
 
