@@ -96,6 +96,22 @@ def test_slot_limit_keeps_waiting_for_a_slot_at_5_percent(slots: int) -> None:
     assert erlang_c(slots, a) == pytest.approx(0.05, abs=2e-4)  # exact up to 256 slots (M/M/1: rho = 0.05)
 
 
+def test_the_slot_table_is_plain_bisections_bit_for_bit() -> None:
+    """`exact_slot_load_limits` takes several bisection steps per pass of the Erlang B recursion;
+    its table must be exactly the one bisecting one step at a time (48 steps on a in [0, c]) gives."""
+    c = np.arange(1, q.EXACT_SLOT_LIMITS + 1, dtype=np.float64)
+    lo, hi = np.zeros_like(c), c.copy()
+    for _ in range(q.SLOT_LIMIT_BISECTIONS):
+        a = 0.5 * (lo + hi)
+        b = np.ones_like(c)
+        for k in range(1, c.size + 1):
+            b = np.where(k <= c, a * b / (k + a * b), b)
+        too_busy = b / (1.0 - a / c * (1.0 - b)) > q.SLOT_WAIT_TARGET
+        hi, lo = np.where(too_busy, a, hi), np.where(too_busy, lo, a)
+    plain = np.concatenate([[0.0], lo]).astype(np.float32)
+    assert np.array_equal(q.exact_slot_load_limits(), plain)
+
+
 @pytest.mark.parametrize("slots", [257, 512, 1024])
 def test_above_the_exact_table_the_square_root_rule_stays_near_5_percent(slots: int) -> None:
     a = float(q.slot_load_limit(float(slots)))
