@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -107,16 +108,9 @@ def _pruned(grid, repeat: int) -> dict[str, Any]:
     out, host = _launch(grid, prune=True)  # compile or load
     if "evaluated" not in out:
         return {}
-    real_slots = int(grid.slot_valid[:len(grid.hardware)].sum())
+    real_slots = int(grid.real_slots().sum())
     evaluated = int(host("evaluated")[:len(grid.hardware)].sum())
-    times: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(max(repeat, 1)):
-        for prune in (False, True):
-            start = time.perf_counter()
-            _launch(grid, prune=prune)[1]("best_per_hw")
-            times[prune].append(time.perf_counter() - start)
-    full, pruned = statistics.median(times[False]), statistics.median(times[True])
-    return {"seconds": round(pruned, 4), "unpruned_seconds": round(full, 4), "ratio": round(pruned / full, 3),
+    return {**_pruned_against_unpruned(lambda prune: _launch(grid, prune=prune)[1]("best_per_hw"), repeat),
             "slots_evaluated": evaluated, "slots": real_slots}
 
 
@@ -128,15 +122,21 @@ def _solve_table(scenario: Scenario, catalog: Catalog, repeat: int) -> dict[str,
 
     bills = {prune: solve_in_stages(scenario, catalog, prune=prune)[0] for prune in (False, True)}  # load
     same = all((r.best or {}).get("monthly_usd") == (bills[False].best or {}).get("monthly_usd") for r in bills.values())
+    return {**_pruned_against_unpruned(lambda prune: solve_in_stages(scenario, catalog, prune=prune), repeat),
+            "same_best": same}
+
+
+def _pruned_against_unpruned(run: Callable[[bool], Any], repeat: int) -> dict[str, float]:
+    """`run(prune)` timed both ways, runs interleaved (both see the same machine): the pruned median,
+    the unpruned one and their ratio."""
     times: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(max(repeat, 1)):
         for prune in (False, True):
             start = time.perf_counter()
-            solve_in_stages(scenario, catalog, prune=prune)
+            run(prune)
             times[prune].append(time.perf_counter() - start)
     full, pruned = statistics.median(times[False]), statistics.median(times[True])
-    return {"seconds": round(pruned, 4), "unpruned_seconds": round(full, 4), "ratio": round(pruned / full, 3),
-            "same_best": same}
+    return {"seconds": round(pruned, 4), "unpruned_seconds": round(full, 4), "ratio": round(pruned / full, 3)}
 
 
 def _disaggregated(grid, repeat: int, aggregated_s: float) -> dict[str, Any]:

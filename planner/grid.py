@@ -229,9 +229,13 @@ class Grid:
                  "tier": len(self.tiers)}
         return (self.chips.shape[0], self.chips.shape[1]) + tuple(sizes[name] for name in AXES[2:])
 
+    def real_slots(self) -> np.ndarray:
+        """[H_pad, K] mask of the layout slots searched: real hardware rows, real layout slots."""
+        return (np.arange(self.shape[0]) < len(self.hardware))[:, None] & self.slot_valid
+
     def real(self) -> np.ndarray:
         """Flat mask (grid order) of the configurations searched: real hardware rows and layout slots."""
-        rows = (np.arange(self.shape[0]) < len(self.hardware))[:, None] & self.slot_valid
+        rows = self.real_slots()
         return np.broadcast_to(rows.reshape(self.shape[:2] + (1,) * (len(self.shape) - 2)), self.shape).ravel()
 
     @property

@@ -448,12 +448,11 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     with timing.phase("grid"):
         grid = (previous is not None and with_load_of(previous, scenario, catalog)) or build_grid(scenario, catalog)
     disaggregated = disagg_solve.searched(grid)
-    pruned = prune
     # the disaggregated prefill pools' kernel gets ready in a thread while pass 1's loads or compiles
     # (after its tracing, which holds the GIL): a cold start compiles both at once on two cores
-    out, to_host = _launch(grid, decode_pools=disaggregated, prune=pruned,
+    out, to_host = _launch(grid, decode_pools=disaggregated, prune=prune,
                            meanwhile=(lambda: _in_thread(disagg_search.prepare, grid)) if disaggregated else None)
-    pruned = pruned and "evaluated" in out  # the whole-grid kernel (GPUs) evaluates every slot
+    pruned = prune and "evaluated" in out  # the whole-grid kernel (GPUs) evaluates every slot
 
     def every_configuration() -> Callable[[str], np.ndarray]:
         """Pass 1's per-configuration outputs, all of them: after a pruned pass 1 the same kernel
@@ -476,20 +475,18 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     # the disaggregated mode: its decode pools came with pass 1 (on CPUs); its prefill pools' kernel
     # runs beside the aggregated one, or (not in the table) starts with the second stage, leaving
     # both cores to pass 1 and then to the caller's drawing
-    def launch_disaggregated(complete: bool) -> Callable[[], Any] | None:
-        """With `complete` every decode option is a pool; else those of the layouts pass 1 evaluated."""
-        if complete or not pruned:
-            host = every_configuration()
-            return disagg_solve.start(grid, decode_pools_in(out, host))
-        real = grid.slot_valid & (np.arange(grid.shape[0]) < len(grid.hardware))[:, None]
-        return disagg_solve.start(grid, decode_pools_in(out, to_host), lambda: real & ~(to_host("evaluated") > 0))
+    def launch_disaggregated() -> Callable[[], Any] | None:
+        """The decode pools pass 1 evaluated (every configuration's, unless it was pruned)."""
+        if not pruned:
+            return disagg_solve.start(grid, decode_pools_in(out, to_host))
+        return disagg_solve.start(grid, decode_pools_in(out, to_host), lambda: grid.real_slots() & ~(to_host("evaluated") > 0))
 
     def decode_layouts(layouts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The decode pools of just these layouts ([H_pad, K]; the same kernel, `only` them)."""
         extra, host = _launch(grid, decode_pools=True, only=layouts.astype(np.float32))
         return decode_pools_in(extra, host)()
 
-    pending = launch_disaggregated(complete=False) if disaggregated_in_table else None
+    pending = launch_disaggregated() if disaggregated_in_table else None
     with timing.phase("kernel"):
         raw = {k: to_host(k) for k in ("best_per_hw", "best_monthly_per_hw", "closest_per_hw")}
     h_real = len(grid.hardware)
@@ -535,7 +532,7 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
         configuration (the layouts pass 1 skipped are evaluated first)."""
         nonlocal table
         if table.disagg_pending:
-            table = with_disaggregated(table, launch_disaggregated(complete=False))
+            table = with_disaggregated(table, launch_disaggregated())
             if on_disaggregated is not None:
                 on_disaggregated(replace(table, seconds=time.perf_counter() - start))
         if table.disagg is not None and table.disagg.ev.skipped is not None:  # the frontiers need every decode pool

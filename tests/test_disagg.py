@@ -407,7 +407,7 @@ def test_the_best_pair_is_completed_from_the_layouts_that_may_beat_it(rate, firs
     whole = disagg_search.best(disagg_search.evaluate(grid))
     assert whole is not None
     floors = search.slot_floors(grid)
-    real = grid.slot_valid & (np.arange(grid.shape[0]) < len(grid.hardware))[:, None]
+    real = grid.real_slots()
     paired = real & ((floors >= np.quantile(floors[real], 0.75)) if first == "dearest quarter"
                      else (floors <= np.quantile(floors[real], 0.5)))
     calls = []

@@ -83,8 +83,8 @@ def solve(
             more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
             raise InputFileError(f"{file}: {found[0]}{more}; --strict turns warnings into errors")
     try:
-        # only JSON and TOML print the Pareto frontiers: the table's pass 1 may skip layouts that
-        # cannot beat their hardware's best (it does unless the disaggregated mode is searched)
+        # only JSON and TOML print the Pareto frontiers: a table's pass 1 may skip layouts that
+        # cannot beat their hardware's best (or, as decode pools, the best disaggregated pair)
         frontiers = format in (SolveFormat.json, SolveFormat.toml) and emit is None
         result, with_frontiers = solve_in_stages(scenario, catalog, prune=not frontiers)
     except GridTooLargeError as exc:
