@@ -191,7 +191,7 @@ class DisaggEval:
     pair_shared: np.ndarray
     pair_class: np.ndarray  # [H, K, H, K] index into classes
     seconds: float
-    memo: dict = field(default_factory=dict)  # pair_costs without masks, per mix_hardware
+    memo: dict = field(default_factory=dict)  # pair_costs without masks (per mix_hardware) and `_least_members` tables
     skipped: np.ndarray | None = None
     """[H_pad, K] decode layouts whose pools were not evaluated (left at inf) because no pair with them
     can beat `best` (`layouts_that_may_pair_below`); None when every decode option was. `best` is
@@ -369,17 +369,54 @@ class Choice:
     decode: tuple[int, ...]  # index into DisaggEval.decode_monthly
 
 
+DECODE_MEMBER_AXES = (2, 3, 5, 6, 7)  # batch, weight dtype, tier, speculation, attention: a decode group's members
+PREFILL_MEMBER_AXES = (2, 4, 5, 6)  # weight dtype, prefix cache, attention, location: a prefill group's members
+
+
 def _groups(ev: DisaggEval, masks: AxisMasks | None):
     """Cheapest member per (hardware, layout, KV dtype): decode [H, K, KV] and prefill [H, K, KV, G],
-    and the (masked) arrays they come from, so `_choice` finds the member of a chosen group."""
+    the bills they come from and the masks' keep arrays (None: all kept), so `_choice` finds the member
+    of a chosen group."""
     h = len(ev.grid.hardware)
     d, p = ev.decode_monthly[:h], ev.prefill_monthly[:h]
-    if masks:
-        d = np.where(_mask(ev.decode_monthly.shape, DECODE_AXES, masks)[:h], d, np.inf)
-        p = np.where(_mask(ev.prefill_monthly.shape, PREFILL_AXES, masks)[:h], p, np.inf)
-    d_min = d.min(axis=(2, 3, 5, 6, 7))  # [H, K, KV]
-    p_min = p.min(axis=(2, 4, 5, 6))  # [H, K, KV, G]
-    return d_min, d, p_min, p
+    d_min = _least_members(ev, "decode", DECODE_AXES, DECODE_MEMBER_AXES, masks)
+    p_min = _least_members(ev, "prefill", PREFILL_AXES, PREFILL_MEMBER_AXES, masks)
+    d_keep = _mask(ev.decode_monthly.shape, DECODE_AXES, masks) if _names_in(masks, DECODE_AXES) else None
+    p_keep = _mask(ev.prefill_monthly.shape, PREFILL_AXES, masks) if _names_in(masks, PREFILL_AXES) else None
+    return d_min, d, p_min, p, d_keep, p_keep
+
+
+def _names_in(masks: AxisMasks | None, axes: tuple[str, ...]) -> list[str]:
+    return [name for name in (masks or {}) if name in axes]
+
+
+def _least_members(ev: DisaggEval, pool: str, axes: tuple[str, ...], members: tuple[int, ...],
+                   masks: AxisMasks | None) -> np.ndarray:
+    """The cheapest kept member of every group of one pool. A `whatif` run asks this for ~18 variants
+    x 3 host-tier sets, each restricting one axis: the least bill of the groups along that axis is
+    taken once per axis (kept in `ev.memo`) and a restriction is a minimum over its kept values,
+    where masking the whole pool per call took ~2.5 s. Two or more restricted axes are masked."""
+    h = len(ev.grid.hardware)
+    bills = ev.decode_monthly if pool == "decode" else ev.prefill_monthly
+    names = _names_in(masks, axes)
+    groups_shape = tuple(n for i, n in enumerate(bills.shape) if i not in members)
+    group_axes = tuple(a for i, a in enumerate(axes) if i not in members)
+    if len(names) > 1:
+        return np.where(_mask(bills.shape, axes, masks), bills, np.inf)[:h].min(axis=members)
+    if not names or axes.index(names[0]) not in members:  # no restriction, or one of whole groups
+        least = ev.memo.get((pool, None))
+        if least is None:
+            least = ev.memo[(pool, None)] = bills[:h].min(axis=members)
+        if not names:
+            return least
+        return np.where(_mask(groups_shape, group_axes, {names[0]: masks[names[0]]})[:h], least, np.inf)
+    axis = axes.index(names[0])
+    along = ev.memo.get((pool, names[0]))
+    if along is None:  # [groups..., values of the axis]
+        kept_axes = [i for i in range(len(axes)) if i not in members or i == axis]
+        along = bills[:h].min(axis=tuple(i for i in members if i != axis))
+        along = ev.memo[(pool, names[0])] = np.moveaxis(along, kept_axes.index(axis), -1)
+    return np.where(np.asarray(masks[names[0]], dtype=bool), along, np.inf).min(axis=-1)
 
 
 @dataclass
@@ -394,9 +431,11 @@ class Pairs:
     decode: np.ndarray  # [nD]
     cls: np.ndarray  # [nP, nD] transfer class of each pair
     d_min: np.ndarray  # [H, K, KV] cheapest decode member per group
-    d_src: np.ndarray  # the (masked) decode bills [H, K, B, W, KV, T, S, A] behind it
+    d_src: np.ndarray  # the decode bills [H, K, B, W, KV, T, S, A] behind it
     p_min: np.ndarray  # [H, K, KV, G] cheapest prefill member per group and class
-    p_src: np.ndarray  # the (masked) prefill bills [H, K, W, KV, P, A, L, G]
+    p_src: np.ndarray  # the prefill bills [H, K, W, KV, P, A, L, G]
+    d_keep: np.ndarray | None = None  # broadcastable over d_src: the cells the masks keep (None: all)
+    p_keep: np.ndarray | None = None
 
 
 def pair_costs(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = True) -> Pairs:
@@ -404,7 +443,7 @@ def pair_costs(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: boo
     key = (mix_hardware,)
     if masks is None and key in ev.memo:
         return ev.memo[key]
-    d_min, d_src, p_min, p_src = _groups(ev, masks)
+    d_min, d_src, p_min, p_src, d_keep, p_keep = _groups(ev, masks)
     h, k, kv_n, g_n = p_min.shape
     p_flat = p_min.reshape(h * k, kv_n, g_n)
     d_flat = d_min.reshape(h * k, kv_n)
@@ -415,7 +454,7 @@ def pair_costs(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: boo
     if not mix_hardware:
         same = (prefill // k)[:, None] == (decode // k)[None, :]
         p_at = np.where(same[..., None], p_at, np.inf)
-    pairs = Pairs(p_at + d_flat[decode][None], p_at, prefill, decode, cls, d_min, d_src, p_min, p_src)
+    pairs = Pairs(p_at + d_flat[decode][None], p_at, prefill, decode, cls, d_min, d_src, p_min, p_src, d_keep, p_keep)
     if masks is None:
         ev.memo[key] = pairs
     return pairs
@@ -433,15 +472,21 @@ def best(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = Tr
     k = ev.pair_class.shape[1]
     hp, kp = divmod(int(pairs.prefill[i]), k)
     hd, kd = divmod(int(pairs.decode[j]), k)
-    return _choice(ev, float(pairs.total.ravel()[flat]), hp, kp, hd, kd, kv, pairs.d_src, pairs.p_src)
+    return _choice(ev, float(pairs.total.ravel()[flat]), hp, kp, hd, kd, kv, pairs.d_src, pairs.p_src,
+                   pairs.d_keep, pairs.p_keep)
 
 
-def _choice(ev: DisaggEval, monthly: float, hp, kp, hd, kd, kv, d_src, p_src) -> Choice:
-    """The pair of members behind a pair of groups: the cheapest of each group (at the pair's class)."""
+def _choice(ev: DisaggEval, monthly: float, hp, kp, hd, kd, kv, d_src, p_src, d_keep=None, p_keep=None) -> Choice:
+    """The pair of members behind a pair of groups: the cheapest kept member of each group (at the
+    pair's class)."""
     g = int(ev.pair_class[hp, kp, hd, kd])
     d_slice = d_src[hd, kd, :, :, kv]  # [B, W, T, S, A]
+    if d_keep is not None:
+        d_slice = np.where(np.broadcast_to(d_keep, ev.decode_monthly.shape)[hd, kd, :, :, kv], d_slice, np.inf)
     b, w, t, sk, a = np.unravel_index(int(np.argmin(d_slice)), d_slice.shape)
     p_slice = p_src[hp, kp, :, kv, :, :, :, g]  # [W, P, A, L]
+    if p_keep is not None:
+        p_slice = np.where(np.broadcast_to(p_keep, ev.prefill_monthly.shape)[hp, kp, :, kv, :, :, :, g], p_slice, np.inf)
     pw, pp, pa, pl = np.unravel_index(int(np.argmin(p_slice)), p_slice.shape)
     return Choice(monthly, (int(hp), int(kp), int(pw), int(kv), int(pp), int(pa), int(pl), g),
                   (int(hd), int(kd), int(b), int(w), int(kv), int(t), int(sk), int(a)))

@@ -360,11 +360,13 @@ def decode_pools_in(outputs, get: Callable[[str], np.ndarray]) -> Callable[[], t
     return (lambda: tuple(get(key) for key in DECODE_POOL_KEYS)) if DECODE_POOL_KEYS[0] in outputs else None
 
 
-def run_grid(grid: Grid, decode_pools: bool = False) -> dict[str, np.ndarray]:
+def run_grid(grid: Grid, decode_pools: bool = False, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """Pass 1 on the whole grid: the per-configuration bill, TPOT and TTFT p95 (flat, grid order)
-    and the per-hardware reductions (`_reduce`); with `decode_pools`, on CPUs, DECODE_POOL_KEYS too."""
+    and the per-hardware reductions (`_reduce`); with `decode_pools`, on CPUs, DECODE_POOL_KEYS too.
+    `keys`: copy only these outputs to the host (each per-configuration one is ~30 MB on a widened
+    grid: `whatif`, which runs the kernel up to seven times, reads only the bills)."""
     out, to_host = _launch(grid, decode_pools=decode_pools)
-    return {k: to_host(k) for k in out}
+    return {k: to_host(k) for k in out if keys is None or k in keys}
 
 
 def _launch(grid: Grid, meanwhile: Callable[[], None] | None = None, decode_pools: bool = False,

@@ -233,3 +233,40 @@ def test_column_chunks_by_hand() -> None:
     # widths + 3: year 7, plan 7, a 5, bb 6, c 7; base (year, plan) = 14
     assert column_chunks(cols, rows, 2, 25) == [(["year", "plan", "a", "bb"], [0, 1, 2, 3]), (["year", "c"], [0, 4])]
     assert column_chunks(cols, rows, 2, 40) == [(cols, [0, 1, 2, 3, 4])]
+
+
+def _masked_argmin(bills, masks):
+    """What `whatif` did before SliceMinima: the first cell of the least bill in the masked array."""
+    import numpy as np
+
+    from planner.analyses.whatif import _restricted
+
+    restricted = np.where(_restricted(bills.shape, masks), bills, np.inf).ravel()
+    flat = int(np.argmin(restricted))
+    return (float(restricted[flat]), flat) if np.isfinite(restricted[flat]) else None
+
+
+def test_slice_minima_pick_the_masked_argmin_cell_ties_included() -> None:
+    """Bills drawn from a few values (ties everywhere) with infeasible cells; restrictions of the
+    hardware, of layout slots per hardware, of one configuration axis and of two at once: the bill
+    and the cell are the masked `np.argmin`'s (first in grid order), or None when nothing finite is kept."""
+    import numpy as np
+
+    from planner.analyses.whatif import SliceMinima
+    from planner.grid import AXES
+
+    rng = np.random.default_rng(7)
+    shape = (4, 5, 3, 2, 2, 2, 3, 2, 4)
+    assert len(shape) == len(AXES)
+    for trial in range(40):
+        bills = rng.integers(1, 6, size=shape).astype(np.float32) * 100.0
+        bills[rng.random(shape) < (0.3 if trial % 4 else 0.99)] = np.inf
+        table = SliceMinima(bills.ravel(), shape)
+        cases = [{}, {"hardware": rng.random(shape[0]) < 0.5}, {"layout": rng.random(shape[:2]) < 0.4}]
+        cases += [{name: rng.random(shape[AXES.index(name)]) < 0.5} for name in AXES[2:]]
+        cases += [{"kv_dtype": rng.random(shape[AXES.index("kv_dtype")]) < 0.6, "hardware": rng.random(shape[0]) < 0.7}]
+        for masks in cases:
+            expected = _masked_argmin(bills, masks)
+            least = table.least(masks)
+            got = None if least is None else (least, table.first_at(masks, least))
+            assert got == expected, (trial, masks)

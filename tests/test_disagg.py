@@ -455,3 +455,45 @@ def test_a_pruned_table_stage_finds_the_unpruned_disaggregated_plan(rate, prompt
     for frontier in ("pareto_tpot", "pareto_ttft"):
         assert ([(p["hardware"], p.get("mode"), p["monthly_usd"]) for p in getattr(staged, frontier)]
                 == [(p["hardware"], p.get("mode"), p["monthly_usd"]) for p in getattr(whole, frontier)])
+
+
+@pytest.mark.parametrize("mix", [True, False])
+def test_a_masked_pair_search_equals_the_search_over_masked_pools(mix):
+    """`whatif`'s variants restrict the pair search with axis masks, answered from per-axis tables of
+    group minima: each masked answer (bill and both members) is the unmasked search's over pools
+    whose left-out options were set to inf, for every variant's mask and for two axes at once."""
+    from dataclasses import replace
+
+    from planner.analyses.whatif import VARIANTS
+    from planner.grid import AXES
+
+    sc = _scenario(SCENARIO_TOML.replace('["h100-sxm", "b200"]', '["h100-sxm", "b200", "mi300x"]'),
+                   chips=[1, 2, 4], batch=[4, 32], kv_dtype=["bf16", "fp8"], weight_dtype=["bf16", "fp8"],
+                   dram_fraction=[0.0, 0.5])
+    grid = build_grid(sc, load_catalog())
+    ev = disagg_search.evaluate(grid)
+    base = disagg_search.best(ev, None, mix)
+    assert base is not None
+
+    def without(axis: str, index: int) -> np.ndarray:
+        keep = np.ones(grid.shape[AXES.index(axis)], bool)
+        keep[index] = False
+        return keep
+
+    layouts = np.ones(grid.shape[:2], bool)
+    layouts[base.decode[0], base.decode[1]] = False
+    binding = [{"batch": without("batch", base.decode[2])}, {"weight_dtype": without("weight_dtype", base.decode[3])},
+               {"tier": without("tier", base.decode[5])}, {"prefix_cache": without("prefix_cache", base.prefill[4])},
+               {"kv_dtype": without("kv_dtype", base.decode[4])}, {"layout": layouts},
+               {"tier": without("tier", base.decode[5]), "hardware": np.ones(grid.shape[0], bool)}]
+    cases = [v.select(grid) for v in VARIANTS] + binding
+    for masks in cases:
+        masked = replace(ev, memo={},
+                         decode_monthly=np.where(disagg_search._mask(ev.decode_monthly.shape, disagg_search.DECODE_AXES, masks),
+                                                 ev.decode_monthly, np.inf),
+                         prefill_monthly=np.where(disagg_search._mask(ev.prefill_monthly.shape, disagg_search.PREFILL_AXES, masks),
+                                                  ev.prefill_monthly, np.inf))
+        expected = disagg_search.best(masked, None, mix)
+        assert disagg_search.best(ev, masks, mix) == expected, masks
+        if any(masks is case for case in binding):  # each leaves the unrestricted answer out
+            assert expected is None or expected != base, masks

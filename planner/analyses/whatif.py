@@ -11,6 +11,7 @@ that union, and `widened` records what was added.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -159,6 +160,56 @@ def _restricted(shape: tuple[int, ...], masks: AxisMasks) -> np.ndarray:
     return out
 
 
+class SliceMinima:
+    """The cheapest cell of one grid's bills under a variant's restriction, without a masked scan of
+    the whole grid per variant and kernel run (~140 of them on the default scenario's widened grid,
+    ~5 s): the least bill of every layout slot and of every cell of the configuration block (over
+    all slots) is taken once, so the least bill under a restriction of one axis is a minimum over a
+    small table. Only the run whose bill wins needs the cell: the first slot, in grid order, that
+    holds a kept cell at that bill. Ties resolve as `np.argmin` over the masked array does (the
+    lowest flat index among the kept cells of the least bill), so no plan changes. A restriction of
+    two or more axes at once is scanned."""
+
+    def __init__(self, monthly: np.ndarray, shape: tuple[int, ...]) -> None:
+        self._bills = np.asarray(monthly).reshape(shape)
+        self._rows = self._bills.reshape(shape[0] * shape[1], -1)  # one row per (hardware, layout slot)
+        self._slot_least = self._rows.min(axis=1).reshape(shape[:2])
+        self._block_least = self._rows.min(axis=0).reshape(shape[2:])
+
+    def _least(self, name: str) -> np.ndarray:
+        """The least bill of every slice along a named axis (layout: per hardware and layout slot)."""
+        if name == "hardware":
+            return self._slot_least.min(axis=1)
+        if name == "layout":
+            return self._slot_least
+        axis = AXES.index(name) - 2
+        return self._block_least.min(axis=tuple(i for i in range(self._block_least.ndim) if i != axis))
+
+    def least(self, masks: AxisMasks) -> float | None:
+        """The least finite bill among the cells the masks keep, or None."""
+        if len(masks) > 1:
+            kept = np.where(_restricted(self._bills.shape, masks), self._bills, np.inf)
+            value = float(kept.min())
+        else:
+            name, keep = next(iter(masks.items())) if masks else ("hardware", True)
+            table = self._least(name)
+            keep = np.broadcast_to(np.asarray(keep, dtype=bool), table.shape)
+            value = float(table[keep].min()) if keep.any() else math.inf
+        return value if math.isfinite(value) else None
+
+    def first_at(self, masks: AxisMasks, value: float) -> int:
+        """The flat index of the first kept cell whose bill is `value` (a `least` of these masks)."""
+        shape = self._bills.shape
+        kept = _restricted(shape, masks)  # broadcastable: [hardware | 1, layout | 1, block axes | 1 ...]
+        for slot in np.flatnonzero(self._slot_least.ravel() <= value):  # slots in grid order
+            h, k = divmod(int(slot), shape[1])
+            kept_here = kept[min(h, kept.shape[0] - 1), min(k, kept.shape[1] - 1)]
+            hits = (self._rows[slot].reshape(shape[2:]) == value) & kept_here
+            if hits.any():
+                return int(slot) * self._rows.shape[1] + int(np.argmax(hits.ravel()))
+        raise ValueError("no kept cell at that bill")  # `value` did not come from `least`
+
+
 @dataclass
 class VariantResult:
     name: str
@@ -253,36 +304,37 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     beat it. `baseline_host_tiers` says which set the baseline came from.
     """
     from planner.plans import explain_infeasible
-    from planner.search import run_grid
+    from planner.search import DECODE_POOL_KEYS, run_grid
 
     start = time.perf_counter()
     widened_scenario, added = widen(scenario, variants)
     grid = build_grid(widened_scenario, catalog)
     pools = disagg_solve.searched(grid)  # the disaggregated mode's decode pools come with each tier set's run
-    raw = run_grid(grid, decode_pools=pools)
+    read = ("monthly", *(DECODE_POOL_KEYS if pools else ()))  # the kernel's TPOT and TTFT grids are never read here
+    raw = run_grid(grid, decode_pools=pools, keys=(*read, "closest_per_hw"))
     grids: dict[str, tuple[Grid, np.ndarray]] = {"all": (grid, raw["monthly"])}
     decode: dict[str, dict[str, np.ndarray]] = {"all": raw}
     for tiers in HOST_TIER_ORDER[1:]:
         if any(v.host_tiers == tiers for v in variants):
             g = _without_host_tiers(grid, tiers)
-            decode[tiers] = run_grid(g, decode_pools=pools)
+            decode[tiers] = run_grid(g, decode_pools=pools, keys=read)
             grids[tiers] = (g, decode[tiers]["monthly"])
     evaluated: list[HostTiers] = list(grids)  # type: ignore[arg-type]
     methods = _method_grids(widened_scenario, grid, catalog, variants)
     for m, g in methods.items():
-        grids[f"method:{m}"] = (g, run_grid(g)["monthly"])
+        grids[f"method:{m}"] = (g, run_grid(g, keys=("monthly",))["monthly"])
     method_keys = [f"method:{m}" for m in methods]
 
+    minima = {t: SliceMinima(monthly, g.shape) for t, (g, monthly) in grids.items()}
+
     def cheapest(v: Variant | None, keys: list[str]) -> tuple[str, int] | None:
-        found: tuple[float, str, int] | None = None
+        found: tuple[float, str, AxisMasks] | None = None
         for t in keys:
-            g, monthly = grids[t]
-            if v is not None:  # the mask broadcasts inside `where`: never materialised at the grid's size
-                monthly = np.where(_restricted(g.shape, v.select(g)), monthly.reshape(g.shape), np.inf).ravel()
-            flat = int(np.argmin(monthly))
-            if np.isfinite(monthly[flat]) and (found is None or monthly[flat] < found[0]):
-                found = (float(monthly[flat]), t, flat)
-        return None if found is None else (found[1], found[2])
+            masks = v.select(grids[t][0]) if v is not None else {}
+            value = minima[t].least(masks)
+            if value is not None and (found is None or value < found[0]):
+                found = (value, t, masks)
+        return None if found is None else (found[1], minima[found[1]].first_at(found[2], found[0]))
 
     def searched(v: Variant) -> bool:
         return any(bool(_restricted(grids[t][0].shape, v.select(grids[t][0])).any()) for t in ["all", *method_keys])
