@@ -466,10 +466,12 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
                 out, rest = _launch(grid, decode_pools=disaggregated, only=(~done).astype(np.float32))
 
             def merged(key: str) -> np.ndarray:
+                """Each run left the slots it did not evaluate at inf, so the merge is their minimum
+                (one pass, in place: no slot-sized mask blown up to the grid's size)."""
                 if key not in PER_CONFIGURATION:
                     return first(key)
-                a, b = first(key), rest(key)
-                return np.where(np.repeat(done.ravel(), a.size // done.size), a, b)
+                a = first(key)
+                return np.minimum(a, rest(key), out=a)
 
             to_host, pruned = merged, False
         return to_host
