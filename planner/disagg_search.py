@@ -392,7 +392,7 @@ def _names_in(masks: AxisMasks | None, axes: tuple[str, ...]) -> list[str]:
 
 def _least_members(ev: DisaggEval, pool: str, axes: tuple[str, ...], members: tuple[int, ...],
                    masks: AxisMasks | None) -> np.ndarray:
-    """The cheapest kept member of every group of one pool. A `whatif` run asks this for ~18 variants
+    """The cheapest kept member of every group of one pool. A `whatif` run asks this for ~20 variants
     x 3 host-tier sets, each restricting one axis: the least bill of the groups along that axis is
     taken once per axis (kept in `ev.memo`) and a restriction is a minimum over its kept values,
     where masking the whole pool per call took ~2.5 s. Two or more restricted axes are masked."""
