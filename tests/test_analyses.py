@@ -270,3 +270,19 @@ def test_slice_minima_pick_the_masked_argmin_cell_ties_included() -> None:
             least = table.least(masks)
             got = None if least is None else (least, table.first_at(masks, least))
             assert got == expected, (trial, masks)
+
+
+def test_a_disaggregated_baseline_names_the_host_tiers_it_came_from(invoke) -> None:
+    """`baseline_host_tiers` is the host-tier set the baseline plan was found in, whichever serving
+    mode wins. On the prompt-cache study the baseline is a disaggregated pair from the hardware with
+    its NVMe left unused, so it is the hbm-dram-only variant's plan (that variant may use the 'dram'
+    and 'none' sets only), and the set is named; it read 'all' while it came from the aggregated pick."""
+    result = invoke("whatif", str(STUDIES / "prompt-cache-hit-rate.toml"), "--variants", "hbm-only,hbm-dram-only",
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    variants = {v["name"]: v for v in doc["variants"]}
+    assert doc["baseline"]["mode"] == "disaggregated"
+    assert doc["search"]["baseline_host_tiers"] == "dram"
+    assert variants["hbm-dram-only"]["monthly_usd"] == doc["baseline"]["monthly_usd"]
+    assert variants["hbm-only"]["monthly_usd"] > doc["baseline"]["monthly_usd"]

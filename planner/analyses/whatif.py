@@ -380,8 +380,11 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         if tiers == "all":
             closest_plans = got[n:]
     best = plans[base] if base is not None else None
+    base_tiers: HostTiers | None = (base[0] if base[0] in evaluated else "all") if base is not None else None
     if disagg is not None:
-        best = _cheaper(best, disagg.best(None, evaluated, scenario.search.mix_hardware))
+        pair = disagg.best_with_tiers(None, evaluated, scenario.search.mix_hardware)
+        if pair is not None and _cheaper(best, pair[0]) is pair[0]:
+            best, base_tiers = pair  # the baseline is disaggregated: its host-tier set is the pair's
 
     results = []
     for (v, pick, searched, same), other in zip(picks, disagg_picks, strict=True):
@@ -399,7 +402,7 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     return Evaluation(scenario=scenario, grid=grid, best=best, variants=results, infeasible=infeasible,
                       widened=added, configs=grid.size * (1 + len(methods)), seconds=time.perf_counter() - start,
                       host_tiers=evaluated,
-                      baseline_host_tiers=(base[0] if base[0] in evaluated else "all") if base is not None else None,
+                      baseline_host_tiers=base_tiers,
                       spec_methods=[m for m in dict.fromkeys([*grid.spec_method, *methods]) if m != "none"],
                       baseline_spec_method=_spec_method(best))
 
@@ -425,6 +428,12 @@ class _Disaggregated:
     evals: dict[HostTiers, Any]
 
     def best(self, masks: AxisMasks | None, tiers: Sequence[HostTiers], mix: bool) -> dict[str, Any] | None:
+        found = self.best_with_tiers(masks, tiers, mix)
+        return None if found is None else found[0]
+
+    def best_with_tiers(self, masks: AxisMasks | None, tiers: Sequence[HostTiers],
+                        mix: bool) -> tuple[dict[str, Any], HostTiers] | None:
+        """The cheapest pair over these host-tier sets, and the set it came from (the first on a tie)."""
         from planner import disagg_search
         from planner.disagg_plans import plan_row
 
@@ -433,8 +442,8 @@ class _Disaggregated:
             ev = self.evals[t]
             choice = disagg_search.best(ev, masks, mix)
             if choice is not None and (found is None or choice.monthly_usd < found[1].monthly_usd):
-                found = (ev, choice)
-        return None if found is None else plan_row(*found)
+                found = (ev, choice, t)
+        return None if found is None else (plan_row(found[0], found[1]), found[2])
 
 
 def _disaggregated(grids: dict[HostTiers, tuple[Grid, np.ndarray]],
