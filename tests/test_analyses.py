@@ -272,17 +272,25 @@ def test_slice_minima_pick_the_masked_argmin_cell_ties_included() -> None:
             assert got == expected, (trial, masks)
 
 
-def test_a_disaggregated_baseline_names_the_host_tiers_it_came_from(invoke) -> None:
+def test_the_baseline_names_the_host_tiers_of_the_plan_that_won(invoke) -> None:
     """`baseline_host_tiers` is the host-tier set the baseline plan was found in, whichever serving
-    mode wins. On the prompt-cache study the baseline is a disaggregated pair from the hardware with
-    its NVMe left unused, so it is the hbm-dram-only variant's plan (that variant may use the 'dram'
-    and 'none' sets only), and the set is named; it read 'all' while it came from the aggregated pick."""
-    result = invoke("whatif", str(STUDIES / "prompt-cache-hit-rate.toml"), "--variants", "hbm-only,hbm-dram-only",
-                    "--format", "json")
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
-    variants = {v["name"]: v for v in doc["variants"]}
-    assert doc["baseline"]["mode"] == "disaggregated"
-    assert doc["search"]["baseline_host_tiers"] == "dram"
-    assert variants["hbm-dram-only"]["monthly_usd"] == doc["baseline"]["monthly_usd"]
-    assert variants["hbm-only"]["monthly_usd"] > doc["baseline"]["monthly_usd"]
+    mode wins: a set named there is one the variants limited to it also search, so their bill equals
+    the baseline's; a variant dearer than the baseline cannot contain its set. On the KV-tiering
+    study the baseline is a disaggregated pair from the full hardware while the best aggregated plan
+    came from the hardware without NVMe ('dram'), which it named before."""
+    for study in ("kv-tiering.toml", "prompt-cache-hit-rate.toml"):
+        result = invoke("whatif", str(STUDIES / study), "--variants", "hbm-only,hbm-dram-only", "--format", "json")
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        bill = doc["baseline"]["monthly_usd"]
+        variants = {v["name"]: v["monthly_usd"] for v in doc["variants"]}
+        tiers = doc["search"]["baseline_host_tiers"]
+        searched_by = {"hbm-dram-only": ("dram", "none"), "hbm-only": ("none",)}
+        for name, sets in searched_by.items():
+            if tiers in sets:
+                assert variants[name] == bill, (study, name)
+            if variants[name] > bill:
+                assert tiers not in sets, (study, name, tiers)
+        assert doc["baseline"]["mode"] == "disaggregated"
+        if study == "kv-tiering.toml":
+            assert variants["hbm-dram-only"] > bill and tiers == "all"

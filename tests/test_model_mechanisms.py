@@ -286,3 +286,67 @@ def test_mean_prefill_is_the_mean_over_prompt_lengths_and_hits(cat):
     mean_length = float(np.mean(lengths))
     at_mean = float(np.squeeze(prefill_time(model, h, c, np.float32(mean_length), np.float32(0.0))))
     assert miss > 1.05 * at_mean  # the L^2 term: a mean over lengths, not the mean length's prefill
+
+
+def test_nvme_behind_dram_serves_only_the_hits_it_adds():
+    """An LRU hierarchy demotes the coldest sessions: with NVMe behind HBM and DRAM, HBM serves
+    what its capacity alone would hit, DRAM the hits its capacity adds on top, NVMe the rest. So
+    the hits served from the faster tiers are those of the cache without NVMe, and NVMe's share of
+    the hits is exactly the hit rate it adds. A made-up rising curve, capacities in tokens."""
+    from planner.model.tiers import HIT_CURVE_POINTS, curve_hit_rate, hit_shares
+
+    curve = np.linspace(0.05, 0.95, HIT_CURVE_POINTS) ** 0.5
+    hbm, dram, nvme, sessions = 2.0e4, 3.0e5, 5.0e6, 16.0
+
+    def hit(tokens: float) -> float:
+        return float(curve_hit_rate(curve, 0.3, tokens, sessions))
+
+    with_nvme = [float(x) for x in hit_shares(curve, 0.3, hbm, dram, nvme, sessions)]
+    without = [float(x) for x in hit_shares(curve, 0.3, hbm, dram, 0.0, sessions)]
+    total, fast = hit(hbm + dram + nvme), hit(hbm + dram)
+    assert sum(with_nvme) == pytest.approx(1.0) and sum(without) == pytest.approx(1.0)
+    assert with_nvme[0] * total == pytest.approx(hit(hbm))  # HBM: its own capacity's hits
+    assert with_nvme[1] * total == pytest.approx(fast - hit(hbm))  # DRAM: what it adds
+    assert with_nvme[2] * total == pytest.approx(total - fast)  # NVMe: what it adds on top
+    assert [x * total for x in with_nvme[:2]] == pytest.approx([x * fast for x in without[:2]])
+    assert without[2] == 0.0 and 0.0 < with_nvme[2] < 0.5
+
+
+def test_a_prefix_cache_reloads_its_dram_hits_as_fast_with_nvme_behind_them(cat):
+    """Through the serving model (numpy twin, one configuration whose prefix cache outgrows HBM and
+    DRAM): the reload seconds per request with NVMe present are those without it plus the hits
+    NVMe adds, each reloaded over the NVMe path. Byte-share averaging (the model before) charged
+    every hit the NVMe-diluted average, so NVMe could make a plan dearer than leaving it unused."""
+    import tomllib
+
+    from planner.grid import build_grid, gather, gather_spec
+    from planner.model.numpy_reference import twin
+    from planner.schema import Scenario
+    from tests.support import SCENARIO_TOML
+
+    data = tomllib.loads(SCENARIO_TOML)
+    data["workload"].update(arrival_rate_rps=2.0)
+    data["workload"]["input_tokens"] = {"median": 60000, "p90": 90000}
+    data["workload"]["sessions"] = {"turns": 30, "prefix_reuse": 0.9, "think_time_s": 600.0}
+    data.setdefault("search", {}).update(hardware=["h100-sxm"], chips=[2], batch=[16], prefix_cache=[True],
+                                         weight_dtype=["fp8"], kv_dtype=["bf16"])
+    grid = build_grid(Scenario.model_validate(data), load_catalog())
+    hw_, cfg_, valid, idx = gather(grid, np.array([0]))
+    spec, draft = gather_spec(grid, idx)
+    serving = twin()["serving"]
+
+    def run(nvme_bytes: float) -> dict:
+        with np.errstate(all="ignore"):
+            out = serving.evaluate_serving(grid.arch, hw_._replace(nvme_bytes=np.full_like(hw_.nvme_bytes, nvme_bytes)),
+                                           cfg_, spec, grid.load, draft, valid)
+        return {k: float(np.asarray(v).ravel()[0]) for k, v in out.items() if np.size(v) == 1}
+
+    with_nvme, without = run(float(hw_.nvme_bytes[0]) or 4e12), run(0.0)
+    assert with_nvme["prefix_hit_rate"] > without["prefix_hit_rate"] + 0.01  # NVMe adds hits here
+    per_nvme_byte = 1.0 / min(float(hw_.host_bw[0]), float(hw_.nvme_bw[0]))
+    session = float(grid.load.in_mean) + float(grid.load.out_mean)
+    kv_token_chip = float(twin()["memory"].kv_elems_per_seq(grid.arch, np.float64(session))) / session \
+        * float(cfg_.kv_bytes[0]) * float(twin()["layouts"].kv_share_per_chip(grid.arch, hw_, cfg_)[0])
+    added = (with_nvme["prefix_hit_rate"] - without["prefix_hit_rate"]) * kv_token_chip * per_nvme_byte
+    assert with_nvme["prefix_hit_rate"] * with_nvme["reload_s_per_token"] == pytest.approx(
+        without["prefix_hit_rate"] * without["reload_s_per_token"] + added, rel=1e-3)

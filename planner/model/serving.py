@@ -45,7 +45,7 @@ from planner.model.queueing import (
 )
 from planner.model.speculative import speculative_step
 from planner.model.staging import computed_once
-from planner.model.tiers import curve_hit_rate, reload_seconds_per_byte, tier_shares
+from planner.model.tiers import curve_hit_rate, hit_shares, reload_seconds_per_byte, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
 Z95 = 1.6448536269514722
@@ -296,8 +296,10 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
         hit = jnp.where(cfg.prefix_cache > 0, curve_hit_rate(ld.hit_curve, ld.hit_pool_exponent, cap_tokens, in_flight) / spread, 0.0)
         working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
-        in_hbm, in_dram, in_nvme = tier_shares(working_set, hbm_free, dram_free, nvme_free)
-        reload_per_token = kv_token_chip * reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw,
+        per_token = 1.0 / jnp.maximum(kv_token_chip, 1e-30)
+        from_hbm, from_dram, from_nvme = hit_shares(ld.hit_curve, ld.hit_pool_exponent, hbm_free * per_token,
+                                                    dram_free * per_token, nvme_free * per_token, in_flight)
+        reload_per_token = kv_token_chip * reload_seconds_per_byte(from_hbm, from_dram, from_nvme, hw.host_bw,
                                                                     hw.dram_bw, hw.nvme_bw)
         cached_mean = ld.prefix_reuse * ld.in_mean * hit
         cells = _hit_cells(hit)
@@ -412,6 +414,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         "usd_per_mtok_input": usd_in,
         "usd_per_mtok_output": usd_out,
         "prefix_hit_rate": hit,
+        "reload_s_per_token": pc["reload_per_token"],
         "tokens_per_step": tok50,
         "prefill_busy": rho_p,
         "max_prefill_load": rho_cap,

@@ -54,6 +54,20 @@ def tier_shares(working_set_bytes, hbm_free, dram_free, nvme_free):
     return in_hbm, in_dram, in_nvme
 
 
+def hit_shares(curve, pool_exponent, hbm_tokens, dram_tokens, nvme_tokens, sessions):
+    """Fractions of the prefix cache's hits served from HBM, DRAM and NVMe. An LRU hierarchy keeps
+    the most recently used sessions in the fastest tier and moves the coldest down (HiCache, LMCache;
+    planner/simulate/prefix_cache.py replays exactly that), so a tier serves the hits its capacity
+    adds on top of the faster tiers' (the hit curve's increments in that order), not a share of
+    the hits in proportion to the bytes it holds: NVMe added behind DRAM only adds hits (the slowest)
+    and never slows the ones DRAM already served."""
+    h_hbm = curve_hit_rate(curve, pool_exponent, hbm_tokens, sessions)
+    h_dram = curve_hit_rate(curve, pool_exponent, hbm_tokens + dram_tokens, sessions)
+    h_all = curve_hit_rate(curve, pool_exponent, hbm_tokens + dram_tokens + nvme_tokens, sessions)
+    total = jnp.maximum(h_all, 1e-12)
+    return h_hbm / total, jnp.maximum(h_dram - h_hbm, 0.0) / total, jnp.maximum(h_all - h_dram, 0.0) / total
+
+
 def reload_seconds_per_byte(in_hbm, in_dram, in_nvme, host_bw, dram_bw, nvme_bw):
     """Average seconds per cached byte moved back to HBM (HBM-resident hits cost nothing)."""
     held = jnp.maximum(in_hbm + in_dram + in_nvme, 1e-9)

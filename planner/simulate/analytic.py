@@ -45,7 +45,7 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
     s_wait = float(m["queueing"].kingman_service(np.float64(s_queue), np.float64(scv)))
     budget = float(m["serving"].prefill_budget(a, hw, cfg))
     hit = float(out["prefix_hit_rate"])
-    reload_per_token = _reload_per_token(m, plan, out)
+    reload_per_token = float(out["reload_s_per_token"])  # the screen's own (tiers in LRU order)
     mean_ctx = float(ld.in_mean) + float(ld.out_mean) / 2.0
     q_mod = m["queueing"]
     stall = 1.0 / max(1.0 - rho, 1e-6)
@@ -77,24 +77,6 @@ def _service(m, plan: SimPlan, hit: float, reload_per_token: float, q: float) ->
     cells = s._hit_cells(np.float64(hit))
     return (float(s._read(seconds, cells)) + float(s._read(cached, cells)) * reload_per_token,
             float(s._read(uncached, cells)))
-
-
-def _reload_per_token(m, plan: SimPlan, out) -> float:
-    """Seconds per cached token reloaded, as evaluate_serving computes it (tiers filled HBM first)."""
-    pool, ld = plan.serve, plan.load
-    a, hw, cfg = pool.arch, pool.hw, pool.cfg
-    session = float(ld.in_mean) + float(ld.out_mean)
-    kv_token_chip = (float(m["memory"].kv_elems_per_seq(a, np.float64(session))) / session * float(cfg.kv_bytes)
-                     * float(m["layouts"].kv_share_per_chip(a, hw, cfg)))
-    gb = 1e9
-    used = (out["weights_gb"] + out["kv_hbm_gb"] + out["activations_gb"]) * gb
-    hbm_free = max(float(hw.mem_bytes) * float(ld.hbm_fraction) - float(used), 0.0)
-    dram_free = max(float(hw.dram_bytes) - float(out["kv_dram_gb"]) * gb, 0.0)
-    nvme_free = max(float(hw.nvme_bytes) - float(out["kv_nvme_gb"]) * gb, 0.0)
-    in_flight = float(out["prefix_cache_gb"]) * gb / max(float(out["prefix_hit_rate"]), 1e-12)
-    in_hbm, in_dram, in_nvme = m["tiers"].tier_shares(np.float64(in_flight), hbm_free, dram_free, nvme_free)
-    per_byte = m["tiers"].reload_seconds_per_byte(in_hbm, in_dram, in_nvme, hw.host_bw, hw.dram_bw, hw.nvme_bw)
-    return kv_token_chip * float(per_byte)
 
 
 def _disaggregated(plan: SimPlan) -> dict[str, Any]:
