@@ -293,7 +293,7 @@ def test_nvme_behind_dram_serves_only_the_hits_it_adds():
     what its capacity alone would hit, DRAM the hits its capacity adds on top, NVMe the rest. So
     the hits served from the faster tiers are those of the cache without NVMe, and NVMe's share of
     the hits is exactly the hit rate it adds. A made-up rising curve, capacities in tokens."""
-    from planner.model.tiers import HIT_CURVE_POINTS, curve_hit_rate, hit_shares
+    from planner.model.tiers import HIT_CURVE_POINTS, curve_hit_rate, tier_hits
 
     curve = np.linspace(0.05, 0.95, HIT_CURVE_POINTS) ** 0.5
     hbm, dram, nvme, sessions = 2.0e4, 3.0e5, 5.0e6, 16.0
@@ -301,10 +301,11 @@ def test_nvme_behind_dram_serves_only_the_hits_it_adds():
     def hit(tokens: float) -> float:
         return float(curve_hit_rate(curve, 0.3, tokens, sessions))
 
-    with_nvme = [float(x) for x in hit_shares(curve, 0.3, hbm, dram, nvme, sessions)]
-    without = [float(x) for x in hit_shares(curve, 0.3, hbm, dram, 0.0, sessions)]
+    hits, *shares = tier_hits(curve, 0.3, hbm, hbm + dram, hbm + dram + nvme, sessions)
+    with_nvme = [float(x) for x in shares]
+    without = [float(x) for x in tier_hits(curve, 0.3, hbm, hbm + dram, hbm + dram, sessions)[1:]]
     total, fast = hit(hbm + dram + nvme), hit(hbm + dram)
-    assert sum(with_nvme) == pytest.approx(1.0) and sum(without) == pytest.approx(1.0)
+    assert float(hits) == pytest.approx(total) and sum(with_nvme) == pytest.approx(1.0) and sum(without) == pytest.approx(1.0)
     assert with_nvme[0] * total == pytest.approx(hit(hbm))  # HBM: its own capacity's hits
     assert with_nvme[1] * total == pytest.approx(fast - hit(hbm))  # DRAM: what it adds
     assert with_nvme[2] * total == pytest.approx(total - fast)  # NVMe: what it adds on top

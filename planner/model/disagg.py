@@ -53,7 +53,7 @@ from planner.model.serving import (
     memory_and_decode,
     sessions_held,
 )
-from planner.model.tiers import curve_hit_rate, hit_shares, reload_seconds_per_byte, tier_shares
+from planner.model.tiers import reload_seconds_per_byte, tier_hits, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
 PREFILL_BINDING = ("ttft", "memory", "host-memory", "utilisation")  # order of a prefill pool's `ratios`
@@ -146,14 +146,13 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     pool_flight = ld.arrival_rps * ld.session_s / ld.turns
     in_flight = jnp.where(pooled, pool_flight, own_flight)
     local_hbm = jnp.where(pooled, 0.0, hbm_free)  # a host-memory pool leaves HBM to the running prefill
-    per_token = jnp.where(pooled, instances, 1.0) / jnp.maximum(kv_token_chip, 1e-30)  # bytes per chip -> tokens
-    cap_tokens = (local_hbm + hw.dram_bytes + hw.nvme_bytes) * per_token
-    curve_hit = curve_hit_rate(ld.hit_curve, ld.hit_pool_exponent, cap_tokens, in_flight)
+    scale = jnp.where(pooled, instances, 1.0) / jnp.maximum(kv_token_chip, 1e-30)  # bytes per chip -> tokens
+    cap_tokens = jnp.where(pooled, instances, 1.0) * (local_hbm + hw.dram_bytes + hw.nvme_bytes) / jnp.maximum(kv_token_chip, 1e-30)
+    curve_hit, from_hbm, from_dram, from_nvme = tier_hits(ld.hit_curve, ld.hit_pool_exponent, local_hbm * scale,
+                                                          (local_hbm + hw.dram_bytes) * scale, cap_tokens, in_flight)
     hit = jnp.where(one.prefix_cache > 0, jnp.where(pooled, curve_hit, curve_hit / spread), 0.0)
     # bytes per chip the cache would like to hold (a pool: this instance's share of it)
     working_set = in_flight * session * kv_token_chip / jnp.where(pooled, instances, 1.0)
-    from_hbm, from_dram, from_nvme = hit_shares(ld.hit_curve, ld.hit_pool_exponent, local_hbm * per_token,
-                                                hw.dram_bytes * per_token, hw.nvme_bytes * per_token, in_flight)
     local = reload_seconds_per_byte(from_hbm, from_dram, from_nvme, hw.host_bw, hw.dram_bw, hw.nvme_bw)
     remote = reload_seconds_per_byte(from_hbm, from_dram, from_nvme, jnp.minimum(hw.host_bw, hw.scale_out_bw),
                                      hw.dram_bw, hw.nvme_bw)

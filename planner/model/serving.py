@@ -45,7 +45,7 @@ from planner.model.queueing import (
 )
 from planner.model.speculative import speculative_step
 from planner.model.staging import computed_once
-from planner.model.tiers import curve_hit_rate, hit_shares, reload_seconds_per_byte, tier_shares
+from planner.model.tiers import reload_seconds_per_byte, tier_hits, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
 Z95 = 1.6448536269514722
@@ -293,12 +293,12 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         lam_ideal = ld.util_max * mu_ideal
         spread = jnp.where(ld.route_random > 0, jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0), 1.0)
         in_flight = lam_ideal * ld.session_s / ld.turns * spread
-        cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
-        hit = jnp.where(cfg.prefix_cache > 0, curve_hit_rate(ld.hit_curve, ld.hit_pool_exponent, cap_tokens, in_flight) / spread, 0.0)
-        working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
         per_token = 1.0 / jnp.maximum(kv_token_chip, 1e-30)
-        from_hbm, from_dram, from_nvme = hit_shares(ld.hit_curve, ld.hit_pool_exponent, hbm_free * per_token,
-                                                    dram_free * per_token, nvme_free * per_token, in_flight)
+        cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
+        curve_hit, from_hbm, from_dram, from_nvme = tier_hits(ld.hit_curve, ld.hit_pool_exponent, hbm_free * per_token,
+                                                              (hbm_free + dram_free) * per_token, cap_tokens, in_flight)
+        hit = jnp.where(cfg.prefix_cache > 0, curve_hit / spread, 0.0)
+        working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
         reload_per_token = kv_token_chip * reload_seconds_per_byte(from_hbm, from_dram, from_nvme, hw.host_bw,
                                                                     hw.dram_bw, hw.nvme_bw)
         cached_mean = ld.prefix_reuse * ld.in_mean * hit

@@ -32,17 +32,29 @@ def curve_hit_rate(curve, pool_exponent, capacity_tokens, sessions):
     differ in size, and LRU lends one's space to another): replays at 4..256 sessions collapse onto
     one curve when capacity per session is scaled by (sessions / 16)^pool_exponent (fitted per trace,
     ~0.3). So the model reads a 1-D table at log10(capacity / sessions) + pool_exponent x
-    log10(sessions / 16): two gathers per configuration (a 2-D bilinear read cost 4x as much).
-    Below the grid the curve falls to 0 over one grid step (65 tokens per session)."""
+    log10(sessions / 16): one gather of a (value, next value) pair per configuration (a 2-D bilinear
+    read cost 4x as much). Below the grid the curve falls to 0 over one grid step (65 tokens per session)."""
+    return _curve_reader(curve, pool_exponent, sessions)(capacity_tokens)
+
+
+def _curve_reader(curve, pool_exponent, sessions):
+    """`curve_hit_rate` at any capacity for these sessions: the sessions' terms and the table of
+    neighbouring pairs are computed once for every capacity read (`tier_hits` reads three)."""
     log_sessions = jnp.log10(jnp.maximum(sessions, 1e-6))
-    u = jnp.log10(jnp.maximum(capacity_tokens, 1e-30)) - log_sessions + pool_exponent * (log_sessions - _LOG_REF)
-    pos = (u - _LOG_LO) / _LOG_STEP
-    cell = jnp.clip(jnp.floor(pos), 0, HIT_CURVE_POINTS - 2)
-    i = cell.astype(jnp.int32)
-    lo = curve[i]
-    inside = lo + jnp.clip(pos - cell, 0.0, 1.0) * (curve[i + 1] - lo)
-    below = curve[0] * jnp.clip(pos + 1.0, 0.0, 1.0)  # to 0 one grid step below the table (no power)
-    return jnp.where(pos < 0.0, below, inside)
+    pool_term = pool_exponent * (log_sessions - _LOG_REF)
+    pairs = jnp.stack([curve[:-1], curve[1:]], axis=-1)  # [cells, 2]: one gather reads both ends
+
+    def read(capacity_tokens):
+        u = jnp.log10(jnp.maximum(capacity_tokens, 1e-30)) - log_sessions + pool_term
+        pos = (u - _LOG_LO) / _LOG_STEP
+        cell = jnp.clip(jnp.floor(pos), 0, HIT_CURVE_POINTS - 2)
+        ends = pairs[cell.astype(jnp.int32)]
+        lo = ends[..., 0]
+        inside = lo + jnp.clip(pos - cell, 0.0, 1.0) * (ends[..., 1] - lo)
+        below = curve[0] * jnp.clip(pos + 1.0, 0.0, 1.0)  # to 0 one grid step below the table (no power)
+        return jnp.where(pos < 0.0, below, inside)
+
+    return read
 
 
 def tier_shares(working_set_bytes, hbm_free, dram_free, nvme_free):
@@ -54,18 +66,18 @@ def tier_shares(working_set_bytes, hbm_free, dram_free, nvme_free):
     return in_hbm, in_dram, in_nvme
 
 
-def hit_shares(curve, pool_exponent, hbm_tokens, dram_tokens, nvme_tokens, sessions):
-    """Fractions of the prefix cache's hits served from HBM, DRAM and NVMe. An LRU hierarchy keeps
-    the most recently used sessions in the fastest tier and moves the coldest down (HiCache, LMCache;
-    planner/simulate/prefix_cache.py replays exactly that), so a tier serves the hits its capacity
-    adds on top of the faster tiers' (the hit curve's increments in that order), not a share of
-    the hits in proportion to the bytes it holds: NVMe added behind DRAM only adds hits (the slowest)
-    and never slows the ones DRAM already served."""
-    h_hbm = curve_hit_rate(curve, pool_exponent, hbm_tokens, sessions)
-    h_dram = curve_hit_rate(curve, pool_exponent, hbm_tokens + dram_tokens, sessions)
-    h_all = curve_hit_rate(curve, pool_exponent, hbm_tokens + dram_tokens + nvme_tokens, sessions)
+def tier_hits(curve, pool_exponent, hbm_tokens, fast_tokens, all_tokens, sessions):
+    """(hit rate of the whole cache, and the shares of its hits served from HBM, DRAM and NVMe), for
+    capacities in tokens: HBM, HBM + DRAM (`fast_tokens`) and all three (`all_tokens`). An LRU
+    hierarchy keeps the most recently used sessions in the fastest tier and demotes the coldest
+    (HiCache, LMCache; planner/simulate/prefix_cache.py replays exactly that), so a tier serves the
+    hits its capacity adds on top of the faster tiers' (the hit curve's increments in that order),
+    not a share of the hits in proportion to the bytes it holds: NVMe added behind DRAM only adds
+    hits (the slowest) and never slows the ones DRAM already served."""
+    read = _curve_reader(curve, pool_exponent, sessions)
+    h_hbm, h_fast, h_all = read(hbm_tokens), read(fast_tokens), read(all_tokens)
     total = jnp.maximum(h_all, 1e-12)
-    return h_hbm / total, jnp.maximum(h_dram - h_hbm, 0.0) / total, jnp.maximum(h_all - h_dram, 0.0) / total
+    return h_all, h_hbm / total, jnp.maximum(h_fast - h_hbm, 0.0) / total, jnp.maximum(h_all - h_fast, 0.0) / total
 
 
 def reload_seconds_per_byte(in_hbm, in_dram, in_nvme, host_bw, dram_bw, nvme_bw):
