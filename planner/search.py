@@ -481,9 +481,8 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     # both cores to pass 1 and then to the caller's drawing
     def launch_disaggregated() -> Callable[[], Any] | None:
         """The decode pools pass 1 evaluated (every configuration's, unless it was pruned)."""
-        if not pruned:
-            return disagg_solve.start(grid, decode_pools_in(out, to_host))
-        return disagg_solve.start(grid, decode_pools_in(out, to_host), lambda: grid.real_slots() & ~(to_host("evaluated") > 0))
+        skipped = (lambda: grid.real_slots() & ~(to_host("evaluated") > 0)) if pruned else None
+        return disagg_solve.start(grid, decode_pools_in(out, to_host), skipped)
 
     def decode_layouts(layouts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The decode pools of just these layouts ([H_pad, K]; the same kernel, `only` them)."""
