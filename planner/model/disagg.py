@@ -147,9 +147,9 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     in_flight = jnp.where(pooled, pool_flight, own_flight)
     local_hbm = jnp.where(pooled, 0.0, hbm_free)  # a host-memory pool leaves HBM to the running prefill
     scale = jnp.where(pooled, instances, 1.0) / jnp.maximum(kv_token_chip, 1e-30)  # bytes per chip -> tokens
-    cap_tokens = jnp.where(pooled, instances, 1.0) * (local_hbm + hw.dram_bytes + hw.nvme_bytes) / jnp.maximum(kv_token_chip, 1e-30)
     curve_hit, from_hbm, from_dram, from_nvme = tier_hits(ld.hit_curve, ld.hit_pool_exponent, local_hbm * scale,
-                                                          (local_hbm + hw.dram_bytes) * scale, cap_tokens, in_flight)
+                                                          (local_hbm + hw.dram_bytes) * scale,
+                                                          (local_hbm + hw.dram_bytes + hw.nvme_bytes) * scale, in_flight)
     hit = jnp.where(one.prefix_cache > 0, jnp.where(pooled, curve_hit, curve_hit / spread), 0.0)
     # bytes per chip the cache would like to hold (a pool: this instance's share of it)
     working_set = in_flight * session * kv_token_chip / jnp.where(pooled, instances, 1.0)

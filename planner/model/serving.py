@@ -294,9 +294,9 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         spread = jnp.where(ld.route_random > 0, jnp.maximum(ld.arrival_rps / jnp.maximum(lam_ideal, 1e-12), 1.0), 1.0)
         in_flight = lam_ideal * ld.session_s / ld.turns * spread
         per_token = 1.0 / jnp.maximum(kv_token_chip, 1e-30)
-        cap_tokens = (hbm_free + dram_free + nvme_free) / jnp.maximum(kv_token_chip, 1e-30)
         curve_hit, from_hbm, from_dram, from_nvme = tier_hits(ld.hit_curve, ld.hit_pool_exponent, hbm_free * per_token,
-                                                              (hbm_free + dram_free) * per_token, cap_tokens, in_flight)
+                                                              (hbm_free + dram_free) * per_token,
+                                                              (hbm_free + dram_free + nvme_free) * per_token, in_flight)
         hit = jnp.where(cfg.prefix_cache > 0, curve_hit / spread, 0.0)
         working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
         reload_per_token = kv_token_chip * reload_seconds_per_byte(from_hbm, from_dram, from_nvme, hw.host_bw,
