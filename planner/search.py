@@ -124,7 +124,12 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     from planner.model.attention import without_absent
     from planner.model.compute import without_experts
     from planner.model.disagg import decode_pool
-    from planner.model.serving import evaluate_serving, memory_and_decode, monthly_floor
+    from planner.model.serving import (
+        evaluate_serving,
+        length_quantile_tables,
+        memory_and_decode,
+        monthly_floor,
+    )
     from planner.model.staging import computed_once
 
     prefix_axis = AXES.index("prefix_cache")
@@ -150,7 +155,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
 
             def outputs():
                 md = computed_once(lambda: memory_and_decode(arch, hw1, cfg1, spec, load, draft_bytes), hw1.mem_bw)
-                m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1, md=md)
+                m = evaluate_serving(arch, hw1, cfg1, spec, load, draft_bytes, valid1, md=md, lengths=lengths)
                 shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1))
                 out = tuple(x.reshape(-1) for x in _row_outputs(m, valid1, shape))
                 if not decode_pools:
@@ -174,6 +179,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
         # Padding rows come last on each device (see _launch) and padding slots last in each row:
         # neither is evaluated (the loops stop at the last real row and slot); their outputs stay inf.
         real, n_slots = row_spans(valid_rows, n_slots)
+        lengths = length_quantile_tables(load)  # scenario-only: once here, not once per slot
 
         def varying(x):
             return jax.lax.pcast(x, "hw", to="varying")

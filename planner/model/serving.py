@@ -119,15 +119,28 @@ def _length_quantile_table(ld, q):
     return uncached, hit_share * uncached * ld.prefix_reuse / keep
 
 
-def _prefill_quantile_table(a, hw, cfg, ld, q):
+PREFILL_QUANTILES = (0.5, 0.95)  # the TTFT service quantiles evaluate_serving reads
+
+
+def length_quantile_tables(ld):
+    """`_length_quantile_table` at each of PREFILL_QUANTILES. They depend on the scenario alone, so
+    a caller that evaluates block after block (the search's loop over layout slots) computes them
+    once, outside its loop, and passes them to `evaluate_serving`: XLA does not move loop-invariant
+    work out of the staged conditionals, and these bisections (14 tiny steps each) ran once per
+    slot, 12 % of the search kernel's time on the default scenario (results bit-identical)."""
+    return tuple(_length_quantile_table(ld, q) for q in PREFILL_QUANTILES)
+
+
+def _prefill_quantile_table(a, hw, cfg, ld, q, lengths=None):
     """(prefill seconds, cached tokens, uncached tokens) of the q-quantile TTFT service at every hit
-    rate of HIT_TABLE, without queueing or reload (lengths from `_length_quantile_table`).
+    rate of HIT_TABLE, without queueing or reload (lengths from `_length_quantile_table`, or
+    `lengths` when the caller computed that already for this `ld` and `q`).
 
     Prefill time at those lengths depends on few configuration axes (hardware, layout, dtypes,
     attention kernel, not batch, tiers or speculation), so it is evaluated on the table at that
     reduced shape and interpolated per configuration (`_read`): the search's most expensive term,
     computed ~1,000x less often. Load fields are scalars here (one scenario per call)."""
-    uncached, cached = _length_quantile_table(ld, q)
+    uncached, cached = _length_quantile_table(ld, q) if lengths is None else lengths
     ndim = _config_ndim(hw, cfg)
     seconds = prefill_time(a, hw, cfg, _along_hit(uncached, ndim), _along_hit(cached, ndim))
     return seconds, cached, uncached
@@ -269,11 +282,15 @@ def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_
                 decode_per_req=decode_per_req)
 
 
-def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid, md=None):
+def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes, valid, md=None,
+                     lengths=None):
     """Every metric of serving the scenario's load with each configuration. Written as four stages
     (memory and decode steps; prefix cache and prefill service; the load an instance may carry; the
-    outcome), each stored once for all its consumers (staging.py)."""
+    outcome), each stored once for all its consumers (staging.py). `lengths`: this `ld`'s
+    `length_quantile_tables`, when the caller computed them once for many calls."""
 
+    if lengths is None:
+        lengths = length_quantile_tables(ld)
     if md is None:  # else the caller computed `memory_and_decode` once for this and a decode pool
         md = computed_once(lambda: memory_and_decode(a, hw, cfg, spec, ld, draft_weight_bytes), hw.mem_bw)
     mem, mem_ratio, host_ratio = md["mem"], md["mem_ratio"], md["host_ratio"]
@@ -303,8 +320,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
                                                                     hw.dram_bw, hw.nvme_bw)
         cached_mean = ld.prefix_reuse * ld.in_mean * hit
         cells = _hit_cells(hit)
-        prefill50, cached50, uncached50 = _prefill_quantile_table(a, hw, cfg, ld, 0.5)
-        prefill95, cached95, uncached95 = _prefill_quantile_table(a, hw, cfg, ld, 0.95)
+        (prefill50, cached50, uncached50), (prefill95, cached95, uncached95) = (
+            _prefill_quantile_table(a, hw, cfg, ld, q, table) for q, table in zip(PREFILL_QUANTILES, lengths, strict=True))
         s_prefill = hit * prefill_hit + (1.0 - hit) * prefill_miss + cached_mean * reload_per_token
         mu = 1.0 / (s_prefill + decode_per_req)
         # the prefill queue's server works through prompt tokens `budget` per step, each step also
