@@ -41,6 +41,7 @@ BOUNDS = {
     "host_link_efficiency": np.arange(0.50, 0.9501, 0.025),
     "power_clock_exponent": np.arange(0.0, 1.0001, 0.05),  # 0: no power limit; 1/3 (P ~ f^3) to 1 (P ~ f)
     "admission_interval_steps": np.arange(1.0, 16.001, 0.5),  # 1: every step; multi-step schedulers run more
+    "first_token_steps": np.arange(0.0, 2.001, 0.25),  # 0: the prefill emits the first token
 }
 DATAFLOW_FAMILIES = ("groq", "cerebras", "sambanova")
 GPU_LAYER_FLOOR_US = 8.0

@@ -85,6 +85,7 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "act_passes": fam.activation_passes,
         "step_overhead_s": fam.step_overhead_ms * 1e-3,
         "admission_steps": fam.admission_interval_steps,
+        "first_token_steps": fam.first_token_steps,
         "collective_latency_s": fam.collective_latency_us * 1e-6,
         "layer_latency_s": fam.layer_latency_us * 1e-6,
         "quant_layer_latency_s": fam.quant_layer_latency_us * 1e-6,

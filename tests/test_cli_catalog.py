@@ -75,6 +75,8 @@ def test_hardware_show_every_required_id(invoke, hw_id: str) -> None:
     # the family's scheduler admission interval is shown with the chip: it lengthens TTFT under load
     assert record["admission_interval_steps"] == cat.family(acc).admission_interval_steps
     assert "admission_interval_steps" in table.stdout
+    assert record["first_token_steps"] == cat.family(acc).first_token_steps
+    assert "first_token_steps" in table.stdout
     for field in SOURCED_FIELDS:
         if record[field] is not None:
             assert record["sources"][field], f"{hw_id}.{field} shown without its citation"

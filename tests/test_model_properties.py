@@ -261,6 +261,19 @@ def test_a_scheduler_that_admits_less_often_never_lowers_the_bill(every, longer,
     assert _le(often, seldom)
 
 
+@SEARCH_SETTINGS
+@given(steps=st.floats(0.0, 2.0), more=st.floats(0.0, 2.0), ttft=st.floats(0.2, 2.0))
+def test_a_first_token_that_waits_for_more_decode_steps_never_lowers_the_bill(steps, more, ttft):
+    """An engine that streams the first token only after `first_token_steps` decode steps spends that
+    much more of the TTFT budget: more steps can only cost."""
+    from planner.calibrate import with_family
+
+    sc = scenario(**{"slo.ttft_p95_s": ttft, "search.hardware": ["trainium2"]})
+    sooner = bill(sc, with_family(CATALOG, "neuron", first_token_steps=steps))
+    later = bill(sc, with_family(CATALOG, "neuron", first_token_steps=steps + more))
+    assert _le(sooner, later)
+
+
 def test_waiting_for_an_admission_holds_no_decode_slot():
     """With SLOs too loose to bind and four sequences per instance, the decode slots limit an
     instance's load: the admission interval lengthens TTFT but not the time a slot is held, so the

@@ -265,6 +265,44 @@ def test_eval_under_load_waits_for_the_families_admission_interval(cat):
     assert 0 < mean_extra <= (fam.admission_interval_steps - 1.0) / 2.0 * slow["tpot_s"] * slow["tokens_per_step"]
 
 
+def test_a_first_token_that_waits_for_a_decode_step_adds_that_step_to_ttft_alone(cat):
+    """Neuron's engines stream the first token after their first token-generation step
+    (`first_token_steps`): a batch-1 case's TTFT is the prefill plus that many decode steps (TPOT x
+    tokens per step), offline and under load; TPOT and throughput do not move. Zero adds exactly 0."""
+    import dataclasses
+
+    fam = cat.calibration["neuron"]
+    assert fam.first_token_steps == 1.0
+    raw = {"hardware": "inferentia2", "model": "llama-2-70b", "chips": 12, "batch": 1, "input": 128,
+           "output": 1024, "weight_dtype": "bf16", "kv_dtype": "bf16"}
+
+    def with_steps(n):
+        return dataclasses.replace(cat, calibration={**cat.calibration, "neuron": fam.model_copy(update={"first_token_steps": n})})
+
+    (offline,) = evaluate_cases([case_from_dict(raw, "a")], cat)
+    step = offline["tpot_s"] * offline["tokens_per_step"]  # batch 1 decode step (a fixed batch under load too)
+    for case in (raw, {**raw, "arrival_rps": 2.0}):
+        rows = [evaluate_cases([case_from_dict(case, "a")], with_steps(n))[0] for n in (0.0, 1.0, 2.0)]
+        for n, row in zip((1.0, 2.0), rows[1:], strict=True):
+            assert row["ttft_s"] - rows[0]["ttft_s"] == pytest.approx(n * step, rel=1e-4)
+            assert row["tpot_s"] == pytest.approx(rows[0]["tpot_s"], rel=1e-6)
+            assert row["throughput_tok_s"] == pytest.approx(rows[0]["throughput_tok_s"], rel=1e-6)
+
+
+def test_no_first_token_steps_add_nothing_even_to_an_infinite_step():
+    """The delay is written so that 0 steps add exactly 0 (0 x inf would be NaN, and a NaN TTFT would
+    change which plan is the closest miss)."""
+    from planner.model.serving import first_token_delay
+
+    class _Hw:
+        first_token_steps = np.float32(0.0)
+
+    with np.errstate(invalid="ignore"):  # numpy evaluates both branches, as XLA does
+        assert f(first_token_delay(_Hw(), np.float32(np.inf))) == 0.0
+    _Hw.first_token_steps = np.float32(1.0)
+    assert f(first_token_delay(_Hw(), np.float32(0.03))) == pytest.approx(0.03)
+
+
 def test_erlang_c_gives_the_textbook_waiting_probabilities():
     """M/M/c: one server waits with probability rho; c = 2, a = 1: 1/3; c = 10, a = 8: 0.4092
     (Erlang C tables); at or beyond a = c every arrival waits."""

@@ -79,6 +79,28 @@ def test_a_scheduler_admitting_every_n_steps_delays_first_tokens_by_half_an_inte
     assert (ttft8 - ttft1) / step == pytest.approx(3.5, rel=0.15)
 
 
+def test_a_first_token_streamed_after_a_decode_step_arrives_that_step_later(tmp_path, catalog):
+    """On an engine that streams the first token only after its first token-generation step
+    (`Hw.first_token_steps`, Neuron's), every probe's TTFT grows by one step of the batch it joins
+    and nothing else moves: the last tokens leave when they did."""
+    import dataclasses
+
+    sp = sim_plan(dict(H100_PLAN, batch=8), scenario(tmp_path, catalog), catalog)
+    probes = 40
+    arrival = [0.0] * 4 + [1.0 + 0.3137 * i for i in range(probes)]
+    reqs = sim_requests([100] * (4 + probes), [9000] * 4 + [2] * probes, arrival)
+
+    def records(steps: float):
+        pool = dataclasses.replace(sp.serve, hw=sp.serve.hw._replace(first_token_steps=np.float64(steps)))
+        return run(dataclasses.replace(sp, pools=(pool,)), reqs).records
+
+    now, later = records(0.0), records(1.0)
+    step = float(np.mean((now.finish_s[:4] - now.first_s[:4]) / (9000 - 1)))
+    extra = later.first_s[4:] - now.first_s[4:]
+    assert np.all(extra > 0) and float(np.mean(extra)) / step == pytest.approx(1.0, rel=0.1)
+    assert np.array_equal(later.finish_s, now.finish_s)
+
+
 def test_prefill_chunks_add_up_to_the_whole_prompt(tmp_path, catalog):
     """A prompt longer than the step budget is prefilled over several steps whose shares sum to
     one prefill of the whole prompt (first token at exactly that time)."""
@@ -163,6 +185,7 @@ def test_sampled_acceptance_matches_expected_tokens(alpha, k):
 
             class hw:  # noqa: N801
                 admission_steps = 1.0
+                first_token_steps = 0.0
 
         def acceptance(self, ctx):
             return np.full(np.shape(ctx), alpha)

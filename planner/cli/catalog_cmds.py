@@ -52,6 +52,7 @@ def hardware_record(cat: Catalog, acc: Accelerator) -> dict[str, Any]:
     record["memory_kind"] = "hbm" if acc.hbm_gb > 0 else "sram"
     record["sustained_peak_fraction"] = sustained_peak_fraction(acc.power_w, cat.family(acc))
     record["admission_interval_steps"] = cat.family(acc).admission_interval_steps
+    record["first_token_steps"] = cat.family(acc).first_token_steps
     record["file"] = cat.hardware_files[acc.id].name
     return record
 
@@ -171,6 +172,9 @@ def hardware_show(
     out.add_row("admission_interval_steps (family)", f"{fam.admission_interval_steps:g}",
                 f"{fam.id}'s calibration: under load a new prompt waits for the scheduler's next admission, half of "
                 "this many decode steps on average (1: every step; planner/model/README.md)")
+    out.add_row("first_token_steps (family)", f"{fam.first_token_steps:g}",
+                f"{fam.id}'s calibration: decode steps a first token waits for after its prefill, added to TTFT "
+                "(0: the prefill emits it; planner/model/README.md)")
     for api in acc.api_prices:
         speed = f", {_value_cell(api.tokens_per_s)} tok/s" if api.tokens_per_s is not None else ""
         cached = (f", cached in ${_value_cell(api.usd_per_mtok_cached_input)}"

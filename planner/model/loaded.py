@@ -32,6 +32,7 @@ from jax import lax
 
 from planner.model.offline import evaluate_offline
 from planner.model.queueing import erlang_c, wait_quantile
+from planner.model.serving import first_token_delay
 from planner.model.speculative import speculative_step
 from planner.model.types import Arch, Config, Hw, Spec
 
@@ -144,4 +145,6 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
     out["prefill_utilisation"] = jnp.where(loaded, rho, 0.0)
     out["slot_utilisation"] = jnp.where(loaded, slot_load, 0.0)
     out["fits"] = out["fits"] & (~loaded | ((rho < 1.0) & (slot_load < 1.0)))
+    delay = first_token_delay(hw, out["step_s"])
+    out["ttft_s"], out["ttft_p99_s"] = out["ttft_s"] + delay, out["ttft_p99_s"] + delay
     return out

@@ -146,6 +146,13 @@ def _prefill_quantile_table(a, hw, cfg, ld, q, lengths=None):
     return seconds, cached, uncached
 
 
+def first_token_delay(hw: Hw, step_s):
+    """What a request's first token waits for after its prefill on an engine that streams it only
+    after `Hw.first_token_steps` token-generation steps (0 on most engines: the prefill emits it).
+    Written so that a zero count adds exactly 0 even where a step is infinite."""
+    return jnp.where(hw.first_token_steps > 0, hw.first_token_steps * step_s, 0.0)
+
+
 def prefill_steps(uncached, budget):
     """Engine steps a prompt of `uncached` tokens spans when each step gives prefill `budget` tokens
     (chunked prefill): each of them also carries the running batch's decode."""
@@ -350,7 +357,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         # a new request joins at the scheduler's next admission, every `admission_steps` steps (a
         # uniform residual: its q-quantile is q intervals), and its prefill runs in chunks inside the
         # next mixed steps, the last of which emits its first token with the batch's decode:
-        # continuous batching adds (q x interval + chunks) steps
+        # continuous batching adds (q x interval + chunks) steps (and, on an engine that streams the
+        # first token after a token-generation step, `first_token_delay` more: added to TTFT below)
         budget = pc["budget"]
         steps50 = prefill_steps(_read(pc["uncached50"], cells), budget)
         steps95 = prefill_steps(_read(pc["uncached95"], cells), budget)
@@ -358,7 +366,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         service50 = _read(prefill50, cells) + _read(cached50, cells) * reload_per_token + (0.5 * admit + steps50) * step50
         service95 = (_read(prefill95, cells) + _read(cached95, cells) * reload_per_token
                      + (0.95 * admit + steps95) * step95)
-        lam_ttft = max_rho_for_wait(ld.ttft_slo_s - service95, s_wait, 0.95) / s_queue
+        lam_ttft = max_rho_for_wait(ld.ttft_slo_s - service95 - first_token_delay(hw, step95), s_wait, 0.95) / s_queue
         rho_tpot = max_rho_for_tpot(ld.tpot_slo_s, step95 / tok95, s_prefill, scv, decode_steps, Z95)
         rho_cap = jnp.minimum(lam_ttft * s_prefill, rho_tpot)  # the prefill load the SLOs allow
         # decode slots: a request holds one from admission to its last token (not while it waits for
@@ -382,8 +390,9 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
     replicas, lam, rho_p = inst["replicas"], inst["lam"], inst["rho_p"]
 
     rho_queue = lam * s_queue
-    ttft50 = wait_quantile(rho_queue, s_wait, 0.5) + service50
-    ttft95 = jnp.where(headroom, wait_quantile(rho_queue, s_wait, 0.95) + service95, service95)
+    ttft50 = wait_quantile(rho_queue, s_wait, 0.5) + service50 + first_token_delay(hw, step50)
+    ttft95 = (jnp.where(headroom, wait_quantile(rho_queue, s_wait, 0.95) + service95, service95)
+              + first_token_delay(hw, step95))
     stall = 1.0 / jnp.maximum(1.0 - rho_p, 1e-6)
     tpot50 = step50 / tok50 * stall
     tpot95 = step95 / tok95 * stall + Z95 * tpot_tail_sd(rho_p, tpot50, s_prefill, scv, decode_steps)

@@ -49,6 +49,7 @@ class Hw(NamedTuple):
     act_passes: Array  # 16-bit passes over (hidden + active FFN width) per token per layer (non-GEMM kernels)
     step_overhead_s: Array
     admission_steps: Array  # steps between admissions of new prompts while a batch runs (1: every step)
+    first_token_steps: Array  # decode steps a first token waits for after its prefill (0: the prefill emits it)
     collective_latency_s: Array
     layer_latency_s: Array  # fixed kernel time per layer per forward pass (launches, minimum durations)
     moe_layer_latency_s: Array  # extra per MoE layer: router, top-k, permute, grouped GEMMs, combine

@@ -343,6 +343,12 @@ class CalibrationFamily(Strict):
         "runs: a request arriving at a random moment waits half an interval for its prefill to start (1: every "
         "step, as vLLM V1, SGLang and TensorRT-LLM schedule by default; vLLM V0's --num-scheduler-steps N runs N)"
     )
+    first_token_steps: float = Field(
+        0.0, ge=0, le=4, description="Decode (token-generation) steps a request's first token waits for after "
+        "its prefill: 0 where the prefill pass emits and streams it (vLLM, SGLang, TensorRT-LLM); 1 where the "
+        "engine's first token reaches the client only after the first token-generation step (the AWS Neuron "
+        "benchmark tables: their batch-1 TTFT is the context encoding plus about one TPOT)"
+    )
     calibrated_from: str = Field(description="Measurements the values were fitted to, or 'prior: ...'")
     prior_from: KebabId | None = Field(
         None, description="Family whose values fill every knob this one does not set: all of them for a family "

@@ -61,7 +61,8 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
         service, uncached = _service(m, plan, hit, reload_per_token, q)
         steps = float(m["serving"].prefill_steps(np.float64(uncached), np.float64(budget)))
         ttft[q] = (float(q_mod.wait_quantile(np.float64(lam * s_queue), np.float64(s_wait), q)) + service
-                   + (q * float(hw.admission_steps) + steps) * float(step))
+                   + (q * float(hw.admission_steps) + steps) * float(step)
+                   + float(m["serving"].first_token_delay(hw, np.float64(step))))
         tpot[q] = float(step) / float(tok) * stall + z * spread
     return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit,
             "arrival_rps": float(ld.arrival_rps), "replicas": instances, "screen_replicas": float(out["replicas"]),

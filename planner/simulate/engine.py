@@ -92,6 +92,8 @@ class Replica:
         # of step counts; fractional intervals alternate), at once when the replica is idle
         self.admit_every = float(np.asarray(costs.pool.hw.admission_steps)) if role == "serve" else 1.0
         self.next_admission = 0.0
+        # an engine that streams a first token only after that many token-generation steps
+        self.first_token_steps = float(np.asarray(costs.pool.hw.first_token_steps)) if role == "serve" else 0.0
         self.series_t: list[float] = []
         self.series_waiting: list[int] = []
         self.series_running: list[int] = []
@@ -255,7 +257,7 @@ class Replica:
         rec, reqs = self.rec, self.reqs
         for i in np.flatnonzero(done):
             rid = int(self.d_rid[i])
-            rec.finish_s[rid] = self.clock
+            rec.finish_s[rid] = max(self.clock, rec.first_s[rid])  # a delayed first token (first_token_steps) may be the last
             self.active -= float(self.d_ctx[i]) - self.shared.pop(rid, 0)
             self.cache.put(reqs.context_blocks(rid, int(self.d_ctx[i])), self.index)
             if self.on_finish is not None:
@@ -344,7 +346,12 @@ class Replica:
                 self.on_prefilled(rid, self.clock, p[3], self.index)
                 continue
             if np.isnan(rec.first_s[rid]):
-                rec.first_s[rid] = self.clock
+                # the first token leaves now, or after `first_token_steps` steps of the batch it joins
+                # (each priced as the next step with it running: near enough to count steps one by one)
+                running = self.d_rid.size + 1
+                wait = (self.first_token_steps * float(self.costs.table.step(running, (self.d_ctx.sum() + p[4]) / running + 1.0))
+                        if self.first_token_steps > 0 else 0.0)
+                rec.first_s[rid] = self.clock + wait
             rec.generated[rid] += 1
             left_tokens = int(self.reqs.output_tokens[rid]) - int(rec.generated[rid])
             self.d_rid = np.append(self.d_rid, rid)
