@@ -257,7 +257,11 @@ class Replica:
         rec, reqs = self.rec, self.reqs
         for i in np.flatnonzero(done):
             rid = int(self.d_rid[i])
-            rec.finish_s[rid] = max(self.clock, rec.first_s[rid])  # a delayed first token (first_token_steps) may be the last
+            # a first token delayed by `first_token_steps` (an estimate of the steps it waits for) is
+            # the last one of a one-token reply, and never later than a longer reply's last
+            if rec.generated[rid] > 1:
+                rec.first_s[rid] = min(rec.first_s[rid], self.clock)
+            rec.finish_s[rid] = max(self.clock, rec.first_s[rid])
             self.active -= float(self.d_ctx[i]) - self.shared.pop(rid, 0)
             self.cache.put(reqs.context_blocks(rid, int(self.d_ctx[i])), self.index)
             if self.on_finish is not None:
