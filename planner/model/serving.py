@@ -309,7 +309,8 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         hbm_free, dram_free, nvme_free = md["hbm_free"], md["dram_free"], md["nvme_free"]
         # one fixed-point step: capacity at the ideal hit rate sets the load per replica, hence the
         # sessions in flight (Little's law on session arrivals: rate / turns x session duration), which
-        # with the cache capacity sets the hit rate the cache really delivers (tiers.curve_hit_rate).
+        # with the cache capacity sets the hit rate the cache really delivers, and which tier serves
+        # each hit (tiers.tier_hits: the curve read at each tier's cumulative capacity).
         # Random routing: every replica sees every session and holds a turn's context only 1 time in R.
         prefill_hit, prefill_miss = mean_prefill(a, hw, cfg, ld, (ld.prefix_reuse, 0.0))
         hit = jnp.where(cfg.prefix_cache > 0, ld.hit_curve[-1], 0.0)
