@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from planner.catalog import Catalog, tokenizer_mismatch
-from planner.errors import InputFileError, UnknownIdError
+from planner.errors import InputFileError, PlannerError, UnknownIdError
 from planner.grid import Layout, heads_split, layouts_for, legacy_layout
 from planner.lowering import (
     KV_BYTES,
@@ -114,6 +114,11 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
 
     not_stated = []
     assumed = []
+    if raw.get("weight_dtype") is None and catalog is not None:
+        published = published_weight_dtype(catalog, raw.get("model"), raw.get("hardware"))
+        raw = {**raw, "weight_dtype": published[0] if published else "bf16"}
+        if published and published[1]:
+            assumed.append(published[1])
     raw_in = raw
     for key, name, stands_for, why in LENIENT_DTYPES:  # real format names: on the command line too
         if isinstance(raw.get(key), str) and raw[key].strip().lower() == name:
@@ -239,6 +244,35 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                     spec_alpha=None if alpha is None else float(alpha), draft=draft, spec_method=method,
                     unresolved=unresolved, assumed=tuple(assumed), extra=extra,
                     layout=pinned, **limits, **serving)
+
+
+def published_weight_dtype(catalog: Catalog, model: Any, hardware: Any) -> tuple[str, str | None] | None:
+    """The weight dtype a case that names none is evaluated at: the one the model's published checkpoint
+    is served at (`ModelSpec.weight_dtype_published`), and a note when that is not the 16-bit default
+    (FP4 on a chip without FP4 tensor cores runs as weight-only int4, as engines dequantise it). None
+    when the model is unknown or its checkpoint dtype is not recorded (16-bit is then assumed)."""
+    if not isinstance(model, str):
+        return None
+    try:
+        spec = catalog.model(model)
+    except PlannerError:
+        return None  # reported where the IDs are checked
+    dtype = spec.weight_dtype_published
+    if dtype is None:
+        return None
+    if dtype == "bf16":
+        return dtype, None
+    note = f"weight_dtype not given: evaluated as {dtype}, the dtype {spec.id}'s published checkpoint ({spec.hf_repo}) is served at"
+    if isinstance(hardware, str) and dtype == "fp4":
+        try:
+            acc = catalog.accelerator(hardware)
+        except PlannerError:
+            return dtype, note
+        if not supports_weight_dtype(acc, dtype):
+            return "int4", (f"weight_dtype not given: {spec.id}'s published checkpoint ({spec.hf_repo}) is FP4; "
+                            f"{acc.id} has no FP4 tensor cores, so it is evaluated as int4 (weight-only, as engines "
+                            "dequantise it)")
+    return dtype, note
 
 
 def _engine_limits(raw: dict[str, Any], at) -> dict[str, Any]:

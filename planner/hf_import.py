@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from planner.checkpoint_dtype import checkpoint_dtype
 from planner.errors import InputFileError
 
 MAX_CONFIG_BYTES = 8 * 2**20
@@ -366,6 +367,9 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
     if mtp is not None:
         spec["mtp_layers"] = mtp
     spec["tokenizer"] = f"{KNOWN_TYPES[mtype]}-{spec['vocab']}"
+    published, _ = checkpoint_dtype(cfg, repo)
+    if published is not None:
+        spec["weight_dtype_published"] = published
     del spec["_type"]
     cfg_key = f"config-{mid}"
     where = f"{repo} config.json (Hugging Face)" if repo else "config.json"

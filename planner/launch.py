@@ -228,11 +228,39 @@ def _command(program: str, words: list[str]) -> list[str]:
     return [line + (" \\" if n < len(out) - 1 else "") for n, line in enumerate(out)]
 
 
-def _weights_note(dtype: str, repo: str) -> str | None:
+def _as_published(dtype: str, ln: Launch) -> bool:
+    """The plan's weights are the published checkpoint's format: the repo is served as it is."""
+    return dtype == ln.model.weight_dtype_published
+
+
+def _quantised_checkpoint(ln: Launch) -> bool:
+    """The repo's weights are already quantised (its config.json carries the format, which engines
+    follow; no load-time flag converts them to another one)."""
+    return ln.model.weight_dtype_published not in (None, "bf16")
+
+
+def _online_fp8(dtype: str, ln: Launch) -> bool:
+    """FP8 weights made when loading (`--quantization fp8`): only from a 16-bit checkpoint."""
+    return dtype == "fp8" and not _quantised_checkpoint(ln)
+
+
+PUBLISHED_WEIGHTS = {"fp8": "FP8 weights", "int8": "8-bit weights", "int4": "4-bit weights", "fp4": "FP4 weights"}
+CHECKPOINT_KIND = {"int4": "int4 (AWQ/GPTQ)", "fp4": "NVFP4/MXFP4", "int8": "INT8 W8A8", "fp8": "FP8", "bf16": "16-bit"}
+
+
+def _weights_note(dtype: str, ln: Launch) -> str | None:
+    """What the weights need beyond the repo: nothing where the plan keeps the published format."""
+    repo, published = ln.model.hf_repo, ln.model.weight_dtype_published
+    if _as_published(dtype, ln):
+        return None
+    if _quantised_checkpoint(ln):
+        article = "a" if dtype == "bf16" else "an"
+        return (f"weights {dtype}: {repo} is published with {PUBLISHED_WEIGHTS[published]}; serve {article} "
+                f"{CHECKPOINT_KIND[dtype]} conversion "
+                "of it in place of the repo above (no flag converts a quantized checkpoint when loading)")
     if dtype in ("int4", "fp4", "int8"):
-        kind = {"int4": "int4 (AWQ/GPTQ)", "fp4": "NVFP4/MXFP4", "int8": "INT8 W8A8"}[dtype]
-        return (f"weights {dtype}: serve a pre-quantized {kind} checkpoint of {repo} in place of the repo above; "
-                "no flag quantizes to this format when loading")
+        return (f"weights {dtype}: serve a pre-quantized {CHECKPOINT_KIND[dtype]} checkpoint of {repo} in place of the "
+                "repo above; no flag quantizes to this format when loading")
     return None
 
 
@@ -262,7 +290,7 @@ def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
     words += ["--max-num-seqs", str(p["batch"]), "--max-num-batched-tokens", str(CHUNK_TOKENS),
               "--max-model-len", str(ln.max_len),
               "--gpu-memory-utilization", f"{ln.scenario.serving.hbm_fraction:g}"]
-    if p["weight_dtype"] == "fp8":
+    if _online_fp8(p["weight_dtype"], ln):
         words += ["--quantization", "fp8"]
     kv = {"bf16": "auto", "fp8": "fp8"}.get(p["kv_dtype"])
     if kv:
@@ -298,7 +326,7 @@ def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
         notes.append(_tier_note(p, "vLLM's KV offloading (LMCache backend) keeps reusable KV in host DRAM"))
     elif ln.pd_role:
         words += ["--kv-transfer-config", json.dumps(NIXL, separators=(",", ":"))]
-    note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    note = _weights_note(p["weight_dtype"], ln)
     notes += _multi_node_note(lay, "vllm")
     notes.append(platform_note("vllm", ln))
     return _command("vllm serve", words), [n for n in (note, *notes) if n]
@@ -319,7 +347,7 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
         words += ["--attn-cp-size", str(lay["cp"])]
     words += ["--max-running-requests", str(p["batch"]), "--chunked-prefill-size", str(CHUNK_TOKENS),
               "--context-length", str(ln.max_len), "--mem-fraction-static", f"{ln.scenario.serving.hbm_fraction:g}"]
-    if p["weight_dtype"] == "fp8":
+    if _online_fp8(p["weight_dtype"], ln):
         words += ["--quantization", "fp8"]
     kv = {"bf16": "auto", "fp8": "fp8_e4m3"}.get(p["kv_dtype"])
     if kv:
@@ -353,7 +381,7 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
         notes.append("--device hpu: SGLang 0.5.23 runs attention there with its torch_native backend "
                      "(arg_groups/platform_hook.py), not a fused kernel as the plan's attention times assume: "
                      "expect slower long prompts than planned")
-    note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    note = _weights_note(p["weight_dtype"], ln)
     notes += _multi_node_note(lay, "sglang")
     notes.append(platform_note("sglang", ln))
     return _command("python -m sglang.launch_server", words), [n for n in (note, *notes) if n]
@@ -397,12 +425,12 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
         words += ["--ep_size", str(lay["ep"])]
     words += ["--max_batch_size", str(p["batch"]), "--max_num_tokens", str(CHUNK_TOKENS),
               "--max_seq_len", str(ln.max_len), "--extra_llm_api_options", options_file]
-    if p["weight_dtype"] == "fp8":
+    if _online_fp8(p["weight_dtype"], ln):
         notes.append(f"weights fp8: serve an FP8 checkpoint of {ln.model.hf_repo} (e.g. one made with NVIDIA "
                      "ModelOpt); trtllm-serve reads the quantization from the checkpoint")
     if lay["cp"] > 1:
         notes.append(f"context parallelism {lay['cp']}: not set here (no pinned trtllm-serve flag)")
-    note = _weights_note(p["weight_dtype"], ln.model.hf_repo)
+    note = _weights_note(p["weight_dtype"], ln)
     notes += _multi_node_note(lay, "trtllm")
     notes.append(platform_note("trtllm", ln))
     return yaml + _command("trtllm-serve", words), [n for n in (note, *notes) if n]

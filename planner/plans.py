@@ -81,7 +81,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "usd_per_mtok_output": _clean(m["usd_per_mtok_output"][i], 4),
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
             **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family),
-            "quality_note": four_bit_note(grid.weight_dtype[w], grid.kv_dtype[k]),
+            "quality_note": four_bit_note(grid.weight_dtype[w], grid.kv_dtype[k], grid.model.weight_dtype_published),
             "feasible": bool(m["feasible"][i]),
             "supported": bool(valid[i]),
             "binding": BINDING[int(m["binding"][i])],

@@ -58,9 +58,23 @@ def excluded(scenario: Scenario) -> list[str]:
     return notes
 
 
-def four_bit_note(weight_dtype: str, kv_dtype: str) -> str | None:
-    """What a plan's bill rests on when a format is 4-bit: accuracy is not modelled."""
-    parts = [name for name, d in (("weights", weight_dtype), ("KV cache", kv_dtype)) if BITS[d] <= 4]
+ACCURACY_CAVEAT = "accuracy not modelled"
+
+
+def unmodelled_accuracy(note: str | None) -> bool:
+    """Whether a plan's `four_bit_note` carries the accuracy caveat (not only weights as published)."""
+    return bool(note) and ACCURACY_CAVEAT in note
+
+
+def four_bit_note(weight_dtype: str, kv_dtype: str, published: str | None = None) -> str | None:
+    """What a plan's bill rests on when a format is 4-bit: accuracy is not modelled. Weights in the
+    4-bit format the model is published in (`ModelSpec.weight_dtype_published`: Kimi-K2.5's INT4,
+    gpt-oss's MXFP4, quantised by their authors) are the model itself, and the note says so instead."""
+    as_published = BITS[weight_dtype] <= 4 and weight_dtype == published
+    parts = [name for name, d in (("weights", weight_dtype), ("KV cache", kv_dtype))
+             if BITS[d] <= 4 and not (name == "weights" and as_published)]
+    lead = "4-bit weights as the model is published" if as_published else ""
     if not parts:
-        return None
-    return f"4-bit {' and '.join(parts)}: accuracy not modelled; check it on your own evals"
+        return lead or None
+    tail = f"4-bit {' and '.join(parts)}: {ACCURACY_CAVEAT}; check it on your own evals"
+    return f"{lead}; {tail}" if lead else tail

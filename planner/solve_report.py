@@ -12,6 +12,7 @@ import tomli_w
 
 from planner import render
 from planner.plans import degrees_words
+from planner.quality import unmodelled_accuracy
 from planner.search import SolveResult
 from planner.uncertainty import UNCALIBRATED_NOTE
 
@@ -216,9 +217,12 @@ def write_table(result: SolveResult, top: int) -> None:
         con.print(note, markup=False)
     if any(p["calibration"] == "uncalibrated" for p in result.per_hardware):
         con.print(f"{UNCALIBRATED_NOTE} (prior efficiencies); wide band in JSON")
-    if any(p["quality_note"] for p in shown):
+    if any(unmodelled_accuracy(p["quality_note"]) for p in shown):
         con.print(f"{FOUR_BIT_MARK}: the plan uses 4-bit weights or KV cache; accuracy is not modelled, check it on "
                   "your own evals (set floors in [quality])", markup=False)
+    if any(p["quality_note"] and not unmodelled_accuracy(p["quality_note"]) for p in shown):
+        con.print(f"{FOUR_BIT_MARK}: 4-bit weights as the model is published (its authors' own quantisation)",
+                  markup=False)
     if result.infeasible:
         bad = render.table("hardware", "fails on", "closest plan", title="No feasible plan")
         for x in sorted(result.infeasible, key=lambda x: x["hardware"]):

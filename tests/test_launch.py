@@ -273,3 +273,28 @@ def test_solve_emit_warns_on_stderr_when_the_engine_does_not_run_on_the_plans_ha
     assert "warning" not in result.stdout and re.search(rf"^# note: {pool}platform:", result.stdout, re.M)
     fine = invoke("solve", path, "--set", 'search.hardware=["mi300x"]', "--emit", "vllm")
     assert fine.exit_code == 0 and "platform" not in fine.stderr
+
+
+def _on(catalog, scenario, model_id: str, p: dict) -> Launch:
+    model = catalog.model(model_id)
+    domain = int(catalog.accelerator(p["hardware"]).scale_up_domain)
+    return Launch(plan=p, scenario=scenario, model=model, draft=None, layout=layout(p, model, domain),
+                  chips={a.id: (a.vendor, a.kind) for a in catalog.hardware.values()})
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_a_checkpoint_published_in_the_plans_format_is_served_as_it_is(catalog, scenario, engine: str) -> None:
+    # DeepSeek-V3 ships FP8 weights: no online quantization, no "serve another checkpoint" note
+    fp8 = emit(engine, _on(catalog, scenario, "deepseek-v3", plan(hardware="h200-sxm", spec_k=0)))
+    assert "--quantization fp8" not in fp8 and "checkpoint of deepseek-ai/DeepSeek-V3" not in fp8
+    # Kimi-K2.5 ships INT4 weights: its int4 plan needs no pre-quantized copy
+    int4 = emit(engine, _on(catalog, scenario, "kimi-k2.5", plan(hardware="h200-sxm", weight_dtype="int4", spec_k=0)))
+    assert "pre-quantized" not in int4
+    # a 16-bit checkpoint at FP8, or an FP8 one at 16 bits, still says what it takes
+    llama = emit(engine, _on(catalog, scenario, "llama-3.3-70b", plan(spec_k=0)))
+    assert ("--quantization fp8" in llama) if engine != "trtllm" else ("serve an FP8 checkpoint" in llama)
+    wide = emit(engine, _on(catalog, scenario, "deepseek-v3", plan(hardware="h200-sxm", weight_dtype="bf16", spec_k=0)))
+    assert "deepseek-ai/DeepSeek-V3 is published with FP8 weights; serve a 16-bit conversion" in wide
+    # a quantized checkpoint in another format: a conversion, never a load-time flag that cannot apply
+    other = emit(engine, _on(catalog, scenario, "deepseek-v4-flash", plan(hardware="h200-sxm", spec_k=0)))
+    assert "--quantization" not in other and "is published with 4-bit weights; serve an FP8 conversion" in other

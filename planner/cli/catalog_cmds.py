@@ -210,9 +210,11 @@ def models_list(format: FormatOption = Format.table) -> None:
         return
     out = render.table(
         "id", "attention", "layers", "hidden", "heads/kv", "experts", "params total/active",
-        "KV KiB/token bf16", "max context",
+        "KV KiB/token bf16", "max context", "weights",
         title=f"{len(specs)} models",
-        caption="Params are the published totals (n/a where none is published). KV per token at short "
+        caption="Params are the published totals (n/a where none is published). Weights: the dtype the "
+        "published checkpoint is served at, which `planner eval` assumes when given none (unknown: not "
+        "recorded, eval assumes bf16). KV per token at short "
         "context, all layers: GQA 2*kv_heads*head_dim*2 B per layer, MLA (kv_lora_rank+rope_dim)*2 B; "
         "sparse layers add their indexer key, compressed layers 1/ratio of an entry; fixed linear/SSM "
         "states are not per token.",
@@ -222,6 +224,7 @@ def models_list(format: FormatOption = Format.table) -> None:
         out.add_row(
             m.id, m.attention, str(m.layers), f"{m.hidden:,}", f"{m.heads}/{m.kv_heads}", _experts_cell(m),
             _params_cell(m), render.kib(render.kv_bytes_per_token(m)), f"{m.max_context:,}",
+            m.weight_dtype_published or "unknown",
         )
     render.console().print(out)
 

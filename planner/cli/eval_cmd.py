@@ -67,7 +67,7 @@ def evaluate(
     batch: Annotated[str, typer.Option("--batch", help="Sequences in flight, or 'max' (largest that fits).")] = "max",
     input_tokens: Annotated[int, typer.Option("--input", help="Prompt tokens, 1 to 10,000,000.")] = 1024,
     output_tokens: Annotated[int, typer.Option("--output", help="Output tokens, 1 to 10,000,000.")] = 256,
-    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp8, int8, int4 or fp4 (aliases: fp16, nvfp4, awq, w8a8, ...; mxfp4 runs as int4).")] = "bf16",
+    weight_dtype: Annotated[str | None, typer.Option("--weight-dtype", help="bf16, fp8, int8, int4 or fp4 (aliases: fp16, nvfp4, awq, w8a8, ...; mxfp4 runs as int4). Default: the dtype the model's published checkpoint is served at (bf16 where the catalog does not record it).")] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="bf16, fp8, int8 or int4 (aliases: fp16, fp8_e4m3, ...).")] = "bf16",
     spec_k: Annotated[int, typer.Option("--spec-k", help="Speculative lookahead, 0 (off) to 16.")] = 0,
     spec_alpha: Annotated[float | None, typer.Option("--spec-alpha", help="Per-token acceptance, 0.001 to 0.999 "
@@ -104,7 +104,8 @@ def evaluate(
             raise InputFileError("eval: give --hardware and --model (or --cases FILE.toml)")
         parsed = [case_from_dict({
             "hardware": hardware, "model": model, "chips": chips, "batch": _batch(batch),
-            "input": input_tokens, "output": output_tokens, "weight_dtype": weight_dtype,
+            "input": input_tokens, "output": output_tokens,
+            **({"weight_dtype": weight_dtype} if weight_dtype is not None else {}),
             "kv_dtype": kv_dtype, "spec_k": spec_k,
             **({"spec_alpha": spec_alpha} if spec_alpha is not None else {}),
             **({"spec_method": spec_method} if spec_method is not None else {}),

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from planner.schema.common import KebabId, Strict, check_sources
+from planner.schema.common import KebabId, Strict, WeightDtype, check_sources
 
 SOURCED_MODEL_FIELDS = (
     "layers",
@@ -63,6 +63,7 @@ SOURCED_MODEL_FIELDS = (
     "moe_latent_dim",
     "params_total_published",
     "params_active_published",
+    "weight_dtype_published",
 )
 
 
@@ -199,6 +200,10 @@ class ModelSpec(Strict):
     # published totals for cross-checking the derived counts
     params_total_published: float | None = Field(None, gt=0, description="Published total parameters")
     params_active_published: float | None = Field(None, gt=0, description="Published active parameters")
+    weight_dtype_published: WeightDtype | None = Field(
+        None, description="The dtype engines serve the published checkpoint (hf_repo) at, from its config.json "
+                          "quantization_config (planner.checkpoint_dtype): what `planner eval` assumes when no "
+                          "weight dtype is given; None: not recorded (eval assumes bf16)")
     sources: dict[str, str] = Field(description="Field name -> source key in [sources]")
     notes: str = ""
 

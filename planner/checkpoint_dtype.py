@@ -1,0 +1,97 @@
+"""The weight dtype a published checkpoint is served at, read from its config.json.
+
+`planner eval` evaluates a model at this dtype when a case names none. Assuming 16-bit weights for
+every model made DeepSeek-V3 on 8 x H200 (its standard deployment, in the FP8 its authors publish)
+read "does not fit", and billed Kimi-K2.5 (published in INT4) at four times its real weight bytes.
+
+The planner has one weight dtype per configuration, so a checkpoint that mixes formats is read at
+its narrowest: MoE checkpoints quantise their routed experts, nearly all of their weights, the
+furthest (Kimi-K2.5: INT4 experts, BF16 attention; DeepSeek-V4: FP4 experts, FP8 elsewhere). The
+few wider weights are then counted narrow (Kimi-K2.5: ~3 % of its weight bytes).
+
+MXFP4 checkpoints (gpt-oss; DeepSeek-V4's `expert_dtype` fp4, with power-of-two `ue8m0` scales) read
+as int4: engines run them weight-only by default (4-bit weights, 16-bit GEMMs), which is the
+published model's arithmetic. The planner's fp4 is W4A4 on FP4 tensor cores, activations quantised
+too: another model, which `quality.four_bit_note` flags as such. NVFP4 checkpoints (ModelOpt) are fp4.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SIXTEEN_BIT = ("bfloat16", "float16", "float32")  # engines serve all of them at 16 bits ("auto")
+FP8_METHODS = ("fp8", "fbgemm_fp8")
+WEIGHT_ONLY_4BIT = ("mxfp4", "awq", "gptq", "bitsandbytes")
+QUANTISED_NAME = re.compile(r"(?:^|[-_.])(fp8|nvfp4|mxfp4|fp4|int4|int8|w4a16|w8a8|awq|gptq)(?:$|[-_.])", re.IGNORECASE)
+"""A repository name that says its weights are quantised: NVIDIA ModelOpt exports keep their format
+in hf_quant_config.json, so their config.json alone reads like a 16-bit checkpoint."""
+
+
+def _quantization(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    q = cfg.get("quantization_config")
+    if q is None and isinstance(cfg.get("text_config"), dict):
+        q = cfg["text_config"].get("quantization_config")
+    return q if isinstance(q, dict) else None
+
+
+def _torch_dtype(cfg: dict[str, Any]) -> str | None:
+    for where in (cfg, cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}):
+        value = where.get("torch_dtype") or where.get("dtype")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _group_dtype(bits: Any, kind: Any) -> str | None:
+    """A compressed-tensors / ModelOpt weight group: 4-bit floats are NVFP4 (W4A4 on FP4 tensor
+    cores), 4-bit integers weight-only INT4, 8-bit floats FP8, 8-bit integers INT8."""
+    if bits == 4:
+        return "fp4" if kind == "float" else "int4"
+    if bits == 8:
+        return "fp8" if kind == "float" else "int8"
+    return None
+
+
+def checkpoint_dtype(cfg: dict[str, Any], repo: str | None = None) -> tuple[str | None, str]:
+    """(planner weight dtype, what in the config says so); the dtype is None when the config does
+    not say, contradicts the repository's name, or uses a format the planner does not map (the
+    reason names it)."""
+    q = _quantization(cfg)
+    if q is None:
+        named = QUANTISED_NAME.search(repo.split("/")[-1]) if repo else None
+        if named:
+            return None, (f"the repository name says {named.group(1)} but config.json has no quantization_config "
+                          "(ModelOpt keeps it in hf_quant_config.json)")
+        dtype = _torch_dtype(cfg)
+        if dtype in SIXTEEN_BIT:
+            return "bf16", f"no quantization_config; torch_dtype {dtype} (served at 16 bits)"
+        return None, "no quantization_config and no torch_dtype"
+    method = str(q.get("quant_method", "")).lower()
+    if method in FP8_METHODS:
+        if str(cfg.get("expert_dtype", "")).lower() == "fp4":
+            return "int4", ("quantization_config fp8 with expert_dtype fp4: FP4 routed experts (nearly all the "
+                            "weights), 4-bit weight-only as engines run them without FP4 tensor cores")
+        return "fp8", f"quantization_config quant_method {method}"
+    if method in WEIGHT_ONLY_4BIT:
+        bits = q.get("bits", 4)
+        if bits == 4:
+            return "int4", f"quantization_config quant_method {method}: 4-bit weight-only"
+        if bits == 8:
+            return "int8", f"quantization_config quant_method {method}: 8-bit weight-only"
+        return None, f"quantization_config quant_method {method} with {bits} bits"
+    if method in ("compressed-tensors", "modelopt"):
+        algo = str(q.get("quant_algo", "")).upper()
+        if algo == "NVFP4":
+            return "fp4", f"quantization_config {method} quant_algo NVFP4"
+        if algo == "FP8":
+            return "fp8", f"quantization_config {method} quant_algo FP8"
+        groups = q.get("config_groups") or {}
+        found = [_group_dtype((g.get("weights") or {}).get("num_bits"), (g.get("weights") or {}).get("type"))
+                 for g in groups.values() if isinstance(g, dict)]
+        found = [d for d in found if d is not None]
+        if found:
+            narrowest = next(d for d in ("fp4", "int4", "fp8", "int8") if d in found)
+            return narrowest, f"quantization_config {method}: narrowest weight group {narrowest}"
+        return None, f"quantization_config {method} without weight groups the planner reads"
+    return None, f"quantization_config quant_method {method!r} is not a format the planner maps"
