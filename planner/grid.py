@@ -336,9 +336,10 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     prefix = sorted(set(s.prefix_cache)) if reuse else [False]
     attention = list(dict.fromkeys(s.attention))
 
-    notes += quality.excluded(scenario)  # a floor that leaves an axis empty is bad input
+    published = model.weight_dtype_published  # exempt from the weight floor: it is the model itself
+    notes += quality.excluded(scenario, published)  # a floor that leaves an axis empty is bad input
     # dtypes below the quality floors leave the axes (not merely masked): they are not searched
-    weight_dtypes = [d for d in weight_dtypes if quality.weight_ok(scenario, d)]
+    weight_dtypes = [d for d in weight_dtypes if quality.weight_ok(scenario, d, published)]
     kv_dtypes = [d for d in kv_dtypes if quality.kv_ok(scenario, d)]
     h_real = len(hardware)
     h_pad = max(HW_PAD, -(-h_real // HW_PAD) * HW_PAD)
@@ -396,7 +397,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
         expert_imbalance=np.float32(scenario.serving.expert_imbalance),
     )
     hw_valid = np.array([i < h_real for i in range(h_pad)])
-    dtype_ok = np.array([[supports_weight_dtype(acc, d) and quality.weight_ok(scenario, d) for d in weight_dtypes]
+    dtype_ok = np.array([[supports_weight_dtype(acc, d) and quality.weight_ok(scenario, d, published) for d in weight_dtypes]
                          for acc in padded])
     kv_ok = np.array([quality.kv_ok(scenario, d) for d in kv_dtypes])
     valid = (hw_valid[:, None, None] & slot_valid[:, :, None] & dtype_ok[:, None, :])

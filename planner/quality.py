@@ -24,8 +24,10 @@ def long_context(scenario: Scenario) -> bool:
     return scenario.workload.input_tokens.median >= scenario.quality.long_context_tokens
 
 
-def weight_ok(scenario: Scenario, dtype: str) -> bool:
-    return BITS[dtype] >= BITS[scenario.quality.weight_dtype_min]
+def weight_ok(scenario: Scenario, dtype: str, published: str | None = None) -> bool:
+    """At or above the floor, or the format the model is published in (`published`): the floor is
+    about quantising a model further than its authors did, and their format is the model itself."""
+    return dtype == published or BITS[dtype] >= BITS[scenario.quality.weight_dtype_min]
 
 
 def kv_ok(scenario: Scenario, dtype: str) -> bool:
@@ -35,12 +37,16 @@ def kv_ok(scenario: Scenario, dtype: str) -> bool:
     return not (BITS[dtype] <= 4 and not q.kv_4bit_long_context and long_context(scenario))
 
 
-def excluded(scenario: Scenario) -> list[str]:
+def excluded(scenario: Scenario, published: str | None = None) -> list[str]:
     """One sentence per searched dtype the floor removes (a visible warning: the search is not
-    what [search] lists). Raises when nothing is left on an axis."""
+    what [search] lists), and one when the model's published format (`published`) stays although
+    it is below the floor. Raises when nothing is left on an axis."""
     s, q = scenario.search, scenario.quality
     notes = []
-    weights = [d for d in dict.fromkeys(s.weight_dtype) if not weight_ok(scenario, d)]
+    weights = [d for d in dict.fromkeys(s.weight_dtype) if not weight_ok(scenario, d, published)]
+    if published in s.weight_dtype and BITS[published] < BITS[q.weight_dtype_min]:
+        notes.append(f"search.weight_dtype {published} searched although below quality.weight_dtype_min = "
+                     f"{q.weight_dtype_min}: {scenario.model.id} is published in {published}")
     kvs = [d for d in dict.fromkeys(s.kv_dtype) if not kv_ok(scenario, d)]
     if weights:
         notes.append(f"search.weight_dtype {', '.join(weights)} not searched: below quality.weight_dtype_min "

@@ -133,3 +133,23 @@ def test_4bit_weights_as_published_carry_no_accuracy_caveat() -> None:
     assert quality.four_bit_note("fp4", "bf16", "int4") is not None and quality.unmodelled_accuracy(
         quality.four_bit_note("fp4", "bf16", "int4"))  # another 4-bit format is another quantisation
     assert quality.four_bit_note("fp8", "bf16", "fp8") is None
+
+
+def test_the_published_format_is_exempt_from_the_weight_floor() -> None:
+    from support import with_dotted
+
+    from planner.grid import build_grid
+    from planner.schema import Scenario
+
+    data = io.read_toml(paths.default_scenario())
+    data = with_dotted(data, {"quality.weight_dtype_min": "fp8",
+                              "search.weight_dtype": ["bf16", "fp8", "int4"], "search.hardware": ["h200-sxm"],
+                              "speculative.method": "ngram"})
+    cat = load_catalog()
+    for model, searched in (("kimi-k2.5", ["bf16", "fp8", "int4"]), ("deepseek-v3", ["bf16", "fp8"])):
+        sc = io.validate(Scenario, with_dotted(data, {"model.id": model}), "test")
+        grid = build_grid(sc, cat)
+        assert grid.weight_dtype == searched, model
+        exempt = [n for n in grid.warnings if "searched although below quality.weight_dtype_min" in n]
+        assert bool(exempt) == (model == "kimi-k2.5"), grid.warnings
+    assert quality.weight_ok(sc, "int4", "int4") and not quality.weight_ok(sc, "int4", "fp8")
