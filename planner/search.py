@@ -284,17 +284,19 @@ def _sharded(args, rows: int):
     return jax.tree_util.tree_map(put, args)
 
 
-def deal_rows(grid: Grid, devices: int) -> np.ndarray:
+def deal_rows(grid: Grid, devices: int, work: np.ndarray | None = None) -> np.ndarray:
     """The order in which the hardware rows go to the host devices (device d takes the d-th block of
-    rows / devices): each device's share of real layout slots as even as possible, since a device's
-    time is its slots x the block, and the kernel waits for the slowest (round-robin over the
-    default grid gave one device 600 real slots and the other 421: 30 % idle). Greedy, largest
-    first, onto the device with the fewest slots that still has room; rows without a valid
-    configuration go last on each device (the loop stops before them)."""
+    rows / devices): each device's share of the slots it evaluates as even as possible, since a
+    device's time is its slots x the block, and the kernel waits for the slowest (round-robin over
+    the default grid gave one device 600 real slots and the other 421: 30 % idle). `work`: the slots
+    each row evaluates where a run is limited to some (`only`; the run after a pruned one was dealt
+    by real slots 187 / 244 per device and took 6 % longer); else its real slots. Greedy, largest
+    first, onto the device with the least work that still has room; rows without a valid
+    configuration go last on each device (the loop stops before them). Any order gives the same answer."""
     rows = grid.shape[0]
     per_device = rows // devices
     valid = np.broadcast_to(grid.valid, (rows,) + np.shape(grid.valid)[1:]).reshape(rows, -1).any(axis=1)
-    work = np.where(valid, grid.slot_valid.sum(axis=1), 0)
+    work = np.where(valid, grid.slot_valid.sum(axis=1) if work is None else np.asarray(work), 0)
     shares: list[list[int]] = [[] for _ in range(devices)]
     load = [0] * devices
     for r in sorted(range(rows), key=lambda r: (-work[r], r)):
@@ -314,14 +316,15 @@ def model_flags(grid: Grid) -> tuple[bool, tuple[str, ...], str]:
     return dense, absent, f"{'dense' if dense else 'moe'}-{'-'.join(absent) or 'all'}"
 
 
-def dealt_rows(grid: Grid, valid) -> tuple[int, np.ndarray, Any, dict[str, np.ndarray], np.ndarray]:
+def dealt_rows(grid: Grid, valid, work: np.ndarray | None = None,
+               ) -> tuple[int, np.ndarray, Any, dict[str, np.ndarray], np.ndarray]:
     """A row kernel's inputs: (host devices, `deal_rows` order, hardware rows, layout-slot fields with
     each row's real slot count under SLOT_COUNT, `valid` rows), all in dealt order."""
     import jax
 
     rows = grid.shape[0]
     devices = max(d for d in range(1, len(jax.devices()) + 1) if rows % d == 0)
-    deal = deal_rows(grid, devices)
+    deal = deal_rows(grid, devices, work)
     hw_rows = type(grid.hw)(*(np.asarray(x).reshape(rows)[deal] for x in grid.hw))
     slot_rows = {name: np.asarray(getattr(grid.cfg, name))[deal] for name in SLOT_FIELDS}
     slot_rows[SLOT_COUNT] = grid.slot_valid.sum(axis=1).astype(np.int32)[deal]
@@ -331,8 +334,10 @@ def dealt_rows(grid: Grid, valid) -> tuple[int, np.ndarray, Any, dict[str, np.nd
 
 def row_kernel_inputs(grid: Grid, prune: bool = False, only: np.ndarray | None = None,
                       ) -> tuple[int, np.ndarray, tuple[Any, ...]]:
-    """(host devices, `deal_rows` order, arguments) of `_row_kernel` for `grid` (see `_launch`)."""
-    devices, deal, hw_rows, slot_rows, valid_rows = dealt_rows(grid, grid.valid)
+    """(host devices, `deal_rows` order, arguments) of `_row_kernel` for `grid` (see `_launch`);
+    a run limited to `only` some slots is dealt by how many of them each row has."""
+    work = None if only is None else ((np.asarray(only) > 0) & grid.slot_valid).sum(axis=1)
+    devices, deal, hw_rows, slot_rows, valid_rows = dealt_rows(grid, grid.valid, work)
     slot_rows[SLOT_ONLY] = (np.ones(grid.slot_valid.shape, np.float32) if only is None
                             else np.asarray(only, np.float32))[deal]
     return devices, deal, (grid.arch, hw_rows, slot_rows, valid_rows, grid.cfg, grid.spec, grid.load,

@@ -435,3 +435,23 @@ def test_pruning_skips_layouts_and_keeps_every_hardwares_best(catalog):
         np.testing.assert_array_equal(pruned(key)[some], full(key)[some])
     # one without: its closest miss (nothing is skipped on a row before it has a plan)
     np.testing.assert_array_equal(pruned("closest_per_hw")[~some], full("closest_per_hw")[~some])
+
+
+def test_rows_are_dealt_by_the_slots_each_will_evaluate(catalog):
+    """A run limited to `only` some layouts shares those (not the real slots) evenly between the host
+    devices; any deal is a permutation of the rows, so the answer does not depend on it."""
+    from planner.search import deal_rows, row_kernel_inputs
+
+    grid = build_grid(small_scenario(), catalog)
+    rows = grid.shape[0]
+    rng = np.random.default_rng(7)
+    only = (rng.random(grid.slot_valid.shape) < 0.3) & grid.slot_valid
+    only[0] = grid.slot_valid[0]  # one row with every slot: the greedy deal must still balance around it
+    devices, deal, _ = row_kernel_inputs(grid, only=only.astype(np.float32))
+    assert sorted(deal) == list(range(rows))
+    assert (deal == deal_rows(grid, devices, only.sum(axis=1))).all()
+    work = only.sum(axis=1)
+    shares = [int(work[deal[d * rows // devices:(d + 1) * rows // devices]].sum()) for d in range(devices)]
+    assert max(shares) - min(shares) <= max(int(work.max()), 1)
+    by_real = deal_rows(grid, devices)
+    assert (by_real == deal_rows(grid, devices, grid.slot_valid.sum(axis=1))).all()
