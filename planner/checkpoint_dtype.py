@@ -53,21 +53,29 @@ def _group_dtype(bits: Any, kind: Any) -> str | None:
     return None
 
 
+def quantised_by_name(repo: str | None) -> str | None:
+    """The format a repository's name claims (`nvidia/DeepSeek-V3.1-NVFP4`: 'NVFP4'), if any."""
+    named = QUANTISED_NAME.search(repo.split("/")[-1]) if repo else None
+    return named.group(1) if named else None
+
+
 def checkpoint_dtype(cfg: dict[str, Any], repo: str | None = None) -> tuple[str | None, str]:
     """(planner weight dtype, what in the config says so); the dtype is None when the config does
     not say, contradicts the repository's name, or uses a format the planner does not map (the
     reason names it)."""
     q = _quantization(cfg)
     if q is None:
-        named = QUANTISED_NAME.search(repo.split("/")[-1]) if repo else None
+        named = quantised_by_name(repo)
         if named:
-            return None, (f"the repository name says {named.group(1)} but config.json has no quantization_config "
+            return None, (f"the repository name says {named} but config.json has no quantization_config "
                           "(ModelOpt keeps it in hf_quant_config.json)")
         dtype = _torch_dtype(cfg)
         if dtype in SIXTEEN_BIT:
             return "bf16", f"no quantization_config; torch_dtype {dtype} (served at 16 bits)"
         return None, "no quantization_config and no torch_dtype"
-    method = str(q.get("quant_method", "")).lower()
+    method = str(q.get("quant_method") or "").lower()
+    if not method and ("quant_algo" in q or (q.get("producer") or {}).get("name") == "modelopt"):
+        method = "modelopt"  # ModelOpt's own config (quant_algo, producer) without a quant_method
     if method in FP8_METHODS:
         if str(cfg.get("expert_dtype", "")).lower() == "fp4":
             return "int4", ("quantization_config fp8 with expert_dtype fp4: FP4 routed experts (nearly all the "

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from planner.catalog import Catalog, tokenizer_mismatch
+from planner.checkpoint_dtype import quantised_by_name
 from planner.errors import InputFileError, PlannerError, UnknownIdError
 from planner.grid import Layout, heads_split, layouts_for, legacy_layout
 from planner.lowering import (
@@ -259,7 +260,10 @@ def published_weight_dtype(catalog: Catalog, model: Any, hardware: Any) -> tuple
         return None  # reported where the IDs are checked
     dtype = spec.weight_dtype_published
     if dtype is None:
-        return None
+        named = quantised_by_name(spec.hf_repo)
+        return None if named is None else ("bf16", (
+            f"weight_dtype not given: evaluated as bf16; {spec.hf_repo}'s name says {named}, but no recorded "
+            "config.json format confirms it: give weight_dtype to evaluate it so"))
     if dtype == "bf16":
         return dtype, None
     note = f"weight_dtype not given: evaluated as {dtype}, the dtype {spec.id}'s published checkpoint ({spec.hf_repo}) is served at"

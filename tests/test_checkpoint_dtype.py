@@ -40,6 +40,9 @@ def _group(bits: int, kind: str) -> dict:
     ({"quantization_config": {"quant_method": "modelopt", "quant_algo": "MIXED_PRECISION",
                               "config_groups": {"a": _group(8, "float"), "b": _group(4, "float")}}}, None, "fp4"),
     ({"text_config": {"quantization_config": FP8_BLOCKS}}, None, "fp8"),
+    # ModelOpt's own config: no quant_method, its algorithm and producer instead
+    ({"quantization_config": {"quant_algo": "FP8", "producer": {"name": "modelopt"}}},
+     "Qwen/Qwen3-32B-FP8-Static-PerTensor", "fp8"),
 ])
 def test_checkpoint_formats_read_as_the_planner_serves_them(cfg: dict, repo: str | None, expected: str) -> None:
     assert checkpoint_dtype(cfg, repo)[0] == expected
@@ -105,6 +108,12 @@ def test_eval_without_a_weight_dtype_serves_the_published_checkpoint() -> None:
 def test_a_16_bit_checkpoint_needs_no_note() -> None:
     row = _eval(model="llama-3.1-70b")
     assert row["weight_dtype"] == "bf16" and not any("published" in n for n in row.get("assumed", ()))
+
+
+def test_a_quantised_name_without_a_recorded_format_is_not_guessed_but_said() -> None:
+    row = _eval(model="deepseek-v3.1", hardware="b200")  # nvidia/DeepSeek-V3.1-NVFP4: config.json is silent
+    assert row["weight_dtype"] == "bf16"
+    assert any("name says NVFP4" in note and "give weight_dtype" in note for note in row["assumed"])
 
 
 def test_fp4_checkpoint_runs_weight_only_on_a_chip_without_fp4() -> None:
