@@ -337,6 +337,9 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     attention = list(dict.fromkeys(s.attention))
 
     published = model.weight_dtype_published  # exempt from the weight floor: it is the model itself
+    if published is not None and "weight_dtype" not in s.model_fields_set and published not in weight_dtypes:
+        weight_dtypes.append(published)  # the default list lacks the model's own format (NVFP4 checkpoints)
+        notes.append(f"search.weight_dtype: {published} added to the default list: {model.id} is published in it")
     notes += quality.excluded(scenario, published)  # a floor that leaves an axis empty is bad input
     # dtypes below the quality floors leave the axes (not merely masked): they are not searched
     weight_dtypes = [d for d in weight_dtypes if quality.weight_ok(scenario, d, published)]

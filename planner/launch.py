@@ -253,6 +253,10 @@ def _weights_note(dtype: str, ln: Launch) -> str | None:
     repo, published = ln.model.hf_repo, ln.model.weight_dtype_published
     if _as_published(dtype, ln):
         return None
+    if published == "fp4" and dtype == "int4":
+        return (f"weights int4: {repo} is published with FP4 weights; the plan runs them weight-only (4-bit weights, "
+                "16-bit GEMMs), as engines do on chips without FP4 tensor cores: check that this engine version "
+                "loads the FP4 checkpoint on this hardware")
     if _quantised_checkpoint(ln):
         article = "a" if dtype == "bf16" else "an"
         return (f"weights {dtype}: {repo} is published with {PUBLISHED_WEIGHTS[published]}; serve {article} "

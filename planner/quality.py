@@ -24,10 +24,17 @@ def long_context(scenario: Scenario) -> bool:
     return scenario.workload.input_tokens.median >= scenario.quality.long_context_tokens
 
 
+def as_published(weight_dtype: str, published: str | None) -> bool:
+    """Weights in the format the model is published in: the same dtype, or an FP4 checkpoint run
+    weight-only (int4 here: the same 4-bit weights with 16-bit activations, as chips without FP4
+    tensor cores run it), which keeps every published weight and only leaves activations unquantised."""
+    return published is not None and (weight_dtype == published or (published == "fp4" and weight_dtype == "int4"))
+
+
 def weight_ok(scenario: Scenario, dtype: str, published: str | None = None) -> bool:
     """At or above the floor, or the format the model is published in (`published`): the floor is
     about quantising a model further than its authors did, and their format is the model itself."""
-    return dtype == published or BITS[dtype] >= BITS[scenario.quality.weight_dtype_min]
+    return as_published(dtype, published) or BITS[dtype] >= BITS[scenario.quality.weight_dtype_min]
 
 
 def kv_ok(scenario: Scenario, dtype: str) -> bool:
@@ -44,8 +51,9 @@ def excluded(scenario: Scenario, published: str | None = None) -> list[str]:
     s, q = scenario.search, scenario.quality
     notes = []
     weights = [d for d in dict.fromkeys(s.weight_dtype) if not weight_ok(scenario, d, published)]
-    if published in s.weight_dtype and BITS[published] < BITS[q.weight_dtype_min]:
-        notes.append(f"search.weight_dtype {published} searched although below quality.weight_dtype_min = "
+    kept = [d for d in dict.fromkeys(s.weight_dtype) if as_published(d, published) and BITS[d] < BITS[q.weight_dtype_min]]
+    if kept:
+        notes.append(f"search.weight_dtype {', '.join(kept)} searched although below quality.weight_dtype_min = "
                      f"{q.weight_dtype_min}: {scenario.model.id} is published in {published}")
     kvs = [d for d in dict.fromkeys(s.kv_dtype) if not kv_ok(scenario, d)]
     if weights:
@@ -76,10 +84,10 @@ def four_bit_note(weight_dtype: str, kv_dtype: str, published: str | None = None
     """What a plan's bill rests on when a format is 4-bit: accuracy is not modelled. Weights in the
     4-bit format the model is published in (`ModelSpec.weight_dtype_published`: Kimi-K2.5's INT4,
     gpt-oss's MXFP4, quantised by their authors) are the model itself, and the note says so instead."""
-    as_published = BITS[weight_dtype] <= 4 and weight_dtype == published
+    published_4bit = BITS[weight_dtype] <= 4 and as_published(weight_dtype, published)
     parts = [name for name, d in (("weights", weight_dtype), ("KV cache", kv_dtype))
-             if BITS[d] <= 4 and not (name == "weights" and as_published)]
-    lead = "4-bit weights as the model is published" if as_published else ""
+             if BITS[d] <= 4 and not (name == "weights" and published_4bit)]
+    lead = "4-bit weights as the model is published" if published_4bit else ""
     if not parts:
         return lead or None
     tail = f"4-bit {' and '.join(parts)}: {ACCURACY_CAVEAT}; check it on your own evals"

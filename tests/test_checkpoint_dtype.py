@@ -139,9 +139,30 @@ def test_4bit_weights_as_published_carry_no_accuracy_caveat() -> None:
     both = quality.four_bit_note("int4", "int4", "int4")
     assert both.startswith("4-bit weights as the model is published; 4-bit KV cache:")
     assert quality.unmodelled_accuracy(both)
-    assert quality.four_bit_note("fp4", "bf16", "int4") is not None and quality.unmodelled_accuracy(
-        quality.four_bit_note("fp4", "bf16", "int4"))  # another 4-bit format is another quantisation
+    # W4A4 on FP4 cores quantises the activations of an MXFP4 checkpoint (read as int4): another model
+    assert quality.unmodelled_accuracy(quality.four_bit_note("fp4", "bf16", "int4"))
+    # an FP4 checkpoint run weight-only keeps every published weight (activations stay 16-bit)
+    assert not quality.unmodelled_accuracy(quality.four_bit_note("int4", "bf16", "fp4"))
     assert quality.four_bit_note("fp8", "bf16", "fp8") is None
+
+
+def test_the_default_search_adds_the_published_format_and_says_so() -> None:
+    from support import with_dotted
+
+    from planner.grid import build_grid
+    from planner.schema import Scenario
+
+    data = io.read_toml(paths.default_scenario())
+    data["search"].pop("weight_dtype", None)
+    data = with_dotted(data, {"model.id": "kimi-k2.6", "speculative.method": "ngram",
+                              "search.hardware": ["b200", "h200-sxm"]})
+    cat = load_catalog()
+    grid = build_grid(io.validate(Scenario, data, "test"), cat)
+    assert grid.weight_dtype == ["bf16", "fp8", "int4", "fp4"]
+    assert any("fp4 added to the default list" in n for n in grid.warnings)
+    written = build_grid(io.validate(Scenario, with_dotted(data, {"search.weight_dtype": ["fp8", "int4"]}), "test"), cat)
+    assert written.weight_dtype == ["fp8", "int4"]  # a list the user wrote is searched as written
+    assert not any("added to the default list" in n for n in written.warnings)
 
 
 def test_the_published_format_is_exempt_from_the_weight_floor() -> None:

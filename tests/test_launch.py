@@ -298,3 +298,8 @@ def test_a_checkpoint_published_in_the_plans_format_is_served_as_it_is(catalog, 
     # a quantized checkpoint in another format: a conversion, never a load-time flag that cannot apply
     other = emit(engine, _on(catalog, scenario, "deepseek-v4-flash", plan(hardware="h200-sxm", spec_k=0)))
     assert "--quantization" not in other and "is published with 4-bit weights; serve an FP8 conversion" in other
+
+
+def test_an_fp4_checkpoint_run_weight_only_is_not_sent_to_a_conversion(catalog, scenario) -> None:
+    text = emit("vllm", _on(catalog, scenario, "kimi-k2.6", plan(hardware="h200-sxm", weight_dtype="int4", spec_k=0)))
+    assert "published with FP4 weights; the plan runs them weight-only" in text and "conversion" not in text
