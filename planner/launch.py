@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from planner.quality import as_published
 from planner.render import spec_words
 from planner.schema import ModelSpec, Scenario
 from planner.schema.hardware import SPECIALIST_KINDS
@@ -228,11 +229,6 @@ def _command(program: str, words: list[str]) -> list[str]:
     return [line + (" \\" if n < len(out) - 1 else "") for n, line in enumerate(out)]
 
 
-def _as_published(dtype: str, ln: Launch) -> bool:
-    """The plan's weights are the published checkpoint's format: the repo is served as it is."""
-    return dtype == ln.model.weight_dtype_published
-
-
 def _quantised_checkpoint(ln: Launch) -> bool:
     """The repo's weights are already quantised (its config.json carries the format, which engines
     follow; no load-time flag converts them to another one)."""
@@ -251,12 +247,12 @@ CHECKPOINT_KIND = {"int4": "int4 (AWQ/GPTQ)", "fp4": "NVFP4/MXFP4", "int8": "INT
 def _weights_note(dtype: str, ln: Launch) -> str | None:
     """What the weights need beyond the repo: nothing where the plan keeps the published format."""
     repo, published = ln.model.hf_repo, ln.model.weight_dtype_published
-    if _as_published(dtype, ln):
-        return None
     if published == "fp4" and dtype == "int4":
         return (f"weights int4: {repo} is published with FP4 weights; the plan runs them weight-only (4-bit weights, "
                 "16-bit GEMMs), as engines do on chips without FP4 tensor cores: check that this engine version "
                 "loads the FP4 checkpoint on this hardware")
+    if as_published(dtype, published):
+        return None
     if _quantised_checkpoint(ln):
         article = "a" if dtype == "bf16" else "an"
         return (f"weights {dtype}: {repo} is published with {PUBLISHED_WEIGHTS[published]}; serve {article} "
