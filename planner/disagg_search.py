@@ -401,22 +401,35 @@ def _least_members(ev: DisaggEval, pool: str, axes: tuple[str, ...], members: tu
     names = _names_in(masks, axes)
     groups_shape = tuple(n for i, n in enumerate(bills.shape) if i not in members)
     group_axes = tuple(a for i, a in enumerate(axes) if i not in members)
+    groups = [i for i in range(len(axes)) if i not in members]
     if len(names) > 1:
-        return np.where(_mask(bills.shape, axes, masks), bills, np.inf)[:h].min(axis=members)
+        return _least_over(np.where(_mask(bills.shape, axes, masks), bills, np.inf)[:h], groups)
     if not names or axes.index(names[0]) not in members:  # no restriction, or one of whole groups
         least = ev.memo.get((pool, None))
         if least is None:
-            least = ev.memo[(pool, None)] = bills[:h].min(axis=members)
+            least = ev.memo[(pool, None)] = _least_over(bills[:h], groups)
         if not names:
             return least
         return np.where(_mask(groups_shape, group_axes, {names[0]: masks[names[0]]})[:h], least, np.inf)
     axis = axes.index(names[0])
     along = ev.memo.get((pool, names[0]))
     if along is None:  # [groups..., values of the axis]
-        kept_axes = [i for i in range(len(axes)) if i not in members or i == axis]
-        along = bills[:h].min(axis=tuple(i for i in members if i != axis))
-        along = ev.memo[(pool, names[0])] = np.moveaxis(along, kept_axes.index(axis), -1)
+        along = ev.memo[(pool, names[0])] = _least_over(bills[:h], [*groups, axis])
     return np.where(np.asarray(masks[names[0]], dtype=bool), along, np.inf).min(axis=-1)
+
+
+def _least_over(bills: np.ndarray, kept: list[int]) -> np.ndarray:
+    """The least of `bills` over every axis not in `kept`, indexed by the kept axes in that order.
+    numpy reduces well beside a wide kept innermost axis (the prefill pool's 64 transfer classes: a
+    copy would cost 10x more), but with the innermost axes 2 or 3 wide it takes up to 8x longer than
+    a contiguous copy with the reduced axes last and a reduction over them (the decode pool, ~7 M
+    bills: 0.2 against 0.025 s)."""
+    rest = [i for i in range(bills.ndim) if i not in kept]
+    if bills.ndim - 1 in kept and bills.shape[-1] >= 16:
+        ascending = sorted(kept)
+        return np.moveaxis(bills.min(axis=tuple(rest)), [ascending.index(i) for i in kept], range(len(kept)))
+    moved = np.ascontiguousarray(bills.transpose([*kept, *rest]))
+    return moved.reshape(*(bills.shape[i] for i in kept), -1).min(axis=-1)
 
 
 @dataclass
@@ -461,19 +474,73 @@ def pair_costs(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: boo
 
 
 def best(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = True) -> Choice | None:
-    """The exact cheapest (prefill option, decode option) pair under the masks."""
-    pairs = pair_costs(ev, masks, mix_hardware)
-    if pairs.total.size == 0:
-        return None
-    flat = int(np.argmin(pairs.total))
-    if not np.isfinite(pairs.total.ravel()[flat]):
-        return None
-    i, j, kv = np.unravel_index(flat, pairs.total.shape)
+    """The exact cheapest (prefill option, decode option) pair under the masks: from the pair table
+    when the frontiers already built it, else by `_cheapest_pair`, which scores only the pairs that
+    can reach the minimum (`whatif` asks ~50 times, once per variant and host-tier set)."""
     k = ev.pair_class.shape[1]
-    hp, kp = divmod(int(pairs.prefill[i]), k)
-    hd, kd = divmod(int(pairs.decode[j]), k)
-    return _choice(ev, float(pairs.total.ravel()[flat]), hp, kp, hd, kd, kv, pairs.d_src, pairs.p_src,
-                   pairs.d_keep, pairs.p_keep)
+    if masks is None and (mix_hardware,) in ev.memo:
+        pairs = pair_costs(ev, masks, mix_hardware)
+        if pairs.total.size == 0:
+            return None
+        flat = int(np.argmin(pairs.total))
+        if not np.isfinite(pairs.total.ravel()[flat]):
+            return None
+        i, j, kv = np.unravel_index(flat, pairs.total.shape)
+        return _choice(ev, float(pairs.total.ravel()[flat]), *divmod(int(pairs.prefill[i]), k),
+                       *divmod(int(pairs.decode[j]), k), kv, pairs.d_src, pairs.p_src, pairs.d_keep, pairs.p_keep)
+    d_min, d_src, p_min, p_src, d_keep, p_keep = _groups(ev, masks)
+    found = _cheapest_pair(ev, d_min, p_min, mix_hardware)
+    if found is None:
+        return None
+    monthly, p_group, d_group, kv = found
+    return _choice(ev, monthly, *divmod(p_group, k), *divmod(d_group, k), kv, d_src, p_src, d_keep, p_keep)
+
+
+def _pair_totals(ev: DisaggEval, p_flat: np.ndarray, d_flat: np.ndarray, prefill: np.ndarray,
+                 decode: np.ndarray, mix_hardware: bool) -> np.ndarray:
+    """[len(prefill), len(decode), KV] bills of the pairs of these groups (flat hardware x layout
+    indices), each prefill group at the pair's transfer class: `pair_costs`'s `total`, element for element."""
+    k = ev.pair_class.shape[1]
+    cls = ev.pair_class.reshape(p_flat.shape[0], d_flat.shape[0])[np.ix_(prefill, decode)]
+    p_at = p_flat[prefill[:, None], :, cls]
+    if not mix_hardware:
+        p_at = np.where(((prefill // k)[:, None] == (decode // k)[None, :])[..., None], p_at, np.inf)
+    return p_at + d_flat[decode][None]
+
+
+def _cheapest_pair(ev: DisaggEval, d_min: np.ndarray, p_min: np.ndarray,
+                   mix_hardware: bool) -> tuple[float, int, int, int] | None:
+    """(bill, prefill group, decode group, KV dtype) of the pair `np.argmin` finds over `pair_costs`'s
+    table, without scoring every pair of groups (~26 ms a call on the default scenario).
+
+    A pair's bill is its prefill group's at the pair's transfer class plus its decode group's, so it
+    is at least `low` = the prefill group's cheapest class + the decode group (float addition is
+    monotone: the bound holds as computed). The best partners of the prefill group with the least
+    bound and of the cheapest decode group give a real pair's bill `bound`; a group whose least
+    possible pair exceeds it cannot be in any cheapest pair, so only the others are scored. Every
+    pair at the minimum is among them, in the table's order, so ties resolve as `np.argmin` does."""
+    h, k, kv_n, g_n = p_min.shape
+    p_flat, d_flat = p_min.reshape(h * k, kv_n, g_n), d_min.reshape(h * k, kv_n)
+    prefill = np.flatnonzero(np.isfinite(p_flat).any(axis=(1, 2)))
+    decode = np.flatnonzero(np.isfinite(d_flat).any(axis=1))
+    if not prefill.size or not decode.size:
+        return None
+    p_low, d = p_flat[prefill].min(axis=2), d_flat[decode]  # [nP, KV], [nD, KV]
+    firsts = np.unique(np.argmin(p_low, axis=0))  # per KV dtype: the prefill group bound lowest
+    lasts = np.unique(np.argmin(d, axis=0))
+    bound = min(float(_pair_totals(ev, p_flat, d_flat, prefill[firsts], decode, mix_hardware).min()),
+                float(_pair_totals(ev, p_flat, d_flat, prefill, decode[lasts], mix_hardware).min()))
+    if not math.isfinite(bound):  # e.g. no pool pairs with one on its own hardware: score them all
+        rows, cols = np.arange(prefill.size), np.arange(decode.size)
+    else:
+        rows = np.flatnonzero((p_low + d.min(axis=0)[None]).min(axis=1) <= bound)
+        cols = np.flatnonzero((p_low.min(axis=0)[None] + d).min(axis=1) <= bound)
+    total = _pair_totals(ev, p_flat, d_flat, prefill[rows], decode[cols], mix_hardware)
+    flat = int(np.argmin(total))
+    if not np.isfinite(total.ravel()[flat]):
+        return None
+    i, j, kv = np.unravel_index(flat, total.shape)
+    return float(total.ravel()[flat]), int(prefill[rows[i]]), int(decode[cols[j]]), int(kv)
 
 
 def _choice(ev: DisaggEval, monthly: float, hp, kp, hd, kd, kv, d_src, p_src, d_keep=None, p_keep=None) -> Choice:

@@ -497,3 +497,56 @@ def test_a_masked_pair_search_equals_the_search_over_masked_pools(mix):
         assert disagg_search.best(ev, masks, mix) == expected, masks
         if any(masks is case for case in binding):  # each leaves the unrestricted answer out
             assert expected is None or expected != base, masks
+
+
+def _first_cheapest_pair(p_min, d_min, pair_class, mix):
+    """By brute force, in the pair table's order (prefill group, decode group, KV dtype): the first
+    pair of groups with a finite option at the least bill, as (bill, prefill group, decode group, KV)."""
+    h, k, kv_n, _ = p_min.shape
+    p, d, cls = p_min.reshape(h * k, kv_n, -1), d_min.reshape(h * k, kv_n), pair_class.reshape(h * k, h * k)
+    found = None
+    for i in range(h * k):
+        if not np.isfinite(p[i]).any():
+            continue
+        for j in range(h * k):
+            if not np.isfinite(d[j]).any():
+                continue
+            for kv in range(kv_n):
+                total = np.float32(np.inf) if not mix and i // k != j // k else p[i, kv, cls[i, j]] + d[j, kv]
+                if found is None or total < found[0]:
+                    found = (total, i, j, kv)
+    return None if found is None or not np.isfinite(found[0]) else (float(found[0]), found[1], found[2], found[3])
+
+
+@pytest.mark.parametrize("mix", [True, False])
+@pytest.mark.parametrize("seed", range(40))
+def test_the_bounded_pair_search_finds_the_first_cheapest_pair(seed, mix):
+    """`_cheapest_pair` scores only the groups whose least possible pair can reach a known pair's
+    bill; on pools with many ties, unreachable (all-inf) groups and classes, it returns what a scan
+    of every pair in table order returns, ties included."""
+    rng = np.random.default_rng(seed)
+    h, k, kv_n, g_n = int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    p_min = rng.integers(1, 6, size=(h, k, kv_n, g_n)).astype(np.float32)
+    d_min = rng.integers(1, 6, size=(h, k, kv_n)).astype(np.float32)
+    p_min[rng.random(p_min.shape) < 0.3] = np.inf
+    d_min[rng.random(d_min.shape) < 0.3] = np.inf
+    pair_class = rng.integers(0, g_n, size=(h, k, h, k))
+    ev = SimpleNamespace(pair_class=pair_class)
+    assert disagg_search._cheapest_pair(ev, d_min, p_min, mix) == _first_cheapest_pair(p_min, d_min, pair_class, mix)
+
+
+@pytest.mark.parametrize("kept", [[0, 1, 4], [0, 1, 4, 2], [0, 1, 4, 3], [0, 3, 4], [1, 0], [0, 1, 3, 4]])
+@pytest.mark.parametrize("last", [2, 17])
+def test_least_over_kept_axes_is_the_least_of_each_kept_cell(kept, last):
+    """`_least_over` (the pools' group minima; it takes one of two routes by the innermost axis'
+    width) equals the least of every kept cell taken one at a time, in the kept axes' order."""
+    rng = np.random.default_rng(len(kept) * 100 + last)
+    bills = rng.random((3, 4, 2, 3, last)).astype(np.float32)
+    bills[rng.random(bills.shape) < 0.2] = np.inf
+    got = disagg_search._least_over(bills, kept)
+    assert got.shape == tuple(bills.shape[i] for i in kept)
+    for cell in np.ndindex(got.shape):
+        index = [slice(None)] * bills.ndim
+        for axis, at in zip(kept, cell, strict=True):
+            index[axis] = at
+        assert got[cell] == bills[tuple(index)].min()
