@@ -4,10 +4,16 @@
 every model made DeepSeek-V3 on 8 x H200 (its standard deployment, in the FP8 its authors publish)
 read "does not fit", and billed Kimi-K2.5 (published in INT4) at four times its real weight bytes.
 
-The planner has one weight dtype per configuration, so a checkpoint that mixes formats is read at
-its narrowest: MoE checkpoints quantise their routed experts, nearly all of their weights, the
-furthest (Kimi-K2.5: INT4 experts, BF16 attention; DeepSeek-V4: FP4 experts, FP8 elsewhere). The
-few wider weights are then counted narrow (Kimi-K2.5: ~3 % of its weight bytes).
+A checkpoint that mixes formats is read at its narrowest: MoE checkpoints quantise their routed
+experts, nearly all of their weights, the furthest. Their non-expert matrices (attention, shared
+experts, dense layers) often stay wider (Kimi-K2.5: INT4 experts, BF16 attention; DeepSeek-V4: FP4
+experts, FP8 elsewhere; gpt-oss: MXFP4 experts, BF16 attention): `checkpoint_dense_dtype` reads that
+second dtype. Few as those weights are (~1-3 % of the parameters), a decode step reads all of them
+and only the experts its tokens route to: at batch 1, Kimi-K2.5's BF16 attention and shared experts
+are more bytes than its eight INT4 experts per layer. Where a checkpoint's attention and shared
+experts differ (NVIDIA's Qwen3.6 NVFP4: FP8 attention, NVFP4 shared experts), the attention's dtype
+is taken: it holds most of the non-expert weights. Dense models keep one dtype (their MLPs are
+most of their weights and are not told apart from attention here).
 
 MXFP4 checkpoints (gpt-oss; DeepSeek-V4's `expert_dtype` fp4, with power-of-two `ue8m0` scales) read
 as int4: engines run them weight-only by default (4-bit weights, 16-bit GEMMs), which is the
@@ -103,3 +109,57 @@ def checkpoint_dtype(cfg: dict[str, Any], repo: str | None = None) -> tuple[str 
             return narrowest, f"quantization_config {method}: narrowest weight group {narrowest}"
         return None, f"quantization_config {method} without weight groups the planner reads"
     return None, f"quantization_config quant_method {method!r} is not a format the planner maps"
+
+
+ATTENTION = re.compile(r"attn", re.IGNORECASE)
+"""Module names of attention projections (`self_attn`, `linear_attn`, DeepSeek-V4's `attn`)."""
+
+
+def checkpoint_dense_dtype(cfg: dict[str, Any], repo: str | None = None) -> tuple[str | None, str]:
+    """(dtype of a MoE checkpoint's non-expert matrices where its config.json says they are wider
+    than `checkpoint_dtype`'s, what says so); None when they are not, or the config does not say.
+    Modules a quantization config leaves out stay at 16 bits (the checkpoint's torch_dtype; NVIDIA's
+    exports that omit it store them in BF16)."""
+    published, _ = checkpoint_dtype(cfg, repo)
+    q = _quantization(cfg)
+    if published is None or q is None:
+        return None, "no mixed formats recorded"
+    method = str(q.get("quant_method") or "").lower()
+    found: str | None = None
+    why = ""
+    if method in FP8_METHODS and str(cfg.get("expert_dtype", "")).lower() == "fp4":
+        found, why = "fp8", "quantization_config fp8 for every matrix but the routed experts (expert_dtype fp4)"
+    elif method in WEIGHT_ONLY_4BIT:
+        kept = [m for m in q.get("modules_to_not_convert") or [] if ATTENTION.search(str(m))]
+        if kept:
+            found, why = "bf16", f"modules_to_not_convert keeps {kept[0]} at 16 bits"
+    elif method in ("compressed-tensors", "modelopt") or "config_groups" in q:
+        for group in (q.get("config_groups") or {}).values():
+            targets = [t for t in (group.get("targets") or []) if ATTENTION.search(str(t))] if isinstance(group, dict) else []
+            weights = (group.get("weights") or {}) if isinstance(group, dict) else {}
+            dtype = _group_dtype(weights.get("num_bits"), weights.get("type"))
+            if targets and dtype is not None:
+                found, why = dtype, f"a config group quantises the attention projections ({targets[0]}) to {dtype}"
+                break
+        else:
+            everything = [str(m) for m in q.get("ignore") or []]
+            ignored = [m for m in everything if ATTENTION.search(m)]
+            if ignored and _every_layer(ignored, everything, cfg):
+                found, why = "bf16", f"quantization_config ignore lists {ignored[0]}: kept at 16 bits"
+    if found is None or found == published or (published == "int4" and found == "int4"):
+        return None, "every matrix in one format"
+    return found, why
+
+
+def _every_layer(attention: list[str], ignored: list[str], cfg: dict[str, Any]) -> bool:
+    """Whether ignored module names cover the attention of (nearly) every layer: an attention
+    pattern without a layer index covers all; else the layers named by attention entries or ignored
+    whole (NVIDIA's exports leave the first dense layer out under `layers.0*`) must be at least
+    90 % of the layers."""
+    indexed = [re.search(r"layers\.(\d+)\.", n) for n in attention]
+    if any(m is None for m in indexed):
+        return True
+    whole = {m.group(1) for m in (re.search(r"layers\.(\d+)\*$", n) for n in ignored) if m}
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    layers = text.get("num_hidden_layers") or cfg.get("num_hidden_layers")
+    return bool(layers) and len({m.group(1) for m in indexed if m} | whole) >= 0.9 * int(layers)

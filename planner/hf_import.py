@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from planner.checkpoint_dtype import checkpoint_dtype
+from planner.checkpoint_dtype import checkpoint_dense_dtype, checkpoint_dtype
 from planner.errors import InputFileError
 
 MAX_CONFIG_BYTES = 8 * 2**20
@@ -370,6 +370,9 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
     published, _ = checkpoint_dtype(cfg, repo)
     if published is not None:
         spec["weight_dtype_published"] = published
+        dense, _ = checkpoint_dense_dtype(cfg, repo)
+        if dense is not None and spec.get("experts_routed"):  # a dense model's MLPs are not told apart
+            spec["weight_dtype_dense_published"] = dense
     del spec["_type"]
     cfg_key = f"config-{mid}"
     where = f"{repo} config.json (Hugging Face)" if repo else "config.json"

@@ -8,6 +8,7 @@ from planner.catalog import Catalog
 from planner.model.arch import arch_arrays
 from planner.model.power import sustained_peak_fraction
 from planner.model.types import Arch, Config, Hw, Spec
+from planner.quality import as_published
 from planner.schema import Accelerator, ModelSpec
 from planner.schema.scenario import Speculative
 
@@ -156,10 +157,20 @@ def draft_arrays(catalog: Catalog, target: ModelSpec, spec: Speculative,
     return arrays, 0.0
 
 
+def dense_weight_dtype(model: ModelSpec, weight_dtype: str) -> str:
+    """The dtype of a model's non-expert matrices (attention, shared experts, dense layers) at this
+    weight dtype: where the weights are the published checkpoint's (`quality.as_published`) and it
+    keeps those wider than its experts (`ModelSpec.weight_dtype_dense_published`), that; else the
+    weight dtype itself (a quantisation the planner applies covers every linear layer)."""
+    dense = model.weight_dtype_dense_published
+    return dense if dense is not None and as_published(weight_dtype, model.weight_dtype_published) else weight_dtype
+
+
 def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_frac=0.0, spec_k=0,
                   prefix_cache=0.0, flash=1.0, tp=None, pp=1, ep=1, dp_attn=1, cp=1, replicas=1,
-                  expert_imbalance=1.0) -> Config:
-    """Config arrays; without a layout, the chips form one tensor-parallel instance (tp = chips)."""
+                  expert_imbalance=1.0, dense_dtype=None) -> Config:
+    """Config arrays; without a layout, the chips form one tensor-parallel instance (tp = chips).
+    `dense_dtype`: the non-expert matrices' dtype (`dense_weight_dtype`; default `weight_dtype`)."""
     def arr(x, mapping=None):
         if mapping is not None:
             x = np.vectorize(mapping.__getitem__, otypes=[_F32])(np.asarray(x))
@@ -167,7 +178,10 @@ def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_f
 
     return Config(
         chips=arr(chips), batch=arr(batch), weight_bytes=arr(weight_dtype, WEIGHT_BYTES),
-        gemm_flops_sel=arr(weight_dtype, GEMM_SELECT), kv_bytes=arr(kv_dtype, KV_BYTES),
+        gemm_flops_sel=arr(weight_dtype, GEMM_SELECT),
+        dense_weight_bytes=arr(weight_dtype if dense_dtype is None else dense_dtype, WEIGHT_BYTES),
+        dense_gemm_sel=arr(weight_dtype if dense_dtype is None else dense_dtype, GEMM_SELECT),
+        kv_bytes=arr(kv_dtype, KV_BYTES),
         dram_frac=arr(dram_frac), nvme_frac=arr(nvme_frac), spec_k=arr(spec_k),
         prefix_cache=arr(prefix_cache), flash=arr(flash),
         tp=arr(chips if tp is None else tp), pp=arr(pp), ep=arr(ep), dp_attn=arr(dp_attn), cp=arr(cp),

@@ -11,7 +11,7 @@ import pytest
 
 from planner import io, paths, quality
 from planner.catalog import load_catalog
-from planner.checkpoint_dtype import checkpoint_dtype
+from planner.checkpoint_dtype import checkpoint_dense_dtype, checkpoint_dtype
 from planner.evaluation import case_from_dict, evaluate_cases
 from planner.hf_import import import_model
 from planner.schema import ModelsFile
@@ -61,6 +61,38 @@ def test_an_unreadable_or_contradicted_format_is_not_recorded(cfg: dict, repo: s
     assert dtype is None and why in reason
 
 
+def _layers(count: int, module: str) -> list[str]:
+    return [f"model.layers.{i}.{module}*" for i in range(count)]
+
+
+@pytest.mark.parametrize(("cfg", "expected"), [
+    # DeepSeek-V4: block FP8 everywhere but the FP4 routed experts
+    ({"quantization_config": FP8_BLOCKS, "expert_dtype": "fp4"}, "fp8"),
+    # gpt-oss: MXFP4 experts, attention left out of the conversion
+    ({"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "lm_head"]}},
+     "bf16"),
+    # Kimi-K2.5: one INT4 group, attention ignored by a pattern
+    ({"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {"g": _group(4, "int")},
+                              "ignore": ["lm_head", "re:.*self_attn.*"]}}, "bf16"),
+    # NVIDIA's exports: every layer's attention listed (one of 4 may sit under a whole-layer entry)
+    ({"num_hidden_layers": 4, "quantization_config": {"quant_method": "modelopt", "config_groups": {"g": _group(4, "float")},
+                                                      "ignore": ["model.layers.0*", *_layers(4, "self_attn")[1:]]}}, "bf16"),
+    # Qwen3.6 NVFP4: a group of its own quantises the attention projections to FP8
+    ({"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {
+        "a": {**_group(8, "float"), "targets": ["model.layers.0.self_attn.q_proj"]}, "b": _group(4, "float")}}}, "fp8"),
+    # one format throughout: nothing to record
+    ({"quantization_config": FP8_BLOCKS}, None),
+    ({"quantization_config": {"quant_method": "mxfp4"}}, None),
+    ({"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {"g": _group(4, "int")}}}, None),
+    ({"torch_dtype": "bfloat16"}, None),
+    # attention of a few layers only (here 1 of 4) is not the non-expert part's format
+    ({"num_hidden_layers": 4, "quantization_config": {"quant_method": "modelopt", "config_groups": {"g": _group(4, "float")},
+                                                      "ignore": _layers(1, "self_attn")}}, None),
+])
+def test_the_non_expert_format_of_a_mixed_checkpoint(cfg: dict, expected: str | None) -> None:
+    assert checkpoint_dense_dtype(cfg)[0] == expected
+
+
 def _cited_file(citation: str) -> Path | None:
     found = re.search(r"tests/data/hf-configs/(\S+_config\.json)", citation)
     return CONFIGS / found.group(1) if found else None
@@ -83,11 +115,37 @@ def test_every_catalog_checkpoint_dtype_is_what_its_cited_config_says() -> None:
         "fp8", "int4", "int4", "bf16")
 
 
+def test_every_mixed_moe_checkpoint_in_the_catalog_records_its_non_expert_format() -> None:
+    """Each MoE model's non-expert dtype is the one its cited config.json says (recorded where it is
+    wider than the experts', absent where it is not); no dense model records one."""
+    models = io.load(ModelsFile, paths.models_file())
+    recorded = {}
+    for spec in models.model:
+        if spec.weight_dtype_published is None:
+            assert spec.weight_dtype_dense_published is None, spec.id
+            continue
+        path = _cited_file(models.sources[spec.sources["weight_dtype_published"]])
+        repo = path.name.removesuffix("_config.json").replace("--", "/", 1)
+        expected = checkpoint_dense_dtype(json.loads(path.read_text()), repo)[0] if spec.is_moe else None
+        assert spec.weight_dtype_dense_published == expected, spec.id
+        if expected is not None:
+            cited = models.sources[spec.sources["weight_dtype_dense_published"]]
+            assert _cited_file(cited) == path, spec.id
+            recorded[spec.id] = expected
+    assert {k: recorded.get(k) for k in ("kimi-k2.5", "deepseek-v4-flash", "gpt-oss-120b", "deepseek-v3")} == {
+        "kimi-k2.5": "bf16", "deepseek-v4-flash": "fp8", "gpt-oss-120b": "bf16", "deepseek-v3": None}
+
+
 def test_the_importer_records_the_checkpoint_dtype() -> None:
     spec, _ = import_model(CONFIGS / "deepseek-ai--DeepSeek-V3_config.json")
     assert spec.weight_dtype_published == "fp8" and spec.sources["weight_dtype_published"]
     spec, _ = import_model(CONFIGS / "nvidia--DeepSeek-V3.1-NVFP4_config.json")
     assert spec.weight_dtype_published is None  # NVFP4 by name, not by its config.json
+    spec, _ = import_model(CONFIGS / "moonshotai--Kimi-K2.5_config.json")
+    assert (spec.weight_dtype_published, spec.weight_dtype_dense_published) == ("int4", "bf16")
+    assert spec.sources["weight_dtype_dense_published"]
+    spec, _ = import_model(CONFIGS / "nvidia--Qwen3.6-27B-NVFP4_config.json")
+    assert spec.weight_dtype_dense_published is None  # a dense model: its FP8 attention is not told apart
 
 
 def _eval(**case) -> dict:
@@ -183,3 +241,48 @@ def test_the_published_format_is_exempt_from_the_weight_floor() -> None:
         exempt = [n for n in grid.warnings if "searched although below quality.weight_dtype_min" in n]
         assert bool(exempt) == (model == "kimi-k2.5"), grid.warnings
     assert quality.weight_ok(sc, "int4", "int4") and not quality.weight_ok(sc, "int4", "fp8")
+
+
+def _eval_kimi(catalog, weight_dtype: str | None = None) -> dict:
+    raw = {"hardware": "h200-sxm", "model": "kimi-k2.5", "chips": 8, "batch": 1, "input": 8000, "output": 100, "tp": 8}
+    if weight_dtype is not None:
+        raw["weight_dtype"] = weight_dtype
+    return evaluate_cases([case_from_dict(raw, "test", catalog=catalog)], catalog)[0]
+
+
+def test_the_published_non_expert_format_is_what_the_weights_and_a_decode_step_read() -> None:
+    """Kimi-K2.5 publishes INT4 experts beside BF16 attention, shared experts and dense layer: at its
+    published INT4 each chip holds those non-expert weights at 2 bytes each, not INT4's 0.53, and a
+    batch-1 decode step, which reads all of them, takes longer. A planner-made fp8 covers every
+    matrix: there the record changes nothing."""
+    from dataclasses import replace
+
+    from planner.lowering import WEIGHT_BYTES
+    from planner.model.arch import param_counts
+
+    cat = load_catalog()
+    model = cat.model("kimi-k2.5")
+    uniform = replace(cat, models={**cat.models, "kimi-k2.5": model.model_copy(update={"weight_dtype_dense_published": None})})
+    mixed, flat = _eval_kimi(cat), _eval_kimi(uniform)
+    dense = float(param_counts(model).dense)
+    wider_gb = dense * (WEIGHT_BYTES["bf16"] - WEIGHT_BYTES["int4"]) / 8 / 1e9  # split over tp 8
+    assert mixed["weights_gb_per_chip"] - flat["weights_gb_per_chip"] == pytest.approx(wider_gb, rel=1e-3)
+    assert mixed["tpot_s"] > flat["tpot_s"] * 1.03
+    assert mixed["kv_capacity_tokens"] < flat["kv_capacity_tokens"]
+    planner_fp8, flat_fp8 = _eval_kimi(cat, "fp8"), _eval_kimi(uniform, "fp8")
+    assert (planner_fp8["weights_gb_per_chip"], planner_fp8["tpot_s"]) == (flat_fp8["weights_gb_per_chip"], flat_fp8["tpot_s"])
+
+
+def test_non_expert_gemms_run_at_their_published_format() -> None:
+    """DeepSeek-V4-Flash keeps everything but its FP4 routed experts in block FP8: at the published
+    weights its attention and shared-expert GEMMs run on FP8 tensor cores (the experts weight-only,
+    in BF16 GEMMs), so a compute-bound prefill is faster than with every GEMM in BF16."""
+    from dataclasses import replace
+
+    cat = load_catalog()
+    model = cat.model("deepseek-v4-flash")
+    uniform = replace(cat, models={**cat.models, model.id: model.model_copy(update={"weight_dtype_dense_published": None})})
+    raw = {"hardware": "h200-sxm", "model": model.id, "chips": 8, "batch": 1, "input": 8000, "output": 100, "tp": 8}
+    mixed, flat = (evaluate_cases([case_from_dict(raw, "test", catalog=c)], c)[0] for c in (cat, uniform))
+    assert mixed["weight_dtype"] == flat["weight_dtype"] == "int4"
+    assert mixed["ttft_s"] < flat["ttft_s"] * 0.97

@@ -214,7 +214,8 @@ def models_list(format: FormatOption = Format.table) -> None:
         title=f"{len(specs)} models",
         caption="Params are the published totals (n/a where none is published). Weights: the dtype the "
         "published checkpoint is served at, which `planner eval` assumes when given none (unknown: not "
-        "recorded, eval assumes bf16). KV per token at short "
+        "recorded, eval assumes bf16); int4+bf16: 4-bit experts beside non-expert matrices (attention, "
+        "shared experts) the checkpoint keeps at bf16. KV per token at short "
         "context, all layers: GQA 2*kv_heads*head_dim*2 B per layer, MLA (kv_lora_rank+rope_dim)*2 B; "
         "sparse layers add their indexer key, compressed layers 1/ratio of an entry; fixed linear/SSM "
         "states are not per token.",
@@ -224,9 +225,16 @@ def models_list(format: FormatOption = Format.table) -> None:
         out.add_row(
             m.id, m.attention, str(m.layers), f"{m.hidden:,}", f"{m.heads}/{m.kv_heads}", _experts_cell(m),
             _params_cell(m), render.kib(render.kv_bytes_per_token(m)), f"{m.max_context:,}",
-            m.weight_dtype_published or "unknown",
+            _weights_cell(m),
         )
     render.console().print(out)
+
+
+def _weights_cell(m: ModelSpec) -> str:
+    if m.weight_dtype_published is None:
+        return "unknown"
+    dense = m.weight_dtype_dense_published
+    return m.weight_dtype_published + (f"+{dense}" if dense else "")
 
 
 @models_app.command("show")

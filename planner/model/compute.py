@@ -21,16 +21,25 @@ def gemm_peak(hw: Hw, cfg: Config) -> jnp.ndarray:
     weight-only formats (int4, or FP8 on a chip without FP8) dequantise into BF16 GEMMs. What low
     precision does not speed up (activation quantisation, norms, SwiGLU) is costed separately by
     `activation_time` and `quant_layer_latency_s`, not by scaling the peak."""
-    sel = cfg.gemm_flops_sel
+    return peak_of(hw, cfg.gemm_flops_sel)
+
+
+def dense_gemm_peak(hw: Hw, cfg: Config) -> jnp.ndarray:
+    """The peak of the non-expert GEMMs (`Config.dense_gemm_sel`; the same as `gemm_peak` unless a
+    published MoE checkpoint keeps them wider: Kimi-K2.6's BF16 attention beside NVFP4 experts)."""
+    return peak_of(hw, cfg.dense_gemm_sel)
+
+
+def peak_of(hw: Hw, sel) -> jnp.ndarray:
     peak = jnp.where(sel == 1, hw.flops_fp8, jnp.where(sel == 2, hw.flops_int8,
                      jnp.where(sel == 3, hw.flops_fp4, hw.flops_bf16)))
     return jnp.where(peak > 0, peak, hw.flops_bf16)
 
 
-def quantised_activations(hw: Hw, cfg: Config) -> jnp.ndarray:
-    """1.0 where the GEMMs run on quantised activations (W8A8 / W4A4 on native tensor cores): every
-    GEMM input is quantised by an extra kernel first."""
-    sel = cfg.gemm_flops_sel
+def quantised_activations(hw: Hw, cfg: Config, sel=None) -> jnp.ndarray:
+    """1.0 where the GEMMs (of `sel`, default the config's) run on quantised activations (W8A8 /
+    W4A4 on native tensor cores): every GEMM input is quantised by an extra kernel first."""
+    sel = cfg.gemm_flops_sel if sel is None else sel
     native = jnp.where(sel == 1, hw.flops_fp8, jnp.where(sel == 2, hw.flops_int8,
                        jnp.where(sel == 3, hw.flops_fp4, 0.0)))
     return jnp.where((sel > 0) & (native > 0), 1.0, 0.0)
@@ -64,21 +73,31 @@ def expert_gemm_scale(a: Arch, hw: Hw) -> jnp.ndarray:
     return 1.0 / (hw.moe_eff * jnp.maximum(width, 1e-3))
 
 
-def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray, expert_skew=1.0):
+def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray, expert_skew=1.0,
+                dense_bytes=None):
     """(bytes, FLOPs) of the quantised linear layers for a step over `tokens` tokens, in
     dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale`, and every touched
     expert computes at least one full tile of rows (tile quantisation at small tokens per expert).
     `expert_skew` (layouts.busiest_rank_skew) scales the expert FLOPs to the busiest expert-parallel
-    rank's, which the step waits for; weight reads are per rank and are not skewed."""
+    rank's, which the step waits for; weight reads are per rank and are not skewed. The non-expert
+    matrices are read at `dense_bytes` per weight (`Config.dense_weight_bytes`; default `weight_bytes`)."""
+    wider = 0.0 if dense_bytes is None else a.params_dense * (dense_bytes - weight_bytes)  # exactly 0 if alike
     if _has_no_experts(a):  # see without_experts
-        return a.params_dense * weight_bytes, 2.0 * tokens * a.params_dense
+        return a.params_dense * weight_bytes + wider, 2.0 * tokens * a.params_dense
     scale = expert_gemm_scale(a, hw)
     touched = experts_touched(a, tokens)
-    touched_bytes = (a.params_dense + touched * a.params_expert * scale) * weight_bytes
+    touched_bytes = (a.params_dense + touched * a.params_expert * scale) * weight_bytes + wider
     routed_rows = tokens * a.experts_active  # (token, expert) pairs per MoE layer
     padded_rows = jnp.maximum(routed_rows, touched * EXPERT_TILE_M)
     flops = 2.0 * (tokens * a.params_dense + padded_rows * a.params_expert * scale * expert_skew)
     return touched_bytes, flops
+
+
+def linear_time(a: Arch, tokens, flops, per_flop, per_flop_dense) -> jnp.ndarray:
+    """Seconds of `flops` linear FLOPs (`linear_work`'s, plus any LM head) over `tokens` tokens at
+    `per_flop` (seconds per FLOP of the whole instance), the non-expert GEMMs' share (2 x tokens x
+    params_dense) at their own `per_flop_dense` (written so that alike speeds add exactly 0)."""
+    return flops * per_flop + 2.0 * tokens * a.params_dense * (per_flop_dense - per_flop)
 
 
 def activation_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray) -> jnp.ndarray:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from planner.model.attention import attn_flops_decode, kv_elems_read_decode, score_elems_decode
 from planner.model.compute import (
     activation_time,
+    dense_gemm_peak,
     fixed_layer_time,
     gemm_peak,
     host_step_time,
@@ -35,11 +36,14 @@ from planner.model.types import Arch, Config, Hw
 
 def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     tokens = batch * query_tokens
-    linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, tokens))
+    linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, tokens),
+                                             dense_bytes=cfg.dense_weight_bytes)
     w_chip = weight_stream_per_chip(a, cfg, linear_bytes, a.params_lm_head * BF16)
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)
-    t_flops = flops / (cfg.chips * gemm_peak(hw, cfg) * hw.decode_mfu)
+    speed = cfg.chips * gemm_peak(hw, cfg) * hw.decode_mfu
+    wider = 2.0 * tokens * a.params_dense * (1.0 / (cfg.chips * dense_gemm_peak(hw, cfg) * hw.decode_mfu) - 1.0 / speed)
+    t_flops = flops / speed + wider  # the non-expert GEMMs at their own peak (`compute.linear_time`)
     return jnp.maximum(t_mem, t_flops)
 
 

@@ -24,11 +24,13 @@ def kv_elems_per_seq(a: Arch, context: jnp.ndarray) -> jnp.ndarray:
     return kv_elems_stored(a, context)
 
 
-def weight_bytes(a: Arch, weight_bytes_per_param: jnp.ndarray) -> jnp.ndarray:
+def weight_bytes(a: Arch, weight_bytes_per_param: jnp.ndarray, dense_bytes_per_param=None) -> jnp.ndarray:
     """All weights of one replica. Embeddings and the LM head stay in BF16 (standard in FP8/FP4
-    checkpoints such as ModelOpt's); every other matrix uses the weight dtype incl. its scales."""
+    checkpoints such as ModelOpt's); every other matrix uses the weight dtype incl. its scales, the
+    non-expert ones `dense_bytes_per_param` where given (`Config.dense_weight_bytes`)."""
     quantised = a.params_dense + a.experts_routed * a.params_expert
-    return quantised * weight_bytes_per_param + (a.params_embed + a.params_lm_head) * BF16
+    wider = 0.0 if dense_bytes_per_param is None else a.params_dense * (dense_bytes_per_param - weight_bytes_per_param)
+    return quantised * weight_bytes_per_param + (a.params_embed + a.params_lm_head) * BF16 + wider
 
 
 def prefill_chunk_tokens(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
@@ -67,7 +69,7 @@ def memory_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray, draft_we
                     draft_context=None):
     """Bytes per chip by use; `context` is the KV length reserved per sequence. The drafter keeps
     its own KV for at most `draft_context` tokens (self-speculation's compressed cache)."""
-    weights = weights_per_chip(a, cfg, weight_bytes(a, cfg.weight_bytes)) + draft_weight_bytes / cfg.chips
+    weights = weights_per_chip(a, cfg, weight_bytes(a, cfg.weight_bytes, cfg.dense_weight_bytes)) + draft_weight_bytes / cfg.chips
     kv_seq = kv_elems_per_seq(a, context) * cfg.kv_bytes
     kv_total = cfg.batch * kv_seq * kv_share_per_chip(a, hw, cfg)
     draft_ctx = context if draft_context is None else jnp.minimum(context, draft_context)

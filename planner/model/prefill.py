@@ -13,8 +13,10 @@ import jax.numpy as jnp
 from planner.model.attention import attn_flops_prefill, score_elems_prefill
 from planner.model.compute import (
     activation_time,
+    dense_gemm_peak,
     fixed_layer_time,
     gemm_peak,
+    linear_time,
     linear_work,
     quantised_activations,
 )
@@ -43,6 +45,8 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     # per-configuration work below multiplies instead of dividing
     mfu = jnp.where(quantised_activations(hw, cfg) > 0, hw.prefill_mfu_lowp, hw.prefill_mfu)
     per_flop = 1.0 / (cfg.chips * gemm_peak(hw, cfg) * mfu)
+    mfu_dense = jnp.where(quantised_activations(hw, cfg, cfg.dense_gemm_sel) > 0, hw.prefill_mfu_lowp, hw.prefill_mfu)
+    per_flop_dense = 1.0 / (cfg.chips * dense_gemm_peak(hw, cfg) * mfu_dense)
     per_byte = 1.0 / (cfg.chips * hw.mem_bw * hw.hbm_eff)
     chunk = prefill_chunk_tokens(a, hw, cfg)
     if chunk_tokens is not None:
@@ -50,9 +54,9 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     # each chunk's routed tokens are spread over the expert-parallel ranks; the busiest one sets the pace
     _, flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, jnp.minimum(tokens, chunk)))
     flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
-    t_linear = flops_linear * per_flop
+    t_linear = linear_time(a, tokens, flops_linear, per_flop, per_flop_dense)
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
-    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes)
+    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes, dense_bytes=cfg.dense_weight_bytes)
     t_weights = chunks * (chunk_bytes + a.params_lm_head * BF16) * per_byte
     t_attn_flops = seqs * attn_flops_prefill(a, new, cached) / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg))
     t_attn_flops = t_attn_flops * attention_spread(cfg, seqs)

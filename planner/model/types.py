@@ -120,6 +120,10 @@ class Config(NamedTuple):
     batch: Array
     weight_bytes: Array  # bytes per weight incl. quantisation scales
     gemm_flops_sel: Array  # index 0 bf16, 1 fp8, 2 int8, 3 fp4: which peak the GEMMs run at
+    # the non-expert matrices (attention, shared experts, dense layers): as above, except in a
+    # published MoE checkpoint that keeps them wider than its experts (Kimi-K2.5: BF16 beside INT4)
+    dense_weight_bytes: Array
+    dense_gemm_sel: Array
     kv_bytes: Array  # bytes per cached element incl. scales
     dram_frac: Array  # share of active KV in host DRAM
     nvme_frac: Array  # share of active KV on NVMe

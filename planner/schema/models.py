@@ -64,6 +64,7 @@ SOURCED_MODEL_FIELDS = (
     "params_total_published",
     "params_active_published",
     "weight_dtype_published",
+    "weight_dtype_dense_published",
 )
 
 
@@ -204,6 +205,11 @@ class ModelSpec(Strict):
         None, description="The dtype engines serve the published checkpoint (hf_repo) at, from its config.json "
                           "quantization_config (planner.checkpoint_dtype): what `planner eval` assumes when no "
                           "weight dtype is given; None: not recorded (eval assumes bf16)")
+    weight_dtype_dense_published: WeightDtype | None = Field(
+        None, description="MoE checkpoints only: the dtype its non-expert matrices (attention, shared experts, "
+                          "dense layers) are published in where wider than weight_dtype_published (Kimi-K2.5: "
+                          "bf16 beside INT4 experts), from its config.json (planner.checkpoint_dtype); the "
+                          "planner reads and computes them at it whenever it runs the published weights")
     sources: dict[str, str] = Field(description="Field name -> source key in [sources]")
     notes: str = ""
 
@@ -232,6 +238,9 @@ class ModelSpec(Strict):
             raise ValueError("attention = 'mla' needs kv_lora_rank and qk_rope_head_dim")
         if self.heads % self.kv_heads:
             raise ValueError("heads must be a multiple of kv_heads")
+        if self.weight_dtype_dense_published is not None and (self.experts_routed is None or self.weight_dtype_published is None):
+            raise ValueError("weight_dtype_dense_published needs a MoE model (experts_routed) with weight_dtype_published: "
+                             "it is the non-expert part of a published MoE checkpoint")
         if (self.sliding_window is None) != (self.sliding_window_layers is None):
             raise ValueError("sliding_window and sliding_window_layers go together")
         if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:

@@ -24,6 +24,7 @@ from planner.lowering import (
     KV_BYTES,
     WEIGHT_BYTES,
     config_arrays,
+    dense_weight_dtype,
     draft_arrays,
     hardware_arrays,
     model_arrays,
@@ -116,6 +117,7 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, r
     tiers = plan.get("tier_split") or {}
     cfg = config_arrays(
         chips=instance_chips, batch=int(plan["batch"]), weight_dtype=plan["weight_dtype"], kv_dtype=plan["kv_dtype"],
+        dense_dtype=dense_weight_dtype(model, plan["weight_dtype"]),
         dram_frac=float(tiers.get("dram", 0.0)), nvme_frac=float(tiers.get("nvme", 0.0)),
         spec_k=int(plan.get("spec_k", 0)), prefix_cache=1.0 if plan.get("prefix_cache") else 0.0,
         flash=0.0 if plan.get("attention") == "naive" else 1.0, tp=tp, pp=pp, ep=ep, dp_attn=dp, cp=cp,
