@@ -179,6 +179,9 @@ def test_fp4_checkpoint_runs_weight_only_on_a_chip_without_fp4() -> None:
     blackwell = _eval(model="kimi-k2.6", hardware="b200")
     assert (hopper["weight_dtype"], blackwell["weight_dtype"]) == ("int4", "fp4")
     assert any("no FP4 tensor cores" in note for note in hopper["assumed"])
+    # its attention and shared experts are BF16 in the checkpoint, and the warning says so on both chips
+    for row in (hopper, blackwell):
+        assert any("attention, shared experts and dense layers at bf16" in note for note in row["assumed"])
 
 
 def test_eval_cli_warns_which_dtype_it_assumed(invoke) -> None:
