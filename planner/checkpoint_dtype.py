@@ -83,6 +83,9 @@ def checkpoint_dtype(cfg: dict[str, Any], repo: str | None = None) -> tuple[str 
     if not method and ("quant_algo" in q or (q.get("producer") or {}).get("name") == "modelopt"):
         method = "modelopt"  # ModelOpt's own config (quant_algo, producer) without a quant_method
     if method in FP8_METHODS:
+        if str(q.get("moe_quant_algo", "")).upper() == "NVFP4":
+            return "fp4", ("quantization_config fp8 with moe_quant_algo NVFP4: NVFP4 routed experts (nearly all "
+                           "the weights), W4A4 on FP4 tensor cores")
         if str(cfg.get("expert_dtype", "")).lower() == "fp4":
             return "int4", ("quantization_config fp8 with expert_dtype fp4: FP4 routed experts (nearly all the "
                             "weights), 4-bit weight-only as engines run them without FP4 tensor cores")
@@ -127,8 +130,9 @@ def checkpoint_dense_dtype(cfg: dict[str, Any], repo: str | None = None) -> tupl
     method = str(q.get("quant_method") or "").lower()
     found: str | None = None
     why = ""
-    if method in FP8_METHODS and str(cfg.get("expert_dtype", "")).lower() == "fp4":
-        found, why = "fp8", "quantization_config fp8 for every matrix but the routed experts (expert_dtype fp4)"
+    if method in FP8_METHODS and (str(cfg.get("expert_dtype", "")).lower() == "fp4"
+                                  or str(q.get("moe_quant_algo", "")).upper() == "NVFP4"):
+        found, why = "fp8", "quantization_config fp8 for every matrix but the routed experts (FP4)"
     elif method in WEIGHT_ONLY_4BIT:
         kept = [m for m in q.get("modules_to_not_convert") or [] if ATTENTION.search(str(m))]
         if kept:

@@ -30,6 +30,9 @@ def _group(bits: int, kind: str) -> dict:
     ({"text_config": {"torch_dtype": "bfloat16"}}, None, "bf16"),  # multimodal wrapper
     ({"quantization_config": FP8_BLOCKS}, "deepseek-ai/DeepSeek-V3", "fp8"),
     ({"quantization_config": FP8_BLOCKS, "expert_dtype": "fp4"}, "deepseek-ai/DeepSeek-V4-Flash", "int4"),
+    # NVIDIA's NVFP4 export of it: block FP8 beside NVFP4 experts, which run W4A4 on FP4 tensor cores
+    ({"quantization_config": {**FP8_BLOCKS, "moe_quant_algo": "NVFP4"}, "expert_dtype": "fp4"},
+     "nvidia/DeepSeek-V4-Flash-NVFP4", "fp4"),
     ({"quantization_config": {"quant_method": "mxfp4"}}, "openai/gpt-oss-120b", "int4"),
     ({"quantization_config": {"quant_method": "awq", "bits": 4}}, None, "int4"),
     ({"quantization_config": {"quant_method": "gptq", "bits": 8}}, None, "int8"),
@@ -66,8 +69,9 @@ def _layers(count: int, module: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("cfg", "expected"), [
-    # DeepSeek-V4: block FP8 everywhere but the FP4 routed experts
+    # DeepSeek-V4: block FP8 everywhere but the FP4 routed experts (MXFP4, or NVIDIA's NVFP4)
     ({"quantization_config": FP8_BLOCKS, "expert_dtype": "fp4"}, "fp8"),
+    ({"quantization_config": {**FP8_BLOCKS, "moe_quant_algo": "NVFP4"}}, "fp8"),
     # gpt-oss: MXFP4 experts, attention left out of the conversion
     ({"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "lm_head"]}},
      "bf16"),
