@@ -208,6 +208,11 @@ def test_4bit_weights_as_published_carry_no_accuracy_caveat() -> None:
     assert quality.unmodelled_accuracy(quality.four_bit_note("fp4", "bf16", "int4"))
     # an FP4 checkpoint run weight-only keeps every published weight (activations stay 16-bit)
     assert not quality.unmodelled_accuracy(quality.four_bit_note("int4", "bf16", "fp4"))
+    # the matrices a mixed checkpoint keeps wider are named; a planner-made int4 has none
+    mixed = quality.four_bit_note("int4", "bf16", "int4", "fp8")
+    assert mixed == "4-bit weights as the model is published (attention and shared experts in fp8)"
+    assert not quality.unmodelled_accuracy(mixed)
+    assert "attention" not in quality.four_bit_note("int4", "bf16", "bf16", "fp8")
     assert quality.four_bit_note("fp8", "bf16", "fp8") is None
 
 
