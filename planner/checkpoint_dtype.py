@@ -150,7 +150,7 @@ def checkpoint_dense_dtype(cfg: dict[str, Any], repo: str | None = None) -> tupl
             ignored = [m for m in everything if ATTENTION.search(m)]
             if ignored and _every_layer(ignored, everything, cfg):
                 found, why = "bf16", f"quantization_config ignore lists {ignored[0]}: kept at 16 bits"
-    if found is None or found == published or (published == "int4" and found == "int4"):
+    if found is None or found == published:
         return None, "every matrix in one format"
     return found, why
 

@@ -514,7 +514,7 @@ def _cheapest_pair(ev: DisaggEval, d_min: np.ndarray, p_min: np.ndarray,
     table, without scoring every pair of groups (~26 ms a call on the default scenario).
 
     A pair's bill is its prefill group's at the pair's transfer class plus its decode group's, so it
-    is at least `low` = the prefill group's cheapest class + the decode group (float addition is
+    is at least the prefill group's cheapest class (`p_low`) + the decode group (float addition is
     monotone: the bound holds as computed). The best partners of the prefill group with the least
     bound and of the cheapest decode group give a real pair's bill `bound`; a group whose least
     possible pair exceeds it cannot be in any cheapest pair, so only the others are scored. Every
