@@ -267,21 +267,19 @@ def published_weight_dtype(catalog: Catalog, model: Any, hardware: Any) -> tuple
             "config.json format confirms it: give weight_dtype to evaluate it so"))
     if dtype == "bf16":
         return dtype, None
+    dense = spec.weight_dtype_dense_published
+    kept = f"attention, shared experts and dense layers at {dense}, as published" if dense else ""
     note = f"weight_dtype not given: evaluated as {dtype}, the dtype {spec.id}'s published checkpoint ({spec.hf_repo}) is served at"
-    if spec.weight_dtype_dense_published is not None:
-        note += (f" (its experts; attention, shared experts and dense layers at {spec.weight_dtype_dense_published},"
-                 " as published)")
+    note += f" (its experts; {kept})" if kept else ""
     if isinstance(hardware, str) and dtype == "fp4":
         try:
             acc = catalog.accelerator(hardware)
         except PlannerError:
             return dtype, note
         if not supports_weight_dtype(acc, dtype):
-            dense = spec.weight_dtype_dense_published
             return "int4", (f"weight_dtype not given: {spec.id}'s published checkpoint ({spec.hf_repo}) is FP4; "
                             f"{acc.id} has no FP4 tensor cores, so it is evaluated as int4 (weight-only, as engines "
-                            "dequantise it)" + (f"; attention, shared experts and dense layers at {dense}, as published"
-                                                if dense else ""))
+                            "dequantise it)" + (f"; {kept}" if kept else ""))
     return dtype, note
 
 

@@ -385,13 +385,14 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     def slot_axis(field: str) -> np.ndarray:
         return np.asarray([[getattr(lay, field) for lay in row] for row in layouts], np.float32).reshape(per_slot)
 
+    dense_dtypes = [dense_weight_dtype(model, d) for d in weight_dtypes]  # the non-expert matrices' (lowering)
     cfg = Config(
         chips=slot_axis("instance_chips"),
         batch=_axis(batch, "batch"),
         weight_bytes=_axis([WEIGHT_BYTES[d] for d in weight_dtypes], "weight_dtype"),
         gemm_flops_sel=_axis([GEMM_SELECT[d] for d in weight_dtypes], "weight_dtype"),
-        dense_weight_bytes=_axis([WEIGHT_BYTES[dense_weight_dtype(model, d)] for d in weight_dtypes], "weight_dtype"),
-        dense_gemm_sel=_axis([GEMM_SELECT[dense_weight_dtype(model, d)] for d in weight_dtypes], "weight_dtype"),
+        dense_weight_bytes=_axis([WEIGHT_BYTES[d] for d in dense_dtypes], "weight_dtype"),
+        dense_gemm_sel=_axis([GEMM_SELECT[d] for d in dense_dtypes], "weight_dtype"),
         kv_bytes=_axis([KV_BYTES[d] for d in kv_dtypes], "kv_dtype"),
         dram_frac=_axis([t[0] for t in tiers], "tier"),
         nvme_frac=_axis([t[1] for t in tiers], "tier"),
