@@ -12,13 +12,16 @@ second dtype. Few as those weights are (~1-3 % of the parameters), a decode step
 and only the experts its tokens route to: at batch 1, Kimi-K2.5's BF16 attention and shared experts
 are more bytes than its eight INT4 experts per layer. Where a checkpoint's attention and shared
 experts differ (NVIDIA's Qwen3.6 NVFP4: FP8 attention, NVFP4 shared experts), the attention's dtype
-is taken: it holds most of the non-expert weights. Dense models keep one dtype (their MLPs are
-most of their weights and are not told apart from attention here).
+is taken: it holds most of the non-expert weights. A dense checkpoint's second dtype is its
+attention's (NVIDIA's Qwen3.6-27B NVFP4: FP8 attention and linear attention beside 4-bit MLPs, 27 %
+of its weights; `arch.params_kept_wider`).
 
 MXFP4 checkpoints (gpt-oss; DeepSeek-V4's `expert_dtype` fp4, with power-of-two `ue8m0` scales) read
 as int4: engines run them weight-only by default (4-bit weights, 16-bit GEMMs), which is the
 published model's arithmetic. The planner's fp4 is W4A4 on FP4 tensor cores, activations quantised
-too: another model, which `quality.four_bit_note` flags as such. NVFP4 checkpoints (ModelOpt) are fp4.
+too: another model, which `quality.four_bit_note` flags as such. NVFP4 checkpoints (ModelOpt) are fp4,
+except where they keep 16-bit activations (ModelOpt's W4A16_NVFP4, a 4-bit float group without
+`input_activations`): those are weight-only, int4.
 """
 
 from __future__ import annotations
@@ -49,14 +52,39 @@ def _torch_dtype(cfg: dict[str, Any]) -> str | None:
     return None
 
 
-def _group_dtype(bits: Any, kind: Any) -> str | None:
-    """A compressed-tensors / ModelOpt weight group: 4-bit floats are NVFP4 (W4A4 on FP4 tensor
-    cores), 4-bit integers weight-only INT4, 8-bit floats FP8, 8-bit integers INT8."""
+def _group_dtype(bits: Any, kind: Any, activation_bits: Any = 4) -> str | None:
+    """A compressed-tensors / ModelOpt weight group: 4-bit floats with 4-bit activations are NVFP4
+    (W4A4 on FP4 tensor cores), without quantised activations (`input_activations` absent: W4A16)
+    weight-only like 4-bit integers (int4); 8-bit floats FP8, 8-bit integers INT8."""
     if bits == 4:
-        return "fp4" if kind == "float" else "int4"
+        return "fp4" if kind == "float" and activation_bits == 4 else "int4"
     if bits == 8:
         return "fp8" if kind == "float" else "int8"
     return None
+
+
+def _weight_group(group: Any) -> str | None:
+    if not isinstance(group, dict):
+        return None
+    weights = group.get("weights") or {}
+    return _group_dtype(weights.get("num_bits"), weights.get("type"), (group.get("input_activations") or {}).get("num_bits"))
+
+
+MODELOPT_LAYER_ALGOS = {"FP8": "fp8", "NVFP4": "fp4", "W4A16_NVFP4": "int4"}
+"""ModelOpt's per-layer formats (`quantized_layers` of a MIXED_PRECISION export) as the planner
+serves them: W4A16_NVFP4 keeps 16-bit activations, so its 4-bit weights are weight-only (int4)."""
+
+
+def _layer_dtypes(q: dict[str, Any]) -> dict[str, str | None]:
+    """Module name -> planner dtype of a ModelOpt MIXED_PRECISION export's `quantized_layers` (None
+    for a format not mapped). This per-layer record is what ModelOpt writes for itself; the
+    `config_groups` beside it can disagree (NVIDIA's Qwen3.6-35B-A3B NVFP4: 4-bit activations in the
+    group, W4A16_NVFP4 on every one of its layers)."""
+    layers = q.get("quantized_layers")
+    if not isinstance(layers, dict):
+        return {}
+    return {str(name): MODELOPT_LAYER_ALGOS.get(str((spec or {}).get("quant_algo", "")).upper())
+            for name, spec in layers.items() if isinstance(spec, dict)}
 
 
 def quantised_by_name(repo: str | None) -> str | None:
@@ -103,9 +131,14 @@ def checkpoint_dtype(cfg: dict[str, Any], repo: str | None = None) -> tuple[str 
             return "fp4", f"quantization_config {method} quant_algo NVFP4"
         if algo == "FP8":
             return "fp8", f"quantization_config {method} quant_algo FP8"
-        groups = q.get("config_groups") or {}
-        found = [_group_dtype((g.get("weights") or {}).get("num_bits"), (g.get("weights") or {}).get("type"))
-                 for g in groups.values() if isinstance(g, dict)]
+        layers = _layer_dtypes(q)
+        if layers:
+            unmapped = sorted({str(q["quantized_layers"][n].get("quant_algo")) for n, d in layers.items() if d is None})
+            if unmapped:
+                return None, f"quantization_config {method} quantized_layers use {unmapped[0]}, not a format the planner maps"
+            narrowest = next(d for d in ("fp4", "int4", "fp8", "int8") if d in layers.values())
+            return narrowest, f"quantization_config {method}: narrowest per-layer format (quantized_layers) {narrowest}"
+        found = [_weight_group(g) for g in (q.get("config_groups") or {}).values()]
         found = [d for d in found if d is not None]
         if found:
             narrowest = next(d for d in ("fp4", "int4", "fp8", "int8") if d in found)
@@ -119,8 +152,9 @@ ATTENTION = re.compile(r"attn", re.IGNORECASE)
 
 
 def checkpoint_dense_dtype(cfg: dict[str, Any], repo: str | None = None) -> tuple[str | None, str]:
-    """(dtype of a MoE checkpoint's non-expert matrices where its config.json says they are wider
-    than `checkpoint_dtype`'s, what says so); None when they are not, or the config does not say.
+    """(dtype of a MoE checkpoint's non-expert matrices, or a dense checkpoint's attention, where its
+    config.json says they are wider than `checkpoint_dtype`'s, what says so); None when they are
+    not, or the config does not say.
     Modules a quantization config leaves out stay at 16 bits (the checkpoint's torch_dtype; NVIDIA's
     exports that omit it store them in BF16)."""
     published, _ = checkpoint_dtype(cfg, repo)
@@ -137,11 +171,15 @@ def checkpoint_dense_dtype(cfg: dict[str, Any], repo: str | None = None) -> tupl
         kept = [m for m in q.get("modules_to_not_convert") or [] if ATTENTION.search(str(m))]
         if kept:
             found, why = "bf16", f"modules_to_not_convert keeps {kept[0]} at 16 bits"
+    elif _layer_dtypes(q):
+        attention = {d for name, d in _layer_dtypes(q).items() if ATTENTION.search(name)}
+        if len(attention) == 1:
+            found = attention.pop()
+            why = f"quantized_layers give the attention projections {found}"
     elif method in ("compressed-tensors", "modelopt") or "config_groups" in q:
         for group in (q.get("config_groups") or {}).values():
             targets = [t for t in (group.get("targets") or []) if ATTENTION.search(str(t))] if isinstance(group, dict) else []
-            weights = (group.get("weights") or {}) if isinstance(group, dict) else {}
-            dtype = _group_dtype(weights.get("num_bits"), weights.get("type"))
+            dtype = _weight_group(group)
             if targets and dtype is not None:
                 found, why = dtype, f"a config group quantises the attention projections ({targets[0]}) to {dtype}"
                 break

@@ -164,9 +164,9 @@ def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str,
     out_tok_h = float(load.arrival_rps) * float(load.out_mean) * 3600.0
     same = prefill["hardware"] == decode["hardware"]
     hardware = prefill["hardware"] if same else f"{prefill['hardware']}+{decode['hardware']}"
-    published, dense = grid.model.weight_dtype_published, grid.model.weight_dtype_dense_published
-    notes = [n for n in (four_bit_note(prefill["weight_dtype"], prefill["kv_dtype"], published, dense),
-                         four_bit_note(decode["weight_dtype"], decode["kv_dtype"], published, dense)) if n]
+    published, kept = grid.model.weight_dtype_published, grid.model.kept_wider()
+    notes = [n for n in (four_bit_note(prefill["weight_dtype"], prefill["kv_dtype"], published, kept),
+                         four_bit_note(decode["weight_dtype"], decode["kv_dtype"], published, kept)) if n]
     ratios = {"ttft": prefill["slo_ratios"]["ttft"], "tpot": decode["slo_ratios"]["tpot"]}
     feasible = monthly is not None
     binding = max((prefill, decode), key=lambda p: max(r for r in p["slo_ratios"].values() if r is not None))["binding"]

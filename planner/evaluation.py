@@ -267,10 +267,9 @@ def published_weight_dtype(catalog: Catalog, model: Any, hardware: Any) -> tuple
             "config.json format confirms it: give weight_dtype to evaluate it so"))
     if dtype == "bf16":
         return dtype, None
-    dense = spec.weight_dtype_dense_published
-    kept = f"attention, shared experts and dense layers at {dense}, as published" if dense else ""
+    kept = f"{spec.kept_wider()}, as published" if spec.kept_wider() else ""
     note = f"weight_dtype not given: evaluated as {dtype}, the dtype {spec.id}'s published checkpoint ({spec.hf_repo}) is served at"
-    note += f" (its experts; {kept})" if kept else ""
+    note += f" (its {spec.narrowest_part}; {kept})" if kept else ""
     if isinstance(hardware, str) and dtype == "fp4":
         try:
             acc = catalog.accelerator(hardware)

@@ -371,7 +371,7 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
     if published is not None:
         spec["weight_dtype_published"] = published
         dense, _ = checkpoint_dense_dtype(cfg, repo)
-        if dense is not None and spec.get("experts_routed"):  # a dense model's MLPs are not told apart
+        if dense is not None:
             spec["weight_dtype_dense_published"] = dense
     del spec["_type"]
     cfg_key = f"config-{mid}"

@@ -158,10 +158,11 @@ def draft_arrays(catalog: Catalog, target: ModelSpec, spec: Speculative,
 
 
 def dense_weight_dtype(model: ModelSpec, weight_dtype: str) -> str:
-    """The dtype of a model's non-expert matrices (attention, shared experts, dense layers) at this
-    weight dtype: where the weights are the published checkpoint's (`quality.as_published`) and it
-    keeps those wider than its experts (`ModelSpec.weight_dtype_dense_published`), that; else the
-    weight dtype itself (a quantisation the planner applies covers every linear layer)."""
+    """The dtype of the matrices a model's checkpoint may keep wider (`arch.params_kept_wider`: a MoE's
+    non-expert matrices, a dense model's attention) at this weight dtype: where the weights are the
+    published checkpoint's (`quality.as_published`) and it keeps those wider
+    (`ModelSpec.weight_dtype_dense_published`), that; else the weight dtype itself (a quantisation
+    the planner applies covers every linear layer)."""
     dense = model.weight_dtype_dense_published
     return dense if dense is not None and as_published(weight_dtype, model.weight_dtype_published) else weight_dtype
 
@@ -170,7 +171,7 @@ def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_f
                   prefix_cache=0.0, flash=1.0, tp=None, pp=1, ep=1, dp_attn=1, cp=1, replicas=1,
                   expert_imbalance=1.0, dense_dtype=None) -> Config:
     """Config arrays; without a layout, the chips form one tensor-parallel instance (tp = chips).
-    `dense_dtype`: the non-expert matrices' dtype (`dense_weight_dtype`; default `weight_dtype`)."""
+    `dense_dtype`: the dtype of the matrices kept wider (`dense_weight_dtype`; default `weight_dtype`)."""
     def arr(x, mapping=None):
         if mapping is not None:
             x = np.vectorize(mapping.__getitem__, otypes=[_F32])(np.asarray(x))

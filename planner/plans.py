@@ -82,7 +82,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
             **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family),
             "quality_note": four_bit_note(grid.weight_dtype[w], grid.kv_dtype[k], grid.model.weight_dtype_published,
-                                          grid.model.weight_dtype_dense_published),
+                                          grid.model.kept_wider()),
             "feasible": bool(m["feasible"][i]),
             "supported": bool(valid[i]),
             "binding": BINDING[int(m["binding"][i])],

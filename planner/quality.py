@@ -81,16 +81,15 @@ def unmodelled_accuracy(note: str | None) -> bool:
 
 
 def four_bit_note(weight_dtype: str, kv_dtype: str, published: str | None = None,
-                  dense: str | None = None) -> str | None:
+                  kept: str | None = None) -> str | None:
     """What a plan's bill rests on when a format is 4-bit: accuracy is not modelled. Weights in the
     4-bit format the model is published in (`ModelSpec.weight_dtype_published`: Kimi-K2.5's INT4,
     gpt-oss's MXFP4, quantised by their authors) are the model itself, and the note says so instead,
-    naming the wider format the checkpoint keeps its attention and shared experts in (`dense`)."""
+    naming what the checkpoint keeps wider (`kept`: `ModelSpec.kept_wider`, 'attention in fp8')."""
     published_4bit = BITS[weight_dtype] <= 4 and as_published(weight_dtype, published)
     parts = [name for name, d in (("weights", weight_dtype), ("KV cache", kv_dtype))
              if BITS[d] <= 4 and not (name == "weights" and published_4bit)]
-    kept = f" (attention and shared experts in {dense})" if dense else ""
-    lead = f"4-bit weights as the model is published{kept}" if published_4bit else ""
+    lead = f"4-bit weights as the model is published{f' ({kept})' if kept else ''}" if published_4bit else ""
     if not parts:
         return lead or None
     tail = f"4-bit {' and '.join(parts)}: {ACCURACY_CAVEAT}; check it on your own evals"

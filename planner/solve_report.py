@@ -221,9 +221,8 @@ def write_table(result: SolveResult, top: int) -> None:
         con.print(f"{FOUR_BIT_MARK}: the plan uses 4-bit weights or KV cache; accuracy is not modelled, check it on "
                   "your own evals (set floors in [quality])", markup=False)
     if any(p["quality_note"] and not unmodelled_accuracy(p["quality_note"]) for p in shown):
-        dense = result.grid.model.weight_dtype_dense_published
-        kept = f", its attention and shared experts in {dense}" if dense else ""
-        con.print(f"{FOUR_BIT_MARK}: 4-bit weights as the model's checkpoint is published{kept} "
+        kept = result.grid.model.kept_wider()
+        con.print(f"{FOUR_BIT_MARK}: 4-bit weights as the model's checkpoint is published{f', its {kept}' if kept else ''} "
                   f"({result.grid.model.hf_repo}: `planner models show {result.grid.model.id}`)", markup=False)
     if result.infeasible:
         bad = render.table("hardware", "fails on", "closest plan", title="No feasible plan")

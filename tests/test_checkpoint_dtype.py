@@ -20,8 +20,17 @@ CONFIGS = Path(__file__).parent / "data" / "hf-configs"
 FP8_BLOCKS = {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}
 
 
-def _group(bits: int, kind: str) -> dict:
-    return {"weights": {"num_bits": bits, "type": kind, "group_size": 32}, "targets": ["Linear"]}
+def _group(bits: int, kind: str, activations: int | None = None) -> dict:
+    group = {"weights": {"num_bits": bits, "type": kind, "group_size": 32}, "targets": ["Linear"]}
+    if activations is not None:
+        group["input_activations"] = {"num_bits": activations, "type": kind}
+    return group
+
+
+def _layers_in(**algos: str) -> dict:
+    """A ModelOpt MIXED_PRECISION record: module -> per-layer format."""
+    return {"quant_method": "modelopt", "quant_algo": "MIXED_PRECISION",
+            "quantized_layers": {name.replace("__", "."): {"quant_algo": a} for name, a in algos.items()}}
 
 
 @pytest.mark.parametrize(("cfg", "repo", "expected"), [
@@ -41,7 +50,15 @@ def _group(bits: int, kind: str) -> dict:
     ({"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4"}}, "nvidia/GLM-5.1-NVFP4", "fp4"),
     # mixed groups read at the narrowest (the MoE experts'): FP8 attention, NVFP4 experts
     ({"quantization_config": {"quant_method": "modelopt", "quant_algo": "MIXED_PRECISION",
-                              "config_groups": {"a": _group(8, "float"), "b": _group(4, "float")}}}, None, "fp4"),
+                              "config_groups": {"a": _group(8, "float", 8), "b": _group(4, "float", 4)}}}, None, "fp4"),
+    # a 4-bit float group that leaves activations at 16 bits (W4A16 NVFP4) is weight-only
+    ({"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {"b": _group(4, "float")}}},
+     None, "int4"),
+    # ModelOpt's per-layer record decides where its groups disagree (NVIDIA's Qwen3.6-35B-A3B NVFP4)
+    ({"quantization_config": {**_layers_in(layers__0__self_attn__q_proj="FP8", layers__0__mlp__experts="W4A16_NVFP4"),
+                              "config_groups": {"a": _group(8, "float", 8), "b": _group(4, "float", 4)}}}, None, "int4"),
+    ({"quantization_config": _layers_in(layers__0__self_attn__q_proj="FP8", layers__0__mlp__experts="NVFP4")},
+     None, "fp4"),
     ({"text_config": {"quantization_config": FP8_BLOCKS}}, None, "fp8"),
     # ModelOpt's own config: no quant_method, its algorithm and producer instead
     ({"quantization_config": {"quant_algo": "FP8", "producer": {"name": "modelopt"}}},
@@ -56,6 +73,8 @@ def test_checkpoint_formats_read_as_the_planner_serves_them(cfg: dict, repo: str
     ({"torch_dtype": "bfloat16"}, "nvidia/DeepSeek-V3.1-NVFP4", "repository name says NVFP4"),
     ({"torch_dtype": "bfloat16"}, "nvidia/Llama-3.1-70B-Instruct-FP8", "repository name says FP8"),
     ({"quantization_config": {"quant_method": "hqq"}}, None, "'hqq' is not a format"),
+    ({"quantization_config": _layers_in(layers__0__self_attn__q_proj="FP8", layers__0__mlp__up_proj="W4A8_AWQ")},
+     None, "W4A8_AWQ, not a format"),
     ({"quantization_config": {"quant_method": "gptq", "bits": 3}}, None, "3 bits"),
     ({}, None, "no torch_dtype"),
 ])
@@ -83,7 +102,10 @@ def _layers(count: int, module: str) -> list[str]:
                                                       "ignore": ["model.layers.0*", *_layers(4, "self_attn")[1:]]}}, "bf16"),
     # Qwen3.6 NVFP4: a group of its own quantises the attention projections to FP8
     ({"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {
-        "a": {**_group(8, "float"), "targets": ["model.layers.0.self_attn.q_proj"]}, "b": _group(4, "float")}}}, "fp8"),
+        "a": {**_group(8, "float", 8), "targets": ["model.layers.0.self_attn.q_proj"]}, "b": _group(4, "float", 4)}}}, "fp8"),
+    # ... and its per-layer record says so too (attention and linear attention FP8, MLPs W4A16 NVFP4)
+    ({"quantization_config": _layers_in(layers__0__linear_attn__in_proj_qkv="FP8", layers__3__self_attn__q_proj="FP8",
+                                        layers__0__mlp__up_proj="W4A16_NVFP4")}, "fp8"),
     # one format throughout: nothing to record
     ({"quantization_config": FP8_BLOCKS}, None),
     ({"quantization_config": {"quant_method": "mxfp4"}}, None),
@@ -119,9 +141,9 @@ def test_every_catalog_checkpoint_dtype_is_what_its_cited_config_says() -> None:
         "fp8", "int4", "int4", "bf16")
 
 
-def test_every_mixed_moe_checkpoint_in_the_catalog_records_its_non_expert_format() -> None:
-    """Each MoE model's non-expert dtype is the one its cited config.json says (recorded where it is
-    wider than the experts', absent where it is not); no dense model records one."""
+def test_every_mixed_checkpoint_in_the_catalog_records_what_it_keeps_wider() -> None:
+    """Each model's second dtype (a MoE's non-expert matrices, a dense model's attention) is the one
+    its cited config.json says: recorded where it is wider than the rest, absent where it is not."""
     models = io.load(ModelsFile, paths.models_file())
     recorded = {}
     for spec in models.model:
@@ -130,14 +152,14 @@ def test_every_mixed_moe_checkpoint_in_the_catalog_records_its_non_expert_format
             continue
         path = _cited_file(models.sources[spec.sources["weight_dtype_published"]])
         repo = path.name.removesuffix("_config.json").replace("--", "/", 1)
-        expected = checkpoint_dense_dtype(json.loads(path.read_text()), repo)[0] if spec.is_moe else None
+        expected = checkpoint_dense_dtype(json.loads(path.read_text()), repo)[0]
         assert spec.weight_dtype_dense_published == expected, spec.id
         if expected is not None:
             cited = models.sources[spec.sources["weight_dtype_dense_published"]]
             assert _cited_file(cited) == path, spec.id
             recorded[spec.id] = expected
-    assert {k: recorded.get(k) for k in ("kimi-k2.5", "deepseek-v4-flash", "gpt-oss-120b", "deepseek-v3")} == {
-        "kimi-k2.5": "bf16", "deepseek-v4-flash": "fp8", "gpt-oss-120b": "bf16", "deepseek-v3": None}
+    assert {k: recorded.get(k) for k in ("kimi-k2.5", "deepseek-v4-flash", "gpt-oss-120b", "deepseek-v3", "qwen3.6-27b")} == {
+        "kimi-k2.5": "bf16", "deepseek-v4-flash": "fp8", "gpt-oss-120b": "bf16", "deepseek-v3": None, "qwen3.6-27b": "fp8"}
 
 
 def test_the_importer_records_the_checkpoint_dtype() -> None:
@@ -149,7 +171,8 @@ def test_the_importer_records_the_checkpoint_dtype() -> None:
     assert (spec.weight_dtype_published, spec.weight_dtype_dense_published) == ("int4", "bf16")
     assert spec.sources["weight_dtype_dense_published"]
     spec, _ = import_model(CONFIGS / "nvidia--Qwen3.6-27B-NVFP4_config.json")
-    assert spec.weight_dtype_dense_published is None  # a dense model: its FP8 attention is not told apart
+    # a dense model: W4A16 NVFP4 MLPs (weight-only, int4) beside FP8 attention
+    assert (spec.weight_dtype_published, spec.weight_dtype_dense_published) == ("int4", "fp8")
 
 
 def _eval(**case) -> dict:
@@ -185,7 +208,7 @@ def test_fp4_checkpoint_runs_weight_only_on_a_chip_without_fp4() -> None:
     assert any("no FP4 tensor cores" in note for note in hopper["assumed"])
     # its attention and shared experts are BF16 in the checkpoint, and the warning says so on both chips
     for row in (hopper, blackwell):
-        assert any("attention, shared experts and dense layers at bf16" in note for note in row["assumed"])
+        assert any("attention, shared experts and dense layers in bf16" in note for note in row["assumed"])
 
 
 def test_eval_cli_warns_which_dtype_it_assumed(invoke) -> None:
@@ -209,10 +232,10 @@ def test_4bit_weights_as_published_carry_no_accuracy_caveat() -> None:
     # an FP4 checkpoint run weight-only keeps every published weight (activations stay 16-bit)
     assert not quality.unmodelled_accuracy(quality.four_bit_note("int4", "bf16", "fp4"))
     # the matrices a mixed checkpoint keeps wider are named; a planner-made int4 has none
-    mixed = quality.four_bit_note("int4", "bf16", "int4", "fp8")
-    assert mixed == "4-bit weights as the model is published (attention and shared experts in fp8)"
+    mixed = quality.four_bit_note("int4", "bf16", "int4", "attention in fp8")
+    assert mixed == "4-bit weights as the model is published (attention in fp8)"
     assert not quality.unmodelled_accuracy(mixed)
-    assert "attention" not in quality.four_bit_note("int4", "bf16", "bf16", "fp8")
+    assert "attention" not in quality.four_bit_note("int4", "bf16", "bf16", "attention in fp8")
     assert quality.four_bit_note("fp8", "bf16", "fp8") is None
 
 
@@ -298,3 +321,33 @@ def test_non_expert_gemms_run_at_their_published_format() -> None:
     mixed, flat = (evaluate_cases([case_from_dict(raw, "test", catalog=c)], c)[0] for c in (cat, uniform))
     assert mixed["weight_dtype"] == flat["weight_dtype"] == "int4"
     assert mixed["ttft_s"] < flat["ttft_s"] * 0.97
+
+
+def test_a_dense_checkpoint_keeps_its_attention_wider() -> None:
+    """NVIDIA's Qwen3.6-27B NVFP4 keeps its attention and linear-attention projections in FP8 beside
+    4-bit MLPs: at the published weights each chip holds exactly those projections (counted from the
+    shapes, not from the code under test's totals) at FP8's bytes rather than 4-bit ones, and a
+    batch-1 decode step, which reads every weight, takes longer; the MLPs are not touched."""
+    from dataclasses import replace
+
+    from planner.lowering import WEIGHT_BYTES
+
+    cat = load_catalog()
+    model = cat.model("qwen3.6-27b")
+    uniform = replace(cat, models={**cat.models, model.id: model.model_copy(update={"weight_dtype_dense_published": None})})
+    raw = {"hardware": "h200-sxm", "model": model.id, "chips": 1, "batch": 1, "input": 8000, "output": 100}
+    mixed, flat = (evaluate_cases([case_from_dict(raw, "test", catalog=c)], c)[0] for c in (cat, uniform))
+    assert mixed["weight_dtype"] == flat["weight_dtype"] == "int4"
+    h, kd, vd = model.hidden, model.linear_key_heads * model.linear_key_head_dim, model.linear_value_heads * model.linear_value_head_dim
+    linear = (h * (2 * kd + 2 * vd) + h * 2 * model.linear_value_heads  # in_proj_qkv, in_proj_z, in_proj_b/a
+              + (2 * kd + vd) * model.linear_conv_kernel + 2 * model.linear_value_heads + model.linear_value_head_dim
+              + vd * h)  # conv, A_log/dt_bias, norm, out_proj
+    q = model.heads * model.head_dim * 2  # gated queries
+    softmax = h * q + 2 * h * model.kv_heads * model.head_dim + model.heads * model.head_dim * h
+    attention = model.linear_layers * linear + (model.layers - model.linear_layers) * softmax
+    assert attention == pytest.approx(7.24e9, rel=0.01)  # 27 % of its 26.9 B weights
+    wider_gb = attention * (WEIGHT_BYTES["fp8"] - WEIGHT_BYTES["int4"]) / 1e9
+    assert mixed["weights_gb_per_chip"] - flat["weights_gb_per_chip"] == pytest.approx(wider_gb, rel=2e-3)
+    assert mixed["tpot_s"] > flat["tpot_s"] * 1.05
+    # the attention GEMMs run on FP8 tensor cores: a compute-bound prefill is faster than all-BF16
+    assert mixed["ttft_s"] < flat["ttft_s"]

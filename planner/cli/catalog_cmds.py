@@ -215,7 +215,7 @@ def models_list(format: FormatOption = Format.table) -> None:
         caption="Params are the published totals (n/a where none is published). Weights: the dtype the "
         "published checkpoint is served at, which `planner eval` assumes when given none (unknown: not "
         "recorded, eval assumes bf16); int4+bf16: 4-bit experts beside non-expert matrices (attention, "
-        "shared experts) the checkpoint keeps at bf16. KV per token at short "
+        "shared experts) the checkpoint keeps at bf16, or a dense model's 4-bit MLPs beside its attention. KV per token at short "
         "context, all layers: GQA 2*kv_heads*head_dim*2 B per layer, MLA (kv_lora_rank+rope_dim)*2 B; "
         "sparse layers add their indexer key, compressed layers 1/ratio of an entry; fixed linear/SSM "
         "states are not per token.",

@@ -96,14 +96,13 @@ def mlp_layer_counts(m: ModelSpec) -> tuple[int, int]:
     return (m.dense_layers or 0), moe
 
 
+def _indexer_count(m: ModelSpec) -> int:
+    return m.indexer_layers if m.indexer_layers is not None else _sparse_layer_count(m)
+
+
 def param_counts(m: ModelSpec) -> ParamCounts:
     mats = 3 if m.gated_mlp else 2
-    n_attn = m.attention_count
-    n_sparse = _sparse_layer_count(m)
-    n_indexers = m.indexer_layers if m.indexer_layers is not None else n_sparse
-    mixers = (n_attn * _attention_params(m) + n_indexers * _indexer_params(m)
-              + (m.linear_layers or 0) * (_linear_attention_params(m) if m.linear_layers else 0.0)
-              + (m.mamba_layers or 0) * (_mamba_params(m) if m.mamba_layers else 0.0))
+    mixers = mixer_params(m)
     norms = 2 * m.hidden * m.layers
     dense_layers, moe_layers = mlp_layer_counts(m)
     if m.is_moe:
@@ -121,6 +120,22 @@ def param_counts(m: ModelSpec) -> ParamCounts:
     lm_head = 0.0 if m.tie_embeddings else embed
     return ParamCounts(embed=embed, lm_head=lm_head, dense=float(dense), expert=expert,
                        experts_routed=routed, experts_active=active)
+
+
+def mixer_params(m: ModelSpec) -> float:
+    """Weights of every layer's token mixer: softmax attention with its indexers, linear attention
+    and Mamba projections."""
+    return float(m.attention_count * _attention_params(m) + _indexer_count(m) * _indexer_params(m)
+                 + (m.linear_layers or 0) * (_linear_attention_params(m) if m.linear_layers else 0.0)
+                 + (m.mamba_layers or 0) * (_mamba_params(m) if m.mamba_layers else 0.0))
+
+
+def params_kept_wider(m: ModelSpec) -> float:
+    """Weights that `ModelSpec.weight_dtype_dense_published` covers where a checkpoint mixes formats:
+    a MoE checkpoint quantises its routed experts furthest and keeps every other matrix (attention,
+    shared experts, dense layers) wider; a dense one keeps its attention projections wider than its
+    MLPs (NVIDIA's Qwen3.6-27B NVFP4: FP8 attention and linear attention, NVFP4 MLPs)."""
+    return param_counts(m).dense if m.is_moe else mixer_params(m)
 
 
 def kv_elems_per_token_layer(m: ModelSpec) -> float:
@@ -287,6 +302,7 @@ def arch_arrays(m: ModelSpec) -> Arch:
         params_embed=f(p.embed if p.lm_head else 0.0),  # stored separately only when untied
         params_lm_head=f(p.embed),  # the output projection is read every decode step, tied or not
         params_dense=f(p.dense),
+        params_wider=f(params_kept_wider(m)),
         params_expert=f(p.expert),
         experts_routed=f(p.experts_routed),
         experts_active=f(p.experts_active),

@@ -25,8 +25,8 @@ def gemm_peak(hw: Hw, cfg: Config) -> jnp.ndarray:
 
 
 def dense_gemm_peak(hw: Hw, cfg: Config) -> jnp.ndarray:
-    """The peak of the non-expert GEMMs (`Config.dense_gemm_sel`; the same as `gemm_peak` unless a
-    published MoE checkpoint keeps them wider: Kimi-K2.6's BF16 attention beside NVFP4 experts)."""
+    """The peak of the GEMMs a checkpoint keeps wider (`Config.dense_gemm_sel`, `Arch.params_wider`;
+    the same as `gemm_peak` unless it does: Kimi-K2.6's BF16 attention beside NVFP4 experts)."""
     return peak_of(hw, cfg.dense_gemm_sel)
 
 
@@ -79,9 +79,10 @@ def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray,
     dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale`, and every touched
     expert computes at least one full tile of rows (tile quantisation at small tokens per expert).
     `expert_skew` (layouts.busiest_rank_skew) scales the expert FLOPs to the busiest expert-parallel
-    rank's, which the step waits for; weight reads are per rank and are not skewed. The non-expert
-    matrices are read at `dense_bytes` per weight (`Config.dense_weight_bytes`; default `weight_bytes`)."""
-    wider = 0.0 if dense_bytes is None else a.params_dense * (dense_bytes - weight_bytes)  # exactly 0 if alike
+    rank's, which the step waits for; weight reads are per rank and are not skewed. The
+    matrices a checkpoint keeps wider (`Arch.params_wider`) are read at `dense_bytes` per weight
+    (`Config.dense_weight_bytes`; default `weight_bytes`)."""
+    wider = 0.0 if dense_bytes is None else a.params_wider * (dense_bytes - weight_bytes)  # exactly 0 if alike
     if _has_no_experts(a):  # see without_experts
         return a.params_dense * weight_bytes + wider, 2.0 * tokens * a.params_dense
     scale = expert_gemm_scale(a, hw)
@@ -95,9 +96,10 @@ def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray,
 
 def linear_time(a: Arch, tokens, flops, per_flop, per_flop_dense) -> jnp.ndarray:
     """Seconds of `flops` linear FLOPs (`linear_work`'s, plus any LM head) over `tokens` tokens at
-    `per_flop` (seconds per FLOP of the whole instance), the non-expert GEMMs' share (2 x tokens x
-    params_dense) at their own `per_flop_dense` (written so that alike speeds add exactly 0)."""
-    return flops * per_flop + 2.0 * tokens * a.params_dense * (per_flop_dense - per_flop)
+    `per_flop` (seconds per FLOP of the whole instance), the share of the GEMMs a checkpoint keeps
+    wider (2 x tokens x params_wider) at their own `per_flop_dense` (written so that alike speeds add
+    exactly 0)."""
+    return flops * per_flop + 2.0 * tokens * a.params_wider * (per_flop_dense - per_flop)
 
 
 def activation_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray) -> jnp.ndarray:

@@ -42,8 +42,8 @@ def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)
     speed = cfg.chips * gemm_peak(hw, cfg) * hw.decode_mfu
-    # the non-expert GEMMs at their own peak (`compute.linear_time`): exactly 0 s more when alike
-    dense_extra_s = 2.0 * tokens * a.params_dense * (1.0 / (cfg.chips * dense_gemm_peak(hw, cfg) * hw.decode_mfu) - 1.0 / speed)
+    # the GEMMs a checkpoint keeps wider at their own peak (`compute.linear_time`): exactly 0 s more when alike
+    dense_extra_s = 2.0 * tokens * a.params_wider * (1.0 / (cfg.chips * dense_gemm_peak(hw, cfg) * hw.decode_mfu) - 1.0 / speed)
     t_flops = flops / speed + dense_extra_s
     return jnp.maximum(t_mem, t_flops)
 

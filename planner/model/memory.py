@@ -27,9 +27,10 @@ def kv_elems_per_seq(a: Arch, context: jnp.ndarray) -> jnp.ndarray:
 def weight_bytes(a: Arch, weight_bytes_per_param: jnp.ndarray, dense_bytes_per_param=None) -> jnp.ndarray:
     """All weights of one replica. Embeddings and the LM head stay in BF16 (standard in FP8/FP4
     checkpoints such as ModelOpt's); every other matrix uses the weight dtype incl. its scales, the
-    non-expert ones `dense_bytes_per_param` where given (`Config.dense_weight_bytes`)."""
+    ones a checkpoint keeps wider (`Arch.params_wider`) `dense_bytes_per_param` where given
+    (`Config.dense_weight_bytes`)."""
     quantised = a.params_dense + a.experts_routed * a.params_expert
-    wider = 0.0 if dense_bytes_per_param is None else a.params_dense * (dense_bytes_per_param - weight_bytes_per_param)
+    wider = 0.0 if dense_bytes_per_param is None else a.params_wider * (dense_bytes_per_param - weight_bytes_per_param)
     return quantised * weight_bytes_per_param + (a.params_embed + a.params_lm_head) * BF16 + wider
 
 

@@ -71,6 +71,7 @@ class Arch(NamedTuple):
     params_embed: Array  # input embedding stored apart from the LM head (0 when tied)
     params_lm_head: Array  # output projection vocab x hidden (read every decode step)
     params_dense: Array  # non-expert weights in the blocks: attention, dense MLPs, norms, router, shared experts
+    params_wider: Array  # those a mixed-precision checkpoint keeps wider (`arch.params_kept_wider`)
     params_expert: Array  # one routed expert (all MoE layers together, per expert)
     experts_routed: Array  # 0 for dense models
     experts_active: Array
@@ -120,8 +121,8 @@ class Config(NamedTuple):
     batch: Array
     weight_bytes: Array  # bytes per weight incl. quantisation scales
     gemm_flops_sel: Array  # index 0 bf16, 1 fp8, 2 int8, 3 fp4: which peak the GEMMs run at
-    # the non-expert matrices (attention, shared experts, dense layers): as above, except in a
-    # published MoE checkpoint that keeps them wider than its experts (Kimi-K2.5: BF16 beside INT4)
+    # the matrices a published checkpoint keeps wider (`Arch.params_wider`: a MoE's non-expert ones,
+    # Kimi-K2.5's BF16 beside INT4 experts; a dense model's attention): as above where it does not
     dense_weight_bytes: Array
     dense_gemm_sel: Array
     kv_bytes: Array  # bytes per cached element incl. scales

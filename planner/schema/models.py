@@ -206,16 +206,35 @@ class ModelSpec(Strict):
                           "quantization_config (planner.checkpoint_dtype): what `planner eval` assumes when no "
                           "weight dtype is given; None: not recorded (eval assumes bf16)")
     weight_dtype_dense_published: WeightDtype | None = Field(
-        None, description="MoE checkpoints only: the dtype its non-expert matrices (attention, shared experts, "
-                          "dense layers) are published in where wider than weight_dtype_published (Kimi-K2.5: "
-                          "bf16 beside INT4 experts), from its config.json (planner.checkpoint_dtype); the "
-                          "planner reads and computes them at it whenever it runs the published weights")
+        None, description="The dtype a mixed-precision checkpoint keeps wider than weight_dtype_published: a "
+                          "MoE's non-expert matrices (attention, shared experts, dense layers; Kimi-K2.5: bf16 "
+                          "beside INT4 experts), a dense model's attention projections (Qwen3.6-27B NVFP4: fp8 "
+                          "beside 4-bit MLPs), from its config.json (planner.checkpoint_dtype); the planner "
+                          "reads and computes them at it whenever it runs the published weights")
     sources: dict[str, str] = Field(description="Field name -> source key in [sources]")
     notes: str = ""
 
     @property
     def is_moe(self) -> bool:
         return self.experts_routed is not None
+
+    @property
+    def narrowest_part(self) -> str:
+        """What `weight_dtype_published` describes in a mixed checkpoint, in words."""
+        return "experts" if self.is_moe else "MLPs"
+
+    def kept_wider(self) -> str | None:
+        """What a mixed checkpoint keeps wider and at which dtype, in words ('attention and shared
+        experts in fp8'); None for a checkpoint in one format."""
+        if self.weight_dtype_dense_published is None:
+            return None
+        parts = ["attention"]
+        if self.is_moe and self.experts_shared:
+            parts.append("shared experts")
+        if self.is_moe and self.dense_layers:
+            parts.append("dense layers")
+        words = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+        return f"{words} in {self.weight_dtype_dense_published}"
 
     @model_validator(mode="after")
     def _plausible(self) -> ModelSpec:
@@ -238,9 +257,9 @@ class ModelSpec(Strict):
             raise ValueError("attention = 'mla' needs kv_lora_rank and qk_rope_head_dim")
         if self.heads % self.kv_heads:
             raise ValueError("heads must be a multiple of kv_heads")
-        if self.weight_dtype_dense_published is not None and (self.experts_routed is None or self.weight_dtype_published is None):
-            raise ValueError("weight_dtype_dense_published needs a MoE model (experts_routed) with weight_dtype_published: "
-                             "it is the non-expert part of a published MoE checkpoint")
+        if self.weight_dtype_dense_published is not None and self.weight_dtype_published is None:
+            raise ValueError("weight_dtype_dense_published needs weight_dtype_published: it is the part of a "
+                             "published checkpoint kept wider than the rest")
         if (self.sliding_window is None) != (self.sliding_window_layers is None):
             raise ValueError("sliding_window and sliding_window_layers go together")
         if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:
