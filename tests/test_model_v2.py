@@ -171,6 +171,21 @@ def test_narrow_experts_cost_more_per_flop_than_wide_ones(cat):
     assert narrow > wide
 
 
+def test_expert_gemms_on_quantised_activations_take_their_own_efficiency(cat):
+    """W8A8 / W4A4 expert GEMMs run at `moe_eff_lowp`, weight-only and BF16 ones at `moe_eff`; a
+    decode step of a small MoE on quantised activations reads its experts' bytes at the lower one."""
+    h = hw(cat, moe_eff=0.8, moe_eff_lowp=0.4, expert_width_knee=0.0)
+    a = model_arrays(cat.model("qwen3-30b-a3b"))
+    assert f(compute.expert_gemm_scale(a, h)) == pytest.approx(1 / 0.8, rel=1e-6)
+    assert f(compute.expert_gemm_scale(a, h, np.float32(1.0))) == pytest.approx(1 / 0.4, rel=1e-6)
+    tokens = np.float32(64.0)
+    bf16_bytes, bf16_flops = compute.linear_work(a, h, tokens, np.float32(1.0))
+    low_bytes, low_flops = compute.linear_work(a, h, tokens, np.float32(1.0), quantised=np.float32(1.0))
+    dense = f(a.params_dense)
+    assert (f(low_bytes) - dense) == pytest.approx(2.0 * (f(bf16_bytes) - dense), rel=1e-5)  # expert part only
+    assert (f(low_flops) - 2 * 64 * dense) == pytest.approx(2.0 * (f(bf16_flops) - 2 * 64 * dense), rel=1e-5)
+
+
 def test_every_touched_expert_computes_at_least_one_tile(cat):
     a = model_arrays(cat.model("qwen3-30b-a3b"))  # 128 experts, top-8
     h = hw(cat, moe_eff=1.0, expert_width_knee=0.0)

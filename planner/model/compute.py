@@ -64,28 +64,31 @@ def experts_touched(a: Arch, tokens: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(a.experts_routed > 0, e * (1.0 - miss), 0.0)
 
 
-def expert_gemm_scale(a: Arch, hw: Hw) -> jnp.ndarray:
+def expert_gemm_scale(a: Arch, hw: Hw, quantised=0.0) -> jnp.ndarray:
     """Cost multiplier of grouped expert GEMMs relative to dense GEMMs of the same FLOPs and bytes:
     1 / (moe_eff x w / (w + knee)). Narrow experts (w = 768) have short inner loops, so the fixed
     per-tile work weighs more than for wide ones (w = 14,336): a 128-expert model with narrow
-    experts must not be costed at a wide-expert model's efficiency."""
+    experts must not be costed at a wide-expert model's efficiency. On quantised activations
+    (`quantised` = `quantised_activations`: W8A8, W4A4) the family's `moe_eff_lowp` applies: on
+    Blackwell, FP4 grouped GEMMs reach far less of their peak than BF16 ones of theirs."""
     width = a.expert_width / jnp.maximum(a.expert_width + hw.expert_width_knee, 1.0)
-    return 1.0 / (hw.moe_eff * jnp.maximum(width, 1e-3))
+    eff = jnp.where(quantised > 0, hw.moe_eff_lowp, hw.moe_eff)
+    return 1.0 / (eff * jnp.maximum(width, 1e-3))
 
 
 def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray, expert_skew=1.0,
-                dense_bytes=None):
+                dense_bytes=None, quantised=0.0):
     """(bytes, FLOPs) of the quantised linear layers for a step over `tokens` tokens, in
     dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale`, and every touched
     expert computes at least one full tile of rows (tile quantisation at small tokens per expert).
     `expert_skew` (layouts.busiest_rank_skew) scales the expert FLOPs to the busiest expert-parallel
     rank's, which the step waits for; weight reads are per rank and are not skewed. The
     matrices a checkpoint keeps wider (`Arch.params_wider`) are read at `dense_bytes` per weight
-    (`Config.dense_weight_bytes`; default `weight_bytes`)."""
+    (`Config.dense_weight_bytes`; default `weight_bytes`). `quantised`: see `expert_gemm_scale`."""
     wider = 0.0 if dense_bytes is None else a.params_wider * (dense_bytes - weight_bytes)  # exactly 0 if alike
     if _has_no_experts(a):  # see without_experts
         return a.params_dense * weight_bytes + wider, 2.0 * tokens * a.params_dense
-    scale = expert_gemm_scale(a, hw)
+    scale = expert_gemm_scale(a, hw, quantised)
     touched = experts_touched(a, tokens)
     touched_bytes = (a.params_dense + touched * a.params_expert * scale) * weight_bytes + wider
     routed_rows = tokens * a.experts_active  # (token, expert) pairs per MoE layer

@@ -21,6 +21,7 @@ from planner.model.compute import (
     gemm_peak,
     host_step_time,
     linear_work,
+    quantised_activations,
 )
 from planner.model.layouts import (
     attention_spread,
@@ -37,7 +38,7 @@ from planner.model.types import Arch, Config, Hw
 def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     tokens = batch * query_tokens
     linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, tokens),
-                                             dense_bytes=cfg.dense_weight_bytes)
+                                             dense_bytes=cfg.dense_weight_bytes, quantised=quantised_activations(hw, cfg))
     w_chip = weight_stream_per_chip(a, cfg, linear_bytes, a.params_lm_head * BF16)
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)

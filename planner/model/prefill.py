@@ -43,7 +43,8 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     tokens = seqs * new
     # seconds per FLOP and per byte, per chip: computed once per (hardware, chips, dtype), so the
     # per-configuration work below multiplies instead of dividing
-    mfu = jnp.where(quantised_activations(hw, cfg) > 0, hw.prefill_mfu_lowp, hw.prefill_mfu)
+    lowp = quantised_activations(hw, cfg)
+    mfu = jnp.where(lowp > 0, hw.prefill_mfu_lowp, hw.prefill_mfu)
     per_flop = 1.0 / (cfg.chips * gemm_peak(hw, cfg) * mfu)
     mfu_dense = jnp.where(quantised_activations(hw, cfg, cfg.dense_gemm_sel) > 0, hw.prefill_mfu_lowp, hw.prefill_mfu)
     per_flop_dense = 1.0 / (cfg.chips * dense_gemm_peak(hw, cfg) * mfu_dense)
@@ -52,11 +53,13 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     if chunk_tokens is not None:
         chunk = jnp.minimum(chunk, jnp.maximum(chunk_tokens, 1.0))
     # each chunk's routed tokens are spread over the expert-parallel ranks; the busiest one sets the pace
-    _, flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, jnp.minimum(tokens, chunk)))
+    _, flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, jnp.minimum(tokens, chunk)),
+                           quantised=lowp)
     flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
     t_linear = linear_time(a, tokens, flops_linear, per_flop, per_flop_dense)
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
-    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes, dense_bytes=cfg.dense_weight_bytes)
+    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes, dense_bytes=cfg.dense_weight_bytes,
+                                 quantised=lowp)
     t_weights = chunks * (chunk_bytes + a.params_lm_head * BF16) * per_byte
     t_attn_flops = seqs * attn_flops_prefill(a, new, cached) / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg))
     t_attn_flops = t_attn_flops * attention_spread(cfg, seqs)

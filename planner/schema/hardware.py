@@ -290,6 +290,11 @@ class CalibrationFamily(Strict):
     moe_efficiency: float = Field(
         gt=0, le=1, description="Efficiency of grouped expert GEMMs relative to dense GEMMs (MoE only)"
     )
+    moe_efficiency_lowp: float | None = Field(
+        None, gt=0, le=1, description="Efficiency of grouped expert GEMMs on quantised activations (W8A8 FP8/INT8, "
+        "W4A4 FP4 on native tensor cores: every routed token is quantised first, and the few rows per expert fill "
+        "less of a faster core) relative to dense GEMMs; unset = as moe_efficiency"
+    )
     prefill_attention_mfu_fp8: float | None = Field(
         None, gt=0, le=2, description="Achieved fraction of the BF16 peak in FP8 prefill attention (FP8 KV on a "
         "chip with FP8 tensor cores); unset = as prefill_attention_mfu"
