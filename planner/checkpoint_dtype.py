@@ -164,6 +164,7 @@ def checkpoint_dense_dtype(cfg: dict[str, Any], repo: str | None = None) -> tupl
     method = str(q.get("quant_method") or "").lower()
     found: str | None = None
     why = ""
+    layers = _layer_dtypes(q)
     if method in FP8_METHODS and (str(cfg.get("expert_dtype", "")).lower() == "fp4"
                                   or str(q.get("moe_quant_algo", "")).upper() == "NVFP4"):
         found, why = "fp8", "quantization_config fp8 for every matrix but the routed experts (FP4)"
@@ -171,8 +172,8 @@ def checkpoint_dense_dtype(cfg: dict[str, Any], repo: str | None = None) -> tupl
         kept = [m for m in q.get("modules_to_not_convert") or [] if ATTENTION.search(str(m))]
         if kept:
             found, why = "bf16", f"modules_to_not_convert keeps {kept[0]} at 16 bits"
-    elif _layer_dtypes(q):
-        attention = {d for name, d in _layer_dtypes(q).items() if ATTENTION.search(name)}
+    elif layers:
+        attention = {d for name, d in layers.items() if ATTENTION.search(name)}
         if len(attention) == 1:
             found = attention.pop()
             why = f"quantized_layers give the attention projections {found}"

@@ -267,7 +267,8 @@ def published_weight_dtype(catalog: Catalog, model: Any, hardware: Any) -> tuple
             "config.json format confirms it: give weight_dtype to evaluate it so"))
     if dtype == "bf16":
         return dtype, None
-    kept = f"{spec.kept_wider()}, as published" if spec.kept_wider() else ""
+    wider = spec.kept_wider()
+    kept = f"{wider}, as published" if wider else ""
     note = f"weight_dtype not given: evaluated as {dtype}, the dtype {spec.id}'s published checkpoint ({spec.hf_repo}) is served at"
     note += f" (its {spec.narrowest_part}; {kept})" if kept else ""
     if isinstance(hardware, str) and dtype == "fp4":

@@ -20,6 +20,7 @@ from planner.model.compute import (
     fixed_layer_time,
     gemm_peak,
     host_step_time,
+    linear_time,
     linear_work,
     quantised_activations,
 )
@@ -42,10 +43,9 @@ def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     w_chip = weight_stream_per_chip(a, cfg, linear_bytes, a.params_lm_head * BF16)
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)
-    speed = cfg.chips * gemm_peak(hw, cfg) * hw.decode_mfu
-    # the GEMMs a checkpoint keeps wider at their own peak (`compute.linear_time`): exactly 0 s more when alike
-    dense_extra_s = 2.0 * tokens * a.params_wider * (1.0 / (cfg.chips * dense_gemm_peak(hw, cfg) * hw.decode_mfu) - 1.0 / speed)
-    t_flops = flops / speed + dense_extra_s
+    # the GEMMs a checkpoint keeps wider run at their own peak: exactly 0 s more when alike
+    t_flops = linear_time(a, tokens, flops, 1.0 / (cfg.chips * gemm_peak(hw, cfg) * hw.decode_mfu),
+                          1.0 / (cfg.chips * dense_gemm_peak(hw, cfg) * hw.decode_mfu))
     return jnp.maximum(t_mem, t_flops)
 
 
