@@ -11,10 +11,12 @@ experts, FP8 elsewhere; gpt-oss: MXFP4 experts, BF16 attention): `checkpoint_den
 second dtype. Few as those weights are (~1-3 % of the parameters), a decode step reads all of them
 and only the experts its tokens route to: at batch 1, Kimi-K2.5's BF16 attention and shared experts
 are more bytes than its eight INT4 experts per layer. Where a checkpoint's attention and shared
-experts differ (NVIDIA's Qwen3.6 NVFP4: FP8 attention, NVFP4 shared experts), the attention's dtype
-is taken: it holds most of the non-expert weights. A dense checkpoint's second dtype is its
-attention's (NVIDIA's Qwen3.6-27B NVFP4: FP8 attention and linear attention beside 4-bit MLPs, 27 %
-of its weights; `arch.params_kept_wider`).
+experts differ (NVIDIA's Qwen3.6-35B-A3B NVFP4: FP8 attention, W4A16 NVFP4 shared experts), the
+attention's dtype is the second one and `checkpoint_shared_experts_narrow` says that the shared
+experts take the routed experts' (`arch.params_kept_wider` then leaves them out). The output
+projection is costed at 16 bits even where a checkpoint quantises it (that one's lm_head is W4A16).
+A dense checkpoint's second dtype is its attention's (NVIDIA's Qwen3.6-27B NVFP4: FP8 attention and
+linear attention beside 4-bit MLPs, 27 % of its weights; `arch.params_kept_wider`).
 
 MXFP4 checkpoints (gpt-oss; DeepSeek-V4's `expert_dtype` fp4, with power-of-two `ue8m0` scales) read
 as int4: engines run them weight-only by default (4-bit weights, 16-bit GEMMs), which is the
@@ -192,6 +194,42 @@ def checkpoint_dense_dtype(cfg: dict[str, Any], repo: str | None = None) -> tupl
     if found is None or found == published:
         return None, "every matrix in one format"
     return found, why
+
+
+SHARED_EXPERTS = re.compile(r"shared_experts?(?:[.*]|$)", re.IGNORECASE)
+"""Module names of a MoE's shared experts (`mlp.shared_expert.*` in Qwen, `mlp.shared_experts` in
+DeepSeek, Kimi and GLM)."""
+
+
+def checkpoint_shared_experts_narrow(cfg: dict[str, Any], repo: str | None = None) -> tuple[bool, str]:
+    """(whether a mixed MoE checkpoint quantises its shared experts as far as its routed experts
+    rather than keeping them at `checkpoint_dense_dtype` with its attention, what says so). Most do
+    keep them wider (DeepSeek-V4: FP8; NVIDIA's GLM and Kimi-K2.6 exports list them in `ignore`);
+    NVIDIA's Qwen3.6-35B-A3B NVFP4 gives them W4A16_NVFP4 like its experts, and a generic `Linear`
+    group with no `ignore` entry for them (NVIDIA's Kimi-K2.5 NVFP4) quantises them too. An
+    `ignore` entry for any layer's shared experts reads as all of them kept wider."""
+    published, _ = checkpoint_dtype(cfg, repo)
+    q = _quantization(cfg)
+    if published is None or q is None or checkpoint_dense_dtype(cfg, repo)[0] is None:
+        return False, "no mixed formats recorded"
+    layers = _layer_dtypes(q)
+    if layers:
+        shared = {d for name, d in layers.items() if SHARED_EXPERTS.search(name)}
+        if shared == {published}:
+            return True, f"quantized_layers give the shared experts {published}, as the routed experts"
+        return False, "quantized_layers do not give the shared experts the routed experts' format"
+    method = str(q.get("quant_method") or "").lower()
+    if method not in ("compressed-tensors", "modelopt"):
+        return False, f"quant_method {method} keeps every matrix but the routed experts wider"
+    ignored = [str(m) for m in q.get("ignore") or [] if SHARED_EXPERTS.search(str(m))]
+    if ignored:
+        return False, f"quantization_config ignore lists {ignored[0]}: kept wider"
+    for group in (q.get("config_groups") or {}).values():
+        targets = [str(t) for t in group.get("targets") or []] if isinstance(group, dict) else []
+        named = [t for t in targets if SHARED_EXPERTS.search(t)]
+        if (named or "Linear" in targets) and _weight_group(group) == published:
+            return True, f"a config group quantises {named[0] if named else 'every Linear layer'} to {published}, shared experts included"
+    return False, "no config group quantises the shared experts to the routed experts' format"
 
 
 def _every_layer(attention: list[str], ignored: list[str], cfg: dict[str, Any]) -> bool:

@@ -14,7 +14,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from planner.checkpoint_dtype import checkpoint_dense_dtype, checkpoint_dtype
+from planner.checkpoint_dtype import (
+    checkpoint_dense_dtype,
+    checkpoint_dtype,
+    checkpoint_shared_experts_narrow,
+)
 from planner.errors import InputFileError
 
 MAX_CONFIG_BYTES = 8 * 2**20
@@ -373,6 +377,8 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
         dense, _ = checkpoint_dense_dtype(cfg, repo)
         if dense is not None:
             spec["weight_dtype_dense_published"] = dense
+            if spec.get("experts_shared") and checkpoint_shared_experts_narrow(cfg, repo)[0]:
+                spec["shared_experts_at_weight_dtype_published"] = True
     del spec["_type"]
     cfg_key = f"config-{mid}"
     where = f"{repo} config.json (Hugging Face)" if repo else "config.json"

@@ -11,7 +11,11 @@ import pytest
 
 from planner import io, paths, quality
 from planner.catalog import load_catalog
-from planner.checkpoint_dtype import checkpoint_dense_dtype, checkpoint_dtype
+from planner.checkpoint_dtype import (
+    checkpoint_dense_dtype,
+    checkpoint_dtype,
+    checkpoint_shared_experts_narrow,
+)
 from planner.evaluation import case_from_dict, evaluate_cases
 from planner.hf_import import import_model
 from planner.schema import ModelsFile
@@ -124,6 +128,30 @@ def _cited_file(citation: str) -> Path | None:
     return CONFIGS / found.group(1) if found else None
 
 
+@pytest.mark.parametrize(("cfg", "expected"), [
+    # NVIDIA's Qwen3.6-35B-A3B: W4A16 NVFP4 experts and shared experts beside FP8 attention
+    ({"quantization_config": _layers_in(layers__0__self_attn__q_proj="FP8", layers__0__mlp__experts="W4A16_NVFP4",
+                                        layers__0__mlp__shared_expert__up_proj="W4A16_NVFP4")}, True),
+    # ... a record whose shared experts are FP8 like its attention keeps them wider
+    ({"quantization_config": _layers_in(layers__0__self_attn__q_proj="FP8", layers__0__mlp__experts="W4A16_NVFP4",
+                                        layers__0__mlp__shared_expert__up_proj="FP8")}, False),
+    # NVIDIA's Kimi-K2.5 NVFP4: one Linear group, only attention ignored: shared experts are NVFP4 too
+    ({"num_hidden_layers": 2, "quantization_config": {"quant_method": "modelopt", "config_groups": {"g": _group(4, "float", 4)},
+                                                      "ignore": _layers(2, "self_attn")}}, True),
+    # NVIDIA's GLM / Kimi-K2.6 exports, Moonshot's Kimi-K2.5: the shared experts are ignored (kept wider)
+    ({"num_hidden_layers": 2, "quantization_config": {"quant_method": "modelopt", "config_groups": {"g": _group(4, "float", 4)},
+                                                      "ignore": [*_layers(2, "self_attn"), *_layers(2, "mlp.shared_experts")]}}, False),
+    ({"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {"g": _group(4, "int")},
+                              "ignore": ["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*"]}}, False),
+    # DeepSeek-V4: block FP8 for every matrix but the FP4 routed experts
+    ({"quantization_config": FP8_BLOCKS, "expert_dtype": "fp4"}, False),
+    # one format throughout: nothing is kept wider, so nothing is narrower than it either
+    ({"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {"g": _group(4, "int")}}}, False),
+])
+def test_whether_a_mixed_checkpoint_quantises_its_shared_experts_with_its_experts(cfg: dict, expected: bool) -> None:
+    assert checkpoint_shared_experts_narrow(cfg)[0] is expected
+
+
 def test_every_catalog_checkpoint_dtype_is_what_its_cited_config_says() -> None:
     models = io.load(ModelsFile, paths.models_file())
     checked = 0
@@ -158,6 +186,12 @@ def test_every_mixed_checkpoint_in_the_catalog_records_what_it_keeps_wider() -> 
             cited = models.sources[spec.sources["weight_dtype_dense_published"]]
             assert _cited_file(cited) == path, spec.id
             recorded[spec.id] = expected
+        narrow = bool(spec.experts_shared) and expected is not None and checkpoint_shared_experts_narrow(
+            json.loads(path.read_text()), repo)[0]
+        assert bool(spec.shared_experts_at_weight_dtype_published) is narrow, spec.id
+        if narrow:
+            assert models.sources[spec.sources["shared_experts_at_weight_dtype_published"]] == cited, spec.id
+    assert [m.id for m in models.model if m.shared_experts_at_weight_dtype_published] == ["qwen3.6-35b-a3b"]
     assert {k: recorded.get(k) for k in ("kimi-k2.5", "deepseek-v4-flash", "gpt-oss-120b", "deepseek-v3", "qwen3.6-27b")} == {
         "kimi-k2.5": "bf16", "deepseek-v4-flash": "fp8", "gpt-oss-120b": "bf16", "deepseek-v3": None, "qwen3.6-27b": "fp8"}
 
@@ -170,9 +204,15 @@ def test_the_importer_records_the_checkpoint_dtype() -> None:
     spec, _ = import_model(CONFIGS / "moonshotai--Kimi-K2.5_config.json")
     assert (spec.weight_dtype_published, spec.weight_dtype_dense_published) == ("int4", "bf16")
     assert spec.sources["weight_dtype_dense_published"]
+    assert spec.shared_experts_at_weight_dtype_published is None  # Moonshot's ignore list keeps them bf16
     spec, _ = import_model(CONFIGS / "nvidia--Qwen3.6-27B-NVFP4_config.json")
     # a dense model: W4A16 NVFP4 MLPs (weight-only, int4) beside FP8 attention
     assert (spec.weight_dtype_published, spec.weight_dtype_dense_published) == ("int4", "fp8")
+    spec, _ = import_model(CONFIGS / "nvidia--Qwen3.6-35B-A3B-NVFP4_config.json")
+    assert (spec.weight_dtype_published, spec.weight_dtype_dense_published) == ("int4", "fp8")
+    assert spec.shared_experts_at_weight_dtype_published is True
+    assert spec.sources["shared_experts_at_weight_dtype_published"]
+    assert spec.kept_wider() == "attention in fp8"
 
 
 def _eval(**case) -> dict:
@@ -351,3 +391,25 @@ def test_a_dense_checkpoint_keeps_its_attention_wider() -> None:
     assert mixed["tpot_s"] > flat["tpot_s"] * 1.05
     # the attention GEMMs run on FP8 tensor cores: a compute-bound prefill is faster than all-BF16
     assert mixed["ttft_s"] < flat["ttft_s"]
+
+
+def test_shared_experts_quantised_with_the_experts_are_read_at_their_bytes() -> None:
+    """NVIDIA's Qwen3.6-35B-A3B NVFP4 gives its shared experts W4A16 NVFP4 like its routed experts,
+    beside FP8 attention: each chip holds exactly the shared experts' weights (counted from the
+    shapes here) at 4-bit bytes rather than FP8's, and its footer names only the attention as wider."""
+    from dataclasses import replace
+
+    from planner.lowering import WEIGHT_BYTES
+
+    cat = load_catalog()
+    model = cat.model("qwen3.6-35b-a3b")
+    assert model.kept_wider() == "attention in fp8"
+    wider = replace(cat, models={**cat.models, model.id: model.model_copy(update={"shared_experts_at_weight_dtype_published": None})})
+    assert wider.model(model.id).kept_wider() == "attention and shared experts in fp8"
+    raw = {"hardware": "h200-sxm", "model": model.id, "chips": 1, "batch": 1, "input": 8000, "output": 100}
+    narrow, flat = (evaluate_cases([case_from_dict(raw, "test", catalog=c)], c)[0] for c in (cat, wider))
+    shared = model.layers * model.experts_shared * 3 * model.hidden * model.moe_ffn_dim  # gate, up, down
+    assert shared == pytest.approx(125.8e6, rel=1e-3)
+    saved_gb = shared * (WEIGHT_BYTES["fp8"] - WEIGHT_BYTES["int4"]) / 1e9
+    assert flat["weights_gb_per_chip"] - narrow["weights_gb_per_chip"] == pytest.approx(saved_gb, rel=2e-3)
+    assert narrow["tpot_s"] <= flat["tpot_s"]

@@ -106,16 +106,15 @@ def param_counts(m: ModelSpec) -> ParamCounts:
     norms = 2 * m.hidden * m.layers
     dense_layers, moe_layers = mlp_layer_counts(m)
     if m.is_moe:
-        shared = (m.experts_shared or 0) * mats * m.hidden * (m.shared_ffn_dim or m.moe_ffn_dim)
         router = m.hidden * m.experts_routed
         expert_in = m.moe_latent_dim or m.hidden
         latent_proj = 2 * m.hidden * m.moe_latent_dim if m.moe_latent_dim else 0
         expert = float(moe_layers * mats * expert_in * m.moe_ffn_dim)
         routed, active = m.experts_routed, m.experts_active
     else:
-        shared, router, latent_proj, expert, routed, active = 0, 0, 0, 0.0, 0, 0
+        router, latent_proj, expert, routed, active = 0, 0, 0.0, 0, 0
     dense = (mixers + norms + dense_layers * mats * m.hidden * m.ffn_dim
-             + moe_layers * (shared + router + latent_proj) + m.hidden)
+             + moe_layers * (router + latent_proj) + shared_expert_params(m) + m.hidden)
     embed = float(m.vocab * m.hidden)
     lm_head = 0.0 if m.tie_embeddings else embed
     return ParamCounts(embed=embed, lm_head=lm_head, dense=float(dense), expert=expert,
@@ -134,8 +133,21 @@ def params_kept_wider(m: ModelSpec) -> float:
     """Weights that `ModelSpec.weight_dtype_dense_published` covers where a checkpoint mixes formats:
     a MoE checkpoint quantises its routed experts furthest and keeps every other matrix (attention,
     shared experts, dense layers) wider; a dense one keeps its attention projections wider than its
-    MLPs (NVIDIA's Qwen3.6-27B NVFP4: FP8 attention and linear attention, NVFP4 MLPs)."""
-    return param_counts(m).dense if m.is_moe else mixer_params(m)
+    MLPs (NVIDIA's Qwen3.6-27B NVFP4: FP8 attention and linear attention, NVFP4 MLPs). A MoE
+    checkpoint that quantises its shared experts with the routed ones
+    (`ModelSpec.shared_experts_at_weight_dtype_published`) keeps only the rest wider."""
+    if not m.is_moe:
+        return mixer_params(m)
+    return param_counts(m).dense - (shared_expert_params(m) if m.shared_experts_at_weight_dtype_published else 0.0)
+
+
+def shared_expert_params(m: ModelSpec) -> float:
+    """Weights of every MoE layer's shared experts."""
+    if not m.experts_shared:
+        return 0.0
+    _, moe_layers = mlp_layer_counts(m)
+    mats = 3 if m.gated_mlp else 2
+    return float(moe_layers * m.experts_shared * mats * m.hidden * (m.shared_ffn_dim or m.moe_ffn_dim))
 
 
 def kv_elems_per_token_layer(m: ModelSpec) -> float:

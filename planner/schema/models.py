@@ -65,6 +65,7 @@ SOURCED_MODEL_FIELDS = (
     "params_active_published",
     "weight_dtype_published",
     "weight_dtype_dense_published",
+    "shared_experts_at_weight_dtype_published",
 )
 
 
@@ -211,6 +212,11 @@ class ModelSpec(Strict):
                           "beside INT4 experts), a dense model's attention projections (Qwen3.6-27B NVFP4: fp8 "
                           "beside 4-bit MLPs), from its config.json (planner.checkpoint_dtype); the planner "
                           "reads and computes them at it whenever it runs the published weights")
+    shared_experts_at_weight_dtype_published: bool | None = Field(
+        None, description="True: a mixed-precision MoE checkpoint quantises its shared experts to weight_dtype_published "
+                           "like its routed experts, not to weight_dtype_dense_published with its attention (NVIDIA's "
+                           "Qwen3.6-35B-A3B NVFP4: W4A16 shared experts beside FP8 attention), from its config.json "
+                           "(planner.checkpoint_dtype.checkpoint_shared_experts_narrow); None: they are kept wider, or not recorded")
     sources: dict[str, str] = Field(description="Field name -> source key in [sources]")
     notes: str = ""
 
@@ -229,7 +235,7 @@ class ModelSpec(Strict):
         if self.weight_dtype_dense_published is None:
             return None
         parts = ["attention"]
-        if self.is_moe and self.experts_shared:
+        if self.is_moe and self.experts_shared and not self.shared_experts_at_weight_dtype_published:
             parts.append("shared experts")
         if self.is_moe and self.dense_layers:
             parts.append("dense layers")
@@ -260,6 +266,9 @@ class ModelSpec(Strict):
         if self.weight_dtype_dense_published is not None and self.weight_dtype_published is None:
             raise ValueError("weight_dtype_dense_published needs weight_dtype_published: it is the part of a "
                              "published checkpoint kept wider than the rest")
+        if self.shared_experts_at_weight_dtype_published and not (self.experts_shared and self.weight_dtype_dense_published):
+            raise ValueError("shared_experts_at_weight_dtype_published needs experts_shared and weight_dtype_dense_published: "
+                             "it says which of a mixed checkpoint's two dtypes its shared experts are in")
         if (self.sliding_window is None) != (self.sliding_window_layers is None):
             raise ValueError("sliding_window and sliding_window_layers go together")
         if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:
