@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from planner.model.memory import BF16, layout
+from planner.model.precision import wider_extra_bytes
 from planner.model.types import Arch, Config, Hw
 
 EXPERT_TILE_M = 64.0
@@ -85,7 +86,7 @@ def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray,
     rank's, which the step waits for; weight reads are per rank and are not skewed. The
     matrices a checkpoint keeps wider (`Arch.params_wider`) are read at `dense_bytes` per weight
     (`Config.dense_weight_bytes`; default `weight_bytes`). `quantised`: see `expert_gemm_scale`."""
-    wider = 0.0 if dense_bytes is None else a.params_wider * (dense_bytes - weight_bytes)  # exactly 0 if alike
+    wider = wider_extra_bytes(a, weight_bytes, dense_bytes)
     if _has_no_experts(a):  # see without_experts
         return a.params_dense * weight_bytes + wider, 2.0 * tokens * a.params_dense
     scale = expert_gemm_scale(a, hw, quantised)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from planner.model.precision import wider_extra_bytes
 from planner.model.types import Arch, Config, Hw
 
 BF16 = 2.0
@@ -73,7 +74,7 @@ def weight_stream_per_chip(a: Arch, cfg: Config, linear_bytes, other_bytes) -> j
     """Weight bytes a chip reads per decode step. `linear_bytes` are the quantised matrices touched
     (dense part + touched experts), `other_bytes` the BF16 LM head. With pipeline stages every
     micro-batch re-reads its stage's weights, so a chip streams its tp share of all stages."""
-    experts = linear_bytes - a.params_dense * cfg.weight_bytes - a.params_wider * (cfg.dense_weight_bytes - cfg.weight_bytes)
+    experts = linear_bytes - a.params_dense * cfg.weight_bytes - wider_extra_bytes(a, cfg.weight_bytes, cfg.dense_weight_bytes)
     return (linear_bytes - experts + other_bytes) / cfg.tp + experts / stage_width(cfg)
 
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from planner.model.attention import kv_elems_stored
 from planner.model.layouts import kv_share_per_chip, layout, weights_per_chip
+from planner.model.precision import wider_extra_bytes
 from planner.model.types import Arch, Config, Hw
 
 BF16 = 2.0
@@ -30,7 +31,7 @@ def weight_bytes(a: Arch, weight_bytes_per_param: jnp.ndarray, dense_bytes_per_p
     ones a checkpoint keeps wider (`Arch.params_wider`) `dense_bytes_per_param` where given
     (`Config.dense_weight_bytes`)."""
     quantised = a.params_dense + a.experts_routed * a.params_expert
-    wider = 0.0 if dense_bytes_per_param is None else a.params_wider * (dense_bytes_per_param - weight_bytes_per_param)
+    wider = wider_extra_bytes(a, weight_bytes_per_param, dense_bytes_per_param)
     return quantised * weight_bytes_per_param + (a.params_embed + a.params_lm_head) * BF16 + wider
 
 

@@ -16,7 +16,7 @@ from statistics import NormalDist
 import numpy as np
 
 _MODEL_DIR = Path(__file__).resolve().parent
-_ORDER = ("types", "staging", "attention", "layouts", "memory", "compute", "prefill", "decode", "speculative", "queueing", "tiers",
+_ORDER = ("types", "precision", "staging", "attention", "layouts", "memory", "compute", "prefill", "decode", "speculative", "queueing", "tiers",
           "serving", "offline", "loaded", "disagg")
 _PREFIX = "planner.model._numpy_twin"
 
