@@ -51,6 +51,13 @@ def test_no_variant_beats_the_baseline(catalog, rate, tpot, ttft, reuse, think) 
         elif r.best is not None:
             assert r.monthly_usd >= ev.best["monthly_usd"], r.name
             assert r.delta_pct >= 0.0, r.name
+    # 'speculation by one method (or none)' keeps every plan without speculation, in either serving
+    # mode and whichever grid the method is searched in: never dearer than no speculation at all
+    by = {r.name: r for r in ev.variants}
+    plain = by["no-speculative-decoding"].monthly_usd
+    for r in ev.variants:
+        if r.name.startswith("spec-") and r.searched and plain is not None:
+            assert r.monthly_usd is not None and r.monthly_usd <= plain * (1 + 1e-9), r.name
 
 
 def _pools(plan: dict) -> list[dict]:

@@ -106,6 +106,9 @@ def write_whatif(ev: Evaluation) -> None:
             con.print(f"  {note}")
         if ev.baseline_host_tiers not in (None, "all"):
             con.print(f"  baseline leaves host tiers unused ({ev.baseline_host_tiers})")
+        if ev.baseline_spec_method in ev.spec_methods_added:
+            con.print(f"  baseline drafts by {ev.baseline_spec_method}, a speculative method the scenario does not search "
+                      "(added for the spec-* variants): `planner solve` answers without it")
         t = _plans_table("variant", "vs\nbaseline", title="Best plan with one technique taken away", right=PLAN_RIGHT)
         t.add_row("baseline", *_sweep_cells(ev.best), "")
         for r in ev.variants:

@@ -66,11 +66,12 @@ class Variant:
 
 
 def _method_mask(method: str) -> Callable[[Grid], AxisMasks]:
-    """Speculation by `method` or none; nothing at all when the model cannot use the method (the
-    grid left it out with a note), so the variant reads 'not searched' rather than 'no speculation'."""
+    """Speculation by `method` or none, in any grid: the baseline's (whose plans without speculation
+    count even where the method has a grid of its own) and the method's. Whether the model can use
+    the method at all is `evaluate`'s question (a variant whose method no grid searches reads 'not
+    searched', not 'no speculation')."""
     def select(g: Grid) -> AxisMasks:
-        usable = method in g.spec_method
-        return {"spec_k": np.array([usable and m in (method, "none") for m in g.spec_method])}
+        return {"spec_k": np.array([m in (method, "none") for m in g.spec_method])}
     return select
 
 
@@ -237,6 +238,7 @@ class Evaluation:
     baseline_host_tiers: HostTiers | None = "all"
     spec_methods: list[str] = field(default_factory=list)  # speculative methods searched (own grids included)
     baseline_spec_method: str | None = None
+    spec_methods_added: list[str] = field(default_factory=list)  # searched for the spec-* variants only
 
 
 def _without_host_tiers(grid: Grid, host_tiers: HostTiers) -> Grid:
@@ -321,8 +323,9 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
             grids[tiers] = (g, decode[tiers]["monthly"])
     evaluated: list[HostTiers] = list(grids)  # type: ignore[arg-type]
     methods = _method_grids(widened_scenario, grid, catalog, variants)
-    for m, g in methods.items():
-        grids[f"method:{m}"] = (g, run_grid(g, keys=("monthly",))["monthly"])
+    for m, g in methods.items():  # their decode pools join the disaggregated mode's as host-tier sets do
+        decode[f"method:{m}"] = run_grid(g, decode_pools=pools, keys=read)
+        grids[f"method:{m}"] = (g, decode[f"method:{m}"]["monthly"])
     method_keys = [f"method:{m}" for m in methods]
 
     minima = {t: SliceMinima(monthly, g.shape) for t, (g, monthly) in grids.items()}
@@ -337,17 +340,18 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         return None if found is None else (found[1], minima[found[1]].first_at(found[2], found[0]))
 
     def searched(v: Variant) -> bool:
+        if v.spec_method is not None and v.spec_method not in grid.spec_method and v.spec_method not in methods:
+            return False  # the model cannot use the method (the grid left it out with a note)
         return any(bool(_restricted(grids[t][0].shape, v.select(grids[t][0])).any()) for t in ["all", *method_keys])
 
     base = cheapest(None, [*evaluated, *method_keys])
-    disagg = _disaggregated({t: grids[t] for t in evaluated}, decode)
+    disagg = _disaggregated({t: grids[t] for t in [*evaluated, *method_keys]}, decode)
     wanted: dict[str, list[int]] = {t: [] for t in grids}
     if base is not None:
         wanted[base[0]].append(base[1])
     picks: list[tuple[Variant, tuple[str, int] | None, bool, bool]] = []
     disagg_picks: list[dict[str, Any] | None] = []
     for v in variants:
-        masks = v.select(grid)
         if not searched(v):
             picks.append((v, None, False, False))
             disagg_picks.append(None)
@@ -360,7 +364,7 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         same = (v.host_tiers == "all" and not method_keys and bool(kept[:len(grid.hardware)].all())
                 and (disagg is None or (v.disaggregated and v.mix_hardware)))
         picks.append((v, pick, True, same))
-        disagg_picks.append(disagg.best(masks, _allowed_tiers(v.host_tiers, evaluated),
+        disagg_picks.append(disagg.best({t: v.select(grids[t][0]) for t in keys}, keys,
                                         v.mix_hardware and scenario.search.mix_hardware)
                             if disagg is not None and v.disaggregated else None)
 
@@ -382,9 +386,10 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     best = plans[base] if base is not None else None
     base_tiers: HostTiers | None = (base[0] if base[0] in evaluated else "all") if base is not None else None
     if disagg is not None:
-        pair = disagg.best_with_tiers(None, evaluated, scenario.search.mix_hardware)
+        pair = disagg.best_with_tiers(None, [*evaluated, *method_keys], scenario.search.mix_hardware)
         if pair is not None and _cheaper(best, pair[0]) is pair[0]:
-            best, base_tiers = pair  # the baseline is disaggregated: its host-tier set is the pair's
+            best = pair[0]  # the baseline is disaggregated: its host-tier set is the pair's
+            base_tiers = pair[1] if pair[1] in evaluated else "all"  # type: ignore[assignment]
 
     results = []
     for (v, pick, searched, same), other in zip(picks, disagg_picks, strict=True):
@@ -404,7 +409,7 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
                       host_tiers=evaluated,
                       baseline_host_tiers=base_tiers,
                       spec_methods=[m for m in dict.fromkeys([*grid.spec_method, *methods]) if m != "none"],
-                      baseline_spec_method=_spec_method(best))
+                      baseline_spec_method=_spec_method(best), spec_methods_added=list(methods))
 
 
 def _spec_method(plan: dict[str, Any] | None) -> str | None:
@@ -425,28 +430,30 @@ def _cheaper(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, An
 class _Disaggregated:
     """The disaggregated mode evaluated once per host-tier set; variants are masks over it."""
 
-    evals: dict[HostTiers, Any]
+    evals: dict[str, Any]  # per host-tier set, and per speculative method with a grid of its own
 
-    def best(self, masks: AxisMasks | None, tiers: Sequence[HostTiers], mix: bool) -> dict[str, Any] | None:
+    def best(self, masks: dict[str, AxisMasks] | None, tiers: Sequence[str], mix: bool) -> dict[str, Any] | None:
         found = self.best_with_tiers(masks, tiers, mix)
         return None if found is None else found[0]
 
-    def best_with_tiers(self, masks: AxisMasks | None, tiers: Sequence[HostTiers],
-                        mix: bool) -> tuple[dict[str, Any], HostTiers] | None:
-        """The cheapest pair over these host-tier sets, and the set it came from (the first on a tie)."""
+    def best_with_tiers(self, masks: dict[str, AxisMasks] | None, tiers: Sequence[str],
+                        mix: bool) -> tuple[dict[str, Any], str] | None:
+        """The cheapest pair over these grids (host-tier sets, method grids), each restricted by its
+        own masks (a method grid's speculation axis is not the baseline's), and the grid it came
+        from (the first on a tie)."""
         from planner import disagg_search
         from planner.disagg_plans import plan_row
 
         found = None
         for t in tiers:
             ev = self.evals[t]
-            choice = disagg_search.best(ev, masks, mix)
+            choice = disagg_search.best(ev, None if masks is None else masks[t], mix)
             if choice is not None and (found is None or choice.monthly_usd < found[1].monthly_usd):
                 found = (ev, choice, t)
         return None if found is None else (plan_row(found[0], found[1]), found[2])
 
 
-def _disaggregated(grids: dict[HostTiers, tuple[Grid, np.ndarray]],
+def _disaggregated(grids: dict[str, tuple[Grid, np.ndarray]],
                    runs: dict[str, dict[str, np.ndarray]]) -> _Disaggregated | None:
     """The disaggregated serving mode on each evaluated grid, when the scenario searches it (its
     decode pools from that grid's `run_grid`, where the row kernel computed them)."""
@@ -486,7 +493,7 @@ def whatif_dict(ev: Evaluation, *, timing: bool = True) -> dict[str, Any]:
         ],
         "search": {"configs": ev.configs, "hardware": len(ev.grid.hardware), "widened": ev.widened,
                    "host_tiers": ev.host_tiers, "baseline_host_tiers": ev.baseline_host_tiers,
-                   "spec_methods": ev.spec_methods},
+                   "spec_methods": ev.spec_methods, "spec_methods_added": ev.spec_methods_added},
     }
     if ev.best is None:
         out["infeasible"] = infeasible_rows(ev)
