@@ -99,6 +99,16 @@ def test_whatif_json_shape_and_no_variant_beats_baseline(invoke) -> None:
     assert kvq["best"]["kv_dtype"] == "bf16" and kvq["delta_pct"] > 0
 
 
+def test_whatif_help_names_every_variant(invoke) -> None:
+    """`planner whatif --help` is where a user learns the --variants names: it lists all of them."""
+    from planner.analyses import VARIANT_NAMES
+
+    result = invoke("whatif", "--help")
+    assert result.exit_code == 0, result.output
+    words = set(result.stdout.replace(",", " ").replace(".", " ").replace(":", " ").replace(";", " ").split())
+    assert [name for name in VARIANT_NAMES if name not in words] == []
+
+
 def test_whatif_widens_the_grid_for_a_variant(invoke, write) -> None:
     # The study lists only fp8 KV: no-kv-quantization needs bf16 added to the baseline grid.
     path = write("narrow.toml", (STUDIES / "kv-quantization.toml").read_text(encoding="utf-8")

@@ -67,8 +67,10 @@ def whatif(
     """The best plan's bill with each technique taken away, from one evaluation of the grid.
 
     Variants: no-speculative-decoding, no-kv-quantization, no-prefix-cache, no-kv-offload,
-    hbm-dram-only, hbm-only, naive-attention, bf16-weights-only, gpu-only, specialist-only,
-    cheapest-hardware-only.
+    hbm-dram-only, hbm-only, naive-attention, bf16-weights-only, tp-pp-only, gpu-only,
+    specialist-only, cheapest-hardware-only, no-disaggregation, single-hardware; and one
+    speculative method alone (or none): spec-draft, spec-eagle3, spec-mtp, spec-self, spec-ngram,
+    spec-suffix.
     """
     from planner import render
     from planner.analyses import evaluate, pick_variants, whatif_dict
