@@ -13,8 +13,10 @@ and only the experts its tokens route to: at batch 1, Kimi-K2.5's BF16 attention
 are more bytes than its eight INT4 experts per layer. Where a checkpoint's attention and shared
 experts differ (NVIDIA's Qwen3.6-35B-A3B NVFP4: FP8 attention, W4A16 NVFP4 shared experts), the
 attention's dtype is the second one and `checkpoint_shared_experts_narrow` says that the shared
-experts take the routed experts' (`arch.params_kept_wider` then leaves them out). The output
-projection is costed at 16 bits even where a checkpoint quantises it (that one's lm_head is W4A16).
+experts take the routed experts' (`arch.params_kept_wider` then leaves them out). Most checkpoints
+leave the output projection (LM head) at 16 bits; NVIDIA's Qwen3.6 NVFP4 exports give it W4A16
+NVFP4, which `checkpoint_lm_head_dtype` reads (1.27 B weights of the 27B's: 2.5 GB at 16 bits, read
+by every decode step, against ~13.5 GB for the rest of its 4-bit and FP8 weights).
 A dense checkpoint's second dtype is its attention's (NVIDIA's Qwen3.6-27B NVFP4: FP8 attention and
 linear attention beside 4-bit MLPs, 27 % of its weights; `arch.params_kept_wider`).
 
@@ -230,6 +232,44 @@ def checkpoint_shared_experts_narrow(cfg: dict[str, Any], repo: str | None = Non
         if (named or "Linear" in targets) and _weight_group(group) == published:
             return True, f"a config group quantises {named[0] if named else 'every Linear layer'} to {published}, shared experts included"
     return False, "no config group quantises the shared experts to the routed experts' format"
+
+
+LM_HEAD = re.compile(r"(?:^|\.)lm_head(?:$|[.*])")
+"""The output projection's module name (`lm_head`, `model.lm_head`, `lm_head.*`)."""
+
+
+def checkpoint_lm_head_dtype(cfg: dict[str, Any], repo: str | None = None) -> tuple[str | None, str]:
+    """(the dtype a quantised checkpoint stores its LM head at, what says so); None where it is
+    16-bit or the config does not say. Read in order: a module list that leaves it out (`ignore`,
+    `modules_to_not_convert`), the per-layer record (ModelOpt's `quantized_layers`), then config
+    groups that target it by name or target every `Linear` layer (compressed-tensors quantises the
+    head then too). FP8, MXFP4, AWQ and GPTQ integrations never quantise it."""
+    published, _ = checkpoint_dtype(cfg, repo)
+    q = _quantization(cfg)
+    if published is None or q is None:
+        return None, "no quantized format recorded"
+    left_out = [str(m) for key in ("ignore", "modules_to_not_convert", "exclude_modules")
+                for m in (q.get(key) or []) if LM_HEAD.search(str(m))]
+    if left_out:
+        return None, f"quantization_config leaves {left_out[0]} out: 16-bit"
+    layers = _layer_dtypes(q)
+    if layers:
+        head = [d for name, d in layers.items() if LM_HEAD.search(name)]
+        if not head:
+            return None, "quantized_layers do not list lm_head: 16-bit"
+        if head[0] is None:
+            return None, "quantized_layers give lm_head a format the planner does not map"
+        return head[0], f"quantized_layers give lm_head {head[0]}"
+    method = str(q.get("quant_method") or "").lower()
+    if method not in ("compressed-tensors", "modelopt"):
+        return None, f"quant_method {method} leaves the LM head at 16 bits"
+    for group in (q.get("config_groups") or {}).values():
+        targets = [str(t) for t in group.get("targets") or []] if isinstance(group, dict) else []
+        named = [t for t in targets if LM_HEAD.search(t)]
+        dtype = _weight_group(group)
+        if (named or "Linear" in targets) and dtype is not None:
+            return dtype, f"a config group quantises {named[0] if named else 'every Linear layer, lm_head included'} to {dtype}"
+    return None, "no config group quantises lm_head: 16-bit"
 
 
 def _every_layer(attention: list[str], ignored: list[str], cfg: dict[str, Any]) -> bool:

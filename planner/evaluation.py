@@ -34,6 +34,7 @@ from planner.lowering import (
     dense_weight_dtype,
     draft_arrays,
     hardware_arrays,
+    head_weight_dtype,
     model_arrays,
     supports_weight_dtype,
 )
@@ -445,6 +446,7 @@ def _run_rows(pairs: list[tuple[EvalCase, int, Layout]], catalog: Catalog) -> di
         batch=[0 if c.batch == "max" else c.batch / r for c, r, _ in pairs],
         weight_dtype=[c.weight_dtype for c in cases],
         dense_dtype=[dense_weight_dtype(m, c.weight_dtype) for c, m in zip(cases, models, strict=True)],
+        head_dtype=[head_weight_dtype(m, c.weight_dtype) for c, m in zip(cases, models, strict=True)],
         kv_dtype=[c.kv_dtype for c in cases],
         spec_k=[c.spec_k for c in cases],
         tp=[lay.tp for lay in layouts], pp=[lay.pp for lay in layouts], ep=[lay.ep for lay in layouts],

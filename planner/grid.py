@@ -25,6 +25,7 @@ from planner.lowering import (
     WEIGHT_BYTES,
     dense_weight_dtype,
     hardware_arrays,
+    head_weight_dtype,
     model_arrays,
     supports_weight_dtype,
 )
@@ -172,16 +173,25 @@ def allowed(lay: Layout, kinds: list[str]) -> bool:
     return all(n == 1 or kind in kinds for kind, n in used.items())
 
 
-def weights_fit(lay: Layout, acc: Accelerator, counts: ParamCounts, weight_dtypes: list[str], hbm_fraction: float) -> bool:
+def weights_fit(lay: Layout, acc: Accelerator, counts: ParamCounts, weight_dtypes: list[str], hbm_fraction: float,
+                head_bytes: float = 2.0) -> bool:
     """Whether the layout's weights per chip fit the chip's usable memory in the smallest searched
     dtype (weights alone, before KV and workspace): a layout failing this is provably infeasible and
     is not searched (the same split as `layouts.weights_per_chip`). `counts`: the model's
-    `param_counts`, worked out once per grid (~2,000 layouts on the default one)."""
+    `param_counts`, worked out once per grid (~2,000 layouts on the default one); `head_bytes`: the
+    LM head's smallest bytes per weight over the searched dtypes (`smallest_head_bytes`)."""
     smallest = min(WEIGHT_BYTES[d] for d in weight_dtypes)
     experts = counts.experts_routed * counts.expert * smallest
-    rest = counts.dense * smallest + (counts.embed + counts.lm_head) * 2.0
+    rest = counts.dense * smallest + counts.embed * 2.0 + counts.lm_head * head_bytes
     per_chip = (rest / lay.tp + experts / (lay.tp * lay.dp_attention)) / lay.pp
     return per_chip <= acc.memory_bytes * hbm_fraction
+
+
+def smallest_head_bytes(model: ModelSpec, weight_dtypes: list[str]) -> float:
+    """The LM head's bytes per weight at the cheapest of the searched weight dtypes (`head_weight_dtype`):
+    16-bit unless the published checkpoint quantises it and is among them. The memory floors use
+    it, so a layout that fits only with a 4-bit head is still searched."""
+    return min(WEIGHT_BYTES[head_weight_dtype(model, d)] for d in weight_dtypes)
 
 
 def _pipeline_only(chips: int, arch: Arch) -> list[Layout]:
@@ -310,7 +320,8 @@ def chips_for(acc: Accelerator, model: ModelSpec, weight_dtypes: list[str], hbm_
         return sorted(default)
     counts = param_counts(model)
     smallest = min(WEIGHT_BYTES[d] for d in weight_dtypes)
-    weights = (counts.total - counts.embed - counts.lm_head) * smallest + (counts.embed + counts.lm_head) * 2.0
+    weights = ((counts.total - counts.embed - counts.lm_head) * smallest + counts.embed * 2.0
+               + counts.lm_head * smallest_head_bytes(model, weight_dtypes))
     needed = max(1, math.ceil(weights / (acc.memory_bytes * hbm_fraction)))
     start = 2 ** math.ceil(math.log2(needed))
     return [start * 2**i for i in range(len(default))]
@@ -350,6 +361,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     padded = hardware + [hardware[0]] * (h_pad - h_real)
     arch = model_arrays(model)
     counts_of_model = param_counts(model)
+    head_bytes = smallest_head_bytes(model, weight_dtypes)
     slots: list[list[tuple[int, Layout]]] = []
     for acc in padded:
         counts = chips_for(acc, model, weight_dtypes, scenario.serving.hbm_fraction, s.chips)
@@ -357,7 +369,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
                for lay in layouts_for(n, acc.scale_up_domain, arch, solve_replicas(n, counts), acc.family)
                + (_pipeline_only(n, arch) if "tp" not in s.parallelism else [])]
         fit = [(n, lay) for n, lay in row if allowed(lay, s.parallelism)
-               and weights_fit(lay, acc, counts_of_model, weight_dtypes, scenario.serving.hbm_fraction)]
+               and weights_fit(lay, acc, counts_of_model, weight_dtypes, scenario.serving.hbm_fraction, head_bytes)]
         # a hardware on which nothing fits keeps its first layout, so the answer can say why it fails
         slots.append(list(dict.fromkeys(fit or [(n, lay) for n, lay in row if allowed(lay, s.parallelism)][:1])))
     width = max(LAYOUT_PAD, -(-max(len(x) for x in slots) // LAYOUT_PAD) * LAYOUT_PAD)
@@ -393,6 +405,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
         gemm_flops_sel=_axis([GEMM_SELECT[d] for d in weight_dtypes], "weight_dtype"),
         dense_weight_bytes=_axis([WEIGHT_BYTES[d] for d in dense_dtypes], "weight_dtype"),
         dense_gemm_sel=_axis([GEMM_SELECT[d] for d in dense_dtypes], "weight_dtype"),
+        head_weight_bytes=_axis([WEIGHT_BYTES[head_weight_dtype(model, d)] for d in weight_dtypes], "weight_dtype"),
         kv_bytes=_axis([KV_BYTES[d] for d in kv_dtypes], "kv_dtype"),
         dram_frac=_axis([t[0] for t in tiers], "tier"),
         nvme_frac=_axis([t[1] for t in tiers], "tier"),
@@ -475,7 +488,8 @@ def speculation_arrays(catalog: Catalog, model: ModelSpec, speculative, options:
         return values.reshape(tuple(shape) + values.shape[1:])
 
     spec = Spec(**{name: field(name) for name in Spec._fields})
-    draft_bytes = np.asarray([[d.weight_bytes(WEIGHT_BYTES[w]) for d in rows] for w in weight_dtypes], np.float32)
+    draft_bytes = np.asarray([[d.weight_bytes(WEIGHT_BYTES[w], WEIGHT_BYTES[head_weight_dtype(model, w)]) for d in rows]
+                              for w in weight_dtypes], np.float32)
     if w_ax > s_ax:  # lay the [weight dtype, option] table out in grid axis order
         draft_bytes = draft_bytes.T
     view = [1] * len(AXES)

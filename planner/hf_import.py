@@ -17,6 +17,7 @@ from typing import Any
 from planner.checkpoint_dtype import (
     checkpoint_dense_dtype,
     checkpoint_dtype,
+    checkpoint_lm_head_dtype,
     checkpoint_shared_experts_narrow,
 )
 from planner.errors import InputFileError
@@ -379,6 +380,9 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
             spec["weight_dtype_dense_published"] = dense
             if spec.get("experts_shared") and checkpoint_shared_experts_narrow(cfg, repo)[0]:
                 spec["shared_experts_at_weight_dtype_published"] = True
+        head, _ = checkpoint_lm_head_dtype(cfg, repo)
+        if head is not None:
+            spec["lm_head_dtype_published"] = head
     del spec["_type"]
     cfg_key = f"config-{mid}"
     where = f"{repo} config.json (Hugging Face)" if repo else "config.json"

@@ -150,7 +150,7 @@ def draft_arrays(catalog: Catalog, target: ModelSpec, spec: Speculative,
 
     if spec.method != "none":
         d = drafter(spec.method, catalog, target, spec)
-        return d.spec, d.weight_bytes(WEIGHT_BYTES[weight_dtype])
+        return d.spec, d.weight_bytes(WEIGHT_BYTES[weight_dtype], WEIGHT_BYTES[head_weight_dtype(target, weight_dtype)])
     arrays = off().spec
     if spec.custom_curve:  # nothing drafts, but the curve is still the scenario's (read by analyses and tests)
         arrays = arrays._replace(alpha_short=_F32(spec.acceptance_short), alpha_long=_F32(spec.acceptance_long),
@@ -168,11 +168,21 @@ def dense_weight_dtype(model: ModelSpec, weight_dtype: str) -> str:
     return dense if dense is not None and as_published(weight_dtype, model.weight_dtype_published) else weight_dtype
 
 
+def head_weight_dtype(model: ModelSpec, weight_dtype: str) -> str:
+    """The dtype of a model's LM head at this weight dtype: the published checkpoint's
+    (`ModelSpec.lm_head_dtype_published`) where its weights are served (`quality.as_published`) and
+    it quantises the head; else bf16, which is what engines keep when they quantise a checkpoint
+    themselves (vLLM's and SGLang's online FP8 leave the LM head out)."""
+    head = model.lm_head_dtype_published
+    return head if head is not None and as_published(weight_dtype, model.weight_dtype_published) else "bf16"
+
+
 def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_frac=0.0, spec_k=0,
                   prefix_cache=0.0, flash=1.0, tp=None, pp=1, ep=1, dp_attn=1, cp=1, replicas=1,
-                  expert_imbalance=1.0, dense_dtype=None) -> Config:
+                  expert_imbalance=1.0, dense_dtype=None, head_dtype="bf16") -> Config:
     """Config arrays; without a layout, the chips form one tensor-parallel instance (tp = chips).
-    `dense_dtype`: the dtype of the matrices kept wider (`dense_weight_dtype`; default `weight_dtype`)."""
+    `dense_dtype`: the dtype of the matrices kept wider (`dense_weight_dtype`; default `weight_dtype`);
+    `head_dtype`: the LM head's (`head_weight_dtype`)."""
     def arr(x, mapping=None):
         if mapping is not None:
             x = np.vectorize(mapping.__getitem__, otypes=[_F32])(np.asarray(x))
@@ -183,6 +193,7 @@ def config_arrays(*, chips, batch, weight_dtype, kv_dtype, dram_frac=0.0, nvme_f
         gemm_flops_sel=arr(weight_dtype, GEMM_SELECT),
         dense_weight_bytes=arr(weight_dtype if dense_dtype is None else dense_dtype, WEIGHT_BYTES),
         dense_gemm_sel=arr(weight_dtype if dense_dtype is None else dense_dtype, GEMM_SELECT),
+        head_weight_bytes=arr(head_dtype, WEIGHT_BYTES),
         kv_bytes=arr(kv_dtype, KV_BYTES),
         dram_frac=arr(dram_frac), nvme_frac=arr(nvme_frac), spec_k=arr(spec_k),
         prefix_cache=arr(prefix_cache), flash=arr(flash),

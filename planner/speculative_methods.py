@@ -132,15 +132,18 @@ def incompatibility(method: str, catalog: Catalog, target: ModelSpec, spec: Spec
 @dataclass(frozen=True)
 class Drafter:
     """One method's cost-model parameters and its weights in memory (BF16 params, params at the
-    target's weight dtype: an MTP layer ships in the checkpoint)."""
+    target's weight dtype: an MTP layer ships in the checkpoint; an LM head at the target's head dtype:
+    an MTP module's own copy of it)."""
 
     spec: Spec
     params_bf16: float
     params_target: float
     draft_id: str | None = None
+    params_head: float = 0.0
 
-    def weight_bytes(self, weight_bytes_per_param: float) -> float:
-        return self.params_bf16 * 2.0 + self.params_target * weight_bytes_per_param
+    def weight_bytes(self, weight_bytes_per_param: float, head_bytes_per_param: float = 2.0) -> float:
+        return (self.params_bf16 * 2.0 + self.params_target * weight_bytes_per_param
+                + self.params_head * head_bytes_per_param)
 
 
 def _curve_arrays(ctx: list[float], alpha: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +186,7 @@ def drafter(method: str, catalog: Catalog, target: ModelSpec, spec: Speculative)
     fields = dict(alpha_short=a_short, alpha_long=a_long, alpha_context=a_ctx, draft_params=0.0, draft_kv_elems=0.0,
                   draft_layers=0.0, mtp_cost_fraction=0.0, draft_params_target=0.0, draft_expert_params=0.0,
                   draft_experts=0.0, draft_topk=0.0, draft_context=1e12, self_draft=0.0, host_draft_s=0.0)
-    bf16 = target_params = 0.0
+    bf16 = target_params = head = 0.0
     draft_id = None
     consts = data()["drafter"]
     if method == "draft":
@@ -201,12 +204,13 @@ def drafter(method: str, catalog: Catalog, target: ModelSpec, spec: Speculative)
         fields.update(draft_params=bf16, draft_kv_elems=kv_elems_per_token_layer(target), draft_layers=1.0)
     elif method == "mtp":
         # each MTP module: a decoder layer like the model's own plus the projection of [embedding; hidden]
-        # (2H -> H); it shares the embedding and the LM head, which it streams for its logits
+        # (2H -> H); it shares the embedding and the LM head, which it streams for its logits in the
+        # checkpoint's head format (engines load the module's head as a copy, held here beside it)
         n = float(target.mtp_layers or 0)
         dense, expert, routed, topk = _layer_parts(target)
-        lm_head = bf16 = float(target.vocab * target.hidden)
+        head = float(target.vocab * target.hidden)
         target_params = n * (dense + 2 * target.hidden * target.hidden)
-        fields.update(draft_params=lm_head, draft_params_target=target_params, draft_expert_params=n * expert,
+        fields.update(draft_head_params=head, draft_params_target=target_params, draft_expert_params=n * expert,
                       draft_experts=float(routed), draft_topk=float(topk),
                       draft_kv_elems=n * kv_elems_per_token_layer(target), draft_layers=n)
         target_params += n * expert * routed  # every expert of the MTP layer is held in memory
@@ -218,7 +222,7 @@ def drafter(method: str, catalog: Catalog, target: ModelSpec, spec: Speculative)
     if method in ("mtp", "eagle3") and spec.mtp_cost_fraction is not None and method == spec.method:
         fields.update(mtp_cost_fraction=spec.mtp_cost_fraction)
     arrays = Spec(**{k: _F32(v) for k, v in fields.items()}, curve_ctx=curve_ctx, curve_alpha=curve_alpha_)
-    return Drafter(arrays, bf16, target_params, draft_id)
+    return Drafter(arrays, bf16, target_params, draft_id, head)
 
 
 def searched_methods(catalog: Catalog, target: ModelSpec, spec: Speculative,

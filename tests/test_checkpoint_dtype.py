@@ -14,6 +14,7 @@ from planner.catalog import load_catalog
 from planner.checkpoint_dtype import (
     checkpoint_dense_dtype,
     checkpoint_dtype,
+    checkpoint_lm_head_dtype,
     checkpoint_shared_experts_narrow,
 )
 from planner.evaluation import case_from_dict, evaluate_cases
@@ -413,3 +414,79 @@ def test_shared_experts_quantised_with_the_experts_are_read_at_their_bytes() -> 
     saved_gb = shared * (WEIGHT_BYTES["fp8"] - WEIGHT_BYTES["int4"]) / 1e9
     assert flat["weights_gb_per_chip"] - narrow["weights_gb_per_chip"] == pytest.approx(saved_gb, rel=2e-3)
     assert narrow["tpot_s"] <= flat["tpot_s"]
+
+
+@pytest.mark.parametrize(("cfg", "expected"), [
+    # NVIDIA's Qwen3.6 NVFP4 exports: the per-layer record gives lm_head W4A16 NVFP4 (weight-only: int4)
+    ({"quantization_config": _layers_in(layers__0__mlp__down_proj="W4A16_NVFP4", layers__0__self_attn__q_proj="FP8",
+                                        lm_head="W4A16_NVFP4")}, "int4"),
+    # ... a record that does not list it leaves it at 16 bits
+    ({"quantization_config": _layers_in(layers__0__mlp__down_proj="W4A16_NVFP4", layers__0__self_attn__q_proj="FP8")}, None),
+    # NVIDIA's GLM / Kimi / MiniMax exports and gpt-oss list it in `ignore` / `modules_to_not_convert`
+    ({"quantization_config": {"quant_method": "modelopt", "config_groups": {"g": _group(4, "float", 4)},
+                              "ignore": ["lm_head", "model.layers.0*"]}}, None),
+    ({"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "lm_head"]}}, None),
+    # compressed-tensors: a group over every Linear layer with no ignore entry quantises the head too
+    ({"quantization_config": {"quant_method": "compressed-tensors", "config_groups": {"g": _group(8, "float", 8)}}}, "fp8"),
+    # ... and one that names it does so whatever else it targets
+    ({"quantization_config": {"quant_method": "compressed-tensors",
+                              "config_groups": {"g": {**_group(4, "int"), "targets": ["re:.*mlp.*", "lm_head"]}}}}, "int4"),
+    # block FP8 (DeepSeek, Kimi-K2, MiniMax): the head is not among the quantised Linear layers
+    ({"quantization_config": FP8_BLOCKS}, None),
+    ({"torch_dtype": "bfloat16"}, None),
+])
+def test_the_lm_head_dtype_a_checkpoint_records(cfg: dict, expected: str | None) -> None:
+    assert checkpoint_lm_head_dtype(cfg)[0] == expected
+
+
+def test_every_catalog_lm_head_dtype_is_what_its_cited_config_says() -> None:
+    models = io.load(ModelsFile, paths.models_file())
+    for spec in models.model:
+        if spec.weight_dtype_published is None:
+            assert spec.lm_head_dtype_published is None, spec.id
+            continue
+        cited = models.sources[spec.sources["weight_dtype_published"]]
+        path = _cited_file(cited)
+        repo = path.name.removesuffix("_config.json").replace("--", "/", 1)
+        assert spec.lm_head_dtype_published == checkpoint_lm_head_dtype(json.loads(path.read_text()), repo)[0], spec.id
+        if spec.lm_head_dtype_published is not None:
+            assert models.sources[spec.sources["lm_head_dtype_published"]] == cited, spec.id
+    quantised = {m.id: m.lm_head_dtype_published for m in models.model if m.lm_head_dtype_published}
+    assert quantised == {"qwen3.6-27b": "int4", "qwen3.6-35b-a3b": "int4"}
+
+
+def test_the_importer_records_a_quantised_lm_head() -> None:
+    spec, _ = import_model(CONFIGS / "nvidia--Qwen3.6-27B-NVFP4_config.json")
+    assert spec.lm_head_dtype_published == "int4" and spec.sources["lm_head_dtype_published"]
+    spec, _ = import_model(CONFIGS / "moonshotai--Kimi-K2.5_config.json")
+    assert spec.lm_head_dtype_published is None  # its ignore list keeps lm_head 16-bit
+
+
+def test_a_quantised_lm_head_is_held_and_read_at_its_bytes_only_as_published() -> None:
+    """Qwen3.6-27B NVFP4 stores its LM head (248,320 x 5,120, untied) in W4A16 NVFP4: served as
+    published, each chip holds exactly that matrix at 4-bit bytes instead of 16-bit ones, and a
+    batch-1 decode step, which reads every weight, is faster. Quantised by the planner (fp8, not
+    the published format) the head stays 16-bit, as engines keep it."""
+    from dataclasses import replace
+
+    from planner.grid import smallest_head_bytes
+    from planner.lowering import WEIGHT_BYTES
+
+    cat = load_catalog()
+    model = cat.model("qwen3.6-27b")
+    assert not model.tie_embeddings
+    wide = replace(cat, models={**cat.models, model.id: model.model_copy(update={"lm_head_dtype_published": None})})
+    raw = {"hardware": "h200-sxm", "model": model.id, "chips": 1, "batch": 1, "input": 8000, "output": 100}
+    narrow, flat = (evaluate_cases([case_from_dict(raw, "test", catalog=c)], c)[0] for c in (cat, wide))
+    head = 248320 * 5120
+    assert model.vocab * model.hidden == head
+    saved_gb = head * (2.0 - WEIGHT_BYTES["int4"]) / 1e9
+    assert flat["weights_gb_per_chip"] - narrow["weights_gb_per_chip"] == pytest.approx(saved_gb, rel=2e-3)
+    assert narrow["tpot_s"] < flat["tpot_s"] * 0.97  # ~9 % of the bytes a step reads
+    fp8 = {**raw, "weight_dtype": "fp8"}
+    a, b = (evaluate_cases([case_from_dict(fp8, "test", catalog=c)], c)[0] for c in (cat, wide))
+    assert a["weights_gb_per_chip"] == b["weights_gb_per_chip"]
+    # the search's memory floor prices the head at its smallest searched bytes, so layouts that fit
+    # only with the 4-bit head are still searched
+    assert smallest_head_bytes(model, ["fp8", "int4"]) == WEIGHT_BYTES["int4"]
+    assert smallest_head_bytes(model, ["fp8"]) == 2.0

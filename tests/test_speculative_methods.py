@@ -151,7 +151,7 @@ def test_deepseek_mtp_module_weighs_what_deepseek_publishes(catalog):
     """DeepSeek-V3's checkpoint: 671 B main model + 14 B MTP module (rounded), which carries its own copy
     of the embedding (129,280 x 7,168 = 0.93 B) that engines share with the main model: ~13.1 B held."""
     d = spec_for(catalog, "deepseek-v3", "mtp")
-    held = d.params_bf16 + d.params_target
+    held = d.params_bf16 + d.params_target + d.params_head
     assert held == pytest.approx(14e9 - 129_280 * 7_168, rel=0.05)
 
 
@@ -163,6 +163,29 @@ def test_mtp_step_streams_a_small_share_of_a_target_step(catalog):
     spec = spec_for(catalog, "deepseek-v3", "mtp").spec
     share = float(draft_step_time(hw, cfg, spec, 1.0, 4000.0)) / float(device_step_time(a, hw, cfg, 1.0, 4000.0))
     assert 0.01 < share < 0.15
+
+
+def test_an_mtp_step_streams_the_lm_head_in_the_checkpoint_format(catalog):
+    """An MTP module computes its logits with the target's LM head: 16-bit in most checkpoints, 4-bit
+    in NVIDIA's Qwen3.6-27B NVFP4 (1.27 B weights, ~2.5 GB at 16 bits against ~0.7 GB). Served as
+    published, a draft step reads exactly that difference less, and its copy of the head is held
+    at 4-bit bytes too."""
+    from planner.lowering import WEIGHT_BYTES, draft_arrays, head_weight_dtype
+
+    model = catalog.model("qwen3.6-27b")
+    a, hw, cfg = _one(catalog, "h200-sxm", "qwen3.6-27b", 1, 1.0, 1)
+    drafter = spec_for(catalog, "qwen3.6-27b", "mtp")
+    head = model.vocab * model.hidden
+    assert drafter.params_head == head and float(drafter.spec.draft_head_params) == head
+    assert head_weight_dtype(model, "int4") == "int4" and head_weight_dtype(model, "fp8") == "bf16"
+    wide, narrow = (cfg._replace(head_weight_bytes=np.float32(WEIGHT_BYTES[d])) for d in ("bf16", "int4"))
+    saved = float(draft_step_time(hw, wide, drafter.spec, 1.0, 4000.0)) - float(draft_step_time(hw, narrow, drafter.spec, 1.0, 4000.0))
+    assert saved == pytest.approx(head * (2.0 - WEIGHT_BYTES["int4"]) / (float(hw.mem_bw) * float(hw.hbm_eff)), rel=1e-3)
+    spec = Speculative(method="mtp")
+    _, held_int4 = draft_arrays(catalog, model, spec, "int4")
+    _, held_fp8 = draft_arrays(catalog, model, spec, "fp8")
+    assert held_int4 == pytest.approx(drafter.params_target * WEIGHT_BYTES["int4"] + head * WEIGHT_BYTES["int4"], rel=1e-6)
+    assert held_fp8 == pytest.approx(drafter.params_target * WEIGHT_BYTES["fp8"] + head * 2.0, rel=1e-6)
 
 
 def test_self_speculation_drafts_with_the_target_at_its_compressed_context(catalog):

@@ -32,6 +32,7 @@ from planner.model.layouts import (
     weight_stream_per_chip,
 )
 from planner.model.memory import BF16
+from planner.model.precision import lm_head_bytes
 from planner.model.prefill import NAIVE_SCORE_PASSES
 from planner.model.types import Arch, Config, Hw
 
@@ -40,7 +41,7 @@ def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     tokens = batch * query_tokens
     linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, tokens),
                                              dense_bytes=cfg.dense_weight_bytes, quantised=quantised_activations(hw, cfg))
-    w_chip = weight_stream_per_chip(a, cfg, linear_bytes, a.params_lm_head * BF16)
+    w_chip = weight_stream_per_chip(a, cfg, linear_bytes, lm_head_bytes(a, cfg))
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)
     # the GEMMs a checkpoint keeps wider run at their own peak: exactly 0 s more when alike

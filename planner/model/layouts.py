@@ -72,7 +72,7 @@ def weights_per_chip(a: Arch, cfg: Config, total_bytes) -> jnp.ndarray:
 
 def weight_stream_per_chip(a: Arch, cfg: Config, linear_bytes, other_bytes) -> jnp.ndarray:
     """Weight bytes a chip reads per decode step. `linear_bytes` are the quantised matrices touched
-    (dense part + touched experts), `other_bytes` the BF16 LM head. With pipeline stages every
+    (dense part + touched experts), `other_bytes` the LM head (`precision.lm_head_bytes`). With pipeline stages every
     micro-batch re-reads its stage's weights, so a chip streams its tp share of all stages."""
     experts = linear_bytes - a.params_dense * cfg.weight_bytes - wider_extra_bytes(a, cfg.weight_bytes, cfg.dense_weight_bytes)
     return (linear_bytes - experts + other_bytes) / cfg.tp + experts / stage_width(cfg)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from planner.model.attention import kv_elems_stored
 from planner.model.layouts import kv_share_per_chip, layout, weights_per_chip
-from planner.model.precision import wider_extra_bytes
+from planner.model.precision import lm_head_bytes, wider_extra_bytes
 from planner.model.types import Arch, Config, Hw
 
 BF16 = 2.0
@@ -25,14 +25,14 @@ def kv_elems_per_seq(a: Arch, context: jnp.ndarray) -> jnp.ndarray:
     return kv_elems_stored(a, context)
 
 
-def weight_bytes(a: Arch, weight_bytes_per_param: jnp.ndarray, dense_bytes_per_param=None) -> jnp.ndarray:
-    """All weights of one replica. Embeddings and the LM head stay in BF16 (standard in FP8/FP4
-    checkpoints such as ModelOpt's); every other matrix uses the weight dtype incl. its scales, the
-    ones a checkpoint keeps wider (`Arch.params_wider`) `dense_bytes_per_param` where given
-    (`Config.dense_weight_bytes`)."""
+def weight_bytes(a: Arch, cfg: Config) -> jnp.ndarray:
+    """All weights of one replica. Embeddings stay in BF16 (standard in FP8/FP4 checkpoints such as
+    ModelOpt's), the LM head too unless the checkpoint quantises it (`lm_head_bytes`); every other
+    matrix uses the weight dtype incl. its scales, the ones a checkpoint keeps wider
+    (`Arch.params_wider`) `Config.dense_weight_bytes`."""
     quantised = a.params_dense + a.experts_routed * a.params_expert
-    wider = wider_extra_bytes(a, weight_bytes_per_param, dense_bytes_per_param)
-    return quantised * weight_bytes_per_param + (a.params_embed + a.params_lm_head) * BF16 + wider
+    wider = wider_extra_bytes(a, cfg.weight_bytes, cfg.dense_weight_bytes)
+    return quantised * cfg.weight_bytes + a.params_embed * BF16 + lm_head_bytes(a, cfg) + wider
 
 
 def prefill_chunk_tokens(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
@@ -71,7 +71,7 @@ def memory_per_chip(a: Arch, hw: Hw, cfg: Config, context: jnp.ndarray, draft_we
                     draft_context=None):
     """Bytes per chip by use; `context` is the KV length reserved per sequence. The drafter keeps
     its own KV for at most `draft_context` tokens (self-speculation's compressed cache)."""
-    weights = weights_per_chip(a, cfg, weight_bytes(a, cfg.weight_bytes, cfg.dense_weight_bytes)) + draft_weight_bytes / cfg.chips
+    weights = weights_per_chip(a, cfg, weight_bytes(a, cfg)) + draft_weight_bytes / cfg.chips
     kv_seq = kv_elems_per_seq(a, context) * cfg.kv_bytes
     kv_total = cfg.batch * kv_seq * kv_share_per_chip(a, hw, cfg)
     draft_ctx = context if draft_context is None else jnp.minimum(context, draft_context)

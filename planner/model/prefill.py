@@ -22,6 +22,7 @@ from planner.model.compute import (
 )
 from planner.model.layouts import attention_spread, busiest_rank_skew, collective_time, pipeline_fill
 from planner.model.memory import BF16, prefill_chunk_tokens
+from planner.model.precision import lm_head_bytes
 from planner.model.types import Arch, Config, Hw
 
 NAIVE_SCORE_PASSES = 4.0  # write S, read S (softmax), write P, read P: each an fp16 score matrix
@@ -60,7 +61,7 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
     chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes, dense_bytes=cfg.dense_weight_bytes,
                                  quantised=lowp)
-    t_weights = chunks * (chunk_bytes + a.params_lm_head * BF16) * per_byte
+    t_weights = chunks * (chunk_bytes + lm_head_bytes(a, cfg)) * per_byte
     t_attn_flops = seqs * attn_flops_prefill(a, new, cached) / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg))
     t_attn_flops = t_attn_flops * attention_spread(cfg, seqs)
     t_scores = jnp.where(cfg.flash > 0, 0.0, seqs * score_elems_prefill(a, new, cached) * (NAIVE_SCORE_PASSES * BF16 * per_byte))

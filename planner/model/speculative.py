@@ -44,17 +44,18 @@ def tokens_per_step(alpha, k) -> jnp.ndarray:
 
 def draft_step_time(hw: Hw, cfg: Config, spec: Spec, batch, context) -> jnp.ndarray:
     """One step of a separate drafter (draft model, EAGLE-3 head, MTP layer) on the same chips: its
-    weights and KV streamed once. BF16 weights (`draft_params`) and weights at the target's dtype
-    (an MTP layer shipped in the checkpoint); a MoE layer streams the experts the batch touches
+    weights and KV streamed once. BF16 weights (`draft_params`), weights at the target's dtype
+    (an MTP layer shipped in the checkpoint) and the target's LM head at its own (`draft_head_params`,
+    `Config.head_weight_bytes`); a MoE layer streams the experts the batch touches
     (uniform routing, as for the target). Draft steps run inside the target's iteration, so they
     pay collective latency but not the scheduler overhead. Zero for drafters without device work."""
     experts = jnp.maximum(spec.draft_experts, 1.0)
     touched = spec.draft_experts * (1.0 - jnp.power(1.0 - spec.draft_topk / experts, batch))
-    weights = (spec.draft_params * BF16
+    weights = (spec.draft_params * BF16 + spec.draft_head_params * cfg.head_weight_bytes
                + (spec.draft_params_target + touched * spec.draft_expert_params) * cfg.weight_bytes) / cfg.chips
     kv = batch * spec.draft_kv_elems * jnp.minimum(context, spec.draft_context) * cfg.kv_bytes / cfg.chips
     t_mem = (weights + kv) / (hw.mem_bw * hw.hbm_eff)
-    active = spec.draft_params + spec.draft_params_target + spec.draft_topk * spec.draft_expert_params
+    active = spec.draft_params + spec.draft_head_params + spec.draft_params_target + spec.draft_topk * spec.draft_expert_params
     t_flops = 2.0 * active * batch / (cfg.chips * hw.flops_bf16 * hw.decode_mfu)
     latency = jnp.where(cfg.chips > 1, 2.0 * spec.draft_layers * hw.collective_latency_s, 0.0)
     return jnp.maximum(t_mem, t_flops) + latency + spec.draft_layers * hw.layer_latency_s

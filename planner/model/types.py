@@ -126,6 +126,9 @@ class Config(NamedTuple):
     # Kimi-K2.5's BF16 beside INT4 experts; a dense model's attention): as above where it does not
     dense_weight_bytes: Array
     dense_gemm_sel: Array
+    # the LM head (output projection): 16-bit, unless the published checkpoint quantises it and its
+    # weights are served (NVIDIA's Qwen3.6 NVFP4 exports: W4A16); its GEMM stays 16-bit either way
+    head_weight_bytes: Array
     kv_bytes: Array  # bytes per cached element incl. scales
     dram_frac: Array  # share of active KV in host DRAM
     nvme_frac: Array  # share of active KV on NVMe
@@ -148,7 +151,7 @@ class Spec(NamedTuple):
     alpha_short: Array
     alpha_long: Array
     alpha_context: Array
-    draft_params: Array  # weights a draft step streams in BF16 (draft model, EAGLE head, LM head); 0 for none
+    draft_params: Array  # weights a draft step streams in BF16 (draft model, EAGLE head); 0 for none
     draft_kv_elems: Array  # cached elements per token of the drafter (all its layers)
     draft_layers: Array
     mtp_cost_fraction: Array  # > 0: a head step costs this fraction of a target step (scenario override)
@@ -162,6 +165,7 @@ class Spec(NamedTuple):
     draft_context: Array = 1e12  # context the drafter's KV holds (self-speculation: its compressed budget)
     self_draft: Array = 0.0  # 1 = the target drafts for itself (a target step at draft_context)
     host_draft_s: Array = 0.0  # host seconds per drafted token per request (n-gram / suffix matching)
+    draft_head_params: Array = 0.0  # the target's LM head a drafter streams for its logits (an MTP module), at Config.head_weight_bytes
 
 
 class Load(NamedTuple):

@@ -66,6 +66,7 @@ SOURCED_MODEL_FIELDS = (
     "weight_dtype_published",
     "weight_dtype_dense_published",
     "shared_experts_at_weight_dtype_published",
+    "lm_head_dtype_published",
 )
 
 
@@ -217,6 +218,11 @@ class ModelSpec(Strict):
                            "like its routed experts, not to weight_dtype_dense_published with its attention (NVIDIA's "
                            "Qwen3.6-35B-A3B NVFP4: W4A16 shared experts beside FP8 attention), from its config.json "
                            "(planner.checkpoint_dtype.checkpoint_shared_experts_narrow); None: they are kept wider, or not recorded")
+    lm_head_dtype_published: WeightDtype | None = Field(
+        None, description="The dtype a published checkpoint stores its LM head (output projection) at where it quantises "
+                          "it (NVIDIA's Qwen3.6 NVFP4 exports: W4A16, int4 here), from its config.json "
+                          "(planner.checkpoint_dtype.checkpoint_lm_head_dtype); the planner holds and reads it so "
+                          "whenever it runs the published weights. None: 16-bit (most checkpoints leave it out), or not recorded")
     sources: dict[str, str] = Field(description="Field name -> source key in [sources]")
     notes: str = ""
 
@@ -269,6 +275,8 @@ class ModelSpec(Strict):
         if self.shared_experts_at_weight_dtype_published and not (self.experts_shared and self.weight_dtype_dense_published):
             raise ValueError("shared_experts_at_weight_dtype_published needs experts_shared and weight_dtype_dense_published: "
                              "it says which of a mixed checkpoint's two dtypes its shared experts are in")
+        if self.lm_head_dtype_published is not None and self.weight_dtype_published is None:
+            raise ValueError("lm_head_dtype_published needs weight_dtype_published: it is part of a published checkpoint")
         if (self.sliding_window is None) != (self.sliding_window_layers is None):
             raise ValueError("sliding_window and sliding_window_layers go together")
         if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:

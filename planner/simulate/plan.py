@@ -27,6 +27,7 @@ from planner.lowering import (
     dense_weight_dtype,
     draft_arrays,
     hardware_arrays,
+    head_weight_dtype,
     model_arrays,
 )
 from planner.model.types import Arch, Config, Hw, Load, Spec
@@ -118,6 +119,7 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, r
     cfg = config_arrays(
         chips=instance_chips, batch=int(plan["batch"]), weight_dtype=plan["weight_dtype"], kv_dtype=plan["kv_dtype"],
         dense_dtype=dense_weight_dtype(model, plan["weight_dtype"]),
+        head_dtype=head_weight_dtype(model, plan["weight_dtype"]),
         dram_frac=float(tiers.get("dram", 0.0)), nvme_frac=float(tiers.get("nvme", 0.0)),
         spec_k=int(plan.get("spec_k", 0)), prefix_cache=1.0 if plan.get("prefix_cache") else 0.0,
         flash=0.0 if plan.get("attention") == "naive" else 1.0, tp=tp, pp=pp, ep=ep, dp_attn=dp, cp=cp,
