@@ -34,15 +34,31 @@ class _PipeAwareConsole(Console):
         self.quiet = True
         raise BrokenPipeError
 
+    def render_str(self, text: str, **kwargs: Any):  # noqa: ANN201 (rich's Text)
+        """Every string printed or put in a table: control characters other than newline and tab (a
+        terminal escape in a scenario name) shown escaped rather than sent to the terminal."""
+        return super().render_str(printable(text), **kwargs)
+
+
+def printable(text: str) -> str:
+    """`text` with control characters but newline and tab shown as escapes (`\x1b`)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
 
 def console(file: IO[str] | None = None) -> Console:
-    """A console for `file` (default: the current `sys.stdout`, looked up at call time)."""
+    """A console for `file` (default: the current `sys.stdout`, looked up at call time). Markup is
+    off: every string it prints is the planner's own or a user's (a scenario named "Chat [/b]" must
+    print as written, not raise Rich's MarkupError), and no output of ours uses Rich markup."""
     out = file if file is not None else sys.stdout
     is_tty = bool(getattr(out, "isatty", lambda: False)())
     if is_tty:
-        return _PipeAwareConsole(file=out, highlight=False, emoji=False)
+        return _PipeAwareConsole(file=out, highlight=False, emoji=False, markup=False)
     return _PipeAwareConsole(
         file=out,
+        markup=False,
         width=PIPE_WIDTH,
         color_system=None,
         force_terminal=False,

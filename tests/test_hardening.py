@@ -264,6 +264,19 @@ def test_control_characters_in_messages_are_escaped(invoke, tmp_path: Path) -> N
     assert "\x1b" not in line and "\\x1b[31m" in line
 
 
+def test_user_text_in_square_brackets_prints_as_written(invoke, write) -> None:
+    """Rich reads "[...]" as markup: a scenario named "Chat [/bold] v2" crashed solve (MarkupError,
+    exit 3), and "[bold]x[/]" printed as "x". Output consoles print without markup, and escape a
+    terminal control character in user text rather than send it to the terminal."""
+    body = SMALL.split("\n", 1)[1] if SMALL.startswith("name") else SMALL
+    path = write("s.toml", 'name = "Chat [/bold] v2 [bold]x[/] \\u001b[31m"\n' + body)
+    result = invoke("solve", path)
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("Chat [/bold] v2 [bold]x[/] \\x1b[31m:"), first
+    assert "\x1b" not in result.stdout
+
+
 def test_non_utf8_output_streams_do_not_crash(tmp_path: Path) -> None:
     """The real entry point, with a stdout that cannot encode the scenario's name."""
     path = tmp_path / "s.toml"
