@@ -229,6 +229,16 @@ def test_truncated_gzip_is_a_one_line_error(tmp_path, invoke):
     assert result.stderr.count("\n") == 1
 
 
+def test_corrupt_gzip_data_is_a_one_line_error(tmp_path, invoke):
+    """A gzip header followed by data that does not decompress raises zlib.error, not OSError: it
+    was an "internal error" (exit 3) without the file's name."""
+    path = tmp_path / "bad.jsonl.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00garbage-after-magic")
+    result = invoke("trace", "stats", path)
+    assert result.exit_code == 2 and str(path) in result.stderr and "is the file complete?" in result.stderr
+    assert result.stderr.count("\n") == 1 and "internal error" not in result.stderr
+
+
 def test_trace_stats_json_has_the_contract_keys(invoke):
     result = invoke("trace", "stats", CC, "--format", "json", "--concurrency", "2")
     assert result.exit_code == 0, result.output

@@ -18,6 +18,7 @@ import gzip
 import io
 import json
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,7 +291,7 @@ def read_trace(path: str | Path, *, block_size: int | None = None, progress: Pro
                     progress(raw.tell(), size)
     except UnicodeDecodeError:
         raise TraceError(f"{_where(p, lineno + 1)}: not UTF-8 text; traces are UTF-8 JSON lines") from None
-    except (gzip.BadGzipFile, EOFError, OSError, ValueError) as exc:
+    except (gzip.BadGzipFile, zlib.error, EOFError, OSError, ValueError) as exc:  # zlib.error: corrupt gzip data
         if isinstance(exc, TraceError):
             raise
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
