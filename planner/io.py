@@ -212,6 +212,11 @@ def dumps_toml(model: BaseModel) -> str:
 
 
 def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = False) -> None:
+    """`atomic_write_bytes` of `text` in UTF-8 (no newline translation)."""
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write via a temp file in the same folder and rename, so a crash never leaves half a file.
 
     Without `overwrite=True` an existing file is never replaced, not even one created by someone
@@ -230,8 +235,8 @@ def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = False) -
     except OSError as exc:
         raise InputFileError(f"{shown}: cannot save ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         if overwrite:

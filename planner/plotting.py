@@ -7,10 +7,12 @@ The chart data (`sweep_series`, `project_series`) is plain lists, so the TUI can
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from planner.errors import InputFileError, PlannerError
+from planner.io import atomic_write_bytes
 
 SUFFIXES = (".png", ".svg")
 INSTALL_HINT = "pip install 'planner[plot]'"
@@ -21,11 +23,17 @@ class PlotUnavailableError(PlannerError):
 
 
 def check_path(path: Path) -> None:
-    """Fail before any solving: the suffix picks the format and the folder must exist."""
+    """Fail before any solving: the suffix picks the format, the folder must exist, and nothing there
+    is replaced (an existing file or link, even an earlier chart: the user removes it or names
+    another; the write itself refuses one that appears meanwhile, `io.atomic_write_bytes`)."""
     if path.suffix.lower() not in SUFFIXES:
         raise InputFileError(f"--plot {path}: use a .png or .svg file name")
     if not path.parent.exists() and str(path.parent) not in ("", "."):
         raise InputFileError(f"--plot {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise InputFileError(f"--plot {path}: is a folder; give a file name")
+    if path.exists() or path.is_symlink():
+        raise InputFileError(f"--plot {path}: already exists; refusing to overwrite it (remove it or choose another name)")
 
 
 def _pyplot():
@@ -67,10 +75,13 @@ def project_series(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _save(fig, path: Path) -> None:
+    """Render to memory, then write atomically without replacing anything (`check_path`)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lower().lstrip("."), bbox_inches="tight", metadata=_metadata(path))
     try:
-        fig.savefig(path, format=path.suffix.lower().lstrip("."), bbox_inches="tight", metadata=_metadata(path))
-    except OSError as exc:
-        raise InputFileError(f"--plot {path}: cannot write ({exc.strerror or exc})") from None
+        atomic_write_bytes(path, buffer.getvalue())
+    except InputFileError as exc:
+        raise InputFileError(f"--plot {exc}") from None
 
 
 def _metadata(path: Path) -> dict[str, Any]:

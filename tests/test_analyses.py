@@ -224,6 +224,21 @@ def test_plots_are_written(invoke, tmp_path: Path, suffix: str) -> None:
         assert (head.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in path.read_bytes()[:2000]), path
 
 
+@pytest.mark.parametrize("command", [["sweep", "--param", "slo.tpot_p95_ms", "--values", "40"], ["project"]])
+def test_a_plot_never_replaces_a_file_or_follows_a_link(invoke, tmp_path: Path, command: list[str]) -> None:
+    """--plot wrote over whatever was at its path (through a symlink too), silently, exit 0."""
+    pytest.importorskip("matplotlib")
+    kept, victim, link = tmp_path / "kept.png", tmp_path / "victim.txt", tmp_path / "link.png"
+    kept.write_text("KEEP")
+    victim.write_text("VICTIM")
+    link.symlink_to(victim)
+    for path in (kept, link):
+        result = invoke(command[0], STUDIES / "kv-quantization.toml", *command[1:], "--plot", path)
+        assert result.exit_code == 2 and result.stdout == "", result.output  # refused before solving
+        assert "already exists; refusing to overwrite" in result.stderr and str(path) in result.stderr
+    assert kept.read_text() == "KEEP" and victim.read_text() == "VICTIM"
+
+
 def test_project_api_all_wraps_by_column_not_inside_numbers(invoke) -> None:
     result = invoke("project", STUDIES / "prompt-cache-agentic.toml", "--years", "1", "--api", "all")
     assert result.exit_code == 0, result.output
