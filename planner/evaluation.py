@@ -131,7 +131,8 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
         raw = dict(raw)
         for key in ("chips", "batch", "input", "output"):
             if key in raw and _is_int(raw[key]) and raw[key] == 0:
-                not_stated.append(f"{key} = 0: not stated by the source; give it to evaluate this case")
+                not_stated.append(f"{key} = 0, which a cases file reads as 'not stated by the source' (the "
+                                  "validation files' convention); give a value to evaluate this case")
                 raw[key] = 1  # validated as a placeholder; the row reports the 0
         if raw.get("weight_dtype") == "unknown":
             not_stated.append('weight_dtype "unknown": not stated by the source; give it to evaluate this case')
@@ -379,6 +380,7 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
     do not state their layout, as the calibration was fitted that way."""
     if not cases:
         return []
+    cases = [_without_layout(c, catalog, search_layouts) for c in cases]
     resolved = [c for c in cases if c.unresolved is None]
     rows_by_case: dict[int, dict[str, Any]] = {}
     if resolved:
@@ -402,9 +404,26 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
 ROW_BUCKET = 64  # rows are padded to a multiple of this, so files of similar size share one compile
 
 
+def _without_layout(case: EvalCase, catalog: Catalog, search: bool) -> EvalCase:
+    """The case, marked unresolved when no layout engines run fits its chips (1,000 H100s for one
+    replica of an 8B model would need 125 pipeline stages of its 32 layers: tensor parallelism never
+    spans the 8-chip NVLink domain); it used to fall back to tp = chips, a layout no engine runs."""
+    if case.unresolved is not None or layout_candidates(case, catalog, search):
+        return case
+    acc = catalog.accelerator(case.hardware)
+    model = catalog.model(case.model)
+    batch = "batch 'max'" if case.batch == "max" else f"batch {case.batch}"
+    return replace(case, unresolved=(
+        f"no layout runs {case.model} on {case.chips} {case.hardware} chips as {batch} allows "
+        f"(tensor parallel within the {acc.scale_up_domain}-chip scale-up domain, at most one pipeline stage per "
+        f"layer of its {model.layers}, at least one sequence per replica); use fewer chips, a larger batch for "
+        "more replicas, or pin tp/pp/replicas"))
+
+
 def layout_candidates(case: EvalCase, catalog: Catalog, search: bool = True) -> list[tuple[int, Layout]]:
     """(replicas, layout of one replica) pairs to evaluate: the pinned layout, or every layout
-    `layouts_for` lists for the chips of each replica count (only the legacy rule without `search`)."""
+    `layouts_for` lists for the chips of each replica count (only the legacy rule without `search`);
+    none where no layout engines run fits (`_without_layout`)."""
     if case.layout:
         lay = pinned_layout(case.chips, case.layout)
         return [(lay.replicas_per_system, replace(lay, replicas_per_system=1))]
@@ -415,7 +434,7 @@ def layout_candidates(case: EvalCase, catalog: Catalog, search: bool = True) -> 
         chips = case.chips // r
         options = (layouts_for(chips, acc.scale_up_domain, arch, family=acc.family) if search
                    else [legacy_layout(chips, acc.scale_up_domain, arch)])
-        out += [(r, lay) for lay in options or [Layout(tp=chips)]]
+        out += [(r, lay) for lay in options]
     return out
 
 

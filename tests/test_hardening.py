@@ -383,7 +383,7 @@ def _answered_beside_one_unevaluated(invoke, tmp_path: Path, bad: dict, fragment
 @pytest.mark.parametrize(
     ("unknown", "fragments"),
     [
-        ({"input": 0}, ("input = 0: not stated by the source; give it",)),
+        ({"input": 0}, ("input = 0, which a cases file reads as 'not stated by the source'", "give a value")),
         ({"output": 0, "batch": 0}, ("batch = 0", "output = 0")),
         ({"chips": 0}, ("chips = 0",)),
         ({"weight_dtype": "unknown"}, ('weight_dtype "unknown"',)),

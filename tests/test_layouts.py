@@ -415,6 +415,24 @@ def test_bad_layout_flags_are_one_line_errors(invoke, flags, message):
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}") and not result.stdout
 
 
+def test_eval_never_runs_tensor_parallelism_beyond_the_domain(invoke):
+    """1,000 H100s for an 8B model: one replica would need 125 pipeline stages of its 32 layers, and
+    eval used to fall back to tp1000 (no engine runs that; its NVLink domain is 8 chips) and call it
+    a fit. At batch 1 (one replica) nothing runs, and the row says why; with batch 'max' it picks
+    replicas whose tensor parallelism stays in a domain."""
+    result = invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "1000", "--batch", "1",
+                    "-f", "json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["fits"] is False and row["replicas"] is None
+    assert "no layout runs llama-3.1-8b on 1000 h100-sxm chips" in row["reason"], row["reason"]
+    result = invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "1000", "--batch", "max",
+                    "-f", "json")
+    row = json.loads(result.stdout)
+    assert row["fits"] is True and row["layout"]["tp"] * row["layout"]["dp_attention"] <= 8
+    assert row["layout"]["pp"] <= 32
+
+
 def test_eval_json_carries_the_layout_object(invoke):
     result = invoke("eval", "--hardware", "h200-sxm", "--model", "llama-3.1-8b", "--chips", "2", "--tp", "2",
                     "--format", "json")
