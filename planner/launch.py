@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from planner.lowering import KV_BYTES
 from planner.quality import as_published
 from planner.render import spec_words
 from planner.schema import ModelSpec, Scenario
@@ -287,17 +288,20 @@ def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
         words += ["--enable-expert-parallel"]
     if lay["cp"] > 1:
         words += ["--decode-context-parallel-size", str(lay["cp"])]
-    words += ["--max-num-seqs", str(p["batch"]), "--max-num-batched-tokens", str(CHUNK_TOKENS),
+    # vLLM runs one scheduler per data-parallel rank, each admitting --max-num-seqs (vllm 0.19.1
+    # EngineCore: max_num_running_reqs = max_num_seqs, not divided): the plan's batch is the
+    # replica's total over its attention-DP groups
+    per_rank = max(1, p["batch"] // lay["dp_attention"])
+    words += ["--max-num-seqs", str(per_rank), "--max-num-batched-tokens", str(CHUNK_TOKENS),
               "--max-model-len", str(ln.max_len),
               "--gpu-memory-utilization", f"{ln.scenario.serving.hbm_fraction:g}"]
     if _online_fp8(p["weight_dtype"], ln):
         words += ["--quantization", "fp8"]
     kv = {"bf16": "auto", "fp8": "fp8"}.get(p["kv_dtype"])
-    if kv:
-        words += ["--kv-cache-dtype", kv]
-    else:
+    words += ["--kv-cache-dtype", kv or "fp8"]
+    if not kv:
         notes.append(f"KV {p['kv_dtype']}: vLLM 0.19.1 has no {p['kv_dtype']} KV-cache dtype (auto, float16, bfloat16, "
-                     "fp8, fp8_e4m3, fp8_e5m2, fp8_inc, fp8_ds_mla); fp8 is the nearest and needs ~1.8x the KV memory")
+                     f"fp8, fp8_e4m3, fp8_e5m2, fp8_inc, fp8_ds_mla); fp8 is set, the nearest: {_kv_instead(p['kv_dtype'])}")
     words += ["--enable-prefix-caching" if p["prefix_cache"] else "--no-enable-prefix-caching"]
     method = _spec_method(ln)
     if method == "draft" and ln.draft is not None:
@@ -350,13 +354,14 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
     if _online_fp8(p["weight_dtype"], ln):
         words += ["--quantization", "fp8"]
     kv = {"bf16": "auto", "fp8": "fp8_e4m3"}.get(p["kv_dtype"])
-    if kv:
-        words += ["--kv-cache-dtype", kv]
-    elif p["kv_dtype"] == "int4":
-        notes.append("KV int4: SGLang 0.5.23 has no int4 KV cache; its nvfp4 KV cache (--kv-cache-dtype nvfp4, "
-                     "CUDA 12.8+) takes the same 0.5625 B per element but is a float format with its own accuracy")
-    else:
-        notes.append(f"KV {p['kv_dtype']}: SGLang 0.5.23 has no {p['kv_dtype']} KV-cache dtype; fp8_e4m3 is the nearest")
+    words += ["--kv-cache-dtype", kv or "fp8_e4m3"]
+    if p["kv_dtype"] == "int4":
+        notes.append(f"KV int4: SGLang 0.5.23 has no int4 KV cache; fp8_e4m3 is set, the nearest: {_kv_instead('int4')}. "
+                     "Its nvfp4 KV cache (--kv-cache-dtype nvfp4, CUDA 12.8+) takes the plan's 0.5625 B per element "
+                     "but is a float format with its own accuracy")
+    elif not kv:
+        notes.append(f"KV {p['kv_dtype']}: SGLang 0.5.23 has no {p['kv_dtype']} KV-cache dtype; fp8_e4m3 is set, "
+                     f"the nearest: {_kv_instead(p['kv_dtype'])}")
     if not p["prefix_cache"]:
         words += ["--disable-radix-cache"]
     method = _spec_method(ln)
@@ -391,11 +396,11 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
     p, lay, notes = ln.plan, ln.layout, []
     kv_cache: dict[str, Any] = {"enable_block_reuse": bool(p["prefix_cache"]),
                                 "free_gpu_memory_fraction": ln.scenario.serving.hbm_fraction}
-    if p["kv_dtype"] == "fp8":
+    if p["kv_dtype"] != "bf16":
         kv_cache["dtype"] = "fp8"
-    elif p["kv_dtype"] != "bf16":
-        notes.append(f"KV {p['kv_dtype']}: no {p['kv_dtype']} KV-cache dtype is set here (only fp8 is pinned for "
-                     "the LLM API's kv_cache_config.dtype)")
+    if p["kv_dtype"] not in ("bf16", "fp8"):
+        notes.append(f"KV {p['kv_dtype']}: only fp8 is pinned for the LLM API's kv_cache_config.dtype; fp8 is set, "
+                     f"the nearest: {_kv_instead(p['kv_dtype'])}")
     offload = ln.offload_gb_per_chip
     if offload > 0:
         kv_cache["host_cache_size"] = int(offload * 1e9)
@@ -442,6 +447,16 @@ MULTI_NODE = {
     "sglang": "SGLang's --nnodes, --node-rank and --dist-init-addr (arg_groups/fields/parallel.py)",
     "trtllm": "an MPI or Slurm launcher (trtllm-serve starts one rank per GPU of every node)",
 }
+
+
+def _kv_instead(kv_dtype: str) -> str:
+    """What serving the plan's KV at FP8 instead of `kv_dtype` does to it, in words."""
+    ratio = KV_BYTES["fp8"] / KV_BYTES[kv_dtype]
+    if ratio < 1.1:
+        return f"~{ratio:.2f}x the planned KV memory, the same batch fits"
+    return (f"it needs ~{ratio:.1f}x the planned KV memory, so the engine holds ~1/{ratio:.1f} of the planned "
+            "sequences at the planned context and queues the rest (the plan's latency and bill assume "
+            f"{kv_dtype}; `planner solve --set 'search.kv_dtype=[\"fp8\",\"bf16\"]'` plans for what the engine can run)")
 
 
 def _multi_node_note(lay: dict[str, int], engine: str) -> list[str]:

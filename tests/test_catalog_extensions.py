@@ -197,6 +197,10 @@ def test_truncation_warning_in_table_json_validate_and_strict(invoke, tmp_path):
     assert f"{prompt_share:.1%}" in data["warnings"][0]
     assert all("context window" not in w for w in data["warnings"][1:])
     assert "warning:" in invoke("validate", scenario).stdout
+    emitted = invoke("solve", scenario, "--emit", "vllm")  # a launch command is no place to drop it
+    assert emitted.exit_code == 0 and emitted.stdout.startswith("#"), emitted.output
+    assert "llama-3.1-8b's context window of 131,072 tokens" in emitted.stderr
+    assert f"{prompt_share:.1%} by the prompt alone" in emitted.stderr
     strict = invoke("solve", scenario, "--strict")
     assert strict.exit_code == 2 and strict.stdout == ""
     assert "--strict" in strict.stderr and len(strict.stderr.strip().splitlines()) == 1

@@ -143,13 +143,18 @@ def test_vllm_command_carries_the_plan(catalog, scenario) -> None:
 
 
 def test_settings_without_a_flag_are_said_not_invented(catalog, scenario) -> None:
+    """An int4 KV cache has no flag in these engines: the nearest one that exists (FP8) is set and
+    the note says what that costs. Leaving the flag out ran the cache at 16 bits, 3.6x the plan's."""
     text = emit("vllm", launch(catalog, scenario, PLANS[1]))
-    assert "--kv-cache-dtype" not in text
+    assert "--kv-cache-dtype fp8" in text
     assert "# note: KV int4: vLLM 0.19.1 has no int4 KV-cache dtype" in text
+    assert "fp8 is set, the nearest: it needs ~1.8x the planned KV memory" in text
     assert "pre-quantized int4 (AWQ/GPTQ) checkpoint" in text
     assert "# note: 4-bit weights and KV cache: accuracy not modelled" in text
     sglang = emit("sglang", launch(catalog, scenario, PLANS[1]))
-    assert "--kv-cache-dtype" not in flags(sglang) and "no int4 KV cache" in sglang
+    assert "--kv-cache-dtype fp8_e4m3" in sglang and "no int4 KV cache" in sglang
+    trtllm = emit("trtllm", launch(catalog, scenario, PLANS[1]))
+    assert 'dtype: "fp8"' in trtllm and "needs ~1.8x the planned KV memory" in trtllm
 
 
 def test_kv_offload_maps_to_each_engines_host_cache(catalog, scenario) -> None:
@@ -177,6 +182,9 @@ def test_a_plan_layout_object_is_read_as_is(catalog, scenario) -> None:
     vl = emit("vllm", launch(catalog, scenario, PLANS[4]))
     assert "--tensor-parallel-size 4" in vl and "--data-parallel-size 2" in vl and "--enable-expert-parallel" in vl
     assert "spans" not in vl  # one node: no multi-node note
+    # the plan's batch (32) is the replica's total: vLLM admits --max-num-seqs per data-parallel rank
+    # (one scheduler each), SGLang divides --max-running-requests by --attn-dp-size itself
+    assert "--max-num-seqs 16" in vl and "--max-running-requests 32" in sg
 
 
 def test_a_replica_over_several_nodes_names_the_engines_multi_node_options(catalog, scenario) -> None:

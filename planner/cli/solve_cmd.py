@@ -144,5 +144,9 @@ def _emit(engine: str, rank: int, result, scenario, catalog, file: Path) -> None
     chips = {acc.id: (acc.vendor, acc.kind) for acc in result.grid.hardware}
     launch = Launch(plan=chosen, scenario=scenario, model=model, draft=draft, layout=lay, chips=chips)
     sys.stdout.write(emit(engine, launch))
-    for warning in platform_warnings(engine, launch):
+    # the table's warnings (prompts beyond the window, settings left out) still hold for the command
+    for warning in (*result.grid.warnings, *platform_warnings(engine, launch)):
         typer.echo(f"warning: {warning}", err=True)
+    if chosen.get("calibration") == "uncalibrated":
+        typer.echo(f"warning: plan {rank} runs on hardware no public measurement calibrates ({chosen['hardware']}): "
+                   "its latencies rest on prior efficiencies (wide band in `planner solve -f json`)", err=True)
