@@ -372,6 +372,26 @@ async def test_open_replaces_the_scenario(tmp_path: Path) -> None:
 
 
 @sync
+async def test_user_text_with_square_brackets_never_reads_as_markup(tmp_path: Path) -> None:
+    """Textual parses markup in strings given to Static/Label.update and notify: a path named
+    "[/b].toml" in the open dialog's error, or an unknown hardware ID in the filter's, raised
+    MarkupError and took the app down."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        app.screen.query_one("#path-input", Input).value = str(tmp_path / "[/b]x.toml")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "[/b]x.toml: no such file" in str(app.screen.query_one("#path-error").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        app.notify("saved [/i] file", markup=False)  # what file_actions does with paths and errors
+        await pilot.pause()
+
+
+@sync
 async def test_export_csv(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

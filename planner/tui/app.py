@@ -140,7 +140,7 @@ class PlannerApp(FileActions, App[int]):
         self.document.validate()
         if drafter:
             self.main.query_one(ScenarioPanel).load(self.document)
-            self.notify(drafter, title="Speculative decoding")
+            self.notify(drafter, title="Speculative decoding", markup=False)
         if self.document.valid:
             self.request_solve(event.at)  # first: the solve thread starts while the panel updates
         self.main.query_one(ScenarioPanel).show_errors(self.document.errors, edited=event.path)

@@ -65,14 +65,14 @@ class FileActions:
         try:
             self.document.save(path, overwrite=overwrite)
         except (PlannerError, OSError) as exc:
-            self.notify(str(exc), title="Not saved", severity="error")
+            self.notify(str(exc), title="Not saved", severity="error", markup=False)
             return
         self._update_title()
-        self.notify(f"saved {path}", title="Saved")
+        self.notify(f"saved {path}", title="Saved", markup=False)
 
     def _check_valid(self) -> bool:
         if not self.document.valid:
-            self.notify("The scenario has errors; fix the highlighted fields first.", severity="error")
+            self.notify("The scenario has errors; fix the highlighted fields first.", severity="error", markup=False)
         return self.document.valid
 
     @work
@@ -90,7 +90,7 @@ class FileActions:
         try:
             document = ScenarioDocument.from_file(path, self.catalog, bundled=bundled)
         except PlannerError as exc:
-            self.notify(str(exc), title="Not opened", severity="error", timeout=10)
+            self.notify(str(exc), title="Not opened", severity="error", timeout=10, markup=False)
             return False
         self.document = document
         self.main.query_one(ScenarioPanel).load(document)
@@ -101,7 +101,7 @@ class FileActions:
     @work
     async def action_export(self) -> None:
         if self.result is None:
-            self.notify("Nothing to export yet: wait for the first solve.", severity="warning")
+            self.notify("Nothing to export yet: wait for the first solve.", severity="warning", markup=False)
             return
         result = self.result
         path = await self.push_screen_wait(PathScreen(
@@ -114,9 +114,9 @@ class FileActions:
         try:
             kind = export_plans(result, path, overwrite=True)
         except (PlannerError, OSError) as exc:
-            self.notify(str(exc), title="Not exported", severity="error")
+            self.notify(str(exc), title="Not exported", severity="error", markup=False)
             return
-        self.notify(f"exported {len(result.per_hardware)} plans to {path} ({kind.upper()})", title="Exported")
+        self.notify(f"exported {len(result.per_hardware)} plans to {path} ({kind.upper()})", title="Exported", markup=False)
 
     @work
     async def open_bundled(self, path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Input, Label
 
@@ -49,10 +50,10 @@ class PathScreen(ModalScreen[Path | None]):
         if not path.is_absolute():
             path = self.start / path
         if self.must_exist and not path.is_file():
-            self.query_one("#path-error", Label).update(f"{path}: no such file")
+            self.query_one("#path-error", Label).update(Content(f"{path}: no such file"))
             return
         if path.is_dir():
-            self.query_one("#path-error", Label).update(f"{path}: is a directory")
+            self.query_one("#path-error", Label).update(Content(f"{path}: is a directory"))
             return
         self.dismiss(path)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Select, Static
@@ -64,7 +65,7 @@ class FieldRow(Vertical):
                 self.query_one(Input).value = show_value(value)
 
     def watch_error(self, message: str) -> None:
-        self.query_one(".field-error", Static).update(message)
+        self.query_one(".field-error", Static).update(Content(message))  # plain: it quotes user input
         self.set_class(bool(message), "-invalid")
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -81,15 +81,15 @@ class HardwareBrowser(Vertical):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
-        grid.title = f"{acc.name}: sources ({self.catalog.hardware_files[acc.id].name})"
+        grid.title = Text(f"{acc.name}: sources ({self.catalog.hardware_files[acc.id].name})")  # names are user text
         grid.title_justify = "left"
         grid.title_style = "bold"
         for field in sorted(acc.sources):
-            grid.add_row(field, self.catalog.citation(acc, field) or "—")
+            grid.add_row(field, Text(self.catalog.citation(acc, field) or "—"))
         if acc.price_method:
-            grid.add_row("price method", acc.price_method)
+            grid.add_row("price method", Text(acc.price_method))
         if acc.notes:
-            grid.add_row("notes", acc.notes)
+            grid.add_row("notes", Text(acc.notes))
         return grid
 
     def action_focus_filter(self) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Label, SelectionList, Static
 
@@ -44,7 +45,7 @@ class HardwareFilter(Vertical):
                     selection.select(hw_id)
 
     def watch_error(self, message: str) -> None:
-        self.query_one(".field-error", Static).update(message)
+        self.query_one(".field-error", Static).update(Content(message))  # plain: it quotes user input
         self.set_class(bool(message), "-invalid")
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:

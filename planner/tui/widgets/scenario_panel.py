@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widgets import Static
 
 from planner.tui.document import FieldError, ScenarioDocument
@@ -71,7 +72,7 @@ class ScenarioPanel(VerticalScroll):
         summary = self.query_one("#scenario-error", Static)
         text = "; ".join(messages.get("", []))
         if str(summary.content) != text:  # an update re-lays out the whole screen (~13 ms at 180x50)
-            summary.update(text)
+            summary.update(Content(text))  # plain: messages quote user input
 
 
 def _target(loc: str, paths: Sequence[str], edited: str | None) -> str:
