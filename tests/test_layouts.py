@@ -471,3 +471,17 @@ def test_adding_a_layout_option_never_raises_the_minimum_bill(kinds, extra, mode
     fewer = _min_bill(scenario(**common, **{"search.parallelism": kinds}))
     more = _min_bill(scenario(**common, **{"search.parallelism": list(dict.fromkeys([*kinds, extra]))}))
     assert more <= fewer * (1 + 1e-6) or not np.isfinite(fewer)
+
+
+def test_batch_max_prices_joining_a_running_batch_as_the_same_pinned_batch_does():
+    """`--batch max` is the largest batch that fits, a closed-loop run at that concurrency: a new
+    request joins a running batch exactly as at the same batch pinned. It read as a batch of one
+    (max is stored as 0), so its TTFT was the batch-1 value: 1.68 s against 1.85 s pinned (H100 x8,
+    Llama-3.1-70B, 32k prompts)."""
+    base = {"hardware": "h100-sxm", "model": "llama-3.1-70b", "chips": 8, "input": 32768, "output": 256, "tp": 8}
+    most, one = evaluate_cases([case_from_dict({**base, "batch": "max"}, "a"), case_from_dict({**base, "batch": 1}, "b")],
+                               CATALOG)
+    pinned = evaluate_cases([case_from_dict({**base, "batch": most["batch"]}, "c")], CATALOG)[0]
+    assert most["batch"] > 1
+    assert most["ttft_s"] == pytest.approx(pinned["ttft_s"], rel=1e-5)
+    assert most["ttft_s"] > one["ttft_s"] * 1.02

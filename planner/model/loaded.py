@@ -99,9 +99,10 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
                   arrival_rps):
     out = evaluate_offline(a, hw, cfg, spec, input_tokens, output_tokens, hbm_fraction, draft_weight_bytes,
                            cached_tokens, cache_tier, max_batch, max_num_tokens, requests)
-    # a closed-loop benchmark at a fixed concurrency above one: each new request joins a running
-    # batch, so it meets the same step residual and mixed step as under an open load
-    joined = (cfg.batch > 1.0) & (arrival_rps <= 0)
+    # a closed-loop benchmark at a fixed concurrency above one (pinned, or with `batch = "max"` the
+    # largest that fits): each new request joins a running batch, so it meets the same step residual
+    # and mixed step as under an open load
+    joined = (out["batch"] > 1.0) & (arrival_rps <= 0)
     wave = first_wave_wait(out["ttft_s"], out["batch"], requests)
     joined_ttft = out["ttft_s"] + (0.5 * hw.admission_steps + out["prompt_steps"]) * out["step_s"] + wave
     out["ttft_s"] = jnp.where(joined, joined_ttft, out["ttft_s"])
