@@ -132,7 +132,8 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
         }
         for pool, acc, draw in ((prefill, p_acc, pm["power_draw"][i]), (decode, d_acc, dm["power_draw"][i])):
             pool.update(plan_cost_fields(acc, sc, pool["replicas"], pool["chips"], _clean(draw, 4)))
-            pool.update(_bill_band(pool["monthly_usd"] if pool["monthly_usd"] is not None else float("inf"), acc.family))
+            pool.update(_bill_band(pool["monthly_usd"] if pool["monthly_usd"] is not None else float("inf"), acc.family,
+                                   pool["replicas"], pool["sized_rps"], float(grid.load.arrival_rps)))
         transfer = {
             "link": "scale-up" if shared[i] else "scale-out",
             "gbps": _clean(bandwidth[i] / 1e9, 3),

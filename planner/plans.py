@@ -80,7 +80,9 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "usd_per_mtok_input": _clean(m["usd_per_mtok_input"][i], 4),
             "usd_per_mtok_output": _clean(m["usd_per_mtok_output"][i], 4),
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
-            **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family),
+            **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family,
+                         int(instances / lay.replicas_per_system) if np.isfinite(instances) else None,
+                         float(m["sized_rps"][i]), float(load.arrival_rps)),
             "quality_note": four_bit_note(grid.weight_dtype[w], grid.kv_dtype[k], grid.model.weight_dtype_published,
                                           grid.model.kept_wider()),
             "feasible": bool(m["feasible"][i]),
@@ -111,10 +113,25 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
     return plans
 
 
-def _bill_band(monthly: float, family: str) -> dict[str, Any]:
-    """The bill's uncertainty band: the fleet, and so the bill, scales with the family's time band."""
+def _bill_band(monthly: float, family: str, systems: int | None = None, sized_rps: float | None = None,
+               rate: float | None = None) -> dict[str, Any]:
+    """The bill's uncertainty band, in whole systems: if the hardware's times are the family's p10 /
+    p90 ratio of the predicted ones, each system sustains that much more / less of the rate it was
+    sized for, and the fleet needs ceil(rate x ratio / per-system rate) systems, never fewer than one.
+    Scaling the bill by the ratio instead read a one-system pool at p10 below its own rent, and at
+    p90 hid that the next step is a second system. Without the sizing (a pool with no rate) the
+    bill scales with the ratio."""
     band = band_for(family)
-    return {"monthly_usd_low": _clean(monthly * band.low, 2), "monthly_usd_high": _clean(monthly * band.high, 2),
+    low, high = monthly * band.low, monthly * band.high
+    if systems and sized_rps and rate and np.isfinite(monthly) and sized_rps > 0 and rate > 0:
+        per_system = sized_rps / systems
+
+        def needed(ratio: float) -> int:
+            return max(1, math.ceil(rate * ratio / per_system - 1e-6))
+
+        base = needed(1.0)
+        low, high = monthly * needed(band.low) / base, monthly * needed(band.high) / base
+    return {"monthly_usd_low": _clean(low, 2), "monthly_usd_high": _clean(high, 2),
             "calibration": "fitted" if band.calibrated else "uncalibrated"}
 
 

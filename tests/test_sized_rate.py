@@ -79,3 +79,37 @@ def test_simulate_json_carries_the_plans_sized_rate(invoke, tmp_path):
     sized = plan["sized_rps"] if doc["mode"] == "aggregated" else min(plan["prefill"]["sized_rps"],
                                                                        plan["decode"]["sized_rps"])
     assert sized >= 1.0
+
+
+def test_the_bill_band_counts_whole_systems() -> None:
+    """Blackwell's p10 / p90 time ratios are 0.9642 / 1.1726 (planner/data/uncertainty.toml). One
+    system sized for 3.44 req/s at 3 req/s: 4 % faster still needs it; 17 % slower sustains 3.44 /
+    1.1726 = 2.93 < 3 req/s, so a second system. Ten systems sized for 31 req/s at 30: p10 still
+    needs ceil(30 x 0.9642 / 3.1) = 10, p90 ceil(30 x 1.1726 / 3.1) = 12. Scaling the bill by the
+    ratio read $964 for a $1,000 system, below its own rent."""
+    from planner.plans import _bill_band
+    from planner.uncertainty import band_for
+
+    band = band_for("blackwell")
+    assert (band.low, band.high) == (0.9642, 1.1726)
+    one = _bill_band(1000.0, "blackwell", systems=1, sized_rps=3.44, rate=3.0)
+    assert (one["monthly_usd_low"], one["monthly_usd_high"]) == (1000.0, 2000.0)
+    ten = _bill_band(10000.0, "blackwell", systems=10, sized_rps=31.0, rate=30.0)
+    assert (ten["monthly_usd_low"], ten["monthly_usd_high"]) == (10000.0, 12000.0)
+    unsized = _bill_band(1000.0, "blackwell")  # no rate to size by: the bill scales with the ratio
+    assert (unsized["monthly_usd_low"], unsized["monthly_usd_high"]) == (964.2, 1172.6)
+
+
+def test_no_plan_band_reads_below_one_system_rent() -> None:
+    """On the default scenario every plan's and pool's p10 bill is at least one system's bill."""
+    from planner.search import solve
+
+    catalog = load_catalog()
+    result = solve(load_scenario(paths.default_scenario(), catalog=catalog), catalog)
+    pools = list(result.per_hardware)
+    if result.disagg is not None and result.disagg.best is not None:
+        pools += [result.disagg.best["prefill"], result.disagg.best["decode"]]
+    for p in pools:
+        per_system = p["monthly_usd"] / p["replicas"]
+        assert p["monthly_usd_low"] >= per_system - 0.01, p["hardware"]
+        assert p["monthly_usd_low"] <= p["monthly_usd"] <= p["monthly_usd_high"]
