@@ -186,8 +186,11 @@ def for_scenario(catalog: Catalog, scenario) -> Catalog:
     """`catalog` extended by a scenario's `catalog` files (absolute once the scenario is loaded, see
     `resolve_scenario_paths`) and its `[prices]`."""
     paths = tuple(Path(f) for f in scenario.catalog)
+    # the command line's --price is the later, more specific word: it beats the file's [prices]
+    on_command_line = {hw for hw, _, _ in _user_prices}
     table = tuple((hw, float(v) if isinstance(v, int | float) else v.usd_per_hour,
-                   "user" if isinstance(v, int | float) else v.kind) for hw, v in scenario.prices.items())
+                   "user" if isinstance(v, int | float) else v.kind) for hw, v in scenario.prices.items()
+                  if hw not in on_command_line)
     if not paths and not table:
         return catalog
     return _extended(catalog, paths, table, "scenario prices")

@@ -77,6 +77,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "rate_headroom": rate_headroom(m["sized_rps"][i], float(load.arrival_rps)),
             "usd_per_hour": _clean(m["fleet_usd_per_hour"][i], 4),
             "usd_per_hour_per_replica": _clean(m["usd_per_hour"][i], 4),
+            "host_memory_usd_month": _clean(m["host_usd_per_hour"][i] * float(load.hours_per_month), 2),
             "usd_per_mtok_input": _clean(m["usd_per_mtok_input"][i], 4),
             "usd_per_mtok_output": _clean(m["usd_per_mtok_output"][i], 4),
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),

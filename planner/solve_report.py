@@ -116,15 +116,20 @@ FOUR_BIT_MARK = "(4-bit)"
 
 
 def cost_words(plan: dict[str, Any], sc: Any, capex_kind: str | None = None) -> str:
-    """Where the bill comes from: rent, or capex amortised plus energy; monthly energy either way."""
+    """Where the bill comes from: rent, or capex amortised plus energy, and the host memory that
+    offloaded KV and the prefix cache occupy ($/GB-hour, hardware/host-tiers.toml); monthly energy
+    either way."""
     kwh, energy = plan.get("energy_kwh_month"), plan.get("energy_usd_month")
     energy_text = "energy n/a (power unknown)" if kwh is None else f"energy {kwh:,.0f} kWh/month (${energy:,.0f} at ${sc.cost.usd_per_kwh:g}/kWh, PUE {sc.cost.pue:g})"
+    host = plan.get("host_memory_usd_month") or 0.0
+    host_text = f" + host memory for offloaded KV and the prefix cache {render.money(host)}/month" if host >= 0.5 else ""
     if plan.get("cost_mode") == "own":
         shows = " and ".join(f"`planner hardware show {hw}`" for hw in dict.fromkeys(plan["hardware"].split("+")))
         kind = f" ({capex_kind} price, see {shows})" if capex_kind else ""
         return (f"owned: capex {render.money(plan['capex_usd'])}{kind} over {sc.cost.amortisation_years:g} years "
-                f"(host and network +{sc.cost.host_network_fraction:.0%}) + {energy_text}")
-    return f"rented at the catalog's $/chip-hour (energy included); {energy_text}"
+                f"(host and network +{sc.cost.host_network_fraction:.0%}){host_text} + {energy_text}")
+    whose = "the user's" if plan.get("price_set_by_user") else "the catalog's"
+    return f"rented at {whose} $/chip-hour (energy included){host_text}; {energy_text}"
 
 
 def sized_words(plan: dict[str, Any], rate: float) -> str | None:

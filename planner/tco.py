@@ -76,7 +76,8 @@ def plan_cost_fields(acc: Accelerator, scenario: Scenario, replicas: int | None,
     if own and replicas is not None and isinstance(acc.capex_usd, int | float):
         capex = round(replicas * chips * capex_per_chip(acc, scenario.cost), 0)
     return {"cost_mode": scenario.cost.mode, "power_draw": draw,
-            **plan_energy(acc, scenario, replicas, chips, draw), "capex_usd": capex}
+            **plan_energy(acc, scenario, replicas, chips, draw), "capex_usd": capex,
+            "price_set_by_user": (acc.price_provider or "").startswith("set by the user")}
 
 
 def excluded_note(scenario: Scenario, hardware: list[Accelerator]) -> str | None:

@@ -65,6 +65,46 @@ def test_renting_reports_energy_but_does_not_add_it(catalog) -> None:
         plan["replicas"] * plan["chips"] * 0.7 * plan["power_draw"] * 1.2 * 730, rel=1e-3)
 
 
+def test_the_host_memory_in_a_rented_bill_is_named(catalog) -> None:
+    """A rented bill is the chips' $/chip-hour plus the host memory that offloaded KV and the prefix
+    cache occupy ($/GB-hour): on the default scenario ~9 % of it, which 'rented at the catalog's
+    $/chip-hour' left unsaid. Each pool's host share is its bill less its chips' rent."""
+    from planner.cli.file_cmds import load_scenario
+    from planner.solve_report import cost_words
+
+    sc = load_scenario(paths.default_scenario(), catalog=catalog)
+    result = solve(sc, catalog)
+    best = result.best
+    pools = [best["prefill"], best["decode"]] if best.get("mode") == "disaggregated" else [best]
+    for pool in pools:
+        rent = pool["replicas"] * pool["chips"] * catalog.accelerator(pool["hardware"]).usd_per_hour * 730
+        assert pool["host_memory_usd_month"] == pytest.approx(pool["monthly_usd"] - rent, abs=0.5)
+    host = best["host_memory_usd_month"]
+    assert host > 0.05 * best["monthly_usd"]
+    assert f"host memory for offloaded KV and the prefix cache ${host:,.0f}/month" in cost_words(best, sc)
+    for plan in result.per_hardware:  # aggregated plans too
+        rent = plan["replicas"] * plan["chips"] * catalog.accelerator(plan["hardware"]).usd_per_hour * 730
+        assert plan["host_memory_usd_month"] == pytest.approx(plan["monthly_usd"] - rent, abs=0.5)
+
+
+def test_a_price_on_the_command_line_beats_the_scenarios_and_is_named(invoke, tmp_path) -> None:
+    """The command line is the later, more specific word: `--price h100-sxm=5` over a scenario's
+    [prices] h100-sxm = 1.0 (which silently won); the plan says the price is the user's."""
+    data = io.read_toml(paths.scenarios_dir() / "chat.toml")
+    data["search"] = dict(ONE)
+    data["prices"] = {"h100-sxm": {"usd_per_hour": 1.0}}
+    path = tmp_path / "priced.toml"
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(data))
+    own = json.loads(invoke("solve", path, "-f", "json").stdout)["best"]
+    cli = json.loads(invoke("--price", "h100-sxm=5", "solve", path, "-f", "json").stdout)["best"]
+    assert cli["usd_per_hour_per_replica"] == pytest.approx(5 * own["usd_per_hour_per_replica"], rel=1e-5)
+    assert cli["price_set_by_user"] is True
+    twice = invoke("--price", "h100-sxm=5", "--price", "h100-sxm=6", "solve", path)
+    assert twice.exit_code == 2 and "given twice" in twice.stderr
+
+
 def test_hardware_without_a_purchase_price_is_left_out_with_a_warning(catalog) -> None:
     result = solve(scenario({"hardware": ["h100-sxm", "tpu-v6e"]}), catalog)
     assert [p["hardware"] for p in result.per_hardware] == ["h100-sxm"]

@@ -200,7 +200,11 @@ def _root(
     _debug = debug
     from planner.catalog import set_user_catalogs
 
-    set_user_catalogs([_existing(p) for p in catalog or []], [_price(p) for p in price or []])
+    prices = [_price(p) for p in price or []]
+    twice = [hw for i, (hw, _, _) in enumerate(prices) if hw in {h for h, _, _ in prices[:i]}]
+    if twice:
+        raise PlannerError(f"--price {twice[0]}: given twice; give one price per hardware ID")
+    set_user_catalogs([_existing(p) for p in catalog or []], prices)
     if ctx.invoked_subcommand is None:
         # `planner` alone: the TUI on the default scenario; help when not attached to a terminal.
         from planner.cli.tui_cmd import open_default

@@ -231,6 +231,7 @@ def prefill_fleet(a: Arch, hw: Hw, cfg: Config, ld: Load, pre: dict[str, jnp.nda
         "monthly_usd": jnp.where(feasible, fleet_usd_h * ld.hours_per_month, jnp.inf),
         "fleet_usd_per_hour": fleet_usd_h,
         "usd_per_hour": inst_usd_h,
+        "host_usd_per_hour": replicas * cfg.chips * host_usd,  # the prefix cache's host memory in that bill
         "replicas": replicas,
         "sized_rps": jnp.where(headroom, replicas * lam_max, 0.0),  # the pool's rate with TTFT and utilisation held
         "ttft_p50_s": ttft50,
@@ -274,6 +275,9 @@ def decode_pool(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight
         "monthly_usd": jnp.where(feasible, fleet_usd_h * ld.hours_per_month, jnp.inf),
         "fleet_usd_per_hour": fleet_usd_h,
         "usd_per_hour": inst_usd_h,
+        # the offloaded KV's host memory in that bill
+        "host_usd_per_hour": replicas * cfg.chips * (mem["kv_dram"] / GB * ld.dram_usd_per_gb_hour
+                                                     + mem["kv_nvme"] / GB * ld.nvme_usd_per_gb_hour),
         "replicas": replicas,
         "sized_rps": replicas * lam_max,  # the pool's rate with utilisation and slot waits held
         "tpot_p50_s": tpot50,

@@ -429,6 +429,9 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         "monthly_usd": monthly,
         "fleet_usd_per_hour": fleet_usd_h,
         "usd_per_hour": inst_usd_h,
+        # the host memory (offloaded KV, prefix cache) in that bill: the report names it
+        "host_usd_per_hour": replicas * cfg.chips * (dram_used / GB * ld.dram_usd_per_gb_hour
+                                                     + nvme_used / GB * ld.nvme_usd_per_gb_hour),
         "replicas": replicas,
         "ttft_p50_s": ttft50,
         "ttft_p95_s": ttft95,
