@@ -188,7 +188,11 @@ def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str,
         "ttft_p95_s": prefill["ttft_p95_s"],
         "tpot_p50_ms": decode["tpot_p50_ms"],
         "tpot_p95_ms": decode["tpot_p95_ms"],
-        "throughput_tok_s": _clean(float(load.arrival_rps) * float(load.out_mean), 2),
+        # per decode replica, as an aggregated plan's is per replica; the fleet's is served_output_tok_s
+        "throughput_tok_s": _clean(float(load.arrival_rps) * float(load.out_mean)
+                                   / (decode["replicas"] * decode["layout"]["replicas_per_system"]), 2)
+        if decode["replicas"] else None,
+        "served_output_tok_s": _clean(float(load.arrival_rps) * float(load.out_mean), 2),
         "sized_rps": sized,
         "rate_headroom": rate_headroom(sized, float(load.arrival_rps)),
         "usd_per_hour": _clean(usd_h, 4),

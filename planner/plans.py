@@ -71,8 +71,11 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "ttft_p95_s": _clean(m["ttft_p95_s"][i], 4),
             "tpot_p50_ms": _clean(m["tpot_p50_s"][i] * 1e3, 3),
             "tpot_p95_ms": _clean(m["tpot_p95_s"][i] * 1e3, 3),
+            # per replica (one instance): its output tokens/s and the arrival rate it takes within
+            # the SLOs; the fleet's are served_output_tok_s and sized_rps, as usd_per_hour is the fleet's
             "throughput_tok_s": _clean(m["throughput_tok_s"][i], 2),
             "capacity_rps": _clean(m["capacity_rps"][i], 4),
+            "served_output_tok_s": _clean(float(load.arrival_rps) * float(load.out_mean), 2),
             "sized_rps": _clean(m["sized_rps"][i], 4),
             "rate_headroom": rate_headroom(m["sized_rps"][i], float(load.arrival_rps)),
             "usd_per_hour": _clean(m["fleet_usd_per_hour"][i], 4),

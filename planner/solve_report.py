@@ -19,7 +19,7 @@ from planner.uncertainty import UNCALIBRATED_NOTE
 CSV_COLUMNS = ("hardware", "chips", "replicas", "layout", "tp", "pp", "ep", "dp_attention", "cp",
                "replicas_per_system", "nodes", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
                "tier_nvme", "spec_k", "spec_method", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
-               "tpot_p95_ms", "throughput_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
+               "tpot_p95_ms", "throughput_tok_s", "served_output_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
                "monthly_usd", "binding", "quality_note", "cost_mode", "energy_kwh_month", "energy_usd_month",
                "capex_usd", "sized_rps")
 

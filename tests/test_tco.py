@@ -87,6 +87,26 @@ def test_the_host_memory_in_a_rented_bill_is_named(catalog) -> None:
         assert plan["host_memory_usd_month"] == pytest.approx(plan["monthly_usd"] - rent, abs=0.5)
 
 
+def test_fleet_and_replica_rates_are_told_apart(catalog) -> None:
+    """`throughput_tok_s` is one replica's (an aggregated plan's instance, a disaggregated plan's
+    decode replica) in both modes; `served_output_tok_s` is the fleet's (rate x mean output). The
+    disaggregated plan's was the fleet's, the aggregated plan's one replica's, unlabelled."""
+    from planner.cli.file_cmds import load_scenario
+
+    sc = load_scenario(paths.scenarios_dir() / "chat.toml", catalog=catalog)
+    result = solve(sc, catalog)
+    served = sc.workload.arrival_rate_rps * result.grid.load.out_mean
+    plans = list(result.per_hardware) + ([result.disagg.best] if result.disagg and result.disagg.best else [])
+    for p in plans:
+        assert p["served_output_tok_s"] == pytest.approx(float(served), rel=1e-4)
+        instances = (p["decode"] if p.get("mode") == "disaggregated" else p)
+        count = instances["replicas"] * instances["layout"]["replicas_per_system"]
+        if p.get("mode") == "disaggregated":
+            assert p["throughput_tok_s"] == pytest.approx(float(served) / count, rel=1e-4)
+        else:  # the model's instance throughput at its load: the served rate over the instances
+            assert p["throughput_tok_s"] == pytest.approx(float(served) / count, rel=2e-2)
+
+
 def test_a_price_on_the_command_line_beats_the_scenarios_and_is_named(invoke, tmp_path) -> None:
     """The command line is the later, more specific word: `--price h100-sxm=5` over a scenario's
     [prices] h100-sxm = 1.0 (which silently won); the plan says the price is the user's."""
