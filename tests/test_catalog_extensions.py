@@ -134,6 +134,22 @@ def test_a_bad_user_catalog_is_one_line_naming_file_and_field(invoke, tmp_path):
     assert str(path) in line and "layers" in line
 
 
+def test_an_id_twice_in_one_catalog_file_is_bad_input(invoke, tmp_path):
+    """The second entry silently replaced the first; validate said "ok (2 models: my-llama, my-llama)"."""
+    text = _user_model_toml()
+    models = tmp_path / "twice.toml"
+    models.write_text(text + text[text.index("[[model]]"):])
+    for args in (("validate", models), ("--catalog", models, "models", "list")):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.output
+        line, = result.stderr.strip().splitlines()
+        assert str(models) in line and "model.1: id 'my-llama' is already used by model.0" in line
+    hardware = tmp_path / "gpus.toml"
+    hardware.write_text(HARDWARE_TOML + HARDWARE_TOML[HARDWARE_TOML.index("[[accelerator]]"):])
+    result = invoke("validate", hardware)
+    assert result.exit_code == 2 and "accelerator.1: id 'test-gpu' is already used by accelerator.0" in result.stderr
+
+
 def test_missing_catalog_path_is_bad_input(invoke, tmp_path):
     result = invoke("--catalog", tmp_path / "nope.toml", "models", "list")
     assert result.exit_code == 2 and "nope.toml" in result.stderr

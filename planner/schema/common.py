@@ -86,3 +86,11 @@ def check_sources(
             raise ValueError(
                 f"{owner}: sources.{field} = '{key}' is not defined in the file's [sources] table"
             )
+
+
+def unique_ids(table: str, ids: list[str]) -> None:
+    """One entry per ID in a file: a second one silently replaced the first (the later one won)."""
+    for i, ident in enumerate(ids):
+        if ident in ids[:i]:
+            raise ValueError(f"{table}.{i}: id '{ident}' is already used by {table}.{ids.index(ident)}; "
+                             "each entry needs its own id")

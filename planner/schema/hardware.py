@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from planner.schema.common import KebabId, Strict, Unknown, Unsupported, check_sources
+from planner.schema.common import KebabId, Strict, Unknown, Unsupported, check_sources, unique_ids
 
 Tflops = float | Unknown | Unsupported
 Number = float | Unknown
@@ -250,6 +250,7 @@ class HardwareFile(Strict):
 
     @model_validator(mode="after")
     def _sources_resolve(self) -> HardwareFile:
+        unique_ids("accelerator", [acc.id for acc in self.accelerator])
         for i, acc in enumerate(self.accelerator):
             values = {name: getattr(acc, name) for name in SOURCED_FIELDS}
             check_sources(f"accelerator.{i} ({acc.id})", values, acc.sources, self.sources)

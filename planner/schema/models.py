@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from planner.schema.common import KebabId, Strict, WeightDtype, check_sources
+from planner.schema.common import KebabId, Strict, WeightDtype, check_sources, unique_ids
 
 SOURCED_MODEL_FIELDS = (
     "layers",
@@ -330,6 +330,7 @@ class ModelsFile(Strict):
 
     @model_validator(mode="after")
     def _sources_resolve(self, info: ValidationInfo) -> ModelsFile:
+        unique_ids("model", [m.id for m in self.model])
         ids = {m.id for m in self.model} | set((info.context or {}).get("known_models", ()))
         for i, spec in enumerate(self.model):
             values = {name: getattr(spec, name) for name in SOURCED_MODEL_FIELDS}
