@@ -112,8 +112,11 @@ class Launch:
         """Host memory the plan uses per chip for KV (active KV on host tiers plus a prefix cache
         that does not fit in the HBM left over)."""
         mem = self.plan["memory_gb_per_chip"]
-        free = max((mem["usable_hbm"] or 0) - (mem["weights"] or 0) - (mem["kv_hbm"] or 0) - (mem["activations"] or 0), 0)
-        spill = max((mem["prefix_cache"] or 0) - free, 0) if self.plan["prefix_cache"] else 0.0
+        if mem.get("prefix_cache_host") is not None:  # the model's own split, the one the bill pays for
+            spill = mem["prefix_cache_host"] if self.plan["prefix_cache"] else 0.0
+        else:  # a plan written before the split was recorded: what the leftover HBM cannot hold
+            free = max((mem["usable_hbm"] or 0) - (mem["weights"] or 0) - (mem["kv_hbm"] or 0) - (mem["activations"] or 0), 0)
+            spill = max((mem["prefix_cache"] or 0) - free, 0) if self.plan["prefix_cache"] else 0.0
         return (mem["kv_dram"] or 0) + (mem["kv_nvme"] or 0) + spill
 
 

@@ -105,6 +105,8 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
                 "kv_dram": _clean(m["kv_dram_gb"][i], 3),
                 "kv_nvme": _clean(m["kv_nvme_gb"][i], 3),
                 "prefix_cache": _clean(m["prefix_cache_gb"][i], 3),
+                "prefix_cache_held": _clean(m["prefix_cache_held_gb"][i], 3),
+                "prefix_cache_host": _clean(m["prefix_cache_host_gb"][i], 3),
             },
             "time_per_step_ms": {
                 "decode_step": _clean(m["step_s"][i] * 1e3, 3),

@@ -132,6 +132,17 @@ def cost_words(plan: dict[str, Any], sc: Any, capex_kind: str | None = None) -> 
     return f"rented at {whose} $/chip-hour (energy included){host_text}; {energy_text}"
 
 
+def prefix_cache_words(mem: dict[str, Any]) -> str:
+    """`prefix cache holds 10.7 GB (7.0 GB of it in host memory)`: idle sessions' KV fills
+    the HBM the weights, the running batch and activations leave, then spills to host memory
+    (`tiers.tier_shares`) whatever the running batch's tiers (`search.dram_fraction`) are; the bill
+    pays for that host memory."""
+    useful, held, host = (mem.get(k) or 0.0 for k in ("prefix_cache", "prefix_cache_held", "prefix_cache_host"))
+    if held <= 0:
+        return f"prefix cache {useful:.1f} GB"
+    return f"prefix cache holds {held:.1f} GB ({host:.1f} GB of it in host memory)"
+
+
 def sized_words(plan: dict[str, Any], rate: float) -> str | None:
     """`sized for up to 3.17 req/s, +6% over the scenario's 3 (prefill pool 3.95, decode pool 3.17)`:
     the fleet's arrival rate at which every SLO and limit still holds (for a disaggregated plan, the
@@ -190,8 +201,8 @@ def write_table(result: SolveResult, top: int) -> None:
             f"  {per_month(b)} ({_band(b)})  ${b['usd_per_mtok_input']:.3f}/Mtok in  "
             f"${b['usd_per_mtok_output']:.3f}/Mtok out  TTFT p50/p95 {b['ttft_p50_s']:.2f}/{b['ttft_p95_s']:.2f} s  "
             f"TPOT p50/p95 {b['tpot_p50_ms']:.1f}/{b['tpot_p95_ms']:.1f} ms  binding: {b['binding']}\n"
-            f"  per chip: weights {mem['weights']:.1f} GB, KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
-            f"{(mem['kv_dram'] or 0) + (mem['kv_nvme'] or 0):.1f} GB, prefix cache {mem['prefix_cache'] or 0:.1f} GB, "
+            f"  per chip: weights {mem['weights']:.1f} GB, running batch's KV in HBM {mem['kv_hbm']:.1f} GB, offloaded "
+            f"{(mem['kv_dram'] or 0) + (mem['kv_nvme'] or 0):.1f} GB, {prefix_cache_words(mem)}, "
             f"usable {mem['usable_hbm']:.1f} GB; prefix hit rate {b['prefix_hit_rate']:.0%}")
         acc = next((a for a in result.grid.hardware if a.id == b["hardware"]), None)
         con.print(f"  {cost_words(b, sc, getattr(acc, 'capex_kind', None))}", markup=False)

@@ -170,3 +170,21 @@ def test_an_owned_disaggregated_best_plan_says_its_capex_and_energy(invoke) -> N
                             "--set", 'search.serving_mode=["disaggregated"]', "--set",
                             'search.hardware=["b200","h200-sxm"]', "--format", "json").stdout)
     assert f"${doc['best']['capex_usd']:,.0f}" in owned
+
+
+def test_the_prefix_cache_line_says_where_it_lives_and_matches_the_bill(catalog) -> None:
+    """"prefix cache 8.0 GB" beside "offloaded 0.0 GB" and "usable 92.8 GB" read as more than the HBM
+    holds: the cache spills idle sessions to host memory whatever the running batch's tiers. The
+    line now says how much is in host memory, and that is what the bill's host memory pays for."""
+    from planner.solve_report import prefix_cache_words
+
+    sc = scenario(search={"hardware": ["gh200"], "chips": [1]}, **{"cost.mode": "rent"})
+    plan = solve(sc, catalog).best
+    mem = plan["memory_gb_per_chip"]
+    assert mem["prefix_cache_host"] > 0 and mem["prefix_cache_held"] >= mem["prefix_cache_host"]
+    host_gb_months = mem["prefix_cache_host"] + (mem["kv_dram"] or 0) + (mem["kv_nvme"] or 0)
+    price = catalog.host_tiers.dram.usd_per_gb_hour
+    assert plan["host_memory_usd_month"] == pytest.approx(
+        host_gb_months * plan["replicas"] * plan["chips"] * price * 730, rel=2e-3)
+    assert prefix_cache_words(mem) == (f"prefix cache holds {mem['prefix_cache_held']:.1f} GB "
+                                       f"({mem['prefix_cache_host']:.1f} GB of it in host memory)")

@@ -455,6 +455,9 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         "kv_nvme_gb": mem["kv_nvme"] / GB,
         "activations_gb": (mem["activations"] + mem["attn_scores"]) / GB,
         "prefix_cache_gb": held * hit / GB,
+        # what the prefix cache holds per chip, and the part of it in host memory (billed above)
+        "prefix_cache_held_gb": jnp.where(cfg.prefix_cache > 0, held, 0.0) / GB,
+        "prefix_cache_host_gb": jnp.where(cfg.prefix_cache > 0, (held_dram + held_nvme) * held, 0.0) / GB,
         "step_s": step50,
         "prefill_s": s_prefill,
         "prefill_queue_s": s_queue,
