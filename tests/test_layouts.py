@@ -485,3 +485,18 @@ def test_batch_max_prices_joining_a_running_batch_as_the_same_pinned_batch_does(
     assert most["batch"] > 1
     assert most["ttft_s"] == pytest.approx(pinned["ttft_s"], rel=1e-5)
     assert most["ttft_s"] > one["ttft_s"] * 1.02
+
+
+def test_eval_under_a_load_reports_what_it_serves_and_a_real_tpot_tail():
+    """Under `arrival_rps` the system delivers rate x output tokens, not its capacity (0.1 req/s of
+    256-token replies is 25.6 tok/s: the $/Mtok out is the bill over that); the TPOT p99 was the
+    mean; a saturated load has no TPOT, as the README says."""
+    base = {"hardware": "h100-sxm", "model": "llama-3.1-70b", "chips": 8, "input": 32768, "output": 256,
+            "batch": "max", "tp": 8}
+    light, busy, over = evaluate_cases([case_from_dict({**base, "arrival_rps": r}, f"c{r}") for r in (0.1, 0.3, 0.7)],
+                                       CATALOG)
+    assert light["fits"] and light["throughput_tok_s"] == pytest.approx(0.1 * 256, rel=1e-5)
+    assert light["usd_per_mtok_output"] == pytest.approx(light["cost_per_hour"] / (25.6 * 3600) * 1e6, rel=1e-4)
+    assert busy["fits"] and busy["tpot_p99_s"] > busy["tpot_s"] * 1.2  # prefills stall decode: a real spread
+    assert light["tpot_p99_s"] > light["tpot_s"]
+    assert not over["fits"] and over["tpot_s"] is None and over["tpot_p99_s"] is None

@@ -31,12 +31,13 @@ import jax.numpy as jnp
 from jax import lax
 
 from planner.model.offline import evaluate_offline
-from planner.model.queueing import erlang_c, wait_quantile
+from planner.model.queueing import erlang_c, tpot_tail_sd, wait_quantile
 from planner.model.serving import first_token_delay
 from planner.model.speculative import speculative_step
 from planner.model.types import Arch, Config, Hw, Spec
 
 Q_TAIL = 0.99
+Z99 = 2.3263478740408408  # the standard normal's 0.99 quantile
 RUNNING_BATCH_ROUNDS = 8
 """Fixed-point rounds for the running batch under a load with `batch = "max"`: each prices the step
 at the sequences the previous one kept in flight; starting from the full batch they fall toward the
@@ -46,13 +47,16 @@ left 14 % (Llama 3.1 8B, 2k/2k prompts at 3 requests/s on one H100: batch 61 of 
 
 
 def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps, prompt_steps=1.0, queue_steps=0.0,
-                       admission_steps=1.0):
+                       admission_steps=1.0, output_tokens=None):
     """(mean TTFT, p99 TTFT, mean TPOT, p99 TPOT, prefill utilisation) at `arrival_rps` per replica.
 
     As in serving.py: the prefill queue's server is held for the prefill and for the decode of the
     steps its chunks ride in (`queue_steps` = prompt tokens / per-step budget); the request meets
     the residual of the scheduler's admission interval (`admission_steps` steps), then its
-    `prompt_steps` chunked steps, the last emitting its token."""
+    `prompt_steps` chunked steps, the last emitting its token. A request's TPOT varies with the
+    prefills that land in its decode (`queueing.tpot_tail_sd`, prompts of one length: no prefill-time
+    spread); its p99 is the mean plus Z99 of that spread over its `output_tokens` (the mean when not
+    given: it was always the mean before)."""
     rho = arrival_rps * prefill_s
     s_queue = prefill_s + queue_steps * step_s
     rho_q = arrival_rps * s_queue
@@ -65,7 +69,11 @@ def latency_under_load(prefill_s, step_s, tokens_per_step, arrival_rps, prompt_s
     ttft_tail = wait_tail + prefill_s + (Q_TAIL * admission_steps + prompt_steps) * step_s
     stall = jnp.where(rho >= 1.0, jnp.inf, 1.0 / (1.0 - rho_c))
     tpot = step_s / tokens_per_step * stall
-    return ttft_mean, ttft_tail, tpot, tpot, rho_q
+    tpot_tail = tpot
+    if output_tokens is not None:
+        decode_steps = output_tokens / jnp.maximum(tokens_per_step, 1e-9)
+        tpot_tail = tpot + Z99 * tpot_tail_sd(rho, tpot, prefill_s, 0.0, decode_steps)
+    return ttft_mean, ttft_tail, tpot, tpot_tail, rho_q
 
 
 def slot_wait(slots, hold_s, arrival_rps):
@@ -117,7 +125,7 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
         """Latencies at this step, and how long a request holds its slot: from admission (its
         first prefill chunk) to its last token, not while it waits in the prefill queue."""
         lat = latency_under_load(out["ttft_s"], step_s, per_step, arrival_rps, out["prompt_steps"],
-                                 out["prompt_queue_steps"], hw.admission_steps)
+                                 out["prompt_queue_steps"], hw.admission_steps, output_tokens)
         hold = out["ttft_s"] + (0.5 + out["prompt_steps"]) * step_s + output_tokens * lat[2]
         return lat, hold
 
@@ -145,7 +153,16 @@ def evaluate_case(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output
     out["tpot_p99_s"] = jnp.where(loaded, tpot_tail, out["tpot_s"])
     out["prefill_utilisation"] = jnp.where(loaded, rho, 0.0)
     out["slot_utilisation"] = jnp.where(loaded, slot_load, 0.0)
-    out["fits"] = out["fits"] & (~loaded | ((rho < 1.0) & (slot_load < 1.0)))
+    saturated = loaded & ((rho >= 1.0) | (slot_load >= 1.0))
+    out["fits"] = out["fits"] & ~saturated
+    # a saturated queue grows without bound: no latency to report (TTFT is already infinite)
+    out["tpot_s"] = jnp.where(saturated, jnp.inf, out["tpot_s"])
+    out["tpot_p99_s"] = jnp.where(saturated, jnp.inf, out["tpot_p99_s"])
+    # below saturation a replica delivers what arrives, not its capacity (which it keeps when saturated)
+    served = jnp.where(loaded & ~saturated, jnp.minimum(out["throughput_tok_s"], arrival_rps * output_tokens),
+                       out["throughput_tok_s"])
+    out["usd_per_mtok_output"] = out["cost_per_hour"] / (served * 3600.0) * 1e6
+    out["throughput_tok_s"] = served
     delay = first_token_delay(hw, out["step_s"])
     out["ttft_s"], out["ttft_p99_s"] = out["ttft_s"] + delay, out["ttft_p99_s"] + delay
     return out
