@@ -293,6 +293,25 @@ def test_simulate_output_snapshot(tmp_path, invoke, write, snapshot):
     assert doc == snapshot(name="json")
 
 
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"hardware": "tpu-v5e", "weight_dtype": "bf16"}, "plan.toml: the plan does not fit: its weights (bf16)"),  # 16 GB
+    ({"spec_k": 2, "spec_method": "mtp"}, "plan.toml.spec_method: 'llama-3.1-8b' ships no multi-token-prediction heads"),
+    ({"hardware": "h999"}, "plan.toml.hardware: unknown hardware ID 'h999'"),
+])
+def test_a_plan_file_that_cannot_run_is_one_line(tmp_path, invoke, write, change, fragment):
+    """A plan that does not fit its chip was simulated (every request rejected, an analytic TPOT of
+    ~10^9 ms, exit 0), a speculative method the model lacks was accepted, and an unknown chip named
+    no file or field."""
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(sim_scenario(rate=1.0, turns=1))
+    plan = {**H100_PLAN, **change}
+    lines = [f'{k} = {json.dumps(v)}' for k, v in plan.items() if not isinstance(v, dict)]
+    path = write("plan.toml", "\n".join(lines) + "\n[layout]\ntp = 1\n")
+    result = invoke("simulate", sc, "--plan-file", path, "--duration", "20")
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert fragment in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
 def test_saturated_plan_reports_without_crashing(tmp_path, invoke, write):
     """Too few replicas for the load: the analytic queue is infinite (shown as null), the simulated
     queue grows and requests are left unfinished, counted."""

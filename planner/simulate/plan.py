@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from planner.catalog import Catalog, for_scenario
-from planner.errors import InputFileError
+from planner.errors import InputFileError, UnknownIdError
 from planner.lowering import (
     KV_BYTES,
     WEIGHT_BYTES,
@@ -32,6 +32,7 @@ from planner.lowering import (
 )
 from planner.model.types import Arch, Config, Hw, Load, Spec
 from planner.schema import Scenario
+from planner.speculative_methods import incompatibility
 
 PLAN_KEYS = ("hardware", "chips", "replicas", "batch", "weight_dtype", "kv_dtype")
 LAYOUT_KEYS = ("tp", "pp", "ep", "dp_attention", "cp", "replicas_per_system")
@@ -99,7 +100,10 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, r
     for key in PLAN_KEYS:
         if plan.get(key) is None:
             raise InputFileError(f"{where}.{key}: required key is missing (a plan needs {', '.join(PLAN_KEYS)})")
-    acc = catalog.accelerator(str(plan["hardware"]))
+    try:
+        acc = catalog.accelerator(str(plan["hardware"]))
+    except UnknownIdError as exc:
+        raise UnknownIdError(f"{where}.hardware: {exc}") from None
     model = catalog.model(scenario.model.id)
     lay = dict(plan.get("layout") or {})
     per_system = int(lay.get("replicas_per_system", 1))
@@ -126,12 +130,44 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, r
         replicas=per_system, expert_imbalance=scenario.serving.expert_imbalance)
     hw = tco.priced(hardware_arrays([acc], catalog, scenario.search.risk), [acc], scenario)
     hw = Hw(*(np.asarray(x)[0] for x in hw))
-    spec, draft_bytes = draft_arrays(catalog, model, _speculation(plan, scenario), plan["weight_dtype"])
+    speculation = _speculation(plan, scenario)
+    if speculation.method != "none":
+        why = incompatibility(speculation.method, catalog, model, speculation)
+        if why:
+            raise InputFileError(f"{where}.spec_method: {why}")
+    spec, draft_bytes = draft_arrays(catalog, model, speculation, plan["weight_dtype"])
     replicas = int(plan["replicas"])
     if replicas < 1:
         raise InputFileError(f"{where}.replicas: {replicas} must be at least 1")
-    return Pool(role=role, plan=plan, instances=replicas * per_system, arch=_f64(model_arrays(model)),
+    pool = Pool(role=role, plan=plan, instances=replicas * per_system, arch=_f64(model_arrays(model)),
                 hw=_f64(hw), cfg=_f64(cfg), spec=_f64(spec), draft_weight_bytes=float(draft_bytes))
+    _check_fits(pool, scenario, catalog, where)
+    return pool
+
+
+def _check_fits(pool: Pool, scenario: Scenario, catalog: Catalog, where: str) -> None:
+    """A plan whose weights and activations alone exceed the chip's usable memory cannot be loaded:
+    simulating it rejected every request and printed a TPOT of ~10^9 ms. (A running batch whose KV
+    overflows is left to the simulator, which admits what fits, as engines do.)"""
+    from planner.grid import load_arrays
+    from planner.model.numpy_reference import twin
+
+    load = _f64(load_arrays(scenario, catalog.model(scenario.model.id), catalog))
+    with np.errstate(all="ignore"):
+        md = twin()["serving"].memory_and_decode(pool.arch, pool.hw, pool.cfg, pool.spec, load,
+                                                 np.float64(pool.draft_weight_bytes))
+    mem = md["mem"]
+    fixed = float(mem["weights"] + mem["activations"] + mem["attn_scores"]) / 1e9
+    cap = float(md["hbm_cap"]) / 1e9
+    if not fixed <= cap:
+        p = pool.plan
+        raise InputFileError(
+            f"{where}: the plan does not fit: its weights ({p['weight_dtype']}) and activations take {fixed:,.1f} GB "
+            f"per chip against {cap:,.1f} GB usable on {p['hardware']}; use more chips or a smaller weight dtype "
+            "(or `planner solve` for a plan that fits)")
+    if not float(md["host_ratio"]) <= 1.0:
+        raise InputFileError(f"{where}.tier_split: the KV it puts on host tiers exceeds {pool.plan['hardware']}'s "
+                             "host memory or storage; lower tier_split.dram / tier_split.nvme")
 
 
 def _speculation(plan: dict[str, Any], scenario: Scenario):
