@@ -193,6 +193,13 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                              "e.g. 'llama-3.2-1b')")
     limits = _engine_limits(raw, at)
     serving = _serving_keys(raw, at)
+    if k == 0 and (alpha is not None or method is not None):
+        given = " and ".join(f"{key} {raw[key]!r}" for key in ("spec_alpha", "spec_method") if raw.get(key) is not None)
+        assumed.append(f"{given} without spec_k: speculation is off (spec_k = 0), so it changes nothing; "
+                       "give spec_k to draft")
+    if batch != "max" and limits["max_batch"] is not None and batch > limits["max_batch"]:
+        raise InputFileError(f"{at('batch')}: {batch} sequences exceed max_batch = {limits['max_batch']}, the engine's "
+                             "limit on sequences in flight; lower batch (or give batch = \"max\")")
     unresolved = None
     if catalog is not None:
         for key, ident, lookup in (("hardware", raw["hardware"], catalog.accelerator),
@@ -222,6 +229,10 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     for key, value in pinned.items():
         if not _is_int(value) or not 1 <= value <= LIMITS["chips"]:
             raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {LIMITS['chips']}]")
+    if pinned.get("ep", 1) > 1 and catalog is not None and unresolved is None \
+            and catalog.model(raw["model"]).experts_routed is None:
+        raise InputFileError(f"{at('ep')}: {pinned['ep']}, but {raw['model']} is a dense model: it has no experts to "
+                             "spread (expert parallelism applies to MoE layers); leave ep at 1")
     if pinned:
         lay = pinned_layout(raw["chips"], pinned, at)
         if limits["replicas"] is not None and limits["replicas"] != lay.replicas_per_system:
@@ -507,8 +518,13 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
     row["spec_method"] = settings.method
     if case.spec_k > 0:
         row["spec_acceptance"] = _acceptance_source(settings)
-    if case.assumed:
-        row["assumed"] = list(case.assumed)
+    assumed = list(case.assumed)
+    if case.weight_dtype in ("fp8", "int8") and not isinstance(acc.peak_tflops(case.weight_dtype), int | float):
+        assumed.append(f"weight_dtype {case.weight_dtype}: {acc.id} has no {case.weight_dtype} matrix units, so the "
+                       "weights are dequantised and multiplied at the BF16 rate (weight-only: memory and bandwidth "
+                       "at 1 byte, compute as BF16)")
+    if assumed:
+        row["assumed"] = assumed
     if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
         row["fits"] = False
         row["reason"] = (f"input + output = {case.input + case.output:,} tokens exceeds {model.id}'s "

@@ -316,6 +316,9 @@ GOOD_CASE = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch
         (["--hardware", "h100"], ("--hardware: unknown hardware ID 'h100'", "'h100-sxm'")),
         (["--model", "llama3"], ("--model: unknown model ID 'llama3'", "did you mean")),
         (["--chips", "two"], ("--chips", "'planner eval --help'")),
+        # flags that would silently change nothing (or contradict each other)
+        (["--chips", "2", "--ep", "2"], ("--ep: 2, but llama-3.1-8b is a dense model",)),
+        (["--batch", "500", "--max-batch", "100"], ("--batch: 500 sequences exceed max_batch = 100",)),
     ],
 )
 def test_bad_eval_flags_are_one_line(invoke, flags: list[str], fragments: tuple[str, ...]) -> None:
@@ -323,6 +326,22 @@ def test_bad_eval_flags_are_one_line(invoke, flags: list[str], fragments: tuple[
     for flag, value in zip(flags[::2], flags[1::2], strict=True):
         args[flag] = value
     one_line_error(invoke("eval", *[x for kv in args.items() for x in kv]), *fragments)
+
+
+def test_options_that_would_change_nothing_are_said(invoke, tmp_path: Path) -> None:
+    """Each of these ran as if the option were absent, exit 0, without a word."""
+    base = ["eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b"]
+    result = invoke(*base, "--spec-alpha", "0.5")
+    assert result.exit_code == 0 and "spec_alpha 0.5 without spec_k: speculation is off" in result.stderr
+    result = invoke("eval", "--hardware", "tpu-v5e", "--model", "llama-3.1-8b", "--weight-dtype", "fp8")
+    assert result.exit_code == 0 and "tpu-v5e has no fp8 matrix units" in result.stderr
+    cases = tmp_path / "cases.toml"
+    cases.write_text('[[case]]\nhardware = "h100-sxm"\nmodel = "llama-3.1-8b"\nchips = 1\nbatch = 1\ninput = 10\n'
+                     'output = 10\n')
+    one_line_error(invoke("eval", "--cases", cases, "--hardware", "l4", "--chips", "4"),
+                   "--cases takes every configuration from the file, so --hardware, --chips would be ignored")
+    one_line_error(invoke("solve", paths.default_scenario(), "--plan", "3"), "--plan 3: says which plan --emit launches")
+    one_line_error(invoke("whatif", paths.default_scenario(), "--variants", ","), "--variants ',': names no variant")
 
 
 def test_eval_without_ids_says_what_to_give(invoke) -> None:

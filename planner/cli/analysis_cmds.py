@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from planner.cli.file_cmds import load_scenario
-from planner.errors import ExitCode
+from planner.errors import ExitCode, InputFileError
 
 PANEL = "Analyses"
 
@@ -77,6 +77,8 @@ def whatif(
     from planner.analyses.report import write_whatif
     from planner.catalog import load_catalog
 
+    if variants is not None and not _csv(variants):
+        raise InputFileError(f"--variants {variants!r}: names no variant; give NAME,... or leave it out for all")
     chosen = pick_variants(_csv(variants))
     catalog = load_catalog()
     scenario = load_scenario(file, sets or [], catalog)

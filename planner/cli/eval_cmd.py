@@ -98,6 +98,17 @@ def evaluate(
 
     catalog = load_catalog()
     if cases is not None:
+        flags = {"--hardware": hardware, "--model": model, "--weight-dtype": weight_dtype, "--spec-alpha": spec_alpha,
+                 "--spec-method": spec_method, "--max-batch": max_batch, "--max-num-tokens": max_num_tokens,
+                 "--requests": requests, "--arrival-rps": arrival_rps, "--replicas": replicas, "--tp": tp, "--pp": pp,
+                 "--ep": ep, "--dp-attention": dp_attention, "--cp": cp}
+        changed = {"--chips": chips != 1, "--batch": batch != "max", "--input": input_tokens != 1024,
+                   "--output": output_tokens != 256, "--kv-dtype": kv_dtype != "bf16", "--spec-k": spec_k != 0,
+                   "--cached-tokens": cached_tokens != 0, "--cache-tier": cache_tier != "dram"}
+        ignored = [f for f, v in flags.items() if v is not None] + [f for f, v in changed.items() if v]
+        if ignored:
+            raise InputFileError(f"{cases}: --cases takes every configuration from the file, so {', '.join(ignored)} "
+                                 "would be ignored; put them in the file's [[case]] tables or drop --cases")
         parsed = _read_cases(cases, catalog)
     else:
         if hardware is None or model is None:

@@ -74,6 +74,9 @@ def solve(
         from planner import plans, render, solve_report  # noqa: F401 - plans: timed here, used by the search
         from planner.catalog import load_catalog
         from planner.search import solve_in_stages
+    if plan != 1 and emit is None:
+        raise InputFileError(f"--plan {plan}: says which plan --emit launches; give --emit vllm|sglang|trtllm "
+                             "(the table already lists every plan)")
     with timing.phase("catalog+scenario"):
         catalog = load_catalog()
         scenario = load_scenario(file, sets or [], catalog, trace=trace)
