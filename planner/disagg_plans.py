@@ -16,7 +16,7 @@ from planner.disagg_search import LOCATION_SHARED, LOCATIONS, Choice, DisaggEval
 from planner.grid import AXES, Grid, gather, gather_spec
 from planner.model.types import Load
 from planner.plans import _bill_band, _clean, layout_fields, rate_headroom
-from planner.quality import four_bit_note
+from planner.quality import BITS, four_bit_note
 from planner.tco import plan_cost_fields
 
 PREFILL_BINDING = ("ttft", "memory", "host-memory", "utilisation")  # planner.model.disagg.PREFILL_BINDING
@@ -120,6 +120,7 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
             **layout_fields(d_lay, d_acc),
             "batch": grid.batch[b], "weight_dtype": grid.weight_dtype[w], "kv_dtype": grid.kv_dtype[kv],
             "tier_split": {"hbm": round(1.0 - tier[0] - tier[1], 4), "dram": tier[0], "nvme": tier[1]},
+            "memory_kind": "HBM" if d_acc.hbm_gb > 0 else "SRAM",
             "spec_k": grid.spec_k[s], "spec_method": grid.spec_method[s] if grid.spec_method else "none",
             "attention": grid.attention[a],
             "tpot_p50_ms": _clean(dm["tpot_p50_s"][i] * 1e3, 3), "tpot_p95_ms": _clean(dm["tpot_p95_s"][i] * 1e3, 3),
@@ -168,8 +169,10 @@ def summary(prefill: dict[str, Any], decode: dict[str, Any], transfer: dict[str,
     same = prefill["hardware"] == decode["hardware"]
     hardware = prefill["hardware"] if same else f"{prefill['hardware']}+{decode['hardware']}"
     published, kept = grid.model.weight_dtype_published, grid.model.kept_wider()
-    notes = [n for n in (four_bit_note(prefill["weight_dtype"], prefill["kv_dtype"], published, kept),
-                         four_bit_note(decode["weight_dtype"], decode["kv_dtype"], published, kept)) if n]
+    # one note for the plan: the pools share the KV format, and its weights read at the narrower
+    # pool's (two notes, "4-bit KV cache ...; 4-bit weights and KV cache ...", said the KV twice)
+    narrower = min((prefill["weight_dtype"], decode["weight_dtype"]), key=lambda d: BITS[d])
+    notes = [n for n in (four_bit_note(narrower, decode["kv_dtype"], published, kept),) if n]
     ratios = {"ttft": prefill["slo_ratios"]["ttft"], "tpot": decode["slo_ratios"]["tpot"]}
     feasible = monthly is not None
     binding = max((prefill, decode), key=lambda p: max(r for r in p["slo_ratios"].values() if r is not None))["binding"]

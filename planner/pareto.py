@@ -38,7 +38,8 @@ def _beaten_by(a_cost: np.ndarray, a_lat: np.ndarray, cost: np.ndarray, latency:
 
 
 def pareto_indices(cost: np.ndarray, latency: np.ndarray, limit: int = 40) -> np.ndarray:
-    """Indices of the cost-vs-latency frontier among finite-cost points, cheapest first."""
+    """Indices of the cost-vs-latency frontier among finite-cost points, cheapest first; a dearer
+    point is kept only when it is measurably faster (`LATENCY_TOLERANCE`)."""
     ok = np.flatnonzero(np.isfinite(cost))
     if ok.size == 0:
         return ok
@@ -47,9 +48,26 @@ def pareto_indices(cost: np.ndarray, latency: np.ndarray, limit: int = 40) -> np
     anchors = _frontier(ok[::64], cost, latency)
     candidates = ok[~_beaten_by(cost[anchors], latency[anchors], cost[ok], latency[ok])]
     frontier = _frontier(candidates, cost, latency)[::-1]  # cheapest (slowest) first
+    frontier = _distinct(frontier, latency)
     if frontier.size > limit:
         frontier = frontier[np.linspace(0, frontier.size - 1, limit).round().astype(int)]
     return frontier
+
+
+LATENCY_TOLERANCE = 1e-3
+"""A dearer frontier point must be this much faster (relative) than the cheaper one before it: float32
+latencies that differ in the sixth digit (0.06230 s against 0.06229 s) printed as equal, and the
+frontier listed $167k and $186k plans at the same TTFT as a $152k one."""
+
+
+def _distinct(frontier: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """The frontier (cheapest first) without points no more than LATENCY_TOLERANCE faster than the
+    last one kept: dearer for a latency gain below what any report shows."""
+    kept: list[int] = []
+    for i in frontier:
+        if not kept or latency[i] < latency[kept[-1]] * (1.0 - LATENCY_TOLERANCE):
+            kept.append(int(i))
+    return np.asarray(kept, dtype=frontier.dtype)
 
 
 def side_by_side(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:

@@ -63,6 +63,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "weight_dtype": grid.weight_dtype[w],
             "kv_dtype": grid.kv_dtype[k],
             "tier_split": {"hbm": round(1.0 - dram - nvme, 4), "dram": dram, "nvme": nvme},
+            "memory_kind": "HBM" if acc.hbm_gb > 0 else "SRAM",  # where weights and KV live on the chip
             "spec_k": grid.spec_k[s],
             "spec_method": grid.spec_method[s] if grid.spec_method else "none",
             "prefix_cache": bool(grid.prefix_cache[p]),

@@ -143,7 +143,7 @@ def tiers(plan: dict[str, Any]) -> str:
     """A plan's KV tier split as a short cell: 'HBM', or HBM/DRAM/NVMe percentages."""
     t = plan["tier_split"]
     if t["dram"] == 0 and t["nvme"] == 0:
-        return "HBM"
+        return plan.get("memory_kind", "HBM")
     return f"{t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
 
 
@@ -158,5 +158,5 @@ def tier_words(plan: dict[str, Any]) -> str:
     """The same split for a sentence."""
     t = plan["tier_split"]
     if t["dram"] == 0 and t["nvme"] == 0:
-        return "all in HBM"
+        return f"all in {plan.get('memory_kind', 'HBM')}"  # SRAM on dataflow chips (Groq, Cerebras)
     return f"HBM/DRAM/NVMe {t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"

@@ -455,3 +455,12 @@ def test_rows_are_dealt_by_the_slots_each_will_evaluate(catalog):
     assert max(shares) - min(shares) <= max(int(work.max()), 1)
     by_real = deal_rows(grid, devices)
     assert (by_real == deal_rows(grid, devices, grid.slot_valid.sum(axis=1))).all()
+
+
+def test_the_frontier_skips_dearer_points_that_are_not_measurably_faster():
+    """Float32 TTFTs of 0.062300 and 0.062299 s print alike: the reasoning scenario's frontier listed
+    $152k, $167k and $186k plans at 'TTFT 0.0623 s'. A dearer point must be 0.1 % faster."""
+    cost = np.array([152.0, 167.0, 186.0, 205.0])
+    lat = np.array([0.062300, 0.0622995, 0.062299, 0.0411])
+    idx = pareto_indices(cost, lat)
+    assert list(cost[idx]) == [152.0, 205.0]
