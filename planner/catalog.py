@@ -166,6 +166,10 @@ def set_user_catalogs(paths: list[Path], prices: list[tuple[str, float, str]] | 
 
 def user_catalog_paths() -> tuple[Path, ...]:
     env = tuple(Path(p) for p in os.environ.get(ENV_CATALOG, "").split(os.pathsep) if p.strip())
+    for path in env:  # the error names where the path came from, not just the path
+        if not path.exists():
+            raise InputFileError(f"{ENV_CATALOG}: {path}: file not found (check the paths, separated by "
+                                 f"'{os.pathsep}')")
     return env + _user_catalogs
 
 
@@ -193,7 +197,7 @@ def for_scenario(catalog: Catalog, scenario) -> Catalog:
                   if hw not in on_command_line)
     if not paths and not table:
         return catalog
-    return _extended(catalog, paths, table, "scenario prices")
+    return _extended(catalog, paths, table, "prices")
 
 
 def resolve_scenario_paths(scenario, source: Path | str):

@@ -9,13 +9,20 @@ from pathlib import Path
 
 from planner import render
 from planner.catalog import Catalog, for_scenario, tokenizer_mismatch
-from planner.errors import InputFileError, UnknownIdError
+from planner.errors import InputFileError, PlannerError, UnknownIdError
 from planner.schema import Scenario
 
 
 def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path) -> None:
     """Every catalog ID the scenario names must exist; the error names the file and the field."""
-    catalog = for_scenario(catalog, scenario)
+    for i, extra in enumerate(scenario.catalog):
+        if not Path(extra).exists():
+            raise InputFileError(f"{source}: catalog[{i}]: {extra}: file not found (a path relative to the "
+                                 "scenario file)")
+    try:
+        catalog = for_scenario(catalog, scenario)
+    except PlannerError as exc:  # a [prices] ID, or a bad catalog file the scenario names
+        raise type(exc)(f"{source}: {exc}") from None
     refs: list[tuple[str, str, str]] = [("model.id", scenario.model.id, "model")]
     if scenario.speculative.draft_model is not None:
         refs.append(("speculative.draft_model", scenario.speculative.draft_model, "model"))
@@ -26,6 +33,8 @@ def check_scenario_ids(scenario: Scenario, catalog: Catalog, source: str | Path)
             catalog.model(ident) if what == "model" else catalog.accelerator(ident)
         except UnknownIdError as exc:
             raise UnknownIdError(f"{source}: {field}: {exc}") from None
+        except InputFileError as exc:  # a config.json path that is missing or unreadable
+            raise InputFileError(f"{source}: {field}: {exc}") from None
     check_length_means(scenario, catalog.model(scenario.model.id).max_context, source)
     spec = scenario.speculative
     from planner.speculative_methods import check_curve, incompatibility

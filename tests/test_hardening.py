@@ -344,6 +344,21 @@ def test_options_that_would_change_nothing_are_said(invoke, tmp_path: Path) -> N
     one_line_error(invoke("whatif", paths.default_scenario(), "--variants", ","), "--variants ',': names no variant")
 
 
+def test_errors_name_where_the_bad_value_came_from(invoke, write, monkeypatch, tmp_path: Path) -> None:
+    """A scenario's missing catalog file, missing config.json, unknown [prices] ID, a bad --set value
+    and a missing PLANNER_CATALOG path each named the path or the value but not its file and field."""
+    path = write("cat.toml", 'catalog = ["nowhere.toml"]\n' + SMALL)
+    one_line_error(invoke("solve", path), f"{path}: catalog[0]: ", "nowhere.toml: file not found")
+    path = write("priced.toml", SMALL + '\n[prices.h999]\nusd_per_hour = 1.0\n')
+    one_line_error(invoke("solve", path), f"{path}: prices: price for unknown hardware ID 'h999'")
+    path = write("cfg.toml", SMALL.replace('id = "llama-3.1-8b"', 'id = "missing/config.json"', 1))
+    one_line_error(invoke("solve", path), f"{path}: model.id: ", "config.json: file not found")
+    path = write("plain.toml", SMALL)
+    one_line_error(invoke("solve", path, "--set", "slo.tpot_p95_ms=-1"), f"{path}: slo.tpot_p95_ms (from --set): ")
+    monkeypatch.setenv("PLANNER_CATALOG", str(tmp_path / "gone.toml"))
+    one_line_error(invoke("models", "list"), "PLANNER_CATALOG: ", "gone.toml: file not found")
+
+
 def test_eval_without_ids_says_what_to_give(invoke) -> None:
     one_line_error(invoke("eval"), "give --hardware and --model")
 

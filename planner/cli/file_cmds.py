@@ -100,7 +100,11 @@ def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog |
     if sets:
         data = apply_overrides(data, list(sets), path)
     model_set = _model_id(data) != written  # `model.id=...` or `model={...}`, as written (not yet resolved)
-    scenario = resolve_scenario_paths(io.validate(Scenario, data, path), path)
+    try:
+        validated = io.validate(Scenario, data, path)
+    except InputFileError as exc:
+        raise _from_set(exc, sets, path) from None
+    scenario = resolve_scenario_paths(validated, path)
     catalog = catalog or load_catalog()
     if model_set:
         scenario = _speculation_for_the_model_set(scenario, sets, catalog, path)
@@ -115,6 +119,18 @@ def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog |
     if note:
         sys.stderr.write(f"warning: {note}\n")
     return scenario
+
+
+def _from_set(exc: InputFileError, sets: Sequence[str], path: str | Path) -> InputFileError:
+    """The error, saying the bad value came from `--set` when it did (it read as the file's)."""
+    from planner.overrides import overridden_keys
+
+    text = str(exc)
+    for key in overridden_keys(list(sets)) if sets else ():
+        prefix = f"{path}: {key}:"
+        if text.startswith(prefix):
+            return InputFileError(f"{path}: {key} (from --set): {text[len(prefix):].lstrip()}")
+    return exc
 
 
 def _model_id(data: dict[str, Any]) -> object:
