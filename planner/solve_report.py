@@ -296,7 +296,7 @@ def _write_disaggregated(con: Any, b: dict[str, Any], result: SolveResult, sc: A
         f"(hit {p['prefix_hit_rate'] or 0:.0%}), "
         f"{p['attention']} attention: {render.money(p['monthly_usd'])}/month\n"
         f"  decode:  {d['replicas']} x {d['chips']} {d['hardware']}, {d['layout_text']}, batch {d['batch']}, weights "
-        f"{d['weight_dtype']}, KV {d['kv_dtype']} ({render.tier_words(d)}), spec k={d['spec_k']}: "
+        f"{d['weight_dtype']}, KV {d['kv_dtype']} ({render.tier_words(d)}), speculation {render.spec_words(d)}: "
         f"{render.money(d['monthly_usd'])}/month\n"
         f"  KV transfer: {x['bytes_per_request_mean'] / 1e6:,.0f} MB per request (mean) over {x['link']} at "
         f"{x['gbps']:,.0f} GB/s, {x['seconds_p95']:.3f} s at p95, {x['visible_p95_s']:.3f} s of it in TTFT ({x['overlap']})\n"

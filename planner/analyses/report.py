@@ -30,7 +30,8 @@ def _disagg_view(p: dict[str, Any]) -> dict[str, Any]:
     return {**p, "layout_text": f"P {pre['layout_text']}; D {dec['layout_text']}", "batch": dec["batch"],
             "layout_cell": f"P {layout_cell(pre)}; D {layout_cell(dec)}",
             "weight_dtype": f"{pre['weight_dtype']}|{dec['weight_dtype']}", "kv_dtype": dec["kv_dtype"],
-            "tier_split": dec["tier_split"], "spec_k": dec["spec_k"], "prefix_cache": pre["prefix_cache"],
+            "tier_split": dec["tier_split"], "spec_k": dec["spec_k"], "spec_method": dec.get("spec_method", "none"),
+            "prefix_cache": pre["prefix_cache"],
             "prefix_hit_rate": pre["prefix_hit_rate"], "attention": dec["attention"]}
 
 
