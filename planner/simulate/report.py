@@ -103,12 +103,12 @@ def write_table(doc: dict[str, Any]) -> None:
                   f"{pre.get('hardware')} ({pre.get('layout_text', '')}), {pre.get('weight_dtype')}/"
                   f"{pre.get('kv_dtype')}, prefix cache {cache}; decode {dec.get('replicas')} x {dec.get('chips')} "
                   f"{dec.get('hardware')} ({dec.get('layout_text', '')}), batch {dec.get('batch')}, "
-                  f"{dec.get('weight_dtype')}/{dec.get('kv_dtype')}, k={dec.get('spec_k')}; KV over "
+                  f"{dec.get('weight_dtype')}/{dec.get('kv_dtype')}, speculation {render.spec_words(dec)}; KV over "
                   f"{link.get('link', '?')} at {link.get('gbps', 0):,.0f} GB/s ({link.get('overlap', '?')})")
     else:
         con.print(f"Simulated {doc['scenario']}: {p.get('replicas')} x {p.get('chips')} {p.get('hardware')} "
                   f"({p.get('layout_text', '')}), batch {p.get('batch')}, {p.get('weight_dtype')}/{p.get('kv_dtype')}, "
-                  f"k={p.get('spec_k')}, prefix cache {'on' if p.get('prefix_cache') else 'off'} ({doc['mode']})")
+                  f"speculation {render.spec_words(p)}, prefix cache {'on' if p.get('prefix_cache') else 'off'} ({doc['mode']})")
     con.print(f"{run['duration_s']:g} s of arrivals (first {run['warmup_s']:g} s not measured), seed {run['seed']}, "
               f"router {run['router']}, workload {run['workload']}")
     t = render.table("metric", "simulated", "analytic", "analytic vs simulated", right=("simulated", "analytic",
@@ -132,23 +132,25 @@ def write_table(doc: dict[str, Any]) -> None:
     r = sim["requests"]
     q = sim["queue"]
     con.print(f"throughput {sim['throughput_tok_s']:,.0f} output tok/s, {sim['requests_per_s']:.3f} requests/s; "
-              f"utilisation {sim['utilisation']:.0%}; queue max {max(q['waiting'], default=0):,.0f} waiting")
+              f"replicas stepping {sim['utilisation']:.0%} of the time; queue max {max(q['waiting'], default=0):,.0f} waiting")
     con.print(f"requests: {r['arrived']:,} arrived, {r['measured']:,} measured, {r['finished']:,} finished, "
               f"{r['unfinished']:,} unfinished, {r['rejected']:,} rejected, {r['preempted']:,} preempted "
               f"({r['preemptions']:,} preemptions)")
     off = arrival_mismatch(sim, ana)
     if off is not None:
         con.print(f"note: {sim['arrivals_per_s']:.3f} requests/s arrived in the measured window, the scenario states "
-                  f"{ana['arrival_rps']:g} ({off:+.0%}); the analytic column is at the scenario's rate. A trace's "
-                  "sessions are heavy-tailed, so its rate over a window varies: try other --seed values or a "
-                  "longer --duration")
+                  f"{ana['arrival_rps']:g} ({off:+.0%}); the analytic column is at the scenario's rate. "
+                  + ("A trace's sessions are heavy-tailed, so its rate over a window varies"
+                     if str(run.get("workload", "")).startswith("trace") else "Poisson arrivals vary over a short window")
+                  + ": try other --seed values or a longer --duration")
     over = beyond_sized_rate(p, sim)
     if over is not None:
         con.print(f"note: {sim['arrivals_per_s']:.3f} requests/s arrived, above the {p['sized_rps']:.3g} the plan was "
                   f"sized for ({over:+.0%}): past that rate requests wait for decode slots and the prefill queue, "
                   "which the analytic column (at the scenario's rate) does not price")
     if run.get("wall_s") is not None:
-        con.print(f"simulated {run['simulated_s']:,.0f} s in {run['wall_s']:.1f} s wall "
+        con.print(f"simulated {run['simulated_s']:,.0f} s (arrivals for {run['duration_s']:g} s, then the requests "
+                  f"in flight drain) in {run['wall_s']:.1f} s wall "
                   f"({run['requests_per_wall_s']:,.0f} requests/s)")
 
 
