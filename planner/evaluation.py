@@ -391,12 +391,14 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
     do not state their layout, as the calibration was fitted that way."""
     if not cases:
         return []
-    cases = [_without_layout(c, catalog, search_layouts) for c in cases]
+    layouts = [layout_candidates(c, catalog, search_layouts) if c.unresolved is None else [] for c in cases]
+    cases = [_without_layout(c, catalog) if c.unresolved is None and not found else c
+             for c, found in zip(cases, layouts, strict=True)]
     resolved = [c for c in cases if c.unresolved is None]
+    resolved_layouts = [found for c, found in zip(cases, layouts, strict=True) if c.unresolved is None]
     rows_by_case: dict[int, dict[str, Any]] = {}
     if resolved:
-        expanded = [(i, r, lay) for i, c in enumerate(resolved)
-                    for r, lay in layout_candidates(c, catalog, search_layouts)]
+        expanded = [(i, r, lay) for i, found in enumerate(resolved_layouts) for r, lay in found]
         out = _run([(resolved[i], r, lay) for i, r, lay in expanded], catalog)
         candidates: dict[int, list[dict[str, Any]]] = {}
         for j, (i, r, lay) in enumerate(expanded):
@@ -415,12 +417,10 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
 ROW_BUCKET = 64  # rows are padded to a multiple of this, so files of similar size share one compile
 
 
-def _without_layout(case: EvalCase, catalog: Catalog, search: bool) -> EvalCase:
-    """The case, marked unresolved when no layout engines run fits its chips (1,000 H100s for one
-    replica of an 8B model would need 125 pipeline stages of its 32 layers: tensor parallelism never
-    spans the 8-chip NVLink domain); it used to fall back to tp = chips, a layout no engine runs."""
-    if case.unresolved is not None or layout_candidates(case, catalog, search):
-        return case
+def _without_layout(case: EvalCase, catalog: Catalog) -> EvalCase:
+    """The case, marked unresolved: no layout engines run fits its chips (1,000 H100s for one replica
+    of an 8B model would need 125 pipeline stages of its 32 layers: tensor parallelism never spans the
+    8-chip NVLink domain); it used to fall back to tp = chips, a layout no engine runs."""
     acc = catalog.accelerator(case.hardware)
     model = catalog.model(case.model)
     batch = "batch 'max'" if case.batch == "max" else f"batch {case.batch}"
@@ -519,7 +519,7 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
     if case.spec_k > 0:
         row["spec_acceptance"] = _acceptance_source(settings)
     assumed = list(case.assumed)
-    if case.weight_dtype in ("fp8", "int8") and not isinstance(acc.peak_tflops(case.weight_dtype), int | float):
+    if case.weight_dtype in ("fp8", "int8") and acc.peak_tflops(case.weight_dtype) is None:
         assumed.append(f"weight_dtype {case.weight_dtype}: {acc.id} has no {case.weight_dtype} matrix units, so the "
                        "weights are dequantised and multiplied at the BF16 rate (weight-only: memory and bandwidth "
                        "at 1 byte, compute as BF16)")

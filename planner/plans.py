@@ -52,12 +52,13 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
         ratios = m["ratios"][i]
         lay = grid.layouts[h][c]
         instances = m["replicas"][i]
+        systems = int(instances / lay.replicas_per_system) if np.isfinite(instances) else None
         plan = {
             "mode": "aggregated",
             "hardware": acc.id,
             "hardware_name": acc.name,
             "chips": int(grid.chips[h, c]),
-            "replicas": int(instances / lay.replicas_per_system) if np.isfinite(instances) else None,
+            "replicas": systems,
             **layout_fields(lay, acc),
             "batch": grid.batch[b],
             "weight_dtype": grid.weight_dtype[w],
@@ -85,8 +86,7 @@ def plans_from_indices(grid: Grid, flat: np.ndarray, kernel) -> list[dict[str, A
             "usd_per_mtok_input": _clean(m["usd_per_mtok_input"][i], 4),
             "usd_per_mtok_output": _clean(m["usd_per_mtok_output"][i], 4),
             "monthly_usd": _clean(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), 2),
-            **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family,
-                         int(instances / lay.replicas_per_system) if np.isfinite(instances) else None,
+            **_bill_band(m["fleet_usd_per_hour"][i] * float(load.hours_per_month), acc.family, systems,
                          float(m["sized_rps"][i]), float(load.arrival_rps)),
             "quality_note": four_bit_note(grid.weight_dtype[w], grid.kv_dtype[k], grid.model.weight_dtype_published,
                                           grid.model.kept_wider()),

@@ -72,8 +72,9 @@ def importing() -> Iterator[None]:
 def _one_line(text: str) -> str:
     """Whitespace runs (newlines included) become one space; other control characters (a terminal
     escape in a file name, a NUL in a value) are shown escaped, so an error is always one plain line."""
-    flat = " ".join(str(text).split())
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in flat)
+    from planner.render import printable  # the error path only: not at start-up
+
+    return printable(" ".join(str(text).split()))
 
 
 def _fail(message: str, code: int) -> int:

@@ -92,7 +92,7 @@ def _f64(tup):
     return type(tup)(*(np.asarray(x, dtype=np.float64) for x in tup))
 
 
-def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, role: str = "serve",
+def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, load: Load, role: str = "serve",
                    where: str = "plan") -> Pool:
     """The cost model's arrays for one plan row (hardware, layout, batch, dtypes, tiers, k, cache)."""
     from planner import tco
@@ -141,18 +141,16 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, r
         raise InputFileError(f"{where}.replicas: {replicas} must be at least 1")
     pool = Pool(role=role, plan=plan, instances=replicas * per_system, arch=_f64(model_arrays(model)),
                 hw=_f64(hw), cfg=_f64(cfg), spec=_f64(spec), draft_weight_bytes=float(draft_bytes))
-    _check_fits(pool, scenario, catalog, where)
+    _check_fits(pool, load, where)
     return pool
 
 
-def _check_fits(pool: Pool, scenario: Scenario, catalog: Catalog, where: str) -> None:
+def _check_fits(pool: Pool, load: Load, where: str) -> None:
     """A plan whose weights and activations alone exceed the chip's usable memory cannot be loaded:
     simulating it rejected every request and printed a TPOT of ~10^9 ms. (A running batch whose KV
     overflows is left to the simulator, which admits what fits, as engines do.)"""
-    from planner.grid import load_arrays
     from planner.model.numpy_reference import twin
 
-    load = _f64(load_arrays(scenario, catalog.model(scenario.model.id), catalog))
     with np.errstate(all="ignore"):
         md = twin()["serving"].memory_and_decode(pool.arch, pool.hw, pool.cfg, pool.spec, load,
                                                  np.float64(pool.draft_weight_bytes))
@@ -189,7 +187,7 @@ def sim_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, where: 
     load = _f64(load_arrays(scenario, catalog.model(scenario.model.id), catalog))
     if mode == "disaggregated":
         return _disaggregated(plan, scenario, catalog, load, where)
-    pool = pool_from_plan(plan, scenario, catalog, where=where)
+    pool = pool_from_plan(plan, scenario, catalog, load, where=where)
     return SimPlan(mode=mode, pools=(pool,), load=load)
 
 
@@ -214,8 +212,8 @@ def _disaggregated(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
     # a prefill instance holds one prompt at a time, in HBM, without speculation (model.disagg._as_prefill)
     pre.update(batch=1, spec_k=0, tier_split={}, prefix_cache=bool(pre.get("prefix_cache")) and lives != "off")
     dec.update(prefix_cache=False)  # the decode pool receives every prompt's KV; the cache serves prefill
-    pools = (pool_from_plan(pre, scenario, catalog, role="prefill", where=f"{where}.prefill"),
-             pool_from_plan(dec, scenario, catalog, role="decode", where=f"{where}.decode"))
+    pools = (pool_from_plan(pre, scenario, catalog, load, role="prefill", where=f"{where}.prefill"),
+             pool_from_plan(dec, scenario, catalog, load, role="decode", where=f"{where}.decode"))
     if pools[0].cfg.kv_bytes != pools[1].cfg.kv_bytes:
         raise InputFileError(f"{where}.prefill.kv_dtype: {pre['kv_dtype']!r} differs from decode.kv_dtype "
                              f"{dec['kv_dtype']!r}; the prefill pool writes the KV in the format decode reads")
