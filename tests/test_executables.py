@@ -37,9 +37,9 @@ def cache(tmp_path, monkeypatch):
     builds: list[str] = []
     real_compile = executables._compile
 
-    def counting(name, lowered):
-        builds.append(name)
-        return real_compile(name, lowered)
+    def counting(name, lowered, interactive=False):
+        builds.append(f"{name} (interactive)" if interactive else name)
+        return real_compile(name, lowered, interactive)
 
     monkeypatch.setattr(executables, "_compile", counting)
     yield tmp_path, builds
@@ -310,8 +310,8 @@ def test_meanwhile_starts_once_where_it_competes_least(cache, monkeypatch):
     root, builds = cache
     events: list[str] = []
     real_compile, real_load = executables._compile, executables._load
-    monkeypatch.setattr(executables, "_compile", lambda name, lowered: (events.append("compile"),
-                                                                        real_compile(name, lowered))[1])
+    monkeypatch.setattr(executables, "_compile", lambda name, lowered, interactive=False: (
+        events.append("compile"), real_compile(name, lowered, interactive))[1])
     monkeypatch.setattr(executables, "_load", lambda path, k: (events.append("load"), real_load(path, k))[1])
     executables.compiled("affine", _affine, ARGS, meanwhile=lambda: events.append("meanwhile"))
     assert events == ["load", "meanwhile", "compile"]  # nothing on disk: after lowering, before compiling
@@ -346,3 +346,66 @@ def test_no_entry_is_stored_while_jax_own_cache_is_on(cache, monkeypatch):
     monkeypatch.setattr(executables, "_jax_cache_in_use", lambda: True)
     np.testing.assert_array_equal(_solve_affine(), EXPECTED)
     assert builds == ["affine"] and _entries(root) == []
+
+
+def test_interactive_kernels_answer_at_once_and_upgrade_in_the_background(cache):
+    """Inside `interactive_kernels` a kernel not yet compiled for many runs is answered by the
+    one-shot compile; its second call (a re-run) starts the interactive build in a thread; a later
+    call takes it, and a new process finds it on disk and builds nothing. Same answers throughout."""
+    root, builds = cache
+    with executables.interactive_kernels():
+        first = executables.compiled("affine", _affine, ARGS)
+        np.testing.assert_array_equal(np.asarray(first(*ARGS)["y"]), EXPECTED)
+        executables.wait_for_upgrades()
+        assert builds == ["affine"]  # run once: nothing more to build
+        assert executables.compiled("affine", _affine, ARGS) is first  # the second call starts the build
+        executables.wait_for_upgrades()
+        assert builds == ["affine", "affine (interactive)"] and len(_entries(root)) == 2
+        second = executables.compiled("affine", _affine, ARGS)
+        assert second is not first
+        np.testing.assert_array_equal(np.asarray(second(*ARGS)["y"]), EXPECTED)
+        executables.forget()  # a new process
+        np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+        executables.wait_for_upgrades()
+    assert builds == ["affine", "affine (interactive)"]  # loaded the interactive entry, no upgrade
+    executables.forget()
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)  # outside: the one-shot entry loads
+    assert builds == ["affine", "affine (interactive)"]
+
+
+def test_interactive_kernels_are_compiled_with_their_own_options(cache, monkeypatch):
+    """The two kinds of kernel are distinct entries compiled with distinct XLA options."""
+    asked: list[object] = []
+    real = jax.stages.Lowered.compile
+
+    def spy(self, compiler_options=None, **kwargs):
+        asked.append(compiler_options)
+        return real(self, compiler_options=compiler_options, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    assert executables.key("affine", ARGS, True) != executables.key("affine", ARGS)
+    with executables.interactive_kernels():
+        _solve_affine()
+        _solve_affine()
+        executables.wait_for_upgrades()
+    assert asked == [executables.CPU_COMPILER_OPTIONS, executables.CPU_INTERACTIVE_OPTIONS]
+    assert executables.CPU_COMPILER_OPTIONS != executables.CPU_INTERACTIVE_OPTIONS
+    assert not executables._interactive  # the context ends with the block
+
+
+def test_the_interactive_search_kernel_gives_the_one_shot_answer(cache):
+    """The real row kernel compiled both ways (the TUI swaps one for the other mid-session): every
+    output equal, bit for bit, so a plan never changes because a kernel was upgraded."""
+    root, builds = cache
+    grid = build_grid(_small(), load_catalog())
+    one_shot = run_grid(grid)
+    executables.forget()
+    with executables.interactive_kernels():
+        run_grid(grid)  # the one-shot kernel from disk
+        run_grid(grid)  # re-run: the interactive one builds meanwhile
+        executables.wait_for_upgrades()
+        interactive = run_grid(grid)
+    assert any(b.startswith("rows-") and b.endswith("(interactive)") for b in builds)
+    assert set(interactive) == set(one_shot)
+    for k in one_shot:
+        np.testing.assert_array_equal(interactive[k], one_shot[k])

@@ -30,7 +30,7 @@ def run_tui(file: Path | None = None) -> None:
     import time
 
     started = time.perf_counter()
-    from planner import paths
+    from planner import executables, paths
     from planner.catalog import load_catalog
     from planner.tui.app import PlannerApp
     from planner.tui.document import ScenarioDocument
@@ -39,7 +39,8 @@ def run_tui(file: Path | None = None) -> None:
     path = file if file is not None else paths.default_scenario()
     document = ScenarioDocument.from_file(path, catalog, bundled=file is None)
     app = PlannerApp(document, catalog, started_at=started)
-    code = app.run()
+    with executables.interactive_kernels():  # every edit re-runs the search: kernels built to run often
+        code = app.run()
     if app.return_code:
         raise typer.Exit(app.return_code)
     if code:
