@@ -203,7 +203,8 @@ def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: s
         found = _Checked(found, path, lambda: _build(name, make, args, path, k, None, interactive))
     else:
         found = _build(name, make, args, path, k, meanwhile, interactive)
-    _note_use(path)
+    if not interactive:  # `prefetch` serves `planner solve`, which runs the one-shot kernels
+        _note_use(path)
     return found
 
 

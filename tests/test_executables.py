@@ -368,6 +368,8 @@ def test_interactive_kernels_answer_at_once_and_upgrade_in_the_background(cache)
         np.testing.assert_array_equal(_solve_affine(), EXPECTED)
         executables.wait_for_upgrades()
     assert builds == ["affine", "affine (interactive)"]  # loaded the interactive entry, no upgrade
+    recent = (root / "kernels" / "recent.txt").read_text().split()
+    assert recent == [executables._entry_path("affine", executables.key("affine", ARGS)).name]  # what solve prefetches
     executables.forget()
     np.testing.assert_array_equal(_solve_affine(), EXPECTED)  # outside: the one-shot entry loads
     assert builds == ["affine", "affine (interactive)"]
