@@ -31,7 +31,8 @@ from typing import Any
 from planner import timing
 
 FORMAT = 2  # the layout of an entry file (below); part of the key
-KEEP = 48  # entries kept (~2-3 MB each): every grid shape the TUI met recently stays warm
+KEEP = 48  # entries kept (~2-3 MB each): every grid shape the TUI met recently stays warm (a shape it
+# re-runs takes two: its one-shot and its interactive kernel)
 
 
 def _keep() -> int:
@@ -148,26 +149,52 @@ def compiled(name: str, make: Callable[[], Any], args: Sequence[Any],
     XLA compiles.
 
     Inside `interactive_kernels()` the kernel compiled for running many times is taken where it
-    is ready (memo or disk); until it is, the one-shot kernel answers, and from its second call
-    (it is being re-run) the other is built in a background thread (`_upgrade`): a new grid shape
-    never waits for the slower compile, and a kernel run once is never compiled twice."""
-    if _interactive and compiler_options(True) != compiler_options(False):
+    is ready (memo or disk, not being built); until it is, the one-shot kernel answers, and once it
+    has been asked for in two rounds (`new_round`: two edits of the TUI) the other is built in a
+    background thread (`_upgrade`): a call never waits for the slower compile, and a kernel of one
+    round is never compiled twice."""
+    if _interactive and _options_differ():
         fast_key = _key_seen(name, args, True)
-        fast = _memo.get(fast_key)
-        if fast is None and _entry_path(name, fast_key).exists():
-            fast = _memo_or_load(name, make, args, fast_key, meanwhile, True)
-            meanwhile = None
+        fast = _ready(fast_key, name, make, args)
         if fast is not None:
             if meanwhile is not None:
                 meanwhile()
             return fast
         k = _key_seen(name, args)
         exe = _memo_or_load(name, make, args, k, meanwhile, False)
-        _calls[k] = _calls.get(k, 0) + 1
-        if _calls[k] >= 2:
-            _upgrade(name, make, args, fast_key)
+        with _locks_guard:
+            rounds = _rounds.setdefault(k, set())
+            rounds.add(_round)
+            again = len(rounds) >= 2
+        if again:
+            _upgrade(name, make, args, fast_key, k)
         return exe
     return _memo_or_load(name, make, args, _key_seen(name, args), meanwhile, False)
+
+
+def _ready(k: str, name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any | None:
+    """The interactive kernel under key `k` from the memo or, if this process is not building it,
+    from disk; None otherwise. It never builds: a missing, damaged or unrunnable entry leaves the
+    one-shot kernel in use (a damaged file is removed, and rebuilt in the background later)."""
+    found = _memo.get(k)
+    if found is not None:
+        return found
+    building = _upgrades.get(k)
+    if (building is not None and building.is_alive()) or not _entry_path(name, k).exists():
+        return None  # another process stored it meanwhile: the build's lock would hold the call
+    with _locks_guard:
+        lock = _locks.setdefault(k, threading.Lock())
+    with lock:
+        found = _memo.get(k)
+        if found is None:
+            path = _entry_path(name, k)
+            with timing.phase(f"load {name}"):
+                loaded = _load(path, k)
+            if loaded is None:
+                return None
+            one_shot = _key_seen(name, args)
+            found = _memo[k] = _Checked(loaded, path, lambda: _memo_or_load(name, make, args, one_shot, None, False))
+    return found
 
 
 def _memo_or_load(name: str, make: Callable[[], Any], args: Sequence[Any], k: str,
@@ -221,34 +248,69 @@ def _build(name: str, make: Callable[[], Any], args: Sequence[Any], path: Path, 
 
 
 _interactive = False
-_calls: dict[str, int] = {}  # one-shot kernels' calls inside `interactive_kernels`, by key
+_round = 0  # `new_round`'s count
+_rounds: dict[str, set[int]] = {}  # one-shot kernels' key -> the rounds that asked for it (interactive)
 _upgrades: dict[str, threading.Thread] = {}
 
 
 @contextlib.contextmanager
-def interactive_kernels() -> Iterator[None]:
+def interactive_kernels(wait_at_exit: bool = False) -> Iterator[None]:
     """Within it, `compiled` prefers the kernels compiled for running many times
-    (`CPU_INTERACTIVE_OPTIONS`): the TUI re-runs one kernel on every edit, a `planner solve` once."""
+    (`CPU_INTERACTIVE_OPTIONS`): the TUI re-runs one kernel on every edit, a `planner solve` once.
+    `wait_at_exit`: wait for the background builds when the block ends (a caller that returns to
+    an interpreter that will shut down: a daemon thread inside XLA's compiler aborts the process
+    there; `planner tui` ends through `os._exit` in `planner.__main__`, which does not)."""
     global _interactive
     before, _interactive = _interactive, True
     try:
         yield
     finally:
         _interactive = before
+        if wait_at_exit:
+            wait_for_upgrades()
 
 
-def _upgrade(name: str, make: Callable[[], Any], args: Sequence[Any], k: str) -> None:
-    """Build the interactive kernel under key `k` in a background thread at a lower CPU priority
-    (Linux: a thread's own nice value), so the edits it competes with keep the cores; `compiled`
-    takes it from the memo once it is there. A failure leaves the one-shot kernel in use."""
+def interactive() -> bool:
+    """Whether this process runs interactive kernels where they differ (`interactive_kernels`)."""
+    return _interactive and _options_differ()
+
+
+def new_round() -> None:
+    """A new request begins (the TUI: an edit's solve). A kernel asked for in two rounds is being
+    re-run, so `compiled` builds its interactive version; one solve asks for a kernel more than
+    once (a pruned run, then the layouts it skipped), and that alone is not a reason."""
+    global _round
+    with _locks_guard:
+        _round += 1
+
+
+@cache
+def _options_differ() -> bool:
+    """Whether an interactive kernel differs from a one-shot one here (CPUs only), with an XLA
+    that has the emitter option (an older one would build the same kernel twice; jaxlib 0.10.2 is
+    the first measured, on which the MLIR emitters run the search 15 % faster)."""
+    import jaxlib
+
+    if compiler_options(True) == compiler_options(False):
+        return False
+    try:
+        version = tuple(int(part) for part in jaxlib.__version__.split(".")[:3])
+    except ValueError:
+        return False
+    return version >= INTERACTIVE_SINCE_JAXLIB
+
+
+def _upgrade(name: str, make: Callable[[], Any], args: Sequence[Any], k: str, one_shot: str) -> None:
+    """Build the interactive kernel under key `k` in a background thread; `compiled` takes it from
+    the memo once it is there. The build shares the cores with the edits that run meanwhile (XLA
+    compiles in its own worker threads, so a lower priority for this thread would not reach it); it
+    keeps `args` (the grid's arrays) until it ends. A failure leaves the one-shot kernel in use."""
     with _locks_guard:
         if k in _upgrades or k in _memo:
             return
 
         def build() -> None:
             with contextlib.suppress(Exception):
-                with contextlib.suppress(AttributeError, OSError):
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UPGRADE_NICE)
                 _memo_or_load(name, make, args, k, None, True)
 
         thread = threading.Thread(target=build, name=f"planner-upgrade-{name}", daemon=True)
@@ -343,9 +405,10 @@ CPU_INTERACTIVE_OPTIONS = {"xla_cpu_use_fusion_emitters": True}
 """XLA options for the kernels the TUI re-runs on every edit (`interactive_kernels`). The MLIR
 fusion emitters vectorise `log`/`exp`: the TUI's pruned table stage runs 0.175 -> 0.150 s (median
 of 15 edits, jaxlib 0.10.2, 2 cores AVX-512, 2026-12-02) and every bundled scenario's answer is
-byte-identical; they cost ~2.3 s more to compile, paid in a background thread (`_upgrade`)."""
+byte-identical; they cost ~2.3 s more to compile, paid in a background thread (`_upgrade`).
+Earlier jaxlibs made no faster kernel with them (`INTERACTIVE_SINCE_JAXLIB`)."""
 
-UPGRADE_NICE = 10  # the background build's nice value: an edit's kernel comes first
+INTERACTIVE_SINCE_JAXLIB = (0, 10, 2)
 
 
 def compiler_options(interactive: bool = False) -> dict[str, Any]:
@@ -471,12 +534,13 @@ def _remove(path: Path) -> None:
 
 
 def forget() -> None:
-    """Drop this process's memo and prefetches (tests: force the next call to go to disk)."""
+    """Drop this process's memo and prefetches (tests: force the next call to go to disk), after
+    waiting for the background builds of interactive kernels."""
     for thread, _ in _prefetched.values():
         thread.join()
     wait_for_upgrades()
     _upgrades.clear()
-    _calls.clear()
+    _rounds.clear()
     _prefetched.clear()
     _memo.clear()
     _keys.clear()

@@ -3,6 +3,8 @@ an answer (corrupt, truncated, foreign or stale files are rebuilt)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import NamedTuple
 
 import jax
@@ -12,7 +14,7 @@ import pytest
 from planner import executables, paths
 from planner.catalog import load_catalog
 from planner.grid import build_grid
-from planner.search import _row_kernel, in_grid_order, row_kernel_inputs, run_grid
+from planner.search import _row_kernel, in_grid_order, model_flags, row_kernel_inputs, run_grid
 from planner.startup_bench import BREAKDOWN, startup_breakdown
 
 
@@ -348,24 +350,35 @@ def test_no_entry_is_stored_while_jax_own_cache_is_on(cache, monkeypatch):
     assert builds == ["affine"] and _entries(root) == []
 
 
-def test_interactive_kernels_answer_at_once_and_upgrade_in_the_background(cache):
+@pytest.fixture
+def interactive(cache):
+    """`cache`, where this XLA builds interactive kernels other than the one-shot ones."""
+    if not executables._options_differ():
+        pytest.skip("this jaxlib builds one kind of kernel (executables.INTERACTIVE_SINCE_JAXLIB)")
+    return cache
+
+
+def test_interactive_kernels_answer_at_once_and_upgrade_in_the_background(interactive):
     """Inside `interactive_kernels` a kernel not yet compiled for many runs is answered by the
-    one-shot compile; its second call (a re-run) starts the interactive build in a thread; a later
-    call takes it, and a new process finds it on disk and builds nothing. Same answers throughout."""
-    root, builds = cache
+    one-shot compile; asked for in a second round (a re-run), its interactive build starts in a
+    thread and a later call takes it; a new process finds it on disk and builds nothing."""
+    root, builds = interactive
     with executables.interactive_kernels():
         first = executables.compiled("affine", _affine, ARGS)
         np.testing.assert_array_equal(np.asarray(first(*ARGS)["y"]), EXPECTED)
+        assert executables.compiled("affine", _affine, ARGS) is first  # asked twice in one round
         executables.wait_for_upgrades()
-        assert builds == ["affine"]  # run once: nothing more to build
-        assert executables.compiled("affine", _affine, ARGS) is first  # the second call starts the build
+        assert builds == ["affine"]  # one round: nothing more to build
+        executables.new_round()
+        assert executables.compiled("affine", _affine, ARGS) is first  # the second round starts the build
         executables.wait_for_upgrades()
         assert builds == ["affine", "affine (interactive)"] and len(_entries(root)) == 2
         second = executables.compiled("affine", _affine, ARGS)
-        assert second is not first
+        assert second is not first and second is executables._memo[executables.key("affine", ARGS, True)]
         np.testing.assert_array_equal(np.asarray(second(*ARGS)["y"]), EXPECTED)
         executables.forget()  # a new process
         np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+        assert executables.key("affine", ARGS, True) in executables._memo  # loaded from disk
         executables.wait_for_upgrades()
     assert builds == ["affine", "affine (interactive)"]  # loaded the interactive entry, no upgrade
     recent = (root / "kernels" / "recent.txt").read_text().split()
@@ -375,7 +388,59 @@ def test_interactive_kernels_answer_at_once_and_upgrade_in_the_background(cache)
     assert builds == ["affine", "affine (interactive)"]
 
 
-def test_interactive_kernels_are_compiled_with_their_own_options(cache, monkeypatch):
+def _gated_interactive_compiles(monkeypatch):
+    """Interactive compiles wait for the returned event; one-shot ones go through."""
+    gate = threading.Event()
+    real = executables._compile
+
+    def gated(name, lowered, interactive=False):
+        if interactive:
+            assert gate.wait(60)
+        return real(name, lowered, interactive)
+
+    monkeypatch.setattr(executables, "_compile", gated)
+    return gate
+
+
+def test_no_call_waits_for_an_interactive_build(interactive, monkeypatch):
+    """While the interactive build runs (held here), calls are answered by the one-shot kernel, even
+    once another process has stored the interactive entry (this process's build holds its lock)."""
+    root, _ = interactive
+    gate = _gated_interactive_compiles(monkeypatch)
+    try:
+        with executables.interactive_kernels():
+            first = executables.compiled("affine", _affine, ARGS)
+            executables.new_round()
+            executables.compiled("affine", _affine, ARGS)  # starts the build, which now waits
+            fast_path = executables._entry_path("affine", executables.key("affine", ARGS, True))
+            fast_path.write_bytes(_entries(root)[0].read_bytes())  # "another process" stored an entry
+            started = time.perf_counter()
+            assert executables.compiled("affine", _affine, ARGS) is first
+            assert time.perf_counter() - started < 5
+            gate.set()
+            executables.wait_for_upgrades()
+            assert executables.compiled("affine", _affine, ARGS) is not first
+    finally:
+        gate.set()
+
+
+def test_a_damaged_interactive_entry_is_never_rebuilt_in_the_call(interactive, monkeypatch):
+    """A bad interactive entry on disk: the call takes the one-shot kernel and removes the file;
+    the interactive kernel is rebuilt in the background, once the kernel is re-run."""
+    root, builds = interactive
+    with executables.interactive_kernels():
+        fast_path = executables._entry_path("affine", executables.key("affine", ARGS, True))
+        fast_path.parent.mkdir(parents=True, exist_ok=True)
+        fast_path.write_bytes(b"\x00not an executable" * 100)
+        np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+        assert builds == ["affine"] and not fast_path.exists()
+        executables.new_round()
+        _solve_affine()
+        executables.wait_for_upgrades()
+        assert builds == ["affine", "affine (interactive)"] and fast_path.exists()
+
+
+def test_interactive_kernels_are_compiled_with_their_own_options(interactive, monkeypatch):
     """The two kinds of kernel are distinct entries compiled with distinct XLA options."""
     asked: list[object] = []
     real = jax.stages.Lowered.compile
@@ -386,28 +451,32 @@ def test_interactive_kernels_are_compiled_with_their_own_options(cache, monkeypa
 
     monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
     assert executables.key("affine", ARGS, True) != executables.key("affine", ARGS)
-    with executables.interactive_kernels():
+    with executables.interactive_kernels(wait_at_exit=True):
         _solve_affine()
+        executables.new_round()
         _solve_affine()
-        executables.wait_for_upgrades()
     assert asked == [executables.CPU_COMPILER_OPTIONS, executables.CPU_INTERACTIVE_OPTIONS]
     assert executables.CPU_COMPILER_OPTIONS != executables.CPU_INTERACTIVE_OPTIONS
-    assert not executables._interactive  # the context ends with the block
+    assert not executables._interactive and not executables.interactive()  # the context ends with the block
 
 
-def test_the_interactive_search_kernel_gives_the_one_shot_answer(cache):
+def test_the_interactive_search_kernel_gives_the_one_shot_answer(interactive):
     """The real row kernel compiled both ways (the TUI swaps one for the other mid-session): every
     output equal, bit for bit, so a plan never changes because a kernel was upgraded."""
-    root, builds = cache
+    root, builds = interactive
     grid = build_grid(_small(), load_catalog())
     one_shot = run_grid(grid)
     executables.forget()
     with executables.interactive_kernels():
         run_grid(grid)  # the one-shot kernel from disk
+        executables.new_round()
         run_grid(grid)  # re-run: the interactive one builds meanwhile
         executables.wait_for_upgrades()
         interactive = run_grid(grid)
-    assert any(b.startswith("rows-") and b.endswith("(interactive)") for b in builds)
+    devices, _, args = row_kernel_inputs(grid)
+    name = f"rows-{devices}-{model_flags(grid)[2]}"
+    assert f"{name} (interactive)" in builds
+    assert executables.key(name, args, True) in executables._memo  # the last run had it to take
     assert set(interactive) == set(one_shot)
     for k in one_shot:
         np.testing.assert_array_equal(interactive[k], one_shot[k])

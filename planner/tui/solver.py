@@ -49,8 +49,10 @@ class Solver:
         """`search.solve_in_stages`: the plans table (aggregated plans: the table lists no other),
         then a function that adds the disaggregated search's outcome (handed to its `on_disaggregated`
         as soon as it is known) and the Pareto frontiers."""
+        from planner import executables
         from planner.search import solve_in_stages
 
+        executables.new_round()  # an edit: kernels asked for again are being re-run
         with self._lock:
             table, with_frontiers = solve_in_stages(scenario, self.catalog, disaggregated_in_table=False,
                                                     previous=self._grid, prune=True)
