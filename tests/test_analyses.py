@@ -319,3 +319,29 @@ def test_the_baseline_names_the_host_tiers_of_the_plan_that_won(invoke) -> None:
         assert doc["baseline"]["mode"] == "disaggregated"
         if study == "kv-tiering.toml":
             assert variants["hbm-dram-only"] > bill and tiers == "all"
+
+
+PAST_THE_WINDOW = ("--set", "workload.input_tokens={ median = 150000, p90 = 160000 }")  # llama-3.3-70b: 131,072
+
+
+@pytest.mark.parametrize("command", [
+    ["whatif", "--variants", "no-kv-quantization"],
+    ["sweep", "--param", "slo.tpot_p95_ms", "--values", "50,60"],
+    ["project", "--years", "1"],
+])
+def test_analyses_say_the_scenario_is_served_differently_than_written(invoke, command: list[str]) -> None:
+    """Requests past the model's window are planned capped: whatif, sweep and project warn as solve
+    does (stderr, every format) and carry the warning in their JSON (per point for a sweep)."""
+    args = [command[0], str(STUDIES / "kv-quantization.toml"), *command[1:], *PAST_THE_WINDOW]
+    table = invoke(*args)
+    window = [line for line in table.stderr.splitlines()
+              if line.startswith("warning:") and "longer than llama-3.3-70b's context window" in line]
+    if command[0] == "sweep":
+        assert [line.split(":")[1] for line in window] == [" at slo.tpot_p95_ms = 50", " at slo.tpot_p95_ms = 60"]
+    else:
+        assert len(window) == 1
+    doc = json.loads(invoke(*args, "--format", "json").stdout)
+    found = [p["warnings"] for p in doc["points"]] if command[0] == "sweep" else [doc["warnings"]]
+    assert all(any("context window" in w for w in warnings) for warnings in found)
+    solved = json.loads(invoke("solve", str(STUDIES / "kv-quantization.toml"), *PAST_THE_WINDOW, "--format", "json").stdout)
+    assert found[0] == solved["warnings"]  # the scenario's, not those of a grid widened for variants

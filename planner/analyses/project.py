@@ -16,7 +16,7 @@ cache serves. Requests/month = arrival rate x 3600 x the scenario's billed hours
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,7 @@ class Projection:
     in_mean: float
     out_mean: float
     seconds: list[float]
+    warnings: list[str] = field(default_factory=list)  # the scenario served differently than written (year 0's)
 
     @property
     def jevons_year(self) -> int | None:
@@ -174,7 +175,7 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
     return Projection(scenario=scenario, years=years, price_decline_pct=price_decline_pct,
                       api_price_decline_pct=api_decline, usage_growth=usage_growth, baseline=base,
                       infeasible=infeasible_rows(first), rows=rows, apis=api_rows, in_mean=in_mean,
-                      out_mean=out_mean, seconds=seconds)
+                      out_mean=out_mean, seconds=seconds, warnings=first.warnings)
 
 
 def project_dict(p: Projection, *, timing: bool = True) -> dict[str, Any]:
@@ -198,6 +199,7 @@ def project_dict(p: Projection, *, timing: bool = True) -> dict[str, Any]:
         "apis": p.apis,
         "projection": p.rows,
         "jevons_year": p.jevons_year,
+        "warnings": p.warnings,
     }
     if p.baseline is None:
         out["infeasible"] = p.infeasible

@@ -118,6 +118,7 @@ def sweep_dict(result: SweepResult, *, timing: bool = True) -> dict[str, Any]:
         if ev.variants:
             row["variants"] = [{"name": r.name, "monthly_usd": r.monthly_usd, "delta_pct": r.delta_pct,
                                 "best": r.best} for r in ev.variants]
+        row["warnings"] = ev.warnings
         if ev.best is None:
             miss = closest_miss(ev)
             row["reason"] = miss["reason"] if miss else "no hardware searched"

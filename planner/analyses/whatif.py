@@ -239,6 +239,7 @@ class Evaluation:
     spec_methods: list[str] = field(default_factory=list)  # speculative methods searched (own grids included)
     baseline_spec_method: str | None = None
     spec_methods_added: list[str] = field(default_factory=list)  # searched for the spec-* variants only
+    warnings: list[str] = field(default_factory=list)  # the scenario served differently than written (`Grid.warnings`)
 
 
 def _without_host_tiers(grid: Grid, host_tiers: HostTiers) -> Grid:
@@ -409,7 +410,8 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
                       host_tiers=evaluated,
                       baseline_host_tiers=base_tiers,
                       spec_methods=[m for m in dict.fromkeys([*grid.spec_method, *methods]) if m != "none"],
-                      baseline_spec_method=_spec_method(best), spec_methods_added=list(methods))
+                      baseline_spec_method=_spec_method(best), spec_methods_added=list(methods),
+                      warnings=grid.warnings if not added else build_grid(scenario, catalog).warnings)
 
 
 def _spec_method(plan: dict[str, Any] | None) -> str | None:
@@ -497,6 +499,7 @@ def whatif_dict(ev: Evaluation, *, timing: bool = True) -> dict[str, Any]:
     }
     if ev.best is None:
         out["infeasible"] = infeasible_rows(ev)
+    out["warnings"] = ev.warnings
     if timing:
         out["search"]["seconds"] = round(ev.seconds, 3)
     return out

@@ -47,6 +47,13 @@ def _csv(text: str | None) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()] if text else []
 
 
+def _warn(warnings: list[str], where: str = "") -> None:
+    """The scenario served differently than written (requests past the window, a search narrowed by
+    a quality floor or by owning), on stderr in every format, as `planner solve` says it."""
+    for warning in warnings:
+        typer.echo(f"warning: {where}{warning}", err=True)
+
+
 def _prepare_plot(plot: Path | None) -> None:
     if plot is not None:
         from planner import plotting
@@ -83,6 +90,7 @@ def whatif(
     catalog = load_catalog()
     scenario = load_scenario(file, sets or [], catalog)
     ev = evaluate(scenario, catalog, chosen)
+    _warn(ev.warnings)
     if format is Format.json:
         render.print_json(whatif_dict(ev))
     else:
@@ -118,6 +126,8 @@ def sweep(
     base = load_scenario(file, sets or [], catalog)  # the file itself must be valid, not only its points
     points = sweep_points(file, param, split_values(values), sets or [], catalog)
     result = run_sweep(param, points, catalog, chosen, base)
+    for point, ev in zip(result.points, result.evaluations, strict=True):
+        _warn(ev.warnings, f"at {param} = {point.text}: ")
     doc = sweep_dict(result)
     if format is Format.json:
         render.print_json(doc)
@@ -172,6 +182,7 @@ def project(
     catalog = load_catalog()
     scenario = load_scenario(file, sets or [], catalog)
     result = run_project(scenario, catalog, years, price_decline, usage_growth, api_price_decline, chosen)
+    _warn(result.warnings)
     doc = project_dict(result)
     if format is Format.json:
         render.print_json(doc)
