@@ -16,12 +16,35 @@ from planner.quality import unmodelled_accuracy
 from planner.search import SolveResult
 from planner.uncertainty import UNCALIBRATED_NOTE
 
-CSV_COLUMNS = ("hardware", "chips", "replicas", "layout", "tp", "pp", "ep", "dp_attention", "cp",
+CSV_COLUMNS = ("plan", "mode", "pool", "hardware", "chips", "replicas", "layout", "tp", "pp", "ep", "dp_attention", "cp",
                "replicas_per_system", "nodes", "batch", "weight_dtype", "kv_dtype", "tier_hbm", "tier_dram",
                "tier_nvme", "spec_k", "spec_method", "prefix_cache", "attention", "ttft_p50_s", "ttft_p95_s", "tpot_p50_ms",
                "tpot_p95_ms", "throughput_tok_s", "served_output_tok_s", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
-               "monthly_usd", "binding", "quality_note", "cost_mode", "energy_kwh_month", "energy_usd_month",
+               "monthly_usd", "plan_monthly_usd", "binding", "quality_note", "cost_mode", "energy_kwh_month", "energy_usd_month",
                "capex_usd", "sized_rps")
+PLAN_COLUMNS = ("ttft_p50_s", "ttft_p95_s", "tpot_p50_ms", "tpot_p95_ms", "throughput_tok_s", "served_output_tok_s",
+                "usd_per_mtok_input", "usd_per_mtok_output", "quality_note")
+"""The whole plan's figures, which both pool rows of a disaggregated plan repeat (its latencies end to end)."""
+
+
+def csv_rows(plans: list[dict[str, Any]]) -> list[list[Any]]:
+    """CSV_COLUMNS rows of `plans` (ranked, cheapest first): one per aggregated plan, one per pool of
+    a disaggregated plan (prefill, then decode). `plan` numbers the plans as `--plan N` does;
+    `monthly_usd` and `usd_per_hour` are the row's own (a pool's), `plan_monthly_usd` the plan's, so
+    the rows of a plan add up to it."""
+    rows = []
+    for rank, p in enumerate(plans, 1):
+        mode = p.get("mode", "aggregated")
+        parts = [(p[pool], pool) for pool in ("prefill", "decode")] if mode == "disaggregated" else [(p, "")]
+        for part, pool in parts:
+            row: dict[str, Any] = {**part, **{k: p.get(k) for k in PLAN_COLUMNS}, **part["layout"],
+                                   "plan": rank, "mode": mode, "pool": pool, "layout": part["layout_text"],
+                                   "plan_monthly_usd": p["monthly_usd"]}
+            split = part.get("tier_split")
+            if split is not None:
+                row.update(tier_hbm=split["hbm"], tier_dram=split["dram"], tier_nvme=split["nvme"])
+            rows.append(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+    return rows
 
 
 def to_dict(result: SolveResult, top: int) -> dict[str, Any]:
@@ -96,10 +119,8 @@ def write_csv(result: SolveResult, top: int) -> None:
     buf = _io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for p in result.per_hardware[:top] if top else result.per_hardware:
-        row = dict(p, **p["layout"], layout=p["layout_text"], tier_hbm=p["tier_split"]["hbm"],
-                   tier_dram=p["tier_split"]["dram"], tier_nvme=p["tier_split"]["nvme"])
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+    plans = result.ranked_plans()
+    writer.writerows(csv_rows(plans[:top] if top else plans))
     sys.stdout.write(buf.getvalue())
 
 

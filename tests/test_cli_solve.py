@@ -77,7 +77,7 @@ def test_solve_other_formats(invoke, fmt):
     assert result.exit_code == 0, result.output
     if fmt == "csv":
         lines = result.stdout.strip().splitlines()
-        assert lines[0].startswith("hardware,chips,replicas") and len(lines) == 4
+        assert lines[0].startswith("plan,mode,pool,hardware,chips,replicas") and len(lines) >= 4
     else:
         import tomllib
 
@@ -100,3 +100,30 @@ def test_the_table_says_when_top_hides_rows(invoke):
     assert f"{total - 2} more hardware with a plan not shown (--top 2); --top 0 shows all" in shown.stdout
     every = invoke("solve", paths.scenarios_dir() / "chat.toml", "--top", "0")
     assert "not shown" not in every.stdout
+
+
+def test_csv_has_every_plan_the_disaggregated_one_as_its_two_pools(invoke):
+    """CSV lists the plans `--plan N` ranks: a disaggregated one (the default scenario's answer) as
+    a prefill and a decode row whose own bills add up to the plan's, beside its end-to-end latencies."""
+    import csv
+    import io as _io
+
+    scenario = paths.scenarios_dir() / "agentic-coding.toml"
+    doc = json.loads(invoke("solve", scenario, "--format", "json", "--top", "0").stdout)
+    assert doc["best"]["mode"] == "disaggregated"
+    result = invoke("solve", scenario, "--format", "csv", "--top", "0")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(_io.StringIO(result.stdout)))
+    first = [r for r in rows if r["plan"] == "1"]
+    assert [(r["mode"], r["pool"]) for r in first] == [("disaggregated", "prefill"), ("disaggregated", "decode")]
+    best = doc["best"]
+    assert [r["hardware"] for r in first] == [best["prefill"]["hardware"], best["decode"]["hardware"]]
+    assert sum(float(r["monthly_usd"]) for r in first) == pytest.approx(best["monthly_usd"], abs=0.02)
+    assert all(float(r["plan_monthly_usd"]) == best["monthly_usd"] for r in first)
+    assert all(float(r["ttft_p95_s"]) == best["ttft_p95_s"] and float(r["tpot_p95_ms"]) == best["tpot_p95_ms"]
+               for r in first)
+    aggregated = [r for r in rows if r["mode"] == "aggregated"]
+    assert [r["hardware"] for r in aggregated] == [p["hardware"] for p in doc["per_hardware"]]
+    assert all(r["pool"] == "" and r["monthly_usd"] == r["plan_monthly_usd"] for r in aggregated)
+    bills = [float(r["plan_monthly_usd"]) for r in rows]
+    assert bills == sorted(bills)  # cheapest first, as --plan N counts

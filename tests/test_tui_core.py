@@ -102,11 +102,13 @@ def _plan(hw: str) -> dict:
 def test_export_csv_uses_the_solve_columns(tmp_path: Path) -> None:
     from planner.solve_report import CSV_COLUMNS
 
-    result = SimpleNamespace(per_hardware=[_plan("b200"), _plan("mi300x")])
+    plans = [_plan("b200"), _plan("mi300x")]
+    result = SimpleNamespace(per_hardware=plans, ranked_plans=lambda: plans)
     rows = list(csv.reader(_io.StringIO(plans_csv(result))))
     assert tuple(rows[0]) == CSV_COLUMNS
     first = dict(zip(rows[0], rows[1], strict=True))
     assert first["hardware"] == "b200" and first["tier_dram"] == "0.25" and first["tpot_p95_ms"] == ""
+    assert first["layout"] == "tp2, 1 node" and first["tp"] == "2" and first["mode"] == "aggregated"
     with pytest.raises(InputFileError, match=r"\.csv or \.json"):
         export_plans(result, tmp_path / "plans.txt", overwrite=False)
     assert export_plans(result, tmp_path / "plans.csv", overwrite=False) == "csv"

@@ -15,15 +15,13 @@ FORMATS = (".csv", ".json")
 
 
 def plans_csv(result: Any) -> str:
-    from planner.solve_report import CSV_COLUMNS
+    """The rows `planner solve --format csv` writes: every plan, the disaggregated one included."""
+    from planner.solve_report import CSV_COLUMNS, csv_rows
 
     buf = _io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for p in result.per_hardware:
-        row = dict(p, tier_hbm=p["tier_split"]["hbm"], tier_dram=p["tier_split"]["dram"],
-                   tier_nvme=p["tier_split"]["nvme"])
-        writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+    writer.writerows(csv_rows(result.ranked_plans()))
     return buf.getvalue()
 
 
