@@ -297,16 +297,30 @@ def test_simulate_output_snapshot(tmp_path, invoke, write, snapshot):
     ({"hardware": "tpu-v5e", "weight_dtype": "bf16"}, "plan.toml: the plan does not fit: its weights (bf16)"),  # 16 GB
     ({"spec_k": 2, "spec_method": "mtp"}, "plan.toml.spec_method: 'llama-3.1-8b' ships no multi-token-prediction heads"),
     ({"hardware": "h999"}, "plan.toml.hardware: unknown hardware ID 'h999'"),
+    # numbers a hand-written plan may get wrong: an internal error, a wrong culprit or silently rounded
+    ({"batch": "abc"}, "plan.toml.batch: 'abc' is not a whole number >= 1"),
+    ({"batch": 0}, "plan.toml.batch: 0 is not a whole number >= 1"),
+    ({"chips": 0}, "plan.toml.chips: 0 is not a whole number >= 1"),
+    ({"replicas": 2.7}, "plan.toml.replicas: 2.7 is not a whole number >= 1"),
+    ({"batch": 48.9}, "plan.toml.batch: 48.9 is not a whole number >= 1"),
+    ({"spec_k": -1}, "plan.toml.spec_k: -1 is not a whole number >= 0"),
+    ({"spec_k": 40}, "plan.toml.spec_k: 40 is above 16"),
+    ({"prefix_cache": "yes"}, "plan.toml.prefix_cache: 'yes' is not true or false"),
+    ({"layout": {"replicas_per_system": 0}}, "plan.toml.layout.replicas_per_system: 0 is not a whole number >= 1"),
+    ({"tier_split": {"dram": "x"}}, "plan.toml.tier_split.dram: 'x' is not a share between 0 and 1"),
+    ({"tier_split": {"dram": 0.7, "nvme": 0.6}}, "plan.toml.tier_split: dram + nvme exceed 1"),
 ])
 def test_a_plan_file_that_cannot_run_is_one_line(tmp_path, invoke, write, change, fragment):
     """A plan that does not fit its chip was simulated (every request rejected, an analytic TPOT of
-    ~10^9 ms, exit 0), a speculative method the model lacks was accepted, and an unknown chip named
-    no file or field."""
+    ~10^9 ms, exit 0), a speculative method the model lacks was accepted, an unknown chip named
+    no file or field, and bad numbers crashed (exit 3), blamed another key or were rounded."""
     sc = tmp_path / "tiny.toml"
     sc.write_text(sim_scenario(rate=1.0, turns=1))
-    plan = {**H100_PLAN, **change}
+    plan = {**H100_PLAN, "layout": {"tp": 1}, **change}
     lines = [f'{k} = {json.dumps(v)}' for k, v in plan.items() if not isinstance(v, dict)]
-    path = write("plan.toml", "\n".join(lines) + "\n[layout]\ntp = 1\n")
+    tables = [f"[{k}]\n" + "".join(f"{kk} = {json.dumps(vv)}\n" for kk, vv in v.items())
+              for k, v in plan.items() if isinstance(v, dict) and (k != "tier_split" or k in change)]
+    path = write("plan.toml", "\n".join(lines) + "\n" + "".join(tables))
     result = invoke("simulate", sc, "--plan-file", path, "--duration", "20")
     assert result.exit_code == 2 and result.stdout == "", result.output
     assert fragment in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -100,6 +100,7 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
     for key in PLAN_KEYS:
         if plan.get(key) is None:
             raise InputFileError(f"{where}.{key}: required key is missing (a plan needs {', '.join(PLAN_KEYS)})")
+    _check_numbers(plan, where)
     try:
         acc = catalog.accelerator(str(plan["hardware"]))
     except UnknownIdError as exc:
@@ -143,6 +144,46 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
                 hw=_f64(hw), cfg=_f64(cfg), spec=_f64(spec), draft_weight_bytes=float(draft_bytes))
     _check_fits(pool, load, where)
     return pool
+
+
+SPEC_K_MAX = 16  # as `planner eval --spec-k` and the scenario's search allow
+
+
+def _whole(value: Any, at: str, low: int) -> int:
+    """An integer >= `low` (a TOML integer, or a float with no fraction), else one line naming the key."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and float(value).is_integer() and value >= low
+    if not ok:
+        raise InputFileError(f"{at}: {value!r} is not a whole number >= {low}")
+    return int(value)
+
+
+def _check_numbers(plan: dict[str, Any], where: str) -> None:
+    """The plan's counts, layout and tier shares are what a plan can hold: a plan file is written by
+    hand too, and a bare int() read 'abc' as an internal error, 2.7 replicas as 2 and spec_k = -1 as
+    a draft of minus one token."""
+    for key in ("chips", "replicas", "batch"):
+        _whole(plan[key], f"{where}.{key}", 1)
+    spec_k = _whole(plan.get("spec_k", 0), f"{where}.spec_k", 0)
+    if spec_k > SPEC_K_MAX:
+        raise InputFileError(f"{where}.spec_k: {spec_k} is above {SPEC_K_MAX}, the most the planner searches")
+    layout = plan.get("layout") or {}
+    if not isinstance(layout, dict):
+        raise InputFileError(f"{where}.layout: expected a table of {', '.join(LAYOUT_KEYS)}")
+    for key in LAYOUT_KEYS:
+        if key in layout:
+            _whole(layout[key], f"{where}.layout.{key}", 1)
+    split = plan.get("tier_split") or {}
+    if not isinstance(split, dict):
+        raise InputFileError(f"{where}.tier_split: expected a table of hbm, dram and nvme shares")
+    for key in ("hbm", "dram", "nvme"):
+        share = split.get(key, 0.0)
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
+            raise InputFileError(f"{where}.tier_split.{key}: {share!r} is not a share between 0 and 1")
+    if float(split.get("dram", 0.0)) + float(split.get("nvme", 0.0)) > 1.0 + 1e-6:
+        raise InputFileError(f"{where}.tier_split: dram + nvme exceed 1 (the shares of the KV held off HBM)")
+    for key in ("prefix_cache",):
+        if key in plan and not isinstance(plan[key], bool):
+            raise InputFileError(f"{where}.{key}: {plan[key]!r} is not true or false")
 
 
 def _check_fits(pool: Pool, load: Load, where: str) -> None:
