@@ -84,7 +84,7 @@ class Replica:
         self.seq = 0
         self.active = 0.0  # KV tokens owned by running requests (their cached prefix is counted in the cache)
         self.shared: dict[int, int] = {}  # request -> cached prefix tokens it reads from the cache
-        self.busy_s = 0.0  # time stepping, counted for steps that start inside `window`
+        self.busy_s = 0.0  # time stepping inside `window` (a step or decode run across its edge counts in part)
         self.prefill_s = 0.0  # of which prefill chunks
         self.window = (0.0, np.inf)
         self.steps = 0
@@ -134,6 +134,11 @@ class Replica:
         return max(self.clock, self.pending[0][0]) if self.pending else np.inf
 
     # --- memory
+    def _in_window(self, start: float, end: float) -> float:
+        """Seconds of [start, end] inside the measured window: a decode run that starts before its
+        end may outlast it, and counting all of it read 'stepping 102% of the time'."""
+        return max(0.0, min(end, self.window[1]) - max(start, self.window[0]))
+
     def _fits(self, extra: float) -> bool:
         return (self.active + extra) * self.share <= self.pool
 
@@ -325,9 +330,9 @@ class Replica:
             p[2] += take
             left -= take
         duration += prefill
-        if self.window[0] <= self.clock < self.window[1]:
-            self.busy_s += duration
-            self.prefill_s += prefill
+        inside = self._in_window(self.clock, self.clock + duration)
+        self.busy_s += inside
+        self.prefill_s += prefill * inside / duration if duration > 0 else 0.0
         self.clock += duration
         self.steps += 1
         rec = self.rec
@@ -394,8 +399,7 @@ class Replica:
             last = min(last, int(np.argmax(over)))
         last = max(min(last, steps - 1), 0)
         got = np.minimum(grown[last], self.d_left)
-        if self.window[0] <= self.clock < self.window[1]:
-            self.busy_s += float(ends[last] - self.clock)
+        self.busy_s += self._in_window(self.clock, float(ends[last]))
         self.clock = float(ends[last])
         self.steps += last + 1
         self.d_ctx = self.d_ctx + got
