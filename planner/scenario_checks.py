@@ -83,3 +83,25 @@ def check_length_means(scenario: Scenario, window: int, source: str | Path) -> N
     problem = length_mean_problem(scenario, window)
     if problem:
         raise LengthFitError(f"{source}: {problem[0]}: {problem[1]}")
+
+
+def speculation_for_a_new_model(scenario: Scenario, overridden: list[str], catalog: Catalog) -> tuple[Scenario, str]:
+    """The scenario's model was changed by an override (`--set`, a sweep's `--param`), so its
+    speculation was written for the old one: re-pick the drafter as the TUI does on a model switch
+    (`catalog.repick_drafter`: a draft sharing the new model's tokenizer, else its MTP head, else
+    off), with a message saying so ("" when nothing changed). An override of `speculative` itself
+    is taken as written (and checked as written)."""
+    from planner.catalog import repick_drafter
+
+    if any(k == "speculative" or k.startswith("speculative.") for k in overridden):
+        return scenario, ""
+    try:
+        target = for_scenario(catalog, scenario).model(scenario.model.id)
+    except PlannerError:
+        return scenario, ""  # an unknown ID: check_scenario_ids says so
+    spec = scenario.speculative
+    method, draft, message = repick_drafter(catalog, target, spec.method, spec.draft_model)
+    if not message:
+        return scenario, ""
+    return (scenario.model_copy(update={"speculative": spec.model_copy(update={"method": method, "draft_model": draft})}),
+            f"{target.id}: {message}")

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from support import REPO
 
+from planner import paths
+
 STUDIES = REPO / "scenarios" / "studies"
 STUDY_FILES = sorted(p.name for p in STUDIES.glob("*.toml"))
 
@@ -345,3 +347,21 @@ def test_analyses_say_the_scenario_is_served_differently_than_written(invoke, co
     assert all(any("context window" in w for w in warnings) for warnings in found)
     solved = json.loads(invoke("solve", str(STUDIES / "kv-quantization.toml"), *PAST_THE_WINDOW, "--format", "json").stdout)
     assert found[0] == solved["warnings"]  # the scenario's, not those of a grid widened for variants
+
+
+@pytest.mark.parametrize("how", ["set", "param"])
+def test_a_sweep_over_another_model_re_picks_its_drafter(invoke, how: str) -> None:
+    """The default scenario speculates with DeepSeek-V4-Flash's MTP head; another model's points
+    re-pick the drafter (llama-3.1-8b: a draft model sharing its tokenizer) with a warning, as
+    `solve --set model.id=...` does. The sweep failed on the MTP head the new model lacks."""
+    narrow = ("--set", "search.hardware=['h100-sxm']")
+    if how == "set":
+        args = ("--set", "model.id=llama-3.1-8b", "--param", "slo.tpot_p95_ms", "--values", "50")
+    else:
+        args = ("--param", "model.id", "--values", "llama-3.1-8b")
+    result = invoke("sweep", paths.default_scenario(), *narrow, *args, "--format", "json")
+    assert result.exit_code in (0, 1), result.output
+    drafted = [line for line in result.stderr.splitlines() if "speculation now drafts with llama-3.2-1b" in line]
+    assert len(drafted) == 1 and f"{'--set' if how == 'set' else '--param'} model.id=llama-3.1-8b" in drafted[0]
+    doc = json.loads(result.stdout)
+    assert doc["points"][0]["best"] is None or doc["points"][0]["best"].get("spec_method") in ("draft", "none")

@@ -59,25 +59,32 @@ class SweepPoint:
     text: str  # the value as given on the command line
     value: Any  # parsed as a TOML value
     scenario: Scenario
+    note: str = ""  # the point's model is not the file's: how its speculation was re-picked
 
 
 def sweep_points(path: str | Path, key: str, values: Sequence[str], sets: Sequence[str],
                  catalog: Catalog) -> list[SweepPoint]:
     """Validate every point up front (bad key or value: one-line `InputFileError`)."""
-    from planner.scenario_checks import check_scenario_ids
+    from planner.overrides import overridden_keys
+    from planner.scenario_checks import check_scenario_ids, speculation_for_a_new_model
     from planner.traces.scenario import with_trace
 
     check_param(key, path)
     if not values:
         raise InputFileError("--values: give at least one value, e.g. --values 8000,32000,96000")
     data = io.read_toml(path)
+    written = io.validate(Scenario, data, path)
     points = []
     for text in values:
         where = f"{path} (--param {key}={text})"
-        scenario = io.validate(Scenario, apply_overrides(data, [*sets, f"{key}={text}"], path), where)
+        overrides = [*sets, f"{key}={text}"]
+        scenario = io.validate(Scenario, apply_overrides(data, overrides, path), where)
+        note = ""
+        if scenario.model.id != written.model.id:  # a drafter written for the file's model: re-picked, as --set does
+            scenario, note = speculation_for_a_new_model(scenario, overridden_keys(overrides), catalog)
         check_scenario_ids(scenario, catalog, where)
         scenario, _ = with_trace(scenario, path)  # the trace's workload (load_scenario warned once)
-        points.append(SweepPoint(text, parse_value(text), scenario))
+        points.append(SweepPoint(text, parse_value(text), scenario, note))
     return points
 
 

@@ -22,7 +22,7 @@ from planner.catalog import (
     load_catalog,
     resolve_scenario_paths,
 )
-from planner.errors import InputFileError, PlannerError
+from planner.errors import InputFileError
 from planner.overrides import apply_overrides
 from planner.scenario_checks import check_scenario_ids
 from planner.schema import CalibrationFile, HardwareFile, HostTiersFile, ModelsFile, Scenario
@@ -140,28 +140,18 @@ def _model_id(data: dict[str, Any]) -> object:
 
 def _speculation_for_the_model_set(scenario: Scenario, sets: Sequence[str], catalog: Catalog,
                                    path: str | Path) -> Scenario:
-    """`--set` gave the scenario another model than its file names, so its speculation was written
-    for the old one: re-pick the drafter as the TUI does on a model switch (`catalog.repick_drafter`:
-    a draft sharing the new model's tokenizer, else its MTP head, else off) and warn, rather than
-    refuse a file the user did not get wrong. A `--set speculative...` of their own is taken as
-    written (and checked as written)."""
+    """`--set` gave the scenario another model than its file names: its drafter is re-picked
+    (`scenario_checks.speculation_for_a_new_model`) with a warning, rather than refusing a file the
+    user did not get wrong."""
     import sys
 
-    from planner.catalog import for_scenario, repick_drafter
     from planner.overrides import overridden_keys
+    from planner.scenario_checks import speculation_for_a_new_model
 
-    if any(k == "speculative" or k.startswith("speculative.") for k in overridden_keys(list(sets))):
-        return scenario
-    try:
-        target = for_scenario(catalog, scenario).model(scenario.model.id)
-    except PlannerError:
-        return scenario  # an unknown ID: check_scenario_ids says so
-    spec = scenario.speculative
-    method, draft, message = repick_drafter(catalog, target, spec.method, spec.draft_model)
-    if not message:
-        return scenario
-    sys.stderr.write(f"warning: {path}: --set model.id={target.id}: {message}\n")
-    return scenario.model_copy(update={"speculative": spec.model_copy(update={"method": method, "draft_model": draft})})
+    scenario, message = speculation_for_a_new_model(scenario, overridden_keys(list(sets)), catalog)
+    if message:
+        sys.stderr.write(f"warning: {path}: --set model.id={message}\n")
+    return scenario
 
 
 def _check_families(parsed: HardwareFile, path: Path) -> None:
