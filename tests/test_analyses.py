@@ -6,6 +6,7 @@ Timing (search seconds, the `timing:` line) is dropped before snapshotting.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from support import REPO
 
-from planner import paths
+from planner import paths, render
 
 STUDIES = REPO / "scenarios" / "studies"
 STUDY_FILES = sorted(p.name for p in STUDIES.glob("*.toml"))
@@ -365,3 +366,18 @@ def test_a_sweep_over_another_model_re_picks_its_drafter(invoke, how: str) -> No
     assert len(drafted) == 1 and f"{'--set' if how == 'set' else '--param'} model.id=llama-3.1-8b" in drafted[0]
     doc = json.loads(result.stdout)
     assert doc["points"][0]["best"] is None or doc["points"][0]["best"].get("spec_method") in ("draft", "none")
+
+
+def test_whatif_and_sweep_star_bills_on_uncalibrated_hardware(invoke) -> None:
+    """solve stars a bill resting on prior efficiencies; whatif's and sweep's tables dropped the mark."""
+    chat = paths.scenarios_dir() / "chat.toml"
+    only = ("--set", "search.hardware=['mi350x']")
+    doc = json.loads(invoke("whatif", chat, *only, "--variants", "no-kv-quantization", "--format", "json").stdout)
+    assert doc["baseline"]["calibration"] == "uncalibrated"
+    whatif = invoke("whatif", chat, *only, "--variants", "no-kv-quantization").stdout
+    sweep = invoke("sweep", chat, *only, "--param", "slo.tpot_p95_ms", "--values", "60").stdout
+    assert f"{render.money(doc['baseline']['monthly_usd'])}*" in whatif
+    for text in (whatif, sweep):
+        assert re.search(r"\$[\d,]+\*", text) and "* uncalibrated: no public measurement fitted" in text
+    calibrated = invoke("whatif", chat, "--set", "search.hardware=['h100-sxm']", "--variants", "no-kv-quantization").stdout
+    assert "uncalibrated" not in calibrated

@@ -15,6 +15,7 @@ from planner.analyses.whatif import Evaluation, closest_miss
 from planner.render import money, spec_words, tiers
 from planner.schema import Scenario
 from planner.solve_report import layout_cell, link_note
+from planner.uncertainty import UNCALIBRATED_NOTE
 
 
 def pct(x: float | None) -> str:
@@ -79,7 +80,17 @@ def _plan_cells(p: dict[str, Any]) -> list[str]:
     p = _disagg_view(p) if p.get("mode") == "disaggregated" else {**p, "layout_cell": layout_cell(p)}
     return [fleet(p), p["layout_cell"], str(p["batch"]), f"{p['weight_dtype']}/{p['kv_dtype']}", tiers(p), spec_words(p),
             f"{p['prefix_hit_rate'] or 0:.0%} hit" if p["prefix_cache"] else "off", p["attention"], f"{p['ttft_p95_s']:.2f}",
-            f"{p['tpot_p95_ms']:.1f}", f"{p['usd_per_mtok_output']:.3f}", money(p["monthly_usd"])]
+            f"{p['tpot_p95_ms']:.1f}", f"{p['usd_per_mtok_output']:.3f}", money(p["monthly_usd"]) + _star(p)]
+
+
+def _star(plan: dict[str, Any] | None) -> str:
+    """solve's mark on a bill that rests on prior efficiencies (hardware no measurement calibrates)."""
+    return "*" if plan is not None and plan.get("calibration") == "uncalibrated" else ""
+
+
+def _uncalibrated_note(con: Any, plans: Any) -> None:
+    if any(_star(p) for p in plans):
+        con.print(f"{UNCALIBRATED_NOTE} (prior efficiencies); wide band in JSON", markup=False)
 
 
 def _sweep_cells(p: dict[str, Any]) -> list[str]:
@@ -125,6 +136,7 @@ def write_whatif(ev: Evaluation) -> None:
             con.print(note, markup=False)
         if any(r.same_as_baseline for r in ev.variants):
             con.print("= the restriction removes nothing from the searched grid")
+        _uncalibrated_note(con, (ev.best, *(r.best for r in ev.variants)))
     con.print(f"searched {ev.configs:,} configurations once for all variants")
     con.print(f"timing: {ev.seconds:.2f} s")
 
@@ -165,6 +177,8 @@ def write_sweep(result: SweepResult) -> None:
     note = link_note(ev.best for ev in result.evaluations if ev.best is not None)
     if note:
         con.print(note, markup=False)
+    _uncalibrated_note(con, [ev.best for ev in result.evaluations]
+                       + [r.best for ev in result.evaluations for r in ev.variants])
     if misses:
         con.print("No plan meets the SLOs at:")
         for line in misses:
@@ -175,9 +189,9 @@ def write_sweep(result: SweepResult) -> None:
         v = render.table("value", "best", *names, right=("value", "best", *names))
         for p, ev in zip(result.points, result.evaluations, strict=True):
             best = ev.best["monthly_usd"] if ev.best else None
-            cells = [f"{money(r.monthly_usd)} {pct(r.delta_pct)}" if r.best is not None else "infeasible"
+            cells = [f"{money(r.monthly_usd)}{_star(r.best)} {pct(r.delta_pct)}" if r.best is not None else "infeasible"
                      for r in ev.variants]
-            v.add_row(_value_text(p.value), money(best), *cells)
+            v.add_row(_value_text(p.value), money(best) + _star(ev.best), *cells)
         con.print(v)
     ts = timing_summary(result)
     later = "" if ts["later_mean_s"] is None else f", later points {ts['later_mean_s']:.2f} s each"
