@@ -226,6 +226,9 @@ def _extended(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, f
     return _EXTENDED[key][1]
 
 
+USER_PRICE_SOURCE = "user-price"  # the source key of a price set by --price or a scenario's [prices]
+
+
 def _merge(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, float, str], ...],
            where: str) -> Catalog:
     hardware, sources, files = dict(base.hardware), dict(base.hardware_sources), dict(base.hardware_files)
@@ -249,8 +252,14 @@ def _merge(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, floa
             near = closest(hw_id, sorted(hardware))
             hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
             raise UnknownIdError(f"{where}: price for unknown hardware ID '{hw_id}'{hint} (see `planner hardware list`)")
-        hardware[hw_id] = hardware[hw_id].model_copy(update={"usd_per_hour": usd, "price_kind": kind,
-                                                             "price_provider": f"set by the user ({where})"})
+        acc = hardware[hw_id]
+        # the price is the user's now: it cites them, not the catalog's offer (price_date stays that
+        # offer's, for comparison; `planner hardware show` prints the replaced source's key no more)
+        hardware[hw_id] = acc.model_copy(update={"usd_per_hour": usd, "price_kind": kind,
+                                                 "price_provider": f"set by the user ({where})",
+                                                 "sources": {**acc.sources, "usd_per_hour": USER_PRICE_SOURCE}})
+        sources[hw_id] = {**sources.get(hw_id, {}), USER_PRICE_SOURCE: f"set by the user ({where}); the catalog's "
+                          f"${acc.usd_per_hour:g}/h ({acc.price_provider}, {acc.price_date}) replaced"}
     return replace(base, hardware=hardware, hardware_sources=sources, hardware_files=files,
                    models=models, model_sources=model_sources)
 

@@ -183,6 +183,19 @@ def test_price_flag_and_scenario_prices_override_the_catalog(invoke, tmp_path):
     assert cat.accelerator("h100-sxm").usd_per_hour == 1.90
     assert (cat.accelerator("b200").usd_per_hour, cat.accelerator("b200").price_kind) == (3.0, "spot")
     assert load_catalog().accelerator("h100-sxm").usd_per_hour != 1.90  # nothing leaks into the bundled catalog
+    assert cat.citation(cat.accelerator("b200"), "usd_per_hour").startswith("set by the user (prices)")
+
+
+def test_a_price_set_by_the_user_cites_the_user(invoke):
+    """`hardware show` cited the catalog's price page beside the user's price."""
+    bundled = load_catalog().accelerator("h100-sxm")
+    doc = json.loads(invoke("--price", "h100-sxm=1.9", "hardware", "show", "h100-sxm", "--format", "json").stdout)
+    assert doc["usd_per_hour"] == 1.9 and doc["price_kind"] == "user"
+    assert doc["source_keys"]["usd_per_hour"] == "user-price"
+    assert doc["sources"]["usd_per_hour"] == (f"set by the user (--price); the catalog's ${bundled.usd_per_hour:g}/h "
+                                              f"({bundled.price_provider}, {bundled.price_date}) replaced")
+    table = invoke("--price", "h100-sxm=1.9", "hardware", "show", "h100-sxm").stdout
+    assert "user-price" in table and bundled.sources["usd_per_hour"] not in table.split("sources")[0]
 
 
 # ---------------------------------------------------------------------- no silent truncation
