@@ -85,8 +85,10 @@ _UNION_TAGS = {"float", "int", "str", "bool", "list", "dict", "none", "literal",
 
 def _is_union_tag(part: Any) -> bool:
     """Pydantic names the branch of a union in an error's location (`float`, `literal['unknown']`,
-    `list[function-after[...]]`); such parts are not keys the user wrote."""
-    return isinstance(part, str) and (part in _UNION_TAGS or "[" in part or part.startswith("function-"))
+    `list[function-after[...]]`, a model's class name such as `PriceOverride`); such parts are not
+    keys the user wrote (those are snake_case fields or lowercase IDs)."""
+    return isinstance(part, str) and (part in _UNION_TAGS or "[" in part or part.startswith("function-")
+                                      or (part[:1].isupper() and part.isalnum()))
 
 
 def format_validation_error(

@@ -53,6 +53,39 @@ def known_paths(schema: type[BaseModel] = Scenario) -> tuple[str, ...]:
     return tuple(found)
 
 
+@cache
+def open_tables(schema: type[BaseModel] = Scenario) -> dict[str, type[BaseModel] | None]:
+    """Tables whose keys are the user's (`dict[str, X]`, e.g. `prices`: hardware IDs), with the
+    model X their values may be (None: plain values). `prices.h100-sxm=1.9` and
+    `prices.b200.kind=spot` are paths into them."""
+    found: dict[str, type[BaseModel] | None] = {}
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            path = f"{prefix}{field.alias or name}"
+            annotation = field.annotation
+            if typing.get_origin(annotation) is dict:
+                found[path] = _nested_model(typing.get_args(annotation)[1])
+            nested = _nested_model(annotation)
+            if nested is not None:
+                walk(nested, f"{path}.")
+
+    walk(schema, "")
+    return found
+
+
+def _in_open_table(key: str, schema: type[BaseModel]) -> bool:
+    """`key` names an entry of an open table, or a field of one (`prices.b200`, `prices.b200.kind`)."""
+    for table, value_model in open_tables(schema).items():
+        if not key.startswith(table + "."):
+            continue
+        rest = key[len(table) + 1:].split(".")
+        if len(rest) == 1 and rest[0]:
+            return True
+        return len(rest) == 2 and value_model is not None and rest[1] in value_model.model_fields
+    return False
+
+
 def closest_paths(key: str, choices: tuple[str, ...], n: int = 3) -> list[str]:
     near = difflib.get_close_matches(key, choices, n=n, cutoff=0.6)
     if not near:
@@ -93,7 +126,7 @@ def apply_overrides(
         key = key.strip()
         if not sep or not key:
             raise InputFileError(f"{source}: --set {item!r}: expected KEY=VALUE, e.g. slo.tpot_p95_ms=40")
-        if key not in paths:
+        if key not in paths and not _in_open_table(key, schema):
             near = closest_paths(key, paths)
             hint = f"; closest known keys: {', '.join(near)}" if near else ""
             raise InputFileError(f"{source}: --set {key}: unknown key{hint}")

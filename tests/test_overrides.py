@@ -81,3 +81,26 @@ def test_setting_below_a_scalar_is_rejected() -> None:
 def test_any_float_round_trips_through_set(value: float) -> None:
     data = apply_overrides(BASE, [f"slo.tpot_p95_ms={value!r}"], "s.toml")
     assert io.validate(Scenario, data, "s.toml").slo.tpot_p95_ms == value
+
+
+def test_set_reaches_the_prices_table_by_hardware_id(tmp_path):
+    """`[prices]` is keyed by hardware IDs the schema cannot list: `--set prices.ID=USD` (and a field
+    of an entry) is a path into it; a field an entry does not have is still an unknown key."""
+    from planner.overrides import apply_overrides
+
+    data = {"prices": {"b200": 3.0}}
+    out = apply_overrides(data, ["prices.h100-sxm=1.9", "prices.mi300x.usd_per_hour=2.5", "prices.mi300x.kind=spot"],
+                          "s.toml")
+    assert out["prices"] == {"b200": 3.0, "h100-sxm": 1.9, "mi300x": {"usd_per_hour": 2.5, "kind": "spot"}}
+    with pytest.raises(InputFileError, match=r"--set prices.h100-sxm.foo: unknown key"):
+        apply_overrides(data, ["prices.h100-sxm.foo=2"], "s.toml")
+
+
+def test_a_bad_price_kind_names_the_key_not_the_class(invoke):
+    from planner import paths
+
+    result = invoke("solve", paths.scenarios_dir() / "chat.toml", "--set", "prices.h100-sxm.kind=weird",
+                    "--set", "prices.h100-sxm.usd_per_hour=2")
+    assert result.exit_code == 2
+    assert "prices.h100-sxm.kind (from --set): Input should be 'reserved', 'spot' or 'user'" in result.stderr
+    assert "PriceOverride" not in result.stderr
