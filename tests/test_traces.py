@@ -301,3 +301,13 @@ def test_a_block_size_the_rows_contradict_is_named(invoke, tmp_path):
     assert json.loads(right.stdout)["warnings"] == [] and "warning" not in right.stderr
     weka = read_trace(DATA / "claude_code_slice.weka.jsonl")  # states its own size
     assert block_size_note(weka) == ""
+
+
+def test_concurrency_rows_say_when_the_trace_has_fewer_sessions(invoke):
+    """Each session starts once: 256 'concurrent sessions' over a 6-session slice is at most 6."""
+    path = DATA / "claude_code_slice.b512.jsonl.gz"
+    doc = json.loads(invoke("trace", "stats", path, "--concurrency", "4,64", "--format", "json").stdout)
+    assert [(r["concurrency"], r["sessions_in_trace"]) for r in doc["lru_concurrency"]] == [(4, 6), (64, 6)]
+    table = invoke("trace", "stats", path, "--concurrency", "4,64").stdout
+    assert "64 concurrent sessions (at most 6: the trace's sessions)" in table
+    assert ", 4 concurrent sessions (" not in table

@@ -140,6 +140,8 @@ def _table(s: dict[str, Any]) -> None:
     for row in s["ttl"]:
         rows.add_row(f"drop blocks idle > {row['ttl_s']:g} s", _pct(row["hit_rate"]))
     for row in s.get("lru_concurrency", []):
-        rows.add_row(f"LRU {_n(row['capacity_tokens'])} tokens, {row['concurrency']:g} concurrent sessions",
+        few = row["sessions_in_trace"]
+        capped = f" (at most {few:,}: the trace's sessions)" if row["concurrency"] > few else ""
+        rows.add_row(f"LRU {_n(row['capacity_tokens'])} tokens, {row['concurrency']:g} concurrent sessions{capped}",
                      _pct(row["hit_rate"]))
     con.print(rows)

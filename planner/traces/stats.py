@@ -173,6 +173,8 @@ def trace_stats(trace: Trace, *, fractions=DEFAULT_FRACTIONS, ttls_s=DEFAULT_TTL
         rows = []
         for n in concurrency:
             h = run(p, float(n), seed).lru_hit_rate(concurrency_capacity_tokens / bs)[0]
-            rows.append({"concurrency": n, "capacity_tokens": concurrency_capacity_tokens, "hit_rate": float(h)})
+            # each session starts once: a trace of S sessions never has more than S in flight
+            rows.append({"concurrency": n, "capacity_tokens": concurrency_capacity_tokens, "hit_rate": float(h),
+                         "sessions_in_trace": len(trace.session_names)})
         out["lru_concurrency"] = rows
     return out
