@@ -137,8 +137,12 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
             pool.update(plan_cost_fields(acc, sc, pool["replicas"], pool["chips"], _clean(draw, 4)))
             pool.update(_bill_band(pool["monthly_usd"] if pool["monthly_usd"] is not None else float("inf"), acc.family,
                                    pool["replicas"], pool["sized_rps"], float(grid.load.arrival_rps)))
+        pooled = prefill["replicas"] * prefill["chips"] + decode["replicas"] * decode["chips"]
         transfer = {
             "link": "scale-up" if shared[i] else "scale-out",
+            # one prefill and one decode instance share a domain, the pools do not: scale-up holds only
+            # if each domain is filled with both kinds, so that a router keeps every KV hand-off inside it
+            "domains_spanned": -(-pooled // p_acc.scale_up_domain) if shared[i] else None,
             "gbps": _clean(bandwidth[i] / 1e9, 3),
             "bytes_per_request_mean": _clean(np.ravel(bytes_mean)[min(i, np.size(bytes_mean) - 1)], 0),
             "bytes_per_request_p95": _clean(np.ravel(bytes_p95)[min(i, np.size(bytes_p95) - 1)], 0),
@@ -224,7 +228,15 @@ def pools_words(plan: dict[str, Any]) -> str:
     return (f"prefill {p['replicas']} x {p['chips']} {p['hardware']} ({p['layout_text']}; {p['weight_dtype']}/"
             f"{p['kv_dtype']}, prefix cache {_lives(p)}) -> decode {d['replicas']} x "
             f"{d['chips']} {d['hardware']} ({d['layout_text']}; batch {d['batch']}, {d['weight_dtype']}/{d['kv_dtype']}, "
-            f"k={d['spec_k']}); KV over {x['link']} {x['gbps']:,.0f} GB/s")
+            f"k={d['spec_k']}); KV over {x['link']} {x['gbps']:,.0f} GB/s{_placement(x)}")
+
+
+def _placement(transfer: dict[str, Any]) -> str:
+    """What the scale-up link assumes when the pools fill more than one domain."""
+    spanned = transfer.get("domains_spanned")
+    if not spanned or spanned <= 1:
+        return ""
+    return f" (pools over {spanned} domains: each must hold prefill and decode instances, hand-offs staying inside)"
 
 
 def _lives(pool: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
@@ -550,3 +551,22 @@ def test_least_over_kept_axes_is_the_least_of_each_kept_cell(kept, last):
         for axis, at in zip(kept, cell, strict=True):
             index[axis] = at
         assert got[cell] == bills[tuple(index)].min()
+
+
+def test_a_scale_up_hand_off_across_several_domains_says_what_it_assumes(invoke):
+    """One prefill and one decode instance fit an 8-GPU server, so the KV moves over NVLink; pools
+    of 14 chips fill two servers, which holds only if each has both kinds of instance: said."""
+    from planner import paths
+
+    doc = json.loads(invoke("solve", paths.scenarios_dir() / "chat.toml", "--set", "search.hardware=['h100-sxm']",
+                            "--format", "json").stdout)
+    plan = doc["best_per_mode"]["disaggregated"]
+    x, p, d = plan["kv_transfer"], plan["prefill"], plan["decode"]
+    chips = p["replicas"] * p["chips"] + d["replicas"] * d["chips"]
+    assert x["link"] == "scale-up" and x["domains_spanned"] == -(-chips // 8)
+    from planner.disagg_plans import pools_words
+
+    words = pools_words(plan)
+    if x["domains_spanned"] > 1:
+        assert f"pools over {x['domains_spanned']} domains: each must hold prefill and decode instances" in words
+    assert pools_words({**plan, "kv_transfer": {**x, "domains_spanned": 1}}).endswith("GB/s")
