@@ -187,13 +187,8 @@ def test_any_change_in_the_inputs_types_is_a_new_key(changed):
     assert executables.key("other", ARGS) != executables.key("affine", ARGS)
 
 
-def test_the_cpu_compiler_options_are_applied_and_an_xla_without_them_still_compiles(cache, monkeypatch):
-    """The CPU options reach XLA (an unknown one is refused there), and an XLA that refuses them
-    still gets the kernel compiled, without them (jax >= 0.4.30 is allowed; its XLA may predate them)."""
-    _, builds = cache
-    lowered = _affine().trace(*ARGS).lower()
-    with pytest.raises(Exception, match="xla_cpu_no_such_option"):
-        lowered.compile(compiler_options={"xla_cpu_no_such_option": True})
+def _spy_on_compile_options(monkeypatch) -> list[object]:
+    """The `compiler_options` of every XLA compile from now on, in order."""
     asked: list[object] = []
     real = jax.stages.Lowered.compile
 
@@ -202,6 +197,17 @@ def test_the_cpu_compiler_options_are_applied_and_an_xla_without_them_still_comp
         return real(self, compiler_options=compiler_options, **kwargs)
 
     monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    return asked
+
+
+def test_the_cpu_compiler_options_are_applied_and_an_xla_without_them_still_compiles(cache, monkeypatch):
+    """The CPU options reach XLA (an unknown one is refused there), and an XLA that refuses them
+    still gets the kernel compiled, without them (jax >= 0.4.30 is allowed; its XLA may predate them)."""
+    _, builds = cache
+    lowered = _affine().trace(*ARGS).lower()
+    with pytest.raises(Exception, match="xla_cpu_no_such_option"):
+        lowered.compile(compiler_options={"xla_cpu_no_such_option": True})
+    asked = _spy_on_compile_options(monkeypatch)
     monkeypatch.setattr(executables, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": True})
     np.testing.assert_array_equal(_solve_affine(), EXPECTED)
     assert builds == ["affine"] and asked == [{"xla_cpu_no_such_option": True}, None]  # refused, then plain
@@ -442,14 +448,7 @@ def test_a_damaged_interactive_entry_is_never_rebuilt_in_the_call(interactive, m
 
 def test_interactive_kernels_are_compiled_with_their_own_options(interactive, monkeypatch):
     """The two kinds of kernel are distinct entries compiled with distinct XLA options."""
-    asked: list[object] = []
-    real = jax.stages.Lowered.compile
-
-    def spy(self, compiler_options=None, **kwargs):
-        asked.append(compiler_options)
-        return real(self, compiler_options=compiler_options, **kwargs)
-
-    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    asked = _spy_on_compile_options(monkeypatch)
     assert executables.key("affine", ARGS, True) != executables.key("affine", ARGS)
     with executables.interactive_kernels(wait_at_exit=True):
         _solve_affine()
