@@ -85,10 +85,17 @@ _UNION_TAGS = {"float", "int", "str", "bool", "list", "dict", "none", "literal",
 
 def _is_union_tag(part: Any) -> bool:
     """Pydantic names the branch of a union in an error's location (`float`, `literal['unknown']`,
-    `list[function-after[...]]`, a model's class name such as `PriceOverride`); such parts are not
-    keys the user wrote (those are snake_case fields or lowercase IDs)."""
-    return isinstance(part, str) and (part in _UNION_TAGS or "[" in part or part.startswith("function-")
-                                      or (part[:1].isupper() and part.isalnum()))
+    `list[function-after[...]]`); such parts are not keys the user wrote."""
+    return isinstance(part, str) and (part in _UNION_TAGS or "[" in part or part.startswith("function-"))
+
+
+def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`loc` without union branch names; a schema model's class name (`prices.h100-sxm.PriceOverride.kind`)
+    is one too where a field follows it (a key the user wrote that looks like one is kept: it is last)."""
+    from planner.schema import model_class_names
+
+    return tuple(p for i, p in enumerate(loc)
+                 if not _is_union_tag(p) and not (i < len(loc) - 1 and p in model_class_names()))
 
 
 def format_validation_error(
@@ -101,8 +108,7 @@ def format_validation_error(
     A value that every branch of a union rejects (`float | "unknown"`) is one failure that lists
     what the branches allow.
     """
-    errors = [dict(e, loc=tuple(p for p in e["loc"] if not _is_union_tag(p)))
-              for e in exc.errors(include_url=False)]
+    errors = [dict(e, loc=_without_union_tags(tuple(e["loc"]))) for e in exc.errors(include_url=False)]
     errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     by_loc: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for e in errors:

@@ -104,3 +104,13 @@ def test_a_bad_price_kind_names_the_key_not_the_class(invoke):
     assert result.exit_code == 2
     assert "prices.h100-sxm.kind (from --set): Input should be 'reserved', 'spot' or 'user'" in result.stderr
     assert "PriceOverride" not in result.stderr
+
+
+def test_a_key_named_like_a_schema_class_is_still_reported(tmp_path):
+    """Union branches' class names are dropped from an error's location; a key the user wrote that
+    looks like one (`Model`, `PriceOverride`) is still named (it was an internal IndexError)."""
+    for key in ("Model", "PriceOverride"):
+        path = tmp_path / "s.toml"
+        path.write_text(f"{key} = 3\n" + SCENARIO_TOML, encoding="utf-8")
+        with pytest.raises(InputFileError, match=rf"s.toml: {key}: unknown key"):
+            io.load(Scenario, path)

@@ -96,7 +96,7 @@ class FakeSolver:
                   plan("h100-sxm", 80_000 * k, tpot=22.0)]
         return SimpleNamespace(best=per_hw[0], per_hardware=per_hw, infeasible=infeasible, pareto_tpot=pareto,
                                pareto_ttft=pareto, configs=123_456, seconds=0.01,
-                               frontiers_pending=False)
+                               frontiers_pending=False, ranked_plans=lambda mode="any": list(per_hw))
 
     def solve_in_stages(self, scenario: Scenario) -> tuple[Any, Callable[[], Any]]:
         result = self.solve(scenario)
@@ -403,8 +403,10 @@ async def test_export_csv(tmp_path: Path) -> None:
         await pilot.press("enter")
         await settle(app, pilot)
     lines = (tmp_path / "plans.csv").read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("hardware,chips,replicas,layout,tp,pp,ep,dp_attention,cp,replicas_per_system,nodes,batch")
-    assert [line.split(",")[0] for line in lines[1:]] == ["b200", "h100-sxm", "mi300x"]
+    assert lines[0].startswith("plan,mode,pool,hardware,chips,replicas,layout,tp,pp,ep,dp_attention,cp,"
+                               "replicas_per_system,nodes,batch")
+    assert [line.split(",")[:4] for line in lines[1:]] == [["1", "aggregated", "", "b200"], ["2", "aggregated", "", "h100-sxm"],
+                                                           ["3", "aggregated", "", "mi300x"]]
 
 
 # ---------------------------------------------------------------------- quitting and help
