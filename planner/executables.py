@@ -167,7 +167,7 @@ def compiled(name: str, make: Callable[[], Any], args: Sequence[Any],
             rounds.add(_round)
             again = len(rounds) >= 2
         if again:
-            _upgrade(name, make, args, fast_key, k)
+            _upgrade(name, make, args, fast_key)
         return exe
     return _memo_or_load(name, make, args, _key_seen(name, args), meanwhile, False)
 
@@ -181,7 +181,8 @@ def _ready(k: str, name: str, make: Callable[[], Any], args: Sequence[Any]) -> A
         return found
     building = _upgrades.get(k)
     if (building is not None and building.is_alive()) or not _entry_path(name, k).exists():
-        return None  # another process stored it meanwhile: the build's lock would hold the call
+        return None  # not on disk, or being built here (an entry another process stored meanwhile
+        # is left for later: this build holds the key's lock until it ends)
     with _locks_guard:
         lock = _locks.setdefault(k, threading.Lock())
     with lock:
@@ -300,7 +301,7 @@ def _options_differ() -> bool:
     return version >= INTERACTIVE_SINCE_JAXLIB
 
 
-def _upgrade(name: str, make: Callable[[], Any], args: Sequence[Any], k: str, one_shot: str) -> None:
+def _upgrade(name: str, make: Callable[[], Any], args: Sequence[Any], k: str) -> None:
     """Build the interactive kernel under key `k` in a background thread; `compiled` takes it from
     the memo once it is there. The build shares the cores with the edits that run meanwhile (XLA
     compiles in its own worker threads, so a lower priority for this thread would not reach it); it

@@ -181,9 +181,8 @@ def _check_numbers(plan: dict[str, Any], where: str) -> None:
             raise InputFileError(f"{where}.tier_split.{key}: {share!r} is not a share between 0 and 1")
     if float(split.get("dram", 0.0)) + float(split.get("nvme", 0.0)) > 1.0 + 1e-6:
         raise InputFileError(f"{where}.tier_split: dram + nvme exceed 1 (the shares of the KV held off HBM)")
-    for key in ("prefix_cache",):
-        if key in plan and not isinstance(plan[key], bool):
-            raise InputFileError(f"{where}.{key}: {plan[key]!r} is not true or false")
+    if "prefix_cache" in plan and not isinstance(plan["prefix_cache"], bool):
+        raise InputFileError(f"{where}.prefix_cache: {plan['prefix_cache']!r} is not true or false")
 
 
 def _check_fits(pool: Pool, load: Load, where: str) -> None:
