@@ -73,14 +73,15 @@ def sweep_points(path: str | Path, key: str, values: Sequence[str], sets: Sequen
     if not values:
         raise InputFileError("--values: give at least one value, e.g. --values 8000,32000,96000")
     data = io.read_toml(path)
-    written = io.validate(Scenario, data, path)
+    model = data.get("model")
+    written = model.get("id") if isinstance(model, dict) else model  # the file's model, as written
     points = []
     for text in values:
         where = f"{path} (--param {key}={text})"
         overrides = [*sets, f"{key}={text}"]
         scenario = io.validate(Scenario, apply_overrides(data, overrides, path), where)
         note = ""
-        if scenario.model.id != written.model.id:  # a drafter written for the file's model: re-picked, as --set does
+        if scenario.model.id != written:  # a drafter written for the file's model: re-picked, as --set does
             scenario, note = speculation_for_a_new_model(scenario, overridden_keys(overrides), catalog)
         check_scenario_ids(scenario, catalog, where)
         scenario, _ = with_trace(scenario, path)  # the trace's workload (load_scenario warned once)
