@@ -381,3 +381,15 @@ def test_whatif_and_sweep_star_bills_on_uncalibrated_hardware(invoke) -> None:
         assert re.search(r"\$[\d,]+\*", text) and "* uncalibrated: no public measurement fitted" in text
     calibrated = invoke("whatif", chat, "--set", "search.hardware=['h100-sxm']", "--variants", "no-kv-quantization").stdout
     assert "uncalibrated" not in calibrated
+
+
+def test_a_sweep_of_a_file_that_set_makes_valid(invoke, tmp_path: Path) -> None:
+    """--set applies before validation, for the file and for every point alike."""
+    text = (STUDIES / "kv-quantization.toml").read_text(encoding="utf-8")
+    assert "tpot_p95_ms = " in text
+    path = tmp_path / "s.toml"
+    path.write_text("\n".join("tpot_p95_ms = -1" if line.startswith("tpot_p95_ms = ") else line
+                              for line in text.splitlines()) + "\n", encoding="utf-8")
+    assert invoke("sweep", path, "--param", "slo.ttft_p95_s", "--values", "15").exit_code == 2
+    result = invoke("sweep", path, "--set", "slo.tpot_p95_ms=60", "--param", "slo.ttft_p95_s", "--values", "15")
+    assert result.exit_code == 0, result.output
