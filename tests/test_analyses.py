@@ -369,15 +369,17 @@ def test_a_sweep_over_another_model_re_picks_its_drafter(invoke, how: str) -> No
 
 
 def test_whatif_and_sweep_star_bills_on_uncalibrated_hardware(invoke) -> None:
-    """solve stars a bill resting on prior efficiencies; whatif's and sweep's tables dropped the mark."""
+    """solve stars a bill resting on prior efficiencies; whatif's, sweep's and project's tables dropped the mark."""
     chat = paths.scenarios_dir() / "chat.toml"
     only = ("--set", "search.hardware=['mi350x']")
     doc = json.loads(invoke("whatif", chat, *only, "--variants", "no-kv-quantization", "--format", "json").stdout)
     assert doc["baseline"]["calibration"] == "uncalibrated"
     whatif = invoke("whatif", chat, *only, "--variants", "no-kv-quantization").stdout
     sweep = invoke("sweep", chat, *only, "--param", "slo.tpot_p95_ms", "--values", "60").stdout
+    project = invoke("project", chat, *only, "--years", "1").stdout
     assert f"{render.money(doc['baseline']['monthly_usd'])}*" in whatif
-    for text in (whatif, sweep):
+    assert f"{render.money(doc['baseline']['monthly_usd'])}*/month" in project  # the baseline's line
+    for text in (whatif, sweep, project):
         assert re.search(r"\$[\d,]+\*", text) and "* uncalibrated: no public measurement fitted" in text
     calibrated = invoke("whatif", chat, "--set", "search.hardware=['h100-sxm']", "--variants", "no-kv-quantization").stdout
     assert "uncalibrated" not in calibrated

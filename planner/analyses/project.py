@@ -163,7 +163,7 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
                 "arrival_rate_rps": round(scenario.workload.arrival_rate_rps * usage, 6),
                 "self_hosted": None if plan is None else {
                     "monthly_usd": monthly,
-                    "mode": plan["mode"], "fleet": fleet(plan),
+                    "mode": plan["mode"], "fleet": fleet(plan), "calibration": plan["calibration"],
                     "hardware": plan["hardware"], "chips": plan.get("chips"), "replicas": plan.get("replicas"),
                     "usd_per_mtok_input": round(plan["usd_per_mtok_input"] * price, 4),
                     "usd_per_mtok_output": round(plan["usd_per_mtok_output"] * price, 4),

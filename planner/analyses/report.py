@@ -50,11 +50,11 @@ def describe(p: dict[str, Any]) -> str:
     if p.get("mode") == "disaggregated":
         from planner.disagg_plans import pools_words
 
-        return (f"disaggregated, {pools_words(p)}: {money(p['monthly_usd'])}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, "
+        return (f"disaggregated, {pools_words(p)}: {money(p['monthly_usd'])}{_star(p)}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, "
                 f"TPOT p95 {p['tpot_p95_ms']:.1f} ms")
     return (f"{fleet(p)} ({p['layout_text']}), batch {p['batch']}, weights {p['weight_dtype']}, KV {p['kv_dtype']} ({tiers(p)}), "
             f"speculation {spec_words(p)}, prefix cache {'on' if p['prefix_cache'] else 'off'}, {p['attention']} attention: "
-            f"{money(p['monthly_usd'])}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, TPOT p95 {p['tpot_p95_ms']:.1f} ms")
+            f"{money(p['monthly_usd'])}{_star(p)}/month, TTFT p95 {p['ttft_p95_s']:.2f} s, TPOT p95 {p['tpot_p95_ms']:.1f} ms")
 
 
 def _widened(widened: dict[str, list[Any]]) -> str:
@@ -251,7 +251,7 @@ def write_project(p: Projection) -> None:
         flag = " ^" if r["spend_rises"] else ""
         rows.append([str(r["year"]), f"{r['price_factor']:.3f}", f"{r['usage_factor']:g}",
                      f"{r['arrival_rate_rps']:,.3g}", sh["fleet"] if sh else "n/a",
-                     money(cost) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids]])
+                     money(cost) + _star(sh) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids]])
         prev = cost if cost is not None else prev
     base = ["year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev"]
     title = (f"Monthly bill: token prices -{p.price_decline_pct:g}%/yr (APIs -{p.api_price_decline_pct:g}%/yr), "
@@ -262,6 +262,7 @@ def write_project(p: Projection) -> None:
         for row in rows:
             t.add_row(*[row[i] for i in picked])
         con.print(t)
+    _uncalibrated_note(con, [p.baseline, *(r["self_hosted"] for r in p.rows)])
     combined = p.usage_growth * (1.0 - p.price_decline_pct / 100.0)
     if p.jevons_year is not None:
         con.print(f"^ Jevons: tokens get {p.price_decline_pct:g}% cheaper each year but usage grows x{p.usage_growth:g} "
