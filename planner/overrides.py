@@ -13,6 +13,7 @@ import difflib
 import tomllib
 import types
 import typing
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,22 +36,23 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _fields(schema: type[BaseModel]) -> Iterator[tuple[str, Any]]:
+    """(dotted path, annotation) of every field of the schema, nested models walked."""
+    def walk(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, Any]]:
+        for name, field in model.model_fields.items():
+            path = f"{prefix}{field.alias or name}"
+            yield path, field.annotation
+            nested = _nested_model(field.annotation)
+            if nested is not None:
+                yield from walk(nested, f"{path}.")
+
+    return walk(schema, "")
+
+
 @cache
 def known_paths(schema: type[BaseModel] = Scenario) -> tuple[str, ...]:
     """Every dotted path the schema accepts, tables included (`workload`, `workload.input_tokens`...)."""
-    found: list[str] = []
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            key = field.alias or name
-            path = f"{prefix}{key}"
-            found.append(path)
-            nested = _nested_model(field.annotation)
-            if nested is not None:
-                walk(nested, f"{path}.")
-
-    walk(schema, "")
-    return tuple(found)
+    return tuple(path for path, _ in _fields(schema))
 
 
 @cache
@@ -58,20 +60,8 @@ def open_tables(schema: type[BaseModel] = Scenario) -> dict[str, type[BaseModel]
     """Tables whose keys are the user's (`dict[str, X]`, e.g. `prices`: hardware IDs), with the
     model X their values may be (None: plain values). `prices.h100-sxm=1.9` and
     `prices.b200.kind=spot` are paths into them."""
-    found: dict[str, type[BaseModel] | None] = {}
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            path = f"{prefix}{field.alias or name}"
-            annotation = field.annotation
-            if typing.get_origin(annotation) is dict:
-                found[path] = _nested_model(typing.get_args(annotation)[1])
-            nested = _nested_model(annotation)
-            if nested is not None:
-                walk(nested, f"{path}.")
-
-    walk(schema, "")
-    return found
+    return {path: _nested_model(typing.get_args(annotation)[1])
+            for path, annotation in _fields(schema) if typing.get_origin(annotation) is dict}
 
 
 def _in_open_table(key: str, schema: type[BaseModel]) -> bool:
