@@ -6,6 +6,7 @@ file and the field."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from planner import render
 from planner.catalog import Catalog, for_scenario, tokenizer_mismatch
@@ -83,6 +84,13 @@ def check_length_means(scenario: Scenario, window: int, source: str | Path) -> N
     problem = length_mean_problem(scenario, window)
     if problem:
         raise LengthFitError(f"{source}: {problem[0]}: {problem[1]}")
+
+
+def written_model_id(data: dict[str, Any]) -> object:
+    """`model.id` in a scenario's raw TOML data, as written (before validation and path resolution):
+    an override that changes it gave the scenario another model (`speculation_for_a_new_model`)."""
+    model = data.get("model")
+    return model.get("id") if isinstance(model, dict) else None
 
 
 def speculation_for_a_new_model(scenario: Scenario, overridden: list[str], catalog: Catalog) -> tuple[Scenario, str]:

@@ -66,22 +66,21 @@ def sweep_points(path: str | Path, key: str, values: Sequence[str], sets: Sequen
                  catalog: Catalog) -> list[SweepPoint]:
     """Validate every point up front (bad key or value: one-line `InputFileError`)."""
     from planner.overrides import overridden_keys
-    from planner.scenario_checks import check_scenario_ids, speculation_for_a_new_model
+    from planner.scenario_checks import check_scenario_ids, speculation_for_a_new_model, written_model_id
     from planner.traces.scenario import with_trace
 
     check_param(key, path)
     if not values:
         raise InputFileError("--values: give at least one value, e.g. --values 8000,32000,96000")
     data = io.read_toml(path)
-    model = data.get("model")
-    written = model.get("id") if isinstance(model, dict) else model  # the file's model, as written
     points = []
     for text in values:
         where = f"{path} (--param {key}={text})"
         overrides = [*sets, f"{key}={text}"]
-        scenario = io.validate(Scenario, apply_overrides(data, overrides, path), where)
+        point = apply_overrides(data, overrides, path)
+        scenario = io.validate(Scenario, point, where)
         note = ""
-        if scenario.model.id != written:  # a drafter written for the file's model: re-picked, as --set does
+        if written_model_id(point) != written_model_id(data):  # a drafter written for the file's model: re-picked
             scenario, note = speculation_for_a_new_model(scenario, overridden_keys(overrides), catalog)
         check_scenario_ids(scenario, catalog, where)
         scenario, _ = with_trace(scenario, path)  # the trace's workload (load_scenario warned once)

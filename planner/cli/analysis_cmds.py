@@ -126,8 +126,7 @@ def sweep(
     base = load_scenario(file, sets or [], catalog)  # the file itself must be valid, not only its points
     points = sweep_points(file, param, split_values(values), sets or [], catalog)
     if param.split(".")[0] == "model":  # a --set model.id already said it once, in load_scenario
-        for point in points:
-            _warn([f"--param {param}={point.note}"] if point.note else [], f"{file}: ")
+        _warn([f"--param {param}={point.note}" for point in points if point.note], f"{file}: ")
     result = run_sweep(param, points, catalog, chosen, base)
     for point, ev in zip(result.points, result.evaluations, strict=True):
         _warn(ev.warnings, f"at {param} = {point.text}: ")

@@ -24,7 +24,7 @@ from planner.catalog import (
 )
 from planner.errors import InputFileError
 from planner.overrides import apply_overrides
-from planner.scenario_checks import check_scenario_ids
+from planner.scenario_checks import check_scenario_ids, written_model_id
 from planner.schema import CalibrationFile, HardwareFile, HostTiersFile, ModelsFile, Scenario
 
 
@@ -96,10 +96,10 @@ def load_scenario(path: str | Path, sets: Sequence[str] = (), catalog: Catalog |
     import sys
 
     data = io.read_toml(path)
-    written = _model_id(data)
+    written = written_model_id(data)
     if sets:
         data = apply_overrides(data, list(sets), path)
-    model_set = _model_id(data) != written  # `model.id=...` or `model={...}`, as written (not yet resolved)
+    model_set = written_model_id(data) != written  # `model.id=...` or `model={...}`, as written (not yet resolved)
     try:
         validated = io.validate(Scenario, data, path)
     except InputFileError as exc:
@@ -131,11 +131,6 @@ def _from_set(exc: InputFileError, sets: Sequence[str], path: str | Path) -> Inp
         if text.startswith(prefix):
             return InputFileError(f"{path}: {key} (from --set): {text[len(prefix):].lstrip()}")
     return exc
-
-
-def _model_id(data: dict[str, Any]) -> object:
-    model = data.get("model")
-    return model.get("id") if isinstance(model, dict) else None
 
 
 def _speculation_for_the_model_set(scenario: Scenario, sets: Sequence[str], catalog: Catalog,
