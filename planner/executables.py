@@ -183,9 +183,7 @@ def _ready(k: str, name: str, make: Callable[[], Any], args: Sequence[Any]) -> A
     if (building is not None and building.is_alive()) or not _entry_path(name, k).exists():
         return None  # not on disk, or being built here (an entry another process stored meanwhile
         # is left for later: this build holds the key's lock until it ends)
-    with _locks_guard:
-        lock = _locks.setdefault(k, threading.Lock())
-    with lock:
+    with _lock_for(k):
         found = _memo.get(k)
         if found is None:
             path = _entry_path(name, k)
@@ -202,9 +200,7 @@ def _memo_or_load(name: str, make: Callable[[], Any], args: Sequence[Any], k: st
                   meanwhile: Callable[[], None] | None, interactive: bool) -> Any:
     found = _memo.get(k)
     if found is None:
-        with _locks_guard:
-            lock = _locks.setdefault(k, threading.Lock())
-        with lock:  # two threads asking for one kernel compile it once
+        with _lock_for(k):  # two threads asking for one kernel compile it once
             found = _memo.get(k)
             if found is None:
                 found = _load_or_build(name, make, args, k, meanwhile, interactive)
@@ -213,6 +209,12 @@ def _memo_or_load(name: str, make: Callable[[], Any], args: Sequence[Any], k: st
     if meanwhile is not None:
         meanwhile()
     return found
+
+
+def _lock_for(k: str) -> threading.Lock:
+    """The lock of one kernel key: one thread loads or builds it, the others wait for that."""
+    with _locks_guard:
+        return _locks.setdefault(k, threading.Lock())
 
 
 def _entry_path(name: str, k: str) -> Path:
@@ -319,13 +321,12 @@ def _upgrade(name: str, make: Callable[[], Any], args: Sequence[Any], k: str) ->
     thread.start()
 
 
-def wait_for_upgrades(timeout_s: float | None = None) -> float:
+def wait_for_upgrades() -> float:
     """Wait for the background builds `compiled` started (`planner bench --tui` times the edits
     after them: the steady state); returns the seconds waited."""
     start = time.perf_counter()
     for thread in list(_upgrades.values()):
-        remaining = None if timeout_s is None else max(timeout_s - (time.perf_counter() - start), 0.0)
-        thread.join(remaining)
+        thread.join()
     return time.perf_counter() - start
 
 
