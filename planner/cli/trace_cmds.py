@@ -80,16 +80,14 @@ def stats(
 ) -> None:
     """Length quantiles, session shape, arrival rate and prefix-cache hit rates (LRU, TTL) of a trace."""
     from planner import render
-    from planner.traces.readers import block_size_note, read_trace
+    from planner.traces.readers import read_trace
     from planner.traces.stats import trace_stats
 
     conc = _ints(concurrency, "--concurrency")
     trace = read_trace(file, block_size=block_size, progress=progress_bar(file.name))
     result = trace_stats(trace, concurrency=tuple(conc), concurrency_capacity_tokens=cache_tokens, seed=seed)
-    note = block_size_note(trace)
-    result["warnings"] = [note] if note else []
-    if note:
-        typer.echo(f"warning: {note}", err=True)
+    for warning in result["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
     if format == Format.json:
         render.print_json(result)
     else:

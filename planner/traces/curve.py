@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.traces.readers import Progress, Trace, block_size_note, read_trace
+from planner.traces.readers import Progress, Trace, read_trace
 from planner.traces.stats import prepare, run, session_durations, session_gaps, trace_stats
 
 HIT_CURVE_POINTS = 33
@@ -95,7 +95,7 @@ def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceW
                                      "prefix_hit_unbounded", "prefix_hit_unbounded_tokens", "lru", "ttl")}
     summary["requests_per_session"] = per_session
     summary["session_s"] = session_s
-    summary["block_size_note"] = block_size_note(trace)
+    summary["warnings"] = stats["warnings"]
     summary["hit_curve"] = {"sessions_in_flight": HIT_CURVE_SESSIONS.tolist() if trace.has_sessions else None,
                             "cache_tokens_per_session": HIT_CURVE_TOKENS.tolist(),
                             "share_of_reusable_prefix": table.tolist(), "pool_exponent": exponent,

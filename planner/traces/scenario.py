@@ -46,8 +46,8 @@ def with_trace(scenario: Scenario, path: str | Path, trace: str | Path | None = 
     if gaps:
         note += ("; the log-normal the screen fits through each p50/p90 averages " + ", ".join(gaps)
                  + ": prefill work, decode work, slot occupancy and $/Mtok follow the mean")
-    if tw.summary.get("block_size_note"):
-        note += f"; and {tw.summary['block_size_note']}"
+    for warning in tw.summary.get("warnings", ()):
+        note += f"; and {warning}"
     return scenario.model_copy(update={"workload": w.model_copy(update=replaced)}), note
 
 

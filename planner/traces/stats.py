@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.traces.readers import Trace
+from planner.traces.readers import Trace, block_size_note
 from planner.traces.replay import Replay, dense_block_ids, replay
 
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
@@ -177,4 +177,6 @@ def trace_stats(trace: Trace, *, fractions=DEFAULT_FRACTIONS, ttls_s=DEFAULT_TTL
             rows.append({"concurrency": n, "capacity_tokens": concurrency_capacity_tokens, "hit_rate": float(h),
                          "sessions_in_trace": len(trace.session_names)})
         out["lru_concurrency"] = rows
+    note = block_size_note(trace)  # a block size the rows contradict makes every figure above wrong
+    out["warnings"] = [note] if note else []
     return out
