@@ -137,9 +137,7 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
         if why:
             raise InputFileError(f"{where}.spec_method: {why}")
     spec, draft_bytes = draft_arrays(catalog, model, speculation, plan["weight_dtype"])
-    replicas = int(plan["replicas"])
-    if replicas < 1:
-        raise InputFileError(f"{where}.replicas: {replicas} must be at least 1")
+    replicas = int(plan["replicas"])  # whole and >= 1 (`_check_numbers`)
     pool = Pool(role=role, plan=plan, instances=replicas * per_system, arch=_f64(model_arrays(model)),
                 hw=_f64(hw), cfg=_f64(cfg), spec=_f64(spec), draft_weight_bytes=float(draft_bytes))
     _check_fits(pool, load, where)
