@@ -556,6 +556,68 @@ async def test_80x24_shows_plan_rows_with_focus_on_the_table(tmp_path: Path) -> 
 
 
 @sync
+async def test_plans_table_cells_render_as_the_datatable_renders_them(tmp_path: Path) -> None:
+    """The table's fast path for plain cells (`PlansTable._plain_cell`) gives the segments Textual's
+    own `DataTable._render_cell` gives, for every cell, the header, the cursor row and a hovered one."""
+    from rich.style import Style
+    from textual.widgets import DataTable
+
+    from planner.tui.widgets import plans_table
+
+    assert plans_table.PLAIN_CELLS, "the fast path is off for this Textual: the check below would compare nothing"
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.main.query_one(PlansTable)
+        base = Style(color="white", bgcolor="grey11")
+        widths = [column.get_render_width(table) for column in table.ordered_columns]
+        fast_cells = 0
+        for row in range(-1, table.row_count):
+            for column, width in enumerate(widths):
+                for cursor, hover in ((False, False), (True, False), (False, True)):
+                    table._cell_render_cache.clear()
+                    fast = table._plain_cell(row, column, base, width, cursor, hover)
+                    table._cell_render_cache.clear()
+                    assert fast == DataTable._render_cell(table, row, column, base, width, cursor, hover), (row, column)
+                    fast_cells += 1
+        assert fast_cells == 3 * (table.row_count + 1) * len(widths)  # no cell fell back to Rich
+
+
+def test_plain_cell_lines_equal_rich_rendering() -> None:
+    """`plain_cell_lines` against the pipeline it replaces, over texts (empty, wide characters),
+    justifications, text styles, widths, paddings and layered styles; it declines what does not fit."""
+    import itertools
+
+    from rich.console import Console
+    from rich.padding import Padding
+    from rich.style import Style
+    from rich.text import Text
+    from textual.renderables.styled import Styled
+
+    from planner.tui.widgets.plain_cells import plain_cell_lines
+
+    console = Console(width=180)
+    pre = Style(color="white", bgcolor="black") + Style.from_meta({"row": 3, "column": 2})
+    compared = 0
+    for text, justify, style, width, post, padding, end in itertools.product(
+            ["", "h100", "12,345", "✗ tpot over by 3%", "tp8 × cp8", "a b"], [None, "default", "left", "right", "center"],
+            ["", "dim", "dim italic"], [1, 2, 3, 12, 20], [Style(), Style(bold=True), Style(bgcolor="red")], [0, 1, 2],
+            ["\n", ""]):
+        cell = Text(text, justify=justify, style=style, end=end)
+        fast = plain_cell_lines(console, cell, pre, post, width, padding)
+        if len(text) + 2 * padding > width:
+            assert fast is None
+            continue
+        options = console.options.update_dimensions(width, 1).update(no_wrap=True)
+        assert fast == console.render_lines(Styled(Padding(cell, (0, padding)), pre_style=pre, post_style=post),
+                                            options), (text, justify, style, width, padding)
+        compared += 1
+    assert compared > 1000
+    assert plain_cell_lines(console, Text.from_markup("[b]x[/b] y"), pre, Style(), 12, 1) is None  # spans
+    assert plain_cell_lines(console, Text("two\nlines"), pre, Style(), 12, 1) is None
+
+
+@sync
 async def test_a_field_selects_its_text_on_focus(tmp_path: Path) -> None:
     solver = FakeSolver()
     app = make_app(tmp_path, solver=solver)
