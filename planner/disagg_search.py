@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -273,6 +274,36 @@ def _transfer_pairs(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return found
 
 
+_recent_prefill_pools: dict[bytes, dict[str, np.ndarray]] = {}
+RECENT_PREFILL_POOLS = 4
+"""Prefill pools by their kernel's inputs: a speculative method is a decode setting, so `whatif`'s
+grids of the same host tiers (one per method its variants add) have the same prefill pools, and
+each evaluation took ~0.2 s on the default grid (12 of the default whatif's 15)."""
+
+
+def _digest(name: str, args: Any) -> bytes:
+    """A key for the prefill kernel's inputs: equal keys, equal inputs (dtypes and shapes included)."""
+    import hashlib
+
+    import jax
+
+    h = hashlib.blake2b(name.encode(), digest_size=20)
+    for leaf in jax.tree_util.tree_leaves(args):
+        a = np.ascontiguousarray(leaf)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.digest()
+
+
+def _remember_prefill_pools(key: bytes, monthly: np.ndarray, ttft: np.ndarray) -> None:
+    for array in (monthly, ttft):
+        array.flags.writeable = False  # shared by every launch with these inputs
+    _recent_prefill_pools.pop(key, None)
+    _recent_prefill_pools[key] = {"monthly": monthly, "ttft95": ttft}  # most recent last
+    while len(_recent_prefill_pools) > RECENT_PREFILL_POOLS:
+        del _recent_prefill_pools[next(iter(_recent_prefill_pools))]
+
+
 def prepare(grid: Grid) -> None:
     """Get the prefill pools' kernel ready (loaded, or traced and compiled) without running it:
     `solve` does this in a thread while the aggregated kernel loads or compiles, so a cold start
@@ -294,15 +325,19 @@ def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]]
     if decode_pools is None:
         decode_pools = _launch_decode(grid)
     p_name, p_make, p_args, bw, shared, classes, pair_class = _prefill_inputs(grid)
-    p_kernel = executables.compiled(p_name, p_make, p_args)
-    with timing.phase("disaggregated kernels"):
-        p_out = p_kernel(*p_args)
+    key = _digest(p_name, p_args)
+    p_out = _recent_prefill_pools.get(key)
+    if p_out is None:
+        p_kernel = executables.compiled(p_name, p_make, p_args)
+        with timing.phase("disaggregated kernels"):
+            p_out = p_kernel(*p_args)
 
     def finish() -> DisaggEval:
         with timing.phase("disaggregated kernels"):
             d_shape = tuple(grid.shape[AXES.index(a)] for a in DECODE_AXES)
             monthly_d, tpot_d = (x.reshape(d_shape) for x in decode_pools())  # already in DECODE_AXES order
             monthly_p, ttft_p = np.asarray(p_out["monthly"]), np.asarray(p_out["ttft95"])  # in PREFILL_AXES order
+            _remember_prefill_pools(key, monthly_p, ttft_p)
             left_out = None if skipped is None else np.asarray(skipped(), bool)
         return DisaggEval(grid, monthly_d, tpot_d, monthly_p, ttft_p, classes, bw, shared, pair_class,
                           time.perf_counter() - start, skipped=left_out if left_out is not None and left_out.any() else None)

@@ -395,3 +395,24 @@ def test_a_sweep_of_a_file_that_set_makes_valid(invoke, tmp_path: Path) -> None:
     assert invoke("sweep", path, "--param", "slo.ttft_p95_s", "--values", "15").exit_code == 2
     result = invoke("sweep", path, "--set", "slo.tpot_p95_ms=60", "--param", "slo.ttft_p95_s", "--values", "15")
     assert result.exit_code == 0, result.output
+
+
+def test_a_host_tier_variant_keeps_the_methods_added_for_speculation_variants(invoke) -> None:
+    """A speculative method added for a `spec-*` variant joins the baseline's search, so a variant
+    that drops a host tier must search it too: `hbm-dram-only` beside `spec-suffix` prices dropping
+    NVMe, not dropping NVMe and suffix decoding together. It must equal the same variant on the
+    scenario whose own search lists suffix decoding. (On the default scenario the variant read
+    +0.65 %: MTP speculation without NVMe against the baseline's suffix decoding.)"""
+    scenario = str(REPO / "scenarios" / "agentic-coding.toml")
+    narrow = ("--set", 'search.hardware=["gb200", "gh200"]')
+
+    def variants(*args: str) -> dict[str, float]:
+        result = invoke("whatif", scenario, *narrow, *args, "--format", "json")
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        return {v["name"]: v["monthly_usd"] for v in doc["variants"]} | {"baseline": doc["baseline"]["monthly_usd"]}
+
+    added = variants("--variants", "hbm-dram-only,spec-suffix")
+    listed = variants("--set", 'search.spec_method=["suffix"]', "--variants", "hbm-dram-only")
+    assert added["baseline"] == pytest.approx(listed["baseline"], rel=1e-6)
+    assert added["hbm-dram-only"] == pytest.approx(listed["hbm-dram-only"], rel=1e-6)

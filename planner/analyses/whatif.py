@@ -252,6 +252,16 @@ def _without_host_tiers(grid: Grid, host_tiers: HostTiers) -> Grid:
     return dataclasses.replace(grid, hw=hw)
 
 
+def _on_host_tiers(scenario: Scenario, catalog: Catalog, hardware: list[Any], host_tiers: HostTiers) -> Grid:
+    """The scenario's grid on hardware with only these host tiers, without the KV tier splits that
+    would place active KV on a tier it lacks (they cannot fit: searching them was a run's worth of
+    infinite bills, half of the grid without NVMe and seven eighths without DRAM too)."""
+    if host_tiers != "all":
+        update: dict[str, Any] = {"nvme_fraction": [0.0]} | ({"dram_fraction": [0.0]} if host_tiers == "none" else {})
+        scenario = scenario.model_copy(update={"search": scenario.search.model_copy(update=update)})
+    return _without_host_tiers(build_grid(scenario, catalog, hardware), host_tiers)
+
+
 def plans_for(grid: Grid, flats: list[int]) -> list[dict[str, Any]]:
     """Plan rows for flat indices (plans_from_indices pads them so the kernel does not recompile)."""
     from planner.plans import plans_from_indices
@@ -269,17 +279,18 @@ def _allowed_tiers(limit: HostTiers, evaluated: Sequence[HostTiers]) -> list[Hos
     return [t for t in evaluated if t in narrower]
 
 
-def _method_grids(scenario: Scenario, grid: Grid, catalog: Catalog,
-                  variants: Sequence[Variant]) -> dict[str, Grid]:
-    """A grid for every method a variant asks for that the scenario's search lacks, of the same shape
-    (the same compiled kernel runs it); methods the model cannot use get none (their variant reads
-    'not searched'). An operator may pick any of them, so they join the baseline as host tiers do."""
+def _method_scenarios(scenario: Scenario, grid: Grid, catalog: Catalog,
+                      variants: Sequence[Variant]) -> dict[str, Scenario]:
+    """The scenario searching just one method, for every method a variant asks for that the
+    scenario's search lacks: its grid has the same shape (the same compiled kernel runs it); methods
+    the model cannot use get none (their variant reads 'not searched'). An operator may pick any of
+    them, so they join the baseline as host tiers do."""
     from planner.speculative_methods import incompatibility, pick_draft
 
     if not any(k > 0 for k in scenario.search.spec_k):
         return {}
     model = grid.model
-    out: dict[str, Grid] = {}
+    out: dict[str, Scenario] = {}
     for v in variants:
         m = v.spec_method
         if m is None or m in grid.spec_method or m in out or incompatibility(m, catalog, model, scenario.speculative):
@@ -293,7 +304,7 @@ def _method_grids(scenario: Scenario, grid: Grid, catalog: Catalog,
             update["draft_model"] = pick_draft(catalog, model, spec)[0].id
         sc = scenario.model_copy(update={"speculative": spec.model_copy(update=update),
                                          "search": scenario.search.model_copy(update={"spec_method": []})})
-        out[m] = build_grid(sc, catalog, grid.hardware)
+        out[m] = sc
     return out
 
 
@@ -319,15 +330,27 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
     decode: dict[str, dict[str, np.ndarray]] = {"all": raw}
     for tiers in HOST_TIER_ORDER[1:]:
         if any(v.host_tiers == tiers for v in variants):
-            g = _without_host_tiers(grid, tiers)
+            g = _on_host_tiers(widened_scenario, catalog, grid.hardware, tiers)
             decode[tiers] = run_grid(g, decode_pools=pools, keys=read)
             grids[tiers] = (g, decode[tiers]["monthly"])
     evaluated: list[HostTiers] = list(grids)  # type: ignore[arg-type]
-    methods = _method_grids(widened_scenario, grid, catalog, variants)
-    for m, g in methods.items():  # their decode pools join the disaggregated mode's as host-tier sets do
-        decode[f"method:{m}"] = run_grid(g, decode_pools=pools, keys=read)
-        grids[f"method:{m}"] = (g, decode[f"method:{m}"]["monthly"])
-    method_keys = [f"method:{m}" for m in methods]
+    tiers_of: dict[str, HostTiers] = {t: t for t in evaluated}  # the host-tier set of every run
+    methods = _method_scenarios(widened_scenario, grid, catalog, variants)
+    # each added method at each host-tier set searched: a variant that drops a tier keeps every method
+    # the baseline may pick (without them, hbm-dram-only priced dropping NVMe *and* the added methods)
+    for m, sc in methods.items():  # their decode pools join the disaggregated mode's as host-tier sets do
+        for tiers in evaluated:
+            key = f"method:{m}" if tiers == "all" else f"method:{m}@{tiers}"
+            g = _on_host_tiers(sc, catalog, grid.hardware, tiers)
+            decode[key] = run_grid(g, decode_pools=pools, keys=read)
+            grids[key], tiers_of[key] = (g, decode[key]["monthly"]), tiers
+    method_keys = [key for key in grids if key.startswith("method:")]
+
+    def keys_within(limit: HostTiers) -> list[str]:
+        """The runs a variant limited to the host-tier set `limit` may pick from: its own and narrower
+        tier sets, each with the added methods' grids at that set."""
+        allowed = _allowed_tiers(limit, evaluated)
+        return [*allowed, *(key for key in method_keys if tiers_of[key] in allowed)]
 
     minima = {t: SliceMinima(monthly, g.shape) for t, (g, monthly) in grids.items()}
 
@@ -357,7 +380,7 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
             picks.append((v, None, False, False))
             disagg_picks.append(None)
             continue
-        keys = [*_allowed_tiers(v.host_tiers, evaluated), *(method_keys if v.host_tiers == "all" else [])]
+        keys = keys_within(v.host_tiers)
         pick = cheapest(v, keys)
         if pick is not None:
             wanted[pick[0]].append(pick[1])
@@ -385,12 +408,12 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         if tiers == "all":
             closest_plans = got[n:]
     best = plans[base] if base is not None else None
-    base_tiers: HostTiers | None = (base[0] if base[0] in evaluated else "all") if base is not None else None
+    base_tiers: HostTiers | None = tiers_of[base[0]] if base is not None else None
     if disagg is not None:
         pair = disagg.best_with_tiers(None, [*evaluated, *method_keys], scenario.search.mix_hardware)
         if pair is not None and _cheaper(best, pair[0]) is pair[0]:
             best = pair[0]  # the baseline is disaggregated: its host-tier set is the pair's
-            base_tiers = pair[1] if pair[1] in evaluated else "all"  # type: ignore[assignment]
+            base_tiers = tiers_of[pair[1]]
 
     results = []
     for (v, pick, searched, same), other in zip(picks, disagg_picks, strict=True):
