@@ -95,6 +95,32 @@ def test_pair_links_are_reused_across_workload_edits_and_redone_for_new_hardware
         np.testing.assert_array_equal(classes[pair_class], direct_bw.astype(np.float32))
 
 
+def test_prefill_pools_are_reused_for_equal_inputs_only(monkeypatch):
+    """`launch` keeps recent prefill pools by their kernel's inputs: the same grid again (or one that
+    differs on the decode side only) runs no prefill kernel and gets the same pools; an edit of the
+    workload runs the kernel and gets its own pools, never the kept ones."""
+    from planner import executables
+
+    catalog = load_catalog()
+    disagg_search._recent_prefill_pools.clear()
+    first = build_grid(_scenario(chips=[1, 2]), catalog)
+    before = disagg_search.evaluate(first)
+    compiled = []
+    real = executables.compiled
+    monkeypatch.setattr(executables, "compiled", lambda name, *a, **k: compiled.append(name) or real(name, *a, **k))
+    again = disagg_search.evaluate(build_grid(_scenario(chips=[1, 2], spec_k=[0, 2]), catalog))
+    assert not [name for name in compiled if name.startswith("disagg-prefill")]
+    np.testing.assert_array_equal(again.prefill_monthly, before.prefill_monthly)
+    np.testing.assert_array_equal(again.prefill_ttft95, before.prefill_ttft95)
+    edited = build_grid(_scenario(SCENARIO_TOML.replace("arrival_rate_rps = 2.0", "arrival_rate_rps = 9.0"),
+                                  chips=[1, 2]), catalog)
+    after = disagg_search.evaluate(edited)
+    assert [name for name in compiled if name.startswith("disagg-prefill")]
+    assert not np.array_equal(after.prefill_monthly, before.prefill_monthly)
+    disagg_search._recent_prefill_pools.clear()
+    np.testing.assert_array_equal(disagg_search.evaluate(edited).prefill_monthly, after.prefill_monthly)
+
+
 def test_decode_tpot_does_not_depend_on_prefill_load():
     """In a disaggregated plan no prefill runs on the decode pool: TPOT is the same at 1 and 50
     requests/s and with a prompt-cache-free TTFT budget, while the aggregated plan's TPOT stalls."""
