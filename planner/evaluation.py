@@ -410,7 +410,10 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
                                     "best throughput" if resolved[i].batch == "max" else "lowest TPOT")
             candidates.setdefault(i, []).append(row)
         for i, case in enumerate(resolved):
-            rows_by_case[id(case)] = _annotate(case, catalog, _best(case, candidates[i]))
+            best = _best(case, candidates[i])
+            if not best["fits"] and not case.layout:
+                best["layout_chosen"] = "closest to fitting (none fits)"
+            rows_by_case[id(case)] = _annotate(case, catalog, best)
     return [rows_by_case[id(c)] if c.unresolved is None else _unresolved_row(c) for c in cases]
 
 
@@ -502,9 +505,14 @@ def _run_rows(pairs: list[tuple[EvalCase, int, Layout]], catalog: Catalog) -> di
 
 def _best(case: EvalCase, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The layout an operator would run: the highest throughput for `batch = "max"`, else the lowest
-    TPOT; fitting candidates first, and the fewest replicas among equals."""
+    TPOT; fitting candidates first, and the fewest replicas among equals. Where none fits, the one
+    closest to fitting (least memory per chip), so that its reason names what is really short: 2 x
+    TP1 of a 70B model reported its weights' 141 GB per chip where TP2 holds them and lacks only KV."""
     def key(row):
         fits = 0 if row["fits"] else 1
+        if not row["fits"]:
+            return (fits, row["memory_gb_per_chip"] if row["memory_gb_per_chip"] is not None else math.inf,
+                    row["replicas"])
         if case.batch == "max":
             return (fits, -(row["throughput_tok_s"] or 0.0), row["replicas"])
         return (fits, row["tpot_s"] if row["tpot_s"] is not None else math.inf, row["replicas"])
@@ -603,7 +611,9 @@ def _row(case: EvalCase, replicas: int, v: dict[str, np.ndarray]) -> dict[str, A
         "weight_dtype": case.weight_dtype, "kv_dtype": case.kv_dtype,
         "input": case.input, "output": case.output, "spec_k": case.spec_k,
         "replicas": replicas, "chips_per_replica": case.chips // replicas,
-        "batch": int(v["batch"]) * replicas,
+        # the batch the figures stand for: with none fitting, `batch = "max"` is predicted at one sequence
+        "batch": int(max(float(v["batch"]), 1.0)) * replicas,
+        "slots": int(max(float(v["slots"]), 0.0)) * replicas,  # sequences that fit (within the engine limits)
         "fits": bool(v["fits"]),
         "ttft_s": f("ttft_s"), "tpot_s": f("tpot_s"),
         "prefill_tok_s": f("prefill_tok_s", replicas), "decode_tok_s": f("decode_tok_s", replicas),
@@ -621,7 +631,6 @@ def _row(case: EvalCase, replicas: int, v: dict[str, np.ndarray]) -> dict[str, A
         row["ttft_p99_s"], row["tpot_p99_s"] = f("ttft_p99_s"), f("tpot_p99_s")
         row["prefill_utilisation"] = f("prefill_utilisation")
         row["slot_utilisation"] = f("slot_utilisation")
-        row["slots"] = int(v["slots"]) * replicas
     return row
 
 
@@ -631,7 +640,7 @@ def _why_not(case: EvalCase, acc, row: dict[str, Any]) -> str:
     if weights > usable:
         return (f"weights need {weights:.1f} GB per chip but {acc.id} has {usable:.1f} GB usable "
                 f"({acc.memory_bytes / 1e9:.1f} GB x {DEFAULT_HBM_FRACTION}); use more chips or a smaller weight dtype")
-    if row["batch"] < 1:
+    if row["slots"] < 1:
         return (f"no room for one sequence of {case.input + case.output} tokens of KV next to "
                 f"{weights:.1f} GB of weights per chip; use more chips, a smaller KV dtype or shorter prompts")
     if row.get("prefill_utilisation") is not None and row["prefill_utilisation"] >= 1.0:

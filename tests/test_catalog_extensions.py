@@ -58,6 +58,31 @@ def test_eval_answers_every_new_model_at_128k_and_says_why_one_does_not_fit(invo
     assert by[("qwen3.5-397b-a17b", "b200")]["fits"]
 
 
+def test_a_max_batch_case_where_nothing_fits_is_predicted_at_one_sequence(invoke):
+    """`batch` is the batch the figures stand for: where not one sequence fits, `batch = "max"` is
+    predicted at one (it read 0 beside a one-sequence TPOT and 3 tokens/s), `slots` says how many fit
+    (0) and the reason says which memory ran out; a case that fits has slots >= its batch."""
+    def row(model: str, chips: int, prompt: int) -> dict:
+        result = invoke("eval", "--hardware", "h100-sxm", "--model", model, "--chips", str(chips), "--batch", "max",
+                        "--input", str(prompt), "--output", "500", "--weight-dtype", "bf16", "--format", "json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    weights = row("llama-3.1-405b", 1, 8000)  # 811 GB of weights on one 80 GB chip
+    assert (weights["batch"], weights["slots"], weights["fits"]) == (1, 0, False)
+    assert "weights need" in weights["reason"]
+    assert weights["throughput_tok_s"] == pytest.approx(1.0 / weights["tpot_s"], rel=0.1)  # one sequence
+    # 141 GB of weights: TP2 holds them on 2 x 77 GB usable but has no room for a 120k-token sequence's
+    # KV; of the layouts of 2 chips, none fits, and the one closest to fitting (not 2 x TP1, whose
+    # weights cannot fit at all) is reported
+    no_kv = row("llama-3.1-70b", 2, 120000)
+    assert (no_kv["batch"], no_kv["slots"], no_kv["fits"], no_kv["layout"]["tp"]) == (1, 0, False, 2)
+    assert no_kv["layout_chosen"] == "closest to fitting (none fits)"
+    assert "no room for one sequence" in no_kv["reason"]
+    fits = row("llama-3.1-8b", 1, 8000)
+    assert fits["fits"] and fits["slots"] >= fits["batch"] > 1
+
+
 # ---------------------------------------------------------------------- user catalogs
 
 
