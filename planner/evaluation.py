@@ -233,6 +233,11 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
             and catalog.model(raw["model"]).experts_routed is None:
         raise InputFileError(f"{at('ep')}: {pinned['ep']}, but {raw['model']} is a dense model: it has no experts to "
                              "spread (expert parallelism applies to MoE layers); leave ep at 1")
+    if pinned.get("dp_attention", 1) > 1 and catalog is not None and unresolved is None \
+            and catalog.model(raw["model"]).experts_routed is None:
+        raise InputFileError(f"{at('dp_attention')}: {pinned['dp_attention']}, but {raw['model']} is a dense model: "
+                             "attention data-parallel groups share MoE layers, which it has none of (engines run "
+                             "dense models as replicas: pin replicas, or leave dp_attention at 1)")
     if pinned:
         lay = pinned_layout(raw["chips"], pinned, at)
         if limits["replicas"] is not None and limits["replicas"] != lay.replicas_per_system:
@@ -531,6 +536,12 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
         assumed.append(f"weight_dtype {case.weight_dtype}: {acc.id} has no {case.weight_dtype} matrix units, so the "
                        "weights are dequantised and multiplied at the BF16 rate (weight-only: memory and bandwidth "
                        "at 1 byte, compute as BF16)")
+    if case.spec_k > 0 and settings.method == "mtp" and not settings.custom_curve:
+        modules = int(model.mtp_layers or 1)
+        if case.spec_k > modules:  # grid.lookahead_caps: solve never drafts past the modules
+            assumed.append(f"spec_k {case.spec_k} with {model.id}'s {modules} MTP module(s): the module is chained "
+                           f"{case.spec_k - modules} more time(s) at its published acceptance, which was measured for "
+                           f"its own position only; `planner solve` drafts at most {modules} token(s) by MTP")
     if assumed:
         row["assumed"] = assumed
     if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies

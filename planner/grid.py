@@ -334,7 +334,7 @@ def build_grid(scenario: Scenario, catalog: Catalog, hardware: list[Accelerator]
     if hardware is None:
         ids = sorted(catalog.hardware) if s.hardware == "all" else list(dict.fromkeys(s.hardware))
         hardware = [catalog.accelerator(i) for i in ids]
-    notes = [n for n in (tco.excluded_note(scenario, hardware),) if n]
+    notes = [n for n in (tco.excluded_note(scenario, hardware), tco.unused_prices_note(scenario, hardware)) if n]
     if scenario.cost.mode == "own":
         hardware = ownable(hardware)
     methods, spec_notes = searched_methods(catalog, model, scenario.speculative, list(s.spec_method))

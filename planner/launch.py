@@ -122,10 +122,32 @@ class Launch:
 
 def emit(engine: str, launch: Launch) -> str:
     """The launch configuration for `engine` (one of ENGINES) as a commented shell script."""
+    launch, unknown = with_repo_placeholders(launch)
     if launch.plan.get("mode") == "disaggregated":
-        return emit_disaggregated(engine, launch)
-    lines, notes = BUILDERS[engine](launch)
-    return "\n".join(_header(engine, launch) + lines + _notes(notes, launch)) + "\n"
+        text = emit_disaggregated(engine, launch)
+    else:
+        lines, notes = BUILDERS[engine](launch)
+        text = "\n".join(_header(engine, launch) + lines + _notes(notes, launch)) + "\n"
+    return text + "".join(f"# note: {line}\n" for line in unknown)
+
+
+MODEL_PLACEHOLDER, DRAFT_PLACEHOLDER = "MODEL_PATH", "DRAFT_MODEL_PATH"
+
+
+def with_repo_placeholders(launch: Launch) -> tuple[Launch, list[str]]:
+    """A model whose Hugging Face repo is unknown (imported from a config.json that does not name
+    it) is written as a placeholder the note explains, never as the word "unknown" an engine would
+    try to download."""
+    notes, model, draft = [], launch.model, launch.draft
+    if model.hf_repo in (None, "", "unknown"):
+        model = model.model_copy(update={"hf_repo": MODEL_PLACEHOLDER})
+        notes.append(f"{MODEL_PLACEHOLDER}: the Hugging Face repo of {launch.model.id} is not known (its config.json "
+                     "does not name it); put the repo, or the local folder with its weights, in its place")
+    if draft is not None and draft.hf_repo in (None, "", "unknown"):
+        draft = draft.model_copy(update={"hf_repo": DRAFT_PLACEHOLDER})
+        notes.append(f"{DRAFT_PLACEHOLDER}: the Hugging Face repo of the draft {launch.draft.id} is not known; put "
+                     "the repo, or the local folder with its weights, in its place")
+    return (replace(launch, model=model, draft=draft) if notes else launch), notes
 
 
 def platform_warnings(engine: str, launch: Launch) -> list[str]:
@@ -431,7 +453,11 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
              "--pp_size", str(lay["pp"])]  # tp_size: the world size, attention DP included
     if lay["ep"] > 1:
         words += ["--ep_size", str(lay["ep"])]
-    words += ["--max_batch_size", str(p["batch"]), "--max_num_tokens", str(CHUNK_TOKENS),
+    # with attention DP every rank runs its own executor and batches up to max_batch_size (recalled,
+    # as the rest of this engine's flags: vLLM's --max-num-seqs is per DP rank too), so the plan's
+    # batch, the replica's total over its attention-DP groups, is divided
+    per_rank = max(1, p["batch"] // lay["dp_attention"])
+    words += ["--max_batch_size", str(per_rank), "--max_num_tokens", str(CHUNK_TOKENS),
               "--max_seq_len", str(ln.max_len), "--extra_llm_api_options", options_file]
     if _online_fp8(p["weight_dtype"], ln):
         notes.append(f"weights fp8: serve an FP8 checkpoint of {ln.model.hf_repo} (e.g. one made with NVIDIA "

@@ -111,8 +111,12 @@ def _strip_none(value):
     return value
 
 
-def write_toml(result: SolveResult, top: int) -> None:
-    sys.stdout.write(tomli_w.dumps(_strip_none(to_dict(result, top))))
+def write_toml(result: SolveResult, top: int, verify: dict[str, Any] | None = None) -> None:
+    """The JSON document as TOML (with `--verify`, its simulation under `verify`, as JSON has it)."""
+    doc = to_dict(result, top)
+    if verify is not None:
+        doc["verify"] = verify
+    sys.stdout.write(tomli_w.dumps(_strip_none(doc)))
 
 
 def write_csv(result: SolveResult, top: int) -> None:

@@ -30,9 +30,14 @@ def capex_per_chip(acc: Accelerator, cost: Cost) -> float:
     return float(acc.capex_usd) * (1.0 + share)  # type: ignore[arg-type]
 
 
-def owned_usd_per_hour(acc: Accelerator, cost: Cost) -> float:
-    """Capex per chip-hour (amortisation only; energy is added per plan at its load)."""
-    return capex_per_chip(acc, cost) / (cost.amortisation_years * HOURS_PER_YEAR)
+def owned_usd_per_hour(acc: Accelerator, cost: Cost, hours_per_month: float = HOURS_PER_YEAR / 12) -> float:
+    """Capex per chip-hour served (amortisation only; energy is added per plan at its load). Owned
+    hardware depreciates by the calendar month whether it serves or not, so the month's share of the
+    capex is spread over the `serving.hours_per_month` the fleet serves: the bill (that rate x those
+    hours) is capex / (12 x years) at any hours, and a fleet serving fewer hours pays more per token.
+    (Spread over the 730 hours of a calendar month instead, a fleet serving 73 h a month billed a
+    tenth of its depreciation.)"""
+    return capex_per_chip(acc, cost) / (cost.amortisation_years * 12.0 * hours_per_month)
 
 
 def energy_usd_per_hour_full(acc: Accelerator, cost: Cost) -> float:
@@ -48,7 +53,8 @@ def priced(hw, accs: list[Accelerator], scenario: Scenario):
     if cost.mode != "own":
         return hw
     shape = np.shape(hw.usd_per_hour)
-    usd = np.array([owned_usd_per_hour(a, cost) for a in accs], np.float32).reshape(shape)
+    hours = scenario.serving.hours_per_month
+    usd = np.array([owned_usd_per_hour(a, cost, hours) for a in accs], np.float32).reshape(shape)
     power = np.array([energy_usd_per_hour_full(a, cost) for a in accs], np.float32).reshape(shape)
     return hw._replace(usd_per_hour=usd, power_usd_per_hour=power)
 
@@ -77,7 +83,23 @@ def plan_cost_fields(acc: Accelerator, scenario: Scenario, replicas: int | None,
         capex = round(replicas * chips * capex_per_chip(acc, scenario.cost), 0)
     return {"cost_mode": scenario.cost.mode, "power_draw": draw,
             **plan_energy(acc, scenario, replicas, chips, draw), "capex_usd": capex,
-            "price_set_by_user": (acc.price_provider or "").startswith("set by the user")}
+            "price_set_by_user": not own and user_priced(acc)}
+
+
+def user_priced(acc: Accelerator) -> bool:
+    return (acc.price_provider or "").startswith("set by the user")
+
+
+def unused_prices_note(scenario: Scenario, hardware: list[Accelerator]) -> str | None:
+    """The warning for prices the user set (`--price`, `[prices]`) that an owned fleet does not use:
+    owned hardware is costed from its purchase price and power, so they changed nothing, silently."""
+    if scenario.cost.mode != "own":
+        return None
+    ids = [a.id for a in hardware if user_priced(a)]
+    if not ids:
+        return None
+    return (f"cost.mode = \"own\": the rental price set for {', '.join(ids)} is not used (owned hardware is "
+            "costed from its capex and power: set cost.mode = \"rent\" to price by the hour)")
 
 
 def excluded_note(scenario: Scenario, hardware: list[Accelerator]) -> str | None:

@@ -93,6 +93,13 @@ def digest(path: Path) -> tuple[str, int]:
         ('search.weight_dtype=["fp9"]', ("search.weight_dtype.0", "'fp9'")),
         ('search.hardware=["H100"]', ("search.hardware.0", "kebab-case", "'H100'")),
         ("model.id=llama-3-80b", ("model.id", "unknown model ID 'llama-3-80b'", "did you mean")),
+        # a plain price is $ per chip-hour in (0, 100000], as --price takes it (each of these gave a plan)
+        ("prices.h100-sxm=-5", ("prices", "h100-sxm: -5 is not a price", "(0, 100000]")),
+        ("prices.h100-sxm=0", ("prices", "h100-sxm: 0 is not a price")),
+        ("prices.h100-sxm=true", ("prices", "h100-sxm: True is not a price")),
+        ('prices.h100-sxm="2"', ("prices", "h100-sxm: '2' is not a price")),
+        ("prices.h100-sxm=1e9", ("prices", "is not a price")),
+        ("prices.h100-sxm=nan", ("prices", "h100-sxm: nan is not a price")),
         ("speculative.draft_model=llama-3.2-2b", ("speculative.draft_model", "'llama-3.2-1b'")),
     ],
 )
@@ -318,6 +325,7 @@ GOOD_CASE = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch
         (["--chips", "two"], ("--chips", "'planner eval --help'")),
         # flags that would silently change nothing (or contradict each other)
         (["--chips", "2", "--ep", "2"], ("--ep: 2, but llama-3.1-8b is a dense model",)),
+        (["--chips", "8", "--dp-attention", "8"], ("--dp-attention: 8, but llama-3.1-8b is a dense model",)),
         (["--batch", "500", "--max-batch", "100"], ("--batch: 500 sequences exceed max_batch = 100",)),
     ],
 )

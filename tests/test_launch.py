@@ -183,8 +183,9 @@ def test_a_plan_layout_object_is_read_as_is(catalog, scenario) -> None:
     assert "--tensor-parallel-size 4" in vl and "--data-parallel-size 2" in vl and "--enable-expert-parallel" in vl
     assert "spans" not in vl  # one node: no multi-node note
     # the plan's batch (32) is the replica's total: vLLM admits --max-num-seqs per data-parallel rank
-    # (one scheduler each), SGLang divides --max-running-requests by --attn-dp-size itself
-    assert "--max-num-seqs 16" in vl and "--max-running-requests 32" in sg
+    # (one scheduler each), as TensorRT-LLM's attention-DP ranks do --max_batch_size; SGLang divides
+    # --max-running-requests by --attn-dp-size itself
+    assert "--max-num-seqs 16" in vl and "--max-running-requests 32" in sg and "--max_batch_size 16" in trt
 
 
 def test_a_replica_over_several_nodes_names_the_engines_multi_node_options(catalog, scenario) -> None:
@@ -311,3 +312,29 @@ def test_a_checkpoint_published_in_the_plans_format_is_served_as_it_is(catalog, 
 def test_an_fp4_checkpoint_run_weight_only_is_not_sent_to_a_conversion(catalog, scenario) -> None:
     text = emit("vllm", _on(catalog, scenario, "kimi-k2.6", plan(hardware="h200-sxm", weight_dtype="int4", spec_k=0)))
     assert "published with FP4 weights; the plan runs them weight-only" in text and "conversion" not in text
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_a_model_without_a_known_repo_gets_a_placeholder_and_a_note(catalog, scenario, engine: str) -> None:
+    """A model imported from a config.json that does not name its repo has hf_repo "unknown": the
+    command names a placeholder (never the word "unknown", which an engine would try to download)
+    and a note says what to put there."""
+    from dataclasses import replace
+
+    base = launch(catalog, scenario, PLANS[0])
+    text = emit(engine, replace(base, model=base.model.model_copy(update={"hf_repo": "unknown"})))
+    commands = [line for line in text.splitlines() if not line.startswith("#")]
+    assert not [line for line in commands if "unknown" in line]
+    assert "MODEL_PATH" in text and "# note: MODEL_PATH: the Hugging Face repo of" in text
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    (["--emit", "vllm", "--format", "json"], "--format json: --emit prints a launch command"),
+    (["--emit", "vllm", "--verify", "1"], "--verify 1: --emit prints a launch command"),
+    (["--verify", "1", "--format", "csv"], "--verify: CSV has one row per plan"),
+])
+def test_options_solve_would_drop_are_refused(invoke, extra: list[str], fragment: str) -> None:
+    """--emit printed its command and ignored --format and --verify; --verify with CSV simulated and
+    printed nothing of it: each is now one line, exit 2, before any work."""
+    result = invoke("solve", str(paths.scenarios_dir() / "chat.toml"), *extra)
+    assert result.exit_code == 2 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1

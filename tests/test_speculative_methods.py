@@ -383,3 +383,20 @@ def test_launch_command_uses_the_plans_method():
 
     note = _spec_note("eagle3", {"spec_k": 2}, ("draft", "mtp"), "SGLang")
     assert note and note[0].startswith("speculation eagle3 k=2: not set here")  # a note, never an invented flag
+
+
+def test_eval_says_when_it_chains_an_mtp_module_past_its_count(invoke):
+    """solve drafts at most one token per MTP module (grid.lookahead_caps); eval takes the k it is
+    given, so k past the modules chains one at its published acceptance: the row says so."""
+    import json
+
+    def row(k: int) -> dict:
+        result = invoke("eval", "--hardware", "h200-sxm", "--model", "deepseek-v3", "--chips", "8", "--batch", "8",
+                        "--input", "8000", "--output", "500", "--spec-method", "mtp", "--spec-k", str(k),
+                        "--format", "json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    chained = row(3)
+    assert any("1 MTP module(s): the module is chained 2 more time(s)" in a for a in chained.get("assumed", []))
+    assert not any("MTP module" in a for a in row(1).get("assumed", []))

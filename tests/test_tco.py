@@ -55,6 +55,38 @@ def test_an_owned_plan_costs_capex_plus_energy_at_its_load(catalog) -> None:
     assert plan["capex_usd"] == replicas * chips * 39000
 
 
+def test_owned_capex_is_a_calendar_months_share_at_any_serving_hours(catalog) -> None:
+    """Owned hardware depreciates by the month whether it serves or not: with serving.hours_per_month
+    = 73 the bill keeps the whole month's capex share (it billed a tenth of it) and only the energy
+    follows the hours served; per token, fewer hours cost more."""
+    full, part = (solve(scenario(**{"serving.hours_per_month": h}), catalog).best for h in (730.0, 73.0))
+    assert (full["chips"], full["replicas"]) == (part["chips"], part["replicas"])
+    chips = full["replicas"] * full["chips"]
+    month_of_capex = chips * 30000 * 1.3 / 48
+    for plan in (full, part):
+        assert plan["monthly_usd"] - plan["energy_usd_month"] == pytest.approx(month_of_capex, rel=2e-3)
+    assert part["energy_usd_month"] == pytest.approx(full["energy_usd_month"] / 10, rel=1e-3)
+    assert part["usd_per_mtok_output"] > 5 * full["usd_per_mtok_output"]
+
+
+def test_an_owned_fleet_says_the_rental_prices_set_for_it_are_not_used(invoke, tmp_path) -> None:
+    """`--price` (or [prices]) under cost.mode = "own" changes nothing: the run says so, and the plan
+    does not claim the user's price."""
+    data = io.read_toml(paths.scenarios_dir() / "chat.toml")
+    data["search"] = dict(ONE)
+    data["cost"] = {"mode": "own"}
+    path = tmp_path / "owned.toml"
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(data))
+    plain = json.loads(invoke("solve", path, "-f", "json").stdout)
+    priced = json.loads(invoke("--price", "h100-sxm=0.01", "solve", path, "-f", "json").stdout)
+    assert priced["best"]["monthly_usd"] == plain["best"]["monthly_usd"]
+    assert priced["best"]["price_set_by_user"] is False
+    assert any("rental price set for h100-sxm is not used" in w for w in priced["warnings"])
+    assert not any("not used" in w for w in plain["warnings"])
+
+
 def test_renting_reports_energy_but_does_not_add_it(catalog) -> None:
     plan = solve(scenario(**{"cost.mode": "rent"}), catalog).best
     h100 = catalog.accelerator("h100-sxm")

@@ -74,6 +74,13 @@ def solve(
         from planner import plans, render, solve_report  # noqa: F401 - plans: timed here, used by the search
         from planner.catalog import load_catalog
         from planner.search import solve_in_stages
+    if emit is not None and (format != SolveFormat.table or verify):
+        given = f"--format {format.value}" if format != SolveFormat.table else f"--verify {verify}"
+        raise InputFileError(f"{given}: --emit prints a launch command, not the plans; drop {given.split()[0]} "
+                             "(or --emit, to get the plans)")
+    if verify and format == SolveFormat.csv:
+        raise InputFileError("--verify: CSV has one row per plan and no room for the simulation; use --format "
+                             "table, json or toml with --verify")
     if plan != 1 and emit is None:
         raise InputFileError(f"--plan {plan}: says which plan --emit launches; give --emit vllm|sglang|trtllm "
                              "(the table already lists every plan)")
@@ -109,7 +116,7 @@ def solve(
                 doc["verify"] = checked
             render.print_json(doc)
         elif format == SolveFormat.toml:
-            solve_report.write_toml(result, top)
+            solve_report.write_toml(result, top, verify=checked)
         elif format == SolveFormat.csv:
             for warning in result.grid.warnings:  # CSV has no header to carry it
                 typer.echo(f"warning: {warning}", err=True)

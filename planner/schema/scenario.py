@@ -342,6 +342,21 @@ class Scenario(Strict):
     model: ModelRef
     workload: Workload
     slo: Slo
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _plain_prices(cls, prices: object) -> object:
+        """A plain price is a number of $ per chip-hour in (0, 100000], as `--price` and a price table's
+        usd_per_hour take it: not a string, a boolean, zero, a negative or NaN (each gave a plan)."""
+        if isinstance(prices, dict):
+            for hw, value in prices.items():
+                if isinstance(value, dict):
+                    continue
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                if not number or not 0 < value <= 100_000:  # NaN fails the comparison
+                    raise ValueError(f"{hw}: {value!r} is not a price; give $ per chip-hour in (0, 100000] "
+                                     f"(e.g. {hw} = 2.5, or {{ usd_per_hour = 2.5, kind = \"reserved\" }})")
+        return prices
     speculative: Speculative = Field(default_factory=Speculative)
     serving: Serving = Field(default_factory=Serving)
     quality: Quality = Field(default_factory=Quality)
