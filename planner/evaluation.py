@@ -215,7 +215,7 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
             except InputFileError as exc:  # a config.json the importer cannot interpret
                 if not lenient_ids or key != "model":
                     raise
-                unresolved = unresolved or f"cannot evaluate: {exc}"
+                unresolved = unresolved or str(exc)  # the row says "cannot evaluate: " once
         if draft is not None and unresolved is None:
             why = tokenizer_mismatch(catalog.model(draft), catalog.model(raw["model"]))
             if why:

@@ -49,6 +49,9 @@ class ImportFailure(InputFileError):
 def read_config(path: Path) -> dict[str, Any]:
     p = Path(path)
     try:
+        if p.is_dir():
+            hint = f"; its {p / 'config.json'}?" if (p / "config.json").is_file() else ""
+            raise ImportFailure(f"{p}: a folder, not a config.json (give the file{hint})")
         if not p.is_file():
             raise ImportFailure(f"{p}: file not found (check the path to config.json)")
         if p.stat().st_size > MAX_CONFIG_BYTES:
@@ -345,6 +348,9 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
     text, prefix = _text_config(cfg, path)
     mtype = text.get("model_type")
     f = _Fields(text, path, prefix)
+    if mtype is None:
+        raise f.fail("model_type", "missing: a config.json names its architecture there "
+                     f"(the importer knows {', '.join(sorted(KNOWN_TYPES))})")
     if mtype not in KNOWN_TYPES:
         raise f.fail("model_type", f"'{mtype}' is not an architecture the importer knows "
                      f"(known: {', '.join(sorted(KNOWN_TYPES))})")

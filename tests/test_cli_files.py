@@ -59,6 +59,22 @@ def test_schema_prints_json_schema(invoke, kind: str | None, title: str, require
     assert schema.get("additionalProperties") is False
 
 
+def test_schema_states_the_defaults_of_list_fields(invoke) -> None:
+    """List and table fields take their defaults from a factory, which pydantic's schema left out:
+    `planner schema` said nothing of search.chips' [1, 2, 4, ...]. They are the defaults a scenario
+    without the key gets (read from the model itself)."""
+    from planner.schema import Scenario
+    from planner.schema.scenario import Search
+
+    schema = json.loads(invoke("schema", "--format", "json").stdout)
+    search = schema["$defs"]["Search"]["properties"]
+    for name in ("chips", "batch", "weight_dtype", "kv_dtype", "dram_fraction", "spec_k", "parallelism", "serving_mode"):
+        assert search[name]["default"] == list(getattr(Search(), name)), name
+    assert schema["properties"]["prices"]["default"] == {}
+    assert "default" not in schema["properties"]["speculative"]  # a whole section: its fields carry theirs
+    assert Scenario.model_fields["speculative"].default_factory is not None
+
+
 def test_help_lists_the_commands(invoke) -> None:
     result = invoke("--help")
     assert result.exit_code == 0

@@ -248,3 +248,21 @@ def test_a_multimodal_config_says_only_its_language_model_is_read():
     vl, _ = import_model(CONFIGS / "Qwen--Qwen3-VL-30B-A3B-Instruct_config.json")
     text, _ = import_model(CONFIGS / "Qwen--Qwen3-235B-A22B_config.json")
     assert "vision encoder" in vl.notes and "vision encoder" not in text.notes
+
+
+def test_import_errors_name_a_folder_and_a_missing_model_type(invoke, tmp_path):
+    """A folder given for its config.json said "file not found"; a config without model_type said
+    "'None' is not an architecture"; a cases file's missing config read "cannot evaluate: cannot
+    evaluate: ...". Each is now one plain line."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"hidden_size": 10}')
+    result = invoke("models", "import", folder)
+    assert result.exit_code == 2 and "a folder, not a config.json (give the file; its" in result.stderr
+    result = invoke("models", "import", folder / "config.json")
+    assert result.exit_code == 2 and "model_type: missing" in result.stderr and "'None'" not in result.stderr
+    cases = tmp_path / "cases.toml"
+    cases.write_text('[[case]]\nhardware = "h100-sxm"\nmodel = "missing.json"\nchips = 1\nbatch = 1\n'
+                     'input = 100\noutput = 10\n')
+    rows = json.loads(invoke("eval", "--cases", cases, "--format", "json").stdout)
+    assert rows[0]["reason"].count("cannot evaluate") == 1 and "file not found" in rows[0]["reason"]

@@ -242,3 +242,15 @@ def test_solve_verify_reranks_both_modes_by_simulation(tmp_path, invoke):
     table = invoke("solve", sc, "--verify", "3", "--verify-duration", "60")
     assert table.exit_code == 0, table.stderr
     assert "Verified by simulation" in table.stdout and "(disaggregated)" in table.stdout
+
+
+def test_a_mode_the_scenario_does_not_search_is_bad_input_not_infeasible(invoke):
+    """`simulate --mode disaggregated` on a scenario searching aggregated plans only said "no plan
+    meets the SLOs" (exit 1) while solve found plans: it is one line naming search.serving_mode, exit 2."""
+    from planner import paths
+
+    result = invoke("simulate", str(paths.scenarios_dir() / "chat.toml"), "--mode", "disaggregated",
+                    "--set", 'search.serving_mode=["aggregated"]')
+    assert result.exit_code == 2, result.output
+    assert "--mode disaggregated: search.serving_mode is ['aggregated']" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -220,3 +220,17 @@ def test_the_prefix_cache_line_says_where_it_lives_and_matches_the_bill(catalog)
         host_gb_months * plan["replicas"] * plan["chips"] * price * 730, rel=2e-3)
     assert prefix_cache_words(mem) == (f"prefix cache holds {mem['prefix_cache_held']:.1f} GB "
                                        f"({mem['prefix_cache_host']:.1f} GB of it in host memory)")
+
+
+def test_cheapest_hardware_of_an_owned_fleet_is_the_cheapest_to_own(catalog) -> None:
+    """whatif's cheapest-hardware-only picked by rental price under cost.mode = "own" (h100-sxm, the
+    cheaper to rent), where an owned fleet pays capex and energy: an MI300X ($15,000 list price in
+    the catalog) costs less per owned hour than an H100 ($30,000), both at 1.3 host and network."""
+    from planner.analyses.whatif import evaluate, pick_variants
+
+    both = {"hardware": ["h100-sxm", "mi300x"]}
+    for mode, expected in (("own", "mi300x"), ("rent", "h100-sxm")):
+        ev = evaluate(scenario(both, **{"cost.mode": mode}), catalog, pick_variants(["cheapest-hardware-only"]))
+        assert ev.variants[0].description.startswith(f"only {expected} ("), (mode, ev.variants[0].description)
+    assert catalog.accelerator("mi300x").capex_usd < catalog.accelerator("h100-sxm").capex_usd
+    assert catalog.accelerator("mi300x").usd_per_hour > catalog.accelerator("h100-sxm").usd_per_hour

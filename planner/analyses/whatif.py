@@ -37,14 +37,31 @@ def _hw_mask(grid: Grid, keep: Callable[[Any], bool]) -> np.ndarray:
     return mask
 
 
+def _chip_hour(grid: Grid) -> dict[str, float]:
+    """What a chip-hour of each searched accelerator costs the scenario: its rental price, or owned
+    (`cost.mode = "own"`) its capex share at full power (the search's own hourly rate, `tco.priced`)."""
+    scenario = grid.scenario
+    if scenario.cost.mode != "own":
+        return {acc.id: float(acc.usd_per_hour) for acc in grid.hardware}
+    from planner import tco
+
+    hours = scenario.serving.hours_per_month
+    return {acc.id: tco.owned_usd_per_hour(acc, scenario.cost, hours) + tco.energy_usd_per_hour_full(acc, scenario.cost)
+            for acc in grid.hardware}
+
+
 def _cheapest_hardware(grid: Grid) -> AxisMasks:
-    cheapest = min(acc.usd_per_hour for acc in grid.hardware)
-    return {"hardware": _hw_mask(grid, lambda acc: acc.usd_per_hour == cheapest)}
+    rates = _chip_hour(grid)
+    cheapest = min(rates.values())
+    return {"hardware": _hw_mask(grid, lambda acc: rates[acc.id] == cheapest)}
 
 
 def _cheapest_label(grid: Grid) -> str:
-    cheapest = min(acc.usd_per_hour for acc in grid.hardware)
-    ids = [acc.id for acc in grid.hardware if acc.usd_per_hour == cheapest]
+    rates = _chip_hour(grid)
+    cheapest = min(rates.values())
+    ids = [i for i, rate in rates.items() if rate == cheapest]
+    if grid.scenario.cost.mode == "own":
+        return f"only {', '.join(ids)} (${cheapest:.4g}/chip-hour owned: capex and energy at full power, the lowest searched)"
     return f"only {', '.join(ids)} (${cheapest:g}/chip-hour, the lowest searched)"
 
 

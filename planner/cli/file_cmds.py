@@ -229,4 +229,6 @@ def schema(
     format: Annotated[SchemaFormat, typer.Option("--format", "-f", help="Output format.")] = SchemaFormat.json,
 ) -> None:
     """Print the JSON Schema of an input file (field names, units, defaults, allowed values)."""
-    render.print_json(SCHEMAS[kind].model_json_schema())
+    from planner.schema.common import json_schema
+
+    render.print_json(json_schema(SCHEMAS[kind]))
