@@ -416,7 +416,7 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
             candidates.setdefault(i, []).append(row)
         for i, case in enumerate(resolved):
             best = _best(case, candidates[i])
-            if not best["fits"] and not case.layout:
+            if memory_short(best) and not case.layout:
                 best["layout_chosen"] = "closest to fitting (none fits)"
             rows_by_case[id(case)] = _annotate(case, catalog, best)
     return [rows_by_case[id(c)] if c.unresolved is None else _unresolved_row(c) for c in cases]
@@ -508,19 +508,27 @@ def _run_rows(pairs: list[tuple[EvalCase, int, Layout]], catalog: Catalog) -> di
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def memory_short(row: dict[str, Any]) -> bool:
+    """The layout does not hold one sequence (weights or KV): its figures are for a system that
+    cannot run, and the layout nearest to holding one is the one worth reporting."""
+    return not row["fits"] and row["slots"] < 1
+
+
 def _best(case: EvalCase, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The layout an operator would run: the highest throughput for `batch = "max"`, else the lowest
-    TPOT; fitting candidates first, and the fewest replicas among equals. Where none fits, the one
-    closest to fitting (least memory per chip), so that its reason names what is really short: 2 x
-    TP1 of a 70B model reported its weights' 141 GB per chip where TP2 holds them and lacks only KV."""
+    TPOT; fitting candidates first, then those that hold a sequence (e.g. saturated by the load, still
+    ranked by throughput or TPOT), and the fewest replicas among equals. Where no layout holds one
+    sequence, the one closest to it (least memory per chip), so that its reason names what is really
+    short: 2 x TP1 of a 70B model reported its weights' 141 GB per chip where TP2 holds them and lacks
+    only KV."""
     def key(row):
         fits = 0 if row["fits"] else 1
-        if not row["fits"]:
-            return (fits, row["memory_gb_per_chip"] if row["memory_gb_per_chip"] is not None else math.inf,
+        if memory_short(row):  # after every layout memory holds a sequence in (e.g. one saturated by load)
+            return (fits, 1, row["memory_gb_per_chip"] if row["memory_gb_per_chip"] is not None else math.inf,
                     row["replicas"])
         if case.batch == "max":
-            return (fits, -(row["throughput_tok_s"] or 0.0), row["replicas"])
-        return (fits, row["tpot_s"] if row["tpot_s"] is not None else math.inf, row["replicas"])
+            return (fits, 0, -(row["throughput_tok_s"] or 0.0), row["replicas"])
+        return (fits, 0, row["tpot_s"] if row["tpot_s"] is not None else math.inf, row["replicas"])
 
     return min(rows, key=key)
 
@@ -566,7 +574,7 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
 def _unresolved_row(case: EvalCase) -> dict[str, Any]:
     row = {"hardware": case.hardware, "model": case.model, "chips": case.chips,
            "weight_dtype": case.weight_dtype, "kv_dtype": case.kv_dtype, "input": case.input,
-           "output": case.output, "spec_k": case.spec_k, "batch": 0, "fits": False,
+           "output": case.output, "spec_k": case.spec_k, "batch": 0, "slots": 0, "fits": False,
            "reason": f"cannot evaluate: {case.unresolved}", "replicas": None, "chips_per_replica": None,
            "kv_capacity_tokens": 0}
     for name in (*METRICS, "memory_gb_per_chip", "weights_gb_per_chip", "kv_gb_per_chip", "cost_per_hour",

@@ -454,9 +454,11 @@ def _trtllm(ln: Launch) -> tuple[list[str], list[str]]:
     if lay["ep"] > 1:
         words += ["--ep_size", str(lay["ep"])]
     # with attention DP every rank runs its own executor and batches up to max_batch_size (recalled,
-    # as the rest of this engine's flags: vLLM's --max-num-seqs is per DP rank too), so the plan's
-    # batch, the replica's total over its attention-DP groups, is divided
-    per_rank = max(1, p["batch"] // lay["dp_attention"])
+    # as the rest of this engine's flags: vLLM's --max-num-seqs is per DP rank too), and every one of
+    # the tp_size ranks runs attention DP (the note above), so the plan's batch, the replica's total,
+    # is divided over all of them
+    ranks = lay["tp"] * lay["dp_attention"] if lay["dp_attention"] > 1 else 1
+    per_rank = max(1, p["batch"] // ranks)
     words += ["--max_batch_size", str(per_rank), "--max_num_tokens", str(CHUNK_TOKENS),
               "--max_seq_len", str(ln.max_len), "--extra_llm_api_options", options_file]
     if _online_fp8(p["weight_dtype"], ln):

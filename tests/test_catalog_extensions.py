@@ -83,6 +83,18 @@ def test_a_max_batch_case_where_nothing_fits_is_predicted_at_one_sequence(invoke
     assert fits["fits"] and fits["slots"] >= fits["batch"] > 1
 
 
+def test_layouts_that_hold_a_sequence_but_not_the_load_are_still_ranked_by_throughput(invoke):
+    """At 500 requests/s of 2k-token prompts every layout of 8 H100s saturates prefill; each holds
+    sequences, so the pick stays the highest throughput (8 replicas, prefill utilisation 3.5 against
+    13.3 for one 8-chip replica), not the least memory per chip."""
+    result = invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "8", "--batch", "max",
+                    "--input", "2000", "--output", "200", "--arrival-rps", "500", "--format", "json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert not got["fits"] and got["slots"] >= 1 and "saturates prefill" in got["reason"]
+    assert (got["replicas"], got["layout_chosen"]) == (8, "best throughput")
+
+
 # ---------------------------------------------------------------------- user catalogs
 
 

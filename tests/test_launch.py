@@ -183,9 +183,9 @@ def test_a_plan_layout_object_is_read_as_is(catalog, scenario) -> None:
     assert "--tensor-parallel-size 4" in vl and "--data-parallel-size 2" in vl and "--enable-expert-parallel" in vl
     assert "spans" not in vl  # one node: no multi-node note
     # the plan's batch (32) is the replica's total: vLLM admits --max-num-seqs per data-parallel rank
-    # (one scheduler each), as TensorRT-LLM's attention-DP ranks do --max_batch_size; SGLang divides
-    # --max-running-requests by --attn-dp-size itself
-    assert "--max-num-seqs 16" in vl and "--max-running-requests 32" in sg and "--max_batch_size 16" in trt
+    # (one scheduler each), as TensorRT-LLM's attention-DP ranks do --max_batch_size (all 8 of its
+    # tp_size ranks run attention DP); SGLang divides --max-running-requests by --attn-dp-size itself
+    assert "--max-num-seqs 16" in vl and "--max-running-requests 32" in sg and "--max_batch_size 4" in trt
 
 
 def test_a_replica_over_several_nodes_names_the_engines_multi_node_options(catalog, scenario) -> None:

@@ -6,7 +6,6 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
-from pydantic.json_schema import GenerateJsonSchema, NoDefault
 
 Unknown = Literal["unknown"]
 """Written where a public figure was not found. Never replaced by a guess."""
@@ -67,22 +66,26 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
-class _FactoryDefaults(GenerateJsonSchema):
-    """JSON Schema with the defaults of list and table fields, which pydantic leaves out because they
-    come from a factory (`search.chips` is `[1, 2, 4, ...]` unless given); a field whose default is a
-    whole section keeps none here, its own fields carry theirs."""
-
-    def get_default_value(self, schema: Any) -> Any:
-        factory = schema.get("default_factory")
-        if "default" in schema or factory is None or schema.get("default_factory_takes_data"):
-            return super().get_default_value(schema)
-        value = factory()
-        return NoDefault if isinstance(value, BaseModel) else value
-
-
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON Schema `planner schema` prints: every field's name, units, allowed values and default."""
-    return model.model_json_schema(schema_generator=_FactoryDefaults)
+    """The JSON Schema `planner schema` prints: every field's name, units, allowed values and default,
+    the defaults of list and table fields included (pydantic leaves out a default that comes from a
+    factory: `search.chips` is `[1, 2, 4, ...]` unless given). A field whose default is a whole
+    section keeps none here; its own fields carry theirs. The hook needs pydantic >= 2.11; older
+    ones print the schema without those defaults."""
+    try:
+        from pydantic.json_schema import GenerateJsonSchema, NoDefault
+    except ImportError:  # pragma: no cover - pydantic < 2.11
+        return model.model_json_schema()
+
+    class FactoryDefaults(GenerateJsonSchema):
+        def get_default_value(self, schema: Any) -> Any:
+            factory = schema.get("default_factory")
+            if "default" in schema or factory is None or schema.get("default_factory_takes_data"):
+                return super().get_default_value(schema)
+            value = factory()
+            return NoDefault if isinstance(value, BaseModel) else value
+
+    return model.model_json_schema(schema_generator=FactoryDefaults)
 
 
 def check_sources(
