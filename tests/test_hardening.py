@@ -748,3 +748,19 @@ def test_hardware_with_no_supported_configuration_says_so(invoke, write) -> None
     result = invoke("solve", path, "--set", 'search.weight_dtype=["fp4"]', "--set", 'search.hardware=["h100-sxm"]')
     assert result.exit_code == 1
     assert "no searched configuration runs on it" in result.stdout
+
+
+@pytest.mark.parametrize(("old", "new", "fragment"), [
+    ('family = "hopper"', 'family = "nosuch"', "accelerator[0].family: 'nosuch' has no entry in"),
+    ('family = "hopper"', 'family = "hopper"\nhost_cpu = "zzz"', "accelerator[0].host_cpu: 'zzz' has no entry in"),
+])
+def test_a_user_hardware_file_is_checked_against_the_bundled_calibration(invoke, tmp_path: Path, old: str, new: str,
+                                                                        fragment: str) -> None:
+    """A user catalog file (no calibration.toml beside it) passed `validate` with an unknown family or
+    host CPU class, which `solve --catalog` then refused: validate checks it as --catalog does."""
+    path = tmp_path / "my-gpu.toml"
+    assert old in HARDWARE_TOML
+    path.write_text(HARDWARE_TOML.replace(old, new, 1), encoding="utf-8")
+    one_line_error(invoke("validate", path), fragment, str(paths.hardware_dir() / "calibration.toml"))
+    path.write_text(HARDWARE_TOML, encoding="utf-8")
+    assert invoke("validate", path).exit_code == 0

@@ -861,3 +861,72 @@ async def test_the_detail_is_built_once_per_new_input(tmp_path: Path) -> None:
         assert "Disagg. (updating)" in _detail_text(app)
         detail.show(plan, infeasible, slo_ttft_s=ttft, slo_tpot_ms=(tpot or 50.0) * 0.5)
         assert len(builds) == 2
+
+
+# ---------------------------------------------------------------------- documents the bundled lists lack
+
+
+def _scenario_file(tmp_path: Path, **model: str) -> Path:
+    data = scenario_data()
+    data["model"] = dict(model)
+    data.pop("speculative", None)
+    import tomli_w
+
+    path = tmp_path / "s.toml"
+    path.write_text("# mine\n" + tomli_w.dumps(data))
+    return path
+
+
+@sync
+async def test_opening_a_model_outside_the_bundled_list_changes_nothing(tmp_path: Path, monkeypatch) -> None:
+    """A model given as a config.json path (relative to the file, opened from another folder) is not in
+    the model list: the Select picked the list's first model on mount, which read as an edit (the file's
+    model became deepseek-r1 and ctrl+s saved it), and the relative path failed to resolve."""
+    import shutil
+
+    shutil.copy(Path(__file__).parent / "data" / "hf-configs" / "Qwen--Qwen3-0.6B_config.json",
+                tmp_path / "config.json")
+    path = _scenario_file(tmp_path, id="config.json")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    app = make_app(tmp_path, path=path, catalog=load_catalog())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.document.get("model.id") == "config.json"
+        assert app.document.valid and not app.document.dirty, app.document.errors
+        assert app.document.scenario.model.id == str((tmp_path / "config.json").resolve())
+
+
+@sync
+async def test_setting_a_lengths_mean_clears_the_p90_on_screen(tmp_path: Path) -> None:
+    """The mean replaces the p90 in the document (one shape per log-normal); the p90 field must not
+    keep showing the old value, which the saved file no longer has."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        p90 = app.screen.query_one("#f-workload-output-tokens-p90 Input", Input)
+        assert p90.value == "2500"
+        app.screen.query_one("#f-workload-output-tokens-mean Input", Input).value = "900"
+        await settle(app, pilot)
+        assert app.document.get("workload.output_tokens.p90") is None and p90.value == ""
+        assert app.document.get("workload.output_tokens.mean") == 900.0
+
+
+def test_the_hardware_checklist_keeps_a_scenarios_own_accelerators() -> None:
+    """An accelerator of the scenario's own catalog is listed (and checked), so toggling another box
+    no longer drops it from search.hardware."""
+    from planner.tui.widgets.hardware_filter import HardwareFilter
+
+    listed = HardwareFilter((("b200", "B200"), ("h100-sxm", "H100")), ["h100-sxm", "my-gpu"])
+    assert [hw for hw, _ in listed.hardware] == ["b200", "h100-sxm", "my-gpu"]
+    assert listed._value({"b200", "h100-sxm", "my-gpu"}) == "all"
+    assert listed._value({"b200", "my-gpu"}) == ["b200", "my-gpu"]
+
+
+def test_a_closest_miss_shows_no_bill_in_the_plan_detail() -> None:
+    """A hardware without a feasible plan has a closest plan without replicas or a bill: the detail
+    said "None x 4 chips" and "$0/month"."""
+    from planner.tui.widgets.plan_detail import _f, _usd
+
+    assert (_f(None, "d"), _usd(None, ",.0f"), _usd(1234.4, ",.0f")) == ("—", "$—", "$1,234")

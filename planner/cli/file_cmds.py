@@ -150,16 +150,27 @@ def _speculation_for_the_model_set(scenario: Scenario, sets: Sequence[str], cata
 
 
 def _check_families(parsed: HardwareFile, path: Path) -> None:
-    """A hardware file's families must exist in the calibration file next to it (if there is one)."""
+    """A hardware file's families and host CPU classes must exist in the calibration file next to it,
+    or, for a user catalog file (none beside it), in the bundled one that `--catalog` checks them
+    against: a file `validate` passed was refused by `solve --catalog` for an unknown family."""
+    from planner import paths
+
     calibration_path = path.parent / CALIBRATION_FILE
     if not calibration_path.is_file():
-        return
-    families = {fam.id for fam in io.load(CalibrationFile, calibration_path).family}
+        calibration_path = paths.hardware_dir() / CALIBRATION_FILE
+    calibration = io.load(CalibrationFile, calibration_path)
+    families = {fam.id for fam in calibration.family}
+    cpus = {cpu.id for cpu in calibration.host_cpu}
     for i, acc in enumerate(parsed.accelerator):
         if acc.family not in families:
             raise InputFileError(
                 f"{path}: accelerator[{i}].family: '{acc.family}' has no entry in {calibration_path} "
                 f"(known: {', '.join(sorted(families))})"
+            )
+        if cpus and acc.host_cpu not in cpus:
+            raise InputFileError(
+                f"{path}: accelerator[{i}].host_cpu: '{acc.host_cpu}' has no entry in {calibration_path} "
+                f"(known: {', '.join(sorted(cpus))})"
             )
 
 

@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from planner import paths
 from planner.catalog import Catalog
 from planner.errors import PlannerError
+from planner.lengths import other_shape
 from planner.schema import Scenario
 from planner.tui.document import ScenarioDocument
 from planner.tui.file_actions import FileActions
@@ -141,6 +142,9 @@ class PlannerApp(FileActions, App[int]):
         if drafter:
             self.main.query_one(ScenarioPanel).load(self.document)
             self.notify(drafter, title="Speculative decoding", markup=False)
+        replaced = other_shape(event.path) if event.value is not None else None
+        if replaced is not None:  # the edit removed the length's other shape field: it must not still show
+            self.main.query_one(ScenarioPanel).show_value(replaced, self.document.get(replaced))
         if self.document.valid:
             self.request_solve(event.at)  # first: the solve thread starts while the panel updates
         self.main.query_one(ScenarioPanel).show_errors(self.document.errors, edited=event.path)

@@ -39,6 +39,7 @@ class ScenarioDocument:
     errors: list[FieldError] = field(default_factory=list)
     saved: Scenario | None = None
     source_text: str | None = None  # the file as read: saves keep its comments and layout
+    base: Path | None = None  # the file whose folder relative paths (catalog, config.json, trace) start from
 
     @classmethod
     def from_file(cls, path: Path, catalog: Catalog, *, bundled: bool = False) -> ScenarioDocument:
@@ -51,7 +52,7 @@ class ScenarioDocument:
         except _IdError as exc:
             raise UnknownIdError(f"{path}: {exc.loc}: {exc.message}") from None
         doc = cls(data=data, catalog=catalog, path=None if bundled else path,
-                  origin=f"bundled: {path.name}" if bundled else str(path), source_text=text)
+                  origin=f"bundled: {path.name}" if bundled else str(path), source_text=text, base=Path(path))
         doc.validate()
         doc.saved = doc.scenario
         return doc
@@ -103,6 +104,8 @@ class ScenarioDocument:
         """Validate the data; on success `scenario` is replaced, on failure `errors` says why."""
         try:
             scenario = Scenario.model_validate(self.data)
+            if self.base is not None:  # as `planner solve` reads them, whatever the working directory
+                scenario = resolve_scenario_paths(scenario, self.base)
         except ValidationError as exc:
             self.errors = [FieldError(".".join(str(p) for p in e["loc"]), _message(e))
                            for e in exc.errors(include_url=False)]
@@ -139,13 +142,15 @@ class ScenarioDocument:
         model = self.scenario.model.id if self.scenario else None
         if self.path is not None and (self.saved is None or self.saved.model.id == model):
             return self.path.name
+        if model and model.endswith(".json"):  # a config.json path: its folder names the model
+            model = Path(model).parent.name or Path(model).stem
         return f"{model or 'scenario'}.toml"
 
     def save(self, path: Path, *, overwrite: bool) -> None:
         text = self.toml()
         io.atomic_write_text(path, text, overwrite=overwrite)
         self.source_text = text
-        self.path = path
+        self.path = self.base = path
         self.origin = str(path)
         self.saved = self.scenario
 

@@ -36,7 +36,7 @@ class FieldRow(Vertical):
     def __init__(self, spec: FieldSpec, value: Any, options: Sequence[str] = ()) -> None:
         super().__init__(id=spec.dom_id, classes="field-row")
         self.spec = spec
-        self.options = tuple(options)
+        self.options = _with_value(tuple(options), value) if spec.kind in SELECT_KINDS else tuple(options)
         self._shown: Any = self._normalise(value)  # change events that match it are not edits
 
     def compose(self) -> ComposeResult:
@@ -59,6 +59,9 @@ class FieldRow(Vertical):
         if self.spec.kind in SELECT_KINDS:
             select = self.query_one(Select)
             with self.prevent(Select.Changed):
+                if value not in self.options and isinstance(value, str):
+                    self.options = _with_value(self.options, value)
+                    select.set_options([(o, o) for o in self.options])
                 select.value = value if value in self.options else Select.NULL
         else:
             with self.prevent(Input.Changed):
@@ -87,3 +90,11 @@ class FieldRow(Vertical):
             return
         self._shown = value
         self.post_message(self.Edited(self.spec.path, value, time.perf_counter()))
+
+
+def _with_value(options: tuple[str, ...], value: Any) -> tuple[str, ...]:
+    """The options, with the document's own value among them: a model given as a config.json path or
+    defined in the scenario's catalog is not in the bundled list, and a Select without it picked the
+    list's first model on mount, which read as an edit (the file's model became deepseek-r1, and
+    ctrl+s saved that)."""
+    return options + (value,) if isinstance(value, str) and value and value not in options else options

@@ -23,7 +23,7 @@ class HardwareFilter(Vertical):
 
     def __init__(self, hardware: Sequence[tuple[str, str]], value: str | list[str] | None) -> None:
         super().__init__(id="hardware-filter", classes="field-row")
-        self.hardware = tuple(hardware)  # (id, name)
+        self.hardware = _with_listed(tuple(hardware), value)  # (id, name)
         self._shown = self._value(self._wanted(value))  # the document's value: events matching it are not edits
 
     def compose(self) -> ComposeResult:
@@ -36,6 +36,10 @@ class HardwareFilter(Vertical):
 
     def set_value(self, value: str | list[str] | None) -> None:
         selection = self.query_one(SelectionList)
+        listed = _with_listed(self.hardware, value)
+        for hw_id, _ in listed[len(self.hardware):]:
+            selection.add_option((hw_id, hw_id, False))
+        self.hardware = listed
         wanted = self._wanted(value)
         self._shown = self._value(wanted)
         with self.prevent(SelectionList.SelectedChanged):
@@ -62,3 +66,11 @@ class HardwareFilter(Vertical):
         if len(chosen) == len(self.hardware):
             return "all"
         return [hw for hw, _ in self.hardware if hw in chosen]
+
+
+def _with_listed(hardware: tuple[tuple[str, str], ...], value: str | list[str] | None) -> tuple[tuple[str, str], ...]:
+    """The checklist, with every accelerator the document searches: one defined in the scenario's own
+    catalog is not in the bundled list, and toggling any box dropped it from search.hardware."""
+    known = {hw_id for hw_id, _ in hardware}
+    extra = [hw_id for hw_id in (value if isinstance(value, list) else []) if hw_id not in known]
+    return hardware + tuple((hw_id, hw_id) for hw_id in dict.fromkeys(extra))

@@ -116,13 +116,13 @@ class PlanDetail(Static):
             header.append(Text("Closest plan:", style="dim"))
         assert plan is not None
         header.append(Text.assemble(
-            (f"{plan['hardware']}", "bold"), f" · {plan['hardware_name']} — {plan['replicas']} × "
+            (f"{plan['hardware']}", "bold"), f" · {plan['hardware_name']} — {_f(plan['replicas'], 'd')} × "
             f"{plan['chips']} chips ({plan['layout_text']}), batch {plan['batch']}, weights {plan['weight_dtype']}, KV {plan['kv_dtype']} "
             f"({tiers(plan)}), speculation {spec_words(plan)}, prefix cache {'on' if plan['prefix_cache'] else 'off'}, "
             f"{plan['attention']} attention"))
         header.append(Text(
-            f"${plan['monthly_usd'] or 0:,.0f}/month · ${plan['usd_per_hour'] or 0:,.2f}/h · "
-            f"${plan['usd_per_mtok_input'] or 0:.3f}/Mtok in · ${plan['usd_per_mtok_output'] or 0:.3f}/Mtok out · "
+            f"{_usd(plan['monthly_usd'], ',.0f')}/month · {_usd(plan['usd_per_hour'], ',.2f')}/h · "
+            f"{_usd(plan['usd_per_mtok_input'], '.3f')}/Mtok in · {_usd(plan['usd_per_mtok_output'], '.3f')}/Mtok out · "
             f"TTFT p50/p95 {_f(plan['ttft_p50_s'], '.2f')}/{_f(plan['ttft_p95_s'], '.2f')} s · "
             f"TPOT p50/p95 {_f(plan['tpot_p50_ms'], '.1f')}/{_f(plan['tpot_p95_ms'], '.1f')} ms · "
             f"prefix hit {_f(plan['prefix_hit_rate'], '.0%')}", style="green" if infeasible is None else "dim"))
@@ -227,6 +227,11 @@ def _f(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def _usd(value: float | None, fmt: str) -> str:
+    """A dollar figure, or "—" where there is none (a closest miss has no bill: it read $0/month)."""
+    return "$—" if value is None else "$" + format(value, fmt)
+
+
 POOL_LINES = 4  # lines `_pools` shows for a disaggregated plan
 STALE_LABEL = "Disagg. (updating)"  # as long as "Disaggregated best", which it replaces while pending
 
@@ -245,13 +250,13 @@ def _pools(disagg: dict[str, Any] | None, plan: dict[str, Any] | None, pending: 
     if plan is not None and plan.get("monthly_usd"):
         delta = f" ({100.0 * (disagg['monthly_usd'] - plan['monthly_usd']) / plan['monthly_usd']:+.0f}% vs this plan)"
     return [
-        Text.assemble(("Disaggregated best", "bold"), f": ${disagg['monthly_usd'] or 0:,.0f}/month{delta} · "
+        Text.assemble(("Disaggregated best", "bold"), f": {_usd(disagg['monthly_usd'], ',.0f')}/month{delta} · "
                       f"TTFT p95 {_f(disagg['ttft_p95_s'], '.2f')} s · TPOT p95 {_f(disagg['tpot_p95_ms'], '.1f')} ms"),
-        Text(f"  prefill pool: {p['replicas']} × {p['chips']} {p['hardware']} ({p['layout_text']}), {p['weight_dtype']}/"
-             f"{p['kv_dtype']}, prefix cache {p['prefix_cache_lives'] if p['prefix_cache'] else 'off'} · "
-             f"${p['monthly_usd'] or 0:,.0f}/month"),
-        Text(f"  decode pool: {d['replicas']} × {d['chips']} {d['hardware']} ({d['layout_text']}), batch {d['batch']}, "
-             f"{d['weight_dtype']}/{d['kv_dtype']}, k={d['spec_k']} · ${d['monthly_usd'] or 0:,.0f}/month"),
+        Text(f"  prefill pool: {_f(p['replicas'], 'd')} × {p['chips']} {p['hardware']} ({p['layout_text']}), "
+             f"{p['weight_dtype']}/{p['kv_dtype']}, prefix cache {p['prefix_cache_lives'] if p['prefix_cache'] else 'off'} · "
+             f"{_usd(p['monthly_usd'], ',.0f')}/month"),
+        Text(f"  decode pool: {_f(d['replicas'], 'd')} × {d['chips']} {d['hardware']} ({d['layout_text']}), batch {d['batch']}, "
+             f"{d['weight_dtype']}/{d['kv_dtype']}, k={d['spec_k']} · {_usd(d['monthly_usd'], ',.0f')}/month"),
         Text(f"  KV transfer: {(x['bytes_per_request_mean'] or 0) / 1e6:,.0f} MB/request over {x['link']} "
              f"{x['gbps'] or 0:,.0f} GB/s, {_f(x['visible_p95_s'], '.3f')} s in TTFT p95 ({x['overlap']})", style="dim"),
     ]

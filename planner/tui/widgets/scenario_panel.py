@@ -57,6 +57,12 @@ class ScenarioPanel(VerticalScroll):
         self.query_one(HardwareFilter).set_value(doc.get(HARDWARE_PATH))
         self.show_errors(doc.errors, edited=None)
 
+    def show_value(self, path: str, value: object) -> None:
+        """Show one field's value as the document now holds it (posts no edit)."""
+        for row in self.query(FieldRow):
+            if row.spec.path == path:
+                row.set_value(value)
+
     def show_errors(self, errors: Sequence[FieldError], edited: str | None) -> None:
         """Put each error under the field it names; a table-level error (e.g. p90 < median) goes to
         the field just edited if it lies in that table, else to the table's first field."""
