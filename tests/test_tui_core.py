@@ -203,3 +203,33 @@ def test_save_as_suggests_a_name_from_the_model(doc: ScenarioDocument, tmp_path:
     doc.set("model.id", "llama-3.1-70b")
     doc.validate()
     assert doc.suggested_name() == "llama-3.1-70b.toml"
+
+
+def test_save_as_elsewhere_keeps_relative_references_pointing_at_their_files(tmp_path: Path) -> None:
+    """A scenario's relative catalog files, config.json model and trace are relative to its file:
+    "save as" into another folder rewrites them (they were written as they stood, and the saved file
+    pointed at files that are not there); the copy loads from anywhere with the same scenario."""
+    import shutil
+
+    from tests.support import HARDWARE_TOML
+
+    home, other = tmp_path / "home", tmp_path / "other" / "deeper"
+    home.mkdir()
+    other.mkdir(parents=True)
+    (home / "my-gpu.toml").write_text(HARDWARE_TOML.replace('id = "test-gpu"', 'id = "my-gpu"'))
+    shutil.copy(Path(__file__).parent / "data" / "hf-configs" / "Qwen--Qwen3-0.6B_config.json", home / "config.json")
+    data = io.parse_toml(paths.default_scenario().read_text(), "test")
+    data["catalog"] = ["my-gpu.toml"]
+    data["model"] = {"id": "config.json"}
+    data.pop("speculative", None)
+    data.pop("quality", None)
+    import tomli_w
+
+    (home / "s.toml").write_text("# a comment that stays\n" + tomli_w.dumps(data))
+    doc = ScenarioDocument.from_file(home / "s.toml", load_catalog())
+    assert doc.valid, doc.errors
+    doc.save(other / "copy.toml", overwrite=False)
+    saved = (other / "copy.toml").read_text()
+    assert "# a comment that stays" in saved and '"../../home/my-gpu.toml"' in saved and '"../../home/config.json"' in saved
+    again = ScenarioDocument.from_file(other / "copy.toml", load_catalog())
+    assert again.valid and again.scenario == doc.scenario

@@ -6,6 +6,7 @@ Plain Python (no Textual): the app owns one `ScenarioDocument`, the panel only s
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,14 +128,37 @@ class ScenarioDocument:
     def dirty(self) -> bool:
         return bool(self.errors) or self.scenario != self.saved
 
-    def toml(self) -> str:
-        """The edited data written into the file it came from: comments, order and layout stay;
-        only changed values change. An untitled scenario is written plainly."""
+    def toml(self, data: dict[str, Any] | None = None) -> str:
+        """The edited data (or `data`) written into the file it came from: comments, order and layout
+        stay; only changed values change. An untitled scenario is written plainly."""
         if self.scenario is None or self.errors:
             raise PlannerError("the scenario has errors; fix them before saving")
         if self.source_text is None:
             return io.dumps_toml(self.scenario)
-        return merged_toml(self.source_text, self.data)
+        return merged_toml(self.source_text, self.data if data is None else data)
+
+    def relocated(self, target: Path) -> dict[str, Any]:
+        """The data with its relative file references (catalog files, a config.json model, a trace)
+        rewritten from this file's folder to `target`'s: "save as" elsewhere kept them as written, and
+        the saved file pointed at files that are not there."""
+        if self.base is None or self.base.resolve().parent == target.resolve().parent:
+            return self.data
+        old, new = self.base.resolve().parent, target.resolve().parent
+
+        def moved(ref: Any) -> Any:
+            if not isinstance(ref, str) or not ref or Path(ref).is_absolute():
+                return ref
+            return os.path.relpath(old / ref, new)
+
+        data = copy.deepcopy(self.data)
+        if isinstance(data.get("catalog"), list):
+            data["catalog"] = [moved(ref) for ref in data["catalog"]]
+        model, workload = data.get("model"), data.get("workload")
+        if isinstance(model, dict) and isinstance(model.get("id"), str) and model["id"].endswith(".json"):
+            model["id"] = moved(model["id"])
+        if isinstance(workload, dict) and "trace" in workload:
+            workload["trace"] = moved(workload["trace"])
+        return data
 
     def suggested_name(self) -> str:
         """A file name for "save as": the opened file's, unless the model changed since; else
@@ -147,8 +171,10 @@ class ScenarioDocument:
         return f"{model or 'scenario'}.toml"
 
     def save(self, path: Path, *, overwrite: bool) -> None:
-        text = self.toml()
+        data = self.relocated(path)
+        text = self.toml(data)
         io.atomic_write_text(path, text, overwrite=overwrite)
+        self.data = data
         self.source_text = text
         self.path = self.base = path
         self.origin = str(path)
