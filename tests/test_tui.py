@@ -929,4 +929,4 @@ def test_a_closest_miss_shows_no_bill_in_the_plan_detail() -> None:
     said "None x 4 chips" and "$0/month"."""
     from planner.tui.widgets.plan_detail import _f, _usd
 
-    assert (_f(None, "d"), _usd(None, ",.0f"), _usd(1234.4, ",.0f")) == ("—", "$—", "$1,234")
+    assert (_f(None, ",.0f"), _f(3, ",.0f"), _usd(None, ",.0f"), _usd(1234.4, ",.0f")) == ("—", "3", "$—", "$1,234")

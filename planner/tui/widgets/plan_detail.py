@@ -116,7 +116,7 @@ class PlanDetail(Static):
             header.append(Text("Closest plan:", style="dim"))
         assert plan is not None
         header.append(Text.assemble(
-            (f"{plan['hardware']}", "bold"), f" · {plan['hardware_name']} — {_f(plan['replicas'], 'd')} × "
+            (f"{plan['hardware']}", "bold"), f" · {plan['hardware_name']} — {_f(plan['replicas'], ',.0f')} × "
             f"{plan['chips']} chips ({plan['layout_text']}), batch {plan['batch']}, weights {plan['weight_dtype']}, KV {plan['kv_dtype']} "
             f"({tiers(plan)}), speculation {spec_words(plan)}, prefix cache {'on' if plan['prefix_cache'] else 'off'}, "
             f"{plan['attention']} attention"))
@@ -252,10 +252,10 @@ def _pools(disagg: dict[str, Any] | None, plan: dict[str, Any] | None, pending: 
     return [
         Text.assemble(("Disaggregated best", "bold"), f": {_usd(disagg['monthly_usd'], ',.0f')}/month{delta} · "
                       f"TTFT p95 {_f(disagg['ttft_p95_s'], '.2f')} s · TPOT p95 {_f(disagg['tpot_p95_ms'], '.1f')} ms"),
-        Text(f"  prefill pool: {_f(p['replicas'], 'd')} × {p['chips']} {p['hardware']} ({p['layout_text']}), "
+        Text(f"  prefill pool: {_f(p['replicas'], ',.0f')} × {p['chips']} {p['hardware']} ({p['layout_text']}), "
              f"{p['weight_dtype']}/{p['kv_dtype']}, prefix cache {p['prefix_cache_lives'] if p['prefix_cache'] else 'off'} · "
              f"{_usd(p['monthly_usd'], ',.0f')}/month"),
-        Text(f"  decode pool: {_f(d['replicas'], 'd')} × {d['chips']} {d['hardware']} ({d['layout_text']}), batch {d['batch']}, "
+        Text(f"  decode pool: {_f(d['replicas'], ',.0f')} × {d['chips']} {d['hardware']} ({d['layout_text']}), batch {d['batch']}, "
              f"{d['weight_dtype']}/{d['kv_dtype']}, k={d['spec_k']} · {_usd(d['monthly_usd'], ',.0f')}/month"),
         Text(f"  KV transfer: {(x['bytes_per_request_mean'] or 0) / 1e6:,.0f} MB/request over {x['link']} "
              f"{x['gbps'] or 0:,.0f} GB/s, {_f(x['visible_p95_s'], '.3f')} s in TTFT p95 ({x['overlap']})", style="dim"),
