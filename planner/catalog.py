@@ -47,7 +47,7 @@ class Catalog:
         return _lookup(self.hardware, hw_id, "hardware")
 
     def model(self, model_id: str) -> ModelSpec:
-        if model_id not in self.models and _is_config_path(model_id):
+        if model_id not in self.models and is_config_path(model_id):
             return imported_model(str(Path(model_id).resolve()))
         by_repo = self.model_by_repo(model_id)
         return by_repo if by_repo is not None else _lookup(self.models, model_id, "model")
@@ -92,7 +92,8 @@ def load_hardware_file(path: Path) -> HardwareFile:
     return io.load(HardwareFile, path)
 
 
-def _is_config_path(ref: str) -> bool:
+def is_config_path(ref: str) -> bool:
+    """A model reference that is a path to a Hugging Face config.json, not a catalog ID."""
     return ref.endswith(".json")
 
 
@@ -210,7 +211,7 @@ def resolve_scenario_paths(scenario, source: Path | str):
         update["workload"] = scenario.workload.model_copy(update={"trace": str((base_dir / trace).resolve())})
     if scenario.catalog:
         update["catalog"] = [str((base_dir / f).resolve()) for f in scenario.catalog]
-    if _is_config_path(scenario.model.id) and not Path(scenario.model.id).is_absolute():
+    if is_config_path(scenario.model.id) and not Path(scenario.model.id).is_absolute():
         update["model"] = scenario.model.model_copy(update={"id": str((base_dir / scenario.model.id).resolve())})
     return scenario.model_copy(update=update) if update else scenario
 

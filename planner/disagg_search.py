@@ -247,8 +247,33 @@ def _build_prefill_inputs(grid: Grid):
     return name, lambda: _prefill_kernel(dense, absent), args, bw, shared, classes, pair_class
 
 
-_recent_transfers: dict[bytes, tuple] = {}
-RECENT_TRANSFERS = 4  # the TUI's own grid, and its what-if and prompt-curve grids (one hardware each)
+class _Recent:
+    """The last few values by key, the least recently used dropped first. Their arrays are made
+    read-only: every caller that meets the same key shares them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: dict[bytes, Any] = {}
+
+    def get(self, key: bytes) -> Any:
+        found = self._items.pop(key, None)
+        if found is not None:
+            self._items[key] = found  # most recent last
+        return found
+
+    def put(self, key: bytes, value: Any, arrays: tuple[np.ndarray, ...]) -> None:
+        for array in arrays:
+            array.flags.writeable = False
+        self._items.pop(key, None)
+        self._items[key] = value
+        while len(self._items) > self.size:
+            del self._items[next(iter(self._items))]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+_recent_transfers = _Recent(4)  # the TUI's own grid, and its what-if and prompt-curve grids (one hardware each)
 
 
 def _transfer_pairs(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -259,23 +284,17 @@ def _transfer_pairs(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     links = transfer_links(grid)
     key = b"".join(np.ascontiguousarray(x).tobytes() for x in (np.asarray(grid.chips)[:h], *links.values()))
     key += repr(np.shape(grid.chips)).encode()
-    found = _recent_transfers.pop(key, None)
+    found = _recent_transfers.get(key)
     if found is not None:
-        _recent_transfers[key] = found  # most recent last
         return found
     bw, shared = pair_bandwidth(grid.chips, links)
     classes = bandwidth_classes(bw)
     found = (bw, shared, classes, np.searchsorted(classes, bw.astype(np.float32)))
-    for array in found:
-        array.flags.writeable = False  # shared by every solve that meets these links
-    _recent_transfers[key] = found
-    while len(_recent_transfers) > RECENT_TRANSFERS:
-        del _recent_transfers[next(iter(_recent_transfers))]
+    _recent_transfers.put(key, found, found)
     return found
 
 
-_recent_prefill_pools: dict[bytes, dict[str, np.ndarray]] = {}
-RECENT_PREFILL_POOLS = 4
+_recent_prefill_pools = _Recent(4)
 """Prefill pools by their kernel's inputs: a speculative method is a decode setting, so `whatif`'s
 grids of the same host tiers (one per method its variants add) have the same prefill pools, and
 each evaluation took ~0.2 s on the default grid (12 of the default whatif's 15)."""
@@ -293,15 +312,6 @@ def _digest(name: str, args: Any) -> bytes:
         h.update(f"{a.dtype}{a.shape}".encode())
         h.update(a.tobytes())
     return h.digest()
-
-
-def _remember_prefill_pools(key: bytes, monthly: np.ndarray, ttft: np.ndarray) -> None:
-    for array in (monthly, ttft):
-        array.flags.writeable = False  # shared by every launch with these inputs
-    _recent_prefill_pools.pop(key, None)
-    _recent_prefill_pools[key] = {"monthly": monthly, "ttft95": ttft}  # most recent last
-    while len(_recent_prefill_pools) > RECENT_PREFILL_POOLS:
-        del _recent_prefill_pools[next(iter(_recent_prefill_pools))]
 
 
 def prepare(grid: Grid) -> None:
@@ -337,7 +347,7 @@ def launch(grid: Grid, decode_pools: Callable[[], tuple[np.ndarray, np.ndarray]]
             d_shape = tuple(grid.shape[AXES.index(a)] for a in DECODE_AXES)
             monthly_d, tpot_d = (x.reshape(d_shape) for x in decode_pools())  # already in DECODE_AXES order
             monthly_p, ttft_p = np.asarray(p_out["monthly"]), np.asarray(p_out["ttft95"])  # in PREFILL_AXES order
-            _remember_prefill_pools(key, monthly_p, ttft_p)
+            _recent_prefill_pools.put(key, {"monthly": monthly_p, "ttft95": ttft_p}, (monthly_p, ttft_p))
             left_out = None if skipped is None else np.asarray(skipped(), bool)
         return DisaggEval(grid, monthly_d, tpot_d, monthly_p, ttft_p, classes, bw, shared, pair_class,
                           time.perf_counter() - start, skipped=left_out if left_out is not None and left_out.any() else None)

@@ -100,6 +100,14 @@ UNKNOWN_KV = {"fp8": "fp8", "fp4": "fp8"}
 serving recipes quantise the KV cache too; else the 16-bit model dtype, vLLM's and SGLang's default."""
 
 
+MOE_ONLY = {
+    "ep": "it has no experts to spread (expert parallelism applies to MoE layers); leave ep at 1",
+    "dp_attention": "attention data-parallel groups share MoE layers, which it has none of (engines run dense models "
+                    "as replicas: pin replicas, or leave dp_attention at 1)",
+}
+"""Layout keys only a MoE model has a use for, and what a dense model's case is told."""
+
+
 def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None = None,
                    labels: dict[str, str] | None = None, lenient_ids: bool = False) -> EvalCase:
     """Validate one `[[case]]` table; keys outside the contract are kept aside and ignored.
@@ -229,15 +237,10 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     for key, value in pinned.items():
         if not _is_int(value) or not 1 <= value <= LIMITS["chips"]:
             raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {LIMITS['chips']}]")
-    if pinned.get("ep", 1) > 1 and catalog is not None and unresolved is None \
-            and catalog.model(raw["model"]).experts_routed is None:
-        raise InputFileError(f"{at('ep')}: {pinned['ep']}, but {raw['model']} is a dense model: it has no experts to "
-                             "spread (expert parallelism applies to MoE layers); leave ep at 1")
-    if pinned.get("dp_attention", 1) > 1 and catalog is not None and unresolved is None \
-            and catalog.model(raw["model"]).experts_routed is None:
-        raise InputFileError(f"{at('dp_attention')}: {pinned['dp_attention']}, but {raw['model']} is a dense model: "
-                             "attention data-parallel groups share MoE layers, which it has none of (engines run "
-                             "dense models as replicas: pin replicas, or leave dp_attention at 1)")
+    moe_only = [key for key in MOE_ONLY if pinned.get(key, 1) > 1]
+    if moe_only and catalog is not None and unresolved is None and catalog.model(raw["model"]).experts_routed is None:
+        key = moe_only[0]
+        raise InputFileError(f"{at(key)}: {pinned[key]}, but {raw['model']} is a dense model: {MOE_ONLY[key]}")
     if pinned:
         lay = pinned_layout(raw["chips"], pinned, at)
         if limits["replicas"] is not None and limits["replicas"] != lay.replicas_per_system:

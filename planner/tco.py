@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.catalog import USER_PRICE_SOURCE
 from planner.errors import PlannerError
 from planner.schema import Accelerator, Scenario
 from planner.schema.scenario import Cost
@@ -44,6 +45,15 @@ def energy_usd_per_hour_full(acc: Accelerator, cost: Cost) -> float:
     """Energy $ per chip-hour at full board power, facility overhead (PUE) included."""
     power = acc.power_w if isinstance(acc.power_w, int | float) else 0.0
     return power / 1000.0 * cost.pue * cost.usd_per_kwh
+
+
+def chip_hour_usd(acc: Accelerator, scenario: Scenario) -> float:
+    """What a chip-hour of `acc` costs the scenario before its load is known: the rental price, or
+    owned its capex share plus energy at full power (`priced`'s two terms at full draw)."""
+    cost = scenario.cost
+    if cost.mode != "own":
+        return float(acc.usd_per_hour)
+    return owned_usd_per_hour(acc, cost, scenario.serving.hours_per_month) + energy_usd_per_hour_full(acc, cost)
 
 
 def priced(hw, accs: list[Accelerator], scenario: Scenario):
@@ -87,7 +97,8 @@ def plan_cost_fields(acc: Accelerator, scenario: Scenario, replicas: int | None,
 
 
 def user_priced(acc: Accelerator) -> bool:
-    return (acc.price_provider or "").startswith("set by the user")
+    """The price is one `--price` or a scenario's [prices] set (the catalog cites it as the user's)."""
+    return acc.sources.get("usd_per_hour") == USER_PRICE_SOURCE
 
 
 def unused_prices_note(scenario: Scenario, hardware: list[Accelerator]) -> str | None:

@@ -38,16 +38,10 @@ def _hw_mask(grid: Grid, keep: Callable[[Any], bool]) -> np.ndarray:
 
 
 def _chip_hour(grid: Grid) -> dict[str, float]:
-    """What a chip-hour of each searched accelerator costs the scenario: its rental price, or owned
-    (`cost.mode = "own"`) its capex share at full power (the search's own hourly rate, `tco.priced`)."""
-    scenario = grid.scenario
-    if scenario.cost.mode != "own":
-        return {acc.id: float(acc.usd_per_hour) for acc in grid.hardware}
+    """What a chip-hour of each searched accelerator costs the scenario (rented, or owned)."""
     from planner import tco
 
-    hours = scenario.serving.hours_per_month
-    return {acc.id: tco.owned_usd_per_hour(acc, scenario.cost, hours) + tco.energy_usd_per_hour_full(acc, scenario.cost)
-            for acc in grid.hardware}
+    return {acc.id: tco.chip_hour_usd(acc, grid.scenario) for acc in grid.hardware}
 
 
 def _cheapest_hardware(grid: Grid) -> AxisMasks:

@@ -229,8 +229,10 @@ def _price(item: str) -> tuple[str, float, str]:
         usd = float(value)
     except ValueError:
         usd = float("nan")
-    if not sep or not hw.strip() or not (0 < usd <= 100_000):
-        raise PlannerError(f"--price {item!r}: expected ID=USD_PER_HOUR with a price in (0, 100000], "
+    from planner.schema.scenario import MAX_CHIP_HOUR_USD
+
+    if not sep or not hw.strip() or not (0 < usd <= MAX_CHIP_HOUR_USD):
+        raise PlannerError(f"--price {item!r}: expected ID=USD_PER_HOUR with a price in (0, {MAX_CHIP_HOUR_USD}], "
                            "e.g. h100-sxm=1.90")
     return hw.strip(), usd, "user"
 

@@ -34,8 +34,12 @@ class ModelRef(Strict):
                     "(relative to the scenario)")
 
 
+MAX_CHIP_HOUR_USD = 100_000
+"""The most a chip-hour may cost in a price the user sets (`--price`, `[prices]`): beyond is a typo."""
+
+
 class PriceOverride(Strict):
-    usd_per_hour: float = Field(gt=0, le=100_000, description="$ per chip-hour")
+    usd_per_hour: float = Field(gt=0, le=MAX_CHIP_HOUR_USD, description="$ per chip-hour")
     kind: Literal["reserved", "spot", "user"] = Field("user", description="What kind of price this is")
 
 
@@ -343,22 +347,23 @@ class Scenario(Strict):
     workload: Workload
     slo: Slo
 
+    speculative: Speculative = Field(default_factory=Speculative)
+    serving: Serving = Field(default_factory=Serving)
+    quality: Quality = Field(default_factory=Quality)
+    cost: Cost = Field(default_factory=Cost)
+    search: Search = Field(default_factory=Search)
+
     @field_validator("prices", mode="before")
     @classmethod
     def _plain_prices(cls, prices: object) -> object:
-        """A plain price is a number of $ per chip-hour in (0, 100000], as `--price` and a price table's
+        """A plain price is a number of $ per chip-hour in (0, MAX_CHIP_HOUR_USD], as `--price` and a price table's
         usd_per_hour take it: not a string, a boolean, zero, a negative or NaN (each gave a plan)."""
         if isinstance(prices, dict):
             for hw, value in prices.items():
                 if isinstance(value, dict):
                     continue
                 number = isinstance(value, int | float) and not isinstance(value, bool)
-                if not number or not 0 < value <= 100_000:  # NaN fails the comparison
-                    raise ValueError(f"{hw}: {value!r} is not a price; give $ per chip-hour in (0, 100000] "
+                if not number or not 0 < value <= MAX_CHIP_HOUR_USD:  # NaN fails the comparison
+                    raise ValueError(f"{hw}: {value!r} is not a price; give $ per chip-hour in (0, {MAX_CHIP_HOUR_USD}] "
                                      f"(e.g. {hw} = 2.5, or {{ usd_per_hour = 2.5, kind = \"reserved\" }})")
         return prices
-    speculative: Speculative = Field(default_factory=Speculative)
-    serving: Serving = Field(default_factory=Serving)
-    quality: Quality = Field(default_factory=Quality)
-    cost: Cost = Field(default_factory=Cost)
-    search: Search = Field(default_factory=Search)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from planner import io
-from planner.catalog import Catalog, for_scenario, resolve_scenario_paths, tokenizer_mismatch
+from planner.catalog import Catalog, for_scenario, is_config_path, resolve_scenario_paths, tokenizer_mismatch
 from planner.errors import PlannerError, UnknownIdError
 from planner.lengths import other_shape
 from planner.scenario_checks import length_mean_problem
@@ -154,7 +154,7 @@ class ScenarioDocument:
         if isinstance(data.get("catalog"), list):
             data["catalog"] = [moved(ref) for ref in data["catalog"]]
         model, workload = data.get("model"), data.get("workload")
-        if isinstance(model, dict) and isinstance(model.get("id"), str) and model["id"].endswith(".json"):
+        if isinstance(model, dict) and isinstance(model.get("id"), str) and is_config_path(model["id"]):
             model["id"] = moved(model["id"])
         if isinstance(workload, dict) and "trace" in workload:
             workload["trace"] = moved(workload["trace"])
@@ -166,7 +166,7 @@ class ScenarioDocument:
         model = self.scenario.model.id if self.scenario else None
         if self.path is not None and (self.saved is None or self.saved.model.id == model):
             return self.path.name
-        if model and model.endswith(".json"):  # a config.json path: its folder names the model
+        if model and is_config_path(model):  # a config.json path: its folder names the model
             model = Path(model).parent.name or Path(model).stem
         return f"{model or 'scenario'}.toml"
 

@@ -229,7 +229,7 @@ def _f(value: float | None, fmt: str) -> str:
 
 def _usd(value: float | None, fmt: str) -> str:
     """A dollar figure, or "—" where there is none (a closest miss has no bill: it read $0/month)."""
-    return "$—" if value is None else "$" + format(value, fmt)
+    return "$" + _f(value, fmt)
 
 
 POOL_LINES = 4  # lines `_pools` shows for a disaggregated plan
