@@ -248,6 +248,8 @@ def _merge(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, floa
             for spec in specs:
                 models[spec.id] = spec
             model_sources.update(spec_sources)
+            for spec in specs:
+                _check_drafts(file, spec, models)
     for hw_id, usd, kind in prices:
         if hw_id not in hardware:
             near = closest(hw_id, sorted(hardware))
@@ -263,6 +265,30 @@ def _merge(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, floa
                           f"${acc.usd_per_hour:g}/h ({acc.price_provider}, {acc.price_date}) replaced"}
     return replace(base, hardware=hardware, hardware_sources=sources, hardware_files=files,
                    models=models, model_sources=model_sources)
+
+
+def read_catalog_file(path: Path) -> tuple[list[Accelerator], list[ModelSpec]]:
+    """A catalog file of [[model]] and/or [[accelerator]] tables, checked as `--catalog` loads it:
+    its schema and sources, against the bundled catalog and the user catalogs in effect (families,
+    host CPUs, draft models by ID, tokenizer and size). Its accelerators and models (`planner validate`)."""
+    base = load_catalog()
+    _merge(base, (path,), (), "validate")
+    accs, _, specs, _ = _read_user_file(path, base, set(base.models))
+    return accs, specs
+
+
+def _check_drafts(file: Path, spec: ModelSpec, models: dict[str, ModelSpec]) -> None:
+    """A user model's listed drafts must be able to draft for it: each shares its tokenizer and is
+    smaller. Caught here, where the file is named; `eval --spec-k` takes the first listed draft."""
+    from planner.model.arch import param_counts
+
+    for i, draft_id in enumerate(spec.draft_models):
+        draft = models[draft_id]  # the file's schema check already refused IDs the catalog lacks
+        why = tokenizer_mismatch(draft, spec)
+        if why is None and param_counts(draft).total >= param_counts(spec).total:
+            why = f"'{draft.id}' is not smaller than the model '{spec.id}'; a draft model must be smaller"
+        if why:
+            raise InputFileError(f"{file}: model '{spec.id}'.draft_models[{i}]: {why}")
 
 
 def _catalog_files(path: Path) -> list[Path]:

@@ -79,6 +79,7 @@ class EvalCase:
 
 
 LAYOUT_KEYS = ("tp", "pp", "ep", "dp_attention", "cp")
+REQUIRED_CASE_KEYS = ("hardware", "model", "chips", "batch", "input", "output")
 OPTIONAL_KEYS = ("spec_k", "spec_alpha", "spec_method", "draft", "cached_tokens", "cache_tier", "max_batch", "max_num_tokens",
                  "requests", "arrival_rps", "replicas", *LAYOUT_KEYS)
 LIMITS = {"chips": 100_000, "batch": 1_000_000, "input": 10_000_000, "output": 10_000_000,
@@ -163,9 +164,10 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
             near = difflib.get_close_matches(str(key), known, n=3, cutoff=0.75)
             if near:
                 raise InputFileError(f"{at(str(key))}: unknown key; did you mean {', '.join(near)}?")
-    missing = [k for k in ("hardware", "model", "chips", "batch", "input", "output") if k not in raw]
+    missing = [k for k in REQUIRED_CASE_KEYS if k not in raw]
     if missing:
-        raise InputFileError(f"{where}: missing key '{missing[0]}' (a case needs {', '.join(CASE_KEYS)})")
+        raise InputFileError(f"{where}: missing key '{missing[0]}' (a case needs {', '.join(REQUIRED_CASE_KEYS)}; "
+                             "weight_dtype defaults to the published checkpoint's, kv_dtype to bf16)")
     for key in ("hardware", "model"):
         if not isinstance(raw[key], str):
             raise InputFileError(f"{at(key)}: {raw[key]!r} is not a {key} ID string, e.g. "
@@ -226,6 +228,8 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                 unresolved = unresolved or str(exc)  # the row says "cannot evaluate: " once
         if draft is not None and unresolved is None:
             why = tokenizer_mismatch(catalog.model(draft), catalog.model(raw["model"]))
+            if why is None and method in (None, "draft") and k > 0:  # it drafts: it must also be smaller
+                why = incompatibility("draft", catalog, catalog.model(raw["model"]), _method_settings("draft", draft, alpha))
             if why:
                 raise InputFileError(f"{at('draft')}: {why}")
         if method is not None and unresolved is None and k > 0:
@@ -282,9 +286,10 @@ def published_weight_dtype(catalog: Catalog, model: Any, hardware: Any) -> tuple
         return None  # reported where the IDs are checked
     dtype = spec.weight_dtype_published
     if dtype is None:
-        named = quantised_by_name(spec.hf_repo)
+        called = spec.hf_repo if spec.hf_repo not in ("", "unknown") else spec.name  # a folder named like the repo
+        named = quantised_by_name(called)
         return None if named is None else ("bf16", (
-            f"weight_dtype not given: evaluated as bf16; {spec.hf_repo}'s name says {named}, but no recorded "
+            f"weight_dtype not given: evaluated as bf16; {called}'s name says {named}, but no recorded "
             "config.json format confirms it: give weight_dtype to evaluate it so"))
     if dtype == "bf16":
         return dtype, None

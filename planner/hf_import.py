@@ -71,12 +71,28 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def repo_from_path(path: Path) -> str | None:
-    """`owner--Repo_config.json` (the naming of saved configs) -> 'owner/Repo'; a folder named like a
-    repo ('.../Repo/config.json') gives 'Repo' alone; otherwise None."""
+    """The Hugging Face repository ('owner/Repo') a config.json's path states: a saved config named
+    `owner--Repo_config.json`, or one in the Hugging Face cache
+    (`.../models--owner--Repo/snapshots/<revision>/config.json`). None otherwise: a folder's name is
+    not a repository (`~/Downloads/config.json`)."""
     m = re.fullmatch(r"(.+?)--(.+?)_config\.json", path.name)
     if m:
         return f"{m.group(1)}/{m.group(2)}"
-    return path.parent.name if path.name == "config.json" and path.parent.name else None
+    parents = path.parents
+    if path.name == "config.json" and len(parents) >= 3 and parents[1].name == "snapshots":
+        m = re.fullmatch(r"models--(.+?)--(.+)", parents[2].name)
+        if m:
+            return f"{m.group(1)}/{m.group(2)}"
+    return None
+
+
+def name_from_path(path: Path) -> str:
+    """A name for the model: its repository's (`repo_from_path`), else the config's folder
+    ('Qwen3-8B/config.json', a clone of the repository), else the file's stem."""
+    repo = repo_from_path(path)
+    if repo:
+        return repo.split("/")[-1]
+    return path.parent.name if path.name == "config.json" and path.parent.name else path.stem
 
 
 def kebab(name: str) -> str:
@@ -355,10 +371,10 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
         raise f.fail("model_type", f"'{mtype}' is not an architecture the importer knows "
                      f"(known: {', '.join(sorted(KNOWN_TYPES))})")
     repo = repo_from_path(Path(path))
-    mid = model_id or kebab(repo.split("/")[-1] if repo else Path(path).stem)
+    name = name_from_path(Path(path))  # a folder's name names the model; only a stated repo is cited as one
+    mid = model_id or kebab(name)
     layers = f.int("num_hidden_layers")
-    spec: dict[str, Any] = {"_type": mtype, "id": mid, "name": repo.split("/")[-1] if repo else mid,
-                            "hf_repo": repo or "unknown"}
+    spec: dict[str, Any] = {"_type": mtype, "id": mid, "name": name, "hf_repo": repo or "unknown"}
     spec["layers"] = layers
     spec["hidden"] = f.int("hidden_size")
     spec["heads"] = f.int("num_attention_heads")
@@ -378,20 +394,20 @@ def entry_from_config(cfg: dict[str, Any], path: Path, model_id: str | None = No
     if mtp is not None:
         spec["mtp_layers"] = mtp
     spec["tokenizer"] = f"{KNOWN_TYPES[mtype]}-{spec['vocab']}"
-    published, _ = checkpoint_dtype(cfg, repo)
+    published, _ = checkpoint_dtype(cfg, repo or name)
     if published is not None:
         spec["weight_dtype_published"] = published
-        dense, _ = checkpoint_dense_dtype(cfg, repo)
+        dense, _ = checkpoint_dense_dtype(cfg, repo or name)
         if dense is not None:
             spec["weight_dtype_dense_published"] = dense
-            if spec.get("experts_shared") and checkpoint_shared_experts_narrow(cfg, repo)[0]:
+            if spec.get("experts_shared") and checkpoint_shared_experts_narrow(cfg, repo or name)[0]:
                 spec["shared_experts_at_weight_dtype_published"] = True
-        head, _ = checkpoint_lm_head_dtype(cfg, repo)
+        head, _ = checkpoint_lm_head_dtype(cfg, repo or name)
         if head is not None:
             spec["lm_head_dtype_published"] = head
     del spec["_type"]
     cfg_key = f"config-{mid}"
-    where = f"{repo} config.json (Hugging Face)" if repo else "config.json"
+    where = f"{repo} config.json (Hugging Face)" if repo else f"config.json of {name} (repository not stated by its path)"
     sources = {cfg_key: f"{where}, read from {Path(path).name} by `planner models import`"}
     total, active = published_counts(repo)
     refs = {k: cfg_key for k, v in spec.items() if k in _SOURCED and v is not None}

@@ -314,8 +314,9 @@ def _vllm(ln: Launch) -> tuple[list[str], list[str]]:
     if lay["cp"] > 1:
         words += ["--decode-context-parallel-size", str(lay["cp"])]
     # vLLM runs one scheduler per data-parallel rank, each admitting --max-num-seqs (vllm 0.19.1
-    # EngineCore: max_num_running_reqs = max_num_seqs, not divided): the plan's batch is the
-    # replica's total over its attention-DP groups
+    # EngineCore: max_num_running_reqs = max_num_seqs, not divided; vllm 0.34.0 config/scheduler.py
+    # still: "max_num_seqs ... applies per data-parallel rank"): the plan's batch is the replica's
+    # total over its attention-DP groups
     per_rank = max(1, p["batch"] // lay["dp_attention"])
     words += ["--max-num-seqs", str(per_rank), "--max-num-batched-tokens", str(CHUNK_TOKENS),
               "--max-model-len", str(ln.max_len),
@@ -374,6 +375,9 @@ def _sglang(ln: Launch) -> tuple[list[str], list[str]]:
         words += ["--ep-size", str(lay["ep"])]
     if lay["cp"] > 1:
         words += ["--attn-cp-size", str(lay["cp"])]
+    # --max-running-requests is the replica's total: SGLang gives each attention-DP rank
+    # max_running_requests // attn_dp_size request slots (sglang 0.5.23, mem_cache/kv_cache_configurator.py,
+    # model_executor/pool_configurator.py; read from the PyPI wheel, 2026-12-03)
     words += ["--max-running-requests", str(p["batch"]), "--chunked-prefill-size", str(CHUNK_TOKENS),
               "--context-length", str(ln.max_len), "--mem-fraction-static", f"{ln.scenario.serving.hbm_fraction:g}"]
     if _online_fp8(p["weight_dtype"], ln):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from pathlib import Path
 from statistics import NormalDist
 
 import pytest
-from support import HARDWARE_TOML, SCENARIO_TOML
+import tomli_w
+from support import HARDWARE_TOML, SCENARIO_TOML, with_dotted
 
 from planner.catalog import load_catalog, repick_drafter
 
@@ -393,3 +395,110 @@ def test_eval_table_marks_uncalibrated_hardware_and_says_where_its_priors_come_f
     assert "* uncalibrated" in marked.stdout and "mi355x: priors from cdna3's fit" in " ".join(marked.stdout.split())
     fitted = invoke("eval", "--hardware", "h100-sxm", *args)
     assert fitted.exit_code == 0 and "uncalibrated" not in fitted.stdout and "h100-sxm*" not in fitted.stdout
+
+
+# ---------------------------------------------------------------------- probe fixes (twenty-eighth session)
+
+
+def test_a_listed_draft_that_cannot_draft_is_refused_where_the_catalog_is_read(invoke, tmp_path):
+    """`eval --spec-k` took a user model's first listed draft, another tokenizer's, and failed with
+    an internal error (exit 3); the catalog now refuses the entry, naming the file, model and draft."""
+    other = tmp_path / "other-tokenizer.toml"
+    other.write_text(_user_model_toml().replace('tokenizer = "llama-128256"', 'tokenizer = "mistral-32000"'))
+    bigger = tmp_path / "bigger.toml"
+    bigger.write_text(_user_model_toml().replace('["llama-3.2-1b"]', '["llama-3.1-70b"]'))
+    for path, why in ((other, "tokenizer"), (bigger, "not smaller")):
+        result = invoke("--catalog", path, "eval", "--hardware", "h100-sxm", "--model", "my-llama", "--spec-k", "2")
+        assert result.exit_code == 2 and result.stdout == "", result.output
+        line, = result.stderr.strip().splitlines()
+        assert str(path) in line and "my-llama" in line and "draft_models[0]" in line and why in line
+        checked = invoke("validate", path)
+        assert checked.exit_code == 2 and why in checked.stderr
+
+
+def test_an_eval_case_drafting_with_a_larger_model_is_bad_input(invoke, tmp_path):
+    """Without spec_method a case's draft was not checked for size, and the lowering asserted (exit 3)."""
+    result = invoke("eval", "--cases", _case(tmp_path, 'model = "llama-3.1-8b"\ndraft = "llama-3.1-70b"\nspec_k = 2'))
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.strip().splitlines()
+    assert "case[0].draft" in line and "not smaller" in line
+
+
+def test_validate_reads_a_catalog_file_as_the_catalog_flag_does(invoke, tmp_path):
+    """A models file whose draft is a bundled model was refused ("not in the catalog"), and a file of
+    both [[model]] and [[accelerator]] tables, which --catalog takes, was refused as a hardware file."""
+    models = tmp_path / "models.toml"
+    models.write_text(_user_model_toml())
+    result = invoke("validate", models)
+    assert result.exit_code == 0, result.output
+    assert "valid models catalog (1 model: my-llama)" in result.stdout
+    both = tmp_path / "both.toml"
+    both.write_text(HARDWARE_TOML.replace("[sources]\n", '[sources]\nmine = "a fine-tune (test fixture)"\n', 1)
+                    + "\n[[model]]" + _user_model_toml().split("[[model]]", 1)[1])
+    assert invoke("--catalog", both, "eval", "--hardware", "test-gpu", "--model", "my-llama").exit_code == 0
+    result = invoke("validate", both)
+    assert result.exit_code == 0, result.output
+    assert "1 accelerator: test-gpu; 1 model: my-llama" in result.stdout
+    missing = tmp_path / "missing.toml"
+    missing.write_text(_user_model_toml().replace('["llama-3.2-1b"]', '["no-such-model"]'))
+    result = invoke("validate", missing)
+    assert result.exit_code == 2 and "draft_models[0]: 'no-such-model' is not in the catalog" in result.stderr
+
+
+@pytest.mark.parametrize("field", ["workload.arrival_rate_rps", "slo.ttft_p95_s", "workload.input_tokens.median"])
+@pytest.mark.parametrize("value", ["true", '"3"'])
+def test_a_boolean_or_quoted_number_in_a_numeric_field_is_bad_input(invoke, tmp_path, field, value):
+    """`median = true` validated as a 1-token prompt and `arrival_rate_rps = "3"` as 3 req/s: TOML
+    has numbers, and a value of another type is a typo, not a number."""
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(with_dotted(tomllib.loads(SCENARIO_TOML), {field: tomllib.loads(f"v = {value}")["v"]})))
+    result = invoke("validate", path)
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    line, = result.stderr.strip().splitlines()
+    assert field in line and ("valid number" in line or "valid integer" in line)
+
+
+def test_a_boolean_in_a_hardware_number_is_bad_input(invoke, tmp_path):
+    path = tmp_path / "gpu.toml"
+    path.write_text(HARDWARE_TOML.replace("hbm_gb = ", "hbm_gb = true\nx_was = ", 1).replace("x_was = ", "#", 1))
+    result = invoke("validate", path)
+    assert result.exit_code == 2, result.output
+    assert "hbm_gb" in result.stderr
+
+
+def test_eval_table_names_a_config_json_model_by_its_id(invoke, tmp_path):
+    config = tmp_path / "Qwen3-32B" / "config.json"
+    config.parent.mkdir()
+    config.write_text((CONFIGS / "Qwen--Qwen3-32B_config.json").read_text())
+    result = invoke("eval", "--hardware", "h200-sxm", "--model", config, "--chips", "8", "--batch", "1")
+    assert result.exit_code == 0, result.output
+    assert " qwen3-32b " in result.stdout and str(config) not in result.stdout
+
+
+def test_a_case_missing_a_key_names_only_the_keys_a_case_needs(invoke, tmp_path):
+    path = tmp_path / "cases.toml"
+    path.write_text('[[case]]\nhardware = "h100-sxm"\nmodel = "llama-3.1-8b"\nchips = 1\nbatch = 1\ninput = 100\n')
+    result = invoke("eval", "--cases", path)
+    assert result.exit_code == 2
+    assert "missing key 'output' (a case needs hardware, model, chips, batch, input, output;" in result.stderr
+
+
+def test_hardware_show_says_what_an_unknown_field_is_assumed_to_be(invoke):
+    result = invoke("hardware", "show", "h800")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "unknown (assumed 50 GB/s per chip" in rows["scale_out_gbps"]
+    assert "unknown (assumed hopper's collective_latency_us" in rows["allreduce_latency_us"]
+
+
+def test_models_list_and_show_give_the_counts_the_planner_sizes_weights_with(invoke, tmp_path):
+    """An imported model publishes no counts: the list showed n/a / n/a while the planner sized it."""
+    config = tmp_path / "mistralai--Mixtral-8x7B-v0.1_config.json"
+    config.write_text((CONFIGS / "mistralai--Mixtral-8x7B-v0.1_config.json").read_text())
+    imported = tmp_path / "mix.toml"
+    imported.write_text(invoke("models", "import", config, "--id", "my-mixtral").stdout)
+    listed = invoke("--catalog", imported, "models", "list")
+    row, = [line for line in listed.stdout.splitlines() if line.startswith("my-mixtral ")]
+    assert "~46.7B / ~12.9B" in row
+    shown = json.loads(invoke("--catalog", imported, "models", "show", "my-mixtral", "--format", "json").stdout)
+    assert round(shown["params_total_derived"] / 1e9, 1) == 46.7 and round(shown["params_active_derived"] / 1e9, 1) == 12.9

@@ -266,3 +266,26 @@ def test_import_errors_name_a_folder_and_a_missing_model_type(invoke, tmp_path):
                      'input = 100\noutput = 10\n')
     rows = json.loads(invoke("eval", "--cases", cases, "--format", "json").stdout)
     assert rows[0]["reason"].count("cannot evaluate") == 1 and "file not found" in rows[0]["reason"]
+
+
+def test_the_hugging_face_cache_layout_names_the_repository(invoke, tmp_path):
+    """`models--owner--Repo/snapshots/<revision>/config.json` was imported as id and repo "<revision>"."""
+    source = CONFIGS / "nvidia--NVIDIA-Nemotron-3-Super-120B-A12B-FP8_config.json"
+    cached = tmp_path / "models--nvidia--NVIDIA-Nemotron-3-Super-120B-A12B-FP8" / "snapshots" / "0123abcd" / "config.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(source.read_text())
+    entry = tomllib.loads(invoke("models", "import", cached).stdout)["model"][0]
+    assert (entry["id"], entry["hf_repo"]) == ("nvidia-nemotron-3-super-120b-a12b-fp8",
+                                               "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8")
+    assert entry["params_total_published"] == 120e9  # the repository's name states it
+
+
+def test_a_plain_folder_names_the_model_but_is_not_cited_as_its_repository(invoke, tmp_path):
+    """`~/Downloads/config.json` gave hf_repo = "Downloads"; a folder's name is not a repository."""
+    folder = tmp_path / "Downloads" / "config.json"
+    folder.parent.mkdir()
+    folder.write_text((CONFIGS / "Qwen--Qwen3-32B_config.json").read_text())
+    data = tomllib.loads(invoke("models", "import", folder).stdout)
+    entry = data["model"][0]
+    assert (entry["id"], entry["name"], entry["hf_repo"]) == ("downloads", "Downloads", "unknown")
+    assert not any("repository name" in text for text in data["sources"].values())

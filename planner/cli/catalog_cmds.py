@@ -63,6 +63,10 @@ def model_record(cat: Catalog, spec: ModelSpec) -> dict[str, Any]:
     record["sources"] = {field: cat.model_sources.get(key) for field, key in spec.sources.items()}
     record["is_moe"] = spec.is_moe
     record["kv_bytes_per_token_bf16"] = render.kv_bytes_per_token(spec, "bf16")
+    from planner.model.arch import param_counts
+
+    counts = param_counts(spec)
+    record["params_total_derived"], record["params_active_derived"] = counts.total, counts.active
     return record
 
 
@@ -95,11 +99,20 @@ def _experts_cell(spec: ModelSpec) -> str:
 
 
 def _params_cell(spec: ModelSpec) -> str:
+    """Published total / active parameters; where none is published, the planner's own count from
+    the architecture (marked ~), which is what it sizes weights with."""
+    from planner.model.arch import param_counts  # imports jax: not at module level (the CLI stays light)
+
+    counts = param_counts(spec)
     total = spec.params_total_published
     active = spec.params_active_published
     if active is None and not spec.is_moe:
         active = total
-    return f"{render.count(total)} / {render.count(active)}"
+
+    def cell(published: float | None, derived: float) -> str:
+        return render.count(published) if published is not None else f"~{render.count(derived)}"
+
+    return f"{cell(total, counts.total)} / {cell(active, counts.active)}"
 
 
 def _value_cell(value: object) -> str:
@@ -159,10 +172,11 @@ def hardware_show(
         return
     known = cat.hardware_sources[acc.id]
     out = render.table("field", "value", "source", title=f"{acc.id}: {acc.name}  ({cat.hardware_files[acc.id].name})")
+    fallbacks = _fallbacks(acc, cat.family(acc))
     for field in Accelerator.model_fields:
         if field in ("sources", "api_prices"):
             continue
-        out.add_row(field, _value_cell(getattr(acc, field)), acc.sources.get(field, ""))
+        out.add_row(field, fallbacks.get(field) or _value_cell(getattr(acc, field)), acc.sources.get(field, ""))
     out.add_row("memory_gb (derived)", _sig(acc.memory_gb), "hbm_gb, or sram_mb / 1000 on SRAM-only chips")
     out.add_row("memory_gbps (derived)", _sig(acc.memory_gbps), "hbm_gbps, or sram_gbps on SRAM-only chips")
     fam = cat.family(acc)
@@ -184,6 +198,27 @@ def hardware_show(
         out.add_row("api price", value, api.source)
     used = [*acc.sources.values(), *(api.source for api in acc.api_prices)]
     _print_with_sources(out, used, known)
+
+
+def _fallbacks(acc: Accelerator, fam) -> dict[str, str]:
+    """Cells for fields the catalog leaves unknown but the model still needs a value for: what it
+    assumes instead (planner.lowering), so "n/a" never hides an assumption in play."""
+    from planner.lowering import UNKNOWN_LINK_GBPS, UNKNOWN_SCALE_OUT_GBPS
+
+    def unknown(value: object) -> bool:
+        return not isinstance(value, int | float) or isinstance(value, bool)
+
+    out = {}
+    if unknown(acc.scale_out_gbps):
+        out["scale_out_gbps"] = (f"unknown (assumed {UNKNOWN_SCALE_OUT_GBPS:g} GB/s per chip: one 400 Gb/s port; "
+                                 "plans that cross scale-up domains name it)")
+    if unknown(acc.allreduce_latency_us):
+        out["allreduce_latency_us"] = f"unknown (assumed {fam.id}'s collective_latency_us, {fam.collective_latency_us:g})"
+    if acc.scale_up_domain > 1 and unknown(acc.scale_up_gbps):
+        out["scale_up_gbps"] = f"unknown (assumed {UNKNOWN_LINK_GBPS:g} GB/s: PCIe Gen5 x16 per direction)"
+    if unknown(acc.host_link_gbps):
+        out["host_link_gbps"] = f"unknown (assumed {UNKNOWN_LINK_GBPS:g} GB/s: PCIe Gen5 x16 per direction)"
+    return out
 
 
 def _print_with_sources(out: Table, used: list[str], known: dict[str, str]) -> None:
@@ -212,7 +247,8 @@ def models_list(format: FormatOption = Format.table) -> None:
         "id", "attention", "layers", "hidden", "heads/kv", "experts", "params total/active",
         "KV KiB/token bf16", "max context", "weights",
         title=f"{len(specs)} models",
-        caption="Params are the published totals (n/a where none is published). Weights: the dtype the "
+        caption="Params are the published totals; ~ where none is published: the planner's count from the "
+        "architecture, which sizes the weights (`planner models show` gives both). Weights: the dtype the "
         "published checkpoint is served at, which `planner eval` assumes when given none (unknown: not "
         "recorded, eval assumes bf16); int4+bf16: 4-bit experts beside non-expert matrices (attention, "
         "shared experts) the checkpoint keeps at bf16, or a dense model's 4-bit MLPs beside its attention. KV per token at short "
@@ -253,6 +289,13 @@ def models_show(
         if field == "sources":
             continue
         out.add_row(field, _value_cell(getattr(spec, field)), spec.sources.get(field, ""))
+    from planner.model.arch import param_counts
+
+    counts = param_counts(spec)
+    out.add_row("params_total (derived)", render.count(counts.total),
+                "the planner's count from the architecture fields (planner/model/arch.py), which sizes the weights")
+    out.add_row("params_active (derived)", render.count(counts.active),
+                "per token: the dense part, the active routed experts, embeddings and LM head")
     kv = render.kv_bytes_per_token(spec)
     out.add_row("kv_bytes_per_token_bf16 (derived)", f"{kv:,}",
                 "per attention kind (planner/model/attention.py): "

@@ -143,7 +143,7 @@ def evaluate(
     for r in rows:
         layout = layout_cell(r) if r.get("layout") else (r.get("layout_text") or "n/a")
         hw_cell = r["hardware"] + ("*" if r["hardware"] in uncalibrated else "")
-        out.add_row(hw_cell, r["model"], str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
+        out.add_row(hw_cell, _model_cell(r["model"], catalog), str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
                     f"{r['input']}/{r['output']}", str(r["batch"]), _fmt(r["ttft_s"], 3),
                     _fmt(r["tpot_s"] and r["tpot_s"] * 1e3, 2), _fmt(r["throughput_tok_s"], 0),
                     f"{r['kv_capacity_tokens']:,}", _fmt(r["memory_gb_per_chip"], 1),
@@ -159,6 +159,20 @@ def evaluate(
     if uncalibrated:
         con.print(f"{UNCALIBRATED_NOTE} ({_priors(uncalibrated, catalog)}); "
                   "p10-p90 band in JSON (`<metric>_low`, `<metric>_high`)", markup=False)
+
+
+def _model_cell(model: str, catalog) -> str:
+    """A config.json path shows as the model's ID (as `planner models import` names it): a long
+    path squeezed every other column of the table, and the warnings already use the ID."""
+    from planner.catalog import is_config_path
+    from planner.errors import PlannerError
+
+    if not is_config_path(model):
+        return model
+    try:
+        return catalog.model(model).id
+    except PlannerError:
+        return model
 
 
 def _speculation_note(row: dict) -> str:

@@ -188,13 +188,19 @@ def validate_file(path: Path) -> tuple[FileKind, str]:
             f"'{sc.name}': model {sc.model.id}, {sc.workload.arrival_rate_rps:g} req/s, "
             f"SLO TTFT p95 {sc.slo.ttft_p95_s:g} s / TPOT p95 {sc.slo.tpot_p95_ms:g} ms, hardware {hardware}"
         )
+    elif kind is FileKind.models or isinstance(data.get("model"), list):  # models, or a catalog of both
+        from planner.catalog import read_catalog_file
+
+        accs, specs = read_catalog_file(path)
+        parts = [f"{len(specs)} model{'s' * (len(specs) != 1)}: {', '.join(m.id for m in specs)}"]
+        if accs:
+            parts.insert(0, f"{len(accs)} accelerator{'s' * (len(accs) != 1)}: {', '.join(a.id for a in accs)}")
+            kind = FileKind.hardware
+        summary = "; ".join(parts)
     elif kind is FileKind.hardware:
         hw = io.validate(HardwareFile, data, path)
         _check_families(hw, path)
         summary = f"{len(hw.accelerator)} accelerators: {', '.join(a.id for a in hw.accelerator)}"
-    elif kind is FileKind.models:
-        models = io.validate(ModelsFile, data, path)
-        summary = f"{len(models.model)} models: {', '.join(m.id for m in models.model)}"
     elif kind is FileKind.calibration:
         cal = io.validate(CalibrationFile, data, path)
         summary = f"{len(cal.family)} families: {', '.join(f.id for f in cal.family)}"

@@ -63,7 +63,7 @@ class Strict(BaseModel):
     TOML can spell `nan` and `inf`; no planner number may be either, so they are rejected here.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True)
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -335,7 +335,8 @@ class ModelsFile(Strict):
         for i, spec in enumerate(self.model):
             values = {name: getattr(spec, name) for name in SOURCED_MODEL_FIELDS}
             check_sources(f"model.{i} ({spec.id})", values, spec.sources, self.sources)
-            for draft in spec.draft_models:
+            for j, draft in enumerate(spec.draft_models):
                 if draft not in ids:
-                    raise ValueError(f"{spec.id}: draft model '{draft}' is not in the catalog")
+                    raise ValueError(f"model.{i} ({spec.id}).draft_models[{j}]: '{draft}' is not in the catalog "
+                                     "nor in this file (see `planner models list`)")
         return self
