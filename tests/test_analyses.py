@@ -416,3 +416,77 @@ def test_a_host_tier_variant_keeps_the_methods_added_for_speculation_variants(in
     listed = variants("--set", 'search.spec_method=["suffix"]', "--variants", "hbm-dram-only")
     assert added["baseline"] == pytest.approx(listed["baseline"], rel=1e-6)
     assert added["hbm-dram-only"] == pytest.approx(listed["hbm-dram-only"], rel=1e-6)
+
+
+def test_a_disaggregated_only_scenario_stays_disaggregated_in_the_analyses(invoke) -> None:
+    """whatif, sweep and project answered a `serving_mode = ["disaggregated"]` scenario with an
+    aggregated plan (chat: $14,421 aggregated where `solve` says $16,900 disaggregated)."""
+    scenario = str(REPO / "scenarios" / "chat.toml")
+    only = ("--set", 'search.serving_mode=["disaggregated"]', "--set", 'search.hardware=["gb200", "gh200"]')
+    solved = json.loads(invoke("solve", scenario, *only, "--format", "json").stdout)["best"]
+    assert solved["mode"] == "disaggregated"
+    doc = json.loads(invoke("whatif", scenario, *only, "--variants", "no-disaggregation,gpu-only",
+                            "--format", "json").stdout)
+    assert doc["baseline"]["mode"] == "disaggregated"
+    assert doc["baseline"]["monthly_usd"] == pytest.approx(solved["monthly_usd"], rel=1e-6)
+    variants = {v["name"]: v for v in doc["variants"]}
+    assert variants["no-disaggregation"]["best"] is None  # aggregated serving is not in this search
+    swept = json.loads(invoke("sweep", scenario, *only, "--param", "slo.tpot_p95_ms", "--values", "40",
+                              "--format", "json").stdout)
+    assert swept["points"][0]["best"]["mode"] == "disaggregated"
+    projected = json.loads(invoke("project", scenario, *only, "--years", "1", "--format", "json").stdout)
+    assert projected["baseline"]["mode"] == "disaggregated"
+
+
+def test_a_sweep_says_when_its_best_plan_drafts_by_an_added_method(invoke) -> None:
+    scenario = str(REPO / "scenarios" / "chat.toml")
+    args = ("sweep", scenario, "--set", 'search.hardware=["gh200"]', "--param", "slo.tpot_p95_ms", "--values", "40",
+            "--variant", "spec-eagle3")
+    doc = json.loads(invoke(*args, "--format", "json").stdout)
+    assert doc["search"]["spec_methods_added"] == ["eagle3"]
+    drafts = doc["points"][0]["best"]["spec_method"]
+    assert doc["points"][0]["best_spec_method_added"] is (drafts == "eagle3")
+    table = invoke(*args).stdout
+    assert ("drafts by eagle3, a speculative method the scenario does not search" in table) is (drafts == "eagle3")
+
+
+@pytest.mark.parametrize(("command", "flag"), [
+    (["sweep", "--param", "slo.tpot_p95_ms", "--values", "40", "--variant"], "--variant"),
+    (["project", "--api"], "--api"), (["whatif", "--variants"], "--variants")])
+@pytest.mark.parametrize("empty", ["", ","])
+def test_a_list_flag_naming_nothing_is_bad_input(invoke, command: list[str], flag: str, empty: str) -> None:
+    """`sweep --variant ,` ran all twenty variants, `--variant ""` none, `project --api ,` the default APIs."""
+    result = invoke(command[0], STUDIES / "kv-quantization.toml", *command[1:], empty)
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert result.stderr.strip().splitlines() == [f"error: {flag} {empty!r}: names no "
+                                                  + ("API price row" if flag == "--api" else "variant")
+                                                  + "; give NAME,... or leave it out"]
+
+
+def test_project_stops_where_the_rate_passes_what_a_scenario_may_state(invoke) -> None:
+    result = invoke("project", STUDIES / "kv-quantization.toml", "--years", "5", "--usage-growth", "100",
+                    "--format", "json")
+    doc = json.loads(result.stdout)
+    rates = [r["arrival_rate_rps"] for r in doc["projection"]]
+    assert rates and max(rates) <= 1e6 and len(rates) < 6
+    assert "not projected" in result.stderr and "1,000,000" in result.stderr
+
+
+def test_project_per_token_prices_follow_an_owned_fleets_bill(invoke) -> None:
+    """Owned: hardware prices fall, energy does not; $/Mtok fell by the full price factor."""
+    doc = json.loads(invoke("project", STUDIES / "kv-quantization.toml", "--years", "2", "--usage-growth", "1",
+                            "--set", "cost.mode=own", "--format", "json").stdout)
+    first = doc["projection"][0]["self_hosted"]
+    for row in doc["projection"][1:]:
+        plan = row["self_hosted"]
+        assert (plan["hardware"], plan["replicas"]) == (first["hardware"], first["replicas"])  # the same load
+        ratio = plan["monthly_usd"] / first["monthly_usd"]
+        assert ratio > row["price_factor"]  # energy does not fall
+        assert plan["usd_per_mtok_output"] == pytest.approx(first["usd_per_mtok_output"] * ratio, rel=2e-3)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--price-decline", "nan"), ("--usage-growth", "inf")])
+def test_a_non_finite_number_option_says_so(invoke, flag: str, value: str) -> None:
+    result = invoke("project", STUDIES / "kv-quantization.toml", flag, value)
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"error: {flag}: {value} is not a finite number")

@@ -28,6 +28,7 @@ from planner.catalog import Catalog, closest
 from planner.errors import InputFileError, UnknownIdError
 from planner.schema import Scenario
 from planner.schema.common import KebabId, Strict
+from planner.schema.scenario import Workload
 
 DEFAULT_APIS = ("groq-llama-3.3-70b", "deepseek-chat", "gpt-5", "claude-sonnet-4")
 
@@ -101,6 +102,10 @@ def _priced_monthly(plan: dict[str, Any], price: float) -> float:
     return plan["monthly_usd"] * price
 
 
+MAX_ARRIVAL_RPS = next(m.le for m in Workload.model_fields["arrival_rate_rps"].metadata if getattr(m, "le", None))
+"""The largest arrival rate a scenario may state: a year's projected rate beyond it is not solved."""
+
+
 def _scaled(scenario: Scenario, factor: float) -> Scenario:
     workload = scenario.workload.model_copy(update={"arrival_rate_rps": scenario.workload.arrival_rate_rps * factor})
     return scenario.model_copy(update={"workload": workload})
@@ -143,10 +148,15 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
                          "vs_self_hosted": round(monthly / base["monthly_usd"], 3) if base else None})
     rows: list[dict[str, Any]] = []
     seconds = [first.seconds]
+    warnings = list(first.warnings)
     if base is not None:
         previous = None
         for year in range(years + 1):
             usage = usage_growth**year
+            if scenario.workload.arrival_rate_rps * usage > MAX_ARRIVAL_RPS:
+                warnings.append(f"year {year} on not projected: {scenario.workload.arrival_rate_rps * usage:,.0f} req/s "
+                                f"exceeds the {MAX_ARRIVAL_RPS:,.0f} a scenario may state (workload.arrival_rate_rps)")
+                break
             price = (1.0 - price_decline_pct / 100.0) ** year
             api_price = (1.0 - api_decline / 100.0) ** year
             ev = first if year == 0 else evaluate(_scaled(scenario, usage), catalog)
@@ -154,6 +164,8 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
                 seconds.append(ev.seconds)
             plan = ev.best
             monthly = None if plan is None else round(_priced_monthly(plan, price), 2)
+            # $/Mtok follow the bill: an owned fleet's energy does not fall with hardware prices
+            factor = monthly / plan["monthly_usd"] if plan is not None and plan["monthly_usd"] else price
             rises = bool(previous is not None and monthly is not None and monthly > previous and price < 1.0)
             rows.append({
                 "year": year,
@@ -165,8 +177,8 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
                     "monthly_usd": monthly,
                     "mode": plan["mode"], "fleet": fleet(plan), "calibration": plan["calibration"],
                     "hardware": plan["hardware"], "chips": plan.get("chips"), "replicas": plan.get("replicas"),
-                    "usd_per_mtok_input": round(plan["usd_per_mtok_input"] * price, 4),
-                    "usd_per_mtok_output": round(plan["usd_per_mtok_output"] * price, 4),
+                    "usd_per_mtok_input": round(plan["usd_per_mtok_input"] * factor, 4),
+                    "usd_per_mtok_output": round(plan["usd_per_mtok_output"] * factor, 4),
                 },
                 "api_monthly_usd": {a["id"]: round(a["monthly_usd"] * usage * api_price, 2) for a in api_rows},
                 "spend_rises": rises,
@@ -175,7 +187,7 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
     return Projection(scenario=scenario, years=years, price_decline_pct=price_decline_pct,
                       api_price_decline_pct=api_decline, usage_growth=usage_growth, baseline=base,
                       infeasible=infeasible_rows(first), rows=rows, apis=api_rows, in_mean=in_mean,
-                      out_mean=out_mean, seconds=seconds, warnings=first.warnings)
+                      out_mean=out_mean, seconds=seconds, warnings=warnings)
 
 
 def project_dict(p: Projection, *, timing: bool = True) -> dict[str, Any]:

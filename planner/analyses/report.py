@@ -159,6 +159,13 @@ def write_sweep(result: SweepResult) -> None:
     note = _widened(first.widened)
     if note:
         con.print(f"  {note}")
+    drafting = {}  # the points whose best plan drafts by a method only the spec-* variants added
+    for p, ev in zip(result.points, result.evaluations, strict=True):
+        if ev.best is not None and ev.baseline_spec_method in ev.spec_methods_added:
+            drafting.setdefault(ev.baseline_spec_method, []).append(_value_text(p.value))
+    for method, values in drafting.items():
+        con.print(f"  best plan at {', '.join(values)} drafts by {method}, a speculative method the scenario does not "
+                  "search (added for the spec-* variants): `planner solve` answers without it")
     t = _plans_table("value", "vs first", "binding", title=f"Best plan as {result.param} varies",
                      right=PLAN_RIGHT + ("value",))
     base_cost = next((ev.best["monthly_usd"] for ev in result.evaluations if ev.best is not None), None)
@@ -217,6 +224,12 @@ def column_chunks(columns: list[str], rows: list[list[str]], fixed: int, width: 
     return [([columns[i] for i in c], c) for c in chunks]
 
 
+def _rate(rps: float) -> str:
+    """Requests/s as plain digits: three significant figures below 100, whole numbers above
+    (`,.3g` printed 3,000 req/s as "3e+03")."""
+    return f"{rps:,.3g}" if rps < 100 else f"{rps:,.0f}"
+
+
 def write_project(p: Projection) -> None:
     con = render.console()
     sc = p.scenario
@@ -250,7 +263,7 @@ def write_project(p: Projection) -> None:
         vs = "" if prev is None or cost is None else pct(100.0 * (cost - prev) / prev)
         flag = " ^" if r["spend_rises"] else ""
         rows.append([str(r["year"]), f"{r['price_factor']:.3f}", f"{r['usage_factor']:g}",
-                     f"{r['arrival_rate_rps']:,.3g}", sh["fleet"] if sh else "n/a",
+                     _rate(r["arrival_rate_rps"]), sh["fleet"] if sh else "n/a",
                      money(cost) + _star(sh) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids]])
         prev = cost if cost is not None else prev
     base = ["year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev"]
@@ -267,7 +280,11 @@ def write_project(p: Projection) -> None:
     if p.jevons_year is not None:
         con.print(f"^ Jevons: tokens get {p.price_decline_pct:g}% cheaper each year but usage grows x{p.usage_growth:g} "
                   f"(net x{combined:.2f}/yr), so self-hosted spend rises from year {p.jevons_year} on.")
+    elif p.price_decline_pct > 0 and combined > 1.0:
+        con.print(f"No rise in self-hosted spend over the years projected, although usage growth x{p.usage_growth:g} "
+                  f"outpaces the {p.price_decline_pct:g}% yearly price decline (net x{combined:.2f}/yr): each year's "
+                  "plan, re-solved for its load, cost no more at that year's prices than the year before's.")
     elif p.price_decline_pct > 0:
         con.print(f"No Jevons effect: usage growth x{p.usage_growth:g} does not outpace the {p.price_decline_pct:g}% "
-                  f"yearly price decline (net x{combined:.2f}/yr); spend falls.")
+                  f"yearly price decline (net x{combined:.2f}/yr); spend does not rise.")
     con.print(f"timing: {len(p.seconds)} solves in {sum(p.seconds):.2f} s")

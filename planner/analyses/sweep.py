@@ -122,6 +122,8 @@ def sweep_dict(result: SweepResult, *, timing: bool = True) -> dict[str, Any]:
     points = []
     for p, ev in zip(result.points, result.evaluations, strict=True):
         row: dict[str, Any] = {"value": p.value, "best": ev.best, "feasible": ev.best is not None}
+        if ev.spec_methods_added:  # the best plan may draft by a method `planner solve` does not search
+            row["best_spec_method_added"] = ev.best is not None and ev.baseline_spec_method in ev.spec_methods_added
         if ev.variants:
             row["variants"] = [{"name": r.name, "monthly_usd": r.monthly_usd, "delta_pct": r.delta_pct,
                                 "best": r.best} for r in ev.variants]
@@ -139,7 +141,8 @@ def sweep_dict(result: SweepResult, *, timing: bool = True) -> dict[str, Any]:
         "scenario": first.scenario.name,
         "model": {"id": first.scenario.model.id},
         "points": points,
-        "search": {"configs": [ev.configs for ev in result.evaluations], "widened": first.widened},
+        "search": {"configs": [ev.configs for ev in result.evaluations], "widened": first.widened,
+                   "spec_methods_added": first.spec_methods_added},
     }
     if timing:
         out["search"]["timing"] = timing_summary(result)

@@ -364,8 +364,11 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         return [*allowed, *(key for key in method_keys if tiers_of[key] in allowed)]
 
     minima = {t: SliceMinima(monthly, g.shape) for t, (g, monthly) in grids.items()}
+    aggregated = "aggregated" in scenario.search.serving_mode  # a disaggregated-only scenario: pairs alone
 
     def cheapest(v: Variant | None, keys: list[str]) -> tuple[str, int] | None:
+        if not aggregated:
+            return None
         found: tuple[float, str, AxisMasks] | None = None
         for t in keys:
             masks = v.select(grids[t][0]) if v is not None else {}

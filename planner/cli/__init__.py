@@ -139,7 +139,8 @@ class PlannerGroup(TyperGroup):
             return 0
         except _click_exceptions.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            return _fail(f"error: {exc.format_message()}{hint}", exc.exit_code)
+            not_finite = _non_finite_value(exc, list(sys.argv[1:] if args is None else args))
+            return _fail(f"error: {not_finite or exc.format_message()}{hint}", exc.exit_code)
         except _click_exceptions.ClickException as exc:
             return _fail(f"error: {exc.format_message()}", exc.exit_code)
         except (typer.Abort, KeyboardInterrupt):  # Typer maps Ctrl-C in a command to exit 130 itself
@@ -250,6 +251,27 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+def _non_finite_value(exc: Exception, args: list[str]) -> str | None:
+    """"--opt: nan is not a finite number" for a number option given nan or inf, which Typer's range
+    check reported as out of range ("Input should be less than or equal to 99")."""
+    param = getattr(exc, "param", None)
+    if not isinstance(exc, _click_exceptions.BadParameter) or param is None:
+        return None
+    for i, word in enumerate(args):
+        for opt in getattr(param, "opts", ()):
+            value = args[i + 1] if word == opt and i + 1 < len(args) else (
+                word[len(opt) + 1:] if word.startswith(opt + "=") else None)
+            if value is None:
+                continue
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if number != number or number in (float("inf"), float("-inf")):
+                return f"{opt}: {value} is not a finite number"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

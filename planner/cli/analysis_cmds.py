@@ -47,6 +47,13 @@ def _csv(text: str | None) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()] if text else []
 
 
+def _named(flag: str, text: str | None, what: str) -> list[str]:
+    """The names a list flag gives; given but naming none ("", ",") is bad input, not "all" or "none"."""
+    if text is not None and not _csv(text):
+        raise InputFileError(f"{flag} {text!r}: names no {what}; give NAME,... or leave it out")
+    return _csv(text)
+
+
 def _warn(warnings: list[str], where: str = "") -> None:
     """The scenario served differently than written (requests past the window, a search narrowed by
     a quality floor or by owning), on stderr in every format, as `planner solve` says it."""
@@ -84,9 +91,7 @@ def whatif(
     from planner.analyses.report import write_whatif
     from planner.catalog import load_catalog
 
-    if variants is not None and not _csv(variants):
-        raise InputFileError(f"--variants {variants!r}: names no variant; give NAME,... or leave it out for all")
-    chosen = pick_variants(_csv(variants))
+    chosen = pick_variants(_named("--variants", variants, "variant"))
     catalog = load_catalog()
     scenario = load_scenario(file, sets or [], catalog)
     ev = evaluate(scenario, catalog, chosen)
@@ -120,7 +125,7 @@ def sweep(
     from planner.analyses.report import write_sweep
     from planner.catalog import load_catalog
 
-    chosen = pick_variants(_csv(variant)) if variant else []
+    chosen = pick_variants(_named("--variant", variant, "variant")) if variant is not None else []
     _prepare_plot(plot)
     catalog = load_catalog()
     base = load_scenario(file, sets or [], catalog)  # the file itself must be valid, not only its points
@@ -178,7 +183,7 @@ def project(
     from planner.analyses.report import write_project
     from planner.catalog import load_catalog
 
-    api_ids = [a.id for a in load_api_prices().api] if apis == "all" else _csv(apis)
+    api_ids = [a.id for a in load_api_prices().api] if apis == "all" else _named("--api", apis, "API price row")
     chosen = pick_apis(api_ids)
     _prepare_plot(plot)
     catalog = load_catalog()
