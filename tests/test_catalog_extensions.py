@@ -502,3 +502,16 @@ def test_models_list_and_show_give_the_counts_the_planner_sizes_weights_with(inv
     assert "~46.7B / ~12.9B" in row
     shown = json.loads(invoke("--catalog", imported, "models", "show", "my-mixtral", "--format", "json").stdout)
     assert round(shown["params_total_derived"] / 1e9, 1) == 46.7 and round(shown["params_active_derived"] / 1e9, 1) == 12.9
+
+
+def test_a_whole_float_in_an_integer_field_is_that_integer(invoke, tmp_path):
+    """Strict numbers refuse `true` and "3", not `median = 96000.0`: TOML writes a number either way."""
+    path = tmp_path / "s.toml"
+    data = with_dotted(tomllib.loads(SCENARIO_TOML), {"workload.input_tokens.median": 1000.0, "search.batch": [1.0, 8]})
+    path.write_text(tomli_w.dumps(data))
+    result = invoke("validate", path)
+    assert result.exit_code == 0, result.output
+    data["workload"]["input_tokens"]["median"] = 1000.5
+    path.write_text(tomli_w.dumps(data))
+    result = invoke("validate", path)
+    assert result.exit_code == 2 and "workload.input_tokens.median: Input should be a valid integer" in result.stderr

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
 
 Unknown = Literal["unknown"]
 """Written where a public figure was not found. Never replaced by a guess."""
@@ -61,9 +63,56 @@ class Strict(BaseModel):
     """Unknown keys are errors so typos in hand-written TOML are caught, not ignored.
 
     TOML can spell `nan` and `inf`; no planner number may be either, so they are rejected here.
+    Numbers are numbers (strict mode): `true` or `"3"` in a numeric field is an error, not 1 or 3.
+    A whole float where an integer is wanted (`median = 96000.0`) is that integer.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_floats_as_ints(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = None
+        for key, is_list in _integer_fields(cls):
+            value = data.get(key)
+            fixed = [_whole(v) for v in value] if is_list and isinstance(value, list) else _whole(value)
+            if fixed is not value:
+                out = dict(data) if out is None else out
+                out[key] = fixed
+        return data if out is None else out
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if type(value) is float and value.is_integer() and abs(value) < 2**63 else value
+
+
+@cache
+def _integer_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """(key, whether it is a list) of the fields that take an integer (or a list of them), under
+    their names and aliases."""
+    found = []
+    for name, field in model.model_fields.items():
+        kind = _integer_kind(field.annotation)
+        if kind is not None:
+            found += [(key, kind) for key in dict.fromkeys((name, field.alias)) if key]
+    return tuple(found)
+
+
+def _integer_kind(annotation: Any) -> bool | None:
+    """False for an int (or optional int) field, True for a list of ints, None otherwise (a field
+    that also takes floats needs no help)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _integer_kind(args[0])
+    if annotation is int:
+        return False
+    if origin is list and args and _integer_kind(args[0]) is False:
+        return True
+    if origin in (Union, UnionType) and int in args and float not in args:
+        return False
+    return None
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
