@@ -48,7 +48,9 @@ class Catalog:
 
     def model(self, model_id: str) -> ModelSpec:
         if model_id not in self.models and is_config_path(model_id):
-            return imported_model(str(Path(model_id).resolve()))
+            # absolute, symlinks kept: a Hugging Face cache's snapshots/<rev>/config.json links to a
+            # blob whose name says nothing (the path is what names the repository)
+            return imported_model(os.path.abspath(model_id))
         by_repo = self.model_by_repo(model_id)
         return by_repo if by_repo is not None else _lookup(self.models, model_id, "model")
 
@@ -212,7 +214,7 @@ def resolve_scenario_paths(scenario, source: Path | str):
     if scenario.catalog:
         update["catalog"] = [str((base_dir / f).resolve()) for f in scenario.catalog]
     if is_config_path(scenario.model.id) and not Path(scenario.model.id).is_absolute():
-        update["model"] = scenario.model.model_copy(update={"id": str((base_dir / scenario.model.id).resolve())})
+        update["model"] = scenario.model.model_copy(update={"id": os.path.abspath(base_dir / scenario.model.id)})
     return scenario.model_copy(update=update) if update else scenario
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,11 @@ def repo_from_path(path: Path) -> str | None:
     m = re.fullmatch(r"(.+?)--(.+?)_config\.json", path.name)
     if m:
         return f"{m.group(1)}/{m.group(2)}"
-    parents = path.parents
+    parents = Path(os.path.abspath(path)).parents  # a relative path from inside the cache too
     if path.name == "config.json" and len(parents) >= 3 and parents[1].name == "snapshots":
-        m = re.fullmatch(r"models--(.+?)--(.+)", parents[2].name)
-        if m:
-            return f"{m.group(1)}/{m.group(2)}"
+        m = re.fullmatch(r"models--(.+)", parents[2].name)
+        if m:  # models--owner--Repo, or models--Repo for a repository without an owner (gpt2)
+            return m.group(1).replace("--", "/", 1)
     return None
 
 

@@ -160,3 +160,13 @@ def tier_words(plan: dict[str, Any]) -> str:
     if t["dram"] == 0 and t["nvme"] == 0:
         return f"all in {plan.get('memory_kind', 'HBM')}"  # SRAM on dataflow chips (Groq, Cerebras)
     return f"HBM/DRAM/NVMe {t['hbm']:.0%}/{t['dram']:.0%}/{t['nvme']:.0%}"
+
+
+def per_hardware_title(result: Any, short: bool = False) -> str:
+    """The title of the per-hardware table: its plans are aggregated ones, which a scenario that
+    searches disaggregated serving only lists for comparison, not as answers."""
+    title = "Best plan per hardware" if short else "Best plan per hardware (by monthly bill)"
+    scenario = getattr(getattr(result, "grid", None), "scenario", None)
+    if scenario is None or "aggregated" in scenario.search.serving_mode:
+        return title
+    return "Aggregated plan per hardware, for comparison (search.serving_mode is disaggregated only)"

@@ -517,9 +517,10 @@ def solve_in_stages(scenario: Scenario, catalog: Catalog, disaggregated_in_table
     # pass 1's best of a hardware that pass 2 reads as a miss (see _still_feasible) is its closest one
     misses = plans[len(best_flat):] + [p for p in plans[:len(best_flat)] if p.get("monthly_usd") is None]
     by_id = {acc.id: acc for acc in grid.hardware}
+    aggregated = "aggregated" in scenario.search.serving_mode  # else the table is for comparison only
     table = SolveResult(
         grid=grid,
-        best=per_hardware[0] if per_hardware else None,
+        best=per_hardware[0] if per_hardware and aggregated else None,
         per_hardware=per_hardware,
         pareto_tpot=[],
         pareto_ttft=[],

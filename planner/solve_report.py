@@ -13,6 +13,7 @@ import tomli_w
 from planner import render
 from planner.plans import degrees_words
 from planner.quality import unmodelled_accuracy
+from planner.render import per_hardware_title
 from planner.search import SolveResult
 from planner.uncertainty import UNCALIBRATED_NOTE
 
@@ -242,7 +243,7 @@ def write_table(result: SolveResult, top: int) -> None:
     num = ("chips", "x", "batch", ttft, tpot, usd_in, usd_out, "$/month", "MWh/mo")
     t = render.table("hardware", "chips", "x", "layout", "batch", "w/kv", "tiers", "spec", "prefix", ttft,
                      tpot, usd_in, usd_out, "$/month", "MWh/mo", "binding",
-                     title="Best plan per hardware (by monthly bill)", right=num, compact=True)
+                     title=per_hardware_title(result), right=num, compact=True)
     shown = result.per_hardware[:top] if top else result.per_hardware
     for p in shown:
         t.add_row(p["hardware"], str(p["chips"]), str(p["replicas"]), layout_cell(p), str(p["batch"]),

@@ -289,3 +289,24 @@ def test_a_plain_folder_names_the_model_but_is_not_cited_as_its_repository(invok
     entry = data["model"][0]
     assert (entry["id"], entry["name"], entry["hf_repo"]) == ("downloads", "Downloads", "unknown")
     assert not any("repository name" in text for text in data["sources"].values())
+
+
+def test_a_cached_config_is_named_by_its_snapshot_path_not_its_blob(invoke, tmp_path, monkeypatch):
+    """The cache's snapshots/<rev>/config.json is a link to blobs/<hash>: eval named the model by the
+    hash, a scenario could not find it, and a relative path from inside the cache named the revision."""
+    repo = tmp_path / "hub" / "models--Qwen--Qwen3-32B"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / "9f8e7d6c5b4a").write_text((CONFIGS / "Qwen--Qwen3-32B_config.json").read_text())
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").symlink_to("../../blobs/9f8e7d6c5b4a")
+    config = repo / "snapshots" / "abc123" / "config.json"
+    result = invoke("eval", "--hardware", "h200-sxm", "--model", config, "--chips", "8", "--batch", "1")
+    assert result.exit_code == 0, result.output
+    assert " qwen3-32b " in result.stdout and "9f8e7d6c5b4a" not in result.stdout
+    monkeypatch.chdir(repo)
+    entry = tomllib.loads(invoke("models", "import", "snapshots/abc123/config.json").stdout)["model"][0]
+    assert (entry["id"], entry["hf_repo"]) == ("qwen3-32b", "Qwen/Qwen3-32B")
+    gpt2 = tmp_path / "models--gpt2" / "snapshots" / "r1" / "config.json"
+    gpt2.parent.mkdir(parents=True)
+    gpt2.write_text((CONFIGS / "Qwen--Qwen3-32B_config.json").read_text())
+    assert tomllib.loads(invoke("models", "import", gpt2).stdout)["model"][0]["hf_repo"] == "gpt2"

@@ -45,6 +45,16 @@ def test_parse_text_keeps_unparsable_text_for_the_schema_to_name() -> None:
     assert show_value(65536.0) == "65536" and show_value(0.9) == "0.9" and show_value(None) == ""
 
 
+def test_a_whole_number_typed_with_a_decimal_point_is_an_integer_edit(doc: ScenarioDocument) -> None:
+    """Strict schema numbers refused "2000.0" in an integer field, which a scenario file accepts."""
+    integer = FieldSpec("workload.input_tokens.median", "x", "int")
+    doc.set(integer.path, parse_text(integer, "2,000.0"))
+    assert doc.validate() is not None, doc.errors
+    assert doc.scenario.workload.input_tokens.median == 2000
+    doc.set(integer.path, parse_text(integer, "true"))
+    assert doc.validate() is None and doc.errors[0].loc == integer.path
+
+
 def test_edits_validate_and_mark_dirty(doc: ScenarioDocument) -> None:
     doc.set("slo.tpot_p95_ms", 40.0)
     assert doc.validate() is not None and doc.dirty

@@ -28,7 +28,7 @@ from planner.catalog import Catalog, closest
 from planner.errors import InputFileError, UnknownIdError
 from planner.schema import Scenario
 from planner.schema.common import KebabId, Strict
-from planner.schema.scenario import Workload
+from planner.schema.scenario import MIN_RATE_RPS, Workload
 
 DEFAULT_APIS = ("groq-llama-3.3-70b", "deepseek-chat", "gpt-5", "claude-sonnet-4")
 
@@ -103,7 +103,8 @@ def _priced_monthly(plan: dict[str, Any], price: float) -> float:
 
 
 MAX_ARRIVAL_RPS = next(m.le for m in Workload.model_fields["arrival_rate_rps"].metadata if getattr(m, "le", None))
-"""The largest arrival rate a scenario may state: a year's projected rate beyond it is not solved."""
+MIN_ARRIVAL_RPS = MIN_RATE_RPS
+"""The arrival rates a scenario may state: a year's projected rate outside them is not solved."""
 
 
 def _scaled(scenario: Scenario, factor: float) -> Scenario:
@@ -153,9 +154,12 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
         previous = None
         for year in range(years + 1):
             usage = usage_growth**year
-            if scenario.workload.arrival_rate_rps * usage > MAX_ARRIVAL_RPS:
-                warnings.append(f"year {year} on not projected: {scenario.workload.arrival_rate_rps * usage:,.0f} req/s "
-                                f"exceeds the {MAX_ARRIVAL_RPS:,.0f} a scenario may state (workload.arrival_rate_rps)")
+            rate = scenario.workload.arrival_rate_rps * usage
+            if not MIN_ARRIVAL_RPS <= rate <= MAX_ARRIVAL_RPS:
+                bound = (f"exceeds the {MAX_ARRIVAL_RPS:,.0f}" if rate > MAX_ARRIVAL_RPS
+                         else f"is below the {MIN_ARRIVAL_RPS:g}")
+                warnings.append(f"years {year}-{years} not projected: {rate:.3g} req/s {bound} req/s a scenario may "
+                                "state (workload.arrival_rate_rps)")
                 break
             price = (1.0 - price_decline_pct / 100.0) ** year
             api_price = (1.0 - api_decline / 100.0) ** year

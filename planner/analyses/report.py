@@ -5,6 +5,7 @@ Timing goes on a last line starting with `timing:` (tests drop it from snapshots
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from planner import render
@@ -224,10 +225,14 @@ def column_chunks(columns: list[str], rows: list[list[str]], fixed: int, width: 
     return [([columns[i] for i in c], c) for c in chunks]
 
 
-def _rate(rps: float) -> str:
-    """Requests/s as plain digits: three significant figures below 100, whole numbers above
-    (`,.3g` printed 3,000 req/s as "3e+03")."""
-    return f"{rps:,.3g}" if rps < 100 else f"{rps:,.0f}"
+def _plain(rps: float) -> str:
+    """A rate or factor as plain digits: whole numbers from 100 up, three significant figures below
+    (`,.3g` printed 3,000 req/s as "3e+03" and 0.00003 as "3e-05")."""
+    if rps >= 100:
+        return f"{rps:,.0f}"
+    decimals = max(0, 2 - math.floor(math.log10(rps))) if rps > 0 else 0
+    text = f"{rps:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def write_project(p: Projection) -> None:
@@ -262,8 +267,8 @@ def write_project(p: Projection) -> None:
         cost = sh["monthly_usd"] if sh else None
         vs = "" if prev is None or cost is None else pct(100.0 * (cost - prev) / prev)
         flag = " ^" if r["spend_rises"] else ""
-        rows.append([str(r["year"]), f"{r['price_factor']:.3f}", f"{r['usage_factor']:g}",
-                     _rate(r["arrival_rate_rps"]), sh["fleet"] if sh else "n/a",
+        rows.append([str(r["year"]), f"{r['price_factor']:.3f}", _plain(r["usage_factor"]),
+                     _plain(r["arrival_rate_rps"]), sh["fleet"] if sh else "n/a",
                      money(cost) + _star(sh) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids]])
         prev = cost if cost is not None else prev
     base = ["year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev"]
@@ -280,6 +285,8 @@ def write_project(p: Projection) -> None:
     if p.jevons_year is not None:
         con.print(f"^ Jevons: tokens get {p.price_decline_pct:g}% cheaper each year but usage grows x{p.usage_growth:g} "
                   f"(net x{combined:.2f}/yr), so self-hosted spend rises from year {p.jevons_year} on.")
+    elif len(p.rows) < 2:
+        pass  # only today was projected (a warning says why): no trend to state
     elif p.price_decline_pct > 0 and combined > 1.0:
         con.print(f"No rise in self-hosted spend over the years projected, although usage growth x{p.usage_growth:g} "
                   f"outpaces the {p.price_decline_pct:g}% yearly price decline (net x{combined:.2f}/yr): each year's "

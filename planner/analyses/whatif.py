@@ -378,6 +378,8 @@ def evaluate(scenario: Scenario, catalog: Catalog, variants: Sequence[Variant] =
         return None if found is None else (found[1], minima[found[1]].first_at(found[2], found[0]))
 
     def searched(v: Variant) -> bool:
+        if not v.disaggregated and not aggregated:
+            return False  # aggregated serving only, in a scenario that searches disaggregated serving only
         if v.spec_method is not None and v.spec_method not in grid.spec_method and v.spec_method not in methods:
             return False  # the model cannot use the method (the grid left it out with a note)
         return any(bool(_restricted(grids[t][0].shape, v.select(grids[t][0])).any()) for t in ["all", *method_keys])

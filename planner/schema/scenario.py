@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 from planner.schema.common import KebabId, KvDtype, Strict, WeightDtype, _kebab
 
 MAX_TOKENS = 10_000_000  # no model serves a 10M-token context; larger numbers are typos
+MIN_RATE_RPS = 1e-6  # one request every 11.6 days: anything rarer is a typo (and below float32's comfort)
 
 
 def at_least(value: float, lowest: float, what: str) -> float:
@@ -108,7 +109,7 @@ class Workload(Strict):
     @field_validator("arrival_rate_rps")
     @classmethod
     def _rate(cls, value: float) -> float:
-        return at_least(value, 1e-6, "requests/s (one request every 11.6 days)")
+        return at_least(value, MIN_RATE_RPS, "requests/s (one request every 11.6 days)")
 
 
 class Slo(Strict):

@@ -86,7 +86,12 @@ def parse_text(spec: FieldSpec, text: str) -> Any:
     try:
         return int(number) if spec.kind == "int" else float(number)
     except ValueError:
+        pass
+    try:  # "2000.0" in an integer field: the whole float, which the schema takes as 2000
+        whole = float(number)
+    except ValueError:
         return text
+    return whole if spec.kind == "int" and whole.is_integer() else text
 
 
 def show_value(value: Any) -> str:

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from planner.catalog import Catalog
+from planner.render import per_hardware_title
 from planner.schema import Scenario
 from planner.tui.document import ScenarioDocument
 from planner.tui.messages import InsightsWanted
@@ -74,7 +75,7 @@ class MainScreen(Screen):
         self.scenario = scenario
         table = self.query_one(PlansTable)
         table.loading = False
-        table.border_title = (f"Best plan per hardware — {len(result.per_hardware)} feasible, "
+        table.border_title = (f"{per_hardware_title(result, short=True)} — {len(result.per_hardware)} feasible, "
                               f"{len(result.infeasible)} without a plan")
         table.show(result.per_hardware, result.infeasible)
         grid = getattr(result, "grid", None)
