@@ -414,3 +414,74 @@ def test_a_replay_whose_window_missed_the_stated_rate_says_so():
     assert arrival_mismatch({"arrivals_per_s": 3.44}, {"arrival_rps": 3.0}) == pytest.approx(0.1467, abs=1e-3)
     assert arrival_mismatch({"arrivals_per_s": 2.16}, {"arrival_rps": 3.0}) == pytest.approx(-0.28)
     assert arrival_mismatch({"arrivals_per_s": 3.2}, {"arrival_rps": 3.0}) is None  # within 10 %
+
+
+def test_a_trace_on_its_own_clock_is_replayed_at_the_scenarios_rate():
+    """The Mooncake chat trace (absolute timestamps, ~3 req/s) replayed a 30 req/s plan at a tenth of
+    its load and stopped arriving when its hour ran out: its clock is scaled to the scenario's rate,
+    its bursts kept, and it repeats until the window ends."""
+    t, rows, copy = arrivals.own_clock_at_rate(np.asarray([100.0, 110.0, 115.0, 130.0]), 1.0, 10.0)
+    # own rate: 3 gaps over 30 s, 0.1/s; at 1/s the gaps 10, 5, 15 s become 1, 0.5, 1.5 s; one pass is 4 s
+    assert list(t[:4]) == [0.0, 1.0, 1.5, 3.0] and list(t[4:8]) == [4.0, 5.0, 5.5, 7.0]
+    assert list(rows[:8]) == [0, 1, 2, 3, 0, 1, 2, 3] and list(copy[:8]) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert t.max() >= 10.0  # repeated past the window
+    path = Path(__file__).parent / "data" / "mooncake_chat_slice.jsonl.gz"
+    from planner.traces.readers import read_trace
+
+    trace = read_trace(path)
+    reqs = arrivals.from_trace(trace, 20.0, 300.0, 0, 1e9)
+    assert (reqs.arrival_s >= 0).sum() / 300.0 == pytest.approx(20.0, rel=0.02)
+    first_pass = int((reqs.arrival_s < trace.requests / 20.0).sum())  # 800 requests: 40 s a pass
+    assert first_pass < reqs.count  # a copy's blocks are its own: no hits carried over from the previous pass
+    assert not set(reqs.blocks[: reqs.offsets[first_pass]]) & set(reqs.blocks[reqs.offsets[first_pass]:])
+
+
+def _plan_file(write, **change) -> Path:
+    plan = {**H100_PLAN, "layout": {"tp": 1}, **change}
+    lines = [f'{k} = {json.dumps(v)}' for k, v in plan.items() if not isinstance(v, dict)]
+    tables = [f"[{k}]\n" + "".join(f"{kk} = {json.dumps(vv)}\n" for kk, vv in v.items())
+              for k, v in plan.items() if isinstance(v, dict) and k != "tier_split"]
+    return write("plan.toml", "\n".join(lines) + "\n" + "".join(tables))
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"layout": {"tp": 1, "ep": 7}}, "plan.toml.layout.ep: 7, but llama-3.1-8b is a dense model"),
+    ({"layout": {"tp": 1, "dp_attention": 1, "cp": 2}}, "plan.toml.layout.cp: 2 must divide tp = 1"),
+    ({"spec_k": 2, "spec_method": "nonsense"}, "plan.toml.spec_method: 'nonsense' is not one of draft, eagle3"),
+])
+def test_a_plan_files_layout_and_method_are_checked_as_eval_checks_them(tmp_path, invoke, write, change, fragment):
+    """ep = 7 on a dense model simulated as "ep7 x cp5", and spec_method = "nonsense" as eagle3."""
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(sim_scenario(rate=1.0, turns=1))
+    result = invoke("simulate", sc, "--plan-file", _plan_file(write, **change), "--duration", "20")
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert fragment in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_plan_files_of_every_kind_and_what_they_do_not_mix_with(tmp_path, invoke, write):
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(sim_scenario(rate=1.0, turns=1))
+    plan = _plan_file(write)
+    both = invoke("simulate", sc, "--plan-file", plan, "--plan", "2")
+    assert both.exit_code == 2 and "--plan 2: picks among solve's plans" in both.stderr
+    report = invoke("simulate", sc, "--plan-file", plan, "--duration", "20", "--format", "toml")
+    assert report.exit_code == 0, report.output
+    again = write("report.toml", report.stdout)  # simulate's own report: its [plan] table
+    assert invoke("simulate", sc, "--plan-file", again, "--duration", "20").exit_code == 0
+    other = write("other.toml", '[model]\nid = "llama-3.3-70b"\n\n[best]\n' + plan.read_text().split("[layout]")[0]
+                  + "\n[best.layout]\ntp = 1\n")
+    result = invoke("simulate", sc, "--plan-file", other, "--duration", "20")
+    assert result.exit_code == 0, result.output
+    assert "a plan solved for llama-3.3-70b, simulated for" in result.stderr
+
+
+def test_a_sampled_run_and_another_router_say_what_the_columns_stand_for(tmp_path, invoke, write):
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(sim_scenario(rate=4.0, turns=3))
+    plan = _plan_file(write, replicas=4, batch=8)
+    sampled = invoke("simulate", sc, "--plan-file", plan, "--duration", "60", "--sample", "1")
+    assert sampled.exit_code == 0, sampled.output
+    assert "--sample: 1 of 4 replicas simulated" in sampled.stdout
+    assert "the scenario states 4 (" not in sampled.stdout  # 1 of 4 replicas sees a quarter of the rate
+    routed = invoke("simulate", sc, "--plan-file", plan, "--duration", "30", "--router", "round-robin")
+    assert "note: --router round-robin; the analytic column prices the scenario's sticky routing" in routed.stdout

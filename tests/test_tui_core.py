@@ -45,6 +45,13 @@ def test_parse_text_keeps_unparsable_text_for_the_schema_to_name() -> None:
     assert show_value(65536.0) == "65536" and show_value(0.9) == "0.9" and show_value(None) == ""
 
 
+def test_a_decimal_comma_is_not_read_as_a_thousands_separator() -> None:
+    """ "0,5" in the TTFT SLO read as 5 s (every comma was dropped): commas group thousands only."""
+    seconds = FieldSpec("slo.ttft_p95_s", "x", "float")
+    assert parse_text(seconds, "0,5") == "0,5" and parse_text(seconds, "1.000,5") == "1.000,5"
+    assert parse_text(seconds, "1,000.5") == 1000.5 and parse_text(seconds, "-2,500") == -2500.0
+
+
 def test_a_whole_number_typed_with_a_decimal_point_is_an_integer_edit(doc: ScenarioDocument) -> None:
     """Strict schema numbers refused "2000.0" in an integer field, which a scenario file accepts."""
     integer = FieldSpec("workload.input_tokens.median", "x", "int")

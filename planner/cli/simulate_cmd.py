@@ -99,8 +99,14 @@ def simulate(
     if plan_file is not None:
         from planner.simulate.plan import read_plan_file
 
-        row = read_plan_file(plan_file)
-        where = str(plan_file)
+        if plan != 1 or mode != Mode.any:
+            given = f"--plan {plan}" if plan != 1 else f"--mode {mode.value}"
+            raise InputFileError(f"{given}: picks among solve's plans; --plan-file names the plan itself "
+                                 f"(drop {given.split()[0]} or --plan-file)")
+        row, where, solved_for = read_plan_file(plan_file)
+        if solved_for is not None and solved_for != scenario.model.id:
+            typer.echo(f"warning: {plan_file}: a plan solved for {solved_for}, simulated for {file}'s "
+                       f"{scenario.model.id}", err=True)
     else:
         row = solved_plan(scenario, catalog, plan, file, mode.value)
         where = f"{file}: --plan {plan}"
@@ -195,6 +201,7 @@ def summary(scenario, row: dict[str, Any], job, reqs, out, wall: float) -> tuple
     sim = stats.summarise(reqs, out, opts, float(job.plan.load.prefix_reuse), sampled=job.replicas is not None)
     arrived = sim["requests"]["arrived"]
     run = {"duration_s": opts.duration_s, "warmup_s": opts.warmup(), "seed": opts.seed, "router": opts.router,
+           "scenario_routing": scenario.workload.sessions.routing,
            "workload": "trace " + Path(scenario.workload.trace).name if scenario.workload.trace else "synthetic sessions",
            "replicas": job.plan.instances,
            "replicas_simulated": job.plan.instances if job.replicas is None else len(job.replicas),

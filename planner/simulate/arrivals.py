@@ -28,6 +28,7 @@ its own blocks) and started as a stationary Poisson stream at the scenario's req
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,11 +219,31 @@ def sessions_copied(trace, picks: np.ndarray):
                       api_time_s=take(trace.api_time_s))
 
 
+def own_clock_at_rate(t_s: np.ndarray, rate_rps: float, duration_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(arrival times, trace row, copy number) of a trace with absolute timestamps replayed at
+    `rate_rps`: its own clock stretched or compressed to that mean rate (its bursts and lulls kept),
+    then repeated end to end until `duration_s`. The plan and the analytic column are at the
+    scenario's rate; the Mooncake chat trace's own ~3 req/s had replayed a 30 req/s plan at a tenth
+    of its load, and stopped arriving when the hour it covers ran out."""
+    n = t_s.size
+    t = t_s - float(np.min(t_s)) if n else t_s.astype(np.float64)
+    span = float(t.max()) if n else 0.0
+    if n < 2 or span <= 0.0 or rate_rps <= 0.0:
+        return t.astype(np.float64), np.arange(n), np.zeros(n, np.int64)
+    t = t * ((n - 1) / span / rate_rps)
+    period = n / rate_rps  # one pass of the trace, and the gap to the next pass's first request
+    copies = max(1, math.ceil(duration_s / period))
+    rows = np.tile(np.arange(n), copies)
+    copy = np.repeat(np.arange(copies, dtype=np.int64), n)
+    return t[rows] + copy * period, rows, copy
+
+
 def from_trace(trace, rate_rps: float, duration_s: float, seed: int, max_context: float) -> Requests:
-    """A trace's requests on a timeline at `rate_rps` (sessions relative to their start, drawn with
-    repetition and started as a stationary Poisson stream: `steady_state_sessions`) or on the
-    trace's own clock, over [0, duration_s); prompts capped to the model's context. Open loop: the
-    trace's own gaps. Requests of sessions in progress before t = 0 only warm their replica's cache."""
+    """A trace's requests on a timeline at `rate_rps` over [0, duration_s): sessions relative to their
+    start drawn with repetition and started as a stationary Poisson stream (`steady_state_sessions`),
+    or a trace's own clock scaled to that rate (`own_clock_at_rate`); prompts capped to the model's
+    context. Open loop: the trace's own gaps. Requests of sessions in progress before t = 0 only
+    warm their replica's cache."""
     from planner.traces.stats import prepare, session_durations
 
     if trace.session_relative and trace.has_sessions:
@@ -232,15 +253,20 @@ def from_trace(trace, rate_rps: float, duration_s: float, seed: int, max_context
         picks, starts = steady_state_sessions(durations, rate_rps / per_session, duration_s, rng)
         trace = sessions_copied(trace, picks)
         t = trace.t_s + starts[trace.session]
+        rows, copy = np.arange(t.size), np.zeros(t.size, np.int64)
     else:
-        t = trace.t_s - float(np.min(trace.t_s)) if trace.requests else trace.t_s
+        t, rows, copy = own_clock_at_rate(trace.t_s, rate_rps, duration_s)
     order = np.lexsort((np.arange(t.size), t))
     order = order[t[order] < duration_s]
-    inp = np.minimum(trace.input_tokens[order].astype(np.int64), int(max_context))
-    out = np.maximum(trace.output_tokens[order].astype(np.int64), 1)
-    blocks, counts = row_blocks(trace.blocks, np.asarray(trace.offsets), order)
+    src = rows[order]
+    inp = np.minimum(trace.input_tokens[src].astype(np.int64), int(max_context))
+    out = np.maximum(trace.output_tokens[src].astype(np.int64), 1)
+    blocks, counts = row_blocks(trace.blocks, np.asarray(trace.offsets), src)
+    if copy.any():  # each copy of the trace its own block ids: a copy does not hit the cache of another
+        span = int(trace.blocks.max()) + 1 if trace.blocks.size else 1
+        blocks = blocks.astype(np.int64) + np.repeat(copy[order] * span, counts)
     new_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    session = trace.session[order].astype(np.int64) if trace.has_sessions else np.full(order.size, -1, np.int64)
+    session = trace.session[src].astype(np.int64) if trace.has_sessions else np.full(order.size, -1, np.int64)
     arrival = t[order].astype(np.float64)
     warm = np.flatnonzero(arrival < 0.0)
     arrival[warm] = -np.inf

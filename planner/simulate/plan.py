@@ -117,6 +117,7 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
     if tp * pp * dp != instance_chips:
         raise InputFileError(f"{where}.layout: tp {tp} x pp {pp} x dp_attention {dp} must equal the chips of one "
                              f"replica ({instance_chips}); fix layout or chips")
+    _check_layout(lay, model, tp, dp, ep, cp, where)
     for key, table in (("weight_dtype", WEIGHT_BYTES), ("kv_dtype", KV_BYTES)):
         if plan[key] not in table:
             raise InputFileError(f"{where}.{key}: {plan[key]!r} is not one of {', '.join(table)}")
@@ -131,7 +132,7 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
         replicas=per_system, expert_imbalance=scenario.serving.expert_imbalance)
     hw = tco.priced(hardware_arrays([acc], catalog, scenario.search.risk), [acc], scenario)
     hw = Hw(*(np.asarray(x)[0] for x in hw))
-    speculation = _speculation(plan, scenario)
+    speculation = _speculation(plan, scenario, where)
     if speculation.method != "none":
         why = incompatibility(speculation.method, catalog, model, speculation)
         if why:
@@ -142,6 +143,22 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
                 hw=_f64(hw), cfg=_f64(cfg), spec=_f64(spec), draft_weight_bytes=float(draft_bytes))
     _check_fits(pool, load, where)
     return pool
+
+
+def _check_layout(lay: dict[str, Any], model: Any, tp: int, dp: int, ep: int, cp: int, where: str) -> None:
+    """The layout rules `planner eval` pins a layout by (`evaluation.pinned_layout`, `MOE_ONLY`): a
+    plan file is hand-editable, and `ep = 7` on a dense model had simulated as "ep7 x cp5"."""
+    from planner.evaluation import MOE_ONLY
+
+    for key, why in MOE_ONLY.items():
+        if int(lay.get(key, 1)) > 1 and model.experts_routed is None:
+            raise InputFileError(f"{where}.layout.{key}: {lay[key]}, but {model.id} is a dense model: {why}")
+    if ep not in (1, tp * dp):
+        raise InputFileError(f"{where}.layout.ep: {ep} must be 1 (experts tensor parallel) or tp x dp_attention = "
+                             f"{tp * dp} (experts spread over the pipeline stage)")
+    if tp % cp:
+        raise InputFileError(f"{where}.layout.cp: {cp} must divide tp = {tp} (context parallelism shards KV within "
+                             "the tp group)")
 
 
 SPEC_K_MAX = 16  # as `planner eval --spec-k` and the scenario's search allow
@@ -206,10 +223,15 @@ def _check_fits(pool: Pool, load: Load, where: str) -> None:
                              "host memory or storage; lower tier_split.dram / tier_split.nvme")
 
 
-def _speculation(plan: dict[str, Any], scenario: Scenario):
+def _speculation(plan: dict[str, Any], scenario: Scenario, where: str = "plan"):
     """The plan's own speculative method (a search may try several, `search.spec_method`), its drafter
     held at the plan's weight dtype as the search holds it (grid.speculation_arrays); none at k = 0."""
-    method = "none" if int(plan.get("spec_k", 0)) == 0 else plan.get("spec_method") or scenario.speculative.method
+    from planner.schema.scenario import SPEC_METHODS
+
+    given = plan.get("spec_method")
+    if given is not None and given not in (*SPEC_METHODS, "none"):
+        raise InputFileError(f"{where}.spec_method: {given!r} is not one of {', '.join(SPEC_METHODS)}")
+    method = "none" if int(plan.get("spec_k", 0)) == 0 else given or scenario.speculative.method
     spec = scenario.speculative
     return spec if method == spec.method else spec.model_copy(update={"method": method})
 
@@ -273,14 +295,19 @@ def _disaggregated(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
     return SimPlan(mode="disaggregated", pools=pools, load=load, transfer=transfer)
 
 
-def read_plan_file(path: Path) -> dict[str, Any]:
-    """A plan TOML file: the plan's keys at the top level, or `solve --format toml` output (its `best`)."""
+def read_plan_file(path: Path) -> tuple[dict[str, Any], str, str | None]:
+    """A plan TOML file: (the plan, where its keys are named in errors, the model it was solved for
+    when the file says). The plan's keys at the top level, `solve --format toml` output (its `best`
+    table) or `simulate --format toml` output (its `plan` table)."""
     from planner import io
 
     data = io.read_toml(path)
-    if "best" in data and isinstance(data["best"], dict):
-        return data["best"]
+    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    solved_for = model.get("id") if isinstance(model.get("id"), str) else None
+    for table in ("best", "plan"):
+        if isinstance(data.get(table), dict) and ("hardware" in data[table] or "mode" in data[table]):
+            return data[table], f"{path}: {table}", solved_for
     if "hardware" not in data and "mode" not in data:
-        raise InputFileError(f"{path}: not a plan file: expected plan keys ({', '.join(PLAN_KEYS)}) or a [best] "
-                             "table (planner solve --format toml)")
-    return data
+        raise InputFileError(f"{path}: not a plan file: expected plan keys ({', '.join(PLAN_KEYS)}), a [best] "
+                             "table (planner solve --format toml) or a [plan] table (planner simulate --format toml)")
+    return data, str(path), solved_for

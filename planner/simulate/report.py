@@ -73,19 +73,29 @@ ARRIVAL_MISMATCH = 0.1
 table says so: beside it the analytic column (at the scenario's rate) is not a like-for-like check."""
 
 
-def arrival_mismatch(sim: dict[str, Any], ana: dict[str, Any]) -> float | None:
-    """measured / stated - 1 when it exceeds ARRIVAL_MISMATCH, else None."""
+def sampled_share(run: dict[str, Any]) -> float:
+    """The share of the plan's replicas simulated (`--sample N`): they see that share of the arrivals."""
+    total, simulated = run.get("replicas"), run.get("replicas_simulated")
+    return simulated / total if total and simulated else 1.0
+
+
+def arrival_mismatch(sim: dict[str, Any], ana: dict[str, Any], share: float = 1.0) -> float | None:
+    """measured / stated - 1 when it exceeds ARRIVAL_MISMATCH, else None; `share`: of the replicas
+    simulated, whose arrivals are that share of the scenario's rate."""
     stated, measured = ana.get("arrival_rps"), sim.get("arrivals_per_s")
     if not stated or measured is None:
         return None
+    stated = stated * share
     off = measured / stated - 1.0
     return off if abs(off) > ARRIVAL_MISMATCH else None
 
 
-def beyond_sized_rate(plan: dict[str, Any], sim: dict[str, Any]) -> float | None:
+def beyond_sized_rate(plan: dict[str, Any], sim: dict[str, Any], share: float = 1.0) -> float | None:
     """measured arrivals / the plan's sized rate - 1 when the window ran past the rate the plan was
-    sized for (`sized_rps`), else None (also for a plan file without it)."""
+    sized for (`sized_rps`, times the `share` of replicas simulated), else None (also for a plan
+    file without it)."""
     sized, measured = plan.get("sized_rps"), sim.get("arrivals_per_s")
+    sized = sized * share if sized else sized
     if not sized or measured is None or measured <= sized:
         return None
     return measured / sized - 1.0
@@ -93,6 +103,7 @@ def beyond_sized_rate(plan: dict[str, Any], sim: dict[str, Any]) -> float | None
 
 def write_table(doc: dict[str, Any]) -> None:
     from planner import render
+    from planner.simulate.router import default_router
 
     con = render.console()
     p, run, sim, ana = doc["plan"], doc["run"], doc["simulated"], doc["analytic"]
@@ -131,19 +142,32 @@ def write_table(doc: dict[str, Any]) -> None:
     con.print(t)
     r = sim["requests"]
     q = sim["queue"]
+    share = sampled_share(run)
+    if share < 1.0:
+        con.print(f"--sample: {run['replicas_simulated']} of {run['replicas']} replicas simulated, with their share "
+                  "of the arrivals; throughput is theirs")
     con.print(f"throughput {sim['throughput_tok_s']:,.0f} output tok/s, {sim['requests_per_s']:.3f} requests/s; "
               f"replicas stepping {sim['utilisation']:.0%} of the time; queue max {max(q['waiting'], default=0):,.0f} waiting")
     con.print(f"requests: {r['arrived']:,} arrived, {r['measured']:,} measured, {r['finished']:,} finished, "
               f"{r['unfinished']:,} unfinished, {r['rejected']:,} rejected, {r['preempted']:,} preempted "
               f"({r['preemptions']:,} preemptions)")
-    off = arrival_mismatch(sim, ana)
+    routing = run.get("scenario_routing")
+    if routing and run.get("router") and run["router"] != default_router(routing):
+        other = "random" if routing == "sticky" else "sticky"
+        hint = (f"; --set workload.sessions.routing={other} prices this router"
+                if run["router"] == default_router(other) else "")
+        con.print(f"note: --router {run['router']}; the analytic column prices the scenario's {routing} routing "
+                  f"(its router: {default_router(routing)}){hint}")
+    off = arrival_mismatch(sim, ana, share)
     if off is not None:
+        stated = f"{ana['arrival_rps']:g}" + (f" ({ana['arrival_rps'] * share:.3g} for the replicas simulated)"
+                                              if share < 1.0 else "")
         con.print(f"note: {sim['arrivals_per_s']:.3f} requests/s arrived in the measured window, the scenario states "
-                  f"{ana['arrival_rps']:g} ({off:+.0%}); the analytic column is at the scenario's rate. "
+                  f"{stated} ({off:+.0%}); the analytic column is at the scenario's rate. "
                   + ("A trace's sessions are heavy-tailed, so its rate over a window varies"
                      if str(run.get("workload", "")).startswith("trace") else "Poisson arrivals vary over a short window")
                   + ": try other --seed values or a longer --duration")
-    over = beyond_sized_rate(p, sim)
+    over = beyond_sized_rate(p, sim, share)
     if over is not None:
         con.print(f"note: {sim['arrivals_per_s']:.3f} requests/s arrived, above the {p['sized_rps']:.3g} the plan was "
                   f"sized for ({over:+.0%}): past that rate requests wait for decode slots and the prefill queue, "

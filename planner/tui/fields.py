@@ -5,6 +5,7 @@ Hints come from the pydantic field descriptions, so the form and the JSON Schema
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,6 +75,10 @@ def describe(path: str, schema: type[BaseModel] = Scenario) -> str:
     return (field.description or "") if field is not None else ""
 
 
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
+"""Commas only as thousands groups ("96,000", "1,000.5")."""
+
+
 def parse_text(spec: FieldSpec, text: str) -> Any:
     """Typed value for the schema, or the raw text when it does not parse (so pydantic names the
     problem). Empty means "not set": None, which the document removes from the data."""
@@ -82,6 +87,8 @@ def parse_text(spec: FieldSpec, text: str) -> Any:
         return None
     if spec.kind == "text":
         return text
+    if "," in text and not _THOUSANDS.fullmatch(text):
+        return text  # "0,5" is a decimal comma, not 5: the schema names the field
     number = text.replace(",", "").replace("_", "")
     try:
         return int(number) if spec.kind == "int" else float(number)
