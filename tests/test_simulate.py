@@ -485,3 +485,14 @@ def test_a_sampled_run_and_another_router_say_what_the_columns_stand_for(tmp_pat
     assert "the scenario states 4 (" not in sampled.stdout  # 1 of 4 replicas sees a quarter of the rate
     routed = invoke("simulate", sc, "--plan-file", plan, "--duration", "30", "--router", "round-robin")
     assert "note: --router round-robin; the analytic column prices the scenario's sticky routing" in routed.stdout
+
+
+def test_the_queue_series_ends_where_the_run_did_and_few_measured_requests_are_flagged(tmp_path, invoke, write):
+    """The queue series ran on to the drain allowance (305.8 s for a run that stopped at 100.7 s)."""
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(sim_scenario(rate=2.0, turns=1))
+    plan = _plan_file(write, replicas=2, batch=8)
+    doc = json.loads(invoke("simulate", sc, "--plan-file", plan, "--duration", "30", "--format", "json").stdout)
+    assert doc["simulated"]["queue"]["t_s"][-1] == pytest.approx(doc["run"]["simulated_s"], abs=1e-3)
+    table = invoke("simulate", sc, "--plan-file", plan, "--duration", "30")
+    assert "requests measured: their p95 and p99 rest on the slowest few" in table.stdout

@@ -182,14 +182,6 @@ def prepare(scenario, catalog, row: dict[str, Any], where: str, *, duration: flo
     return parallel.Job(plan=sp, workload=workload, options=opts), row
 
 
-def _simulated_until(out, limit: float) -> float:
-    """Seconds the run covered: until its last replica stopped (the requests in flight drained), at
-    most `limit` (arrivals plus the longest drain allowed; reported as-is, it read 607 s for a 300 s
-    run whose requests had drained long before)."""
-    ends = [float(t[-1]) for t, _, _ in getattr(out, "series", ()) if len(t)]
-    return round(min(limit, max(ends)), 3) if ends else limit
-
-
 def summary(scenario, row: dict[str, Any], job, reqs, out, wall: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the report document, per-request latency samples) of a finished run."""
     import numpy as np
@@ -205,7 +197,7 @@ def summary(scenario, row: dict[str, Any], job, reqs, out, wall: float) -> tuple
            "workload": "trace " + Path(scenario.workload.trace).name if scenario.workload.trace else "synthetic sessions",
            "replicas": job.plan.instances,
            "replicas_simulated": job.plan.instances if job.replicas is None else len(job.replicas),
-           "simulated_s": _simulated_until(out, opts.duration_s + opts.drain()), "wall_s": round(wall, 3),
+           "simulated_s": stats.ran_until(out, opts.duration_s + opts.drain()), "wall_s": round(wall, 3),
            "requests_per_wall_s": round(arrived / max(wall, 1e-9), 1)}
     link = job.plan.transfer
     if link is not None:

@@ -73,6 +73,9 @@ ARRIVAL_MISMATCH = 0.1
 table says so: beside it the analytic column (at the scenario's rate) is not a like-for-like check."""
 
 
+FEW_MEASURED = 200  # below this many measured requests a p99 is one or two requests
+
+
 def sampled_share(run: dict[str, Any]) -> float:
     """The share of the plan's replicas simulated (`--sample N`): they see that share of the arrivals."""
     total, simulated = run.get("replicas"), run.get("replicas_simulated")
@@ -151,6 +154,9 @@ def write_table(doc: dict[str, Any]) -> None:
     con.print(f"requests: {r['arrived']:,} arrived, {r['measured']:,} measured, {r['finished']:,} finished, "
               f"{r['unfinished']:,} unfinished, {r['rejected']:,} rejected, {r['preempted']:,} preempted "
               f"({r['preemptions']:,} preemptions)")
+    if 0 < r["measured"] < FEW_MEASURED:
+        con.print(f"note: {r['measured']:,} requests measured: their p95 and p99 rest on the slowest few; a longer "
+                  "--duration (or a shorter --warmup) measures more")
     routing = run.get("scenario_routing")
     if routing and run.get("router") and run["router"] != default_router(routing):
         other = "random" if routing == "sticky" else "sticky"
