@@ -207,6 +207,12 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
         given = " and ".join(f"{key} {raw[key]!r}" for key in ("spec_alpha", "spec_method") if raw.get(key) is not None)
         assumed.append(f"{given} without spec_k: speculation is off (spec_k = 0), so it changes nothing; "
                        "give spec_k to draft")
+    if batch != "max" and limits["replicas"] is not None and batch % limits["replicas"]:
+        # each replica runs batch / replicas sequences: 1 over 2 replicas ran half a sequence each,
+        # reported batch 2 and a self-contradicting reason ("needs 17.3 GB, more than 77.3 GB usable")
+        raise InputFileError(f"{at('batch')}: {batch} sequences do not split evenly over replicas = "
+                             f"{limits['replicas']} (each replica runs batch / replicas); give a multiple of "
+                             f"{limits['replicas']}, or fewer replicas")
     if batch != "max" and limits["max_batch"] is not None and batch > limits["max_batch"]:
         raise InputFileError(f"{at('batch')}: {batch} sequences exceed max_batch = {limits['max_batch']}, the engine's "
                              "limit on sequences in flight; lower batch (or give batch = \"max\")")
@@ -574,9 +580,28 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
         row["reason"] = (f"tp {attention_tp} does not split {model.id}'s {model.heads} attention heads "
                          f"({model.kv_heads} KV heads) evenly; vLLM, SGLang and TensorRT-LLM refuse such a "
                          "layout: pin a tp that divides the heads")
+    elif case.cached_tokens and (missing := _missing_tier(acc, case.cache_tier)):
+        row["fits"] = False  # its reload time divides by a bandwidth of ~0: no figure to give
+        row.update({key: None for key in ("ttft_s", "prefill_tok_s", "throughput_tok_s", "usd_per_mtok_output")})
+        row["reason"] = missing
     elif not row["fits"]:
         row["reason"] = _why_not(case, acc, row)
     return add_bands(row, band_for(acc.family))
+
+
+def _missing_tier(acc, tier: str) -> str | None:
+    """Why a prefix cannot be reloaded from `tier` on this hardware (the catalog gives the tier no
+    capacity or no bandwidth, `lowering._host_tiers` leaves it out), or None. A 32k-token reload
+    from an NVMe of unknown bandwidth read as a TTFT of 136 years with fits = true."""
+    from planner.lowering import host_tiers
+
+    tiers = host_tiers(acc)
+    size, speed = {"dram": ("dram_bytes", "dram_bw"), "nvme": ("nvme_bytes", "nvme_bw")}.get(tier, (None, None))
+    if size is None or (tiers[size] > 0 and tiers[speed] > 0):
+        return None
+    fields = "host_dram_gb_per_chip / host_dram_gbps_per_chip" if tier == "dram" else "nvme_gb_per_chip / nvme_gbps_per_chip"
+    return (f"cache_tier {tier}: {acc.id} has no {'DRAM' if tier == 'dram' else 'NVMe'} tier the model can time ({fields} unknown or 0 in "
+            "the catalog); use cache_tier hbm or dram, or a hardware file that states it")
 
 
 def _unresolved_row(case: EvalCase) -> dict[str, Any]:

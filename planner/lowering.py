@@ -35,7 +35,7 @@ def _num(value, default: float = 0.0) -> float:
     return float(value) if isinstance(value, int | float) else default
 
 
-def _host_tiers(acc: Accelerator) -> dict[str, float]:
+def host_tiers(acc: Accelerator) -> dict[str, float]:
     """Host tiers the model may use. Host DRAM with an unknown bandwidth is taken to run at the
     chip's host link (DRAM outruns any PCIe/C2C link per chip); NVMe with an unknown bandwidth is
     left out (no basis to time it). Unknown capacities mean the tier is not offered."""
@@ -69,7 +69,7 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         # measured all-reduce latency where the catalog has one, else the family's calibrated figure
         "allreduce_latency_s": _num(acc.allreduce_latency_us, fam.collective_latency_us) * 1e-6,
         "host_bw": _num(acc.host_link_gbps, UNKNOWN_LINK_GBPS) * 1e9,
-        **_host_tiers(acc),
+        **host_tiers(acc),
         "usd_per_hour": acc.usd_per_hour,
         "power_usd_per_hour": 0.0,  # renting: energy is in the price (planner.tco.priced for owning)
         "sram_only": 1.0 if acc.hbm_gb == 0 else 0.0,

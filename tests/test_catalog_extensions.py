@@ -515,3 +515,22 @@ def test_a_whole_float_in_an_integer_field_is_that_integer(invoke, tmp_path):
     path.write_text(tomli_w.dumps(data))
     result = invoke("validate", path)
     assert result.exit_code == 2 and "workload.input_tokens.median: Input should be a valid integer" in result.stderr
+
+
+def test_a_prefix_reloaded_from_a_tier_the_hardware_lacks_is_not_a_figure(invoke, tmp_path):
+    """tpu-v6e states no NVMe bandwidth: a 32k-token reload from NVMe read as a TTFT of ~4.3e9 s with fits = true."""
+    path = tmp_path / "cases.toml"
+    case = 'model = "llama-3.1-8b"\nchips = 1\nbatch = 1\ninput = 32768\noutput = 256\ncached_tokens = 32767\n'
+    path.write_text(f'[[case]]\nhardware = "tpu-v6e"\n{case}cache_tier = "nvme"\n\n'
+                    f'[[case]]\nhardware = "h100-sxm"\n{case}cache_tier = "nvme"\n')
+    missing, present = json.loads(invoke("eval", "--cases", path, "--format", "json").stdout)
+    assert missing["fits"] is False and missing["ttft_s"] is None
+    assert missing["reason"].startswith("cache_tier nvme: tpu-v6e has no NVMe tier the model can time")
+    assert present["fits"] is True and 0 < present["ttft_s"] < 10
+
+
+def test_a_batch_that_does_not_split_over_pinned_replicas_is_bad_input(invoke):
+    """batch 1 over 2 replicas ran half a sequence on each and reported batch 2."""
+    result = invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "2", "--batch", "1",
+                    "--replicas", "2")
+    assert result.exit_code == 2 and "--batch: 1 sequences do not split evenly over replicas = 2" in result.stderr
