@@ -28,13 +28,13 @@ PLAN_COLUMNS = ("ttft_p50_s", "ttft_p95_s", "tpot_p50_ms", "tpot_p95_ms", "throu
 """The whole plan's figures, which both pool rows of a disaggregated plan repeat (its latencies end to end)."""
 
 
-def csv_rows(plans: list[dict[str, Any]]) -> list[list[Any]]:
+def csv_rows(plans: list[dict[str, Any]], ranks: list[int] | None = None) -> list[list[Any]]:
     """CSV_COLUMNS rows of `plans` (ranked, cheapest first): one per aggregated plan, one per pool of
     a disaggregated plan (prefill, then decode). `plan` numbers the plans as `--plan N` does;
     `monthly_usd` and `usd_per_hour` are the row's own (a pool's), `plan_monthly_usd` the plan's, so
     the rows of a plan add up to it."""
     rows = []
-    for rank, p in enumerate(plans, 1):
+    for rank, p in zip(ranks or range(1, len(plans) + 1), plans, strict=True):
         mode = p.get("mode", "aggregated")
         parts = [(p[pool], pool) for pool in ("prefill", "decode")] if mode == "disaggregated" else [(p, "")]
         for part, pool in parts:
@@ -124,8 +124,11 @@ def write_csv(result: SolveResult, top: int) -> None:
     buf = _io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    plans = result.ranked_plans()
-    writer.writerows(csv_rows(plans[:top] if top else plans))
+    ranked = list(enumerate(result.ranked_plans(), 1))
+    if top:  # --top counts hardware rows, as the table and JSON do; the disaggregated plan comes beside them
+        kept = {id(p) for p in result.per_hardware[:top]}
+        ranked = [(n, p) for n, p in ranked if id(p) in kept or p.get("mode") == "disaggregated"]
+    writer.writerows(csv_rows([p for _, p in ranked], [n for n, _ in ranked]))
     sys.stdout.write(buf.getvalue())
 
 

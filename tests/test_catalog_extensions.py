@@ -534,3 +534,27 @@ def test_a_batch_that_does_not_split_over_pinned_replicas_is_bad_input(invoke):
     result = invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "2", "--batch", "1",
                     "--replicas", "2")
     assert result.exit_code == 2 and "--batch: 1 sequences do not split evenly over replicas = 2" in result.stderr
+
+
+def test_strict_turns_the_searchs_own_warnings_into_errors(invoke, tmp_path):
+    """--strict checked only the context-window warning: a dtype a quality floor left out of the search
+    was printed as a warning and the solve exited 0."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO_TOML + '\n[quality]\nweight_dtype_min = "fp8"\n')
+    plain = invoke("solve", scenario)
+    assert plain.exit_code == 0 and "not searched: below quality.weight_dtype_min = fp8" in plain.output
+    strict = invoke("solve", scenario, "--strict")
+    assert strict.exit_code == 2 and strict.stdout == ""
+    assert "not searched: below quality.weight_dtype_min = fp8" in strict.stderr and "--strict" in strict.stderr
+
+
+def test_csv_keeps_the_top_hardware_rows_the_table_shows(invoke):
+    import csv
+    import io
+
+    table = json.loads(invoke("solve", "scenarios/chat.toml", "--top", "3", "--format", "json").stdout)
+    rows = list(csv.DictReader(io.StringIO(invoke("solve", "scenarios/chat.toml", "--top", "3", "--format", "csv").stdout)))
+    aggregated = [r["hardware"] for r in rows if r["mode"] == "aggregated"]
+    assert aggregated == [p["hardware"] for p in table["per_hardware"]]
+    ranked = [p["hardware"] for p in json.loads(invoke("solve", "scenarios/chat.toml", "--format", "json").stdout)["per_hardware"]]
+    assert len(ranked) > 3  # the cut is real

@@ -229,3 +229,9 @@ def test_a_reader_that_goes_away_is_not_reported_as_no_feasible_plan(tmp_path) -
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+
+def test_a_global_option_after_the_command_says_where_it_goes(invoke):
+    result = invoke("solve", "scenarios/chat.toml", "--price", "gh200=2")
+    assert result.exit_code == 2
+    assert "--price is an option of planner itself: put it before the command (planner --price ... solve)" in result.stderr

@@ -140,7 +140,11 @@ class PlannerGroup(TyperGroup):
         except _click_exceptions.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             not_finite = _non_finite_value(exc, list(sys.argv[1:] if args is None else args))
-            return _fail(f"error: {not_finite or exc.format_message()}{hint}", exc.exit_code)
+            message = not_finite or exc.format_message()
+            option = getattr(exc, "option_name", None)
+            if option in GLOBAL_OPTIONS and exc.ctx is not None and exc.ctx.parent is not None:
+                message += f"; {option} is an option of planner itself: put it before the command (planner {option} ... {exc.ctx.info_name})"
+            return _fail(f"error: {message}{hint}", exc.exit_code)
         except _click_exceptions.ClickException as exc:
             return _fail(f"error: {exc.format_message()}", exc.exit_code)
         except (typer.Abort, KeyboardInterrupt):  # Typer maps Ctrl-C in a command to exit 130 itself
@@ -251,6 +255,10 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+GLOBAL_OPTIONS = ("--price", "--catalog", "--debug")
+"""Options of `planner` itself: given after a command, click reports only "No such option"."""
 
 
 def _non_finite_value(exc: Exception, args: list[str]) -> str | None:

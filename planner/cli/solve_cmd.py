@@ -99,6 +99,10 @@ def solve(
         result, with_frontiers = solve_in_stages(scenario, catalog, prune=not frontiers)
     except GridTooLargeError as exc:
         raise GridTooLargeError(f"{file}: {exc}") from None
+    if strict and result.grid.warnings:  # the search's own: dtypes a quality floor or owning left out
+        found = list(result.grid.warnings)
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        raise InputFileError(f"{file}: {found[0]}{more}; --strict turns warnings into errors")
     if frontiers:
         result = with_frontiers()  # ~0.5 s of a warm solve
     if emit is not None:
