@@ -580,18 +580,19 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
         row["reason"] = (f"tp {attention_tp} does not split {model.id}'s {model.heads} attention heads "
                          f"({model.kv_heads} KV heads) evenly; vLLM, SGLang and TensorRT-LLM refuse such a "
                          "layout: pin a tp that divides the heads")
-    elif case.cached_tokens and (missing := _missing_tier(acc, case.cache_tier)):
-        row["fits"] = False  # its reload time divides by a bandwidth of ~0: no figure to give
-        row.update({key: None for key in ("ttft_s", "prefill_tok_s", "throughput_tok_s", "usd_per_mtok_output")})
-        row["reason"] = missing
     elif not row["fits"]:
         row["reason"] = _why_not(case, acc, row)
+    missing = _missing_tier(acc, case.cache_tier) if case.cached_tokens else None
+    if missing:  # its reload time divides by a bandwidth of ~0: no figure to give, whatever else is wrong
+        row.update({key: None for key in ("ttft_s", "prefill_tok_s", "throughput_tok_s", "usd_per_mtok_output")})
+        row["reason"] = missing if row["fits"] else f"{row['reason']}; {missing}"
+        row["fits"] = False
     return add_bands(row, band_for(acc.family))
 
 
 def _missing_tier(acc, tier: str) -> str | None:
     """Why a prefix cannot be reloaded from `tier` on this hardware (the catalog gives the tier no
-    capacity or no bandwidth, `lowering._host_tiers` leaves it out), or None. A 32k-token reload
+    capacity or no bandwidth, `lowering.host_tiers` leaves it out), or None. A 32k-token reload
     from an NVMe of unknown bandwidth read as a TTFT of 136 years with fits = true."""
     from planner.lowering import host_tiers
 
