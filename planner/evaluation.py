@@ -247,10 +247,8 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     for key, value in pinned.items():
         if not _is_int(value) or not 1 <= value <= LIMITS["chips"]:
             raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {LIMITS['chips']}]")
-    moe_only = [key for key in MOE_ONLY if pinned.get(key, 1) > 1]
-    if moe_only and catalog is not None and unresolved is None and catalog.model(raw["model"]).experts_routed is None:
-        key = moe_only[0]
-        raise InputFileError(f"{at(key)}: {pinned[key]}, but {raw['model']} is a dense model: {MOE_ONLY[key]}")
+    if catalog is not None and unresolved is None:
+        refuse_moe_only(pinned, catalog.model(raw["model"]), at, raw["model"])
     if pinned:
         lay = pinned_layout(raw["chips"], pinned, at)
         if limits["replicas"] is not None and limits["replicas"] != lay.replicas_per_system:
@@ -345,6 +343,16 @@ def _serving_keys(raw: dict[str, Any], at) -> dict[str, Any]:
         raise InputFileError(f"{at('arrival_rps')}: {_show(rate)} must be a number of requests/s in "
                              f"(0, {MAX_ARRIVAL_RPS:g}]")
     return {"cached_tokens": cached, "cache_tier": tier, "arrival_rps": None if rate is None else float(rate)}
+
+
+def refuse_moe_only(pinned: dict[str, int], model: Any, at=lambda key: key, name: str | None = None) -> None:
+    """Layout keys only a MoE model has a use for (`MOE_ONLY`), refused on a dense one: a pinned eval
+    case and a plan file (`simulate --plan-file`) alike."""
+    if model.experts_routed is not None:
+        return
+    for key, why in MOE_ONLY.items():
+        if pinned.get(key, 1) > 1:
+            raise InputFileError(f"{at(key)}: {pinned[key]}, but {name or model.id} is a dense model: {why}")
 
 
 def pinned_layout(chips: int, pinned: dict[str, int], at=lambda key: key) -> Layout:

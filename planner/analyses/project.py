@@ -103,8 +103,8 @@ def _priced_monthly(plan: dict[str, Any], price: float) -> float:
 
 
 MAX_ARRIVAL_RPS = next(m.le for m in Workload.model_fields["arrival_rate_rps"].metadata if getattr(m, "le", None))
-MIN_ARRIVAL_RPS = MIN_RATE_RPS
-"""The arrival rates a scenario may state: a year's projected rate outside them is not solved."""
+"""The largest arrival rate a scenario may state (the least: `MIN_RATE_RPS`): a year's projected
+rate outside them is not solved."""
 
 
 def _scaled(scenario: Scenario, factor: float) -> Scenario:
@@ -155,9 +155,9 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
         for year in range(years + 1):
             usage = usage_growth**year
             rate = scenario.workload.arrival_rate_rps * usage
-            if not MIN_ARRIVAL_RPS <= rate <= MAX_ARRIVAL_RPS:
+            if not MIN_RATE_RPS <= rate <= MAX_ARRIVAL_RPS:
                 bound = (f"exceeds the {MAX_ARRIVAL_RPS:,.0f}" if rate > MAX_ARRIVAL_RPS
-                         else f"is below the {MIN_ARRIVAL_RPS:g}")
+                         else f"is below the {MIN_RATE_RPS:g}")
                 warnings.append(f"years {year}-{years} not projected: {rate:.3g} req/s {bound} req/s a scenario may "
                                 "state (workload.arrival_rate_rps)")
                 break

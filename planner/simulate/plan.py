@@ -117,7 +117,13 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
     if tp * pp * dp != instance_chips:
         raise InputFileError(f"{where}.layout: tp {tp} x pp {pp} x dp_attention {dp} must equal the chips of one "
                              f"replica ({instance_chips}); fix layout or chips")
-    _check_layout(lay, model, tp, dp, ep, cp, where)
+    # the rules a pinned eval case is held to (a plan file is hand-editable: ep = 7 on a dense model
+    # had simulated as "ep7 x cp5")
+    from planner.evaluation import pinned_layout, refuse_moe_only
+
+    degrees = {"tp": tp, "pp": pp, "ep": ep, "dp_attention": dp, "cp": cp}
+    refuse_moe_only(degrees, model, lambda key: f"{where}.layout.{key}")
+    pinned_layout(instance_chips, degrees, lambda key: f"{where}.layout.{key}")
     for key, table in (("weight_dtype", WEIGHT_BYTES), ("kv_dtype", KV_BYTES)):
         if plan[key] not in table:
             raise InputFileError(f"{where}.{key}: {plan[key]!r} is not one of {', '.join(table)}")
@@ -143,22 +149,6 @@ def pool_from_plan(plan: dict[str, Any], scenario: Scenario, catalog: Catalog, l
                 hw=_f64(hw), cfg=_f64(cfg), spec=_f64(spec), draft_weight_bytes=float(draft_bytes))
     _check_fits(pool, load, where)
     return pool
-
-
-def _check_layout(lay: dict[str, Any], model: Any, tp: int, dp: int, ep: int, cp: int, where: str) -> None:
-    """The layout rules `planner eval` pins a layout by (`evaluation.pinned_layout`, `MOE_ONLY`): a
-    plan file is hand-editable, and `ep = 7` on a dense model had simulated as "ep7 x cp5"."""
-    from planner.evaluation import MOE_ONLY
-
-    for key, why in MOE_ONLY.items():
-        if int(lay.get(key, 1)) > 1 and model.experts_routed is None:
-            raise InputFileError(f"{where}.layout.{key}: {lay[key]}, but {model.id} is a dense model: {why}")
-    if ep not in (1, tp * dp):
-        raise InputFileError(f"{where}.layout.ep: {ep} must be 1 (experts tensor parallel) or tp x dp_attention = "
-                             f"{tp * dp} (experts spread over the pipeline stage)")
-    if tp % cp:
-        raise InputFileError(f"{where}.layout.cp: {cp} must divide tp = {tp} (context parallelism shards KV within "
-                             "the tp group)")
 
 
 SPEC_K_MAX = 16  # as `planner eval --spec-k` and the scenario's search allow
