@@ -215,3 +215,17 @@ def test_a_bad_prior_family_is_one_line_naming_the_file_and_field(tmp_path: Path
         catalog_module._load_bundled.__wrapped__(hw_dir, paths.models_file())
     message = str(err.value)
     assert message.startswith(f"{hw_dir / 'calibration.toml'}: ") and expected in message and "\n" not in message
+
+
+def test_a_calibration_with_the_replaced_moe_knob_is_told_how_to_convert_it():
+    """moe_efficiency_lowp (one efficiency for every quantised expert GEMM) gave way to
+    moe_quant_overhead; a file that still sets it gets the conversion, not just "extra key"."""
+    from planner.schema.hardware import CalibrationFile
+
+    raw = io.read_toml(paths.hardware_dir() / "calibration.toml")
+    family = next(f for f in raw["family"] if f["id"] == "blackwell")
+    family.pop("moe_quant_overhead")
+    family["moe_efficiency_lowp"] = 0.35
+    with pytest.raises(InputFileError, match=r"moe_efficiency_lowp was replaced by moe_quant_overhead: set "
+                                             r"moe_quant_overhead = \(1 / moe_efficiency_lowp - 1 / moe_efficiency\)"):
+        io.validate(CalibrationFile, raw, "calibration.toml")

@@ -53,6 +53,36 @@ def test_host_time_bounds_the_step_at_large_batch(cat):
     assert device_only < step
 
 
+def test_each_attention_data_parallel_group_schedules_its_own_requests(cat):
+    """The host's per-request work is split over the attention-DP groups' schedulers (TensorRT-LLM's
+    45 ms at 1,536 requests is per rank): 8 groups of 192 requests take 192 requests' host time."""
+    h = hw(cat, "gb200")
+    per_req = cat.host_cpus["grace"].us_per_request * 1e-6
+    assert f(compute.host_step_time(h, cfg(chips=8, tp=8), 1536.0)) == pytest.approx(1536 * per_req, rel=1e-5)
+    assert f(compute.host_step_time(h, cfg(chips=8, tp=1, dp_attn=8), 1536.0)) == pytest.approx(192 * per_req, rel=1e-5)
+    # fewer requests than groups: the busiest group's scheduler has a whole one
+    assert f(compute.host_step_time(h, cfg(chips=8, tp=1, dp_attn=8), 4.0)) == pytest.approx(per_req, rel=1e-5)
+
+
+def test_attention_data_parallel_groups_split_the_activation_traffic(cat):
+    """Norms, residuals and routed-token permutes of a group's own tokens run on its own chips: the
+    same tokens over 8 attention-DP groups take an eighth of one group's activation time per chip."""
+    a = model_arrays(cat.model("deepseek-v3"))
+    h = hw(cat, "b200")
+    one = f(compute.activation_time(a, h, cfg(chips=1, tp=1, ep=1), np.float32(4096.0)))
+    eight = f(compute.activation_time(a, h, cfg(chips=8, tp=1, ep=8, dp_attn=8), np.float32(4096.0)))
+    assert eight == pytest.approx(one / 8, rel=1e-5)
+    assert one > 0
+    # one prompt is one group's: its hidden-width passes stay on that group's chips, while the
+    # FFN-width and routed-token passes spread over the stage
+    h1 = hw(cat, "b200", act_passes=1.0)
+    dp = cfg(chips=8, tp=1, ep=8, dp_attn=8)
+    lone = f(compute.activation_time(a, h1, dp, np.float32(4096.0), np.float32(1.0)))
+    per_token = (f(a.layers) * (f(a.hidden) + f(a.ffn_width_active) / 8)
+                 + f(a.moe_layers) * compute.ROUTED_PASSES * f(a.experts_active) * f(a.hidden) / 8) * 2.0
+    assert lone == pytest.approx(4096 * per_token / (f(h1.mem_bw) * f(h1.hbm_eff)), rel=1e-5)
+
+
 def test_small_moe_at_large_batch_runs_slower_on_grace_than_on_x86(cat):
     """GB200 has B200's GPU (same or better); only its Grace host is slower per request."""
     a = model_arrays(cat.model("qwen3-30b-a3b"))
@@ -171,19 +201,46 @@ def test_narrow_experts_cost_more_per_flop_than_wide_ones(cat):
     assert narrow > wide
 
 
-def test_expert_gemms_on_quantised_activations_take_their_own_efficiency(cat):
-    """W8A8 / W4A4 expert GEMMs run at `moe_eff_lowp`, weight-only and BF16 ones at `moe_eff`; a
-    decode step of a small MoE on quantised activations reads its experts' bytes at the lower one."""
-    h = hw(cat, moe_eff=0.8, moe_eff_lowp=0.4, expert_width_knee=0.0)
+def test_expert_gemms_on_quantised_activations_pay_an_overhead_their_faster_peak_does_not_shorten(cat):
+    """W8A8 / W4A4 expert GEMMs cost 1/moe_eff + overhead x (their peak / BF16 peak) BF16-peak FLOP
+    times per FLOP of their own peak (Amdahl); weight-only and BF16 ones 1/moe_eff. A decode step of a
+    small MoE on quantised activations reads its experts' bytes at the same multiplier."""
+    h = hw(cat, moe_eff=0.8, moe_quant_overhead=0.4, expert_width_knee=0.0)
     a = model_arrays(cat.model("qwen3-30b-a3b"))
     assert f(compute.expert_gemm_scale(a, h)) == pytest.approx(1 / 0.8, rel=1e-6)
-    assert f(compute.expert_gemm_scale(a, h, np.float32(1.0))) == pytest.approx(1 / 0.4, rel=1e-6)
+    assert f(compute.expert_gemm_scale(a, h, np.float32(2.0))) == pytest.approx(1 / 0.8 + 0.4 * 2, rel=1e-6)
+    assert f(compute.expert_gemm_scale(a, h, np.float32(4.0))) == pytest.approx(1 / 0.8 + 0.4 * 4, rel=1e-6)
     tokens = np.float32(64.0)
     bf16_bytes, bf16_flops = compute.linear_work(a, h, tokens, np.float32(1.0))
-    low_bytes, low_flops = compute.linear_work(a, h, tokens, np.float32(1.0), quantised=np.float32(1.0))
+    low_bytes, low_flops = compute.linear_work(a, h, tokens, np.float32(1.0), speedup=np.float32(4.0))
     dense = f(a.params_dense)
-    assert (f(low_bytes) - dense) == pytest.approx(2.0 * (f(bf16_bytes) - dense), rel=1e-5)  # expert part only
-    assert (f(low_flops) - 2 * 64 * dense) == pytest.approx(2.0 * (f(bf16_flops) - 2 * 64 * dense), rel=1e-5)
+    ratio = (1 / 0.8 + 1.6) / (1 / 0.8)
+    assert (f(low_bytes) - dense) == pytest.approx(ratio * (f(bf16_bytes) - dense), rel=1e-5)  # expert part only
+    assert (f(low_flops) - 2 * 64 * dense) == pytest.approx(ratio * (f(bf16_flops) - 2 * 64 * dense), rel=1e-5)
+
+
+def test_quantised_speedup_is_the_gemm_peak_over_bf16_where_activations_are_quantised(cat):
+    h = hw(cat, "b200")
+    bf16, fp8, fp4 = (float(getattr(cat.accelerator("b200"), k)) for k in ("bf16_tflops", "fp8_tflops", "fp4_tflops"))
+    assert f(compute.quantised_speedup(h, cfg(weight_dtype="fp8"))) == pytest.approx(fp8 / bf16, rel=1e-6)
+    assert f(compute.quantised_speedup(h, cfg(weight_dtype="fp4"))) == pytest.approx(fp4 / bf16, rel=1e-6)
+    assert f(compute.quantised_speedup(h, cfg(weight_dtype="bf16"))) == 0.0
+    assert f(compute.quantised_speedup(h, cfg(weight_dtype="int4"))) == 0.0  # weight-only: BF16 GEMMs
+
+
+@pytest.mark.parametrize("model", ["gpt-oss-120b", "qwen3-235b-a22b", "deepseek-v3"])
+@pytest.mark.parametrize("hardware", ["b200", "gb200", "h200-sxm", "mi300x"])
+def test_fp8_experts_never_decode_slower_than_bf16_ones(cat, model, hardware):
+    """FP8 halves the expert bytes and doubles the peak: whatever its quantisation overhead, a W8A8
+    MoE decode step is not slower than a BF16 one (one low-precision efficiency fitted to FP4
+    experts made Blackwell's FP8 experts slower than its BF16 ones)."""
+    a = model_arrays(cat.model(model))
+    h = hw(cat, hardware)
+    for batch in (8.0, 128.0):
+        c = dict(chips=8, tp=8, batch=batch, kv_dtype="fp8")
+        bf16 = f(decode_step_time(a, h, cfg(weight_dtype="bf16", **c), batch, 4096.0))
+        fp8 = f(decode_step_time(a, h, cfg(weight_dtype="fp8", **c), batch, 4096.0))
+        assert fp8 < bf16
 
 
 def test_every_touched_expert_computes_at_least_one_tile(cat):

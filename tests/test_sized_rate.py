@@ -82,22 +82,30 @@ def test_simulate_json_carries_the_plans_sized_rate(invoke, tmp_path):
 
 
 def test_the_bill_band_counts_whole_systems() -> None:
-    """Blackwell's p10 / p90 time ratios are 0.9642 / 1.1726 (planner/data/uncertainty.toml). One
-    system sized for 3.44 req/s at 3 req/s: 4 % faster still needs it; 17 % slower sustains 3.44 /
-    1.1726 = 2.93 < 3 req/s, so a second system. Ten systems sized for 31 req/s at 30: p10 still
-    needs ceil(30 x 0.9642 / 3.1) = 10, p90 ceil(30 x 1.1726 / 3.1) = 12. Scaling the bill by the
-    ratio read $964 for a $1,000 system, below its own rent."""
+    """Blackwell's p10 / p90 time ratios (planner/data/uncertainty.toml; 0.9311 / 1.2682 when this was
+    written). One system sized for 3.44 req/s at 3 req/s: 7 % faster still needs it; 27 % slower
+    sustains 3.44 / 1.2682 = 2.71 < 3 req/s, so a second system. Ten systems sized for 31 req/s at
+    30: p10 needs ceil(30 x p10 / 3.1) = 10, p90 ceil(30 x p90 / 3.1) (13). Scaling the bill by the
+    ratio read $931 for a $1,000 system, below its own rent."""
+    import math
+    import tomllib
+
     from planner.plans import _bill_band
     from planner.uncertainty import band_for
 
     band = band_for("blackwell")
-    assert (band.low, band.high) == (0.9642, 1.1726)
+    written = tomllib.loads((Path(paths.__file__).parent / "data" / "uncertainty.toml").read_text())
+    family = next(f for f in written["family"] if f["id"] == "blackwell")
+    assert (band.low, band.high) == (family["time_ratio_p10"], family["time_ratio_p90"])
+    assert 0.9 < band.low < 1.0 < 3.44 / 3.0 * band.high and 3.44 / band.high < 3.0  # the premise above
     one = _bill_band(1000.0, "blackwell", systems=1, sized_rps=3.44, rate=3.0)
     assert (one["monthly_usd_low"], one["monthly_usd_high"]) == (1000.0, 2000.0)
     ten = _bill_band(10000.0, "blackwell", systems=10, sized_rps=31.0, rate=30.0)
-    assert (ten["monthly_usd_low"], ten["monthly_usd_high"]) == (10000.0, 12000.0)
+    assert (ten["monthly_usd_low"], ten["monthly_usd_high"]) == (
+        1000.0 * max(math.ceil(30 * band.low / 3.1), 1), 1000.0 * math.ceil(30 * band.high / 3.1))
+    assert ten["monthly_usd_low"] == 10000.0 and ten["monthly_usd_high"] > 10000.0
     unsized = _bill_band(1000.0, "blackwell")  # no rate to size by: the bill scales with the ratio
-    assert (unsized["monthly_usd_low"], unsized["monthly_usd_high"]) == (964.2, 1172.6)
+    assert (unsized["monthly_usd_low"], unsized["monthly_usd_high"]) == pytest.approx((1000 * band.low, 1000 * band.high))
 
 
 def test_no_plan_band_reads_below_one_system_rent() -> None:

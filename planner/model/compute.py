@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from planner.model.layouts import attention_spread
 from planner.model.memory import BF16, layout
 from planner.model.precision import wider_extra_bytes
 from planner.model.types import Arch, Config, Hw
@@ -46,6 +47,12 @@ def quantised_activations(hw: Hw, cfg: Config, sel=None) -> jnp.ndarray:
     return jnp.where((sel > 0) & (native > 0), 1.0, 0.0)
 
 
+def quantised_speedup(hw: Hw, cfg: Config) -> jnp.ndarray:
+    """The GEMMs' peak over the BF16 peak where they run on quantised activations (2 for FP8, 4 for
+    FP4 on a B200), 0 where they do not: what `expert_gemm_scale` scales the quantisation overhead by."""
+    return quantised_activations(hw, cfg) * gemm_peak(hw, cfg) / jnp.maximum(hw.flops_bf16, 1.0)
+
+
 def without_experts(a: Arch) -> Arch:
     """A dense model's arch with its (zero) MoE fields as Python constants: traced code then drops
     the expert terms when it is traced instead of computing zeros per configuration (the routing
@@ -65,31 +72,37 @@ def experts_touched(a: Arch, tokens: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(a.experts_routed > 0, e * (1.0 - miss), 0.0)
 
 
-def expert_gemm_scale(a: Arch, hw: Hw, quantised=0.0) -> jnp.ndarray:
-    """Cost multiplier of grouped expert GEMMs relative to dense GEMMs of the same FLOPs and bytes:
-    1 / (moe_eff x w / (w + knee)). Narrow experts (w = 768) have short inner loops, so the fixed
-    per-tile work weighs more than for wide ones (w = 14,336): a 128-expert model with narrow
-    experts must not be costed at a wide-expert model's efficiency. On quantised activations
-    (`quantised` = `quantised_activations`: W8A8, W4A4) the family's `moe_eff_lowp` applies: on
-    Blackwell, FP4 grouped GEMMs reach far less of their peak than BF16 ones of theirs."""
+def expert_gemm_scale(a: Arch, hw: Hw, speedup=0.0) -> jnp.ndarray:
+    """Cost multiplier of grouped expert GEMMs relative to dense GEMMs of the same FLOPs and bytes
+    (their whole roofline: weight streaming and FLOPs alike):
+    (1 / moe_eff + overhead x speedup) / (w / (w + knee)). Narrow experts (w = 768) have short inner
+    loops, so the fixed per-tile work weighs more than for wide ones (w = 14,336): a 128-expert model
+    with narrow experts must not be costed at a wide-expert model's efficiency. On quantised
+    activations (`speedup` = `quantised_speedup`: the low-precision peak over the BF16 one, 0 for
+    BF16 and weight-only GEMMs) part of the kernel's work is not shortened by the faster tensor
+    cores (quantising each routed token, block scales): `moe_quant_overhead`, in units of the BF16
+    kernel's time, costs `speedup` times as much against the faster peak (an Amdahl split). One
+    fitted value then prices FP8 and FP4 experts alike; on Blackwell (0.675, 0.4) FP4 experts reach
+    0.32 of their roofline and FP8 ones 0.44, where a single FP4-fitted efficiency made FP8 experts
+    slower than BF16 ones. Applied to FLOPs only, the refit read gpt-oss-20b's TPOT +22 %: the
+    DeepSeek-V3 FP4 decode cases need the loss on weight streaming too."""
     width = a.expert_width / jnp.maximum(a.expert_width + hw.expert_width_knee, 1.0)
-    eff = jnp.where(quantised > 0, hw.moe_eff_lowp, hw.moe_eff)
-    return 1.0 / (eff * jnp.maximum(width, 1e-3))
+    return (1.0 / hw.moe_eff + hw.moe_quant_overhead * speedup) / jnp.maximum(width, 1e-3)
 
 
 def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray, expert_skew=1.0,
-                dense_bytes=None, quantised=0.0):
+                dense_bytes=None, speedup=0.0):
     """(bytes, FLOPs) of the quantised linear layers for a step over `tokens` tokens, in
     dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale`, and every touched
     expert computes at least one full tile of rows (tile quantisation at small tokens per expert).
     `expert_skew` (layouts.busiest_rank_skew) scales the expert FLOPs to the busiest expert-parallel
     rank's, which the step waits for; weight reads are per rank and are not skewed. The
     matrices a checkpoint keeps wider (`Arch.params_wider`) are read at `dense_bytes` per weight
-    (`Config.dense_weight_bytes`; default `weight_bytes`). `quantised`: see `expert_gemm_scale`."""
+    (`Config.dense_weight_bytes`; default `weight_bytes`). `speedup`: see `expert_gemm_scale`."""
     wider = wider_extra_bytes(a, weight_bytes, dense_bytes)
     if _has_no_experts(a):  # see without_experts
         return a.params_dense * weight_bytes + wider, 2.0 * tokens * a.params_dense
-    scale = expert_gemm_scale(a, hw, quantised)
+    scale = expert_gemm_scale(a, hw, speedup)
     touched = experts_touched(a, tokens)
     touched_bytes = (a.params_dense + touched * a.params_expert * scale) * weight_bytes + wider
     routed_rows = tokens * a.experts_active  # (token, expert) pairs per MoE layer
@@ -106,17 +119,21 @@ def linear_time(a: Arch, tokens, flops, per_flop, per_flop_dense) -> jnp.ndarray
     return flops * per_flop + 2.0 * tokens * a.params_wider * (per_flop_dense - per_flop)
 
 
-def activation_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray) -> jnp.ndarray:
+def activation_time(a: Arch, hw: Hw, cfg: Config, tokens: jnp.ndarray, seqs=None) -> jnp.ndarray:
     """Seconds of non-GEMM, memory-bound kernels for `tokens` tokens on one chip: norms, RoPE,
     residual adds, SwiGLU and activation (de)quantisation stream 16-bit activations `act_passes`
     times over (hidden + active FFN width) per layer, plus the routed-token permute/combine of MoE
     layers. Unlike weight bytes, this does not shrink with weight precision, which is why FP4 GEMMs
-    deliver less than their doubled peak. Hidden-width work is replicated on tensor-parallel ranks;
-    FFN-width work is split; pipeline stages split the layers."""
+    deliver less than their doubled peak. Hidden-width work is replicated on tensor-parallel ranks
+    and done by the attention data-parallel group that holds the token's sequence (`seqs` sequences:
+    with fewer than the groups, the busiest group has a whole one, `layouts.attention_spread`);
+    FFN-width and routed-token work is spread over the stage's tp x dp_attention chips; pipeline
+    stages split the layers."""
     tp, pp = layout(hw, cfg, a)
-    per_token = (a.layers * hw.act_passes * (a.hidden + a.ffn_width_active / tp)
+    spread = 1.0 if seqs is None else attention_spread(cfg, seqs)
+    per_token = (a.layers * hw.act_passes * (a.hidden * spread + a.ffn_width_active / tp)
                  + a.moe_layers * ROUTED_PASSES * a.experts_active * a.hidden / tp) * BF16
-    return tokens * per_token / (pp * hw.mem_bw * hw.hbm_eff)
+    return tokens * per_token / (pp * cfg.dp_attn * hw.mem_bw * hw.hbm_eff)
 
 
 def fixed_layer_time(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
@@ -128,9 +145,18 @@ def fixed_layer_time(a: Arch, hw: Hw, cfg: Config) -> jnp.ndarray:
             + a.moe_layers * hw.moe_layer_latency_s)
 
 
-def host_step_time(hw: Hw, batch: jnp.ndarray) -> jnp.ndarray:
+def host_step_time(hw: Hw, cfg: Config, batch: jnp.ndarray) -> jnp.ndarray:
     """Host CPU time of one engine step: scheduling, sampling, detokenisation and input preparation
     for every running request (TensorRT-LLM PR #10273: ~45 ms per iteration at 1,536 requests per
     rank on GB200; issue #13957: ~580 us at 64 requests on B200). Overlapping schedulers hide it
-    behind the GPU's step, so a step lasts the larger of the two."""
-    return batch * hw.host_s_per_req
+    behind the GPU's step, so a step lasts the larger of the two. Each attention data-parallel group
+    runs its own scheduler over its own requests (SGLang's DP-attention workers, vLLM's engine core
+    per DP rank, TensorRT-LLM's executor per attention-DP rank), so the host work is split over them;
+    the step waits for the busiest (a whole request while some groups have none)."""
+    return busiest_group_requests(cfg, batch) * hw.host_s_per_req
+
+
+def busiest_group_requests(cfg: Config, batch: jnp.ndarray) -> jnp.ndarray:
+    """Running requests of the busiest attention data-parallel group (its scheduler's share of the
+    host work): batch / dp_attention, or one while there are fewer requests than groups."""
+    return batch / cfg.dp_attn * attention_spread(cfg, batch)

@@ -22,7 +22,7 @@ from planner.model.compute import (
     host_step_time,
     linear_time,
     linear_work,
-    quantised_activations,
+    quantised_speedup,
 )
 from planner.model.layouts import (
     attention_spread,
@@ -40,7 +40,7 @@ from planner.model.types import Arch, Config, Hw
 def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     tokens = batch * query_tokens
     linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, tokens),
-                                             dense_bytes=cfg.dense_weight_bytes, quantised=quantised_activations(hw, cfg))
+                                             dense_bytes=cfg.dense_weight_bytes, speedup=quantised_speedup(hw, cfg))
     w_chip = weight_stream_per_chip(a, cfg, linear_bytes, lm_head_bytes(a, cfg))
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)
@@ -83,7 +83,7 @@ def device_step_time(a: Arch, hw: Hw, cfg: Config, batch, context, query_tokens=
     tokens = batch * query_tokens
     return (gemm_time(a, hw, cfg, batch, query_tokens)
             + attention_time(a, hw, cfg, batch, context, query_tokens)
-            + activation_time(a, hw, cfg, tokens)
+            + activation_time(a, hw, cfg, tokens, batch)
             + collective_time(a, hw, cfg, tokens)
             + fixed_layer_time(a, hw, cfg)
             + hw.step_overhead_s)
@@ -92,4 +92,4 @@ def device_step_time(a: Arch, hw: Hw, cfg: Config, batch, context, query_tokens=
 def decode_step_time(a: Arch, hw: Hw, cfg: Config, batch, context, query_tokens=1.0) -> jnp.ndarray:
     """Seconds for one decode (or speculative verify) step: `batch` sequences at mean `context`,
     each scoring `query_tokens` positions; the host's per-request work overlaps the device's."""
-    return jnp.maximum(device_step_time(a, hw, cfg, batch, context, query_tokens), host_step_time(hw, batch))
+    return jnp.maximum(device_step_time(a, hw, cfg, batch, context, query_tokens), host_step_time(hw, cfg, batch))

@@ -19,6 +19,7 @@ from planner.model.compute import (
     linear_time,
     linear_work,
     quantised_activations,
+    quantised_speedup,
 )
 from planner.model.layouts import attention_spread, busiest_rank_skew, collective_time, pipeline_fill
 from planner.model.memory import BF16, prefill_chunk_tokens
@@ -54,18 +55,19 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     if chunk_tokens is not None:
         chunk = jnp.minimum(chunk, jnp.maximum(chunk_tokens, 1.0))
     # each chunk's routed tokens are spread over the expert-parallel ranks; the busiest one sets the pace
+    speedup = quantised_speedup(hw, cfg)
     _, flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, jnp.minimum(tokens, chunk)),
-                           quantised=lowp)
+                           speedup=speedup)
     flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
     t_linear = linear_time(a, tokens, flops_linear, per_flop, per_flop_dense)
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
     chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes, dense_bytes=cfg.dense_weight_bytes,
-                                 quantised=lowp)
+                                 speedup=speedup)
     t_weights = chunks * (chunk_bytes + lm_head_bytes(a, cfg)) * per_byte
     t_attn_flops = seqs * attn_flops_prefill(a, new, cached) / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg))
     t_attn_flops = t_attn_flops * attention_spread(cfg, seqs)
     t_scores = jnp.where(cfg.flash > 0, 0.0, seqs * score_elems_prefill(a, new, cached) * (NAIVE_SCORE_PASSES * BF16 * per_byte))
-    t_act = activation_time(a, hw, cfg, tokens)
+    t_act = activation_time(a, hw, cfg, tokens, seqs)
     t_comm = collective_time(a, hw, cfg, tokens)
     # a GPU launches every layer's kernels once per chunk; a dataflow pipeline fills once
     passes = jnp.where(hw.sram_only > 0, 1.0, chunks)

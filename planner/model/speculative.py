@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from planner.model.compute import host_step_time
+from planner.model.compute import busiest_group_requests, host_step_time
 from planner.model.decode import device_step_time
 from planner.model.memory import BF16
 from planner.model.types import Arch, Config, Hw, Spec
@@ -71,8 +71,9 @@ def speculative_step(a: Arch, hw: Hw, cfg: Config, spec: Spec, batch, context):
     drafter = jnp.where(spec.self_draft > 0, plain - hw.step_overhead_s,
                         jnp.where(spec.mtp_cost_fraction > 0, spec.mtp_cost_fraction * plain,
                                   draft_step_time(hw, cfg, spec, batch, context)))
-    # the host's per-request work (and n-gram/suffix drafting) overlaps the device's whole iteration
-    host = host_step_time(hw, batch) + jnp.where(k > 0, batch * k * spec.host_draft_s, 0.0)
+    # the host's per-request work (and n-gram/suffix drafting) overlaps the device's whole iteration;
+    # each attention-DP group's scheduler drafts for its own requests
+    host = host_step_time(hw, cfg, batch) + jnp.where(k > 0, busiest_group_requests(cfg, batch) * k * spec.host_draft_s, 0.0)
     step = jnp.maximum(jnp.where(k > 0, verify + k * drafter, plain), host)
     tokens = jnp.where(k > 0, tokens_per_step(acceptance(spec, context), k), 1.0)
     return step, tokens

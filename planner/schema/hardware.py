@@ -291,10 +291,12 @@ class CalibrationFamily(Strict):
     moe_efficiency: float = Field(
         gt=0, le=1, description="Efficiency of grouped expert GEMMs relative to dense GEMMs (MoE only)"
     )
-    moe_efficiency_lowp: float | None = Field(
-        None, gt=0, le=1, description="Efficiency of grouped expert GEMMs on quantised activations (W8A8 FP8/INT8, "
-        "W4A4 FP4 on native tensor cores: every routed token is quantised first, and the few rows per expert fill "
-        "less of a faster core) relative to dense GEMMs; unset = as moe_efficiency"
+    moe_quant_overhead: float = Field(
+        0.0, ge=0, le=4, description="Part of a grouped expert GEMM on quantised activations (W8A8 FP8/INT8, W4A4 "
+        "FP4 on native tensor cores) that the faster peak does not shorten (quantising every routed token, block "
+        "scales, few rows per expert in a larger tile), in units of the BF16 kernel's time: such a GEMM reaches "
+        "1 / (1/moe_efficiency + overhead x low-precision peak / BF16 peak) of its roofline (weight streaming and "
+        "FLOPs alike, as moe_efficiency), so FP8 experts gain less than 2x and FP4 less than 4x; 0 = none"
     )
     prefill_attention_mfu_fp8: float | None = Field(
         None, gt=0, le=2, description="Achieved fraction of the BF16 peak in FP8 prefill attention (FP8 KV on a "
@@ -363,6 +365,17 @@ class CalibrationFamily(Strict):
     )
     fitted: list[str] = Field(default_factory=list, description="Knobs fitted to this family's measurements "
                               "(`python -m planner.calibrate FAMILY`); the rest are priors. Empty: uncalibrated")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_knobs(cls, data: object) -> object:
+        """A calibration file written before `moe_quant_overhead` gets its conversion, not just "extra key"."""
+        if isinstance(data, dict) and "moe_efficiency_lowp" in data:
+            raise ValueError(f"family '{data.get('id')}': moe_efficiency_lowp was replaced by moe_quant_overhead: "
+                             "set moe_quant_overhead = "
+                             "(1 / moe_efficiency_lowp - 1 / moe_efficiency) / (low-precision peak / BF16 peak) "
+                             "for the precision it was fitted at (4 for FP4 on Blackwell)")
+        return data
 
     @model_validator(mode="after")
     def _plausible(self) -> CalibrationFamily:
