@@ -7,7 +7,8 @@ compile per process).
 Layouts: `chips` are the accelerators of the measured system. Engines often run several replicas
 on them (an MLPerf "8-GPU" system may be 8 x TP1), so unless `replicas` pins it, every replica
 count that divides `chips` is evaluated and the best is reported: the highest system throughput
-for `batch = "max"`, the lowest TPOT for a fixed batch (ties: fewer replicas). Each replica
+for `batch = "max"`, the lowest request latency (TTFT + (output - 1) x TPOT) for a fixed batch
+(ties: fewer replicas). Each replica
 likewise tries every parallel layout `grid.layouts_for` lists for its chips (tensor, pipeline,
 expert, attention-data and context parallelism), unless `tp`/`pp`/`ep`/`dp_attention`/`cp` pin one. A fixed batch and an
 `arrival_rps` are for the whole system and are split evenly over the replicas.
@@ -117,7 +118,9 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     Errors name `where` and the key (`labels` maps keys to other names, e.g. command-line flags);
     given the `catalog`, hardware, model and draft IDs are checked with closest-match hints. With
     `lenient_ids` (a cases file) an unknown ID does not stop the file: the case is returned
-    `unresolved`, and its row says why. So does a value the validation files mark unknown (chips,
+    `unresolved`, and its row says why; so does a case whose keys are each valid but do not combine
+    (a pinned layout that does not divide its chips, a draft this model cannot use, a batch that does
+    not split over its replicas). So does a value the validation files mark unknown (chips,
     batch, input or output 0, weight_dtype "unknown"); a KV dtype "unknown" is evaluated as engines
     default it (`UNKNOWN_KV`), and the row says so.
     """
@@ -207,16 +210,14 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
         given = " and ".join(f"{key} {raw[key]!r}" for key in ("spec_alpha", "spec_method") if raw.get(key) is not None)
         assumed.append(f"{given} without spec_k: speculation is off (spec_k = 0), so it changes nothing; "
                        "give spec_k to draft")
-    if batch != "max" and limits["replicas"] is not None and batch % limits["replicas"]:
-        # each replica runs batch / replicas sequences: 1 over 2 replicas ran half a sequence each,
-        # reported batch 2 and a self-contradicting reason ("needs 17.3 GB, more than 77.3 GB usable")
-        raise InputFileError(f"{at('batch')}: {batch} sequences do not split evenly over replicas = "
-                             f"{limits['replicas']} (each replica runs batch / replicas); give a multiple of "
-                             f"{limits['replicas']}, or fewer replicas")
-    if batch != "max" and limits["max_batch"] is not None and batch > limits["max_batch"]:
-        raise InputFileError(f"{at('batch')}: {batch} sequences exceed max_batch = {limits['max_batch']}, the engine's "
-                             "limit on sequences in flight; lower batch (or give batch = \"max\")")
-    unresolved = None
+    unresolved = None  # an unknown ID or a config.json the importer cannot read (cases files)
+    mismatch = None  # values each valid that do not combine (cases files)
+    try:
+        _check_combination(raw, batch, limits, serving, at)
+    except InputFileError as exc:
+        if not lenient_ids:
+            raise
+        mismatch = _within(str(exc), where)
     if catalog is not None:
         for key, ident, lookup in (("hardware", raw["hardware"], catalog.accelerator),
                                    ("model", raw["model"], catalog.model), ("draft", draft, catalog.model)):
@@ -232,39 +233,49 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                 if not lenient_ids or key != "model":
                     raise
                 unresolved = unresolved or str(exc)  # the row says "cannot evaluate: " once
-        if draft is not None and unresolved is None:
-            why = tokenizer_mismatch(catalog.model(draft), catalog.model(raw["model"]))
-            if why is None and method in (None, "draft") and k > 0:  # it drafts: it must also be smaller
-                why = incompatibility("draft", catalog, catalog.model(raw["model"]), _method_settings("draft", draft, alpha))
-            if why:
-                raise InputFileError(f"{at('draft')}: {why}")
-        if method is not None and unresolved is None and k > 0:
-            why = incompatibility(method, catalog, catalog.model(raw["model"]),
-                                  _method_settings(method, draft, alpha))
-            if why:
-                raise InputFileError(f"{at('spec_method')}: {why}")
+        try:
+            if draft is not None and unresolved is None:
+                why = tokenizer_mismatch(catalog.model(draft), catalog.model(raw["model"]))
+                if why is None and method in (None, "draft") and k > 0:  # it drafts: it must also be smaller
+                    why = incompatibility("draft", catalog, catalog.model(raw["model"]), _method_settings("draft", draft, alpha))
+                if why:
+                    raise InputFileError(f"{at('draft')}: {why}")
+            if method is not None and unresolved is None and k > 0:
+                why = incompatibility(method, catalog, catalog.model(raw["model"]),
+                                      _method_settings(method, draft, alpha))
+                if why:
+                    raise InputFileError(f"{at('spec_method')}: {why}")
+        except InputFileError as exc:
+            if not lenient_ids:
+                raise
+            mismatch = mismatch or _within(str(exc), where)  # a valid draft or method this model cannot use
     pinned = {key: raw[key] for key in LAYOUT_KEYS if raw.get(key) is not None}
     for key, value in pinned.items():
         if not _is_int(value) or not 1 <= value <= LIMITS["chips"]:
             raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {LIMITS['chips']}]")
-    if catalog is not None and unresolved is None:
-        refuse_moe_only(pinned, catalog.model(raw["model"]), at, raw["model"])
-    if pinned:
-        lay = pinned_layout(raw["chips"], pinned, at)
-        if limits["replicas"] is not None and limits["replicas"] != lay.replicas_per_system:
-            raise InputFileError(f"{at('replicas')}: {limits['replicas']} replicas, but the pinned layout "
-                                 f"(tp x dp_attention x pp = {lay.instance_chips}) makes {lay.replicas_per_system} "
-                                 f"on {raw['chips']} chips")
+    try:
         if catalog is not None and unresolved is None:
-            domain = catalog.accelerator(raw["hardware"]).scale_up_domain
-            width = lay.tp * lay.dp_attention
-            if lay.tp > domain or (width > domain and (lay.ep != width or width % domain)):
-                raise InputFileError(
-                    f"{at('tp')}: tp x dp_attention = {width} spans more than {raw['hardware']}'s "
-                    f"scale-up domain of {domain} chips; tensor parallelism stays inside a domain (use pp across "
-                    "domains, or ep = tp x dp_attention over whole domains for expert parallelism across nodes)")
+            refuse_moe_only(pinned, catalog.model(raw["model"]), at, raw["model"])
+        if pinned:
+            lay = pinned_layout(raw["chips"], pinned, at)
+            if limits["replicas"] is not None and limits["replicas"] != lay.replicas_per_system:
+                raise InputFileError(f"{at('replicas')}: {limits['replicas']} replicas, but the pinned layout "
+                                     f"(tp x dp_attention x pp = {lay.instance_chips}) makes {lay.replicas_per_system} "
+                                     f"on {raw['chips']} chips")
+            if catalog is not None and unresolved is None:
+                domain = catalog.accelerator(raw["hardware"]).scale_up_domain
+                width = lay.tp * lay.dp_attention
+                if lay.tp > domain or (width > domain and (lay.ep != width or width % domain)):
+                    raise InputFileError(
+                        f"{at('tp')}: tp x dp_attention = {width} spans more than {raw['hardware']}'s "
+                        f"scale-up domain of {domain} chips; tensor parallelism stays inside a domain (use pp across "
+                        "domains, or ep = tp x dp_attention over whole domains for expert parallelism across nodes)")
+    except InputFileError as exc:
+        if not lenient_ids:
+            raise
+        mismatch = mismatch or _within(str(exc), where)  # a layout the chips or model cannot hold
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
-    if not_stated:
+    if not_stated:  # before any mismatch, which would be about the placeholder 1
         unresolved = unresolved or "; ".join(not_stated)
         return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw_in["chips"], batch=raw_in["batch"],
                         input=raw_in["input"], output=raw_in["output"],
@@ -273,7 +284,7 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
                     spec_alpha=None if alpha is None else float(alpha), draft=draft, spec_method=method,
-                    unresolved=unresolved, assumed=tuple(assumed), extra=extra,
+                    unresolved=unresolved or mismatch, assumed=tuple(assumed), extra=extra,
                     layout=pinned, **limits, **serving)
 
 
@@ -313,27 +324,47 @@ def published_weight_dtype(catalog: Catalog, model: Any, hardware: Any) -> tuple
     return dtype, note
 
 
+def _check_combination(raw: dict[str, Any], batch: Any, limits: dict[str, Any], serving: dict[str, Any], at) -> None:
+    """Values each valid that one case cannot hold together (a cases file gives such a case its row)."""
+    replicas = limits["replicas"]
+    if replicas is not None and (replicas > raw["chips"] or raw["chips"] % replicas):
+        raise InputFileError(f"{at('replicas')}: {replicas} replicas do not divide {raw['chips']} chips")
+    if serving["cached_tokens"] > raw["input"]:
+        raise InputFileError(f"{at('cached_tokens')}: {serving['cached_tokens']} is more than input = {raw['input']} "
+                             "(the reused prefix is part of the prompt)")
+    if batch != "max" and replicas is not None and batch % replicas:
+        # each replica runs batch / replicas sequences: 1 over 2 replicas ran half a sequence each,
+        # reported batch 2 and a self-contradicting reason ("needs 17.3 GB, more than 77.3 GB usable")
+        raise InputFileError(f"{at('batch')}: {batch} sequences do not split evenly over replicas = "
+                             f"{replicas} (each replica runs batch / replicas); give a multiple of "
+                             f"{replicas}, or fewer replicas")
+    if batch != "max" and limits["max_batch"] is not None and batch > limits["max_batch"]:
+        raise InputFileError(f"{at('batch')}: {batch} sequences exceed max_batch = {limits['max_batch']}, the engine's "
+                             "limit on sequences in flight; lower batch (or give batch = \"max\")")
+
+
+def _within(message: str, where: str) -> str:
+    """An error about one case's key, as its row's reason: the key without the file and case it is in."""
+    return message[len(where) + 1:] if message.startswith(where + ".") else message
+
+
 def _engine_limits(raw: dict[str, Any], at) -> dict[str, Any]:
     """`max_batch`, `max_num_tokens`, `requests`: positive integers, or absent (no limit)."""
     out = {}
     for key in ("max_batch", "max_num_tokens", "requests", "replicas"):
         value = raw.get(key)
-        limit = LIMITS.get(key, raw["chips"])
+        limit = LIMITS.get(key, LIMITS["chips"])
         if value is not None and (not _is_int(value) or not 1 <= value <= limit):
             raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {limit:,}]")
         out[key] = value
-    replicas = out["replicas"]
-    if replicas is not None and raw["chips"] % replicas:
-        raise InputFileError(f"{at('replicas')}: {replicas} replicas do not divide {raw['chips']} chips")
     return out
 
 
 def _serving_keys(raw: dict[str, Any], at) -> dict[str, Any]:
     """`cached_tokens` + `cache_tier` (prefix reused from a tier) and `arrival_rps` (Poisson load)."""
     cached = raw.get("cached_tokens", 0)
-    if not _is_int(cached) or not 0 <= cached <= raw["input"]:
-        raise InputFileError(f"{at('cached_tokens')}: {_show(cached)} must be an integer in [0, input = "
-                             f"{raw['input']}]")
+    if not _is_int(cached) or not 0 <= cached <= LIMITS["input"]:
+        raise InputFileError(f"{at('cached_tokens')}: {_show(cached)} must be an integer in [0, {LIMITS['input']:,}]")
     tier = raw.get("cache_tier", "dram")
     if tier not in CACHE_TIERS:
         raise InputFileError(f"{at('cache_tier')}: {_show(tier)} is not one of {', '.join(CACHE_TIERS)}")
@@ -434,7 +465,7 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
             system = replace(lay, replicas_per_system=r)
             row.update(layout_fields(system, acc))
             row["layout_chosen"] = ("pinned" if resolved[i].layout else
-                                    "best throughput" if resolved[i].batch == "max" else "lowest TPOT")
+                                    "best throughput" if resolved[i].batch == "max" else "lowest request latency")
             candidates.setdefault(i, []).append(row)
         for i, case in enumerate(resolved):
             best = _best(case, candidates[i])
@@ -536,21 +567,30 @@ def memory_short(row: dict[str, Any]) -> bool:
     return not row["fits"] and row["slots"] < 1
 
 
+def request_latency(case: EvalCase, row: dict[str, Any]) -> float:
+    """Seconds from a request's arrival to its last token: TTFT + (output - 1) x TPOT. What a fixed
+    batch is served for; TPOT alone let a layout win by 1 % of TPOT at 3.7x the TTFT of a 512k prompt."""
+    if row["ttft_s"] is None or row["tpot_s"] is None:
+        return math.inf
+    return row["ttft_s"] + max(case.output - 1, 0) * row["tpot_s"]
+
+
 def _best(case: EvalCase, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The layout an operator would run: the highest throughput for `batch = "max"`, else the lowest
-    TPOT; fitting candidates first, then those that hold a sequence (e.g. saturated by the load, still
-    ranked by throughput or TPOT), and the fewest replicas among equals. Where no layout holds one
-    sequence, the one closest to it (least memory per chip), so that its reason names what is really
-    short: 2 x TP1 of a 70B model reported its weights' 141 GB per chip where TP2 holds them and lacks
-    only KV."""
+    """The layout an operator would run: the highest throughput for `batch = "max"` (equal
+    throughputs, as under a load every layout sustains, by the lower request latency), else the
+    lowest request latency (`request_latency`: TTFT + (output - 1) x TPOT); fitting candidates first,
+    then those that hold a sequence (e.g. saturated by the load, still ranked the same way), and the
+    fewest replicas among equals. Where no layout holds one sequence, the one closest to it (least
+    memory per chip), so that its reason names what is really short: 2 x TP1 of a 70B model reported
+    its weights' 141 GB per chip where TP2 holds them and lacks only KV."""
     def key(row):
         fits = 0 if row["fits"] else 1
         if memory_short(row):  # after every layout memory holds a sequence in (e.g. one saturated by load)
             return (fits, 1, row["memory_gb_per_chip"] if row["memory_gb_per_chip"] is not None else math.inf,
-                    row["replicas"])
+                    0.0, row["replicas"])
         if case.batch == "max":
-            return (fits, 0, -(row["throughput_tok_s"] or 0.0), row["replicas"])
-        return (fits, 0, row["tpot_s"] if row["tpot_s"] is not None else math.inf, row["replicas"])
+            return (fits, 0, -(row["throughput_tok_s"] or 0.0), request_latency(case, row), row["replicas"])
+        return (fits, 0, request_latency(case, row), 0.0, row["replicas"])
 
     return min(rows, key=key)
 
@@ -572,6 +612,9 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
             assumed.append(f"spec_k {case.spec_k} with {model.id}'s {modules} MTP module(s): the module is chained "
                            f"{case.spec_k - modules} more time(s) at its published acceptance, which was measured for "
                            f"its own position only; `planner solve` drafts at most {modules} token(s) by MTP")
+    short = _batch_below_the_load(case, row)
+    if short:
+        assumed.append(short)
     if assumed:
         row["assumed"] = assumed
     if case.input + case.output > model.max_context:  # predicted anyway: the physics still applies
@@ -596,6 +639,29 @@ def _annotate(case: EvalCase, catalog: Catalog, row: dict[str, Any]) -> dict[str
         row["reason"] = missing if row["fits"] else f"{row['reason']}; {missing}"
         row["fits"] = False
     return add_bands(row, band_for(acc.family))
+
+
+IN_FLIGHT_SLACK = 1.25
+"""How far Little's law may put the sequences in flight above a pinned batch before eval says so
+(MLPerf Server cases state the batch Little's law derives from their own latency: ~1)."""
+
+
+def _batch_below_the_load(case: EvalCase, row: dict[str, Any]) -> str | None:
+    """A fixed batch under a load prices every decode step at that batch, but the load keeps
+    arrival x (each request's time in the system) sequences in flight (Little's law): at 16 req/s a
+    batch of 16 whose requests take 12 s each runs ~200, and its TPOT is far too optimistic."""
+    if case.batch == "max" or not case.arrival_rps:
+        return None
+    latency = request_latency(case, row)
+    if not math.isfinite(latency):
+        return None
+    in_flight = case.arrival_rps * latency
+    if in_flight <= IN_FLIGHT_SLACK * case.batch:
+        return None
+    return (f"batch {case.batch:,} at {case.arrival_rps:g} req/s: each request spends ~{latency:.3g} s from arrival "
+            f"to its last token, so ~{in_flight:,.0f} sequences are in flight (Little's law), not {case.batch:,}; "
+            "the steps are priced at the pinned batch, which understates TPOT: pin a batch near that figure, "
+            "or batch = \"max\" to let the load set it")
 
 
 def _missing_tier(acc, tier: str) -> str | None:

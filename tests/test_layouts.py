@@ -397,9 +397,38 @@ def test_eval_without_a_layout_picks_replicas_for_throughput_and_tp_for_tpot():
     tput, latency = evaluate_cases([case_from_dict({**base, "batch": "max"}, "a"),
                                     case_from_dict({**base, "batch": 1}, "b")], CATALOG)
     assert tput["layout"]["replicas_per_system"] == 8 and tput["layout_chosen"] == "best throughput"
-    assert latency["layout"]["tp"] == 8 and latency["layout_chosen"] == "lowest TPOT"
+    assert latency["layout"]["tp"] == 8 and latency["layout_chosen"] == "lowest request latency"
     pinned = evaluate_cases([case_from_dict({**base, "batch": "max", "tp": 8}, "c")], CATALOG)[0]
     assert tput["throughput_tok_s"] > pinned["throughput_tok_s"]  # 8 x TP1 beats one TP8 instance offline
+
+
+def test_eval_picks_a_fixed_batch_layout_by_request_latency_not_tpot_alone():
+    """At a 512k prompt an attention-DP layout decodes ~1 % faster than TP8 but prefills the prompt
+    on one group's chips (several times the TTFT): a request's latency (TTFT + (output - 1) x TPOT)
+    picks TP8, as an operator serving one sequence would."""
+    base = {"hardware": "mi355x", "model": "nemotron-3.5-lightning-30b-a3b", "chips": 8, "batch": 1,
+            "input": 524288, "output": 500}
+    best, dp = evaluate_cases([case_from_dict(base, "a"),
+                               case_from_dict({**base, "tp": 1, "ep": 8, "dp_attention": 8}, "b")], CATALOG)
+    assert dp["tpot_s"] < best["tpot_s"]  # the layout TPOT alone would have picked
+    assert best["ttft_s"] < dp["ttft_s"] / 2
+    latency = [r["ttft_s"] + 499 * r["tpot_s"] for r in (best, dp)]
+    assert latency[0] < latency[1]
+
+
+def test_eval_says_when_a_pinned_batch_is_below_what_the_load_keeps_in_flight():
+    """8 req/s of requests that each take ~4 s keep ~30 sequences running (Little's law): a batch of
+    8 prices the steps too cheaply, and eval says so; a batch the load fits in is quiet."""
+    base = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "input": 2000, "output": 256,
+            "arrival_rps": 8.0}
+    small, enough = evaluate_cases([case_from_dict({**base, "batch": 8}, "a"),
+                                    case_from_dict({**base, "batch": 128}, "b")], CATALOG)
+    in_flight = 8.0 * (small["ttft_s"] + 255 * small["tpot_s"])
+    assert in_flight > 1.25 * 8
+    notes = [n for n in small.get("assumed", []) if "Little's law" in n]
+    assert len(notes) == 1 and f"~{in_flight:,.0f} sequences are in flight" in notes[0]
+    assert 8.0 * (enough["ttft_s"] + 255 * enough["tpot_s"]) <= 1.25 * 128
+    assert not any("Little's law" in n for n in enough.get("assumed", []))
 
 
 @pytest.mark.parametrize(("flags", "message"), [
@@ -413,6 +442,34 @@ def test_bad_layout_flags_are_one_line_errors(invoke, flags, message):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}") and not result.stdout
+
+
+def test_a_cases_file_answers_every_case_when_one_pins_keys_that_do_not_combine(invoke, tmp_path):
+    """Each key valid, the case impossible (a layout that does not divide its chips, a batch that does
+    not split over its replicas, expert parallelism on a dense model): that case's row says why, and
+    the rest of the file is answered (the cases contract), where one such case used to stop it."""
+    base = 'hardware = "h100-sxm"\nmodel = "llama-3.1-8b"\ninput = 1000\noutput = 100\n'
+    cases = ["chips = 8\nbatch = 1", "chips = 8\nbatch = 1\ntp = 16", "chips = 2\nbatch = 3\nreplicas = 2",
+             "chips = 2\nbatch = 2\nep = 2", "chips = 8\nbatch = 3\nreplicas = 3",
+             "chips = 1\nbatch = 1\ncached_tokens = 2000", "chips = 0\nbatch = 1\ntp = 2", "chips = 8\nbatch = 1\ntp = 0"]
+    path = tmp_path / "cases.toml"
+    path.write_text("".join(f"[[case]]\n{base}{c}\n\n" for c in cases[:7]))
+    result = invoke("eval", "--cases", path, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["fits"] for r in rows] == [True] + [False] * 6
+    reasons = [r["reason"].removeprefix("cannot evaluate: ") for r in rows[1:]]
+    assert reasons[0].startswith("tp: tp x dp_attention x pp = 16 does not divide chips = 8")
+    assert reasons[1].startswith("batch: 3 sequences do not split evenly over replicas = 2")
+    assert reasons[2].startswith("ep: 2, but llama-3.1-8b is a dense model")
+    assert reasons[3] == "replicas: 3 replicas do not divide 8 chips"
+    assert reasons[4].startswith("cached_tokens: 2000 is more than input = 1000")
+    # chips not stated: that is the reason, not a layout checked against a placeholder chip count
+    assert reasons[5].startswith("chips = 0, which a cases file reads as 'not stated by the source'")
+    # a value no case could take is still bad input: one line naming the file, case and key
+    path.write_text(f"[[case]]\n{base}{cases[7]}\n")
+    bad = invoke("eval", "--cases", path)
+    assert bad.exit_code == 2 and f"{path}: case[0].tp: 0 must be an integer in [1, 100000]" in bad.stderr
 
 
 def test_eval_never_runs_tensor_parallelism_beyond_the_domain(invoke):
