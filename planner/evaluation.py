@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -211,13 +213,9 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
         assumed.append(f"{given} without spec_k: speculation is off (spec_k = 0), so it changes nothing; "
                        "give spec_k to draft")
     unresolved = None  # an unknown ID or a config.json the importer cannot read (cases files)
-    mismatch = None  # values each valid that do not combine (cases files)
-    try:
+    mismatches: list[str] = []  # values each valid that do not combine (cases files): the first is the reason
+    with _as_row(lenient_ids, where, mismatches):
         _check_combination(raw, batch, limits, serving, at)
-    except InputFileError as exc:
-        if not lenient_ids:
-            raise
-        mismatch = _within(str(exc), where)
     if catalog is not None:
         for key, ident, lookup in (("hardware", raw["hardware"], catalog.accelerator),
                                    ("model", raw["model"], catalog.model), ("draft", draft, catalog.model)):
@@ -233,7 +231,7 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                 if not lenient_ids or key != "model":
                     raise
                 unresolved = unresolved or str(exc)  # the row says "cannot evaluate: " once
-        try:
+        with _as_row(lenient_ids, where, mismatches):  # a valid draft or method this model cannot use
             if draft is not None and unresolved is None:
                 why = tokenizer_mismatch(catalog.model(draft), catalog.model(raw["model"]))
                 if why is None and method in (None, "draft") and k > 0:  # it drafts: it must also be smaller
@@ -245,15 +243,11 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                                       _method_settings(method, draft, alpha))
                 if why:
                     raise InputFileError(f"{at('spec_method')}: {why}")
-        except InputFileError as exc:
-            if not lenient_ids:
-                raise
-            mismatch = mismatch or _within(str(exc), where)  # a valid draft or method this model cannot use
     pinned = {key: raw[key] for key in LAYOUT_KEYS if raw.get(key) is not None}
     for key, value in pinned.items():
         if not _is_int(value) or not 1 <= value <= LIMITS["chips"]:
             raise InputFileError(f"{at(key)}: {_show(value)} must be an integer in [1, {LIMITS['chips']}]")
-    try:
+    with _as_row(lenient_ids, where, mismatches):  # a layout the chips or the model cannot hold
         if catalog is not None and unresolved is None:
             refuse_moe_only(pinned, catalog.model(raw["model"]), at, raw["model"])
         if pinned:
@@ -270,10 +264,6 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
                         f"{at('tp')}: tp x dp_attention = {width} spans more than {raw['hardware']}'s "
                         f"scale-up domain of {domain} chips; tensor parallelism stays inside a domain (use pp across "
                         "domains, or ep = tp x dp_attention over whole domains for expert parallelism across nodes)")
-    except InputFileError as exc:
-        if not lenient_ids:
-            raise
-        mismatch = mismatch or _within(str(exc), where)  # a layout the chips or model cannot hold
     extra = {key: v for key, v in raw.items() if key not in CASE_KEYS and key not in OPTIONAL_KEYS}
     if not_stated:  # before any mismatch, which would be about the placeholder 1
         unresolved = unresolved or "; ".join(not_stated)
@@ -284,7 +274,7 @@ def case_from_dict(raw: dict[str, Any], where: str, *, catalog: Catalog | None =
     return EvalCase(hardware=raw["hardware"], model=raw["model"], chips=raw["chips"], batch=batch,
                     input=raw["input"], output=raw["output"], weight_dtype=wd, kv_dtype=kd, spec_k=k,
                     spec_alpha=None if alpha is None else float(alpha), draft=draft, spec_method=method,
-                    unresolved=unresolved or mismatch, assumed=tuple(assumed), extra=extra,
+                    unresolved=unresolved or next(iter(mismatches), None), assumed=tuple(assumed), extra=extra,
                     layout=pinned, **limits, **serving)
 
 
@@ -343,9 +333,17 @@ def _check_combination(raw: dict[str, Any], batch: Any, limits: dict[str, Any], 
                              "limit on sequences in flight; lower batch (or give batch = \"max\")")
 
 
-def _within(message: str, where: str) -> str:
-    """An error about one case's key, as its row's reason: the key without the file and case it is in."""
-    return message[len(where) + 1:] if message.startswith(where + ".") else message
+@contextmanager
+def _as_row(lenient: bool, where: str, reasons: list[str]) -> Iterator[None]:
+    """Bad input raised inside, for a cases file (`lenient`) a reason for the case's row instead: the
+    key without the file and case it is in."""
+    try:
+        yield
+    except InputFileError as exc:
+        if not lenient:
+            raise
+        message = str(exc)
+        reasons.append(message[len(where) + 1:] if message.startswith(where + ".") else message)
 
 
 def _engine_limits(raw: dict[str, Any], at) -> dict[str, Any]:

@@ -91,10 +91,10 @@ def test_the_bill_band_counts_whole_systems() -> None:
     import tomllib
 
     from planner.plans import _bill_band
-    from planner.uncertainty import band_for
+    from planner.uncertainty import band_for, uncertainty_file
 
     band = band_for("blackwell")
-    written = tomllib.loads((Path(paths.__file__).parent / "data" / "uncertainty.toml").read_text())
+    written = tomllib.loads(uncertainty_file().read_text())
     family = next(f for f in written["family"] if f["id"] == "blackwell")
     assert (band.low, band.high) == (family["time_ratio_p10"], family["time_ratio_p90"])
     assert 0.9 < band.low < 1.0 < 3.44 / 3.0 * band.high and 3.44 / band.high < 3.0  # the premise above

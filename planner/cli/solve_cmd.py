@@ -32,6 +32,13 @@ def register(app: typer.Typer) -> None:
     app.command("solve", rich_help_panel="Plan")(solve)
 
 
+def _refuse_warnings(file: Path, found: list[str]) -> None:
+    """`--strict`: the first warning (and how many more) as the error."""
+    if found:
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        raise InputFileError(f"{file}: {found[0]}{more}; --strict turns warnings into errors")
+
+
 def solve(
     file: Annotated[Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/agentic-coding.toml.")],
     format: Annotated[SolveFormat, typer.Option("--format", "-f", help="Output format.")] = SolveFormat.table,
@@ -88,10 +95,7 @@ def solve(
         catalog = load_catalog()
         scenario = load_scenario(file, sets or [], catalog, trace=trace)
     if strict:
-        found = scenario_warnings_for(scenario, catalog)
-        if found:
-            more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
-            raise InputFileError(f"{file}: {found[0]}{more}; --strict turns warnings into errors")
+        _refuse_warnings(file, scenario_warnings_for(scenario, catalog))
     try:
         # only JSON and TOML print the Pareto frontiers: a table's pass 1 may skip layouts that
         # cannot beat their hardware's best (or, as decode pools, the best disaggregated pair)
@@ -99,10 +103,8 @@ def solve(
         result, with_frontiers = solve_in_stages(scenario, catalog, prune=not frontiers)
     except GridTooLargeError as exc:
         raise GridTooLargeError(f"{file}: {exc}") from None
-    if strict and result.grid.warnings:  # the search's own: dtypes a quality floor or owning left out
-        found = list(result.grid.warnings)
-        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
-        raise InputFileError(f"{file}: {found[0]}{more}; --strict turns warnings into errors")
+    if strict:  # the search's own: dtypes a quality floor or owning left out
+        _refuse_warnings(file, list(result.grid.warnings))
     if frontiers:
         result = with_frontiers()  # ~0.5 s of a warm solve
     if emit is not None:

@@ -47,10 +47,12 @@ def quantised_activations(hw: Hw, cfg: Config, sel=None) -> jnp.ndarray:
     return jnp.where((sel > 0) & (native > 0), 1.0, 0.0)
 
 
-def quantised_speedup(hw: Hw, cfg: Config) -> jnp.ndarray:
+def quantised_speedup(hw: Hw, cfg: Config, quantised=None) -> jnp.ndarray:
     """The GEMMs' peak over the BF16 peak where they run on quantised activations (2 for FP8, 4 for
-    FP4 on a B200), 0 where they do not: what `expert_gemm_scale` scales the quantisation overhead by."""
-    return quantised_activations(hw, cfg) * gemm_peak(hw, cfg) / jnp.maximum(hw.flops_bf16, 1.0)
+    FP4 on a B200), 0 where they do not: what `expert_gemm_scale` scales the quantisation overhead by.
+    `quantised`: `quantised_activations(hw, cfg)` where the caller has it."""
+    quantised = quantised_activations(hw, cfg) if quantised is None else quantised
+    return quantised * gemm_peak(hw, cfg) / jnp.maximum(hw.flops_bf16, 1.0)
 
 
 def without_experts(a: Arch) -> Arch:

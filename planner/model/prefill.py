@@ -55,7 +55,7 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     if chunk_tokens is not None:
         chunk = jnp.minimum(chunk, jnp.maximum(chunk_tokens, 1.0))
     # each chunk's routed tokens are spread over the expert-parallel ranks; the busiest one sets the pace
-    speedup = quantised_speedup(hw, cfg)
+    speedup = quantised_speedup(hw, cfg, lowp)
     _, flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, jnp.minimum(tokens, chunk)),
                            speedup=speedup)
     flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
