@@ -10,9 +10,15 @@ from planner.model.memory import BF16, layout
 from planner.model.precision import wider_extra_bytes
 from planner.model.types import Arch, Config, Hw
 
-EXPERT_TILE_M = 64.0
+EXPERT_TILE_M = 16.0
 """Rows of one grouped-GEMM tile: an expert that receives fewer tokens than this still pays for a
-full tile (Hopper's wgmma instructions are 64 rows tall; CUTLASS grouped GEMMs tile M by 64-128)."""
+full tile. Decode kernels are tuned to short tiles: of the tuned fused-MoE configurations for
+H100, H200, B200 and GB200 with 64-512 experts in the vLLM 0.19.1 wheel
+(vllm/model_executor/layers/fused_moe/configs/*.json), 66-75 of 83-87 use BLOCK_SIZE_M = 16 for
+1-128 tokens in the batch (29 of 87 at 512; 64-128 take over from 1,024 tokens, where every expert
+has more rows than a tile); untuned shapes start at 16 (`get_default_config`). The 64 rows of a
+Hopper wgmma tile, charged before, made a 128-expert model's decode at batch 128 compute 16x its
+routed rows and run compute-bound."""
 ROUTED_PASSES = 4.0
 """16-bit passes over hidden x k per routed token and MoE layer: permute (write + read of k copies)
 and combine (read k expert outputs, write one): data movement that low-precision weights do not shrink."""
@@ -75,19 +81,18 @@ def experts_touched(a: Arch, tokens: jnp.ndarray) -> jnp.ndarray:
 
 
 def expert_gemm_scale(a: Arch, hw: Hw, speedup=0.0) -> jnp.ndarray:
-    """Cost multiplier of grouped expert GEMMs relative to dense GEMMs of the same FLOPs and bytes
-    (their whole roofline: weight streaming and FLOPs alike):
+    """Cost multiplier of grouped expert GEMMs relative to dense GEMMs of the same FLOPs and bytes:
     (1 / moe_eff + overhead x speedup) / (w / (w + knee)). Narrow experts (w = 768) have short inner
     loops, so the fixed per-tile work weighs more than for wide ones (w = 14,336): a 128-expert model
     with narrow experts must not be costed at a wide-expert model's efficiency. On quantised
     activations (`speedup` = `quantised_speedup`: the low-precision peak over the BF16 one, 0 for
     BF16 and weight-only GEMMs) part of the kernel's work is not shortened by the faster tensor
     cores (quantising each routed token, block scales): `moe_quant_overhead`, in units of the BF16
-    kernel's time, costs `speedup` times as much against the faster peak (an Amdahl split). One
-    fitted value then prices FP8 and FP4 experts alike; on Blackwell (0.675, 0.4) FP4 experts reach
-    0.32 of their roofline and FP8 ones 0.44, where a single FP4-fitted efficiency made FP8 experts
-    slower than BF16 ones. Applied to FLOPs only, the refit read gpt-oss-20b's TPOT +22 %: the
-    DeepSeek-V3 FP4 decode cases need the loss on weight streaming too."""
+    kernel's time, costs `speedup` times as much against the faster peak (an Amdahl split), so one
+    fitted value prices FP8 and FP4 experts alike. That work is arithmetic on the tokens, so
+    `linear_work` scales the FLOPs by it and the weight bytes by the `speedup = 0` multiplier (with
+    the bytes scaled too, a B200 decoded gpt-oss-120b's FP8 experts slower than an H200: 30.3 vs
+    24.5 ms a step, 2 chips, batch 128)."""
     width = a.expert_width / jnp.maximum(a.expert_width + hw.expert_width_knee, 1.0)
     return (1.0 / hw.moe_eff + hw.moe_quant_overhead * speedup) / jnp.maximum(width, 1e-3)
 
@@ -95,8 +100,9 @@ def expert_gemm_scale(a: Arch, hw: Hw, speedup=0.0) -> jnp.ndarray:
 def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray, expert_skew=1.0,
                 dense_bytes=None, speedup=0.0):
     """(bytes, FLOPs) of the quantised linear layers for a step over `tokens` tokens, in
-    dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale`, and every touched
-    expert computes at least one full tile of rows (tile quantisation at small tokens per expert).
+    dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale` (the bytes without
+    the quantisation overhead, which is arithmetic), and every touched expert computes at least one
+    full tile of rows (`EXPERT_TILE_M`: tile quantisation at few tokens per expert).
     `expert_skew` (layouts.busiest_rank_skew) scales the expert FLOPs to the busiest expert-parallel
     rank's, which the step waits for; weight reads are per rank and are not skewed. The
     matrices a checkpoint keeps wider (`Arch.params_wider`) are read at `dense_bytes` per weight
@@ -106,7 +112,8 @@ def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray,
         return a.params_dense * weight_bytes + wider, 2.0 * tokens * a.params_dense
     scale = expert_gemm_scale(a, hw, speedup)
     touched = experts_touched(a, tokens)
-    touched_bytes = (a.params_dense + touched * a.params_expert * scale) * weight_bytes + wider
+    streamed = expert_gemm_scale(a, hw)  # the quantisation overhead is arithmetic, not weight traffic
+    touched_bytes = (a.params_dense + touched * a.params_expert * streamed) * weight_bytes + wider
     routed_rows = tokens * a.experts_active  # (token, expert) pairs per MoE layer
     padded_rows = jnp.maximum(routed_rows, touched * EXPERT_TILE_M)
     flops = 2.0 * (tokens * a.params_dense + padded_rows * a.params_expert * scale * expert_skew)

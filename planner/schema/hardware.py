@@ -295,8 +295,8 @@ class CalibrationFamily(Strict):
         0.0, ge=0, le=4, description="Part of a grouped expert GEMM on quantised activations (W8A8 FP8/INT8, W4A4 "
         "FP4 on native tensor cores) that the faster peak does not shorten (quantising every routed token, block "
         "scales, few rows per expert in a larger tile), in units of the BF16 kernel's time: such a GEMM reaches "
-        "1 / (1/moe_efficiency + overhead x low-precision peak / BF16 peak) of its roofline (weight streaming and "
-        "FLOPs alike, as moe_efficiency), so FP8 experts gain less than 2x and FP4 less than 4x; 0 = none"
+        "1 / (1/moe_efficiency + overhead x low-precision peak / BF16 peak) of its compute roofline (its weight bytes "
+        "stream as with moe_efficiency alone), so FP8 experts gain less than 2x and FP4 less than 4x; 0 = none"
     )
     prefill_attention_mfu_fp8: float | None = Field(
         None, gt=0, le=2, description="Achieved fraction of the BF16 peak in FP8 prefill attention (FP8 KV on a "
