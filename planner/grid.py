@@ -18,7 +18,7 @@ import numpy as np
 from planner import quality, tco
 from planner.catalog import Catalog, for_scenario
 from planner.errors import GridTooLargeError
-from planner.lengths import length_sigma, lognormal_mean, served_cap
+from planner.lengths import length_sigma, lognormal_mean, running_output, served_cap
 from planner.lowering import (
     GEMM_SELECT,
     KV_BYTES,
@@ -286,6 +286,7 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
     f = np.float32
     in_mean = lognormal_mean(in_median, in_sigma, in_cap)
     out_mean = lognormal_mean(out_median, out_sigma, out_cap)
+    out_running = running_output(out_median, out_sigma, out_cap)
     if w.trace is not None:  # workload fields were already filled from the trace (cli.file_cmds)
         tw = cached_trace_workload(w.trace)
         curve, exponent, session_s = np.asarray(tw.hit_curve, dtype=f), tw.hit_pool_exponent, tw.session_s
@@ -297,7 +298,7 @@ def load_arrays(scenario: Scenario, model: ModelSpec, catalog: Catalog) -> Load:
         in_median=f(in_median), in_sigma=f(in_sigma), in_cap=f(in_cap),
         in_mean=f(in_mean),
         out_median=f(out_median), out_sigma=f(out_sigma), out_cap=f(out_cap),
-        out_mean=f(out_mean),
+        out_mean=f(out_mean), out_running=f(out_running),
         arrival_rps=f(w.arrival_rate_rps), prefix_reuse=f(w.sessions.prefix_reuse),
         turns=f(w.sessions.turns), think_time_s=f(w.sessions.think_time_s),
         util_max=f(scenario.serving.utilization_max), hbm_fraction=f(scenario.serving.hbm_fraction),

@@ -44,6 +44,27 @@ def lognormal_mean(median: float, sigma: float, cap: float) -> float:
     return below + cap * (1.0 - _phi(z))
 
 
+def lognormal_second_moment(median: float, sigma: float, cap: float) -> float:
+    """E[min(X, cap)^2] of a log-normal truncated at `cap` (mass above the cap sits at the cap)."""
+    if sigma == 0.0:
+        return min(median, cap) ** 2
+    mu = math.log(median)
+    z = (math.log(cap) - mu) / sigma
+    below = math.exp(2.0 * mu + 2.0 * sigma**2) * _phi(z - 2.0 * sigma)
+    return below + cap**2 * (1.0 - _phi(z))
+
+
+def running_output(median: float, sigma: float, cap: float) -> float:
+    """Tokens a running sequence has generated, on average over the sequences in flight. A request
+    stays in the batch for as many steps as it generates, so the batch holds long replies in
+    proportion to their length (length-biased sampling, the inspection paradox): a running
+    sequence is at a uniform point of a reply drawn with weight o, E[o^2] / (2 E[o]) tokens in, not
+    E[o] / 2. For reasoning replies (median 8,000, p90 20,000, cap 32,768) that is 7,550 tokens, not
+    5,020; for a fixed length both are o / 2."""
+    mean = lognormal_mean(median, sigma, cap)
+    return lognormal_second_moment(median, sigma, cap) / (2.0 * mean) if mean > 0 else 0.0
+
+
 def sigma_for_mean(median: float, mean: float, cap: float) -> float:
     """The smallest shape whose log-normal, capped at `cap`, has this mean. The capped mean grows
     with sigma from the median, peaks, then falls towards cap / 2 as the mass splits between ~0

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from planner import io, paths
-from planner.lengths import LengthFitError, lognormal_mean, sigma_for_mean
+from planner.lengths import (
+    LengthFitError,
+    lognormal_mean,
+    lognormal_second_moment,
+    running_output,
+    sigma_for_mean,
+)
 from planner.schema import Scenario
 
 DATA = Path(__file__).parent / "data"
@@ -140,3 +146,18 @@ def test_the_simulators_synthetic_outputs_average_the_written_mean(catalog):
     outputs = synthetic(load, 20_000.0, seed=3).output_tokens
     assert outputs.size > 30_000
     assert float(np.mean(outputs)) == pytest.approx(425.0, rel=0.03)
+
+
+def test_a_running_sequence_is_further_into_a_long_reply_than_half_the_mean():
+    """Requests stay in the batch as many steps as they generate, so the batch holds replies in
+    proportion to their length: a running sequence has generated E[o^2] / (2 E[o]) tokens, the
+    mean over draws weighted by o of a uniform point in each (checked here by drawing them)."""
+    median, p90, cap = 8000.0, 20000.0, 32768.0
+    sigma = math.log(p90 / median) / 1.2815515655446004
+    draws = np.minimum(median * np.exp(sigma * np.random.default_rng(1).standard_normal(2_000_000)), cap)
+    weighted_midpoint = float((draws * draws / 2.0).sum() / draws.sum())
+    assert running_output(median, sigma, cap) == pytest.approx(weighted_midpoint, rel=0.005)
+    assert running_output(median, sigma, cap) > 1.4 * lognormal_mean(median, sigma, cap) / 2.0
+    assert lognormal_second_moment(median, sigma, cap) == pytest.approx(float((draws**2).mean()), rel=0.005)
+    assert running_output(500.0, 0.0, 4096.0) == 250.0  # a fixed length: halfway, as before
+    assert running_output(5000.0, 0.0, 4096.0) == 2048.0  # capped

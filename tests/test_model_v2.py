@@ -266,6 +266,30 @@ def test_every_touched_expert_computes_at_least_one_tile(cat):
     assert f(flops) == pytest.approx(2 * (dense + touched * compute.EXPERT_TILE_M * f(a.params_expert)), rel=1e-4)
 
 
+# ------------------------------------------------------------------ the replies a running batch holds
+
+def test_the_decode_step_reads_the_kv_of_the_replies_in_flight(cat):
+    """A running batch holds long replies in proportion to their length, so its sequences are on
+    average E[in] + E[o^2] / (2 E[o]) tokens long (lengths.running_output), not E[in] + E[o] / 2: the
+    serving screen's median decode step is priced at that context. Reasoning replies (median 8,000,
+    p90 20,000) put a running sequence 7,550 tokens into its reply, not 5,020."""
+    from planner.lengths import lognormal_mean, running_output
+    from planner.model.serving import memory_and_decode
+    from planner.model.types import Load
+
+    a, h = model_arrays(cat.model("llama-3.1-8b")), hw(cat, "h100-sxm")
+    c = cfg(batch=64, weight_dtype="bf16")
+    sigma = float(np.log(20000.0 / 8000.0) / 1.2815515655446004)
+    out_mean, running = lognormal_mean(8000.0, sigma, 32768.0), running_output(8000.0, sigma, 32768.0)
+    ld = Load(**{n: np.float32(0.0) for n in Load._fields})._replace(
+        in_median=np.float32(2000.0), in_cap=np.float32(131072.0), in_mean=np.float32(2000.0),
+        out_median=np.float32(8000.0), out_sigma=np.float32(sigma), out_cap=np.float32(32768.0),
+        out_mean=np.float32(out_mean), out_running=np.float32(running), hbm_fraction=np.float32(0.9))
+    step50 = f(memory_and_decode(a, h, c, NO_SPEC, ld, 0.0)["step50"])
+    assert step50 == pytest.approx(f(decode_step_time(a, h, c, 64.0, 2000.0 + running)), rel=1e-5)
+    assert step50 > 1.05 * f(decode_step_time(a, h, c, 64.0, 2000.0 + out_mean / 2.0))
+
+
 # ------------------------------------------------------------------ offline benchmark semantics
 
 def _offline(cat, model="llama-3.1-8b", hw_id="h100-sxm", **kw):

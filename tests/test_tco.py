@@ -210,7 +210,7 @@ def test_the_prefix_cache_line_says_where_it_lives_and_matches_the_bill(catalog)
     line now says how much is in host memory, and that is what the bill's host memory pays for."""
     from planner.solve_report import prefix_cache_words
 
-    sc = scenario(search={"hardware": ["gh200"], "chips": [1]}, **{"cost.mode": "rent"})
+    sc = scenario(search={"hardware": ["gh200"], "chips": [1], "serving_mode": ["aggregated"]}, **{"cost.mode": "rent"})
     plan = solve(sc, catalog).best
     mem = plan["memory_gb_per_chip"]
     assert mem["prefix_cache_host"] > 0 and mem["prefix_cache_held"] >= mem["prefix_cache_host"]

@@ -242,13 +242,13 @@ def monthly_floor(hw: Hw, cfg: Config, ld: Load):
 
 def batch_context_quantile(ld: Load, batch, z):
     """The batch-mean context at standard score `z`: the mean of `batch` running requests' contexts
-    concentrates as 1 / sqrt(B) around E[in] + E[out] / 2. Prompts are capped, so their spread is at
-    most the Bhatia-Davis bound sqrt(m (cap - m)); the result never exceeds the longest prompt's
-    mid-decode context."""
-    mean_ctx = ld.in_mean + ld.out_mean / 2.0
+    concentrates as 1 / sqrt(B) around E[in] + the tokens a running sequence has generated
+    (`Load.out_running`). Prompts are capped, so their spread is at most the Bhatia-Davis bound
+    sqrt(m (cap - m)); the result never exceeds the longest prompt's context that far into a reply."""
+    mean_ctx = ld.in_mean + ld.out_running
     lognormal_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.expm1(jnp.minimum(ld.in_sigma**2, 80.0)), 0.0))
     in_sd = jnp.minimum(lognormal_sd, jnp.sqrt(jnp.maximum(ld.in_mean * (ld.in_cap - ld.in_mean), 0.0)))
-    return jnp.minimum(mean_ctx + z * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_mean / 2.0)
+    return jnp.minimum(mean_ctx + z * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_running)
 
 
 def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes):
@@ -256,7 +256,8 @@ def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_
     expensive stage: an aggregated instance (`evaluate_serving`) and a disaggregated decode pool
     (`disagg.decode_pool`) share it, so the search computes it once for both (search._row_kernel)."""
     batch = cfg.batch
-    mean_ctx = ld.in_mean + ld.out_mean / 2.0
+    # running sequences hold long replies in proportion to their length (lengths.running_output)
+    mean_ctx = ld.in_mean + ld.out_running
     in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
     out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
     # memory: batch sequences at the mean context plus headroom for one p95-long sequence

@@ -180,6 +180,7 @@ class Load(NamedTuple):
     out_sigma: Array
     out_cap: Array
     out_mean: Array
+    out_running: Array  # tokens a running sequence has generated, on average: E[out^2] / (2 E[out]) (lengths.py)
     arrival_rps: Array
     prefix_reuse: Array
     turns: Array
