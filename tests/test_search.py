@@ -97,6 +97,11 @@ def test_agreement_flags_a_real_disagreement():
     assert numpy_reference.agreement(jit, jit.copy(), np.array([0.5, 0.5, 2.0, 0.5]))["agrees"]
     moved = np.array([1.0, 2.0, 3.0, 4.0])  # a feasibility flip far from the SLO boundary
     assert not numpy_reference.agreement(jit, moved, np.array([0.5, 0.5, 0.5, 0.5]))["agrees"]
+    # the same flip where the jit's own p95 sits on its SLO (25.000002 s against 25; the twin read
+    # 24.965 s near a saturated prefill queue): a tie, by either side's reading
+    on_slo = np.array([0.5, 0.5, 1.0000001, 0.5])
+    assert numpy_reference.agreement(jit, moved, np.array([0.5, 0.5, 0.9986, 0.5]), on_slo)["agrees"]
+    assert not numpy_reference.agreement(jit, moved, np.array([0.5, 0.5, 0.9986, 0.5]), np.full(4, 0.5))["agrees"]
 
 
 def _bill(catalog, **updates) -> float:
