@@ -61,8 +61,7 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
     t_linear = linear_time(a, tokens, flops_linear, per_flop, per_flop_dense)
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)
-    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes, dense_bytes=cfg.dense_weight_bytes,
-                                 speedup=speedup)
+    chunk_bytes, _ = linear_work(a, hw, jnp.minimum(tokens, chunk), cfg.weight_bytes, dense_bytes=cfg.dense_weight_bytes)
     t_weights = chunks * (chunk_bytes + lm_head_bytes(a, cfg)) * per_byte
     t_attn_flops = seqs * attn_flops_prefill(a, new, cached) / (cfg.chips * hw.flops_bf16 * prefill_attention_mfu(hw, cfg))
     t_attn_flops = t_attn_flops * attention_spread(cfg, seqs)

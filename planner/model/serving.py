@@ -240,12 +240,18 @@ def monthly_floor(hw: Hw, cfg: Config, ld: Load):
     return cfg.replicas * cfg.chips * (hw.usd_per_hour + hw.power_usd_per_hour * ld.idle_power_fraction) * ld.hours_per_month
 
 
+def running_context(ld: Load):
+    """Mean context of a running sequence: E[in] + the tokens it has generated (`Load.out_running`:
+    the batch holds long replies in proportion to their length, lengths.running_output)."""
+    return ld.in_mean + ld.out_running
+
+
 def batch_context_quantile(ld: Load, batch, z):
     """The batch-mean context at standard score `z`: the mean of `batch` running requests' contexts
     concentrates as 1 / sqrt(B) around E[in] + the tokens a running sequence has generated
     (`Load.out_running`). Prompts are capped, so their spread is at most the Bhatia-Davis bound
     sqrt(m (cap - m)); the result never exceeds the longest prompt's context that far into a reply."""
-    mean_ctx = ld.in_mean + ld.out_running
+    mean_ctx = running_context(ld)
     lognormal_sd = ld.in_mean * jnp.sqrt(jnp.maximum(jnp.expm1(jnp.minimum(ld.in_sigma**2, 80.0)), 0.0))
     in_sd = jnp.minimum(lognormal_sd, jnp.sqrt(jnp.maximum(ld.in_mean * (ld.in_cap - ld.in_mean), 0.0)))
     return jnp.minimum(mean_ctx + z * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_running)
@@ -256,8 +262,7 @@ def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_
     expensive stage: an aggregated instance (`evaluate_serving`) and a disaggregated decode pool
     (`disagg.decode_pool`) share it, so the search computes it once for both (search._row_kernel)."""
     batch = cfg.batch
-    # running sequences hold long replies in proportion to their length (lengths.running_output)
-    mean_ctx = ld.in_mean + ld.out_running
+    mean_ctx = running_context(ld)
     in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
     out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
     # memory: batch sequences at the mean context plus headroom for one p95-long sequence

@@ -46,7 +46,7 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
     budget = float(m["serving"].prefill_budget(a, hw, cfg))
     hit = float(out["prefix_hit_rate"])
     reload_per_token = float(out["reload_s_per_token"])  # the screen's own (tiers in LRU order)
-    mean_ctx = float(ld.in_mean) + float(ld.out_running)  # the screen's running context (lengths.running_output)
+    mean_ctx = float(m["serving"].running_context(ld))
     q_mod = m["queueing"]
     stall = 1.0 / max(1.0 - rho, 1e-6)
     step50, tok50 = m["speculative"].speculative_step(a, hw, cfg, spec, cfg.batch, np.float64(mean_ctx))
@@ -95,7 +95,7 @@ def _disaggregated(plan: SimPlan) -> dict[str, Any]:
     rho = float(ld.arrival_rps) / pre_pool.instances * service
     waits_like = float(q_mod.kingman_service(np.float64(service), np.float64(scv)))
     cfg = dec_pool.cfg
-    mean_ctx = float(ld.in_mean) + float(ld.out_running)  # the screen's running context (lengths.running_output)
+    mean_ctx = float(m["serving"].running_context(ld))
     ttft, tpot = {}, {}
     for q in QUANTILES:
         service_q = float(d.service_quantile(a, hw, one, ld, np.bool_(link.shared_cache), np.float64(hit),
