@@ -7,6 +7,11 @@ re-enables it, with what exists by then frozen out of its scans). `planner solve
 its compiled kernels before the CLI is imported. At the end the interpreter's
 teardown (freeing every module and JAX's runtime, 5-8 % of a warm solve) is skipped: output is
 flushed and the exit handlers run, then the process ends.
+
+Before any of that, a command that JAX serves (`planner.resident.identity.RESIDENT_COMMANDS`) is
+offered to this user's resident worker, which has all of it loaded already; when none takes it, the
+command runs here and then starts one in the background for the next command (`PLANNER_WORKER=0`
+turns both off).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import gc
 import os
 import sys
 import threading
+import time
+
+_STARTED = time.time()
 
 
 def _start_loading_kernels(argv: list[str]) -> None:
@@ -34,9 +42,26 @@ def _start_loading_kernels(argv: list[str]) -> None:
     executables.prefetch()
 
 
+def _exit(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 def main() -> None:
     gc.disable()
-    _start_loading_kernels(sys.argv[1:])
+    argv = sys.argv[1:]
+    from planner.resident import client, identity
+
+    resident = identity.enabled() and identity.routable(argv)
+    startup_env = dict(os.environ)  # before JAX adds its own variables: what a worker must start with
+    if resident:
+        answered = client.run(argv, _STARTED)
+        if answered is not None:
+            _exit(answered)
+    _start_loading_kernels(argv)
     from planner.cli import main as cli_main
 
     try:
@@ -44,14 +69,15 @@ def main() -> None:
         code: object = 0
     except SystemExit as exc:
         code = exc.code
+    if resident:
+        for stream in (sys.stdout, sys.stderr):  # the answer first, then the worker's start
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        client.spawn(startup_env, argv)
     if not isinstance(code, int) or any(t.is_alive() and not t.daemon for t in threading.enumerate()
                                         if t is not threading.main_thread()):
         sys.exit(code)  # a message to print, or work still running: the ordinary way out
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    atexit._run_exitfuncs()
-    os._exit(code)
+    _exit(code)
 
 
 if __name__ == "__main__":

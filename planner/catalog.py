@@ -99,11 +99,26 @@ def is_config_path(ref: str) -> bool:
     return ref.endswith(".json")
 
 
-@cache
 def imported_model(path: str) -> ModelSpec:
+    """A Hugging Face config.json as a model, read again when the file changes (a long-lived process,
+    the TUI or a resident worker, sees the user's edits)."""
+    return _imported_model(path, _file_stamp(Path(path)))
+
+
+@cache
+def _imported_model(path: str, _stamp: tuple[int, int] | None) -> ModelSpec:
     from planner.hf_import import import_model
 
     return import_model(Path(path))[0]
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(size, modification time) of a file, None if it cannot be read (the reader reports why)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def tokenizer_mismatch(draft: ModelSpec, target: ModelSpec) -> str | None:
@@ -223,7 +238,11 @@ _EXTENDED: dict[tuple, tuple[Catalog, Catalog]] = {}
 
 def _extended(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, float, str], ...],
               where: str = "--price") -> Catalog:
-    key = (id(base), paths, prices)
+    # files by size and modification time too: a long-lived process (the TUI, a resident worker) reads
+    # an edited catalog again
+    stamps = tuple((p, _file_stamp(p), tuple(sorted((f.name, _file_stamp(f)) for f in p.glob("*.toml")))
+                    if p.is_dir() else ()) for p in paths)
+    key = (id(base), stamps, prices)
     if key not in _EXTENDED:  # the base is kept with the result, so its id stays unique
         _EXTENDED[key] = (base, _merge(base, paths, prices, where))
     return _EXTENDED[key][1]

@@ -373,6 +373,12 @@ def prefetch() -> None:
         thread.start()
 
 
+def wait_for_prefetch() -> None:
+    """Until the entries `prefetch` started loading are loaded (a resident worker's warm-up)."""
+    for thread, _box in list(_prefetched.values()):
+        thread.join()
+
+
 def _note_use(path: Path) -> None:
     """Remember the entries this process used (for `prefetch` in the next one); best effort."""
     if path.name in _used:

@@ -34,7 +34,16 @@ def mark(name: str) -> None:
     PHASES[name] = time.time() - _ORIGIN
 
 
-def _write() -> None:
+def restart(origin: float) -> None:
+    """Forget the phases so far and count from `origin` (a resident worker, per command: its origin
+    is when the command's own process started)."""
+    global _ORIGIN
+    PHASES.clear()
+    _ORIGIN = float(os.environ.get("PLANNER_TIMINGS_SPAWNED") or origin)
+
+
+def write() -> None:
+    """Write the phases to `PLANNER_TIMINGS`, if set (at exit, or when a worker's command ends)."""
     path = os.environ.get("PLANNER_TIMINGS")
     if not path:
         return
@@ -47,4 +56,4 @@ def _write() -> None:
 
 
 if os.environ.get("PLANNER_TIMINGS"):
-    atexit.register(_write)
+    atexit.register(write)

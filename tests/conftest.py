@@ -22,6 +22,9 @@ from planner.cli import app
 # The suite compiles ~100 kernel shapes; keep them all on disk so none is compiled twice
 # (workers and subprocesses inherit this).
 os.environ.setdefault("PLANNER_CACHE_KEEP", "400")
+# No resident worker (planner.resident) answers or outlives a test's `planner` process, unless the
+# test starts one in its own folder (tests/test_resident.py).
+os.environ["PLANNER_WORKER"] = "0"
 
 
 @pytest.fixture(autouse=True)

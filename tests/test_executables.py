@@ -3,6 +3,7 @@ an answer (corrupt, truncated, foreign or stale files are rebuilt)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import NamedTuple
@@ -269,6 +270,14 @@ def test_startup_breakdown_of_real_processes():
     # seconds: on a loaded machine the frontiers' few ms are within the noise of the plans' time)
     assert json_run["breakdown"]["compile"] == 0
     assert "frontiers" in result["warm_json_runs"][0]["phases"] and "frontiers" not in result["warm_runs"][0]["phases"]
+    assert warm["hand-over to a resident worker"] == 0  # these ran in their own processes
+    if sys.platform == "linux":  # then a resident worker: its first command loads the kernels, later ones reuse them
+        first, resident = result["worker_first"]["breakdown"], result["worker"]["breakdown"]
+        assert first["hand-over to a resident worker"] > 0 and resident["hand-over to a resident worker"] > 0
+        assert first["compile"] == 0 and first["cache load"] > 0
+        assert resident["compile"] == resident["trace + lower"] == resident["cache load"] == 0
+        assert "imports (jax, early)" not in result["worker_runs"][0]["phases"]
+        assert result["worker"]["cpu_s"] >= result["worker_runs"][0]["phases"]["worker CPU"] > 0
 
 
 def test_plans_label_the_ratios_in_the_model_order():

@@ -9,7 +9,9 @@ import sys
 
 import planner
 
-EDGES = ("planner.cli", "planner.tui", "planner.__main__")
+EDGES = ("planner.cli", "planner.tui", "planner.__main__", "planner.resident")
+"""The interfaces and the processes that run them (a resident worker runs CLI commands, as the
+console script does)."""
 
 
 def core_modules() -> list[str]:

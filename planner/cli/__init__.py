@@ -38,7 +38,7 @@ INTERNAL_ERROR = 3
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 COMMAND_MODULES = ("catalog_cmds", "file_cmds")
 OPTIONAL_COMMAND_MODULES = ("eval_cmd", "solve_cmd", "bench_cmd", "analysis_cmds", "tui_cmd", "trace_cmds",
-                           "simulate_cmd")  # registered when present
+                           "simulate_cmd", "worker_cmd")  # registered when present
 
 _debug = False
 _script = False  # started by the console script, garbage collector off (see `imports_done`)

@@ -91,10 +91,14 @@ def _startup_table(startup: dict):
     from planner import render
 
     runs = [("cold", startup["cold"])] + [(label, startup[key]) for key, label in
-                                         (("warm", "warm (median)"), ("warm_json", "warm, --format json")) if key in startup]
+                                         (("warm", "warm (median)"), ("warm_json", "warm, --format json"),
+                                          ("worker_first", "worker, 1st command"), ("worker", "worker (median)"))
+                                         if key in startup]
     columns = ("s",) + tuple(label for label, _ in runs)
     out = render.table(*columns, title="planner solve FILE, whole process", right=columns[1:],
-                       caption=f"cold: empty kernel cache; warm: {len(startup['warm_runs'])} runs reusing it; "
+                       caption=f"cold: empty kernel cache; warm: {len(startup['warm_runs'])} runs reusing it, each in "
+                               "its own process (PLANNER_WORKER=0); worker: answered by a resident worker started with "
+                               "`planner worker start` (its CPU counted with the command's). "
                                "--format json also computes the Pareto frontiers (the table does not show them). "
                                "The disaggregated prefill kernel loads or compiles in a thread beside the search kernel, "
                                "so phases can add up to more than the wall time.")

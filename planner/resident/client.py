@@ -1,0 +1,183 @@
+"""A `planner` command handed to a resident worker (`planner.resident.server`), and the worker's
+start after a command that found none.
+
+The hand-over costs a few milliseconds: this module and `identity` import nothing heavy. When no
+worker answers at once (none running, busy with another command, a different code version), the
+command runs in its own process as it always did, and `spawn` starts a worker for the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from planner.resident import identity, protocol
+
+READY_WAIT_S = 0.5
+"""How long a command waits for a worker to accept it: a busy worker's command may take seconds
+(`whatif`); running directly (~1.8 s warm) beats waiting longer."""
+
+
+def run(argv: list[str], started: float) -> int | None:
+    """The exit code of `planner ARGV` run by this user's worker for this code, or None if no worker
+    took the command (the caller then runs it)."""
+    if not identity.enabled() or not identity.routable(argv):
+        return None
+    worker_key = identity.key()
+    conn = _connect(worker_key)
+    if conn is None:
+        return None
+    with conn:
+        try:
+            hello, _ = protocol.receive(conn)
+        except (protocol.ProtocolError, OSError):
+            return None  # busy (it did not accept within READY_WAIT_S) or gone
+        if hello.get("key") != worker_key or not isinstance(hello.get("pid"), int):
+            return None
+        fds, opened = _standard_fds()
+        try:
+            umask = os.umask(0o022)
+            os.umask(umask)
+            protocol.send(conn, {"op": "run", "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
+                                 "streams": [_stream_spec(s) for s in (sys.stdin, sys.stdout, sys.stderr)],
+                                 "started": started}, fds)
+        except OSError:
+            return None  # nothing ran yet: run it here
+        finally:
+            for fd in opened:
+                os.close(fd)
+        return _wait_for_exit(conn, hello["pid"])
+
+
+def _connect(worker_key: str) -> socket.socket | None:
+    path = identity.usable_socket_path(worker_key)
+    if path is None:
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(READY_WAIT_S)
+    try:
+        conn.connect(str(path))
+    except OSError:
+        conn.close()
+        return None
+    return conn
+
+
+def _standard_fds() -> tuple[list[int], list[int]]:
+    """Descriptors 0-2 to hand over; a closed one is handed over as /dev/null (as a fresh process
+    would see it: reading gives end-of-file, writing goes nowhere). Returns (fds, opened here)."""
+    fds, opened = [], []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            fds.append(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            fds.append(devnull)
+            opened.append(devnull)
+    return fds, opened
+
+
+def _stream_spec(stream: Any) -> dict[str, Any]:
+    return {"encoding": getattr(stream, "encoding", None), "errors": getattr(stream, "errors", None),
+            "line_buffering": bool(getattr(stream, "line_buffering", False))}
+
+
+def _wait_for_exit(conn: socket.socket, worker_pid: int) -> int:
+    """Wait for the worker's exit code; Ctrl-C (and SIGTERM, SIGHUP) here interrupts the command there."""
+
+    def forward(_signum: int, _frame: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(worker_pid, signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        conn.settimeout(None)
+        reply, _ = protocol.receive(conn)
+        code = reply.get("exit")
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
+        raise protocol.ProtocolError(f"unexpected reply {reply!r}")
+    except (protocol.ProtocolError, OSError) as exc:
+        sys.stderr.write(f"internal error: the resident planner worker (pid {worker_pid}) stopped before the "
+                         f"command ended ({exc}); run it again, or set {identity.ENV_SWITCH}=0 to run "
+                         "commands in their own process\n")
+        return protocol.INTERNAL_ERROR
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def spawn(environ: dict[str, str], argv: list[str] | None = None) -> None:
+    """Start a worker for this code and `environ` (the environment this process started with, before
+    JAX added to it) in the background, unless one is starting or running (it holds the key's lock
+    file); `argv`: the command that just ran here, which the worker may repeat as its warm-up. Best
+    effort: any failure leaves things as they were."""
+    if not identity.enabled(environ):
+        return
+    import fcntl
+    import subprocess
+
+    worker_key = identity.key(environ)
+    folder = identity.runtime_dir(environ)
+    if identity.usable_socket_path(worker_key, environ) is None or not identity.private_dir(folder):
+        return
+    try:
+        with open(identity.lock_path(worker_key, environ), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    except OSError:
+        return  # held: a worker is starting or running
+    package_root = str(identity.package_root())
+    try:
+        repeat = {"argv": argv, "cwd": os.getcwd()} if argv else None
+    except OSError:  # the working folder is gone
+        return
+    bootstrap = (f"import sys; sys.path.insert(0, {package_root!r}); "
+                 f"from planner.resident.server import main; sys.exit(main({worker_key!r}, {repeat!r}))")
+    try:
+        with open(identity.log_path(worker_key, environ), "w", encoding="utf-8") as log:
+            worker = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=log, cwd="/", env=environ,
+                                      start_new_session=True, close_fds=True)
+    except OSError:
+        return
+    if sys.stderr is not None and sys.stderr.isatty():  # a person at a terminal is told; pipes stay clean
+        minutes = identity.idle_seconds(environ) / 60
+        sys.stderr.write(f"note: started a resident planner worker (pid {worker.pid}) to answer the next commands "
+                         f"without start-up; it exits after {minutes:g} idle minutes (`planner worker stop`; "
+                         f"{identity.ENV_SWITCH}=0 turns workers off)\n")
+        sys.stderr.flush()
+
+
+def wait_until_ready(worker_key: str, timeout_s: float,
+                     environ: dict[str, str] | os._Environ[str] = os.environ) -> int | None:
+    """The pid of the worker for `worker_key` once it accepts commands, or None after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = query(identity.socket_path(worker_key, environ), "status")
+        if status is not None and isinstance(status.get("pid"), int):
+            return int(status["pid"])
+        time.sleep(0.05)
+    return None
+
+
+def query(path: Any, op: str) -> dict[str, Any] | None:
+    """Ask the worker at `path` for its status, or to stop; None if it does not answer."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(READY_WAIT_S)
+    try:
+        with conn:
+            conn.connect(str(path))
+            protocol.receive(conn)
+            conn.settimeout(5.0)
+            protocol.send(conn, {"op": op})
+            reply, _ = protocol.receive(conn)
+            return reply
+    except (protocol.ProtocolError, OSError):
+        return None

@@ -1,0 +1,261 @@
+"""Resident workers (planner.resident): a command a worker answers prints, exits and reads its files
+exactly as one run in its own process; the hand-over falls back to a direct run whenever no worker
+can take the command; a worker answers only for its own code and start-up environment.
+
+The suite runs with PLANNER_WORKER=0 (conftest); the tests here start workers in their own folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import HARDWARE_TOML, REPO, TERMINAL_ENV
+
+from planner import paths
+from planner.catalog import imported_model, load_catalog
+from planner.resident import client, identity, protocol
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="resident workers run on Linux only")
+
+SEARCHED_LINE = "searched "  # the table's last line: it states the search's own wall time
+
+
+def _env(folder: Path | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in TERMINAL_ENV}
+    env["PLANNER_WORKER"] = "0" if folder is None else "1"
+    if folder is not None:
+        env["PLANNER_WORKER_DIR"] = str(folder)
+    env.update(extra)
+    return env
+
+
+def _planner(*args: str | Path, folder: Path | None, cwd: Path = REPO, timings: Path | None = None,
+             **extra: str) -> subprocess.CompletedProcess[str]:
+    """`python -m planner ARGS` (the console script's path, hand-over included)."""
+    env = _env(folder, **extra)
+    if timings is not None:
+        env["PLANNER_TIMINGS"] = str(timings)
+    return subprocess.run([sys.executable, "-m", "planner", *(str(a) for a in args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300, check=False)
+
+
+def _without_timing(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith(SEARCHED_LINE))
+
+
+def _answered_by_worker(timings: Path) -> bool:
+    return "worker answers" in json.loads(timings.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory: pytest.TempPathFactory):
+    """A worker in a folder of its own, started as a user would (`planner worker start`)."""
+    folder = tmp_path_factory.mktemp("workers")
+    started = _planner("worker", "start", "--wait", "240", folder=folder)
+    assert started.returncode == 0, started.stderr
+    yield folder
+    _planner("worker", "stop", folder=folder)
+
+
+# --------------------------------------------------------------------------- identity, no process
+
+
+def test_the_command_is_found_past_the_global_options():
+    assert identity.command_of(["--catalog", "mine.toml", "--debug", "solve", "f.toml"]) == "solve"
+    assert identity.command_of(["--price", "h100-sxm=2", "whatif", "f.toml"]) == "whatif"
+    assert identity.command_of(["--price=h100-sxm=2", "tui"]) == "tui"
+    assert identity.command_of(["--help"]) is None
+    assert identity.routable(["solve", "x.toml"]) and identity.routable(["--debug", "sweep"])
+    assert not identity.routable(["tui"]) and not identity.routable(["bench"]) and not identity.routable(["catalog"])
+
+
+def test_workers_are_switched_off_by_the_environment():
+    for off in ("0", "off", "NO", "false"):
+        assert not identity.enabled({"PLANNER_WORKER": off})
+    assert identity.enabled({}) and identity.enabled({"PLANNER_WORKER": "1"})
+
+
+def test_the_key_follows_code_and_startup_environment_not_per_command_settings(tmp_path, monkeypatch):
+    package = tmp_path / "planner"
+    package.mkdir()
+    module = package / "model.py"
+    module.write_text("x = 1\n", encoding="utf-8")
+    monkeypatch.setattr(identity, "_PACKAGE", package)
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "HOME": "/home/a"}
+    before = identity.key(env)
+    assert identity.key({**env, "PLANNER_TIMINGS": "/tmp/t.json", "COLUMNS": "80", "HOME": "/home/b",
+                         "PLANNER_CATALOG": "mine.toml"}) == before  # travel with each command
+    assert identity.key({**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}) != before
+    assert identity.key({**env, "JAX_ENABLE_X64": "1"}) != before
+    assert identity.key({**env, "PLANNER_CACHE_DIR": "/elsewhere"}) != before
+    module.write_text("x = 22\n", encoding="utf-8")  # an edit
+    assert identity.key(env) != before
+    edited = identity.key(env)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "model.cpython.pyc").write_bytes(b"\0")
+    assert identity.key(env) == edited  # compiled caches do not count
+
+
+def test_only_a_private_folder_and_a_short_path_take_a_socket(tmp_path):
+    private = tmp_path / "mine"
+    assert identity.private_dir(private)
+    assert (private.stat().st_mode & 0o777) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    assert not identity.private_dir(shared)
+    deep = {"PLANNER_WORKER_DIR": str(tmp_path / ("x" * 120))}
+    assert identity.usable_socket_path("k" * 24, deep) is None
+    assert identity.usable_socket_path("k" * 24, {"PLANNER_WORKER_DIR": "/tmp/p"}) is not None
+
+
+def test_messages_carry_file_descriptors(tmp_path):
+    left, right = socket.socketpair()
+    target = tmp_path / "out.txt"
+    with left, right, open(target, "w", encoding="utf-8") as out:
+        protocol.send(left, {"op": "run", "argv": ["solve", "ü.toml"]}, [out.fileno()])
+        message, fds = protocol.receive(right, max_fds=3)
+        assert message == {"op": "run", "argv": ["solve", "ü.toml"]}
+        assert len(fds) == 1
+        os.write(fds[0], b"through the passed descriptor")
+        os.close(fds[0])
+    assert target.read_text(encoding="utf-8") == "through the passed descriptor"
+    a, b = socket.socketpair()
+    with a, b:
+        a.close()
+        with pytest.raises(protocol.ProtocolError):
+            protocol.receive(b)
+
+
+def test_no_worker_means_the_command_runs_itself(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANNER_WORKER", "1")
+    monkeypatch.setenv("PLANNER_WORKER_DIR", str(tmp_path))
+    monkeypatch.setattr(client, "READY_WAIT_S", 0.2)
+    assert client.run(["solve", "x.toml"], time.time()) is None  # no socket at all
+    path = identity.socket_path(identity.key())
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file of a worker that died
+    assert client.run(["solve", "x.toml"], time.time()) is None
+    path.unlink()
+    busy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    busy.bind(str(path))
+    busy.listen(1)  # listening, never accepting: a worker busy with another command
+    with busy:
+        started = time.monotonic()
+        assert client.run(["solve", "x.toml"], time.time()) is None
+        assert time.monotonic() - started < 2.0
+    assert client.run(["tui"], time.time()) is None  # never handed over
+    monkeypatch.setenv("PLANNER_WORKER", "0")
+    assert client.run(["solve", "x.toml"], time.time()) is None
+
+
+def test_an_edited_user_catalog_or_config_is_read_again(tmp_path):
+    """A long-lived process (a worker, the TUI) must see the user's edits between commands."""
+    catalog = tmp_path / "mine.toml"
+    catalog.write_text(HARDWARE_TOML, encoding="utf-8")
+    assert load_catalog(extra=(catalog,)).hardware["test-gpu"].usd_per_hour == 3.0
+    assert load_catalog(extra=(catalog,)) is load_catalog(extra=(catalog,))  # unchanged: read once
+    catalog.write_text(HARDWARE_TOML.replace("usd_per_hour = 3.0", "usd_per_hour = 4.25"), encoding="utf-8")
+    assert load_catalog(extra=(catalog,)).hardware["test-gpu"].usd_per_hour == 4.25
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.toml").write_text(HARDWARE_TOML, encoding="utf-8")
+    assert "test-gpu-2" not in load_catalog(extra=(folder,)).hardware
+    (folder / "b.toml").write_text(HARDWARE_TOML.replace('id = "test-gpu"', 'id = "test-gpu-2"'), encoding="utf-8")
+    assert "test-gpu-2" in load_catalog(extra=(folder,)).hardware  # a file added to a catalog folder
+
+    config = tmp_path / "config.json"
+    source = json.loads((REPO / "tests" / "data" / "hf-configs" / "meta-llama--Meta-Llama-3.1-8B_config.json")
+                        .read_text(encoding="utf-8"))
+    config.write_text(json.dumps(source), encoding="utf-8")
+    layers = imported_model(str(config)).layers
+    source["num_hidden_layers"] = layers + 2
+    config.write_text(json.dumps(source), encoding="utf-8")
+    assert imported_model(str(config)).layers == layers + 2
+
+
+# --------------------------------------------------------------------------- a real worker
+
+
+def test_a_worker_answers_as_its_own_process_would(worker, tmp_path):
+    scenario = paths.scenarios_dir() / "chat.toml"
+    timings = tmp_path / "phases.json"
+    via = _planner("solve", scenario, folder=worker, timings=timings, COLUMNS="150")
+    assert _answered_by_worker(timings)
+    direct = _planner("solve", scenario, folder=None, COLUMNS="150")
+    assert via.returncode == direct.returncode == 0
+    assert _without_timing(via.stdout) == _without_timing(direct.stdout)
+    assert via.stderr == direct.stderr
+    narrow = _planner("solve", scenario, folder=worker, COLUMNS="100")  # the terminal's width travels
+    assert _without_timing(narrow.stdout) == _without_timing(_planner("solve", scenario, folder=None,
+                                                                          COLUMNS="100").stdout)
+    assert narrow.stdout != via.stdout
+    as_json = _planner("solve", scenario, "-f", "json", "--top", "2", folder=worker)
+    assert json.loads(as_json.stdout)["best"] == json.loads(
+        _planner("solve", scenario, "-f", "json", "--top", "2", folder=None).stdout)["best"]
+
+
+def test_errors_exit_codes_paths_and_environment_travel_with_each_command(worker, tmp_path):
+    # bad input: the same one line and exit code 2
+    missing = _planner("solve", "no-such-file.toml", folder=worker, timings=tmp_path / "t1.json")
+    assert _answered_by_worker(tmp_path / "t1.json")
+    direct = _planner("solve", "no-such-file.toml", folder=None)
+    assert missing.returncode == direct.returncode == 2
+    assert missing.stderr == direct.stderr and len(missing.stderr.splitlines()) == 1
+    # a relative path, from the command's own working folder
+    here = tmp_path / "project"
+    here.mkdir()
+    (here / "s.toml").write_text((paths.scenarios_dir() / "chat.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    relative = _planner("solve", "s.toml", "--top", "1", folder=worker, cwd=here)
+    assert relative.returncode == 0, relative.stderr
+    # a user catalog given by the environment applies to that command only
+    catalog = here / "prices.toml"
+    catalog.write_text(HARDWARE_TOML, encoding="utf-8")
+    priced = _planner("--price", "h100-sxm=0.5", "solve", "s.toml", "-f", "json", folder=worker, cwd=here,
+                      PLANNER_CATALOG=str(catalog))
+    plain = _planner("solve", "s.toml", "-f", "json", folder=worker, cwd=here)
+    assert priced.returncode == plain.returncode == 0, priced.stderr + plain.stderr
+    assert priced.stdout != plain.stdout
+    assert json.loads(plain.stdout)["best"] == json.loads(
+        _planner("solve", "s.toml", "-f", "json", folder=None, cwd=here).stdout)["best"]
+
+
+def test_ctrl_c_stops_the_command_in_the_worker_not_the_worker(worker, tmp_path):
+    scenario = paths.scenarios_dir() / "agentic-coding.toml"
+    env = _env(worker)
+    proc = subprocess.Popen([sys.executable, "-m", "planner", "whatif", str(scenario)], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err  # as a command in its own process exits on Ctrl-C
+    status = _planner("worker", "status", folder=worker)
+    assert "0 commands answered" not in status.stdout and "pid" in status.stdout
+
+
+def test_a_command_starts_a_worker_for_the_next_and_it_idles_out(tmp_path):
+    folder = tmp_path / "w"
+    scenario = paths.scenarios_dir() / "chat.toml"
+    first = _planner("solve", scenario, "--top", "1", folder=folder, timings=tmp_path / "t1.json",
+                     PLANNER_WORKER_IDLE_S="20")
+    assert first.returncode == 0 and not _answered_by_worker(tmp_path / "t1.json")
+    env = _env(folder, PLANNER_WORKER_IDLE_S="20")
+    key = identity.key(env)
+    assert client.wait_until_ready(key, 240.0, env) is not None, (folder / f"{key}.log").read_text(encoding="utf-8")
+    second = _planner("solve", scenario, "--top", "1", folder=folder, timings=tmp_path / "t2.json",
+                      PLANNER_WORKER_IDLE_S="20")
+    assert _answered_by_worker(tmp_path / "t2.json")
+    assert _without_timing(second.stdout) == _without_timing(first.stdout)
+    deadline = time.monotonic() + 120
+    while (folder / f"{key}.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not (folder / f"{key}.sock").exists()  # idle for 20 s: gone, socket removed
