@@ -321,6 +321,11 @@ def _upgrade(name: str, make: Callable[[], Any], args: Sequence[Any], k: str) ->
     thread.start()
 
 
+def upgrades_running() -> int:
+    """How many kernels are being built in the background now (a resident worker's status)."""
+    return sum(thread.is_alive() for thread in list(_upgrades.values()))
+
+
 def wait_for_upgrades() -> float:
     """Wait for the background builds `compiled` started (`planner bench --tui` times the edits
     after them: the steady state); returns the seconds waited."""

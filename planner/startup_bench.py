@@ -98,11 +98,16 @@ def startup_breakdown(scenario: Path, warm_runs: int = 3) -> dict[str, Any]:
     return result
 
 
+BUILD_WAIT_S = 600.0
+
+
 def _worker_runs(scenario: Path, cache: Path, runs: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """A resident worker started in a folder of its own (`planner worker start`), its first command
     (it loads its kernels then, as the first command after `planner worker start` would) and `runs`
-    more; the worker is stopped after. ([], None) where workers do not run."""
-    from planner.resident import identity
+    more, timed once the kernels it builds for repeated runs (asked for by a second command, as in
+    the TUI) are built: the steady state. The worker is stopped after. (None, []) where workers do
+    not run."""
+    from planner.resident import client, identity
 
     if not runs or not identity.enabled({}):
         return None, []
@@ -114,6 +119,14 @@ def _worker_runs(scenario: Path, cache: Path, runs: int) -> tuple[dict[str, Any]
             raise RuntimeError(f"planner worker start exited {started.returncode}: {started.stderr.strip()[-500:]}")
         try:
             first = _run_once(scenario, cache, workers=Path(folder))
+            _run_once(scenario, cache, workers=Path(folder))  # asks for the kernels a second time
+            socket_path = identity.socket_path(identity.key(env), env)
+            deadline = time.monotonic() + BUILD_WAIT_S
+            while time.monotonic() < deadline:
+                state = client.query(socket_path, "status")
+                if state is not None and not state.get("building_kernels"):
+                    break
+                time.sleep(0.5)
             resident = [_run_once(scenario, cache, workers=Path(folder)) for _ in range(runs)]
         finally:
             subprocess.run([*command, "worker", "stop"], env=env, capture_output=True, check=False)

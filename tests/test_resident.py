@@ -232,14 +232,20 @@ def test_errors_exit_codes_paths_and_environment_travel_with_each_command(worker
 def test_ctrl_c_stops_the_command_in_the_worker_not_the_worker(worker, tmp_path):
     scenario = paths.scenarios_dir() / "agentic-coding.toml"
     env = _env(worker)
+    socket_path = identity.socket_path(identity.key(env), env)
+    assert client.query(socket_path, "status") is not None
     proc = subprocess.Popen([sys.executable, "-m", "planner", "whatif", str(scenario)], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)
+    deadline = time.monotonic() + 120
+    while client.query(socket_path, "status") is not None:  # it answers again once the command is done
+        assert proc.poll() is None and time.monotonic() < deadline, "the command never reached the worker"
+        time.sleep(0.1)
+    time.sleep(0.5)  # well inside the command (whatif runs for seconds)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err  # as a command in its own process exits on Ctrl-C
-    status = _planner("worker", "status", folder=worker)
-    assert "0 commands answered" not in status.stdout and "pid" in status.stdout
+    status = client.query(socket_path, "status")
+    assert status is not None and status["served"] >= 1  # the worker lives on
 
 
 def test_a_command_starts_a_worker_for_the_next_and_it_idles_out(tmp_path):
@@ -259,3 +265,15 @@ def test_a_command_starts_a_worker_for_the_next_and_it_idles_out(tmp_path):
     while (folder / f"{key}.sock").exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not (folder / f"{key}.sock").exists()  # idle for 20 s: gone, socket removed
+
+
+def test_worker_commands_without_a_worker(invoke, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANNER_WORKER_DIR", str(tmp_path / "none"))
+    status = invoke("worker", "status")
+    assert status.exit_code == 0
+    assert "resident workers are off (PLANNER_WORKER=0)" in status.stdout  # the suite's setting
+    assert f"no worker running (folder {tmp_path / 'none'})" in status.stdout
+    assert invoke("worker", "stop").stdout == "stopped 0 workers\n"
+    refused = invoke("worker", "start")
+    assert refused.exit_code == 2
+    assert refused.stderr == "error: resident workers are off (PLANNER_WORKER=0); unset it to start one\n"

@@ -51,8 +51,10 @@ def status() -> None:
             typer.echo(f"{key}: busy or not answering ({mine})")
             continue
         age = time.time() - float(state.get("started", time.time()))
+        building = int(state.get("building_kernels") or 0)
+        also = f", building {building} kernel{'s' if building != 1 else ''} for repeated runs" if building else ""
         typer.echo(f"{key}: pid {state.get('pid')}, up {age:.0f} s, {state.get('served')} commands answered, "
-                   f"idle {state.get('idle_s')} s, {state.get('rss_mb')} MB resident ({mine})")
+                   f"idle {state.get('idle_s')} s, {state.get('rss_mb')} MB resident{also} ({mine})")
 
 
 @worker_app.command("start")

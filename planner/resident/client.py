@@ -28,6 +28,10 @@ def run(argv: list[str], started: float) -> int | None:
     took the command (the caller then runs it)."""
     if not identity.enabled() or not identity.routable(argv):
         return None
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None  # the working folder is gone: the command reports it in its own process
     worker_key = identity.key()
     conn = _connect(worker_key)
     if conn is None:
@@ -43,7 +47,7 @@ def run(argv: list[str], started: float) -> int | None:
         try:
             umask = os.umask(0o022)
             os.umask(umask)
-            protocol.send(conn, {"op": "run", "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
+            protocol.send(conn, {"op": "run", "argv": argv, "cwd": cwd, "env": dict(os.environ), "umask": umask,
                                  "streams": [_stream_spec(s) for s in (sys.stdin, sys.stdout, sys.stderr)],
                                  "started": started}, fds)
         except OSError:

@@ -87,6 +87,7 @@ class Worker:
             if now >= next_check:
                 if not self._still_current():
                     return
+                _release_memory()  # what a kernel built in the background meanwhile left behind
                 next_check = now + CHECK_S
             try:
                 ready, _, _ = select.select([self.listener], [], [], min(idle - (now - self.last), CHECK_S))
@@ -133,11 +134,25 @@ class Worker:
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            self.last = time.monotonic()
+        if op == "run":
+            _release_memory()  # after the reply: the caller does not wait for it
+        self.last = time.monotonic()
 
     def status(self) -> dict[str, Any]:
+        from planner import executables
+
         return {"pid": os.getpid(), "key": self.key, "started": self.started, "served": self.served,
-                "idle_s": round(time.monotonic() - self.last, 1), "rss_mb": _rss_mb()}
+                "idle_s": round(time.monotonic() - self.last, 1), "rss_mb": _rss_mb(),
+                "building_kernels": executables.upgrades_running()}
+
+
+def _release_memory() -> None:
+    """Give freed heap pages back to the system (glibc keeps them by default): a command's arrays
+    and a kernel build's compiler memory would otherwise stay in the worker's resident size."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -164,7 +179,7 @@ def _stream(fd: int, spec: dict[str, Any], mode: str) -> io.TextIOWrapper:
 
 def run_command(request: dict[str, Any], fds: list[int]) -> int:
     """Run one `planner` command as the caller's process would, and return its exit code."""
-    from planner import timing
+    from planner import executables, timing
 
     global _in_command
     saved_env = dict(os.environ)
@@ -188,6 +203,7 @@ def run_command(request: dict[str, Any], fds: list[int]) -> int:
         sys.argv = ["planner", *argv]
         timing.restart(float(request.get("started") or time.time()))
         timing.mark("worker answers")
+        executables.new_round()
         cpu = os.times()
         _in_command = True
         signal.signal(signal.SIGINT, signal.default_int_handler)  # the caller's Ctrl-C, forwarded
@@ -284,8 +300,11 @@ def main(expected_key: str | None = None, repeat: dict[str, Any] | None = None) 
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # another worker for this key is starting or running
+    from planner import executables
+
     gc.disable()
-    warm_up(repeat)
+    with executables.interactive_kernels():
+        warm_up(repeat)
     gc.collect()
     gc.freeze()
     gc.enable()
@@ -303,13 +322,16 @@ def main(expected_key: str | None = None, repeat: dict[str, Any] | None = None) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # taken only while a command runs (run_command)
     _terminate(worker)
     try:
-        worker.serve()
+        with executables.interactive_kernels():
+            worker.serve()
     finally:
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == worker.inode:
                 path.unlink()
         listener.close()
-    return 0
+    # A kernel build may still run in a background thread: the interpreter's teardown would abort
+    # inside XLA's compiler, so the process ends here (the log is unbuffered; nothing else to flush).
+    os._exit(0)
 
 
 if __name__ == "__main__":
