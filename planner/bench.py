@@ -75,6 +75,7 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
 
     return {
         **_disaggregated(grid, repeat, jit_s),
+        "repeated_runs_kernel": _repeated_runs_kernel(grid, repeat),
         "table_stage": _pruned(grid, repeat),
         "solve_table": _solve_table(scenario, catalog, repeat),
         "scenario": scenario.name,
@@ -99,6 +100,39 @@ def run_bench(scenario: Scenario, catalog: Catalog, repeat: int = 5, python_samp
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
     }
+
+
+def _repeated_runs_kernel(grid, repeat: int) -> dict[str, Any]:
+    """The search with the kernel compiled for running many times (`executables.interactive_kernels`:
+    what the TUI and a resident worker run once it is built) against the one-shot kernel a
+    `planner solve` process runs, runs interleaved so that both see the same machine. The build
+    (asked for by a second round, as a second edit or command asks for it) is waited for, not timed.
+    Empty where the two kernels are the same (GPUs, an older jaxlib)."""
+    from planner import executables
+    from planner.search import run_grid
+
+    with executables.interactive_kernels():
+        if not executables.interactive():
+            return {}
+        run_grid(grid)
+        executables.new_round()
+        run_grid(grid)  # a second round asks for it again: the build starts in the background
+        waited = executables.wait_for_upgrades()
+        run_grid(grid)  # loads it (and checks its first run)
+    one_shot: list[float] = []
+    repeated: list[float] = []
+    for _ in range(repeat):
+        _timed(lambda: run_grid(grid), 1, one_shot)
+        with executables.interactive_kernels():
+            _timed(lambda: run_grid(grid), 1, repeated)
+    configs = grid.size
+    return {"seconds": round(statistics.median(repeated), 4),
+            "configs_per_s": round(configs / statistics.median(repeated)),
+            "configs_per_s_best": round(configs / min(repeated)),
+            "one_shot_seconds": round(statistics.median(one_shot), 4),
+            "one_shot_configs_per_s": round(configs / statistics.median(one_shot)),
+            "ratio": round(statistics.median(repeated) / statistics.median(one_shot), 3),
+            "build_wait_s": round(waited, 2)}
 
 
 def _pruned(grid, repeat: int) -> dict[str, Any]:

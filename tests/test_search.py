@@ -243,6 +243,12 @@ def test_bench_reports_its_figures_as_json(invoke):
     assert 0 < table["slots_evaluated"] <= table["slots"] and table["ratio"] > 0
     solved = data["solve_table"]  # the whole table stage, pruned as `solve` runs it for a table
     assert solved["same_best"] is True and solved["seconds"] > 0 and solved["unpruned_seconds"] > 0
+    repeated = data["repeated_runs_kernel"]  # the TUI's and a worker's kernel, where it differs
+    if executables._options_differ():
+        assert repeated["seconds"] > 0 and repeated["one_shot_seconds"] > 0 and repeated["build_wait_s"] >= 0
+        assert repeated["ratio"] == pytest.approx(repeated["seconds"] / repeated["one_shot_seconds"], abs=0.01)
+    else:
+        assert repeated == {}
 
 
 def test_tui_bench_times_edits_in_the_real_app(invoke, tmp_path):

@@ -62,6 +62,11 @@ def bench(
     out.add_row("speed-up vs Python loop", f"{result['speedup_vs_python']:,.0f}x")
     out.add_row("numpy agrees with jit", ("yes" if result["numpy_agrees"] else "NO")
                 + f" ({result['numpy_feasibility_flips_at_slo_boundary']} ties at an SLO boundary)")
+    repeated = result.get("repeated_runs_kernel")
+    if repeated:
+        out.add_row("configurations / s, kernel for repeated runs (TUI, resident worker)",
+                    f"{repeated['configs_per_s']:,} ({repeated['ratio']:.2f}x the time of the one-shot kernel's "
+                    f"{repeated['one_shot_configs_per_s']:,}, interleaved; fastest {repeated['configs_per_s_best']:,})")
     table = result.get("table_stage")
     if table:
         out.add_row("table stage, pruned (TUI, aggregated solve), s",

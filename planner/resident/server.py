@@ -302,6 +302,8 @@ def main(expected_key: str | None = None, repeat: dict[str, Any] | None = None) 
         return 0  # another worker for this key is starting or running
     from planner import executables
 
+    global _log_fd
+    _log_fd = os.dup(2)  # the log, where fd 2 returns after each command (the warm-up's too)
     gc.disable()
     with executables.interactive_kernels():
         warm_up(repeat)
@@ -315,8 +317,6 @@ def main(expected_key: str | None = None, repeat: dict[str, Any] | None = None) 
     listener.bind(str(path))
     os.chmod(path, 0o600)
     listener.listen(8)
-    global _log_fd
-    _log_fd = os.dup(2)
     _detach_streams()
     worker = Worker(worker_key, listener, path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # taken only while a command runs (run_command)
