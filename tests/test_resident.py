@@ -248,6 +248,41 @@ def test_ctrl_c_stops_the_command_in_the_worker_not_the_worker(worker, tmp_path)
     assert status is not None and status["served"] >= 1  # the worker lives on
 
 
+def test_without_a_terminal_a_command_starts_no_worker_unless_asked(tmp_path):
+    assert identity.auto_start({}, at_terminal=True) and not identity.auto_start({}, at_terminal=False)
+    assert identity.auto_start({"PLANNER_WORKER": "1"}, at_terminal=False)
+    assert not identity.auto_start({"PLANNER_WORKER": "0"}, at_terminal=True)
+    folder = tmp_path / "w"
+    env = {k: v for k, v in _env(folder).items() if k != "PLANNER_WORKER"}  # unset: the default
+    ran = subprocess.run([sys.executable, "-m", "planner", "solve", "no-such-file.toml"], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=300, check=False)  # pipes, no terminal
+    assert ran.returncode == 2
+    time.sleep(1.0)
+    assert not list(folder.glob("*.lock"))  # no worker was started
+
+
+def test_a_command_starts_no_worker_beside_two_running(tmp_path, monkeypatch):
+    import fcntl
+
+    folder = tmp_path / "w"
+    env = _env(folder)
+    assert identity.private_dir(folder)
+    held = [open(folder / f"other{i}.lock", "a") for i in range(identity.MAX_WORKERS)]  # noqa: SIM115
+    try:
+        for lock in held:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as two live workers hold theirs
+        started = []
+        monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
+        client.spawn(env, ["solve", "x.toml"])
+        assert started == []
+        held[0].close()  # one of them exits
+        client.spawn(env, ["solve", "x.toml"])
+        assert len(started) == 1
+    finally:
+        for lock in held:
+            lock.close()
+
+
 def test_a_command_starts_a_worker_for_the_next_and_it_idles_out(tmp_path):
     folder = tmp_path / "w"
     scenario = paths.scenarios_dir() / "chat.toml"

@@ -70,7 +70,7 @@ def start(
         raise PlannerError(f"resident workers are off ({identity.ENV_SWITCH}={_switch()}); unset it to start one")
     environ = dict(os.environ)
     key = identity.key(environ)
-    client.spawn(environ)
+    client.spawn(environ, asked=True)
     pid = client.wait_until_ready(key, wait)
     if pid is None:
         raise PlannerError(f"no worker answered within {wait:g} s (its log: {identity.log_path(key)})")

@@ -117,26 +117,24 @@ def _wait_for_exit(conn: socket.socket, worker_pid: int) -> int:
             signal.signal(sig, handler)
 
 
-def spawn(environ: dict[str, str], argv: list[str] | None = None) -> None:
+def spawn(environ: dict[str, str], argv: list[str] | None = None, asked: bool = False) -> None:
     """Start a worker for this code and `environ` (the environment this process started with, before
     JAX added to it) in the background, unless one is starting or running (it holds the key's lock
     file); `argv`: the command that just ran here, which the worker may repeat as its warm-up. Best
-    effort: any failure leaves things as they were."""
-    if not identity.enabled(environ):
+    effort: any failure leaves things as they were. `asked` (`planner worker start`): started
+    whether or not a terminal is attached and however many other workers run."""
+    at_terminal = any(_isatty(s) for s in (sys.stdin, sys.stdout, sys.stderr))
+    if not (identity.enabled(environ) if asked else identity.auto_start(environ, at_terminal)):
         return
-    import fcntl
     import subprocess
 
     worker_key = identity.key(environ)
     folder = identity.runtime_dir(environ)
     if identity.usable_socket_path(worker_key, environ) is None or not identity.private_dir(folder):
         return
-    try:
-        with open(identity.lock_path(worker_key, environ), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    except OSError:
-        return  # held: a worker is starting or running
+    running = _running_workers(folder)
+    if identity.lock_path(worker_key, environ).name in running or (len(running) >= identity.MAX_WORKERS and not asked):
+        return  # this one is starting or running; or enough others are (each holds its lock file)
     package_root = str(identity.package_root())
     try:
         repeat = {"argv": argv, "cwd": os.getcwd()} if argv else None
@@ -151,12 +149,34 @@ def spawn(environ: dict[str, str], argv: list[str] | None = None) -> None:
                                       start_new_session=True, close_fds=True)
     except OSError:
         return
-    if sys.stderr is not None and sys.stderr.isatty():  # a person at a terminal is told; pipes stay clean
+    if not asked and _isatty(sys.stderr):  # a person at a terminal is told; pipes stay clean
         minutes = identity.idle_seconds(environ) / 60
         sys.stderr.write(f"note: started a resident planner worker (pid {worker.pid}) to answer the next commands "
                          f"without start-up; it exits after {minutes:g} idle minutes (`planner worker stop`; "
                          f"{identity.ENV_SWITCH}=0 turns workers off)\n")
         sys.stderr.flush()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _running_workers(folder: Any) -> set[str]:
+    """Names of the lock files in `folder` that a live worker holds (a lock dies with its process)."""
+    import fcntl
+
+    held = set()
+    for path in folder.glob("*.lock"):
+        try:
+            with open(path, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        except OSError:
+            held.add(path.name)
+    return held
 
 
 def wait_until_ready(worker_key: str, timeout_s: float,

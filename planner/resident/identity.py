@@ -20,7 +20,12 @@ import sys
 from pathlib import Path
 
 ENV_SWITCH = "PLANNER_WORKER"
-"""`0`, `off`, `no` or `false`: never use or start a resident worker."""
+"""`0`, `off`, `no` or `false`: never use or start a resident worker. `1`, `on`, `yes` or `true`:
+a command that finds none starts one even without a terminal. Unset: started from a terminal only
+(a script or a test harness uses a running worker but never leaves one behind)."""
+MAX_WORKERS = 2
+"""Workers a command may start beside those running (one per code version or start-up
+environment: a second kernel cache folder is a second worker; ~550 MB each)."""
 ENV_DIR = "PLANNER_WORKER_DIR"
 """Where workers put their sockets (default `$XDG_RUNTIME_DIR/planner`, else `/tmp/planner-<uid>`)."""
 ENV_IDLE = "PLANNER_WORKER_IDLE_S"
@@ -47,6 +52,14 @@ def enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
     and checks the peer's user id, both Linux-specific as written)."""
     value = environ.get(ENV_SWITCH, "").strip().lower()
     return sys.platform == "linux" and value not in {"0", "off", "no", "false"}
+
+
+def auto_start(environ: dict[str, str] | os._Environ[str], at_terminal: bool) -> bool:
+    """Whether a command that found no worker starts one (see ENV_SWITCH)."""
+    value = environ.get(ENV_SWITCH, "").strip().lower()
+    if not enabled(environ):
+        return False
+    return value in {"1", "on", "yes", "true"} or at_terminal
 
 
 def command_of(argv: list[str]) -> str | None:
