@@ -102,6 +102,11 @@ def test_the_key_follows_code_and_startup_environment_not_per_command_settings(t
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "model.cpython.pyc").write_bytes(b"\0")
     assert identity.key(env) == edited  # compiled caches do not count
+    for alias in ("python", "python3"):  # the console script's shebang names python3, `python -m` python
+        same = Path(sys.executable).with_name(alias)
+        if same.exists() and os.path.realpath(same) == os.path.realpath(sys.executable):
+            monkeypatch.setattr(sys, "executable", str(same))
+            assert identity.key(env) == edited
 
 
 def test_only_a_private_folder_and_a_short_path_take_a_socket(tmp_path):

@@ -136,7 +136,9 @@ def key(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
     (installing, upgrading or removing a package adds or removes entries there); the script's own
     folder or working folder on `sys.path` does not count."""
     digest = hashlib.sha256()
-    digest.update(f"{sys.executable}\0{sys.version}\0{os.getuid()}\n".encode())
+    # the interpreter by its real file and its environment (`.venv/bin/python` and the console
+    # script's `.venv/bin/python3` are one interpreter)
+    digest.update(f"{os.path.realpath(sys.executable)}\0{sys.prefix}\0{sys.version}\0{os.getuid()}\n".encode())
     for name in sorted(environ):
         if name.startswith(_STARTUP_ENV_PREFIXES):
             digest.update(f"env {name}={environ[name]}\n".encode())
