@@ -195,7 +195,8 @@ def load_catalog(hardware_dir: Path | None = None, models_file: Path | None = No
                  extra: tuple[Path, ...] | None = None,
                  prices: tuple[tuple[str, float, str], ...] | None = None) -> Catalog:
     """The bundled catalog plus user catalogs (`extra`, by default `PLANNER_CATALOG` then `--catalog`)
-    and price overrides (by default `--price`); each combination is read once per process."""
+    and price overrides (by default `--price`); each combination is read once per process, and again
+    when one of its files changes."""
     extra = user_catalog_paths() if extra is None else tuple(extra)
     prices = _user_prices if prices is None else tuple(prices)
     base = _load_bundled(hardware_dir, models_file)
