@@ -317,3 +317,38 @@ def test_worker_commands_without_a_worker(invoke, tmp_path, monkeypatch):
     refused = invoke("worker", "start")
     assert refused.exit_code == 2
     assert refused.stderr == "error: resident workers are off (PLANNER_WORKER=0); unset it to start one\n"
+
+
+def test_status_and_stop_reach_a_busy_worker_and_clear_a_dead_ones_socket(tmp_path, monkeypatch):
+    import fcntl
+
+    folder = tmp_path / "w"
+    assert identity.private_dir(folder)
+    monkeypatch.setenv("PLANNER_WORKER_DIR", str(folder))
+    dead = folder / "dead.sock"
+    gone = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    gone.bind(str(dead))
+    gone.close()  # a worker killed with SIGKILL leaves its socket; nobody holds its lock
+    busy_path = folder / "busy.sock"
+    busy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    busy.bind(str(busy_path))
+    busy.listen(1)  # never accepts: a command in hand
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with open(folder / "busy.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock.write(f"{sleeper.pid}\n")  # the busy worker's pid, as a worker writes its own
+            lock.flush()
+            monkeypatch.setattr(client, "READY_WAIT_S", 0.2)
+            from planner.cli.worker_cmd import _workers
+
+            found = _workers()
+            assert [(key, state, pid) for key, state, pid in found] == [("busy", None, sleeper.pid)]
+            assert not dead.exists()
+            from planner.cli.worker_cmd import stop
+
+            stop()
+            assert sleeper.wait(timeout=10) == -signal.SIGTERM  # the busy one got SIGTERM
+    finally:
+        busy.close()
+        sleeper.kill()

@@ -22,14 +22,24 @@ def register(app: typer.Typer) -> None:
     app.add_typer(worker_app, name="worker", rich_help_panel="Workers")
 
 
-def _workers() -> list[tuple[str, dict | None]]:
-    """(key, status or None if it does not answer) for every socket in this user's worker folder."""
+def _workers() -> list[tuple[str, dict | None, int | None]]:
+    """(key, status or None if it does not answer, pid holding its lock or None) for every socket in
+    this user's worker folder. A socket whose worker is gone (killed: nobody holds its lock) is
+    removed."""
     from planner.resident import client, identity
 
     folder = identity.runtime_dir()
     if not folder.is_dir():
         return []
-    return [(path.stem, client.query(path, "status")) for path in sorted(folder.glob("*.sock"))]
+    found = []
+    for path in sorted(folder.glob("*.sock")):
+        state = client.query(path, "status")
+        pid = client.holder(path.with_suffix(".lock"))
+        if state is None and pid is None:
+            path.unlink(missing_ok=True)
+            continue
+        found.append((path.stem, state, pid))
+    return found
 
 
 @worker_app.command("status")
@@ -45,10 +55,10 @@ def status() -> None:
     if not found:
         typer.echo(f"no worker running (folder {identity.runtime_dir()})")
         return
-    for key, state in found:
+    for key, state, pid in found:
         mine = "this code and environment" if key == current else "another code version or environment"
         if state is None:
-            typer.echo(f"{key}: busy or not answering ({mine})")
+            typer.echo(f"{key}: pid {pid}, busy with a command or starting ({mine})")
             continue
         age = time.time() - float(state.get("started", time.time()))
         building = int(state.get("building_kernels") or 0)
@@ -80,12 +90,21 @@ def start(
 @worker_app.command("stop")
 def stop() -> None:
     """Stop every worker of this user (one busy with a command stops after it)."""
+    import os
+    import signal
+
     from planner.resident import client, identity
 
     stopped = 0
-    for key, _state in _workers():
+    for key, _state, pid in _workers():
         if client.query(identity.socket_path(key), "stop") is not None:
             stopped += 1
+        elif pid is not None and pid > 0:  # busy: SIGTERM stops it after its command
+            try:
+                os.kill(pid, signal.SIGTERM)
+                stopped += 1
+            except OSError:
+                pass
     typer.echo(f"stopped {stopped} worker{'s' if stopped != 1 else ''}")
 
 

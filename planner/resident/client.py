@@ -164,19 +164,27 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _running_workers(folder: Any) -> set[str]:
-    """Names of the lock files in `folder` that a live worker holds (a lock dies with its process)."""
+def holder(lock: Any) -> int | None:
+    """The pid of the live worker holding lock file `lock`, or None if no process holds it."""
     import fcntl
 
-    held = set()
-    for path in folder.glob("*.lock"):
-        try:
-            with open(path, "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(lock, fcntl.LOCK_UN)
-        except OSError:
-            held.add(path.name)
-    return held
+    try:
+        with open(lock, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                text = f.read().strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:
+        return None
+    return None
+
+
+def _running_workers(folder: Any) -> set[str]:
+    """Names of the lock files in `folder` that a live worker holds (a lock dies with its process)."""
+    return {path.name for path in folder.glob("*.lock") if holder(path) is not None}
 
 
 def wait_until_ready(worker_key: str, timeout_s: float,

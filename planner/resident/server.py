@@ -300,6 +300,9 @@ def main(expected_key: str | None = None, repeat: dict[str, Any] | None = None) 
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # another worker for this key is starting or running
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")  # `planner worker stop` signals a worker too busy to answer
+    lock.flush()
     from planner import executables
 
     global _log_fd
