@@ -41,9 +41,11 @@ _VALUED_GLOBAL_OPTIONS = ("--catalog", "--price")
 
 # Environment read when modules are imported or JAX starts: a worker started under other values
 # would not answer as a fresh process would. (`PLANNER_TIMINGS*` travel with each request instead.)
-# The locale counts too: Python fixes its default file encoding at start-up.
+# The locale counts too: Python fixes its default file encoding at start-up; and so do the variables
+# Typer reads when it is imported (its help and usage errors: width, colour).
 _STARTUP_ENV_PREFIXES = ("JAX_", "XLA_", "PYTHON", "OMP_", "MKL_", "OPENBLAS_", "NPY_", "LD_",
-                         "PLANNER_CACHE_", "LC_", "LANG", "TZ")
+                         "PLANNER_CACHE_", "LC_", "LANG", "TZ", "TYPER_", "_TYPER_", "TERMINAL_WIDTH",
+                         "GITHUB_ACTIONS", "FORCE_COLOR", "PY_COLORS")
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
