@@ -37,10 +37,25 @@ def _env(folder: Path | None, **extra: str) -> dict[str, str]:
     return env
 
 
+def _settled(env: dict[str, str]) -> None:
+    """Wait while the worker (if any) builds kernels for repeated runs in the background: tracing
+    holds the GIL, and a hand-over slowed past the caller's 0.5 s wait would run the command
+    directly (correct, but not what these tests look at)."""
+    socket_path = identity.socket_path(identity.key(env), env)
+    deadline = time.monotonic() + 600
+    while socket_path.exists() and time.monotonic() < deadline:
+        state = client.query(socket_path, "status")
+        if state is not None and not state["building_kernels"]:
+            return
+        time.sleep(0.5)
+
+
 def _planner(*args: str | Path, folder: Path | None, cwd: Path = REPO, timings: Path | None = None,
              **extra: str) -> subprocess.CompletedProcess[str]:
     """`python -m planner ARGS` (the console script's path, hand-over included)."""
     env = _env(folder, **extra)
+    if folder is not None:
+        _settled(env)
     if timings is not None:
         env["PLANNER_TIMINGS"] = str(timings)
     return subprocess.run([sys.executable, "-m", "planner", *(str(a) for a in args)], capture_output=True,
@@ -236,21 +251,41 @@ def test_errors_exit_codes_paths_and_environment_travel_with_each_command(worker
 
 def test_ctrl_c_stops_the_command_in_the_worker_not_the_worker(worker, tmp_path):
     scenario = paths.scenarios_dir() / "agentic-coding.toml"
-    env = _env(worker)
+    timings = tmp_path / "phases.json"
+    env = {**_env(worker), "PLANNER_TIMINGS": str(timings)}
     socket_path = identity.socket_path(identity.key(env), env)
-    assert client.query(socket_path, "status") is not None
+    _settled(env)
+    deadline = time.monotonic() + 600
     proc = subprocess.Popen([sys.executable, "-m", "planner", "whatif", str(scenario)], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
     while client.query(socket_path, "status") is not None:  # it answers again once the command is done
         assert proc.poll() is None and time.monotonic() < deadline, "the command never reached the worker"
         time.sleep(0.1)
     time.sleep(0.5)  # well inside the command (whatif runs for seconds)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=300)
+    assert _answered_by_worker(timings)
     assert proc.returncode == 130, err  # as a command in its own process exits on Ctrl-C
     status = client.query(socket_path, "status")
     assert status is not None and status["served"] >= 1  # the worker lives on
+
+
+def test_a_ctrl_c_before_the_command_starts_still_stops_it(capsys):
+    """The caller forwards Ctrl-C as soon as it has handed the command over; one that reaches the
+    worker before the command starts is kept for it (a late one, after a command, is not raised)."""
+    from planner.resident import server
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        server._remember_interrupt(signal.SIGINT, None)
+        assert server._cli(["solve", "no-such-file.toml"]) == 130
+        assert capsys.readouterr().err == "aborted\n"  # not the missing file's error: it never ran
+        assert signal.getsignal(signal.SIGINT) is server._remember_interrupt
+        server._forget_interrupt()  # the next caller's hand-over
+        assert server._cli(["solve", "no-such-file.toml"]) == 2
+    finally:
+        server._forget_interrupt()
+        signal.signal(signal.SIGINT, before)
 
 
 def test_without_a_terminal_a_command_starts_no_worker_unless_asked(tmp_path):

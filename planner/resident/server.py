@@ -93,7 +93,7 @@ class Worker:
                 ready, _, _ = select.select([self.listener], [], [], min(idle - (now - self.last), CHECK_S))
                 if ready:
                     self._accept()
-            except KeyboardInterrupt:  # defensive: SIGINT is ignored outside commands
+            except KeyboardInterrupt:  # defensive: SIGINT only raises inside commands
                 continue
 
     def _still_current(self) -> bool:
@@ -114,6 +114,7 @@ class Worker:
             if not _same_user(conn):
                 return
             conn.settimeout(HANDSHAKE_S)
+            _forget_interrupt()  # meant for an earlier caller: this one cannot have sent it yet
             try:
                 protocol.send(conn, {"pid": os.getpid(), "key": self.key})
                 request, fds = protocol.receive(conn, max_fds=3)
@@ -206,11 +207,9 @@ def run_command(request: dict[str, Any], fds: list[int]) -> int:
         executables.new_round()
         cpu = os.times()
         _in_command = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # the caller's Ctrl-C, forwarded
         try:
             code = _cli(argv)
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # one that comes late must not hit the worker
             _in_command = False
             now = os.times()
             timing.PHASES["worker CPU"] = now.user + now.system - cpu.user - cpu.system
@@ -235,9 +234,14 @@ def run_command(request: dict[str, Any], fds: list[int]) -> int:
 
 
 def _cli(argv: list[str]) -> int:
+    """The command's exit code; the caller's Ctrl-C (forwarded as SIGINT) interrupts it, also one that
+    came between the hand-over and this start."""
     from planner.cli import main
 
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if _interrupt_pending:
+            raise KeyboardInterrupt
         main(argv)
     except SystemExit as exc:
         if exc.code is None:
@@ -249,11 +253,26 @@ def _cli(argv: list[str]) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("aborted\n")
         return 130
+    finally:
+        signal.signal(signal.SIGINT, _remember_interrupt)  # one that comes late must not hit the worker
     return 0
 
 
 _log_fd: int | None = None  # the worker's own stderr (its log), kept aside while commands use fd 2
 _in_command = False
+_interrupt_pending = False  # a caller's Ctrl-C that arrived before its command started
+
+
+def _remember_interrupt(_signum: int, _frame: Any) -> None:
+    """SIGINT outside a command: the caller's command is being handed over (or is over); keep it
+    for the command, which then stops at once (a new caller's hand-over clears it)."""
+    global _interrupt_pending
+    _interrupt_pending = True
+
+
+def _forget_interrupt() -> None:
+    global _interrupt_pending
+    _interrupt_pending = False
 
 
 def _detach_streams() -> None:
@@ -322,7 +341,7 @@ def main(expected_key: str | None = None, repeat: dict[str, Any] | None = None) 
     listener.listen(8)
     _detach_streams()
     worker = Worker(worker_key, listener, path)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # taken only while a command runs (run_command)
+    signal.signal(signal.SIGINT, _remember_interrupt)  # raised only while a command runs (run_command)
     _terminate(worker)
     try:
         with executables.interactive_kernels():
