@@ -92,16 +92,28 @@ def _stream_spec(stream: Any) -> dict[str, Any]:
             "line_buffering": bool(getattr(stream, "line_buffering", False))}
 
 
+RESEND_S = 1.0
+"""After a Ctrl-C, how often it is sent again while the command still runs: a KeyboardInterrupt that
+Python raises inside a garbage-collector callback (JAX registers one) is printed and dropped."""
+
+
 def _wait_for_exit(conn: socket.socket, worker_pid: int) -> int:
     """Wait for the worker's exit code; Ctrl-C (and SIGTERM, SIGHUP) here interrupts the command there."""
+    import select
+
+    interrupted = []
 
     def forward(_signum: int, _frame: Any) -> None:
+        interrupted.append(True)
         with contextlib.suppress(OSError):
             os.kill(worker_pid, signal.SIGINT)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         conn.settimeout(None)
+        while not select.select([conn], [], [], RESEND_S)[0]:
+            if interrupted:
+                forward(signal.SIGINT, None)
         reply, _ = protocol.receive(conn)
         code = reply.get("exit")
         if isinstance(code, int) and not isinstance(code, bool):
