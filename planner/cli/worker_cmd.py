@@ -1,8 +1,9 @@
 """`planner worker status|start|stop`: the resident workers that answer `solve`, `whatif`, `sweep`,
 `project` and `eval` without a fresh process's start-up (`planner.resident`).
 
-A command that finds no worker runs in its own process and then starts one in the background; it
-exits after `PLANNER_WORKER_IDLE_S` idle seconds (default 600). `PLANNER_WORKER=0` turns them off.
+A command that finds no worker runs in its own process and then, from a terminal (or with
+`PLANNER_WORKER=1`), starts one in the background; it exits after `PLANNER_WORKER_IDLE_S` idle
+seconds (default 600). `PLANNER_WORKER=0` turns them off.
 """
 
 from __future__ import annotations
