@@ -42,10 +42,14 @@ def _start_loading_kernels(argv: list[str]) -> None:
     executables.prefetch()
 
 
-def _exit(code: int) -> None:
+def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
+
+
+def _exit(code: int) -> None:
+    _flush()
     atexit._run_exitfuncs()
     os._exit(code)
 
@@ -53,11 +57,13 @@ def _exit(code: int) -> None:
 def main() -> None:
     gc.disable()
     argv = sys.argv[1:]
-    from planner.resident import client, identity
+    from planner.resident import identity
 
     resident = identity.enabled() and identity.routable(argv)
     startup_env = dict(os.environ)  # before JAX adds its own variables: what a worker must start with
-    if resident:
+    if resident:  # other commands (help, catalogs, the TUI) do not import the hand-over's modules
+        from planner.resident import client
+
         answered = client.run(argv, _STARTED)
         if answered is not None:
             _exit(answered)
@@ -70,9 +76,7 @@ def main() -> None:
     except SystemExit as exc:
         code = exc.code
     if resident:
-        for stream in (sys.stdout, sys.stderr):  # the answer first, then the worker's start
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
+        _flush()  # the answer first, then the worker's start
         client.spawn(startup_env, argv)
     if not isinstance(code, int) or any(t.is_alive() and not t.daemon for t in threading.enumerate()
                                         if t is not threading.main_thread()):

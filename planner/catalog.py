@@ -241,8 +241,7 @@ def _extended(base: Catalog, paths: tuple[Path, ...], prices: tuple[tuple[str, f
               where: str = "--price") -> Catalog:
     # files by size and modification time too: a long-lived process (the TUI, a resident worker) reads
     # an edited catalog again
-    stamps = tuple((p, _file_stamp(p), tuple(sorted((f.name, _file_stamp(f)) for f in p.glob("*.toml")))
-                    if p.is_dir() else ()) for p in paths)
+    stamps = tuple((p, tuple((f, _file_stamp(f)) for f in _catalog_files(p))) for p in paths)
     key = (id(base), stamps, prices)
     if key not in _EXTENDED:  # the base is kept with the result, so its id stays unique
         _EXTENDED[key] = (base, _merge(base, paths, prices, where))

@@ -123,13 +123,7 @@ def _worker_runs(scenario: Path, cache: Path, runs: int,
             first = _run_once(scenario, cache, workers=Path(folder))
             if settle:
                 _run_once(scenario, cache, workers=Path(folder))  # asks for the kernels a second time
-            socket_path = identity.socket_path(identity.key(env), env)
-            deadline = time.monotonic() + BUILD_WAIT_S
-            while settle and time.monotonic() < deadline:
-                state = client.query(socket_path, "status")
-                if state is not None and not state.get("building_kernels"):
-                    break
-                time.sleep(0.5)
+                client.wait_while_building(identity.socket_path(identity.key(env), env), BUILD_WAIT_S)
             resident = [_run_once(scenario, cache, workers=Path(folder)) for _ in range(runs)]
         finally:
             subprocess.run([*command, "worker", "stop"], env=env, capture_output=True, check=False)

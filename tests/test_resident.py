@@ -41,13 +41,7 @@ def _settled(env: dict[str, str]) -> None:
     """Wait while the worker (if any) builds kernels for repeated runs in the background: tracing
     holds the GIL, and a hand-over slowed past the caller's 0.5 s wait would run the command
     directly (correct, but not what these tests look at)."""
-    socket_path = identity.socket_path(identity.key(env), env)
-    deadline = time.monotonic() + 600
-    while socket_path.exists() and time.monotonic() < deadline:
-        state = client.query(socket_path, "status")
-        if state is not None and not state["building_kernels"]:
-            return
-        time.sleep(0.5)
+    client.wait_while_building(identity.socket_path(identity.key(env), env), 600)
 
 
 def _planner(*args: str | Path, folder: Path | None, cwd: Path = REPO, timings: Path | None = None,

@@ -211,6 +211,17 @@ def wait_until_ready(worker_key: str, timeout_s: float,
     return None
 
 
+def wait_while_building(path: Any, timeout_s: float) -> None:
+    """Until the worker at `path` builds no kernel in the background (its commands are then timed,
+    or handed over, without a build's tracing holding its GIL), it is gone, or `timeout_s` passed."""
+    deadline = time.monotonic() + timeout_s
+    while os.path.exists(path) and time.monotonic() < deadline:
+        state = query(path, "status")
+        if state is not None and not state.get("building_kernels"):
+            return
+        time.sleep(0.5)
+
+
 def query(path: Any, op: str) -> dict[str, Any] | None:
     """Ask the worker at `path` for its status, or to stop; None if it does not answer."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
