@@ -351,3 +351,32 @@ def test_a_prefix_cache_reloads_its_dram_hits_as_fast_with_nvme_behind_them(cat)
     added = (with_nvme["prefix_hit_rate"] - without["prefix_hit_rate"]) * kv_token_chip * per_nvme_byte
     assert with_nvme["prefix_hit_rate"] * with_nvme["reload_s_per_token"] == pytest.approx(
         without["prefix_hit_rate"] * without["reload_s_per_token"] + added, rel=1e-3)
+
+
+def test_stacked_stages_equal_their_separate_evaluations(cat):
+    """The decode step and the prefill are evaluated once on stacked inputs (staging.stacked, serving.
+    prefill_times) to keep the compiled kernels small: each slice of the result must be what the
+    stage gives for that input alone. Checked on an MoE model with speculation (verify and plain
+    steps differ) over several batch sizes, contexts and prompt-length tables."""
+    from planner.model.serving import prefill_times
+    from planner.model.speculative import speculative_step
+    from planner.model.staging import stacked, unstacked
+
+    a, h = model_arrays(cat.model("qwen3-30b-a3b")), hw(cat, "h100-sxm")
+    c = cfg(chips=2, batch=np.array([[1.0], [8.0], [64.0]]), spec_k=np.array([[0.0, 3.0]]))
+    spec, _ = draft_arrays(cat, cat.model("qwen3-30b-a3b"), Speculative(method="eagle3"))
+    contexts = (np.float32(2_000.0), np.array([[10_000.0], [60_000.0], [120_000.0]], np.float32))
+    both = stacked(contexts, 2)
+    step, tokens = jax.jit(lambda x: speculative_step(a, h, c, spec, c.batch, x))(both)
+    for i, context in enumerate(contexts):
+        alone = jax.jit(lambda x: speculative_step(a, h, c, spec, c.batch, x))(context)
+        np.testing.assert_allclose(unstacked(step, both)[i], np.broadcast_to(alone[0], unstacked(step, both)[i].shape), rtol=1e-6)
+        np.testing.assert_allclose(unstacked(tokens, both)[i], np.broadcast_to(alone[1], unstacked(tokens, both)[i].shape), rtol=1e-6)
+
+    tables = [(np.linspace(1e3, 1e5, n, dtype=np.float32).reshape(n, 1, 1), np.full((n, 1, 1), r, np.float32))
+              for n, r in ((5, 0.0), (7, 30_000.0), (3, 90_000.0))]
+    joined = jax.jit(lambda t: prefill_times(a, h, c, t))(tables)
+    for (new, cached), seconds in zip(tables, joined, strict=True):
+        np.testing.assert_allclose(seconds, np.broadcast_to(prefill_time(a, h, c, new, cached), seconds.shape), rtol=1e-6)
+    # a stage that ignores the stacked values gives each entry the same result
+    assert [np.asarray(x).tolist() for x in unstacked(np.float32(3.0), both)] == [[[3.0]], [[3.0]]]

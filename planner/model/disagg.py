@@ -46,11 +46,15 @@ from planner.model.queueing import (
 from planner.model.serving import (
     GB,
     MIN_PREFILL_LOAD,
+    _config_ndim,
     _hit_cells,
-    _prefill_quantile_table,
+    _length_quantile_table,
     _read,
-    mean_prefill,
+    hit_axis_table,
+    mean_prefill_of,
+    mean_prefill_table,
     memory_and_decode,
+    prefill_times,
     sessions_held,
 )
 from planner.model.tiers import reload_seconds_per_byte, tier_hits, tier_shares
@@ -79,20 +83,35 @@ def visible_transfer(a: Arch, xfer_s, prefill_s, layerwise) -> jnp.ndarray:
     return jnp.where(layerwise > 0, overlapped, xfer_s)
 
 
-def _service_quantile(a: Arch, hw: Hw, cfg: Config, ld: Load, hit, reload_per_token, q) -> jnp.ndarray:
-    """q-quantile of the prefill service (no queueing): serving.py's table of the hit/miss length
-    quantile over HIT_TABLE, read at this hit rate, plus the reload of the cached tokens there."""
-    seconds, cached, _ = _prefill_quantile_table(a, hw, cfg, ld, q)
+def _service_at(seconds, cached, hit, reload_per_token) -> jnp.ndarray:
+    """A prefill service quantile (no queueing) from serving.py's table of the hit/miss length
+    quantile over HIT_TABLE (its prefill `seconds` and `cached` tokens), read at this hit rate, plus
+    the reload of the cached tokens there."""
     cells = _hit_cells(hit)
     return _read(seconds, cells) + _read(cached, cells) * reload_per_token
 
 
-def service_quantile(a: Arch, hw: Hw, cfg: Config, ld: Load, pooled, hit, reload_per_token, q) -> jnp.ndarray:
-    """`_service_quantile` with the share of the prompt each cache location holds (`prefill_side_reuse`):
-    one table per location (load fields are scalars, so each table is one scenario's)."""
+def _location_lengths(ld: Load, q) -> tuple:
+    """The q-quantile length tables of a pooled cache (the whole reusable prefix) and of a prefill
+    instance's own (`prefill_side_reuse`): load fields are scalars, so each table is one scenario's."""
     local = ld._replace(prefix_reuse=prefill_side_reuse(ld, False))
-    return jnp.where(pooled, _service_quantile(a, hw, cfg, ld, hit, reload_per_token, q),
-                     _service_quantile(a, hw, cfg, local, hit, reload_per_token, q))
+    return _length_quantile_table(ld, q), _length_quantile_table(local, q)
+
+
+def _service_by_location(pooled, seconds, lengths, hit, reload_per_token) -> jnp.ndarray:
+    """`_service_at` with the table of the location the cache is in (`_location_lengths`)."""
+    (pooled_s, local_s), (pooled_len, local_len) = seconds, lengths
+    return jnp.where(pooled, _service_at(pooled_s, pooled_len[1], hit, reload_per_token),
+                     _service_at(local_s, local_len[1], hit, reload_per_token))
+
+
+def service_quantile(a: Arch, hw: Hw, cfg: Config, ld: Load, pooled, hit, reload_per_token, q) -> jnp.ndarray:
+    """q-quantile of the prefill service with the share of the prompt each cache location holds
+    (`prefill_side_reuse`)."""
+    lengths = _location_lengths(ld, q)
+    ndim = _config_ndim(hw, cfg)
+    seconds = prefill_times(a, hw, cfg, tuple(hit_axis_table(x, ndim) for x in lengths))
+    return _service_by_location(pooled, seconds, lengths, hit, reload_per_token)
 
 
 def prefill_side_reuse(ld: Load, pooled) -> jnp.ndarray:
@@ -135,8 +154,13 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     hbm_free = jnp.maximum(hbm_cap - used, 0.0)
     pooled = shared > 0
     reuse = prefill_side_reuse(ld, pooled)
-    # mean prefill of a hit (at each cache location's share) and of a miss: serving.mean_prefill
-    pooled_hit, local_hit, miss = mean_prefill(a, hw, one, ld, (ld.prefix_reuse, prefill_side_reuse(ld, False), 0.0))
+    # mean prefill of a hit (at each cache location's share) and of a miss (serving.mean_prefill),
+    # and the service quantiles' tables at each location: one prefill evaluation
+    ndim = _config_ndim(hw, one)
+    means, weights = mean_prefill_table(ld, (ld.prefix_reuse, prefill_side_reuse(ld, False), 0.0), ndim)
+    lengths50, lengths95 = _location_lengths(ld, 0.5), _location_lengths(ld, 0.95)
+    mean_s, *quantile_s = prefill_times(a, hw, one, (means, *(hit_axis_table(x, ndim) for x in (*lengths50, *lengths95))))
+    pooled_hit, local_hit, miss = mean_prefill_of(mean_s, weights)
     prefill_hit = jnp.where(pooled, pooled_hit, local_hit)
     hit = jnp.where(one.prefix_cache > 0, ld.hit_curve[-1], 0.0)
     lam_ideal = ld.util_max / (hit * prefill_hit + (1.0 - hit) * miss)
@@ -164,8 +188,8 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     return {
         "service_s": service,
         "service_scv": uncached_scv(m1, m2, hit, reuse, ld.uncached_scv),
-        "service50_s": service_quantile(a, hw, one, ld, pooled, hit, reload_per_token, 0.5),
-        "service95_s": service_quantile(a, hw, one, ld, pooled, hit, reload_per_token, 0.95),
+        "service50_s": _service_by_location(pooled, quantile_s[:2], lengths50, hit, reload_per_token),
+        "service95_s": _service_by_location(pooled, quantile_s[2:], lengths95, hit, reload_per_token),
         "reuse": reuse,
         "mem_ratio": used / hbm_cap,
         "host_ratio": 0.0 * used,  # the cache takes only what is free; the pool offloads no active KV

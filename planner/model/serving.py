@@ -44,7 +44,7 @@ from planner.model.queueing import (
     wait_quantile,
 )
 from planner.model.speculative import speculative_step
-from planner.model.staging import computed_once
+from planner.model.staging import computed_once, stacked, unstacked
 from planner.model.tiers import reload_seconds_per_byte, tier_hits, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
@@ -141,9 +141,29 @@ def _prefill_quantile_table(a, hw, cfg, ld, q, lengths=None):
     reduced shape and interpolated per configuration (`_read`): the search's most expensive term,
     computed ~1,000x less often. Load fields are scalars here (one scenario per call)."""
     uncached, cached = _length_quantile_table(ld, q) if lengths is None else lengths
-    ndim = _config_ndim(hw, cfg)
-    seconds = prefill_time(a, hw, cfg, _along_hit(uncached, ndim), _along_hit(cached, ndim))
+    (seconds,) = prefill_times(a, hw, cfg, (hit_axis_table((uncached, cached), _config_ndim(hw, cfg)),))
     return seconds, cached, uncached
+
+
+def hit_axis_table(lengths, ndim: int):
+    """A `_length_quantile_table` (uncached, cached) as `prefill_times` takes it: along HIT_TABLE, a
+    leading axis in front of `ndim` configuration axes."""
+    return tuple(_along_hit(x, ndim) for x in lengths)
+
+
+def prefill_times(a, hw, cfg, tables):
+    """`prefill_time` of each (uncached, cached) table in `tables` (a leading axis of its own in
+    front of the configuration axes, where the prompt lengths vary): one evaluation of the prefill
+    on the tables joined along that axis (`staging.stacked`). The TTFT quantiles and the mean prefill
+    each read prefill at ~30-130 lengths; evaluated one table at a time, the prefill (~650 operations)
+    was traced and compiled once per table."""
+    sizes = [jnp.shape(new)[0] for new, _ in tables]
+    new = jnp.concatenate([new for new, _ in tables])
+    cached = jnp.concatenate([cached for _, cached in tables])
+    seconds = computed_once(lambda: prefill_time(a, hw, cfg, new, cached), hw.mem_bw)
+    seconds = jnp.broadcast_to(seconds, jnp.broadcast_shapes(jnp.shape(seconds), jnp.shape(new)))
+    ends = np.cumsum(sizes)
+    return tuple(seconds[end - size:end] for size, end in zip(sizes, ends, strict=True))
 
 
 def first_token_delay(hw: Hw, step_s):
@@ -197,7 +217,15 @@ def mean_prefill(a, hw, cfg, ld, reuses):
     the mean prefill, and the screen under-counted the prefill load by as much (the simulator, which
     draws every prompt, showed it). One prefill_time call at the reduced shape it has (hardware,
     layout, dtypes), LENGTH_NODES + 1 lengths per share (`prompt_length_nodes`)."""
-    ndim = _config_ndim(hw, cfg)
+    table, weights = mean_prefill_table(ld, reuses, _config_ndim(hw, cfg))
+    (seconds,) = prefill_times(a, hw, cfg, (table,))
+    return mean_prefill_of(seconds, weights)
+
+
+def mean_prefill_table(ld, reuses, ndim: int):
+    """((uncached, cached) tokens, weights) at which `mean_prefill` reads the prefill: the
+    `prompt_length_nodes` of each share in `reuses`, along a leading axis in front of `ndim`
+    configuration axes (`prefill_times` evaluates them with other tables)."""
     lengths, weights = prompt_length_nodes(ld)
     nodes = LENGTH_NODES + 1
     count = len(reuses)
@@ -205,10 +233,14 @@ def mean_prefill(a, hw, cfg, ld, reuses):
     length = jnp.reshape(jnp.concatenate([lengths] * count), lead)
     share = jnp.reshape(jnp.stack([jnp.broadcast_to(jnp.asarray(r, dtype=lengths.dtype), (nodes,)) for r in reuses]), lead)
     cached = length * share
-    seconds = prefill_time(a, hw, cfg, length - cached, cached)
-    seconds = jnp.reshape(seconds, (count, nodes) + jnp.shape(seconds)[1:])
-    w = jnp.reshape(weights, (nodes,) + (1,) * ndim)
-    return tuple(jnp.sum(w * seconds[i], axis=0) for i in range(count))
+    return (length - cached, cached), jnp.reshape(weights, (nodes,) + (1,) * ndim)
+
+
+def mean_prefill_of(seconds, weights):
+    """`mean_prefill`'s means from the prefill seconds at `mean_prefill_table`'s lengths."""
+    nodes = jnp.shape(weights)[0]
+    seconds = jnp.reshape(seconds, (-1, nodes) + jnp.shape(seconds)[1:])
+    return tuple(jnp.sum(weights * seconds[i], axis=0) for i in range(jnp.shape(seconds)[0]))
 
 
 def _utilisation_ratio(headroom, rho_cap, load_ratio, latency_ratio):
@@ -267,7 +299,9 @@ def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_
     out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
     # memory: batch sequences at the mean context plus headroom for one p95-long sequence
     reserve_ctx = mean_ctx + (in_p95 + out_p95) / batch
-    mem = memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems, spec.draft_context)
+    # stored once: XLA fused its chain into each reader (used, the ratio, the free HBM) and compiled it thrice
+    mem = computed_once(lambda: memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems,
+                                                spec.draft_context), hw.mem_bw)
     hbm_cap = hw.mem_bytes * ld.hbm_fraction
     used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
     mem_ratio = used / hbm_cap
@@ -278,8 +312,9 @@ def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_
 
     # decode: batch-mean context at p50 and p95
     ctx_p95 = batch_context_quantile(ld, batch, Z95)
-    step50, tok50 = speculative_step(a, hw, cfg, spec, batch, mean_ctx)
-    step95, tok95 = speculative_step(a, hw, cfg, spec, batch, ctx_p95)
+    contexts = stacked((mean_ctx, ctx_p95), _config_ndim(hw, cfg))  # one evaluation of the step for both (staging.stacked)
+    step, tokens = computed_once(lambda: speculative_step(a, hw, cfg, spec, batch, contexts), hw.mem_bw)
+    (step50, step95), (tok50, tok95) = unstacked(step, contexts), unstacked(tokens, contexts)
 
     # prefix cache: capacity left over in each tier, per instance
     session = ld.in_mean + ld.out_mean  # per token at a session's length (fixed SSM states amortised)
@@ -318,7 +353,12 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         # with the cache capacity sets the hit rate the cache really delivers, and which tier serves
         # each hit (tiers.tier_hits: the curve read at each tier's cumulative capacity).
         # Random routing: every replica sees every session and holds a turn's context only 1 time in R.
-        prefill_hit, prefill_miss = mean_prefill(a, hw, cfg, ld, (ld.prefix_reuse, 0.0))
+        # the mean prefill of a hit and of a miss and the TTFT quantiles' tables: one prefill evaluation
+        ndim = _config_ndim(hw, cfg)
+        means, weights = mean_prefill_table(ld, (ld.prefix_reuse, 0.0), ndim)
+        quantiles = tuple(hit_axis_table(table, ndim) for table in lengths)
+        mean_seconds, *quantile_seconds = prefill_times(a, hw, cfg, (means, *quantiles))
+        prefill_hit, prefill_miss = mean_prefill_of(mean_seconds, weights)
         hit = jnp.where(cfg.prefix_cache > 0, ld.hit_curve[-1], 0.0)
         mu_ideal = 1.0 / (hit * prefill_hit + (1.0 - hit) * prefill_miss + decode_per_req)
         lam_ideal = ld.util_max * mu_ideal
@@ -334,8 +374,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
                                                                     hw.dram_bw, hw.nvme_bw)
         cached_mean = ld.prefix_reuse * ld.in_mean * hit
         cells = _hit_cells(hit)
-        (prefill50, cached50, uncached50), (prefill95, cached95, uncached95) = (
-            _prefill_quantile_table(a, hw, cfg, ld, q, table) for q, table in zip(PREFILL_QUANTILES, lengths, strict=True))
+        (prefill50, (uncached50, cached50)), (prefill95, (uncached95, cached95)) = zip(quantile_seconds, lengths, strict=True)
         s_prefill = hit * prefill_hit + (1.0 - hit) * prefill_miss + cached_mean * reload_per_token
         mu = 1.0 / (s_prefill + decode_per_req)
         # the prefill queue's server works through prompt tokens `budget` per step, each step also

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from planner.model.compute import busiest_group_requests, host_step_time
 from planner.model.decode import device_step_time
 from planner.model.memory import BF16
+from planner.model.staging import computed_once, stacked, unstacked
 from planner.model.types import Arch, Config, Hw, Spec
 
 CURVE_POINTS = 10  # tabulated acceptance points per method (padded by repeating the last one)
@@ -64,10 +65,14 @@ def draft_step_time(hw: Hw, cfg: Config, spec: Spec, batch, context) -> jnp.ndar
 def speculative_step(a: Arch, hw: Hw, cfg: Config, spec: Spec, batch, context):
     """(seconds per step, tokens per sequence per step) at mean `context`."""
     k = cfg.spec_k
-    verify = device_step_time(a, hw, cfg, batch, context, query_tokens=k + 1.0)
-    # one plain step serves k = 0 and, at the compressed context, self-speculation's draft step
+    # one plain step serves k = 0 and, at the compressed context, self-speculation's draft step;
+    # it and the verify step are one evaluation of the step, stacked
     plain_ctx = jnp.where(spec.self_draft > 0, jnp.minimum(context, spec.draft_context), context)
-    plain = device_step_time(a, hw, cfg, batch, plain_ctx, query_tokens=1.0)
+    ndim = max(jnp.ndim(x) for x in (*cfg, context))
+    contexts = stacked((context, plain_ctx), ndim)
+    queries = stacked((k + 1.0, jnp.ones_like(k)), ndim)
+    steps = computed_once(lambda: device_step_time(a, hw, cfg, batch, contexts, query_tokens=queries), hw.mem_bw)
+    verify, plain = unstacked(steps, contexts)
     drafter = jnp.where(spec.self_draft > 0, plain - hw.step_overhead_s,
                         jnp.where(spec.mtp_cost_fraction > 0, spec.mtp_cost_fraction * plain,
                                   draft_step_time(hw, cfg, spec, batch, context)))
