@@ -139,14 +139,15 @@ def _key_seen(name: str, args: Sequence[Any], interactive: bool = False) -> str:
 
 
 def compiled(name: str, make: Callable[[], Any], args: Sequence[Any],
-             meanwhile: Callable[[], None] | None = None) -> Any:
+             meanwhile: Callable[[], None] | None = None, prefetch_next: bool = True) -> Any:
     """The compiled executable of `make()` (a `jax.jit` function) for these arguments' types:
     from this process's memo, else from disk, else traced, lowered, compiled and stored.
 
     `name` must distinguish everything `make` closes over (static arguments). `meanwhile` (other
     work to start in a thread) is called once, when it competes least with this kernel: before
     loading it, or, if it has to be built, after tracing and lowering (both hold the GIL), while
-    XLA compiles.
+    XLA compiles. `prefetch_next=False`: not a kernel of `planner solve`, so the next process
+    does not start loading it (`prefetch`).
 
     Inside `interactive_kernels()` the kernel compiled for running many times is taken where it
     is ready (memo or disk, not being built); until it is, the one-shot kernel answers, and once it
@@ -169,7 +170,7 @@ def compiled(name: str, make: Callable[[], Any], args: Sequence[Any],
         if again:
             _upgrade(name, make, args, fast_key)
         return exe
-    return _memo_or_load(name, make, args, _key_seen(name, args), meanwhile, False)
+    return _memo_or_load(name, make, args, _key_seen(name, args), meanwhile, False, prefetch_next)
 
 
 def _ready(k: str, name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any | None:
@@ -197,13 +198,13 @@ def _ready(k: str, name: str, make: Callable[[], Any], args: Sequence[Any]) -> A
 
 
 def _memo_or_load(name: str, make: Callable[[], Any], args: Sequence[Any], k: str,
-                  meanwhile: Callable[[], None] | None, interactive: bool) -> Any:
+                  meanwhile: Callable[[], None] | None, interactive: bool, prefetch_next: bool = True) -> Any:
     found = _memo.get(k)
     if found is None:
         with _lock_for(k):  # two threads asking for one kernel compile it once
             found = _memo.get(k)
             if found is None:
-                found = _load_or_build(name, make, args, k, meanwhile, interactive)
+                found = _load_or_build(name, make, args, k, meanwhile, interactive, prefetch_next)
                 meanwhile = None
                 _memo[k] = found
     if meanwhile is not None:
@@ -222,7 +223,7 @@ def _entry_path(name: str, k: str) -> Path:
 
 
 def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: str,
-                   meanwhile: Callable[[], None] | None, interactive: bool = False) -> Any:
+                   meanwhile: Callable[[], None] | None, interactive: bool = False, prefetch_next: bool = True) -> Any:
     path = _entry_path(name, k)
     if meanwhile is not None and (path in _prefetched or path.exists()):
         meanwhile()
@@ -233,7 +234,7 @@ def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: s
         found = _Checked(found, path, lambda: _build(name, make, args, path, k, None, interactive))
     else:
         found = _build(name, make, args, path, k, meanwhile, interactive)
-    if not interactive:  # `prefetch` serves `planner solve`, which runs the one-shot kernels
+    if prefetch_next and not interactive:  # `prefetch` serves `planner solve`, which runs the one-shot kernels
         _note_use(path)
     return found
 

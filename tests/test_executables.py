@@ -108,6 +108,23 @@ def test_the_next_process_prefetches_the_entries_this_one_used(cache):
     assert builds == ["affine"] and not executables._prefetched  # taken from the prefetch
 
 
+def test_eval_loads_its_kernel_from_the_cache_and_leaves_the_solve_prefetch_alone(cache):
+    """`planner eval` compiled its jitted model in every process (~4 s); its kernel is now kept like
+    the search's, but it is not what the next `planner solve` should start loading."""
+    from planner.evaluation import case_from_dict, evaluate_cases
+
+    root, builds = cache
+    catalog = load_catalog()
+    case = case_from_dict({"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch": 16,
+                           "input": 4000, "output": 300}, "test", catalog=catalog)
+    first = evaluate_cases([case], catalog)
+    assert builds == ["eval"] and len(_entries(root)) == 1
+    executables.forget()  # as a new process
+    assert repr(evaluate_cases([case], catalog)) == repr(first)
+    assert builds == ["eval"]  # loaded, not compiled again
+    assert not (root / "kernels" / "recent.txt").exists()
+
+
 def test_a_prefetched_entry_with_another_key_is_not_used(cache):
     root, builds = cache
     _solve_affine()
