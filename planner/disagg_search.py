@@ -28,7 +28,7 @@ import numpy as np
 
 from planner import executables, timing
 from planner.grid import AXES, Grid
-from planner.search import FLOOR_MARGIN, SLOT_COUNT, dealt_rows, in_grid_order, model_flags, row_spans
+from planner.search import FLOOR_MARGIN, SLOT_COUNT, dealt_rows, in_grid_order, model_flags, row_of, row_spans
 
 AxisMasks = dict[str, np.ndarray]
 # The pools' arrays in a fixed order of their own (transposed from the grid's at the boundary, so
@@ -66,9 +66,9 @@ def _decode_kernel(devices: int, dense: bool, absent: tuple[str, ...]):
         block = math.prod(jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg), valid_rows.shape[1:])[2:])
 
         def one(i, k):
-            hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
-            valid1 = jax.lax.dynamic_index_in_dim(valid_rows[i], k, keepdims=True)[None]
-            cfg1 = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(x[i], k, keepdims=True)[None]
+            hw1 = type(hw_rows)(*(row_of(x, i) for x in hw_rows))
+            valid1 = jax.lax.dynamic_index_in_dim(row_of(valid_rows, i), k, keepdims=True)[None]
+            cfg1 = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(row_of(x, i), k, keepdims=True)[None]
                                    for name, x in slot_rows.items()})
             m = decode_pool(arch, hw1, cfg1, spec, load, draft, valid1)
             shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg1), jnp.shape(valid1))
@@ -83,7 +83,7 @@ def _decode_kernel(devices: int, dense: bool, absent: tuple[str, ...]):
                 return tuple(jax.lax.dynamic_update_slice(o, r[None], (i, k * block))
                              for o, r in zip(outs, one(i, k), strict=True))
 
-            return jax.lax.fori_loop(0, n_slots[i], slot, outs)
+            return jax.lax.fori_loop(0, row_of(n_slots, i), slot, outs)
 
         return jax.lax.fori_loop(0, real, row, (empty,) * 2)
 

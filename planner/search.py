@@ -61,6 +61,14 @@ def _row_outputs(m, valid, shape):
     return full(m["monthly_usd"]), full(m["tpot_p95_s"]), full(m["ttft_p95_s"]), worst.reshape(shape[0], -1)
 
 
+def row_of(x, i):
+    """Row `i` (a loop index, never negative) of a per-row array: `x[i]` also wraps negative
+    indices, ~7 traced operations where this is 2, once per field (~40 hardware fields)."""
+    import jax
+
+    return jax.lax.dynamic_index_in_dim(x, i, keepdims=False)
+
+
 def row_spans(valid_rows, n_slots):
     """(rows a device's loop visits, real slots it visits in each): up to the last row with a valid
     configuration, skipping rows without one. (Counting the valid rows instead stopped early when a
@@ -148,9 +156,9 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
             """Hardware row i, layout slot k: one block of batch x dtypes x tiers x ... configurations,
             its four outputs stored once (read by the output buffers and the row's running minima);
             computed only where `run` (a runtime predicate) holds, zeros otherwise."""
-            hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
-            valid1 = jax.lax.dynamic_index_in_dim(valid_rows[i], k, keepdims=True)[None]
-            cfg1 = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(x[i], k, keepdims=True)[None]
+            hw1 = type(hw_rows)(*(row_of(x, i) for x in hw_rows))
+            valid1 = jax.lax.dynamic_index_in_dim(row_of(valid_rows, i), k, keepdims=True)[None]
+            cfg1 = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(row_of(x, i), k, keepdims=True)[None]
                                    for name, x in slot_rows.items()})
 
             def outputs():
@@ -170,10 +178,10 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
 
         def worth_evaluating(i, k, cheapest):
             """Whether slot k of row i may hold a bill below `cheapest` (always, unless pruning)."""
-            hw1 = type(hw_rows)(*(x[i] for x in hw_rows))
-            system = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(slot_rows[name][i], k, keepdims=False).ravel()[0]
+            hw1 = type(hw_rows)(*(row_of(x, i) for x in hw_rows))
+            system = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(row_of(slot_rows[name], i), k, keepdims=False).ravel()[0]
                                      for name in ("chips", "replicas")})
-            allowed = jax.lax.dynamic_index_in_dim(only[i], k, keepdims=False) > 0.0
+            allowed = jax.lax.dynamic_index_in_dim(row_of(only, i), k, keepdims=False) > 0.0
             return allowed & ((prune <= 0.0) | (monthly_floor(hw1, system, load) * (1.0 - FLOOR_MARGIN) < cheapest))
 
         # Padding rows come last on each device (see _launch) and padding slots last in each row:
@@ -206,7 +214,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
 
             start = (varying(jnp.float32(jnp.inf)), varying(jnp.int32(0)), varying(jnp.float32(jnp.inf)),
                      varying(jnp.int32(0)))
-            grids, row_min = jax.lax.fori_loop(0, n_slots[i], slot, (state[0], start))
+            grids, row_min = jax.lax.fori_loop(0, row_of(n_slots, i), slot, (state[0], start))
             cheapest, cheapest_at, _, closest_at = row_min
             mins = (state[1][0].at[i].set(cheapest), state[1][1].at[i].set(cheapest_at),
                     state[1][2].at[i].set(closest_at))
