@@ -380,3 +380,31 @@ def test_stacked_stages_equal_their_separate_evaluations(cat):
         np.testing.assert_allclose(seconds, np.broadcast_to(prefill_time(a, h, c, new, cached), seconds.shape), rtol=1e-6)
     # a stage that ignores the stacked values gives each entry the same result
     assert [np.asarray(x).tolist() for x in unstacked(np.float32(3.0), both)] == [[[3.0]], [[3.0]]]
+
+
+def test_a_stage_computed_once_is_traced_once_and_skipped_where_not_run():
+    """`staging.computed_once` runs a stage as a branch of a conditional (so XLA stores its results
+    once): the stage is traced exactly once (tracing is a cold start's cost), gives its values where
+    it runs and zeros of the same types where `when` is false (the search's pruned layouts)."""
+    import jax.numpy as jnp
+
+    from planner.model.staging import computed_once
+
+    calls = []
+
+    def kernel(x, when):
+        def stage():
+            calls.append(1)
+            return {"double": 2.0 * x, "count": jnp.sum(x > 1.0).astype(jnp.int32)}
+
+        return computed_once(stage, x, when)
+
+    x = np.array([0.5, 1.5, 2.5], np.float32)
+    ran = jax.jit(kernel)(x, True)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(ran["double"], [1.0, 3.0, 5.0])
+    assert int(ran["count"]) == 2
+    skipped = jax.jit(kernel)(x, False)  # same types: no second trace
+    assert len(calls) == 1
+    np.testing.assert_array_equal(skipped["double"], [0.0, 0.0, 0.0])
+    assert skipped["count"].dtype == np.int32 and int(skipped["count"]) == 0

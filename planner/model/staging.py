@@ -26,19 +26,22 @@ def computed_once(stage, probe, when=None):
     `when` (a traced boolean scalar) makes the predicate real: where it is false the stage is not
     run and its outputs are zeros (the search's pruned layout slots)."""
     first = jnp.ravel(probe)[0]
-    # traced once: the taken branch replays the recorded equations (tracing the stage again, as a
-    # second `stage` branch would, made nested stages trace 4x); its outputs give the zeros' types
-    jaxpr, shapes = jax.make_jaxpr(stage, return_shape=True)()
-    structure = jax.tree.structure(shapes)
+    # traced once, as the first branch (`lax.switch` traces its branches in order); its outputs
+    # give the zeros' types. (Tracing it for a second `stage` branch made nested stages trace 4x;
+    # recording it with make_jaxpr and replaying that in the branch traced it twice.)
+    traced = []
 
     def taken():
-        return jax.tree.unflatten(structure, jax.core.eval_jaxpr(jaxpr.jaxpr, jaxpr.consts))
+        out = stage()
+        traced.append(out)
+        return out
 
     def unreachable():
-        return jax.tree.unflatten(structure, [_zeros_like(a) for a in jaxpr.out_avals])
+        (out,) = traced
+        return jax.tree.map(lambda x: _zeros_like(jax.typeof(x)), out)
 
     run = jnp.logical_not(first < -jnp.inf) if when is None else when
-    return lax.cond(run, taken, unreachable)
+    return lax.switch(jnp.where(run, 0, 1), (taken, unreachable))
 
 
 def _zeros_like(aval):
