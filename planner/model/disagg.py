@@ -48,9 +48,9 @@ from planner.model.serving import (
     MIN_PREFILL_LOAD,
     _config_ndim,
     _hit_cells,
-    _length_quantile_table,
     _read,
     hit_axis_table,
+    length_quantile_tables,
     mean_prefill_of,
     mean_prefill_table,
     memory_and_decode,
@@ -91,11 +91,13 @@ def _service_at(seconds, cached, hit, reload_per_token) -> jnp.ndarray:
     return _read(seconds, cells) + _read(cached, cells) * reload_per_token
 
 
-def _location_lengths(ld: Load, q) -> tuple:
-    """The q-quantile length tables of a pooled cache (the whole reusable prefix) and of a prefill
-    instance's own (`prefill_side_reuse`): load fields are scalars, so each table is one scenario's."""
-    local = ld._replace(prefix_reuse=prefill_side_reuse(ld, False))
-    return _length_quantile_table(ld, q), _length_quantile_table(local, q)
+def _location_lengths(ld: Load, qs) -> list:
+    """For each quantile of `qs`, the length tables of a pooled cache (the whole reusable prefix)
+    and of a prefill instance's own (`prefill_side_reuse`): load fields are scalars, so each table
+    is one scenario's."""
+    reuses = (ld.prefix_reuse, prefill_side_reuse(ld, False))
+    tables = length_quantile_tables(ld, [q for q in qs for _ in reuses], [r for _ in qs for r in reuses])
+    return [tables[2 * i:2 * i + 2] for i in range(len(qs))]
 
 
 def _service_by_location(pooled, seconds, lengths, hit, reload_per_token) -> jnp.ndarray:
@@ -108,7 +110,7 @@ def _service_by_location(pooled, seconds, lengths, hit, reload_per_token) -> jnp
 def service_quantile(a: Arch, hw: Hw, cfg: Config, ld: Load, pooled, hit, reload_per_token, q) -> jnp.ndarray:
     """q-quantile of the prefill service with the share of the prompt each cache location holds
     (`prefill_side_reuse`)."""
-    lengths = _location_lengths(ld, q)
+    (lengths,) = _location_lengths(ld, (q,))
     ndim = _config_ndim(hw, cfg)
     seconds = prefill_times(a, hw, cfg, tuple(hit_axis_table(x, ndim) for x in lengths))
     return _service_by_location(pooled, seconds, lengths, hit, reload_per_token)
@@ -158,7 +160,7 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     # and the service quantiles' tables at each location: one prefill evaluation
     ndim = _config_ndim(hw, one)
     means, weights = mean_prefill_table(ld, (ld.prefix_reuse, prefill_side_reuse(ld, False), 0.0), ndim)
-    lengths50, lengths95 = _location_lengths(ld, 0.5), _location_lengths(ld, 0.95)
+    lengths50, lengths95 = _location_lengths(ld, (0.5, 0.95))
     mean_s, *quantile_s = prefill_times(a, hw, one, (means, *(hit_axis_table(x, ndim) for x in (*lengths50, *lengths95))))
     pooled_hit, local_hit, miss = mean_prefill_of(mean_s, weights)
     prefill_hit = jnp.where(pooled, pooled_hit, local_hit)

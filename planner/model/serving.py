@@ -122,13 +122,20 @@ def _length_quantile_table(ld, q):
 PREFILL_QUANTILES = (0.5, 0.95)  # the TTFT service quantiles evaluate_serving reads
 
 
-def length_quantile_tables(ld):
-    """`_length_quantile_table` at each of PREFILL_QUANTILES. They depend on the scenario alone, so
-    a caller that evaluates block after block (the search's loop over layout slots) computes them
-    once, outside its loop, and passes them to `evaluate_serving`: XLA does not move loop-invariant
-    work out of the staged conditionals, and these bisections (14 tiny steps each) ran once per
-    slot, 12 % of the search kernel's time on the default scenario (results bit-identical)."""
-    return tuple(_length_quantile_table(ld, q) for q in PREFILL_QUANTILES)
+def length_quantile_tables(ld, qs=PREFILL_QUANTILES, reuses=None):
+    """`_length_quantile_table` at each q of `qs` (default PREFILL_QUANTILES), with prefix reuse
+    `reuses[i]` where given (else the scenario's): one bisection for all, stacked (a loop each made
+    the compiled kernels bigger, not faster). They depend on the scenario alone, so a caller that
+    evaluates block after block (the search's loop over layout slots) computes them once, outside
+    its loop, and passes them to `evaluate_serving`: XLA does not move loop-invariant work out of
+    the staged conditionals, and these bisections ran once per slot, 12 % of the search kernel's
+    time on the default scenario (results bit-identical)."""
+    n = len(qs)
+    q = jnp.reshape(jnp.asarray(qs, dtype=jnp.float32), (n, 1))
+    if reuses is not None:
+        ld = ld._replace(prefix_reuse=jnp.reshape(jnp.stack([jnp.asarray(r, dtype=jnp.float32) for r in reuses]), (n, 1)))
+    tables = [jnp.broadcast_to(x, (n, HIT_STEPS + 1)) for x in _length_quantile_table(ld, q)]
+    return tuple((tables[0][i], tables[1][i]) for i in range(n))
 
 
 def _prefill_quantile_table(a, hw, cfg, ld, q, lengths=None):
