@@ -68,7 +68,7 @@ def speculative_step(a: Arch, hw: Hw, cfg: Config, spec: Spec, batch, context):
     # one plain step serves k = 0 and, at the compressed context, self-speculation's draft step;
     # it and the verify step are one evaluation of the step, stacked
     plain_ctx = jnp.where(spec.self_draft > 0, jnp.minimum(context, spec.draft_context), context)
-    ndim = max(jnp.ndim(x) for x in (*cfg, context))
+    ndim = max(jnp.ndim(x) for x in (*hw, *cfg, batch, context))  # the stacking axis leads every input's axes
     contexts = stacked((context, plain_ctx), ndim)
     queries = stacked((k + 1.0, jnp.ones_like(k)), ndim)
     steps = computed_once(lambda: device_step_time(a, hw, cfg, batch, contexts, query_tokens=queries), hw.mem_bw)
