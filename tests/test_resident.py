@@ -7,13 +7,17 @@ The suite runs with PLANNER_WORKER=0 (conftest); the tests here start workers in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,14 +68,32 @@ def _answered_by_worker(timings: Path) -> bool:
     return "worker answers" in json.loads(timings.read_text(encoding="utf-8"))
 
 
+@contextlib.contextmanager
+def _short_folder() -> Iterator[Path]:
+    """A worker folder whose socket path fits a Unix socket (`identity.SOCKET_PATH_MAX`): pytest's
+    own folders grow with the test's name and the run's number (`pytest-100/...`), and past the limit
+    no worker is started at all (commands then run in their own process, as they should)."""
+    base = Path(tempfile.mkdtemp(prefix="pw-"))
+    try:
+        yield base / "w"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    with _short_folder() as path:
+        yield path
+
+
 @pytest.fixture(scope="module")
-def worker(tmp_path_factory: pytest.TempPathFactory):
+def worker():
     """A worker in a folder of its own, started as a user would (`planner worker start`)."""
-    folder = tmp_path_factory.mktemp("workers")
-    started = _planner("worker", "start", "--wait", "240", folder=folder)
-    assert started.returncode == 0, started.stderr
-    yield folder
-    _planner("worker", "stop", folder=folder)
+    with _short_folder() as folder:
+        started = _planner("worker", "start", "--wait", "240", folder=folder)
+        assert started.returncode == 0, started.stderr
+        yield folder
+        _planner("worker", "stop", folder=folder)
 
 
 # --------------------------------------------------------------------------- identity, no process
@@ -282,11 +304,10 @@ def test_a_ctrl_c_before_the_command_starts_still_stops_it(capsys):
         signal.signal(signal.SIGINT, before)
 
 
-def test_without_a_terminal_a_command_starts_no_worker_unless_asked(tmp_path):
+def test_without_a_terminal_a_command_starts_no_worker_unless_asked(folder):
     assert identity.auto_start({}, at_terminal=True) and not identity.auto_start({}, at_terminal=False)
     assert identity.auto_start({"PLANNER_WORKER": "1"}, at_terminal=False)
     assert not identity.auto_start({"PLANNER_WORKER": "0"}, at_terminal=True)
-    folder = tmp_path / "w"
     env = {k: v for k, v in _env(folder).items() if k != "PLANNER_WORKER"}  # unset: the default
     ran = subprocess.run([sys.executable, "-m", "planner", "solve", "no-such-file.toml"], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=300, check=False)  # pipes, no terminal
@@ -295,10 +316,9 @@ def test_without_a_terminal_a_command_starts_no_worker_unless_asked(tmp_path):
     assert not list(folder.glob("*.lock"))  # no worker was started
 
 
-def test_a_command_starts_no_worker_beside_two_running(tmp_path, monkeypatch):
+def test_a_command_starts_no_worker_beside_two_running(folder, monkeypatch):
     import fcntl
 
-    folder = tmp_path / "w"
     env = _env(folder)
     assert identity.private_dir(folder)
     held = [open(folder / f"other{i}.lock", "a") for i in range(identity.MAX_WORKERS)]  # noqa: SIM115
@@ -317,8 +337,7 @@ def test_a_command_starts_no_worker_beside_two_running(tmp_path, monkeypatch):
             lock.close()
 
 
-def test_a_command_starts_a_worker_for_the_next_and_it_idles_out(tmp_path):
-    folder = tmp_path / "w"
+def test_a_command_starts_a_worker_for_the_next_and_it_idles_out(folder, tmp_path):
     scenario = paths.scenarios_dir() / "chat.toml"
     first = _planner("solve", scenario, "--top", "1", folder=folder, timings=tmp_path / "t1.json",
                      PLANNER_WORKER_IDLE_S="20")
@@ -348,10 +367,9 @@ def test_worker_commands_without_a_worker(invoke, tmp_path, monkeypatch):
     assert refused.stderr == "error: resident workers are off (PLANNER_WORKER=0); unset it to start one\n"
 
 
-def test_status_and_stop_reach_a_busy_worker_and_clear_a_dead_ones_socket(tmp_path, monkeypatch):
+def test_status_and_stop_reach_a_busy_worker_and_clear_a_dead_ones_socket(folder, monkeypatch):
     import fcntl
 
-    folder = tmp_path / "w"
     assert identity.private_dir(folder)
     monkeypatch.setenv("PLANNER_WORKER_DIR", str(folder))
     dead = folder / "dead.sock"
