@@ -122,6 +122,24 @@ def test_whatif_widens_the_grid_for_a_variant(invoke, write) -> None:
     assert doc["baseline"]["kv_dtype"] in ("fp8", "bf16")
 
 
+def test_analyses_leave_the_next_solves_prefetch_alone(invoke, write, monkeypatch) -> None:
+    """A whatif's variant kernels are not noted for the next process's prefetch (the next
+    `planner solve` would load them instead of its own); a solve after it, in the same process (a
+    resident worker), notes its kernels again."""
+    from planner import executables
+
+    noted: list[Path] = []
+    monkeypatch.setattr(executables, "_note_use", noted.append)
+    path = write("narrow.toml", (STUDIES / "kv-quantization.toml").read_text(encoding="utf-8")
+                 .replace('kv_dtype = ["bf16", "fp8", "int4"]', 'kv_dtype = ["fp8"]'))
+    executables.forget()  # kernels come from disk (or are built), as in a new process
+    assert invoke("whatif", path, "--variants", "no-kv-quantization", "--format", "json").exit_code == 0
+    assert noted == []
+    executables.forget()
+    invoke("solve", path, "--format", "json")
+    assert noted
+
+
 def test_sweep_json_shape(invoke) -> None:
     doc = json.loads(invoke(*_args("speculative-sweep", "--format", "json")).stdout)
     assert doc["param"] == "workload.input_tokens.median"

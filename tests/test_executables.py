@@ -125,6 +125,16 @@ def test_eval_loads_its_kernel_from_the_cache_and_leaves_the_solve_prefetch_alon
     assert not (root / "kernels" / "recent.txt").exists()
 
 
+def test_kernels_used_inside_uses_not_noted_are_not_prefetched_next(cache):
+    root, builds = cache
+    with executables.uses_not_noted():
+        np.testing.assert_array_equal(_solve_affine(), EXPECTED)
+    assert builds == ["affine"] and not (root / "kernels" / "recent.txt").exists()
+    executables.forget()
+    _solve_affine()  # outside it again: noted
+    assert (root / "kernels" / "recent.txt").read_text().split() == [_entries(root)[0].name]
+
+
 def test_a_prefetched_entry_with_another_key_is_not_used(cache):
     root, builds = cache
     _solve_affine()

@@ -7,9 +7,11 @@ with the reasons still printed; 2 on bad input (file, `--set`, `--param`, `--val
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,9 +40,23 @@ PlotOpt = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    app.command("whatif", rich_help_panel=PANEL)(whatif)
-    app.command("sweep", rich_help_panel=PANEL)(sweep)
-    app.command("project", rich_help_panel=PANEL)(project)
+    app.command("whatif", rich_help_panel=PANEL)(_kernels_not_noted(whatif))
+    app.command("sweep", rich_help_panel=PANEL)(_kernels_not_noted(sweep))
+    app.command("project", rich_help_panel=PANEL)(_kernels_not_noted(project))
+
+
+def _kernels_not_noted(command: Callable[..., None]) -> Callable[..., None]:
+    """The command, run without noting its kernels for the next `planner solve`'s prefetch
+    (`executables.uses_not_noted`): an analysis runs many grid shapes of its own."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        from planner import executables
+
+        with executables.uses_not_noted():
+            command(*args, **kwargs)
+
+    return run
 
 
 def _csv(text: str | None) -> list[str]:
