@@ -559,7 +559,9 @@ def _run_rows(pairs: list[tuple[EvalCase, int, Layout]], catalog: Catalog) -> di
         per_replica([c.arrival_rps for c in cases], 0.0))
     # kept on disk like the search's kernels: a `planner eval` in its own process loads it (~0.3 s)
     # instead of compiling it (~4 s); rows come in ROW_BUCKETs, so files of similar size share one
-    out = executables.compiled("eval", _kernel, args, prefetch_next=False)(*args)
+    with executables.uses_not_noted():  # not one the next `planner solve` should start loading
+        kernel = executables.compiled("eval", _kernel, args)
+    out = kernel(*args)
     return {k: np.asarray(v) for k, v in out.items()}
 
 

@@ -139,15 +139,14 @@ def _key_seen(name: str, args: Sequence[Any], interactive: bool = False) -> str:
 
 
 def compiled(name: str, make: Callable[[], Any], args: Sequence[Any],
-             meanwhile: Callable[[], None] | None = None, prefetch_next: bool = True) -> Any:
+             meanwhile: Callable[[], None] | None = None) -> Any:
     """The compiled executable of `make()` (a `jax.jit` function) for these arguments' types:
     from this process's memo, else from disk, else traced, lowered, compiled and stored.
 
     `name` must distinguish everything `make` closes over (static arguments). `meanwhile` (other
     work to start in a thread) is called once, when it competes least with this kernel: before
     loading it, or, if it has to be built, after tracing and lowering (both hold the GIL), while
-    XLA compiles. `prefetch_next=False`: not a kernel of `planner solve`, so the next process
-    does not start loading it (`prefetch`).
+    XLA compiles.
 
     Inside `interactive_kernels()` the kernel compiled for running many times is taken where it
     is ready (memo or disk, not being built); until it is, the one-shot kernel answers, and once it
@@ -170,7 +169,7 @@ def compiled(name: str, make: Callable[[], Any], args: Sequence[Any],
         if again:
             _upgrade(name, make, args, fast_key)
         return exe
-    return _memo_or_load(name, make, args, _key_seen(name, args), meanwhile, False, prefetch_next)
+    return _memo_or_load(name, make, args, _key_seen(name, args), meanwhile, False)
 
 
 def _ready(k: str, name: str, make: Callable[[], Any], args: Sequence[Any]) -> Any | None:
@@ -198,13 +197,13 @@ def _ready(k: str, name: str, make: Callable[[], Any], args: Sequence[Any]) -> A
 
 
 def _memo_or_load(name: str, make: Callable[[], Any], args: Sequence[Any], k: str,
-                  meanwhile: Callable[[], None] | None, interactive: bool, prefetch_next: bool = True) -> Any:
+                  meanwhile: Callable[[], None] | None, interactive: bool) -> Any:
     found = _memo.get(k)
     if found is None:
         with _lock_for(k):  # two threads asking for one kernel compile it once
             found = _memo.get(k)
             if found is None:
-                found = _load_or_build(name, make, args, k, meanwhile, interactive, prefetch_next)
+                found = _load_or_build(name, make, args, k, meanwhile, interactive)
                 meanwhile = None
                 _memo[k] = found
     if meanwhile is not None:
@@ -219,7 +218,8 @@ _noting = True  # whether kernels loaded or built now are noted for the next pro
 def uses_not_noted() -> Iterator[None]:
     """Inside, the kernels this process loads or builds are not noted for the next process's
     `prefetch`, which serves `planner solve`: a `whatif`, `sweep` or `project` runs many grid shapes,
-    and the solve after it started loading their kernels instead of its own (~0.9 s more CPU)."""
+    and the solve after it started loading their kernels instead of its own (~0.9 s more CPU); an
+    `eval` runs a kernel a solve never needs."""
     global _noting
     before, _noting = _noting, False
     try:
@@ -239,7 +239,7 @@ def _entry_path(name: str, k: str) -> Path:
 
 
 def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: str,
-                   meanwhile: Callable[[], None] | None, interactive: bool = False, prefetch_next: bool = True) -> Any:
+                   meanwhile: Callable[[], None] | None, interactive: bool = False) -> Any:
     path = _entry_path(name, k)
     if meanwhile is not None and (path in _prefetched or path.exists()):
         meanwhile()
@@ -250,7 +250,7 @@ def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: s
         found = _Checked(found, path, lambda: _build(name, make, args, path, k, None, interactive))
     else:
         found = _build(name, make, args, path, k, meanwhile, interactive)
-    if prefetch_next and _noting and not interactive:  # `prefetch` serves `planner solve`, which runs the one-shot kernels
+    if _noting and not interactive:  # `prefetch` serves `planner solve`, which runs the one-shot kernels
         _note_use(path)
     return found
 
