@@ -389,8 +389,7 @@ def test_status_and_stop_reach_a_busy_worker_and_clear_a_dead_ones_socket(folder
             monkeypatch.setattr(client, "READY_WAIT_S", 0.2)
             from planner.cli.worker_cmd import _workers
 
-            found = _workers()
-            assert [(key, state, pid) for key, state, pid in found] == [("busy", None, sleeper.pid)]
+            assert _workers() == [("busy", None, sleeper.pid)]
             assert not dead.exists()
             from planner.cli.worker_cmd import stop
 
