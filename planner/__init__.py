@@ -10,16 +10,42 @@ import sys as _sys
 __version__ = "0.1.0"
 
 
-def _one_host_device_per_core() -> None:
+def _xla_cpu_flags() -> None:
     """XLA runs one CPU device single-threaded for elementwise work; exposing one host device per
-    core lets the search shard its hardware axis over all cores (1.8x on 2 cores). It only takes
-    effect if set before JAX starts, hence here; an explicit user setting always wins."""
+    core lets the search shard its hardware axis over all cores (1.8x on 2 cores); and
+    CPU_LLVM_OPTIONS. Both only take effect if set before JAX starts, hence here; an explicit user
+    setting always wins."""
     if "jax" in _sys.modules:
         return
     flags = _os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         cores = len(_os.sched_getaffinity(0)) if hasattr(_os, "sched_getaffinity") else (_os.cpu_count() or 1)
-        _os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={max(cores, 1)}".strip()
+        flags = f"{flags} --xla_force_host_platform_device_count={max(cores, 1)}".strip()
+    if "xla_backend_extra_options" not in flags and _cpu_only():
+        flags = f"{flags} {CPU_LLVM_OPTIONS}"
+    if flags != _os.environ.get("XLA_FLAGS", ""):
+        _os.environ["XLA_FLAGS"] = flags
 
 
-_one_host_device_per_core()
+CPU_LLVM_OPTIONS = "--xla_backend_extra_options=-disable-lsr"
+"""LLVM options for XLA's CPU code generation. Loop strength reduction was the costliest single
+pass in compiling the search kernels: ~27 % of LLVM's time on the row kernel (its fusions' loops
+index many broadcast operands, and LSR's formula search grows with them). Without it the row
+kernel compiles in 20-30 % less CPU (4.7-5.5 -> 3.5-4.2 s), the prefill-pool kernel in ~10 % less,
+and both run as fast and give bit-identical outputs (docs/speed-log.md, thirty-third session).
+LLVM options are process-wide and also reach a GPU's code generator, so they are set only where
+JAX can run on nothing but the CPU."""
+
+
+def _cpu_only() -> bool:
+    """Whether JAX will find no accelerator: none asked for in JAX_PLATFORMS, and no GPU or TPU
+    plugin installed (a plugin registers under the `jax_plugins` namespace, a TPU needs libtpu)."""
+    import importlib.util
+
+    platforms = _os.environ.get("JAX_PLATFORMS", "")
+    if platforms:
+        return platforms.strip().lower() == "cpu"
+    return all(importlib.util.find_spec(name) is None for name in ("jax_plugins", "libtpu"))
+
+
+_xla_cpu_flags()

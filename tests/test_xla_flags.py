@@ -1,0 +1,58 @@
+"""The XLA flags `planner` sets before JAX starts (planner/__init__.py): each process's own, so
+each case runs in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from planner import CPU_LLVM_OPTIONS
+
+PROBE = (
+    "import os, planner, jax, jax.numpy as jnp\n"
+    "x = jnp.arange(64, dtype=jnp.float32).reshape(8, 8)\n"
+    "y = jax.jit(lambda a: (jnp.log1p(a) * a[:, :1] + a[:1]).sum(axis=1))(x)\n"
+    "print(os.environ.get('XLA_FLAGS', ''))\n"
+    "print(' '.join(f'{v:.6g}' for v in y.tolist()))\n"
+)
+
+
+def _run(**env: str) -> tuple[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    done = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    flags, values = done.stdout.splitlines()[-2:]
+    return flags, values
+
+
+@pytest.fixture(scope="module")
+def default_run() -> tuple[str, str]:
+    return _run(JAX_PLATFORMS="cpu")
+
+
+def test_a_cpu_only_process_gets_a_host_device_per_core_and_the_llvm_options_that_compile_it_runs(default_run):
+    """The LLVM options must be ones this jaxlib's LLVM knows: an unknown one aborts the process
+    at its first compile, so the probe compiling and running is the check."""
+    flags, values = default_run
+    assert "--xla_force_host_platform_device_count=" in flags
+    assert CPU_LLVM_OPTIONS in flags.split()
+    assert len(values.split()) == 8
+
+
+def test_the_llvm_options_leave_the_results_unchanged(default_run):
+    _, with_options = default_run
+    _, without = _run(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_extra_options=-lsr-drop-solution=false")
+    assert with_options == without
+
+
+def test_an_accelerator_and_a_users_own_options_are_left_alone():
+    flags, _ = _run(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_extra_options=-lsr-drop-solution=false")
+    assert "-disable-lsr" not in flags and "-lsr-drop-solution=false" in flags
+    done = subprocess.run([sys.executable, "-c", "import os, planner; print(os.environ.get('XLA_FLAGS', ''))"],
+                          env={**os.environ, "JAX_PLATFORMS": "cuda", "XLA_FLAGS": ""},
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert "xla_backend_extra_options" not in done.stdout
