@@ -27,12 +27,18 @@ def _xla_cpu_flags() -> None:
         _os.environ["XLA_FLAGS"] = flags
 
 
-CPU_LLVM_OPTIONS = "--xla_backend_extra_options=-disable-lsr"
-"""LLVM options for XLA's CPU code generation. Loop strength reduction was the costliest single
-pass in compiling the search kernels: ~27 % of LLVM's time on the row kernel (its fusions' loops
-index many broadcast operands, and LSR's formula search grows with them). Without it the row
-kernel compiles in 20-30 % less CPU (4.7-5.5 -> 3.5-4.2 s), the prefill-pool kernel in ~10 % less,
-and both run as fast and give bit-identical outputs (docs/speed-log.md, thirty-third session).
+CPU_LLVM_OPTIONS = "--xla_backend_extra_options=-disable-lsr,-unroll-threshold=0"
+"""LLVM options for XLA's CPU code generation (docs/speed-log.md, thirty-third session):
+- no loop strength reduction: the costliest single LLVM pass on the search kernels, ~27 % of
+  LLVM's time on the row kernel (its fusions' loops index many broadcast operands, and LSR's
+  formula search grows with them). Without it: 20-30 % less CPU to compile the row kernel, ~10 %
+  the prefill-pool kernel, the same speed and bit-identical outputs;
+- no loop unrolling: unrolled, the fusions' short inner loops (a layout block's axes of 2-11) became
+  straight-line code with one scalar call per `log`/`exp`, where kept as loops LLVM's loop vectoriser
+  computes them with XLA's vector functions. The row kernel runs 20-25 % faster (the interactive
+  one 25-30 %) and compiles in another 10-20 % less CPU; per-configuration values move within
+  float32 rounding (as close to the numpy twin as before: median 7e-7 relative), every snapshot,
+  bundled scenario's plan and the fidelity table are unchanged.
 LLVM options are process-wide and also reach a GPU's code generator, so they are set only where
 JAX can run on nothing but the CPU."""
 

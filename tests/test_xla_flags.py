@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from planner import CPU_LLVM_OPTIONS
@@ -16,7 +17,7 @@ PROBE = (
     "x = jnp.arange(64, dtype=jnp.float32).reshape(8, 8)\n"
     "y = jax.jit(lambda a: (jnp.log1p(a) * a[:, :1] + a[:1]).sum(axis=1))(x)\n"
     "print(os.environ.get('XLA_FLAGS', ''))\n"
-    "print(' '.join(f'{v:.6g}' for v in y.tolist()))\n"
+    "print(' '.join(repr(v) for v in y.tolist()))\n"
 )
 
 
@@ -43,10 +44,11 @@ def test_a_cpu_only_process_gets_a_host_device_per_core_and_the_llvm_options_tha
     assert len(values.split()) == 8
 
 
-def test_the_llvm_options_leave_the_results_unchanged(default_run):
+def test_the_llvm_options_move_results_only_within_float32_rounding(default_run):
     _, with_options = default_run
     _, without = _run(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_extra_options=-lsr-drop-solution=false")
-    assert with_options == without
+    a, b = (np.array([float(v) for v in values.split()]) for values in (with_options, without))
+    np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
 def test_an_accelerator_and_a_users_own_options_are_left_alone():
