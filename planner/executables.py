@@ -28,9 +28,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from planner import timing
+from planner import replicated, timing
 
-FORMAT = 2  # the layout of an entry file (below); part of the key
+FORMAT = 3  # the layout of an entry file (below); part of the key
 KEEP = 48  # entries kept (~2-3 MB each): every grid shape the TUI met recently stays warm (a shape it
 # re-runs takes two: its one-shot and its interactive kernel)
 
@@ -258,7 +258,8 @@ def _load_or_build(name: str, make: Callable[[], Any], args: Sequence[Any], k: s
 def _build(name: str, make: Callable[[], Any], args: Sequence[Any], path: Path, k: str,
            meanwhile: Callable[[], None] | None, interactive: bool = False) -> Any:
     with timing.phase(f"trace+lower {name}"):
-        lowered = make().trace(*args).lower()
+        kernel = make()
+        lowered = replicated.lower(kernel, tuple(args)) if isinstance(kernel, replicated.Spec) else kernel.trace(*args).lower()
     if meanwhile is not None:
         meanwhile()
     exe = _compile(name, lowered, interactive)
@@ -503,13 +504,16 @@ def _read(path: Path) -> tuple[str, Any] | None:
         head, digest, payload = blob[:len(_MAGIC)], blob[len(_MAGIC):len(_MAGIC) + 64], blob[len(_MAGIC) + 65:]
         if head != _MAGIC or digest != hashlib.sha256(payload).hexdigest().encode():
             raise ValueError("checksum")  # checked before XLA sees a byte: a torn file never loads
-        stored_key, ids, serialized, in_tree, out_tree = pickle.loads(payload)
+        stored_key, ids, kind, state = pickle.loads(payload)
         import jax
         from jax.experimental.serialize_executable import deserialize_and_load
 
         by_id = {d.id: d for d in jax.devices()}
-        return stored_key, deserialize_and_load(serialized, in_tree, out_tree,
-                                                execution_devices=[by_id[i] for i in ids])
+        devices = [by_id[i] for i in ids]
+        if kind == "replicas":
+            return stored_key, replicated.from_state(state, devices)
+        serialized, in_tree, out_tree = state
+        return stored_key, deserialize_and_load(serialized, in_tree, out_tree, execution_devices=devices)
     except Exception:  # noqa: BLE001 - any failure means: rebuild (and replace the bad file)
         _remove(path)
         return None
@@ -523,8 +527,8 @@ def _store(path: Path, k: str, exe: Any) -> None:
     try:
         from jax.experimental.serialize_executable import serialize
 
-        serialized, in_tree, out_tree = serialize(exe)
-        payload = pickle.dumps((k, _device_ids(exe), serialized, in_tree, out_tree), protocol=pickle.HIGHEST_PROTOCOL)
+        kind, state = ("replicas", exe.state()) if isinstance(exe, replicated.Replicated) else ("jit", serialize(exe))
+        payload = pickle.dumps((k, _device_ids(exe), kind, state), protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".bin")
         try:
