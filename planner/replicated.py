@@ -3,8 +3,8 @@ its own share of the rows (XLA replicas: one program, `num_replicas` = devices, 
 
 The search splits its hardware rows over one host device per core. Written as a `shard_map` over a
 mesh of those devices, the kernel was compiled as an SPMD program: XLA ran the Shardy partitioner
-over the whole module, and compiling took ~6 s of CPU on 2 cores (tracing included) where the same
-kernel for one device takes ~4.8 s. Nothing in the kernel talks across devices, so the rows can
+over the whole module, and tracing, lowering and compiling it took 7.3-7.5 s of CPU on 2 cores
+where the one-device kernel takes ~6.0 s. Nothing in the kernel talks across devices, so the rows can
 run as replicas of the one-device program instead (docs/speed-log.md, thirty-third session). JAX
 no longer builds replicated (pmap-style) programs, so this module compiles and calls the XLA
 executable itself:
@@ -21,9 +21,26 @@ executable itself:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
+
+SINCE_JAXLIB = (0, 10, 2)  # the first jaxlib measured; its private APIs used here may differ before
+
+
+@cache
+def available() -> bool:
+    """Whether this JAX has what the replicas use (else the caller keeps its `shard_map` kernel)."""
+    try:
+        import jaxlib
+        from jax._src import compiler  # noqa: F401
+        from jax._src.interpreters import mlir  # noqa: F401
+        from jaxlib._jax import DeviceList  # noqa: F401
+
+        return tuple(int(part) for part in jaxlib.__version__.split(".")[:3]) >= SINCE_JAXLIB
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)

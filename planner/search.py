@@ -244,12 +244,13 @@ ROW_SPLIT = (1, 2, 3)  # `_row_kernel`'s arguments split by hardware rows: hw_ro
 def row_kernel_maker(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_pools: bool = False):
     """What `executables.compiled` builds the row kernel from: on several host devices, the
     one-device kernel run as replicas, each device on its share of the rows (`replicated`: the same
-    answer as `_row_kernel(devices, ...)`, whose SPMD program took ~5 s of CPU to compile where the
-    replicas take ~3 s); on one, the kernel itself."""
+    answer as `_row_kernel(devices, ...)`, whose SPMD program cost ~1.3 s more CPU to compile); on
+    one, or with a JAX older than the replicas know, the `shard_map` kernel itself."""
     from planner import replicated
 
-    kernel = _row_kernel(1, dense, absent, decode_pools)
-    return kernel if devices == 1 else replicated.Spec(kernel, devices, ROW_SPLIT)
+    if devices == 1 or not replicated.available():
+        return _row_kernel(devices, dense, absent, decode_pools)
+    return replicated.Spec(_row_kernel(1, dense, absent, decode_pools), devices, ROW_SPLIT)
 
 
 def _detail_kernel():

@@ -68,3 +68,11 @@ def test_arguments_of_another_structure_are_refused(kernel_and_args):
     compiled, _, args = kernel_and_args
     with pytest.raises(TypeError, match="structure"):
         compiled(*args[:-1])
+
+
+def test_without_the_replicas_apis_the_row_kernel_stays_the_shard_map_program(monkeypatch):
+    monkeypatch.setattr(replicated, "available", lambda: False)
+    kernel = row_kernel_maker(2, True)
+    assert not isinstance(kernel, replicated.Spec) and kernel is _row_kernel(2, True, (), False)
+    monkeypatch.undo()
+    assert isinstance(row_kernel_maker(2, True), replicated.Spec) and not isinstance(row_kernel_maker(1, True), replicated.Spec)
