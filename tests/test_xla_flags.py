@@ -42,6 +42,8 @@ def test_a_cpu_only_process_gets_a_host_device_per_core_and_the_llvm_options_tha
     assert "--xla_force_host_platform_device_count=" in flags
     assert CPU_LLVM_OPTIONS in flags.split()
     assert len(values.split()) == 8
+    unasked, _ = _run()  # no JAX_PLATFORMS: CPU-only because no accelerator plugin is installed here
+    assert CPU_LLVM_OPTIONS in unasked.split()
 
 
 def test_the_llvm_options_move_results_only_within_float32_rounding(default_run):
