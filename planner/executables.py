@@ -527,8 +527,11 @@ def _store(path: Path, k: str, exe: Any) -> None:
     try:
         from jax.experimental.serialize_executable import serialize
 
-        kind, state = ("replicas", exe.state()) if isinstance(exe, replicated.Replicated) else ("jit", serialize(exe))
-        payload = pickle.dumps((k, _device_ids(exe), kind, state), protocol=pickle.HIGHEST_PROTOCOL)
+        if isinstance(exe, replicated.Replicated):
+            ids, kind, state = [d.id for d in exe.devices], "replicas", exe.state()
+        else:
+            ids, kind, state = _device_ids(exe), "jit", serialize(exe)
+        payload = pickle.dumps((k, ids, kind, state), protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".bin")
         try:

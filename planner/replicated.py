@@ -50,13 +50,6 @@ class Spec:
     split: tuple[int, ...]  # positions of the top-level arguments split by rows (leading axis)
 
 
-def _split_leaves(args: tuple[Any, ...], split: tuple[int, ...]) -> list[bool]:
-    """For each leaf of `args` (tree_flatten order): whether it is split by rows."""
-    import jax
-
-    return [i in split for i, arg in enumerate(args) for _ in jax.tree_util.tree_leaves(arg)]
-
-
 def one_device_share(args: tuple[Any, ...], spec: Spec) -> tuple[Any, ...]:
     """Abstract arguments of one device: split arguments with 1/devices of their rows."""
     import jax
@@ -117,25 +110,18 @@ class Replicated:
         self.exe, self.devices, self.in_tree, self.out_tree = exe, devices, in_tree, out_tree
         self.kept, self.split, self.overrides = kept, split, overrides
         mesh = Mesh(np.asarray(devices), ("hw",))
-        self.by_rows, self.whole = NamedSharding(mesh, P("hw")), NamedSharding(mesh, P())
+        self.by_rows, whole = NamedSharding(mesh, P("hw")), NamedSharding(mesh, P())
+        # each kept input's sharding: in_tree is ((args...), {}), its first child one tree per argument
+        by_rows = [i in split for i, arg in enumerate(in_tree.children()[0].children()) for _ in range(arg.num_leaves)]
+        self.shardings = [self.by_rows if by_rows[i] else whole for i in kept]
         self._jax = jax
-
-    @property
-    def input_shardings(self) -> list[Any]:
-        return [self.by_rows, self.whole]
-
-    output_shardings = input_shardings
 
     def __call__(self, *args: Any) -> Any:
         jax = self._jax
-        # the tuple of arguments, as traced: (args,) with kwargs {} (jax's in_tree)
-        flat, tree = jax.tree_util.tree_flatten((args, {}))
+        flat, tree = jax.tree_util.tree_flatten((args, {}))  # as traced: the arguments and no keywords
         if tree != self.in_tree:
             raise TypeError(f"arguments of another structure than the kernel's: {tree} != {self.in_tree}")
-        by_rows = _split_leaves(args, self.split)
-        leaves = [flat[i] for i in self.kept]
-        shardings = [self.by_rows if by_rows[i] else self.whole for i in self.kept]
-        placed = jax.device_put(leaves, shardings)
+        placed = jax.device_put([flat[i] for i in self.kept], self.shardings)
         results = self.exe.execute_sharded(placed).disassemble_into_single_device_arrays()
         outputs = [jax.make_array_from_single_device_arrays((len(parts) * parts[0].shape[0], *parts[0].shape[1:]),
                                                             self.by_rows, parts) for parts in results]

@@ -29,6 +29,7 @@ SLOT_FIELDS = ("chips", "tp", "pp", "ep", "dp_attn", "cp", "replicas")
 DECODE_POOL_KEYS = ("decode_monthly", "decode_tpot95")
 """Outputs of the row kernel with `decode_pools`: every configuration as a disaggregated decode pool
 (no prefix-cache axis; within each hardware row and layout slot, in `disagg_search.DECODE_AXES` order)."""
+ROW_SPLIT = (1, 2, 3)  # `_row_kernel`'s arguments split by hardware rows: hw_rows, slot_rows, valid_rows
 SLOT_COUNT = "_slots"  # real layout slots per hardware row (the row kernel evaluates only those)
 SLOT_ONLY = "_only"  # [rows, slots]: 1 where the row kernel may evaluate a slot, 0 where it leaves it at inf
 PER_CONFIGURATION = ("monthly", "tpot95", "ttft95", *DECODE_POOL_KEYS)  # row-kernel outputs of one value per configuration
@@ -229,16 +230,13 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
     mesh = Mesh(np.asarray(jax.devices()[:devices]), ("hw",))
     split, whole = P("hw"), P()
     sharded = jax.shard_map(rows, mesh=mesh, out_specs=split,
-                            in_specs=(whole, split, split, split, whole, whole, whole, whole, whole))
+                            in_specs=tuple(split if i in ROW_SPLIT else whole for i in range(9)))
 
     def kernel(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes, prune):
         out = sharded(arch, hw_rows, slot_rows, valid_rows, cfg, spec, load, draft_bytes, prune)
         return {key: value.ravel() if key in PER_CONFIGURATION else value for key, value in out.items()}
 
     return jax.jit(kernel)
-
-
-ROW_SPLIT = (1, 2, 3)  # `_row_kernel`'s arguments split by hardware rows: hw_rows, slot_rows, valid_rows
 
 
 def row_kernel_maker(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_pools: bool = False):
