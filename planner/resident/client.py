@@ -14,13 +14,18 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from planner.resident import identity, protocol
 
-READY_WAIT_S = 0.5
-"""How long a command waits for a worker to accept it: a busy worker's command may take seconds
-(`whatif`); running directly (~1.8 s warm) beats waiting longer."""
+READY_WAIT_S: float | None = None
+"""How long a command waits for a worker to accept it; None: `identity.wait_seconds()` (its
+environment's `PLANNER_WORKER_WAIT_S`, else 0.5 s)."""
+
+
+def _ready_wait() -> float:
+    return identity.wait_seconds() if READY_WAIT_S is None else READY_WAIT_S
 
 
 def run(argv: list[str], started: float) -> int | None:
@@ -40,22 +45,26 @@ def run(argv: list[str], started: float) -> int | None:
         try:
             hello, _ = protocol.receive(conn)
         except (protocol.ProtocolError, OSError):
-            return None  # busy (it did not accept within READY_WAIT_S) or gone
+            return None  # busy (it did not accept within _ready_wait()) or gone
         if hello.get("key") != worker_key or not isinstance(hello.get("pid"), int):
             return None
         fds, opened = _standard_fds()
-        try:
-            umask = os.umask(0o022)
-            os.umask(umask)
-            protocol.send(conn, {"op": "run", "argv": argv, "cwd": cwd, "env": dict(os.environ), "umask": umask,
-                                 "streams": [_stream_spec(s) for s in (sys.stdin, sys.stdout, sys.stderr)],
-                                 "started": started}, fds)
-        except OSError:
-            return None  # nothing ran yet: run it here
-        finally:
-            for fd in opened:
-                os.close(fd)
-        return _wait_for_exit(conn, hello["pid"])
+        with _forwarding_interrupts(hello["pid"]) as interrupted:  # from before the command can start
+            try:
+                umask = os.umask(0o022)
+                os.umask(umask)
+                protocol.send(conn, {"op": "run", "argv": argv, "cwd": cwd, "env": dict(os.environ), "umask": umask,
+                                     "streams": [_stream_spec(s) for s in (sys.stdin, sys.stdout, sys.stderr)],
+                                     "started": started}, fds)
+            except OSError:
+                if interrupted:  # Ctrl-C during a hand-over that failed: the command is not run at all
+                    sys.stderr.write("aborted\n")
+                    return 130
+                return None  # nothing ran yet: run it here
+            finally:
+                for fd in opened:
+                    os.close(fd)
+            return _wait_for_exit(conn, hello["pid"], interrupted)
 
 
 def _connect(worker_key: str) -> socket.socket | None:
@@ -63,7 +72,7 @@ def _connect(worker_key: str) -> socket.socket | None:
     if path is None:
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(READY_WAIT_S)
+    conn.settimeout(_ready_wait())
     try:
         conn.connect(str(path))
     except OSError:
@@ -97,11 +106,12 @@ RESEND_S = 1.0
 Python raises inside a garbage-collector callback (JAX registers one) is printed and dropped."""
 
 
-def _wait_for_exit(conn: socket.socket, worker_pid: int) -> int:
-    """Wait for the worker's exit code; Ctrl-C (and SIGTERM, SIGHUP) here interrupts the command there."""
-    import select
-
-    interrupted = []
+@contextlib.contextmanager
+def _forwarding_interrupts(worker_pid: int) -> Iterator[list[bool]]:
+    """Within it, Ctrl-C (and SIGTERM, SIGHUP) here is sent to the worker as SIGINT, where it
+    interrupts the command (or, before the command starts, stops it as it starts); yields the list
+    that records that one came."""
+    interrupted: list[bool] = []
 
     def forward(_signum: int, _frame: Any) -> None:
         interrupted.append(True)
@@ -110,10 +120,23 @@ def _wait_for_exit(conn: socket.socket, worker_pid: int) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
+        yield interrupted
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _wait_for_exit(conn: socket.socket, worker_pid: int, interrupted: list[bool]) -> int:
+    """Wait for the worker's exit code, sending a Ctrl-C that came (`interrupted`) again every
+    RESEND_S while the command runs."""
+    import select
+
+    try:
         conn.settimeout(None)
         while not select.select([conn], [], [], RESEND_S)[0]:
             if interrupted:
-                forward(signal.SIGINT, None)
+                with contextlib.suppress(OSError):
+                    os.kill(worker_pid, signal.SIGINT)
         reply, _ = protocol.receive(conn)
         code = reply.get("exit")
         if isinstance(code, int) and not isinstance(code, bool):
@@ -124,9 +147,6 @@ def _wait_for_exit(conn: socket.socket, worker_pid: int) -> int:
                          f"command ended ({exc}); run it again, or set {identity.ENV_SWITCH}=0 to run "
                          "commands in their own process\n")
         return protocol.INTERNAL_ERROR
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def spawn(environ: dict[str, str], argv: list[str] | None = None, asked: bool = False) -> None:
@@ -213,9 +233,13 @@ def wait_until_ready(worker_key: str, timeout_s: float,
 
 def wait_while_building(path: Any, timeout_s: float) -> None:
     """Until the worker at `path` builds no kernel in the background (its commands are then timed,
-    or handed over, without a build's tracing holding its GIL), it is gone, or `timeout_s` passed."""
+    or handed over, without a build's tracing holding its GIL), it is gone, or `timeout_s` passed.
+    A worker killed without cleaning up leaves its socket behind but not its lock: that is gone too."""
+    from pathlib import Path
+
+    lock = Path(path).with_suffix(".lock")
     deadline = time.monotonic() + timeout_s
-    while os.path.exists(path) and time.monotonic() < deadline:
+    while os.path.exists(path) and lock.exists() and holder(lock) is not None and time.monotonic() < deadline:
         state = query(path, "status")
         if state is not None and not state.get("building_kernels"):
             return
@@ -225,7 +249,7 @@ def wait_while_building(path: Any, timeout_s: float) -> None:
 def query(path: Any, op: str) -> dict[str, Any] | None:
     """Ask the worker at `path` for its status, or to stop; None if it does not answer."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(READY_WAIT_S)
+    conn.settimeout(_ready_wait())
     try:
         with conn:
             conn.connect(str(path))

@@ -31,6 +31,12 @@ ENV_DIR = "PLANNER_WORKER_DIR"
 ENV_IDLE = "PLANNER_WORKER_IDLE_S"
 """Seconds a worker waits for its next command before it exits (default IDLE_S)."""
 IDLE_S = 600.0
+ENV_WAIT = "PLANNER_WORKER_WAIT_S"
+"""Seconds a command waits for a worker to accept it before running itself (default WAIT_S)."""
+WAIT_S = 0.5
+"""A busy worker's command may take seconds (`whatif`); running directly (~1.8 s warm) beats waiting
+longer. A machine loaded by other work may need more: a worker slowed past the wait leaves the
+command to run in its own process (correct, only slower)."""
 
 RESIDENT_COMMANDS = frozenset({"solve", "whatif", "sweep", "project", "eval"})
 """Commands a worker answers: each imports JAX and runs compiled kernels, and none takes over the
@@ -82,12 +88,22 @@ def routable(argv: list[str]) -> bool:
     return command_of(argv) in RESIDENT_COMMANDS
 
 
+def wait_seconds(environ: dict[str, str] | os._Environ[str] = os.environ) -> float:
+    """How long a command waits for a worker to accept it (ENV_WAIT; WAIT_S if unset or not a
+    positive number)."""
+    return _positive(environ.get(ENV_WAIT), WAIT_S)
+
+
 def idle_seconds(environ: dict[str, str] | os._Environ[str] = os.environ) -> float:
+    return _positive(environ.get(ENV_IDLE), IDLE_S)
+
+
+def _positive(text: str | None, default: float) -> float:
     try:
-        value = float(environ.get(ENV_IDLE, IDLE_S))
+        value = float(text) if text is not None else default
     except ValueError:
-        return IDLE_S
-    return value if value > 0 else IDLE_S
+        return default
+    return value if value > 0 and value != float("inf") else default
 
 
 def runtime_dir(environ: dict[str, str] | os._Environ[str] = os.environ) -> Path:

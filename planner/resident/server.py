@@ -137,7 +137,7 @@ class Worker:
                     os.close(fd)
         if op == "run":
             _release_memory()  # after the reply: the caller does not wait for it
-        self.last = time.monotonic()
+            self.last = time.monotonic()  # idle means no command: a status query does not count
 
     def status(self) -> dict[str, Any]:
         from planner import executables
