@@ -436,3 +436,19 @@ def test_waiting_for_a_workers_builds_ends_when_it_is_dead_or_idle(folder):
     client.wait_while_building(dead, 60)
     client.wait_while_building(folder / "never.sock", 60)  # no socket at all
     assert time.monotonic() - start < 5
+
+
+def test_a_ctrl_c_during_the_hand_over_is_forwarded_not_raised_here():
+    """From before the request is sent (a worker may start the command any moment after), Ctrl-C
+    here must reach the worker: raised here, it would end this caller and leave the command running."""
+    worker = subprocess.Popen(["sleep", "60"])  # stands for the worker's pid
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with client._forwarding_interrupts(worker.pid) as interrupted:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs between bytecodes
+            assert interrupted == [True]
+        assert worker.wait(timeout=10) == -signal.SIGINT
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        worker.kill()
