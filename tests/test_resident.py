@@ -452,3 +452,28 @@ def test_a_ctrl_c_during_the_hand_over_is_forwarded_not_raised_here():
         assert signal.getsignal(signal.SIGINT) is before
     finally:
         worker.kill()
+
+
+def test_past_code_versions_lock_and_log_files_are_removed_once_long_unused(folder, monkeypatch):
+    import fcntl
+
+    assert identity.private_dir(folder)
+    monkeypatch.setenv("PLANNER_WORKER_DIR", str(folder))
+    old = time.time() - 2 * client.STALE_S
+
+    def files(key: str, when: float) -> None:
+        for suffix in (".lock", ".log"):
+            (folder / f"{key}{suffix}").write_text("1\n", encoding="utf-8")
+            os.utime(folder / f"{key}{suffix}", (when, when))
+
+    files("gone", old)  # a past version's: removed
+    files("recent", time.time())  # written lately: kept
+    files("held", old)  # a live worker's lock: kept
+    files(identity.key(), old)  # this code's own: kept (its lock stops two workers starting)
+    with open(folder / "held.lock") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        from planner.cli.worker_cmd import _workers
+
+        assert _workers() == []
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(f"{k}{s}" for k in ("recent", "held", identity.key()) for s in (".lock", ".log"))

@@ -26,12 +26,13 @@ def register(app: typer.Typer) -> None:
 def _workers() -> list[tuple[str, dict | None, int | None]]:
     """(key, status or None if it does not answer, pid holding its lock or None) for every socket in
     this user's worker folder. A socket whose worker is gone (killed: nobody holds its lock) is
-    removed."""
+    removed, and so are the lock and log files of code versions long gone (`client.remove_stale`)."""
     from planner.resident import client, identity
 
     folder = identity.runtime_dir()
     if not folder.is_dir():
         return []
+    client.remove_stale(folder, identity.key())
     found = []
     for path in sorted(folder.glob("*.sock")):
         state = client.query(path, "status")

@@ -214,6 +214,38 @@ def holder(lock: Any) -> int | None:
     return None
 
 
+STALE_S = 86400.0
+"""A worker key's lock and log files untouched this long, with no socket and no live holder, belong
+to a code version or environment no longer in use: they are removed."""
+
+
+def remove_stale(folder: Any, keep: str) -> list[str]:
+    """Remove the `.lock` and `.log` files of keys other than `keep` that no worker holds, have no
+    socket and were last written over STALE_S ago (each worker leaves two small files per code
+    version; its lock must outlive it while its code is current, so that two never start for one
+    key). Returns the keys removed."""
+    from pathlib import Path
+
+    removed = []
+    cutoff = time.time() - STALE_S
+    for lock in Path(folder).glob("*.lock"):
+        key = lock.stem
+        if key == keep or lock.with_suffix(".sock").exists():
+            continue
+        try:
+            if lock.stat().st_mtime > cutoff or holder(lock) is not None:
+                continue
+            log = lock.with_suffix(".log")
+            if log.exists() and log.stat().st_mtime > cutoff:
+                continue
+            lock.unlink()
+            log.unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed.append(key)
+    return removed
+
+
 def _running_workers(folder: Any) -> set[str]:
     """Names of the lock files in `folder` that a live worker holds (a lock dies with its process)."""
     return {path.name for path in folder.glob("*.lock") if holder(path) is not None}

@@ -322,6 +322,9 @@ def main(expected_key: str | None = None, repeat: dict[str, Any] | None = None) 
     lock.truncate(0)
     lock.write(f"{os.getpid()}\n")  # `planner worker stop` signals a worker too busy to answer
     lock.flush()
+    from planner.resident import client
+
+    client.remove_stale(folder, worker_key)  # past code versions' lock and log files
     from planner import executables
 
     global _log_fd
