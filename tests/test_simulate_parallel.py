@@ -15,7 +15,7 @@ from support import sim_scenario
 
 from planner.catalog import load_catalog
 from planner.cli.file_cmds import load_scenario
-from planner.simulate import fleet, parallel
+from planner.simulate import fleet, parallel, stats
 from planner.simulate.plan import sim_plan
 
 PLAN = {"hardware": "h100-sxm", "chips": 1, "replicas": 3, "batch": 8, "weight_dtype": "bf16", "kv_dtype": "bf16",
@@ -37,6 +37,12 @@ def _same(a, b):
     for name in ("replica", "first_s", "finish_s", "cached_tokens", "generated", "preemptions"):
         assert np.array_equal(getattr(ra, name), getattr(rb, name), equal_nan=True), name
     assert np.array_equal(a[0].arrival_s, b[0].arrival_s, equal_nan=True)
+    # the queue series too: each replica records its state as each step leaves it, so a replica
+    # that runs out of work reads idle from then on, not from when the loop next looks at it
+    # (which depends on the other replicas in the same run)
+    end = stats.ran_until(b[1], 1e9)
+    assert stats.ran_until(a[1], 1e9) == end
+    assert stats.queue_series(a[1], end) == stats.queue_series(b[1], end)
 
 
 def test_replica_groups_merge_to_the_whole_run(job):

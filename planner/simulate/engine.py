@@ -285,9 +285,7 @@ class Replica:
         due = self._admission_due()
         if due:
             self._admit()
-        self.series_t.append(self.clock)
-        self.series_waiting.append(len(self.waiting))
-        self.series_running.append(self.running)
+        self._record()
         if self.running == 0:
             self.clock = max(self.clock, stop_at)
             return
@@ -297,6 +295,15 @@ class Replica:
             self._decode_run(np.inf, max(int(np.ceil(self.next_admission)) - self.steps, 1))
         else:
             self._decode_run(stop_at if self.running < self.batch else np.inf)
+        # and as the step leaves it: a replica that ran out of work is not stepped again until new
+        # work comes, so its last requests would otherwise read as running until then
+        self._record()
+
+    def _record(self) -> None:
+        """One point of the queue series: requests waiting and running from now on."""
+        self.series_t.append(self.clock)
+        self.series_waiting.append(len(self.waiting))
+        self.series_running.append(self.running)
 
     def _admission_due(self) -> bool:
         """Whether the scheduler admits new prompts before this step: always on an idle replica (which
