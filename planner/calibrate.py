@@ -30,7 +30,8 @@ BOUNDS = {
     "prefill_attention_mfu": np.arange(0.30, 0.8001, 0.025),
     "prefill_attention_mfu_fp8": np.arange(0.30, 1.2001, 0.025),
     "moe_efficiency": np.arange(0.30, 1.0001, 0.025),
-    "moe_quant_overhead": np.arange(0.0, 2.0001, 0.025),  # BF16-peak FLOP times per expert FLOP
+    "moe_quant_overhead": np.arange(0.0, 2.0001, 0.025),  # BF16-peak FLOP times per expert FLOP (8-bit)
+    "moe_quant_overhead_fp4": np.arange(0.0, 2.0001, 0.025),  # the same, W4A4 FP4 experts
     "expert_width_knee": np.arange(0.0, 2048.1, 128.0),
     "activation_passes": np.arange(0.0, 24.01, 1.0),
     "step_overhead_ms": np.arange(0.0, 4.001, 0.25),

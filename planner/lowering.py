@@ -83,6 +83,7 @@ def hardware_row(acc: Accelerator, catalog: Catalog) -> dict[str, float]:
         "attn_prefill_mfu_fp8": _or(fam.prefill_attention_mfu_fp8, fam.prefill_attention_mfu),
         "moe_eff": fam.moe_efficiency,
         "moe_quant_overhead": fam.moe_quant_overhead,
+        "moe_quant_overhead_fp4": _or(fam.moe_quant_overhead_fp4, fam.moe_quant_overhead),
         "expert_width_knee": fam.expert_width_knee,
         "act_passes": fam.activation_passes,
         "step_overhead_s": fam.step_overhead_ms * 1e-3,

@@ -224,7 +224,7 @@ def test_a_calibration_with_the_replaced_moe_knob_is_told_how_to_convert_it():
 
     raw = io.read_toml(paths.hardware_dir() / "calibration.toml")
     family = next(f for f in raw["family"] if f["id"] == "blackwell")
-    family.pop("moe_quant_overhead")
+    family.pop("moe_quant_overhead_fp4")
     family["moe_efficiency_lowp"] = 0.35
     with pytest.raises(InputFileError, match=r"moe_efficiency_lowp was replaced by moe_quant_overhead: set "
                                              r"moe_quant_overhead = \(1 / moe_efficiency_lowp - 1 / moe_efficiency\)"):

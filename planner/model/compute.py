@@ -55,10 +55,20 @@ def quantised_activations(hw: Hw, cfg: Config, sel=None) -> jnp.ndarray:
 
 def quantised_speedup(hw: Hw, cfg: Config, quantised=None) -> jnp.ndarray:
     """The GEMMs' peak over the BF16 peak where they run on quantised activations (2 for FP8, 4 for
-    FP4 on a B200), 0 where they do not: what `expert_gemm_scale` scales the quantisation overhead by.
+    FP4 on a B200), 0 where they do not: what the quantisation overhead is scaled by.
     `quantised`: `quantised_activations(hw, cfg)` where the caller has it."""
     quantised = quantised_activations(hw, cfg) if quantised is None else quantised
     return quantised * gemm_peak(hw, cfg) / jnp.maximum(hw.flops_bf16, 1.0)
+
+
+def quantisation_overhead(hw: Hw, cfg: Config, quantised=None) -> jnp.ndarray:
+    """What grouped expert GEMMs on quantised activations add per FLOP, in BF16-kernel times (see
+    `expert_gemm_scale`): the family's overhead for the GEMMs' precision (`moe_quant_overhead_fp4`
+    for W4A4 FP4, `moe_quant_overhead` for 8 bits) x `quantised_speedup`. Apart, because they are
+    measured apart: Blackwell's fitted overhead comes from FP4 DeepSeek-V3 runs only, and priced
+    FP8 experts on a B200 below its BF16 ones (and below an H200's FP8 ones) when it was shared."""
+    overhead = jnp.where(cfg.gemm_flops_sel == 3, hw.moe_quant_overhead_fp4, hw.moe_quant_overhead)
+    return overhead * quantised_speedup(hw, cfg, quantised)
 
 
 def without_experts(a: Arch) -> Arch:
@@ -80,25 +90,25 @@ def experts_touched(a: Arch, tokens: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(a.experts_routed > 0, e * (1.0 - miss), 0.0)
 
 
-def expert_gemm_scale(a: Arch, hw: Hw, speedup=0.0) -> jnp.ndarray:
+def expert_gemm_scale(a: Arch, hw: Hw, quant_extra=0.0) -> jnp.ndarray:
     """Cost multiplier of grouped expert GEMMs relative to dense GEMMs of the same FLOPs and bytes:
-    (1 / moe_eff + overhead x speedup) / (w / (w + knee)). Narrow experts (w = 768) have short inner
+    (1 / moe_eff + overhead x speedup) / (w / (w + knee)), `quant_extra` = overhead x speedup. Narrow experts (w = 768) have short inner
     loops, so the fixed per-tile work weighs more than for wide ones (w = 14,336): a 128-expert model
     with narrow experts must not be costed at a wide-expert model's efficiency. On quantised
     activations (`speedup` = `quantised_speedup`: the low-precision peak over the BF16 one, 0 for
     BF16 and weight-only GEMMs) part of the kernel's work is not shortened by the faster tensor
-    cores (quantising each routed token, block scales): `moe_quant_overhead`, in units of the BF16
-    kernel's time, costs `speedup` times as much against the faster peak (an Amdahl split), so one
-    fitted value prices FP8 and FP4 experts alike. That work is arithmetic on the tokens, so
+    cores (quantising each routed token, block scales): the overhead (`quantisation_overhead`: one
+    value for 8-bit experts, one for FP4), in units of the BF16 kernel's time, costs `speedup`
+    times as much against the faster peak (an Amdahl split). That work is arithmetic on the tokens, so
     `linear_work` scales the FLOPs by it and the weight bytes by the `speedup = 0` multiplier (with
     the bytes scaled too, a B200 decoded gpt-oss-120b's FP8 experts slower than an H200: 30.3 vs
     24.5 ms a step, 2 chips, batch 128)."""
     width = a.expert_width / jnp.maximum(a.expert_width + hw.expert_width_knee, 1.0)
-    return (1.0 / hw.moe_eff + hw.moe_quant_overhead * speedup) / jnp.maximum(width, 1e-3)
+    return (1.0 / hw.moe_eff + quant_extra) / jnp.maximum(width, 1e-3)
 
 
 def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray, expert_skew=1.0,
-                dense_bytes=None, speedup=0.0):
+                dense_bytes=None, quant_extra=0.0):
     """(bytes, FLOPs) of the quantised linear layers for a step over `tokens` tokens, in
     dense-GEMM-equivalent units. Expert GEMMs are scaled by `expert_gemm_scale` (the bytes without
     the quantisation overhead, which is arithmetic), and every touched expert computes at least one
@@ -106,11 +116,11 @@ def linear_work(a: Arch, hw: Hw, tokens: jnp.ndarray, weight_bytes: jnp.ndarray,
     `expert_skew` (layouts.busiest_rank_skew) scales the expert FLOPs to the busiest expert-parallel
     rank's, which the step waits for; weight reads are per rank and are not skewed. The
     matrices a checkpoint keeps wider (`Arch.params_wider`) are read at `dense_bytes` per weight
-    (`Config.dense_weight_bytes`; default `weight_bytes`). `speedup`: see `expert_gemm_scale`."""
+    (`Config.dense_weight_bytes`; default `weight_bytes`). `quant_extra`: `quantisation_overhead`."""
     wider = wider_extra_bytes(a, weight_bytes, dense_bytes)
     if _has_no_experts(a):  # see without_experts
         return a.params_dense * weight_bytes + wider, 2.0 * tokens * a.params_dense
-    scale = expert_gemm_scale(a, hw, speedup)
+    scale = expert_gemm_scale(a, hw, quant_extra)
     touched = experts_touched(a, tokens)
     streamed = expert_gemm_scale(a, hw)  # the quantisation overhead is arithmetic, not weight traffic
     touched_bytes = (a.params_dense + touched * a.params_expert * streamed) * weight_bytes + wider

@@ -22,7 +22,7 @@ from planner.model.compute import (
     host_step_time,
     linear_time,
     linear_work,
-    quantised_speedup,
+    quantisation_overhead,
 )
 from planner.model.layouts import (
     attention_spread,
@@ -40,7 +40,7 @@ from planner.model.types import Arch, Config, Hw
 def gemm_time(a: Arch, hw: Hw, cfg: Config, batch, query_tokens) -> jnp.ndarray:
     tokens = batch * query_tokens
     linear_bytes, linear_flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, tokens),
-                                             dense_bytes=cfg.dense_weight_bytes, speedup=quantised_speedup(hw, cfg))
+                                             dense_bytes=cfg.dense_weight_bytes, quant_extra=quantisation_overhead(hw, cfg))
     w_chip = weight_stream_per_chip(a, cfg, linear_bytes, lm_head_bytes(a, cfg))
     flops = linear_flops + 2.0 * a.params_lm_head * tokens
     t_mem = w_chip / (hw.mem_bw * hw.hbm_eff)

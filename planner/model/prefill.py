@@ -18,8 +18,8 @@ from planner.model.compute import (
     gemm_peak,
     linear_time,
     linear_work,
+    quantisation_overhead,
     quantised_activations,
-    quantised_speedup,
 )
 from planner.model.layouts import attention_spread, busiest_rank_skew, collective_time, pipeline_fill
 from planner.model.memory import BF16, prefill_chunk_tokens
@@ -55,9 +55,8 @@ def prefill_time(a: Arch, hw: Hw, cfg: Config, new: jnp.ndarray, cached: jnp.nda
     if chunk_tokens is not None:
         chunk = jnp.minimum(chunk, jnp.maximum(chunk_tokens, 1.0))
     # each chunk's routed tokens are spread over the expert-parallel ranks; the busiest one sets the pace
-    speedup = quantised_speedup(hw, cfg, lowp)
     _, flops = linear_work(a, hw, tokens, cfg.weight_bytes, busiest_rank_skew(a, cfg, jnp.minimum(tokens, chunk)),
-                           speedup=speedup)
+                           quant_extra=quantisation_overhead(hw, cfg, lowp))
     flops_linear = flops + 2.0 * a.params_lm_head * seqs  # logits only for the last position
     t_linear = linear_time(a, tokens, flops_linear, per_flop, per_flop_dense)
     chunks = jnp.maximum(jnp.ceil(tokens / chunk), 1.0)

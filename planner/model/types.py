@@ -45,8 +45,9 @@ class Hw(NamedTuple):
     attn_prefill_mfu: Array  # fused prefill attention, fraction of the BF16 peak
     attn_prefill_mfu_fp8: Array  # FP8 prefill attention (FP8 KV on FP8 chips), fraction of the BF16 peak
     moe_eff: Array  # grouped expert GEMMs relative to dense GEMMs (wide experts, full tiles)
-    moe_quant_overhead: Array  # expert-GEMM time on quantised activations that their faster peak does not
-    # shorten (quantising routed tokens, block scales), per FLOP, in units of a BF16-peak FLOP's time
+    moe_quant_overhead: Array  # expert-GEMM time on 8-bit quantised activations (W8A8 FP8/INT8) that their
+    # faster peak does not shorten (quantising routed tokens, block scales), per FLOP, in BF16-peak FLOP times
+    moe_quant_overhead_fp4: Array  # the same for W4A4 FP4 experts (16-element block scales)
     expert_width_knee: Array  # expert width at which grouped GEMMs lose half their efficiency
     act_passes: Array  # 16-bit passes over (hidden + active FFN width) per token per layer (non-GEMM kernels)
     step_overhead_s: Array

@@ -292,11 +292,16 @@ class CalibrationFamily(Strict):
         gt=0, le=1, description="Efficiency of grouped expert GEMMs relative to dense GEMMs (MoE only)"
     )
     moe_quant_overhead: float = Field(
-        0.0, ge=0, le=4, description="Part of a grouped expert GEMM on quantised activations (W8A8 FP8/INT8, W4A4 "
-        "FP4 on native tensor cores) that the faster peak does not shorten (quantising every routed token, block "
+        0.0, ge=0, le=4, description="Part of a grouped expert GEMM on 8-bit quantised activations (W8A8 FP8/INT8 "
+        "on native tensor cores) that the faster peak does not shorten (quantising every routed token, block "
         "scales, few rows per expert in a larger tile), in units of the BF16 kernel's time: such a GEMM reaches "
         "1 / (1/moe_efficiency + overhead x low-precision peak / BF16 peak) of its compute roofline (its weight bytes "
-        "stream as with moe_efficiency alone), so FP8 experts gain less than 2x and FP4 less than 4x; 0 = none"
+        "stream as with moe_efficiency alone), so FP8 experts gain less than 2x; 0 = none"
+    )
+    moe_quant_overhead_fp4: float | None = Field(
+        None, ge=0, le=4, description="The same for W4A4 FP4 experts (16-element block scales, newer grouped "
+        "kernels), which may be fitted apart from the 8-bit value: FP4 experts gain less than 4x; unset = as "
+        "moe_quant_overhead"
     )
     prefill_attention_mfu_fp8: float | None = Field(
         None, gt=0, le=2, description="Achieved fraction of the BF16 peak in FP8 prefill attention (FP8 KV on a "
