@@ -478,3 +478,17 @@ def test_the_frontier_skips_dearer_points_that_are_not_measurably_faster():
     lat = np.array([0.062300, 0.0622995, 0.062299, 0.0411])
     idx = pareto_indices(cost, lat)
     assert list(cost[idx]) == [152.0, 205.0]
+
+
+def test_the_prefix_cache_is_searched_on_first_and_only_where_prompts_share_a_prefix(catalog):
+    """Of equal bills the search keeps the first configuration in grid order (as argmin does): with
+    the cache listed first, a plan whose bill is the same with and without it keeps it (it only
+    shortens prefills). With nothing reusable the cache changes nothing and is not searched."""
+    data = io.read_toml(paths.scenarios_dir() / "studies" / "disaggregation.toml")
+    scenario = io.validate(Scenario, with_dotted(data, {"workload.input_tokens.median": 8000}), "test")
+    assert build_grid(scenario, catalog).prefix_cache == [True, False]
+    best = solve(scenario, catalog).best  # 1 x 2 GB200 either way; off read 0.36 s TTFT p95, on 0.19 s
+    assert best["prefix_cache"] is True and best["prefix_hit_rate"] > 0.9
+    none = io.validate(Scenario, with_dotted(io.read_toml(paths.scenarios_dir() / "studies" / "disaggregation.toml"),
+                                             {"workload.sessions.prefix_reuse": 0.0}), "test")
+    assert build_grid(none, catalog).prefix_cache == [False]
