@@ -684,11 +684,13 @@ def _missing_tier(acc, tier: str) -> str | None:
 
 
 def _unresolved_row(case: EvalCase) -> dict[str, Any]:
+    """A case that could not be evaluated: what it asked for, `fits = false`, the reason, and every
+    figure unknown (null), the batch too unless the case named one (it read 0, as if none fitted)."""
     row = {"hardware": case.hardware, "model": case.model, "chips": case.chips,
            "weight_dtype": case.weight_dtype, "kv_dtype": case.kv_dtype, "input": case.input,
-           "output": case.output, "spec_k": case.spec_k, "batch": 0, "slots": 0, "fits": False,
-           "reason": f"cannot evaluate: {case.unresolved}", "replicas": None, "chips_per_replica": None,
-           "kv_capacity_tokens": 0}
+           "output": case.output, "spec_k": case.spec_k, "batch": case.batch if isinstance(case.batch, int) else None,
+           "slots": None, "fits": False, "reason": f"cannot evaluate: {case.unresolved}", "replicas": None,
+           "chips_per_replica": None, "kv_capacity_tokens": None}
     for name in (*METRICS, "memory_gb_per_chip", "weights_gb_per_chip", "kv_gb_per_chip", "cost_per_hour",
                  "usd_per_mtok_output", "tokens_per_step"):
         row[name] = None

@@ -764,3 +764,19 @@ def test_a_user_hardware_file_is_checked_against_the_bundled_calibration(invoke,
     one_line_error(invoke("validate", path), fragment, str(paths.hardware_dir() / "calibration.toml"))
     path.write_text(HARDWARE_TOML, encoding="utf-8")
     assert invoke("validate", path).exit_code == 0
+
+
+def test_a_case_that_cannot_be_evaluated_keeps_its_batch_and_leaves_every_figure_unknown(invoke, tmp_path):
+    """Such a row read batch 0, 0 slots and 0 KV tokens, as if nothing had fitted; it now echoes the
+    batch it asked for ("max": unknown) and writes every figure as unknown, in JSON and the table."""
+    cases = tmp_path / "cases.toml"
+    cases.write_text('[[case]]\nhardware = "h100-sxm"\nmodel = "no-such-model"\nchips = 1\nbatch = 8\n'
+                     'input = 100\noutput = 10\n\n[[case]]\nhardware = "h100-sxm"\nmodel = "no-such-model"\n'
+                     'chips = 1\nbatch = "max"\ninput = 100\noutput = 10\n', encoding="utf-8")
+    asked, most = json.loads(invoke("eval", "--cases", cases, "--format", "json").stdout)
+    assert asked["batch"] == 8 and most["batch"] is None
+    for row in (asked, most):
+        assert row["fits"] is False and row["reason"].startswith("cannot evaluate: ")
+        assert row["slots"] is None and row["kv_capacity_tokens"] is None and row["ttft_s"] is None
+    table = invoke("eval", "--cases", cases)
+    assert table.exit_code == 0 and table.stdout.count("cannot evaluate") == 2
