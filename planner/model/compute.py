@@ -92,9 +92,10 @@ def experts_touched(a: Arch, tokens: jnp.ndarray) -> jnp.ndarray:
 
 def expert_gemm_scale(a: Arch, hw: Hw, quant_extra=0.0) -> jnp.ndarray:
     """Cost multiplier of grouped expert GEMMs relative to dense GEMMs of the same FLOPs and bytes:
-    (1 / moe_eff + overhead x speedup) / (w / (w + knee)), `quant_extra` = overhead x speedup. Narrow experts (w = 768) have short inner
-    loops, so the fixed per-tile work weighs more than for wide ones (w = 14,336): a 128-expert model
-    with narrow experts must not be costed at a wide-expert model's efficiency. On quantised
+    (1 / moe_eff + overhead x speedup) / (w / (w + knee)), `quant_extra` = overhead x speedup.
+    Narrow experts (w = 768) have short inner loops, so the fixed per-tile work weighs more than for
+    wide ones (w = 14,336): a 128-expert model with narrow experts must not be costed at a
+    wide-expert model's efficiency. On quantised
     activations (`speedup` = `quantised_speedup`: the low-precision peak over the BF16 one, 0 for
     BF16 and weight-only GEMMs) part of the kernel's work is not shortened by the faster tensor
     cores (quantising each routed token, block scales): the overhead (`quantisation_overhead`: one
