@@ -293,6 +293,32 @@ def test_simulate_output_snapshot(tmp_path, invoke, write, snapshot):
     assert doc == snapshot(name="json")
 
 
+def test_a_prefix_hit_above_1_is_explained_and_the_cached_share_shown(tmp_path, invoke, write, capsys):
+    """The hit is counted against the scenario's prefix_reuse x prompts (as the screen counts it), so a
+    trace that reuses more reads above 1; the table says why and shows the share of prompt tokens the
+    cache served, which cannot exceed 1."""
+    from planner.simulate import report
+
+    sc = tmp_path / "tiny.toml"
+    sc.write_text(sim_scenario(rate=4.0, turns=3))
+    lines = [f'{k} = {json.dumps(v)}' for k, v in H100_PLAN.items() if not isinstance(v, dict)]
+    lines[lines.index('prefix_cache = false')] = "prefix_cache = true"
+    body = "\n".join(lines) + "\n[layout]\ntp = 1\n[tier_split]\nhbm = 1.0\ndram = 0.0\nnvme = 0.0\n"
+    doc = json.loads(invoke("simulate", sc, "--plan-file", write("plan.toml", body), "--duration", "60",
+                            "--format", "json").stdout)
+    sim, ana = doc["simulated"], doc["analytic"]
+    assert ana["prompt_tokens_cached"] == pytest.approx(ana["prefix_hit_rate"] * ana["prefix_reuse"], abs=1e-4)
+    capsys.readouterr()
+    report.write_table(doc)
+    shown = capsys.readouterr().out
+    assert f"prompt tokens served from the cache {sim['prompt_tokens_cached']:.3f}" in " ".join(shown.split())
+    assert "above 1" not in shown
+    doc["simulated"] = {**sim, "prefix_hit_rate": 1.02, "prompt_tokens_reusable": 0.918}
+    report.write_table(doc)
+    assert "note: the prefix hit is above 1 because the run's prompts reuse more (91.8% of their tokens)" \
+        in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize(("change", "fragment"), [
     ({"hardware": "tpu-v5e", "weight_dtype": "bf16"}, "plan.toml: the plan does not fit: its weights (bf16)"),  # 16 GB
     ({"spec_k": 2, "spec_method": "mtp"}, "plan.toml.spec_method: 'llama-3.1-8b' ships no multi-token-prediction heads"),

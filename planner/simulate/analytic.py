@@ -65,7 +65,7 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
                    + float(m["serving"].first_token_delay(hw, np.float64(step))))
         tpot[q] = float(step) / float(tok) * stall + z * spread
     return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit,
-            "arrival_rps": float(ld.arrival_rps), "replicas": instances, "screen_replicas": float(out["replicas"]),
+            "prefix_reuse": float(ld.prefix_reuse), "arrival_rps": float(ld.arrival_rps), "replicas": instances, "screen_replicas": float(out["replicas"]),
             "ttft_p95_screen_s": float(out["ttft_p95_s"]), "tpot_p95_screen_s": float(out["tpot_p95_s"])}
 
 
@@ -112,7 +112,7 @@ def _disaggregated(plan: SimPlan) -> dict[str, Any]:
     # as the simulator counts it: cached tokens over prefix_reuse x prompts (this location's share)
     reach = float(pre["reuse"]) / float(ld.prefix_reuse) if float(ld.prefix_reuse) > 0 else 0.0
     return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit * reach,
-            "arrival_rps": float(ld.arrival_rps),
+            "prefix_reuse": float(ld.prefix_reuse), "arrival_rps": float(ld.arrival_rps),
             "replicas": float(pre_pool.instances + dec_pool.instances),
             "pools": {"prefill": {"replicas": pre_pool.instances, "busy": rho},
                       "decode": {"replicas": dec_pool.instances, "occupancy": occupancy}},
