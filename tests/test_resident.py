@@ -425,7 +425,7 @@ def test_status_and_stop_reach_a_busy_worker_and_clear_a_dead_ones_socket(folder
         sleeper.kill()
 
 
-def test_waiting_for_a_workers_builds_ends_when_it_is_dead_or_idle(folder):
+def test_waiting_for_a_workers_builds_ends_when_it_is_dead_or_gone(folder):
     assert identity.private_dir(folder)
     dead = folder / "dead.sock"
     gone = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
