@@ -77,6 +77,9 @@ def main() -> None:
         code = exc.code
     if resident:
         _flush()  # the answer first, then the worker's start
+        kernels = sys.modules.get("planner.executables")
+        if kernels is not None:
+            kernels.wait_for_stores()  # the worker's warm-up loads what this command compiled
         client.spawn(startup_env, argv)
     if not isinstance(code, int) or any(t.is_alive() and not t.daemon for t in threading.enumerate()
                                         if t is not threading.main_thread()):

@@ -157,16 +157,26 @@ def pair_bandwidth(chips: np.ndarray, links: dict[str, np.ndarray]) -> tuple[np.
     """[Hp, Kp, Hd, Kd] bytes/s of the transfer between a prefill instance (row hp, slot kp) and a
     decode instance (hd, kd), and whether it stays inside one scale-up domain: the same hardware
     with both instances fitting one domain (e.g. 1P1D on an 8-GPU server, pools in an NVL72 rack)
-    uses the scale-up link; otherwise each side's NICs, the slower side binding."""
+    uses the scale-up link; otherwise each side's NICs, the slower side binding.
+
+    Only a row's own [K, K] block can share a domain, so the NIC bandwidth is one outer minimum and
+    the domain test runs per row: on the default grid (30 x 68 slots, 4.2 M pairs) the whole-array
+    form's temporaries took 0.5-0.8 s, on the critical path of a cold solve (docs/speed-log.md)."""
     h = len(links["out"])
     n = chips[:h].astype(np.float64)  # [H, K]
     side_out = n * links["out"][:, None]
-    out = np.minimum(side_out[:, :, None, None], side_out[None, None, :, :])
-    same = np.eye(h, dtype=bool)[:, None, :, None]
-    fits = (n[:, :, None, None] + n[None, None, :, :]) <= links["domain"][:, None, None, None]
-    shared = same & fits & (links["domain"][:, None, None, None] > 1) & (links["up"][:, None, None, None] > 0)
-    up = np.minimum(n[:, :, None, None], n[None, None, :, :]) * links["up"][:, None, None, None]
-    return np.where(shared, np.maximum(up, out), out), shared
+    bw = np.minimum.outer(side_out, side_out)
+    shared = np.zeros(bw.shape, dtype=bool)
+    for r in range(h):
+        domain, up = links["domain"][r], links["up"][r]
+        if not (domain > 1 and up > 0):
+            continue
+        fits = (n[r][:, None] + n[r][None, :]) <= domain
+        if fits.any():
+            shared[r, :, r, :] = fits
+            block = bw[r, :, r, :]
+            bw[r, :, r, :] = np.where(fits, np.maximum(np.minimum.outer(n[r], n[r]) * up, block), block)
+    return bw, shared
 
 
 def bandwidth_classes(bw: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ removed beyond `KEEP` entries (`PLANNER_CACHE_KEEP` overrides). Entries are pick
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -263,9 +264,38 @@ def _build(name: str, make: Callable[[], Any], args: Sequence[Any], path: Path, 
     if meanwhile is not None:
         meanwhile()
     exe = _compile(name, lowered, interactive)
-    with timing.phase(f"store {name}"):
-        _store(path, k, exe)
+    _store_in_background(name, path, k, exe)
     return exe
+
+
+_stores: list[threading.Thread] = []
+
+
+def _store_in_background(name: str, path: Path, k: str, exe: Any) -> None:
+    """Store a kernel just compiled without making its caller wait: serializing the row kernel
+    takes ~0.2 s, which a cold `planner solve` spent before its first run. The process waits for
+    these writes before it ends (`wait_for_stores`, at exit), so the next one finds the entry."""
+    def store() -> None:
+        with timing.phase(f"store {name}"):
+            _store(path, k, exe)
+
+    thread = threading.Thread(target=store, name=f"planner-store-{name}", daemon=True)
+    with _locks_guard:
+        _stores.append(thread)
+    thread.start()
+
+
+def wait_for_stores() -> None:
+    """Wait until every kernel compiled so far is on disk (at exit; tests, before they look)."""
+    while True:
+        with _locks_guard:
+            if not _stores:
+                return
+            thread = _stores.pop()
+        thread.join()
+
+
+atexit.register(wait_for_stores)  # `planner.__main__` skips the interpreter's teardown, not atexit
 
 
 _interactive = False
@@ -345,11 +375,12 @@ def upgrades_running() -> int:
 
 
 def wait_for_upgrades() -> float:
-    """Wait for the background builds `compiled` started (`planner bench --tui` times the edits
-    after them: the steady state); returns the seconds waited."""
+    """Wait for the background builds `compiled` started, and their stores (`planner bench --tui`
+    times the edits after them: the steady state); returns the seconds waited."""
     start = time.perf_counter()
     for thread in list(_upgrades.values()):
         thread.join()
+    wait_for_stores()
     return time.perf_counter() - start
 
 
@@ -409,6 +440,7 @@ def _note_use(path: Path) -> None:
     _used.append(path.name)
     del _used[:-4]
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # its kernel may still be on its way there
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("\n".join(_used) + "\n")
@@ -572,10 +604,11 @@ def _remove(path: Path) -> None:
 
 def forget() -> None:
     """Drop this process's memo and prefetches (tests: force the next call to go to disk), after
-    waiting for the background builds of interactive kernels."""
+    waiting for the background builds of interactive kernels and every store."""
     for thread, _ in _prefetched.values():
         thread.join()
     wait_for_upgrades()
+    wait_for_stores()
     _upgrades.clear()
     _rounds.clear()
     _prefetched.clear()

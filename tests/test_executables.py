@@ -50,6 +50,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def _entries(root):
+    executables.wait_for_stores()  # kernels are written in the background
     return sorted((root / "kernels").glob("*.bin"))
 
 
@@ -66,6 +67,24 @@ def test_a_second_process_loads_instead_of_compiling(cache):
     assert builds == ["affine"]  # loaded, not compiled again
 
 
+def test_a_new_kernel_answers_before_it_is_stored_and_is_on_disk_after_the_wait(cache, monkeypatch):
+    """A cold solve runs its kernel while the kernel is still being written (serializing the row
+    kernel takes ~0.2 s); `wait_for_stores` (at exit) returns only once the entry is on disk."""
+    root, builds = cache
+    gate, real = threading.Event(), executables._store
+
+    def held(path, k, exe):
+        assert gate.wait(60)
+        real(path, k, exe)
+
+    monkeypatch.setattr(executables, "_store", held)
+    np.testing.assert_array_equal(_solve_affine(), EXPECTED)  # answered while the store is held
+    assert not list((root / "kernels").glob("*.bin"))
+    gate.set()
+    executables.wait_for_stores()
+    assert len(list((root / "kernels").glob("*.bin"))) == 1 and builds == ["affine"]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped byte", "empty"])
 def test_a_damaged_entry_is_rebuilt_and_replaced(cache, damage):
     root, builds = cache
@@ -78,7 +97,7 @@ def test_a_damaged_entry_is_rebuilt_and_replaced(cache, damage):
     executables.forget()
     np.testing.assert_array_equal(_solve_affine(), EXPECTED)
     assert builds == ["affine", "affine"]
-    assert entry.read_bytes() != b"" and len(_entries(root)) == 1
+    assert len(_entries(root)) == 1 and entry.read_bytes() != b""  # (_entries waits for the store)
     executables.forget()
     np.testing.assert_array_equal(_solve_affine(), EXPECTED)  # the rewritten entry loads
     assert builds == ["affine", "affine"]

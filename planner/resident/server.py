@@ -354,6 +354,7 @@ def main(expected_key: str | None = None, repeat: dict[str, Any] | None = None) 
             if os.stat(path).st_ino == worker.inode:
                 path.unlink()
         listener.close()
+    executables.wait_for_stores()  # kernels compiled so far reach the disk for the next process
     # A kernel build may still run in a background thread: the interpreter's teardown would abort
     # inside XLA's compiler, so the process ends here (the log is unbuffered; nothing else to flush).
     os._exit(0)
