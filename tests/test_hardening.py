@@ -695,6 +695,7 @@ def test_ctrl_c_is_one_line_not_a_traceback(invoke, monkeypatch, write) -> None:
     result = invoke("validate", write("s.toml", SMALL))
     assert result.exit_code == 130
     assert "Traceback" not in result.output and "internal error" not in result.output
+    assert result.output.strip().splitlines()[-1:] == ["aborted"]  # said, not a silent 130 (Typer's own)
 
 
 def test_a_closed_pipe_is_quiet(invoke, monkeypatch, write) -> None:

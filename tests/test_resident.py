@@ -315,6 +315,7 @@ def test_ctrl_c_stops_the_command_in_the_worker_not_the_worker(worker, tmp_path)
             f"{log.read_text(encoding='utf-8', errors='replace')[-4000:] if log.exists() else 'missing'!r}")
     assert timings.exists() and _answered_by_worker(timings), seen
     assert proc.returncode == 130, seen  # as a command in its own process exits on Ctrl-C
+    assert err.strip().splitlines()[-1:] == ["aborted"], seen
     assert status is not None and status["pid"] == before["pid"], seen  # the worker lives on
     assert status["served"] == before["served"] + 1
 

@@ -107,7 +107,10 @@ class PlannerGroup(TyperGroup):
         imports_done()
         # Discard command return values: exit codes come only from typer.Exit, never from a
         # value a command happens to return.
-        super().invoke(ctx)
+        try:
+            super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # Typer would turn it into a silent exit 130: say "aborted" (_run)
+            raise typer.Abort() from exc
         return None
 
     def main(  # type: ignore[override]
@@ -147,7 +150,7 @@ class PlannerGroup(TyperGroup):
             return _fail(f"error: {message}{hint}", exc.exit_code)
         except _click_exceptions.ClickException as exc:
             return _fail(f"error: {exc.format_message()}", exc.exit_code)
-        except (typer.Abort, KeyboardInterrupt):  # Typer maps Ctrl-C in a command to exit 130 itself
+        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C (`invoke` turns one in a command into Abort)
             return _fail("aborted", 130)
         except BrokenPipeError:
             _silence_stdout()
