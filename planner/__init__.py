@@ -54,4 +54,26 @@ def _cpu_only() -> bool:
     return all(importlib.util.find_spec(name) is None for name in ("jax_plugins", "libtpu"))
 
 
+
+def _no_numpy_hugepages() -> None:
+    """Numpy asks Linux for transparent huge pages on every large array (madvise). Where the kernel
+    often cannot give them (the 2-core Firecracker VMs of CI: THP defrag "madvise"), a page fault of
+    such an array stalls in a failed compaction: allocating and filling 140 MB took 0.80-0.93 s in
+    half the runs and 0.026 s in the others, against 0.062-0.092 s every time without; `planner
+    whatif` on the default scenario 23-25 s (11-12 s of it system time) against 15-16 s (3.3-3.6 s).
+    The planner's arrays are written once and read a few times: huge pages save little where they
+    work and cost seconds where they do not. An explicit NUMPY_MADVISE_HUGEPAGE always wins; the
+    setting also reaches child processes (resident workers, simulation workers)."""
+    if "NUMPY_MADVISE_HUGEPAGE" in _os.environ:
+        return
+    _os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"  # read by numpy when it is imported
+    if "numpy" in _sys.modules:  # imported before the planner (a test runner, a notebook): switch it now
+        try:
+            from numpy._core.multiarray import _set_madvise_hugepage
+        except ImportError:
+            return
+        _set_madvise_hugepage(False)
+
+
+_no_numpy_hugepages()
 _xla_cpu_flags()

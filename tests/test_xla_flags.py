@@ -60,3 +60,24 @@ def test_an_accelerator_and_a_users_own_options_are_left_alone():
                           env={**os.environ, "JAX_PLATFORMS": "cuda", "XLA_FLAGS": ""},
                           capture_output=True, text=True, timeout=60, check=True)
     assert "xla_backend_extra_options" not in done.stdout
+
+
+HUGEPAGES = "import numpy._core.multiarray as m\nprint(int(m._get_madvise_hugepage()), os.environ.get('NUMPY_MADVISE_HUGEPAGE'))\n"
+
+
+@pytest.mark.parametrize("numpy_first", [False, True])
+def test_numpy_stops_asking_for_huge_pages_unless_the_user_says_so(numpy_first):
+    """Where transparent huge pages fail, each fault of a madvised array stalls (planner/__init__.py):
+    numpy must not madvise in a planner process, whether numpy was imported before the planner or
+    after it, and its children inherit that; a user's explicit setting is kept."""
+    imports = "import os, numpy, planner\n" if numpy_first else "import os, planner, numpy\n"
+    base = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+
+    def probe(env: dict[str, str]) -> str:
+        done = subprocess.run([sys.executable, "-c", imports + HUGEPAGES], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    assert probe(base) == "0 0"
+    assert probe({**base, "NUMPY_MADVISE_HUGEPAGE": "1"}) == "1 1"  # the user's own choice stands
