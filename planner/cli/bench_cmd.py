@@ -106,7 +106,8 @@ def _startup_table(startup: dict):
                                "`planner worker start` (its CPU counted with the command's). "
                                "--format json also computes the Pareto frontiers (the table does not show them). "
                                "The disaggregated prefill kernel loads or compiles in a thread beside the search kernel, "
-                               "so phases can add up to more than the wall time.")
+                               "and kernels are written to the cache in the background while they run, so phases can add "
+                               "up to more than the wall time.")
     for label in startup["cold"]["breakdown"]:
         out.add_row(label, *(f"{run['breakdown'][label]:.3f}" for _, run in runs))
     for key, label in (("wall_s", "whole process (wall)"), ("cpu_s", "whole process (CPU, user + system)")):
