@@ -54,7 +54,6 @@ def _cpu_only() -> bool:
     return all(importlib.util.find_spec(name) is None for name in ("jax_plugins", "libtpu"))
 
 
-
 def _no_numpy_hugepages() -> None:
     """Numpy asks Linux for transparent huge pages on every large array (madvise). Where the kernel
     often cannot give them (the 2-core Firecracker VMs of CI: THP defrag "madvise"), a page fault of

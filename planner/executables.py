@@ -281,8 +281,9 @@ def _store_in_background(name: str, path: Path, k: str, exe: Any) -> None:
 
     thread = threading.Thread(target=store, name=f"planner-store-{name}", daemon=True)
     with _locks_guard:
+        _stores[:] = [t for t in _stores if t.is_alive()]  # a TUI or a worker compiles for hours
         _stores.append(thread)
-    thread.start()
+        thread.start()  # inside the lock: another caller's pruning must not drop it before it runs
 
 
 def wait_for_stores() -> None:
