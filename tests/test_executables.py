@@ -310,7 +310,10 @@ def test_startup_breakdown_of_real_processes():
     cold, warm = result["cold"]["breakdown"], result["warm"]["breakdown"]
     assert set(cold) == {label for label, _ in BREAKDOWN}
     assert cold["compile"] > 0 and cold["cache load"] < cold["compile"]
-    assert warm["compile"] == 0 and warm["trace + lower"] == 0 and warm["cache load"] > 0
+    assert warm["compile"] == 0 and warm["trace + lower"] == 0
+    # loaded from the cache: its load ran (its seconds can round to 0 when the entry was read and
+    # deserialized by `prefetch` while the process was still importing)
+    assert any(phase.startswith("load ") for phase in result["warm_runs"][0]["phases"])
     assert result["warm"]["wall_s"] < result["cold"]["wall_s"]
     json_run = result["warm_json"]  # JSON adds the Pareto frontiers the table leaves out (phases, not
     # seconds: on a loaded machine the frontiers' few ms are within the noise of the plans' time)
