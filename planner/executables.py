@@ -608,8 +608,7 @@ def forget() -> None:
     waiting for the background builds of interactive kernels and every store."""
     for thread, _ in _prefetched.values():
         thread.join()
-    wait_for_upgrades()
-    wait_for_stores()
+    wait_for_upgrades()  # and the stores
     _upgrades.clear()
     _rounds.clear()
     _prefetched.clear()

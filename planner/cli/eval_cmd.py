@@ -146,7 +146,7 @@ def evaluate(
         out.add_row(hw_cell, _model_cell(r["model"], catalog), str(r["chips"]), layout, f"{r['weight_dtype']}/{r['kv_dtype']}",
                     f"{r['input']}/{r['output']}", "n/a" if r["batch"] is None else str(r["batch"]), _fmt(r["ttft_s"], 3),
                     _fmt(r["tpot_s"] and r["tpot_s"] * 1e3, 2), _fmt(r["throughput_tok_s"], 0),
-                    "n/a" if r["kv_capacity_tokens"] is None else f"{r['kv_capacity_tokens']:,}", _fmt(r["memory_gb_per_chip"], 1),
+                    _fmt(r["kv_capacity_tokens"], 0), _fmt(r["memory_gb_per_chip"], 1),
                     _fmt(r["cost_per_hour"], 2), _fmt(r["usd_per_mtok_output"], 3),
                     "yes" if r["fits"] else f"no: {r['reason']}")
     con = render.console()
