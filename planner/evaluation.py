@@ -468,6 +468,7 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
             candidates.setdefault(i, []).append(row)
         for i, case in enumerate(resolved):
             best = _best(case, candidates[i])
+            best["layouts_considered"] = len(candidates[i])  # (replica count, layout) options for the chips
             if memory_short(best) and not case.layout:
                 best["layout_chosen"] = "closest to fitting (none fits)"
             rows_by_case[id(case)] = _annotate(case, catalog, best)

@@ -340,7 +340,7 @@ def test_plans_label_the_ratios_in_the_model_order():
 
 def test_a_warm_solve_does_not_import_the_model_equations(tmp_path):
     """With its kernels cached, `planner solve` runs them without importing the cost model's
-    equations (their import runs an eager jnp op, a compile) nor the TUI."""
+    equations (their import places arrays on the host device) nor the TUI."""
     import os
     import subprocess
     import sys

@@ -402,6 +402,40 @@ def test_eval_without_a_layout_picks_replicas_for_throughput_and_tp_for_tpot():
     assert tput["throughput_tok_s"] > pinned["throughput_tok_s"]  # 8 x TP1 beats one TP8 instance offline
 
 
+def test_the_eval_table_says_how_an_unpinned_layout_was_chosen_and_how_to_pin_one(invoke):
+    """The table shows one layout; without a pinned one the reader is told it is the best of several
+    and by what measure (JSON: `layout_chosen`, `layouts_considered`), and nothing for a pinned one."""
+    args = ("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--chips", "8", "--input", "1000",
+            "--output", "1000")
+    best = json.loads(invoke(*args, "--format", "json").stdout)
+    pinned = json.loads(invoke(*args, "--tp", "8", "--format", "json").stdout)
+    assert best["layouts_considered"] > 1 and pinned["layouts_considered"] == 1
+    assert best["layout"]["replicas_per_system"] == 8  # offline: eight 1-GPU replicas, not one TP8 instance
+    table = " ".join(invoke(*args).stdout.split())  # the console folds long lines
+    assert (f"layout: not pinned, so the best of {best['layouts_considered']} replica counts and layouts for 8 chips "
+            "is shown (highest throughput at batch max, ties by request latency); pin one with --tp, --pp, --ep, "
+            "--dp-attention, --cp") in table
+    latency = " ".join(invoke(*args, "--batch", "1").stdout.split())
+    assert "(lowest request latency at the fixed batch: TTFT + (output - 1) x TPOT)" in latency
+    assert "not pinned" not in invoke(*args, "--tp", "8").stdout
+    short = " ".join(invoke("eval", "--hardware", "h100-sxm", "--model", "llama-3.1-70b", "--chips", "2", "--batch", "max",
+                            "--input", "120000", "--output", "100").stdout.split())
+    assert "(none fits: the one closest to fitting, least memory per chip)" in short
+
+
+def test_the_eval_table_of_a_cases_file_names_the_unpinned_cases_in_runs(invoke, tmp_path):
+    case = 'hardware = "h100-sxm"\nmodel = "llama-3.1-8b"\nchips = 8\ninput = 1000\noutput = 1000\n'
+    batches = ['"max"', '"max"', "1", '"max"', '"max"']
+    pins = ["", "", "", "tp = 8\n", ""]
+    path = tmp_path / "cases.toml"
+    path.write_text("".join(f"[[case]]\n{case}batch = {b}\n{p}" for b, p in zip(batches, pins, strict=True)))
+    table = " ".join(invoke("eval", "--cases", path).stdout.split())
+    assert ("layout of case[0]..case[1], case[4]: not pinned, so the best of each case's replica counts and layouts "
+            "is shown (highest throughput at batch max") in table
+    assert "layout of case[2]: not pinned, so the best of its replica counts and layouts is shown (lowest" in table
+    assert "case[3]" not in table and table.endswith("pin one with the keys tp, pp, ep, dp_attention, cp")
+
+
 def test_eval_picks_a_fixed_batch_layout_by_request_latency_not_tpot_alone():
     """At a 512k prompt an attention-DP layout decodes ~1 % faster than TP8 but prefills the prompt
     on one group's chips (several times the TTFT): a request's latency (TTFT + (output - 1) x TPOT)

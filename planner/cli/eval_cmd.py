@@ -154,6 +154,8 @@ def evaluate(
     note = link_note(rows)
     if note:
         con.print(note, markup=False)
+    for line in _layout_notes(rows, cases is not None):
+        con.print(line, markup=False)
     for line in dict.fromkeys(_speculation_note(r) for r in rows if r.get("spec_acceptance")):
         con.print(line, markup=False)
     if uncalibrated:
@@ -173,6 +175,47 @@ def _model_cell(model: str, catalog) -> str:
         return catalog.model(model).id
     except PlannerError:
         return model
+
+
+LAYOUT_RULES = {
+    "best throughput": "highest throughput at batch max, ties by request latency",
+    "lowest request latency": "lowest request latency at the fixed batch: TTFT + (output - 1) x TPOT",
+    "closest to fitting (none fits)": "none fits: the one closest to fitting, least memory per chip",
+}
+
+
+def _layout_notes(rows: list[dict], from_file: bool) -> list[str]:
+    """How an unpinned layout was chosen: the table shows one layout, and a reader must not take it
+    for the only one the chips allow, nor guess what it was chosen for (`layout_chosen` in JSON)."""
+    chosen: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        if r.get("layout_chosen") in LAYOUT_RULES:
+            chosen.setdefault(r["layout_chosen"], []).append(i)
+    pin = "the keys tp, pp, ep, dp_attention, cp" if from_file else "--tp, --pp, --ep, --dp-attention, --cp"
+    lines = []
+    for rule, indices in chosen.items():
+        if from_file:
+            whose = "each case's" if len(indices) > 1 else "its"
+            lines.append(f"layout of {_case_ranges(indices)}: not pinned, so the best of {whose} replica counts and "
+                         f"layouts is shown ({LAYOUT_RULES[rule]}); pin one with {pin}")
+        else:
+            row = rows[indices[0]]
+            options = row.get("layouts_considered")
+            of = f"the best of {options:,} replica counts and layouts for {row['chips']:,} chips" if options else "the best layout"
+            lines.append(f"layout: not pinned, so {of} is shown ({LAYOUT_RULES[rule]}); pin one with {pin}")
+    return lines
+
+
+def _case_ranges(indices: list[int]) -> str:
+    """Ascending case indices as runs, e.g. "case[0]..case[3], case[7]": a file of hundreds of cases
+    gets a line, not a paragraph."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"case[{a}]" if a == b else f"case[{a}]..case[{b}]" for a, b in runs)
 
 
 def _speculation_note(row: dict) -> str:
