@@ -181,9 +181,32 @@ def pair_bandwidth(chips: np.ndarray, links: dict[str, np.ndarray]) -> tuple[np.
 
 def bandwidth_classes(bw: np.ndarray) -> np.ndarray:
     """Distinct transfer bandwidths, padded (with the largest) to a fixed power-of-two length."""
-    values = np.unique(bw.astype(np.float32))
+    return _padded(np.unique(bw.astype(np.float32)))
+
+
+def _padded(values: np.ndarray) -> np.ndarray:
     size = max(MIN_CLASSES, 1 << int(len(values) - 1).bit_length())
     return np.concatenate([values, np.full(size - len(values), values[-1], np.float32)])
+
+
+def pair_classes(chips: np.ndarray, links: dict[str, np.ndarray], bw: np.ndarray,
+                 shared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`bandwidth_classes(bw)` and each pair's index into them (`np.searchsorted(classes, bw as
+    float32)`), without sorting the pairs (4.2 M on the default grid; ~0.1 s before the prefill
+    kernel of a cold solve could start tracing). Outside a shared scale-up domain a pair's bandwidth
+    is the slower side's, min(a, b), which is a or b; float32 rounding and the index into sorted
+    values are both monotone, so the pair's index is the lesser of its two sides'. The rows' own
+    [K, K] blocks (where `pair_bandwidth` may have put the scale-up link) are looked up directly."""
+    h = len(links["out"])
+    side = chips[:h].astype(np.float64) * links["out"][:, None]  # as `pair_bandwidth` computes it
+    rows = [r for r in range(h) if shared[r, :, r, :].any()]
+    values = np.unique(np.concatenate([side.ravel(), *(bw[r, :, r, :].ravel() for r in rows)]).astype(np.float32))
+    side_index = np.searchsorted(values, side.astype(np.float32)).astype(np.int32)
+    index = np.minimum.outer(side_index, side_index)
+    for r in rows:
+        index[r, :, r, :] = np.searchsorted(values, bw[r, :, r, :].astype(np.float32))
+    present = np.bincount(index.ravel(), minlength=len(values)) > 0  # the candidates no pair has drop out
+    return _padded(values[present]), (np.cumsum(present) - 1)[index]
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -289,8 +312,7 @@ _recent_transfers = _Recent(4)  # the TUI's own grid, and its what-if and prompt
 def _transfer_pairs(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(pair bandwidth, shared-domain flags, classes, each pair's class), kept for the last few chips
     and links seen: they depend only on the hardware and its layouts, which an edit of the workload
-    or the SLOs (most TUI edits) leaves as they were, and cost ~0.08 s on the default grid (the
-    classes of 4.2 M pairs: a sort and a search)."""
+    or the SLOs (most TUI edits) leaves as they were (~0.05 s on the default grid)."""
     h = len(grid.hardware)
     links = transfer_links(grid)
     key = b"".join(np.ascontiguousarray(x).tobytes() for x in (np.asarray(grid.chips)[:h], *links.values()))
@@ -299,8 +321,8 @@ def _transfer_pairs(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     if found is not None:
         return found
     bw, shared = pair_bandwidth(grid.chips, links)
-    classes = bandwidth_classes(bw)
-    found = (bw, shared, classes, np.searchsorted(classes, bw.astype(np.float32)))
+    classes, pair_class = pair_classes(grid.chips, links, bw, shared)
+    found = (bw, shared, classes, pair_class)
     _recent_transfers.put(key, found, found)
     return found
 

@@ -75,6 +75,23 @@ def test_pair_bandwidth_uses_the_slower_side_or_the_shared_domain():
     assert not shared[1, 0, 1, 1]  # B has no scale-up domain
 
 
+def test_pair_classes_equal_sorting_every_pair_bandwidth():
+    """`pair_classes` reads the classes off the two sides (and the shared-domain blocks) instead of
+    sorting every pair: the same classes, padding and indices as `bandwidth_classes` and a search
+    of each pair's float32 bandwidth, on random rows with and without scale-up domains."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        h, k = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        chips = rng.choice([1.0, 2.0, 3.0, 4.0, 8.0, 16.0, 72.0], size=(h + int(rng.integers(0, 2)), k))  # padded rows too
+        links = {"out": rng.choice([0.0, 12.5e9, 25e9, 50e9, 100e9, 3e9 / 7], size=h),
+                 "up": rng.choice([0.0, 450e9, 900e9], size=h), "domain": rng.choice([1.0, 4.0, 8.0, 72.0], size=h)}
+        bw, shared = disagg_search.pair_bandwidth(chips, links)
+        classes, pair_class = disagg_search.pair_classes(chips, links, bw, shared)
+        expected = disagg_search.bandwidth_classes(bw)
+        np.testing.assert_array_equal(classes, expected)
+        np.testing.assert_array_equal(pair_class, np.searchsorted(expected, bw.astype(np.float32)))
+
+
 # --- the pools ----------------------------------------------------------------------------------
 
 def test_pair_links_are_reused_across_workload_edits_and_redone_for_new_hardware():
