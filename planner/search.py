@@ -206,7 +206,7 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
                 monthly, tpot, ttft, worst, *pools = (jnp.where(run, x, jnp.inf) for x in one(i, k, run))
                 grids = (*(jax.lax.dynamic_update_slice(g, r[None], (i, k * r.shape[0]))
                            for g, r in zip(grids, (monthly, tpot, ttft, *pools), strict=True)),
-                         evaluated.at[i, k].set(run.astype(jnp.float32)))
+                         jax.lax.dynamic_update_slice(evaluated, run.astype(jnp.float32).reshape(1, 1), (i, k)))
                 # running minima over the row's slots: strict < keeps the first minimum, as argmin does
                 j, w = jnp.argmin(monthly), jnp.argmin(worst)
                 cheaper, closer = monthly[j] < cheapest, worst[w] < closest
@@ -217,8 +217,9 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
                      varying(jnp.int32(0)))
             grids, row_min = jax.lax.fori_loop(0, row_of(n_slots, i), slot, (state[0], start))
             cheapest, cheapest_at, _, closest_at = row_min
-            mins = (state[1][0].at[i].set(cheapest), state[1][1].at[i].set(cheapest_at),
-                    state[1][2].at[i].set(closest_at))
+            # dynamic_update_slice, not .at[i].set: a scatter, which XLA expands into a loop of its own
+            mins = tuple(jax.lax.dynamic_update_index_in_dim(m, v, i, 0)
+                         for m, v in zip(state[1], (cheapest, cheapest_at, closest_at), strict=True))
             return grids, mins
 
         grids, (cheapest, cheapest_at, closest_at) = jax.lax.fori_loop(0, real, row, (grids, minima))
