@@ -47,6 +47,10 @@ def _env(cache: Path, workers: Path | None) -> dict[str, str]:
     env = {**os.environ, "PLANNER_CACHE_DIR": str(cache), "PLANNER_WORKER": "0"}
     if workers is not None:
         env.update(PLANNER_WORKER="1", PLANNER_WORKER_DIR=str(workers))
+        # a run meant for the worker waits for it to accept (its figures show any such wait): with
+        # the default 0.5 s, a loaded machine (a test run beside other work) or a worker still
+        # tracing in the background sent the command to a process of its own, and the bench failed
+        env.setdefault("PLANNER_WORKER_WAIT_S", "30")
     return env
 
 
