@@ -164,7 +164,7 @@ def pair_bandwidth(chips: np.ndarray, links: dict[str, np.ndarray]) -> tuple[np.
     form's temporaries took 0.5-0.8 s, on the critical path of a cold solve (docs/speed-log.md)."""
     h = len(links["out"])
     n = chips[:h].astype(np.float64)  # [H, K]
-    side_out = n * links["out"][:, None]
+    side_out = _nic_bandwidth(chips, links)
     bw = np.minimum.outer(side_out, side_out)
     shared = np.zeros(bw.shape, dtype=bool)
     for r in range(h):
@@ -177,6 +177,12 @@ def pair_bandwidth(chips: np.ndarray, links: dict[str, np.ndarray]) -> tuple[np.
             block = bw[r, :, r, :]
             bw[r, :, r, :] = np.where(fits, np.maximum(np.minimum.outer(n[r], n[r]) * up, block), block)
     return bw, shared
+
+
+def _nic_bandwidth(chips: np.ndarray, links: dict[str, np.ndarray]) -> np.ndarray:
+    """[H, K] bytes/s an instance's NICs carry (its chips x the per-chip scale-out bandwidth): a
+    pair outside a shared domain runs at the slower side's (`pair_bandwidth`, `pair_classes`)."""
+    return chips[:len(links["out"])].astype(np.float64) * links["out"][:, None]
 
 
 def bandwidth_classes(bw: np.ndarray) -> np.ndarray:
@@ -197,9 +203,8 @@ def pair_classes(chips: np.ndarray, links: dict[str, np.ndarray], bw: np.ndarray
     is the slower side's, min(a, b), which is a or b; float32 rounding and the index into sorted
     values are both monotone, so the pair's index is the lesser of its two sides'. The rows' own
     [K, K] blocks (where `pair_bandwidth` may have put the scale-up link) are looked up directly."""
-    h = len(links["out"])
-    side = chips[:h].astype(np.float64) * links["out"][:, None]  # as `pair_bandwidth` computes it
-    rows = [r for r in range(h) if shared[r, :, r, :].any()]
+    side = _nic_bandwidth(chips, links)
+    rows = [r for r in range(len(side)) if shared[r, :, r, :].any()]
     values = np.unique(np.concatenate([side.ravel(), *(bw[r, :, r, :].ravel() for r in rows)]).astype(np.float32))
     side_index = np.searchsorted(values, side.astype(np.float32)).astype(np.int32)
     index = np.minimum.outer(side_index, side_index)
