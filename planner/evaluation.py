@@ -441,6 +441,12 @@ def replica_candidates(case: EvalCase) -> list[int]:
     return out
 
 
+CHOSEN_PINNED, CHOSEN_THROUGHPUT, CHOSEN_LATENCY, CHOSEN_CLOSEST = (
+    "pinned", "best throughput", "lowest request latency", "closest to fitting (none fits)")
+"""`layout_chosen`: the case pinned its layout, or the rule `_best` picked it by (the eval table
+explains each of the last three: `planner.cli.eval_cmd`)."""
+
+
 def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool = True) -> list[dict[str, Any]]:
     """Predict every case; a case that does not fit still returns its row with `fits = false`.
     `search_layouts = False` evaluates each replica count with the pre-search layout rule
@@ -463,14 +469,14 @@ def evaluate_cases(cases: list[EvalCase], catalog: Catalog, search_layouts: bool
             acc = catalog.accelerator(resolved[i].hardware)
             system = replace(lay, replicas_per_system=r)
             row.update(layout_fields(system, acc))
-            row["layout_chosen"] = ("pinned" if resolved[i].layout else
-                                    "best throughput" if resolved[i].batch == "max" else "lowest request latency")
+            row["layout_chosen"] = (CHOSEN_PINNED if resolved[i].layout else
+                                    CHOSEN_THROUGHPUT if resolved[i].batch == "max" else CHOSEN_LATENCY)
             candidates.setdefault(i, []).append(row)
         for i, case in enumerate(resolved):
             best = _best(case, candidates[i])
             best["layouts_considered"] = len(candidates[i])  # (replica count, layout) options for the chips
             if memory_short(best) and not case.layout:
-                best["layout_chosen"] = "closest to fitting (none fits)"
+                best["layout_chosen"] = CHOSEN_CLOSEST
             rows_by_case[id(case)] = _annotate(case, catalog, best)
     return [rows_by_case[id(c)] if c.unresolved is None else _unresolved_row(c) for c in cases]
 

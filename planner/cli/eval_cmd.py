@@ -177,19 +177,17 @@ def _model_cell(model: str, catalog) -> str:
         return model
 
 
-LAYOUT_RULES = {
-    "best throughput": "highest throughput at batch max, ties by request latency",
-    "lowest request latency": "lowest request latency at the fixed batch: TTFT + (output - 1) x TPOT",
-    "closest to fitting (none fits)": "none fits: the one closest to fitting, least memory per chip",
-}
-
-
 def _layout_notes(rows: list[dict], from_file: bool) -> list[str]:
     """How an unpinned layout was chosen: the table shows one layout, and a reader must not take it
     for the only one the chips allow, nor guess what it was chosen for (`layout_chosen` in JSON)."""
+    from planner.evaluation import CHOSEN_CLOSEST, CHOSEN_LATENCY, CHOSEN_THROUGHPUT
+
+    rules = {CHOSEN_THROUGHPUT: "highest throughput at batch max, ties by request latency",
+             CHOSEN_LATENCY: "lowest request latency at the fixed batch: TTFT + (output - 1) x TPOT",
+             CHOSEN_CLOSEST: "none fits: the one closest to fitting, least memory per chip"}
     chosen: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
-        if r.get("layout_chosen") in LAYOUT_RULES:
+        if r.get("layout_chosen") in rules:
             chosen.setdefault(r["layout_chosen"], []).append(i)
     pin = "the keys tp, pp, ep, dp_attention, cp" if from_file else "--tp, --pp, --ep, --dp-attention, --cp"
     lines = []
@@ -197,12 +195,12 @@ def _layout_notes(rows: list[dict], from_file: bool) -> list[str]:
         if from_file:
             whose = "each case's" if len(indices) > 1 else "its"
             lines.append(f"layout of {_case_ranges(indices)}: not pinned, so the best of {whose} replica counts and "
-                         f"layouts is shown ({LAYOUT_RULES[rule]}); pin one with {pin}")
+                         f"layouts is shown ({rules[rule]}); pin one with {pin}")
         else:
             row = rows[indices[0]]
             options = row.get("layouts_considered")
             of = f"the best of {options:,} replica counts and layouts for {row['chips']:,} chips" if options else "the best layout"
-            lines.append(f"layout: not pinned, so {of} is shown ({LAYOUT_RULES[rule]}); pin one with {pin}")
+            lines.append(f"layout: not pinned, so {of} is shown ({rules[rule]}); pin one with {pin}")
     return lines
 
 
