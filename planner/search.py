@@ -153,11 +153,10 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
         full = jnp.broadcast_shapes(*(jnp.shape(x) for x in cfg), valid_rows.shape[1:])
         block, prefixes = math.prod(full[2:]), full[prefix_axis]
 
-        def one(i, k, run):
-            """Hardware row i, layout slot k: one block of batch x dtypes x tiers x ... configurations,
+        def one(i, hw1, k, run):
+            """Hardware row i (its fields `hw1`), layout slot k: one block of batch x dtypes x tiers x ... configurations,
             its four outputs stored once (read by the output buffers and the row's running minima);
             computed only where `run` (a runtime predicate) holds, zeros otherwise."""
-            hw1 = type(hw_rows)(*(row_of(x, i) for x in hw_rows))
             valid1 = jax.lax.dynamic_index_in_dim(row_of(valid_rows, i), k, keepdims=True)[None]
             cfg1 = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(row_of(x, i), k, keepdims=True)[None]
                                    for name, x in slot_rows.items()})
@@ -177,9 +176,8 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
 
             return computed_once(outputs, hw1.mem_bw, when=run)
 
-        def worth_evaluating(i, k, cheapest):
-            """Whether slot k of row i may hold a bill below `cheapest` (always, unless pruning)."""
-            hw1 = type(hw_rows)(*(row_of(x, i) for x in hw_rows))
+        def worth_evaluating(i, hw1, k, cheapest):
+            """Whether slot k of row i (hardware `hw1`) may hold a bill below `cheapest` (always, unless pruning)."""
             system = cfg._replace(**{name: jax.lax.dynamic_index_in_dim(row_of(slot_rows[name], i), k, keepdims=False).ravel()[0]
                                      for name in ("chips", "replicas")})
             allowed = jax.lax.dynamic_index_in_dim(row_of(only, i), k, keepdims=False) > 0.0
@@ -200,10 +198,14 @@ def _row_kernel(devices: int, dense: bool, absent: tuple[str, ...] = (), decode_
                   varying(jnp.zeros((n_rows,), jnp.int32)))
 
         def row(i, state):
+            # the row's hardware, sliced once for all its slots (inside the slot loop, ~40 slices per
+            # slot: the kernel ran ~10 % slower, docs/speed-log.md, thirty-seventh session)
+            hw1 = type(hw_rows)(*(row_of(x, i) for x in hw_rows))
+
             def slot(k, state):
                 (*grids, evaluated), (cheapest, cheapest_at, closest, closest_at) = state
-                run = worth_evaluating(i, k, cheapest)
-                monthly, tpot, ttft, worst, *pools = (jnp.where(run, x, jnp.inf) for x in one(i, k, run))
+                run = worth_evaluating(i, hw1, k, cheapest)
+                monthly, tpot, ttft, worst, *pools = (jnp.where(run, x, jnp.inf) for x in one(i, hw1, k, run))
                 grids = (*(jax.lax.dynamic_update_slice(g, r[None], (i, k * r.shape[0]))
                            for g, r in zip(grids, (monthly, tpot, ttft, *pools), strict=True)),
                          jax.lax.dynamic_update_slice(evaluated, run.astype(jnp.float32).reshape(1, 1), (i, k)))
