@@ -24,9 +24,13 @@ DECODE_BINDING = ("tpot", "memory", "host-memory")  # planner.model.disagg.DECOD
 
 
 def _twin():
+    return _twin_of("disagg")
+
+
+def _twin_of(module: str):
     from planner.model.numpy_reference import twin
 
-    return twin()["disagg"]
+    return twin()[module]
 
 
 def _options(grid: Grid, named: list[dict[str, int]]):
@@ -80,7 +84,7 @@ def plan_rows(ev: DisaggEval, choices: list[Choice]) -> list[dict[str, Any]]:
         p_cfg = p_cfg._replace(batch=np.ones_like(p_cfg.batch), spec_k=np.zeros_like(p_cfg.spec_k),
                                dram_frac=np.zeros_like(p_cfg.dram_frac), nvme_frac=np.zeros_like(p_cfg.nvme_frac))
         pre = twin.prefill_pool(grid.arch, p_hw, p_cfg, load, shared_cache)
-        in_p95 = np.float32(twin.lognormal_quantile(load.in_median, load.in_sigma, load.in_cap, 0.95))
+        in_p95 = np.float32(_twin_of("queueing").lognormal_quantile(load.in_median, load.in_sigma, load.in_cap, 0.95))
         x50 = twin.transfer_seconds(grid.arch, load.in_median, p_cfg.kv_bytes, bandwidth)
         x95 = twin.transfer_seconds(grid.arch, in_p95, p_cfg.kv_bytes, bandwidth)
         pm = twin.prefill_fleet(grid.arch, p_hw, p_cfg, load, pre, x50, x95, layerwise, p_valid)

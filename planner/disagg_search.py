@@ -534,9 +534,34 @@ class Pairs:
     p_keep: np.ndarray | None = None
 
 
+def pool_groups(grid: Grid, rows: int, mix_hardware: bool) -> np.ndarray | None:
+    """[rows] (padded hardware rows) the group a disaggregated pair's two pools must share, or None
+    where any two may pair. Without `mix_hardware` a group is one accelerator; with it, one vendor,
+    unless the scenario sets `search.mix_vendors`: the pools hand KV over through one engine's PD
+    connector (NIXL, Mooncake, LMCache), and an engine build runs on one vendor's platform, so a
+    pool on Gaudi and one on NVIDIA GPUs could not be served as a pair."""
+    if mix_hardware and grid.scenario.search.mix_vendors:
+        return None
+    real = len(grid.hardware)
+    if mix_hardware:
+        vendors = {v: i for i, v in enumerate(dict.fromkeys(a.vendor for a in grid.hardware))}
+        own = np.array([vendors[a.vendor] for a in grid.hardware], np.int64)
+    else:
+        own = np.arange(real, dtype=np.int64)
+    return np.concatenate([own, real + np.arange(rows - real, dtype=np.int64)])  # padding rows: each its own
+
+
+def _same_group(groups: np.ndarray | None, prefill: np.ndarray, decode: np.ndarray, k: int) -> np.ndarray | None:
+    """[len(prefill), len(decode)] whether each pair of groups (flat hardware x layout indices) may
+    pair (`pool_groups`); None where all may."""
+    if groups is None:
+        return None
+    return groups[prefill // k][:, None] == groups[decode // k][None, :]
+
+
 def pair_costs(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = True) -> Pairs:
     """The pairs of groups, scored; unmasked results are kept on `ev` (a solve asks three times)."""
-    key = (mix_hardware,)
+    key = (mix_hardware, ev.grid.scenario.search.mix_vendors)
     if masks is None and key in ev.memo:
         return ev.memo[key]
     d_min, d_src, p_min, p_src, d_keep, p_keep = _groups(ev, masks)
@@ -547,8 +572,8 @@ def pair_costs(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: boo
     decode = np.flatnonzero(np.isfinite(d_flat).any(axis=1))
     cls = ev.pair_class.reshape(h * k, h * k)[np.ix_(prefill, decode)]
     p_at = p_flat[prefill[:, None], :, cls]  # [nP, nD, KV]: each prefill group at each pair's class
-    if not mix_hardware:
-        same = (prefill // k)[:, None] == (decode // k)[None, :]
+    same = _same_group(pool_groups(ev.grid, h, mix_hardware), prefill, decode, k)
+    if same is not None:
         p_at = np.where(same[..., None], p_at, np.inf)
     pairs = Pairs(p_at + d_flat[decode][None], p_at, prefill, decode, cls, d_min, d_src, p_min, p_src, d_keep, p_keep)
     if masks is None:
@@ -561,7 +586,7 @@ def best(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = Tr
     when the frontiers already built it, else by `_cheapest_pair`, which scores only the pairs that
     can reach the minimum (`whatif` asks ~50 times, once per variant and host-tier set)."""
     k = ev.pair_class.shape[1]
-    if masks is None and (mix_hardware,) in ev.memo:
+    if masks is None and (mix_hardware, ev.grid.scenario.search.mix_vendors) in ev.memo:
         pairs = pair_costs(ev, masks, mix_hardware)
         if pairs.total.size == 0:
             return None
@@ -572,7 +597,7 @@ def best(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = Tr
         return _choice(ev, float(pairs.total.ravel()[flat]), *divmod(int(pairs.prefill[i]), k),
                        *divmod(int(pairs.decode[j]), k), kv, pairs.d_src, pairs.p_src, pairs.d_keep, pairs.p_keep)
     d_min, d_src, p_min, p_src, d_keep, p_keep = _groups(ev, masks)
-    found = _cheapest_pair(ev, d_min, p_min, mix_hardware)
+    found = _cheapest_pair(ev, d_min, p_min, pool_groups(ev.grid, ev.pair_class.shape[0], mix_hardware))
     if found is None:
         return None
     monthly, p_group, d_group, kv = found
@@ -580,19 +605,21 @@ def best(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = Tr
 
 
 def _pair_totals(ev: DisaggEval, p_flat: np.ndarray, d_flat: np.ndarray, prefill: np.ndarray,
-                 decode: np.ndarray, mix_hardware: bool) -> np.ndarray:
+                 decode: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     """[len(prefill), len(decode), KV] bills of the pairs of these groups (flat hardware x layout
-    indices), each prefill group at the pair's transfer class: `pair_costs`'s `total`, element for element."""
+    indices), each prefill group at the pair's transfer class: `pair_costs`'s `total`, element for
+    element (`groups`: `pool_groups`)."""
     k = ev.pair_class.shape[1]
     cls = ev.pair_class.reshape(p_flat.shape[0], d_flat.shape[0])[np.ix_(prefill, decode)]
     p_at = p_flat[prefill[:, None], :, cls]
-    if not mix_hardware:
-        p_at = np.where(((prefill // k)[:, None] == (decode // k)[None, :])[..., None], p_at, np.inf)
+    same = _same_group(groups, prefill, decode, k)
+    if same is not None:
+        p_at = np.where(same[..., None], p_at, np.inf)
     return p_at + d_flat[decode][None]
 
 
 def _cheapest_pair(ev: DisaggEval, d_min: np.ndarray, p_min: np.ndarray,
-                   mix_hardware: bool) -> tuple[float, int, int, int] | None:
+                   groups: np.ndarray | None) -> tuple[float, int, int, int] | None:
     """(bill, prefill group, decode group, KV dtype) of the pair `np.argmin` finds over `pair_costs`'s
     table, without scoring every pair of groups (~26 ms a call on the default scenario).
 
@@ -611,14 +638,14 @@ def _cheapest_pair(ev: DisaggEval, d_min: np.ndarray, p_min: np.ndarray,
     p_low, d = p_flat[prefill].min(axis=2), d_flat[decode]  # [nP, KV], [nD, KV]
     firsts = np.unique(np.argmin(p_low, axis=0))  # per KV dtype: the prefill group bound lowest
     lasts = np.unique(np.argmin(d, axis=0))
-    bound = min(float(_pair_totals(ev, p_flat, d_flat, prefill[firsts], decode, mix_hardware).min()),
-                float(_pair_totals(ev, p_flat, d_flat, prefill, decode[lasts], mix_hardware).min()))
+    bound = min(float(_pair_totals(ev, p_flat, d_flat, prefill[firsts], decode, groups).min()),
+                float(_pair_totals(ev, p_flat, d_flat, prefill, decode[lasts], groups).min()))
     if not math.isfinite(bound):  # e.g. no pool pairs with one on its own hardware: score them all
         rows, cols = np.arange(prefill.size), np.arange(decode.size)
     else:
         rows = np.flatnonzero((p_low + d.min(axis=0)[None]).min(axis=1) <= bound)
         cols = np.flatnonzero((p_low.min(axis=0)[None] + d).min(axis=1) <= bound)
-    total = _pair_totals(ev, p_flat, d_flat, prefill[rows], decode[cols], mix_hardware)
+    total = _pair_totals(ev, p_flat, d_flat, prefill[rows], decode[cols], groups)
     flat = int(np.argmin(total))
     if not np.isfinite(total.ravel()[flat]):
         return None

@@ -95,7 +95,7 @@ def outcome(pending: Callable[[], DisaggEval] | None, aggregated_best: dict[str,
         row = plan_row(ev, choice) if choice is not None else None
         counts = pair_count(ev)
     stats = {**counts, "transfer_classes": int(len(np.unique(ev.classes))), "mix_hardware": mix,
-             "seconds": round(ev.seconds + time.perf_counter() - t0, 4)}
+             "mix_vendors": grid.scenario.search.mix_vendors, "seconds": round(ev.seconds + time.perf_counter() - t0, 4)}
     return Outcome(ev, row, aggregated_best, stats, list(grid.scenario.search.serving_mode))
 
 

@@ -246,10 +246,11 @@ def test_plan_row_agrees_with_the_search_and_names_both_pools():
 
 # --- mixed hardware -----------------------------------------------------------------------------
 
-def _split_catalog(tmp_path: Path):
+def _split_catalog(tmp_path: Path, compute_vendor: str = "test"):
     """Two made-up GPUs at the same price: one with 4x the FLOPs and 1/4 the HBM bandwidth of the
-    fixture GPU (a prefill chip), one the other way round (a decode chip)."""
+    fixture GPU (a prefill chip, from `compute_vendor`), one the other way round (a decode chip)."""
     compute = (HARDWARE_TOML.replace('id = "test-gpu"', 'id = "compute-gpu"').replace('"Test GPU"', '"Compute GPU"')
+               .replace('vendor = "test"', f'vendor = "{compute_vendor}"')
                .replace("bf16_tflops = 989", "bf16_tflops = 3956").replace("fp8_tflops = 1979", "fp8_tflops = 7916")
                .replace("hbm_gbps = 3350", "hbm_gbps = 838"))
     memory = (HARDWARE_TOML.replace('id = "test-gpu"', 'id = "bandwidth-gpu"').replace('"Test GPU"', '"Bandwidth GPU"')
@@ -273,6 +274,28 @@ def test_a_mixed_pair_is_chosen_when_it_is_cheaper(tmp_path):
     assert hardware[mixed.prefill[0]] == "compute-gpu"
     assert hardware[mixed.decode[0]] == "bandwidth-gpu"
     assert mixed.monthly_usd < single.monthly_usd
+
+
+def test_pools_pair_across_vendors_only_where_the_scenario_allows_it(tmp_path):
+    """The cheaper mixed pair of the test above, with its prefill chip from another vendor: no engine
+    hands KV from one vendor's stack to another's, so by default it is not searched (each vendor has
+    one chip here, so the pair is the one-accelerator pair); `search.mix_vendors` searches it, which
+    never raises the bill."""
+    catalog = _split_catalog(tmp_path, compute_vendor="other")
+    text = (SCENARIO_TOML.replace('["h100-sxm", "b200"]', '["compute-gpu", "bandwidth-gpu"]')
+            .replace("arrival_rate_rps = 2.0", "arrival_rate_rps = 40.0")
+            .replace("median = 2000, p90 = 8000", "median = 16000, p90 = 32000"))
+    search = {"chips": [1, 2, 4], "batch": [8, 32, 128], "weight_dtype": ["fp8"], "kv_dtype": ["fp8"]}
+    ev = disagg_search.evaluate(build_grid(_scenario(text, **search), catalog))
+    vendors = [acc.vendor for acc in ev.grid.hardware]
+    one_vendor = disagg_search.best(ev, mix_hardware=True)
+    assert vendors[one_vendor.prefill[0]] == vendors[one_vendor.decode[0]]
+    assert one_vendor.monthly_usd == disagg_search.best(ev, mix_hardware=False).monthly_usd
+    free_ev = disagg_search.evaluate(build_grid(_scenario(text, mix_vendors=True, **search), catalog))
+    free = disagg_search.best(free_ev, mix_hardware=True)
+    hardware = [acc.id for acc in free_ev.grid.hardware]
+    assert (hardware[free.prefill[0]], hardware[free.decode[0]]) == ("compute-gpu", "bandwidth-gpu")
+    assert free.monthly_usd < one_vendor.monthly_usd
 
 
 # --- the serving-mode axis in solve ---------------------------------------------------------------
@@ -314,6 +337,41 @@ def test_a_shared_host_pool_keeps_hits_under_random_routing():
     own, shared = pre["prefix_hit_rate"]
     assert shared > 2 * own > 0.0
     assert pre["service_s"][1] < pre["service_s"][0]  # more hits, less prefill
+
+
+def test_a_prefill_instance_holds_one_p999_prompt_alone():
+    """An engine cannot serve a prompt whose KV does not fit with nothing else running (the simulator
+    rejects it), so a prefill instance reserves KV for one p99.9-long prompt, not a p95-long one.
+    Llama 3.1 8B: 32 layers x 8 KV heads x 128 dims x 2 = 65,536 elements per token, as many bytes
+    in FP8. Prompts median 2,000, p90 8,000: s = ln 4 / 1.28155 = 1.0817, p99.9 = 2,000 x
+    e^(3.0902 s) = 56,597 tokens (p95: 11,851), 3.709 GB of KV on one chip (hand-derived)."""
+    from planner.disagg_plans import _options
+    from planner.model.types import Load
+
+    sc = _scenario(chips=[1], batch=[8], kv_dtype=["fp8"], weight_dtype=["fp8"], prefix_cache=[False])
+    grid = build_grid(sc, load_catalog())
+    hw, cfg, _ = _options(grid, [{}])
+    pre = DISAGG.prefill_pool(grid.arch, hw, cfg, Load(*(np.asarray(x, np.float32) for x in grid.load)), 0.0)
+    assert float(np.ravel(pre["kv_hbm_gb"])[0]) == pytest.approx(3.709, rel=2e-3)
+
+
+def test_an_instance_at_batch_one_holds_one_p999_request_alone():
+    """Aggregated instances and decode pools reserve KV for B sequences at the mean context plus one
+    p95-long request, and at least for one p99.9-long request alone, which binds at batch 1.
+    Prompts as above (p99.9 56,597 tokens); replies median 300, p90 1,000: s = ln(10/3) / 1.28155 =
+    0.9395, p99.9 = 300 e^(3.0902 s) = 5,470. One request of 62,066 tokens: 4.068 GB of FP8 KV."""
+    from planner.disagg_plans import _options
+    from planner.grid import gather_spec
+    from planner.model.types import Load
+
+    serving = twin()["serving"]
+    sc = _scenario(chips=[1], batch=[1], kv_dtype=["fp8"], weight_dtype=["fp8"], spec_k=[0], prefix_cache=[False])
+    grid = build_grid(sc, load_catalog())
+    hw, cfg, _ = _options(grid, [{}])
+    spec, draft = gather_spec(grid, tuple(np.zeros(1, int) for _ in grid.shape))
+    load = Load(*(np.asarray(x, np.float32) for x in grid.load))
+    md = serving.memory_and_decode(grid.arch, hw, cfg, spec, load, np.asarray(draft, np.float32))
+    assert float(np.ravel(md["mem"]["kv_hbm"])[0]) / 1e9 == pytest.approx(4.068, rel=2e-3)
 
 
 def test_pareto_frontiers_span_both_modes():
@@ -543,7 +601,7 @@ def test_a_masked_pair_search_equals_the_search_over_masked_pools(mix):
             assert expected is None or expected != base, masks
 
 
-def _first_cheapest_pair(p_min, d_min, pair_class, mix):
+def _first_cheapest_pair(p_min, d_min, pair_class, groups):
     """By brute force, in the pair table's order (prefill group, decode group, KV dtype): the first
     pair of groups with a finite option at the least bill, as (bill, prefill group, decode group, KV)."""
     h, k, kv_n, _ = p_min.shape
@@ -556,27 +614,31 @@ def _first_cheapest_pair(p_min, d_min, pair_class, mix):
             if not np.isfinite(d[j]).any():
                 continue
             for kv in range(kv_n):
-                total = np.float32(np.inf) if not mix and i // k != j // k else p[i, kv, cls[i, j]] + d[j, kv]
+                apart = groups is not None and groups[i // k] != groups[j // k]
+                total = np.float32(np.inf) if apart else p[i, kv, cls[i, j]] + d[j, kv]
                 if found is None or total < found[0]:
                     found = (total, i, j, kv)
     return None if found is None or not np.isfinite(found[0]) else (float(found[0]), found[1], found[2], found[3])
 
 
-@pytest.mark.parametrize("mix", [True, False])
+@pytest.mark.parametrize("pairing", ["any", "hardware", "vendor"])
 @pytest.mark.parametrize("seed", range(40))
-def test_the_bounded_pair_search_finds_the_first_cheapest_pair(seed, mix):
+def test_the_bounded_pair_search_finds_the_first_cheapest_pair(seed, pairing):
     """`_cheapest_pair` scores only the groups whose least possible pair can reach a known pair's
-    bill; on pools with many ties, unreachable (all-inf) groups and classes, it returns what a scan
-    of every pair in table order returns, ties included."""
+    bill; on pools with many ties, unreachable (all-inf) groups and classes, and pairs allowed only
+    within one accelerator or one vendor (`pool_groups`), it returns what a scan of every pair in
+    table order returns, ties included."""
     rng = np.random.default_rng(seed)
-    h, k, kv_n, g_n = int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    h, k, kv_n, g_n = int(rng.integers(1, 5)), int(rng.integers(1, 5)), int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    groups = {"any": None, "hardware": np.arange(h), "vendor": rng.integers(0, 2, size=h)}[pairing]
     p_min = rng.integers(1, 6, size=(h, k, kv_n, g_n)).astype(np.float32)
     d_min = rng.integers(1, 6, size=(h, k, kv_n)).astype(np.float32)
     p_min[rng.random(p_min.shape) < 0.3] = np.inf
     d_min[rng.random(d_min.shape) < 0.3] = np.inf
     pair_class = rng.integers(0, g_n, size=(h, k, h, k))
     ev = SimpleNamespace(pair_class=pair_class)
-    assert disagg_search._cheapest_pair(ev, d_min, p_min, mix) == _first_cheapest_pair(p_min, d_min, pair_class, mix)
+    assert (disagg_search._cheapest_pair(ev, d_min, p_min, groups)
+            == _first_cheapest_pair(p_min, d_min, pair_class, groups))
 
 
 @pytest.mark.parametrize("kept", [[0, 1, 4], [0, 1, 4, 2], [0, 1, 4, 3], [0, 3, 4], [1, 0], [0, 1, 3, 4]])

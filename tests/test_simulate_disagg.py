@@ -172,7 +172,7 @@ def test_analytic_restates_the_screen(tmp_path, catalog):
     pre_pool, dec_pool, ld = sp.pool("prefill"), sp.pool("decode"), sp.load
     one = d._as_prefill(pre_pool.cfg)
     pre = d.prefill_pool(pre_pool.arch, pre_pool.hw, one, ld, np.float64(0.0))
-    in_p95 = d.lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
+    in_p95 = twin()["queueing"].lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
     bw = np.float64(sp.transfer.bandwidth)
     x50 = d.transfer_seconds(pre_pool.arch, ld.in_median, one.kv_bytes, bw)
     x95 = d.transfer_seconds(pre_pool.arch, in_p95, one.kv_bytes, bw)

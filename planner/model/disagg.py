@@ -37,7 +37,6 @@ from planner.model.memory import kv_elems_per_seq, memory_per_chip
 from planner.model.queueing import (
     capped_lognormal_moments,
     kingman_service,
-    lognormal_quantile,
     max_rho_for_wait,
     slot_load_limit,
     uncached_scv,
@@ -51,6 +50,7 @@ from planner.model.serving import (
     _read,
     hit_axis_table,
     length_quantile_tables,
+    longest_held,
     mean_prefill_of,
     mean_prefill_table,
     memory_and_decode,
@@ -144,8 +144,7 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     compute in this pool; the decode pool still receives the whole prompt's KV either way. Each
     location caches its own share of the prompt (`prefill_side_reuse`)."""
     one = _as_prefill(cfg)
-    in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
-    mem = memory_per_chip(a, hw, one, in_p95, 0.0, 0.0)
+    mem = memory_per_chip(a, hw, one, longest_held(ld, output=False), 0.0, 0.0)  # one prompt at a time
     hbm_cap = hw.mem_bytes * ld.hbm_fraction
     used = mem["weights"] + mem["kv_hbm"] + mem["activations"] + mem["attn_scores"]
 

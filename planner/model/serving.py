@@ -49,6 +49,14 @@ from planner.model.tiers import reload_seconds_per_byte, tier_hits, tier_shares
 from planner.model.types import Arch, Config, Hw, Load, Spec
 
 Z95 = 1.6448536269514722
+LONGEST_HELD = 0.999
+"""Prompt and output length quantile an instance must hold alone. An engine cannot serve a request
+whose KV does not fit even with nothing else running (vLLM refuses to start when one
+max_model_len-long sequence does not fit; the simulator rejects such requests), so memory is
+checked for it besides the batch at its mean context and one p95-long request. With the p95 alone,
+reasoning's cheapest prefill pool (DeepSeek-V3 at int4 on 4 H100 NVL, under 1 GB of HBM left for
+KV) was feasible on the screen and dropped 1.3 % of requests in simulation. Requests beyond this
+quantile (one in a thousand) are left to the engine's max_model_len."""
 LENGTH_NODES = 16
 _LEGENDRE_X, _LEGENDRE_W = np.polynomial.legendre.leggauss(LENGTH_NODES)
 LENGTH_X = tuple(float(x) for x in _LEGENDRE_X)  # Gauss-Legendre nodes on [-1, 1] ...
@@ -298,6 +306,13 @@ def batch_context_quantile(ld: Load, batch, z):
     return jnp.minimum(mean_ctx + z * in_sd / jnp.sqrt(batch), ld.in_cap + ld.out_running)
 
 
+def longest_held(ld: Load, output: bool = True):
+    """Tokens of the longest request an instance must hold alone (`LONGEST_HELD`): its prompt, and
+    with `output` its reply (a prefill instance holds the prompt only)."""
+    prompt = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, LONGEST_HELD)
+    return prompt + lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, LONGEST_HELD) if output else prompt
+
+
 def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_weight_bytes):
     """Memory per chip and the decode step at the batch-mean context's p50 and p95, the model's most
     expensive stage: an aggregated instance (`evaluate_serving`) and a disaggregated decode pool
@@ -306,8 +321,9 @@ def memory_and_decode(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_
     mean_ctx = running_context(ld)
     in_p95 = lognormal_quantile(ld.in_median, ld.in_sigma, ld.in_cap, 0.95)
     out_p95 = lognormal_quantile(ld.out_median, ld.out_sigma, ld.out_cap, 0.95)
-    # memory: batch sequences at the mean context plus headroom for one p95-long sequence
-    reserve_ctx = mean_ctx + (in_p95 + out_p95) / batch
+    # memory: batch sequences at the mean context plus headroom for one p95-long sequence, and at
+    # least one LONGEST_HELD-long sequence alone
+    reserve_ctx = jnp.maximum(mean_ctx + (in_p95 + out_p95) / batch, longest_held(ld) / batch)
     # stored once: XLA fused its chain into each reader (used, the ratio, the free HBM) and compiled it thrice
     mem = computed_once(lambda: memory_per_chip(a, hw, cfg, reserve_ctx, draft_weight_bytes, spec.draft_kv_elems,
                                                 spec.draft_context), hw.mem_bw)

@@ -298,7 +298,13 @@ class Search(Strict):
         description="Serving modes searched: aggregated (prefill and decode share every replica) and/or "
         "disaggregated (a prefill pool and a decode pool, each sized for its own SLO, KV shipped between them)")
     mix_hardware: bool = Field(
-        True, description="Disaggregated plans may run the prefill and decode pools on different accelerators")
+        True, description="Disaggregated plans may run the prefill and decode pools on different accelerators "
+        "(of one vendor unless mix_vendors)")
+    mix_vendors: bool = Field(
+        False, description="With mix_hardware, the two pools may also run on different vendors' accelerators (e.g. "
+        "Gaudi prefill, NVIDIA decode). Off: the pools hand KV over through one engine's PD connector (NIXL, "
+        "Mooncake, LMCache) and an engine build runs on one vendor's platform, so the planner knows of no way to "
+        "serve such a pair")
 
     @field_validator("hardware")
     @classmethod
