@@ -559,9 +559,14 @@ def _same_group(groups: np.ndarray | None, prefill: np.ndarray, decode: np.ndarr
     return groups[prefill // k][:, None] == groups[decode // k][None, :]
 
 
+def _memo_key(ev: DisaggEval, mix_hardware: bool) -> tuple[bool, bool]:
+    """Where `pair_costs` keeps an unmasked pair table on `ev`: per pairing rule (`pool_groups`)."""
+    return mix_hardware, ev.grid.scenario.search.mix_vendors
+
+
 def pair_costs(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = True) -> Pairs:
     """The pairs of groups, scored; unmasked results are kept on `ev` (a solve asks three times)."""
-    key = (mix_hardware, ev.grid.scenario.search.mix_vendors)
+    key = _memo_key(ev, mix_hardware)
     if masks is None and key in ev.memo:
         return ev.memo[key]
     d_min, d_src, p_min, p_src, d_keep, p_keep = _groups(ev, masks)
@@ -586,7 +591,7 @@ def best(ev: DisaggEval, masks: AxisMasks | None = None, mix_hardware: bool = Tr
     when the frontiers already built it, else by `_cheapest_pair`, which scores only the pairs that
     can reach the minimum (`whatif` asks ~50 times, once per variant and host-tier set)."""
     k = ev.pair_class.shape[1]
-    if masks is None and (mix_hardware, ev.grid.scenario.search.mix_vendors) in ev.memo:
+    if masks is None and _memo_key(ev, mix_hardware) in ev.memo:
         pairs = pair_costs(ev, masks, mix_hardware)
         if pairs.total.size == 0:
             return None
