@@ -254,3 +254,45 @@ def test_a_mode_the_scenario_does_not_search_is_bad_input_not_infeasible(invoke)
     assert result.exit_code == 2, result.output
     assert "--mode disaggregated: search.serving_mode is ['aggregated']" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+
+def test_a_prefill_instance_never_keeps_a_turn_waiting_while_it_is_idle(catalog, monkeypatch):
+    """A session's next turn is released by the decode replica that finished its reply. An idle
+    prefill instance used to jump ahead to its next known arrival, so a turn released meanwhile
+    arrived in its past and waited while it was idle: on the prompt-cache study's disaggregated
+    plan 67 % of all waiting (TTFT p95 53 s; 6.8 s without it). A prefill instance runs one prompt
+    at a time, first come first served: no request may wait while its instance is idle."""
+    from planner.cli.simulate_cmd import prepare
+    from planner.search import solve
+    from planner.simulate import engine, parallel
+
+    admitted: dict[int, tuple[float, float, int]] = {}  # request -> (start, prefill seconds, instance)
+    prefill_seconds = engine.Replica._prefill_seconds
+
+    def recorded(self, rid, new, hit, resumed, remote=(0, 0)):
+        seconds = prefill_seconds(self, rid, new, hit, resumed, remote)
+        if self.role == "prefill":
+            admitted[rid] = (self.clock, seconds, self.index)
+        return seconds
+
+    monkeypatch.setattr(engine.Replica, "_prefill_seconds", recorded)
+    path = "scenarios/studies/prompt-cache-agentic.toml"
+    scenario = load_scenario(path, [], catalog)
+    best = solve(scenario, catalog).disagg.best_per_mode["disaggregated"]
+    job, _ = prepare(scenario, catalog, best, path, duration=600.0, warmup=None, seed=0)
+    reqs, _ = parallel.run_job(job)
+    rids = np.array(sorted(admitted))
+    start, seconds, where = (np.array([admitted[r][i] for r in rids]) for i in range(3))
+    arrival = reqs.arrival_s[rids]
+    assert len(rids) > 300 and np.all(start >= arrival - 1e-9)
+    idle_waiting = 0.0
+    for instance in np.unique(where):
+        mine = np.flatnonzero(where == instance)
+        busy_from, busy_to = start[mine], start[mine] + seconds[mine]
+        for i in mine:
+            waited = start[i] - arrival[i]
+            if waited > 0:
+                busy = np.clip(np.minimum(busy_to, start[i]) - np.maximum(busy_from, arrival[i]), 0.0, None).sum()
+                idle_waiting += max(waited - busy, 0.0)
+    assert idle_waiting < 1e-3
