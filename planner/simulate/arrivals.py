@@ -1,12 +1,16 @@
 """The request stream: who asks for what, and when.
 
 Synthetic (the scenario's workload): sessions of `turns` requests start as a Poisson process at
-`arrival_rate / turns`, so requests arrive at the scenario's rate; a session's next turn arrives an
-exponential gap (mean `session_s / turns`) after the previous turn arrived, but never before its
-reply finished (an agent needs the reply before its next call, so a turn never finds its own
-previous turn still running; the request rate stays the scenario's while replies are short
-against the gap). The run starts in steady state: the sessions between turns at t = 0 (Poisson, mean
-rate x think time) are mid-way, at a uniformly drawn turn, with a
+`arrival_rate / turns`, so requests arrive at the scenario's rate; a session's next turn arrives a
+think time after its previous reply finished (an agent needs the reply before its next call; the
+scenario's think_time_s is that gap's mean, `session_s / turns`). Think times follow the bundled
+Claude Code trace's shape rescaled to that mean (`think_times`): mostly seconds (tool calls), now and
+then hours (a person away), the timing the screen's prefix-cache hit curve was replayed with. A
+memoryless gap at the same mean (the simulator's earlier draw) brought a session back after ~100 s
+where the trace's median is 9.5 s, so the LRU cache had evicted far more of it to slower tiers than
+the screen assumed. The run starts in steady state: the sessions between turns at t = 0 (Little's
+law: rate x (reply + think time)) are mid-way, at a uniformly drawn turn, their next turn a residual
+cycle away (`residual_turn_times`), with a
 warm cache: the prefix each of them left before t = 0 is in its replica's cache when the run starts
 (the LRU then keeps what fits). The warm-up that `stats` leaves out covers the rest of the transient. Prompt and output lengths are drawn from the
 scenario's capped log-normals; a session's `turns` prompt lengths are drawn together around a
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -49,7 +54,7 @@ class Requests:
     block_tokens: int
     warm: np.ndarray | None = None  # requests whose prefix was cached before t = 0 (sessions already in flight)
     next_turn: np.ndarray | None = None  # closed-loop sessions: the session's next request (-1: none)
-    think_s: np.ndarray | None = None  # gap from request i's arrival to its session's next request
+    think_s: np.ndarray | None = None  # gap from request i's reply to its session's next request
     offsets: np.ndarray | None = None  # trace replay: request i's block ids are blocks[offsets[i]:offsets[i + 1]]
     blocks: np.ndarray | None = None
 
@@ -104,8 +109,112 @@ def within_session_sigma(turns: int, reuse: float) -> float:
     return SPACING_MARGIN * (turns - 1) * np.log(1.0 / min(reuse, 1.0 - 1e-9)) / (2.0 * e_max)
 
 
-def synthetic(load, duration_s: float, seed: int) -> Requests:
-    """Sessions at the scenario's rate over [0, duration_s) (see the module docstring)."""
+def think_times(rng: np.random.Generator, n: int, mean_s: float) -> np.ndarray:
+    """`n` think times at mean `mean_s` with the bundled trace's shape (`calibrate.think_time_shape`)."""
+    from planner.traces.calibrate import quantile_at, think_time_shape
+
+    p, q = think_time_shape()
+    return mean_s * quantile_at(p, q, rng.random(n))
+
+
+RESIDUAL_POOL = 256
+"""Turn cycles drawn per session in progress at t = 0 to pick its length-biased one from (the
+think-time shape's top 0.05 % carry a sixth of its mean: a smaller pool under-represents them)."""
+RESIDUAL_POOL_MAX = 1 << 22
+
+
+def residual_turn_times(rng: np.random.Generator, n: int, mean_think_s: float, reply_s: float) -> np.ndarray:
+    """Time to the next turn of `n` sessions in progress at a random instant. A session's turns come
+    a cycle apart (a reply, then a think time); the cycle it is in is length-biased (a long pause is
+    more likely to be under way) and a uniform share of it is left (renewal theory, as in
+    `steady_state_sessions`). For an exponential think time this is about a fresh draw; for the
+    trace's heavy tail far longer, and a fresh draw instead delivered ~8 % fewer requests than the
+    scenario's rate over a 30-minute run."""
+    if n == 0:
+        return np.zeros(0)
+    cycles = max(reply_s, 0.0) + think_times(rng, min(RESIDUAL_POOL * n, RESIDUAL_POOL_MAX), mean_think_s)
+    total = cycles.sum()
+    picked = rng.choice(cycles, n, p=cycles / total) if total > 0 else cycles[:n]
+    return rng.random(n) * picked
+
+
+def spread_reuse(rng: np.random.Generator, share: float, prompt: np.ndarray, previous: np.ndarray,
+                 later: np.ndarray, new_scv: float, prompt_scv: float) -> np.ndarray:
+    """Reusable tokens of each turn whose new (uncached) tokens spread as a scenario's
+    `uncached_scv` states: its prompt x a share drawn from the bundled trace's shape
+    (`calibrate.new_token_shape`: mostly ~1 % of the prompt, now and then all of it), raised to the
+    power that gives the new tokens that cs^2 (the screen's `queueing.uncached_scv` takes it as theirs;
+    prompts of cs^2 `prompt_scv` spread them that much already). A turn never reuses more than its
+    session's previous context, which adds new tokens where sorted prompts jump, so the draws are
+    scaled (bisection) until the `later` turns' new tokens are `share` of their prompt tokens."""
+    from planner.traces.calibrate import new_token_shape, quantile_at
+
+    target = max((1.0 + new_scv) / (1.0 + prompt_scv) - 1.0, 0.0)
+    power, _ = shape_power_for_scv(round(target, 6), round(1.0 / max(share, 1e-9), 6))
+    p, q = new_token_shape()
+    drawn = quantile_at(p, q, rng.random(prompt.size)) ** power * prompt
+    top = np.maximum(prompt - 1.0, 0.0)
+
+    def reuse_at(scale: float) -> np.ndarray:
+        return np.minimum(top - np.minimum(np.rint(scale * drawn), top), previous)
+
+    def new_at(scale: float) -> float:  # rises with the scale
+        return float((prompt - reuse_at(scale))[later].sum())
+
+    goal = share * float(prompt[later].sum())
+    if new_at(0.0) >= goal:  # the prompts' growth alone adds the stated share
+        return reuse_at(0.0)
+    lo, hi = 0.0, share
+    while new_at(hi) < goal and hi < 1e6:
+        hi *= 2.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if new_at(mid) < goal else (lo, mid)
+    return reuse_at(0.5 * (lo + hi))
+
+
+SHAPE_GRID = 20_000
+"""Points of the shape's quantile function over which `shape_power_for_scv` takes moments."""
+SHAPE_POWER_MAX = 4.0
+"""Widest power tried: the shape to the 4th is already all-or-nothing at any cap a scenario has."""
+
+
+@cache
+def shape_power_for_scv(scv: float, cap: float) -> tuple[float, float]:
+    """(power a, scale c) such that F = min(c G^a, cap), G drawn from the new-token shape, has mean 1
+    and cs^2 `scv`: a = 0 is a constant share, a = 1 the trace's own spread, larger a wider (towards
+    all-or-nothing, whose cs^2 is cap - 1, the most a share capped at the whole prompt can have)."""
+    from planner.traces.calibrate import new_token_shape, quantile_at
+
+    p, q = new_token_shape()
+    g = quantile_at(p, q, (np.arange(SHAPE_GRID) + 0.5) / SHAPE_GRID)
+
+    def capped(a: float) -> tuple[float, float]:
+        """(cs^2 of F, c) at power a, c found by bisection: mean(min(c G^a, cap)) rises with c."""
+        h = np.where(g > 0.0, np.maximum(g, 1e-300) ** a, 0.0)
+        lo, hi = 0.0, 1.0 / max(float(h.mean()), 1e-300)
+        while np.minimum(hi * h, cap).mean() < 1.0 and hi < 1e300:
+            hi *= 2.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if np.minimum(mid * h, cap).mean() < 1.0 else (lo, mid)
+        f = np.minimum(0.5 * (lo + hi) * h, cap)
+        return float(f.var() / f.mean() ** 2), 0.5 * (lo + hi)
+
+    if scv <= 0.0 or cap <= 1.0:
+        return 0.0, 1.0
+    lo, hi = 0.0, SHAPE_POWER_MAX
+    if capped(hi)[0] <= scv:
+        return hi, capped(hi)[1]
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if capped(mid)[0] < scv else (lo, mid)
+    return 0.5 * (lo + hi), capped(0.5 * (lo + hi))[1]
+
+
+def synthetic(load, duration_s: float, seed: int, reply_s: float = 0.0) -> Requests:
+    """Sessions at the scenario's rate over [0, duration_s) (see the module docstring). `reply_s`:
+    the expected time from a turn's arrival to its reply, which a session spends besides thinking."""
     rng = np.random.default_rng(seed)
     rate = float(load.arrival_rps)
     turns = max(int(round(float(load.turns))), 1)
@@ -119,9 +228,12 @@ def synthetic(load, duration_s: float, seed: int) -> Requests:
                         reusable_tokens=np.zeros(n, np.int64), block_tokens=SYNTHETIC_BLOCK)
     session_rate = rate / turns
     n_new = rng.poisson(session_rate * duration_s)
-    n_old = int(round(rate * think))  # sessions between turns at t = 0 (Little's law; the mean, for less noise)
+    # sessions in progress at t = 0 (Little's law; the mean, for less noise): a turn every reply + think
+    # time, so that the request rate is the scenario's; each a residual cycle from its next turn
+    n_old = int(round(rate * (think + max(reply_s, 0.0))))
     k = n_old + n_new
-    starts = np.concatenate([rng.exponential(think, n_old), np.sort(rng.uniform(0.0, duration_s, n_new))])
+    starts = np.concatenate([residual_turn_times(rng, n_old, think, reply_s),
+                             np.sort(rng.uniform(0.0, duration_s, n_new))])
     first_turn = np.concatenate([rng.integers(1, turns, n_old), np.zeros(n_new, dtype=np.int64)])
     count = (turns - first_turn).astype(np.int64)
     session = np.repeat(np.arange(k, dtype=np.int64), count)
@@ -141,14 +253,20 @@ def synthetic(load, duration_s: float, seed: int) -> Requests:
     # (sorted draws can jump: the longest turns of a session reuse less)
     previous = np.concatenate([[0], inp[:-1] + out[:-1]]).astype(np.float64)
     previous[head] = np.inf  # a session's first turn in the run: its earlier context is not drawn (warm cache)
-    reuse = np.where(turn > 0, np.minimum(np.floor(float(load.prefix_reuse) * inp), previous), 0).astype(np.int64)
+    new_scv = float(load.uncached_scv)
+    if new_scv > 0.0:  # the turns' new tokens spread as the scenario states (a tool result, a new file)
+        reuse = spread_reuse(rng, 1.0 - float(load.prefix_reuse), inp.astype(np.float64), previous, turn > 0,
+                             new_scv, float(np.expm1(sigma**2)))
+    else:
+        reuse = np.minimum(np.floor(float(load.prefix_reuse) * inp), previous)
+    reuse = np.where(turn > 0, reuse, 0).astype(np.int64)
     arrival = np.full(n, np.nan)
     arrival[head] = starts
     nxt = np.arange(1, n + 1, dtype=np.int64)
     nxt[np.cumsum(count) - 1] = -1
     return Requests(arrival_s=arrival, input_tokens=inp, output_tokens=out, session=session,
                     reusable_tokens=reuse, block_tokens=SYNTHETIC_BLOCK, warm=head[first_turn > 0],
-                    next_turn=nxt, think_s=rng.exponential(think, n))
+                    next_turn=nxt, think_s=think_times(rng, n, think))
 
 
 def steady_state_sessions(durations: np.ndarray, session_rate: float, duration_s: float,

@@ -159,8 +159,8 @@ def run(plan: SimPlan, reqs: Requests, opts: Options, replicas: list[int] | None
     def finished(rid: int, t: float) -> None:
         nxt = -1 if reqs.next_turn is None else int(reqs.next_turn[rid])
         if nxt >= 0:
-            # the next turn comes a think time after this one arrived, never before its reply
-            reqs.arrival_s[nxt] = max(float(reqs.arrival_s[rid]) + float(reqs.think_s[rid]), t)
+            # the next turn comes a think time after this one's reply
+            reqs.arrival_s[nxt] = t + float(reqs.think_s[rid])
             release(nxt)
 
     nic_free = {r: 0.0 for r in chosen}  # when each prefill instance's NICs finish their last transfer

@@ -42,7 +42,19 @@ def requests_for(job: Job) -> arrivals.Requests:
         trace = read_trace(job.workload.trace_path)
         return arrivals.from_trace(trace, float(job.plan.load.arrival_rps), o.duration_s, o.seed,
                                    job.workload.max_context)
-    return arrivals.synthetic(job.plan.load, o.duration_s, o.seed)
+    return arrivals.synthetic(job.plan.load, o.duration_s, o.seed, reply_s=expected_reply_s(job.plan))
+
+
+def expected_reply_s(plan: SimPlan) -> float:
+    """The screen's time from a request's arrival to its last token (median TTFT + mean output x
+    median TPOT): a closed-loop session's turn takes this plus a think time, so this many more
+    sessions are in flight at the scenario's request rate."""
+    from planner.simulate.analytic import analytic
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        a = analytic(plan)
+        reply = a["ttft_s"][0.5] + max(float(plan.load.out_mean) - 1.0, 0.0) * a["tpot_s"][0.5]
+    return float(reply) if np.isfinite(reply) and reply > 0.0 else 0.0
 
 
 def run_job(job: Job, progress=None) -> tuple[arrivals.Requests, fleet.Outcome]:
