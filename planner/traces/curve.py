@@ -35,7 +35,7 @@ class TraceWorkload:
     output_p90: int
     output_max: int
     requests_per_session: float
-    gap_p50_s: float
+    gap_mean_s: float  # reply to the session's next request (the scenario's think_time_s)
     session_s: float
     prefix_reuse: float  # unbounded-cache token hit: the most a cache can serve
     uncached_scv: float  # cs^2 of a request's uncached tokens with an unbounded cache
@@ -85,7 +85,7 @@ def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceW
     if trace.has_sessions:
         per_session = trace.requests / len(trace.session_names)
         gaps = session_gaps(trace, p.done_s)
-        gap = float(np.median(gaps)) if gaps.size else 0.0
+        gap = float(np.mean(gaps)) if gaps.size else 0.0
         session_s = float(session_durations(trace, p.done_s).mean())
     else:  # no sessions recorded: the curve's x axis is per (request/s), so one 'session' = 1 request x 1 s
         per_session, gap, session_s = 1.0, 0.0, 1.0
@@ -104,7 +104,7 @@ def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceW
         input_median=max(int(round(i["p50"])), 1), input_p90=max(int(round(i["p90"])), 1), input_max=int(i["max"]),
         output_median=max(int(round(o["p50"])), 1), output_p90=max(int(round(o["p90"])), 1),
         output_max=max(int(o["max"]), 1),
-        requests_per_session=per_session, gap_p50_s=gap, session_s=session_s,
+        requests_per_session=per_session, gap_mean_s=gap, session_s=session_s,
         prefix_reuse=float(min(stats["prefix_hit_unbounded"], 0.999)),
         uncached_scv=float(stats["uncached_tokens"]["scv"]),
         hit_curve=tuple(float(x) for x in curve), hit_pool_exponent=exponent, summary=summary,

@@ -35,7 +35,7 @@ def with_trace(scenario: Scenario, path: str | Path, trace: str | Path | None = 
         "output_tokens": w.output_tokens.model_copy(update={"median": tw.output_median, **out_shape, "max": tw.output_max}),
         "sessions": w.sessions.model_copy(update={
             "turns": max(int(round(tw.requests_per_session)), 1), "prefix_reuse": tw.prefix_reuse,
-            "think_time_s": tw.gap_p50_s, "uncached_scv": tw.uncached_scv}),
+            "think_time_s": tw.gap_mean_s, "uncached_scv": tw.uncached_scv}),
     }
     note = (f"{path}: workload.trace: input/output lengths, sessions and prefix reuse come from "
             f"{resolved.name} (input p50 {tw.input_median:,}, p90 {tw.input_p90:,}; output p50 "
