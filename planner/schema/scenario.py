@@ -82,7 +82,9 @@ class Sessions(Strict):
         0.0, ge=0, le=0.999, description="Fraction of a turn's prompt that is the previous turn's context"
     )
     think_time_s: float = Field(
-        0.0, ge=0, le=86_400, description="Idle time between a reply and the next turn (tool calls, user)"
+        0.0, ge=0, le=86_400, description="Mean idle time between a reply and the session's next turn (tool "
+        "calls, the user); `planner simulate` draws think times around it with the spread of real agent "
+        "sessions (the Claude Code trace: median 0.068 x the mean, a few pauses of hours)"
     )
     uncached_scv: float | None = Field(
         None, ge=0, le=10_000, description="Squared coefficient of variation of a turn's uncached (new) prompt "
