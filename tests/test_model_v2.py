@@ -365,6 +365,37 @@ def test_cached_prefix_reload_is_bytes_over_the_host_link(cat):
     assert f(reload_seconds(a, h, cfg(kv_dtype="bf16"), 100000.0, 0.0)) == 0.0  # already in HBM
 
 
+def test_a_reload_is_no_faster_than_the_host_memory_behind_the_link(cat):
+    """GB200: 450 GB/s of NVLink-C2C at 0.7 is 315 GB/s, but the Grace LPDDR5X behind it gives each
+    GPU 250 GB/s (the catalog's dram_bw), which bounds the copy."""
+    a, h = model_arrays(cat.model("llama-3.1-8b")), hw(cat, "gb200", host_link_eff=0.7)
+    assert float(h.dram_bw[0]) == pytest.approx(250e9) and float(h.host_bw[0]) == pytest.approx(450e9)
+    got = f(reload_seconds(a, h, cfg(kv_dtype="bf16"), 100000.0, 1.0))
+    assert got == pytest.approx(100000 * 131072 / 250e9, rel=1e-4)
+
+
+@pytest.mark.parametrize(("hw_id", "dram_rate", "nvme_rate"), [
+    ("h100-sxm", 64e9 * 0.675, 13e9),  # PCIe Gen5 x16 at the fitted 0.675; the drives bound NVMe
+    ("gb200", 250e9, 13e9),  # C2C at 0.7 = 315 GB/s; the LPDDR5X's 250 GB/s per GPU binds
+])
+def test_the_search_charges_a_cache_hit_what_eval_charges_its_reload(cat, hw_id, dram_rate, nvme_rate):
+    """The screen's reload per cached byte (serving.py, disagg.py) is the rate `offline.reload_seconds`
+    charges one request (planner eval, the simulator): the host link at its fitted DMA efficiency,
+    no faster than the tier. The screen had taken the link's peak: 1.48x faster on Hopper."""
+    from planner.model.tiers import reload_seconds_per_byte
+
+    h = hw(cat, hw_id)
+    assert float(h.host_link_eff[0]) == pytest.approx(0.675 if hw_id == "h100-sxm" else 0.7)
+    args = (h.host_bw[0], h.host_link_eff[0], h.dram_bw[0], h.nvme_bw[0])
+    assert f(reload_seconds_per_byte(0.0, 1.0, 0.0, *args)) == pytest.approx(1.0 / dram_rate, rel=1e-5)
+    assert f(reload_seconds_per_byte(0.0, 0.0, 1.0, *args)) == pytest.approx(1.0 / nvme_rate, rel=1e-5)
+    assert f(reload_seconds_per_byte(1.0, 0.0, 0.0, *args)) == 0.0  # HBM hits cost nothing
+    a = model_arrays(cat.model("llama-3.1-8b"))
+    for tier, rate in ((1.0, dram_rate), (2.0, nvme_rate)):
+        assert f(reload_seconds(a, h, cfg(kv_dtype="bf16"), 100000.0, tier)) == pytest.approx(
+            100000 * 131072 / rate, rel=1e-4)
+
+
 def test_eval_ttft_with_a_dram_hit_is_far_below_recompute(cat):
     raw = {"hardware": "h100-sxm", "model": "llama-3.1-8b", "chips": 1, "batch": 1, "input": 100000,
            "output": 1, "weight_dtype": "bf16", "kv_dtype": "bf16"}

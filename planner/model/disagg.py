@@ -178,9 +178,9 @@ def prefill_pool(a: Arch, hw: Hw, cfg: Config, ld: Load, shared=0.0) -> dict[str
     hit = jnp.where(one.prefix_cache > 0, jnp.where(pooled, curve_hit, curve_hit / spread), 0.0)
     # bytes per chip the cache would like to hold (a pool: this instance's share of it)
     working_set = in_flight * session * kv_token_chip / jnp.where(pooled, instances, 1.0)
-    local = reload_seconds_per_byte(from_hbm, from_dram, from_nvme, hw.host_bw, hw.dram_bw, hw.nvme_bw)
+    local = reload_seconds_per_byte(from_hbm, from_dram, from_nvme, hw.host_bw, hw.host_link_eff, hw.dram_bw, hw.nvme_bw)
     remote = reload_seconds_per_byte(from_hbm, from_dram, from_nvme, jnp.minimum(hw.host_bw, hw.scale_out_bw),
-                                     hw.dram_bw, hw.nvme_bw)
+                                     hw.host_link_eff, hw.dram_bw, hw.nvme_bw)
     per_byte = jnp.where(pooled, local / instances + remote * (1.0 - 1.0 / instances), local)
     reload_per_token = kv_token_chip * per_byte
     cached_mean = reuse * ld.in_mean * hit

@@ -28,11 +28,14 @@ TIER_HBM, TIER_DRAM, TIER_NVME = 0.0, 1.0, 2.0
 
 def reload_seconds(a: Arch, hw: Hw, cfg: Config, cached, tier) -> jnp.ndarray:
     """Seconds to copy `cached` tokens of one sequence's KV into HBM from `tier`: HBM hits cost
-    nothing; DRAM crosses the host link (DMA at `host_link_eff` of its peak); NVMe is also bounded
-    by the drives. Every chip of the instance loads its share in parallel."""
+    nothing; DRAM crosses the host link (DMA at `host_link_eff` of its peak), no faster than the
+    host memory itself (GB200's 250 GB/s of LPDDR5X per GPU behind a 450 GB/s C2C link); NVMe is
+    bounded by the drives. Every chip of the instance loads its share in parallel (the search's
+    `tiers.reload_seconds_per_byte` charges the same rates)."""
     kv_chip = kv_elems_per_seq(a, cached) * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
     link = jnp.maximum(hw.host_bw * hw.host_link_eff, 1.0)
-    bw = jnp.where(tier >= TIER_NVME, jnp.minimum(link, jnp.maximum(hw.nvme_bw, 1.0)), link)
+    source = jnp.where(tier >= TIER_NVME, hw.nvme_bw, hw.dram_bw)
+    bw = jnp.minimum(link, jnp.maximum(source, 1.0))
     return jnp.where(tier <= TIER_HBM, 0.0, kv_chip / bw)
 
 

@@ -396,7 +396,7 @@ def evaluate_serving(a: Arch, hw: Hw, cfg: Config, spec: Spec, ld: Load, draft_w
         hit = jnp.where(cfg.prefix_cache > 0, curve_hit / spread, 0.0)
         working_set = in_flight * session_ctx * kv_token_chip  # bytes per chip the cache would like to hold
         reload_per_token = kv_token_chip * reload_seconds_per_byte(from_hbm, from_dram, from_nvme, hw.host_bw,
-                                                                    hw.dram_bw, hw.nvme_bw)
+                                                                    hw.host_link_eff, hw.dram_bw, hw.nvme_bw)
         cached_mean = ld.prefix_reuse * ld.in_mean * hit
         cells = _hit_cells(hit)
         (prefill50, (uncached50, cached50)), (prefill95, (uncached95, cached95)) = zip(quantile_seconds, lengths, strict=True)

@@ -80,9 +80,13 @@ def tier_hits(curve, pool_exponent, hbm_tokens, fast_tokens, all_tokens, session
     return h_all, h_hbm / total, jnp.maximum(h_fast - h_hbm, 0.0) / total, jnp.maximum(h_all - h_fast, 0.0) / total
 
 
-def reload_seconds_per_byte(in_hbm, in_dram, in_nvme, host_bw, dram_bw, nvme_bw):
-    """Average seconds per cached byte moved back to HBM (HBM-resident hits cost nothing)."""
+def reload_seconds_per_byte(in_hbm, in_dram, in_nvme, host_bw, host_link_eff, dram_bw, nvme_bw):
+    """Average seconds per cached byte moved back to HBM (HBM-resident hits cost nothing): over the
+    host link at its fitted DMA efficiency, as `offline.reload_seconds` times one request's reload
+    (what `planner eval` and the simulator charge; the screen had taken the link's peak, 1.48x faster
+    on Hopper), and no faster than the tier the bytes come from."""
     held = jnp.maximum(in_hbm + in_dram + in_nvme, 1e-9)
-    per_dram_byte = 1.0 / jnp.maximum(jnp.minimum(host_bw, dram_bw), 1.0)
-    per_nvme_byte = 1.0 / jnp.maximum(jnp.minimum(host_bw, nvme_bw), 1.0)
+    link = host_bw * host_link_eff
+    per_dram_byte = 1.0 / jnp.maximum(jnp.minimum(link, dram_bw), 1.0)
+    per_nvme_byte = 1.0 / jnp.maximum(jnp.minimum(link, nvme_bw), 1.0)
     return (in_dram * per_dram_byte + in_nvme * per_nvme_byte) / held
