@@ -1,5 +1,5 @@
 """The bundled prefix-cache model: a trace's replayed hit-rate curve, rescaled to any scenario, and
-the shape of its think times.
+the shapes of its think times and of the new tokens its turns add.
 
 `python -m planner.traces.calibrate TRACE` replays TRACE's sessions (Poisson starts at each of
 `HIT_CURVE_SESSIONS` sessions in flight) through an LRU cache and prints the `[[curve]]` table of
@@ -12,7 +12,9 @@ context length and turns, the way the replay says.
 The same table stores the trace's think-time shape (the gap from a reply to the session's next
 request, over its mean, at SHAPE_PROBABILITIES): the simulator draws a scenario's think times from
 it, rescaled to the scenario's mean, so that its sessions come back with the timing the hit-rate
-curve was replayed with (mostly within seconds, a few after hours) rather than a memoryless gap.
+curve was replayed with (mostly within seconds, a few after hours) rather than a memoryless gap;
+and the shape of a turn's new share of its prompt, which the simulator's turns follow when a
+scenario states `uncached_scv`.
 """
 
 from __future__ import annotations
