@@ -128,8 +128,9 @@ def residual_turn_times(rng: np.random.Generator, n: int, mean_think_s: float, r
     a cycle apart (a reply, then a think time); the cycle it is in is length-biased (a long pause is
     more likely to be under way) and a uniform share of it is left (renewal theory, as in
     `steady_state_sessions`). For an exponential think time this is about a fresh draw; for the
-    trace's heavy tail far longer, and a fresh draw instead delivered ~8 % fewer requests than the
-    scenario's rate over a 30-minute run."""
+    trace's heavy tail far longer: over a 30-minute run at 3 requests/s (six seeds, no server) a
+    fresh draw delivered 5.9 requests/s (most sessions came back at once), the residual of the think
+    time alone (the reply left out) 2.76, this 3.03."""
     if n == 0:
         return np.zeros(0)
     cycles = max(reply_s, 0.0) + think_times(rng, min(RESIDUAL_POOL * n, RESIDUAL_POOL_MAX), mean_think_s)
