@@ -19,6 +19,7 @@ from planner.model.memory import kv_capacity, kv_elems_per_seq, kv_share_per_chi
 from planner.model.prefill import prefill_time
 from planner.model.serving import prefill_budget, prefill_steps
 from planner.model.speculative import speculative_step
+from planner.model.tiers import reload_seconds_per_byte
 from planner.model.types import Arch, Config, Hw, Spec
 
 MAX_BATCH = 4096.0  # engine limit on sequences in flight (TRT-LLM/vLLM max_num_seqs order of magnitude)
@@ -30,13 +31,14 @@ def reload_seconds(a: Arch, hw: Hw, cfg: Config, cached, tier) -> jnp.ndarray:
     """Seconds to copy `cached` tokens of one sequence's KV into HBM from `tier`: HBM hits cost
     nothing; DRAM crosses the host link (DMA at `host_link_eff` of its peak), no faster than the
     host memory itself (GB200's 250 GB/s of LPDDR5X per GPU behind a 450 GB/s C2C link); NVMe is
-    bounded by the drives. Every chip of the instance loads its share in parallel (the search's
-    `tiers.reload_seconds_per_byte` charges the same rates)."""
+    bounded by the drives. Every chip of the instance loads its share in parallel. The rate per byte
+    is the search's (`tiers.reload_seconds_per_byte`), with the whole prefix in one tier."""
     kv_chip = kv_elems_per_seq(a, cached) * cfg.kv_bytes * kv_share_per_chip(a, hw, cfg)
-    link = jnp.maximum(hw.host_bw * hw.host_link_eff, 1.0)
-    source = jnp.where(tier >= TIER_NVME, hw.nvme_bw, hw.dram_bw)
-    bw = jnp.minimum(link, jnp.maximum(source, 1.0))
-    return jnp.where(tier <= TIER_HBM, 0.0, kv_chip / bw)
+    in_hbm = jnp.where(tier <= TIER_HBM, 1.0, 0.0)
+    in_nvme = jnp.where(tier >= TIER_NVME, 1.0, 0.0)
+    per_byte = reload_seconds_per_byte(in_hbm, 1.0 - in_hbm - in_nvme, in_nvme, hw.host_bw, hw.host_link_eff,
+                                       hw.dram_bw, hw.nvme_bw)
+    return kv_chip * per_byte
 
 
 def evaluate_offline(a: Arch, hw: Hw, cfg: Config, spec: Spec, input_tokens, output_tokens,
