@@ -41,7 +41,10 @@ denser in the tail, which carries much of the mean (the Claude Code trace's thin
 0.068 x the mean, p99 15 x)."""
 
 
+@cache
 def _curve(curve_id: str) -> dict:
+    """The `[[curve]]` table `curve_id`, read once for the hit-rate, think-time and new-token shapes
+    (callers copy what they use into arrays; the table is not modified)."""
     with open(CURVES_FILE, "rb") as f:
         doc = tomllib.load(f)
     for c in doc["curve"]:
