@@ -284,6 +284,31 @@ def test_uncached_tokens_spread_matches_a_walk_over_the_raw_rows():
     assert stats["scv"] == pytest.approx(u.var() / u.mean() ** 2, rel=1e-9)
 
 
+def test_new_tokens_are_the_uncached_tokens_of_every_turn_but_a_sessions_first():
+    """`new_tokens` (what `workload.sessions.uncached_scv` takes) leaves out each session's first
+    request, which the screen counts as a miss on its own; counted from the rows as above."""
+    rows = sorted(enumerate(_rows(CC)), key=lambda r: (r[1]["timestamp"], r[0]))
+    seen: set[int] = set()
+    sessions: set[str] = set()
+    new = []
+    for _, row in rows:
+        lead = 0
+        for block in row["hash_ids"]:
+            if block not in seen:
+                break
+            lead += 1
+        seen.update(row["hash_ids"])
+        if row["session_id"] in sessions:
+            new.append(row["input_length"] - min(lead * 512, row["input_length"]))
+        sessions.add(row["session_id"])
+    n = np.asarray(new, dtype=float)
+    stats = trace_stats(read_trace(CC), concurrency=())
+    assert n.size == stats["requests"] - stats["sessions"]
+    assert stats["new_tokens"]["mean"] == pytest.approx(n.mean(), rel=1e-9)
+    assert stats["new_tokens"]["p50"] == pytest.approx(np.percentile(n, 50), rel=1e-9)
+    assert stats["new_tokens"]["scv"] == pytest.approx(n.var() / n.mean() ** 2, rel=1e-9)
+
+
 def test_a_block_size_the_rows_contradict_is_named(invoke, tmp_path):
     """Mooncake rows do not record their block size: read at 64 tokens, the 512-token slice gave
     '93.3 % of blocks (11.7 % of tokens)' without a word. Each row's hash-id count bounds the size

@@ -131,7 +131,12 @@ def _table(s: dict[str, Any]) -> None:
     u = s["uncached_tokens"]
     rows.add_row("uncached prefill per request p50 / p90 / p99 / mean",
                  f"{_n(u['p50'])} / {_n(u['p90'])} / {_n(u['p99'])} / {_n(u['mean'])}")
-    rows.add_row("uncached prefill spread (cs^2: sessions.uncached_scv)", f"{u['scv']:.2f}")
+    n = s.get("new_tokens")
+    rows.add_row("uncached prefill spread (cs^2" + (")" if n else ": sessions.uncached_scv)"), f"{u['scv']:.2f}")
+    if n:
+        rows.add_row("new tokens of a later turn p50 / p90 / p99 / mean",
+                     f"{_n(n['p50'])} / {_n(n['p90'])} / {_n(n['p99'])} / {_n(n['mean'])}")
+        rows.add_row("new tokens spread (cs^2: sessions.uncached_scv)", f"{n['scv']:.2f}")
     for row in s["lru"]:
         rows.add_row(f"LRU {row['capacity_fraction']:.1%} of distinct tokens ({_n(row['capacity_tokens'])})",
                      _pct(row["hit_rate"]))

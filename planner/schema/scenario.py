@@ -90,7 +90,8 @@ class Sessions(Strict):
         None, ge=0, le=10_000, description="Squared coefficient of variation of a turn's uncached (new) prompt "
         "tokens with a cache that holds every reusable prefix. Unset: new tokens are taken as (1 - prefix_reuse) "
         "of the prompt (their spread is the prompt's). Agent turns add very uneven amounts (a tool result, a new "
-        "file): `planner trace stats` measures it (28.5 on the bundled Claude Code trace); a trace sets it itself"
+        "file): `planner trace stats` measures it over a session's later turns (23.0 on the bundled Claude Code "
+        "trace); a trace sets it itself"
     )
     routing: Literal["sticky", "random"] = Field(
         "sticky", description="How requests reach replicas: 'sticky' keeps a session on one replica (its "

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
@@ -140,77 +139,59 @@ def residual_turn_times(rng: np.random.Generator, n: int, mean_think_s: float, r
 
 
 def spread_reuse(rng: np.random.Generator, share: float, prompt: np.ndarray, previous: np.ndarray,
-                 later: np.ndarray, new_scv: float, prompt_scv: float) -> np.ndarray:
+                 later: np.ndarray, new_scv: float) -> np.ndarray:
     """Reusable tokens of each turn whose new (uncached) tokens spread as a scenario's
     `uncached_scv` states: its prompt x a share drawn from the bundled trace's shape
-    (`calibrate.new_token_shape`: mostly ~1 % of the prompt, now and then all of it), raised to the
-    power that gives the new tokens that cs^2 (the screen's `queueing.uncached_scv` takes it as theirs;
-    prompts of cs^2 `prompt_scv` spread them that much already). A turn never reuses more than its
-    session's previous context, which adds new tokens where sorted prompts jump, so the draws are
-    scaled (bisection) until the `later` turns' new tokens are `share` of their prompt tokens."""
+    (`calibrate.new_token_shape`: mostly ~1 % of the prompt, now and then all of it), raised to a
+    power. A turn never reuses more than its session's previous context, so its growth over that
+    context is new too. For each power tried (bisection) the draws are scaled (bisection) until the
+    `later` turns' new tokens are `share` of their prompt tokens, and the power is the one whose new
+    tokens have cs^2 `new_scv` (or SHAPE_POWER_MAX, where the growth and the cap at the whole prompt
+    leave it short: `stats` reports the realised spread)."""
     from planner.traces.calibrate import new_token_shape, quantile_at
 
-    target = max((1.0 + new_scv) / (1.0 + prompt_scv) - 1.0, 0.0)
-    power, _ = shape_power_for_scv(round(target, 6), round(1.0 / max(share, 1e-9), 6))
     p, q = new_token_shape()
-    drawn = quantile_at(p, q, rng.random(prompt.size)) ** power * prompt
+    g = quantile_at(p, q, rng.random(prompt.size))
     top = np.maximum(prompt - 1.0, 0.0)
+    goal = share * float(prompt[later].sum())
 
-    def reuse_at(scale: float) -> np.ndarray:
+    def reuse_at(drawn: np.ndarray, scale: float) -> np.ndarray:
         return np.minimum(top - np.minimum(np.rint(scale * drawn), top), previous)
 
-    def new_at(scale: float) -> float:  # rises with the scale
-        return float((prompt - reuse_at(scale))[later].sum())
+    def at_share(power: float) -> np.ndarray:
+        drawn = np.where(g > 0.0, np.maximum(g, 1e-300) ** power, 0.0) * prompt
 
-    goal = share * float(prompt[later].sum())
-    if new_at(0.0) >= goal:  # the prompts' growth alone adds the stated share
-        return reuse_at(0.0)
-    lo, hi = 0.0, share
-    while new_at(hi) < goal and hi < 1e6:
-        hi *= 2.0
-    for _ in range(40):
+        def new_at(scale: float) -> float:  # rises with the scale
+            return float((prompt - reuse_at(drawn, scale))[later].sum())
+
+        if new_at(0.0) >= goal:  # the prompts' growth alone adds the stated share
+            return reuse_at(drawn, 0.0)
+        lo, hi = 0.0, share
+        while new_at(hi) < goal and hi < 1e300:
+            hi *= 2.0
+        for _ in range(SCALE_STEPS):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if new_at(mid) < goal else (lo, mid)
+        return reuse_at(drawn, 0.5 * (lo + hi))
+
+    def spread(reuse: np.ndarray) -> float:
+        new = (prompt - reuse)[later]
+        return float(new.var() / max(float(new.mean()) ** 2, 1e-300))
+
+    lo, hi = 0.0, SHAPE_POWER_MAX
+    widest = at_share(hi)
+    if spread(widest) <= new_scv:
+        return widest
+    for _ in range(POWER_STEPS):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if new_at(mid) < goal else (lo, mid)
-    return reuse_at(0.5 * (lo + hi))
+        lo, hi = (mid, hi) if spread(at_share(mid)) < new_scv else (lo, mid)
+    return at_share(0.5 * (lo + hi))
 
 
-SHAPE_GRID = 20_000
-"""Points of the shape's quantile function over which `shape_power_for_scv` takes moments."""
 SHAPE_POWER_MAX = 4.0
 """Widest power tried: the shape to the 4th is already all-or-nothing at any cap a scenario has."""
-
-
-@cache
-def shape_power_for_scv(scv: float, cap: float) -> tuple[float, float]:
-    """(power a, scale c) such that F = min(c G^a, cap), G drawn from the new-token shape, has mean 1
-    and cs^2 `scv`: a = 0 is a constant share, a = 1 the trace's own spread, larger a wider (towards
-    all-or-nothing, whose cs^2 is cap - 1, the most a share capped at the whole prompt can have)."""
-    from planner.traces.calibrate import new_token_shape, quantile_at
-
-    p, q = new_token_shape()
-    g = quantile_at(p, q, (np.arange(SHAPE_GRID) + 0.5) / SHAPE_GRID)
-
-    def capped(a: float) -> tuple[float, float]:
-        """(cs^2 of F, c) at power a, c found by bisection: mean(min(c G^a, cap)) rises with c."""
-        h = np.where(g > 0.0, np.maximum(g, 1e-300) ** a, 0.0)
-        lo, hi = 0.0, 1.0 / max(float(h.mean()), 1e-300)
-        while np.minimum(hi * h, cap).mean() < 1.0 and hi < 1e300:
-            hi *= 2.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if np.minimum(mid * h, cap).mean() < 1.0 else (lo, mid)
-        f = np.minimum(0.5 * (lo + hi) * h, cap)
-        return float(f.var() / f.mean() ** 2), 0.5 * (lo + hi)
-
-    if scv <= 0.0 or cap <= 1.0:
-        return 0.0, 1.0
-    lo, hi = 0.0, SHAPE_POWER_MAX
-    if capped(hi)[0] <= scv:
-        return hi, capped(hi)[1]
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if capped(mid)[0] < scv else (lo, mid)
-    return 0.5 * (lo + hi), capped(0.5 * (lo + hi))[1]
+POWER_STEPS = 14  # bisection steps on the power: the spread within ~0.1 % of the range
+SCALE_STEPS = 30  # on the scale, for each power: the share within ~1e-9
 
 
 def synthetic(load, duration_s: float, seed: int, reply_s: float = 0.0) -> Requests:
@@ -244,7 +225,16 @@ def synthetic(load, duration_s: float, seed: int, reply_s: float = 0.0) -> Reque
     # a session's prompts grow turn by turn: its draws, sorted, around a scale of its own (the marginal
     # is unchanged: log-length = session scale + within-session draw, variances summing to sigma^2)
     sigma = float(load.in_sigma)
-    within = min(sigma, within_session_sigma(turns, float(load.prefix_reuse)))
+    new_scv = float(load.uncached_scv)
+    # prompts grow by the new tokens of the turns that extend their context: all of them at a fixed
+    # share, the trace's growth share of them when turns spread as it does (the rest come with the
+    # few turns that lose most of their prefix, drawn in `spread_reuse`)
+    grown = 1.0 - float(load.prefix_reuse)
+    if new_scv > 0.0:
+        from planner.traces.calibrate import new_token_growth_share
+
+        grown *= new_token_growth_share()
+    within = min(sigma, within_session_sigma(turns, 1.0 - grown))
     scale = rng.normal(0.0, np.sqrt(max(sigma**2 - within**2, 0.0)), k)
     drawn = lognormal_lengths(rng, k * turns, float(load.in_median), within, float(load.in_cap),
                               shift=np.repeat(scale, turns))
@@ -254,10 +244,9 @@ def synthetic(load, duration_s: float, seed: int, reply_s: float = 0.0) -> Reque
     # (sorted draws can jump: the longest turns of a session reuse less)
     previous = np.concatenate([[0], inp[:-1] + out[:-1]]).astype(np.float64)
     previous[head] = np.inf  # a session's first turn in the run: its earlier context is not drawn (warm cache)
-    new_scv = float(load.uncached_scv)
     if new_scv > 0.0:  # the turns' new tokens spread as the scenario states (a tool result, a new file)
         reuse = spread_reuse(rng, 1.0 - float(load.prefix_reuse), inp.astype(np.float64), previous, turn > 0,
-                             new_scv, float(np.expm1(sigma**2)))
+                             new_scv)
     else:
         reuse = np.minimum(np.floor(float(load.prefix_reuse) * inp), previous)
     reuse = np.where(turn > 0, reuse, 0).astype(np.int64)

@@ -28,7 +28,7 @@ import numpy as np
 
 from planner.traces.curve import HIT_CURVE_SESSIONS, HIT_CURVE_TOKENS, collapse, replayed_table
 from planner.traces.readers import read_trace
-from planner.traces.stats import prepare, session_gaps
+from planner.traces.stats import first_turns, prepare, session_gaps
 
 CONTEXT_GRID = np.logspace(-3.0, 3.0, 33)
 """Capacity per session in flight / mean session context at which the bundled shape is stored."""
@@ -72,6 +72,14 @@ def new_token_shape(curve_id: str = "claude-code") -> tuple[np.ndarray, np.ndarr
     """(probabilities, share of a turn's prompt that is new / its mean at each), mean exactly 1: how
     unevenly a session's turns add tokens (mostly ~1 % of the prompt, now and then all of it)."""
     return _shape(curve_id, "new_token_shape")
+
+
+@cache
+def new_token_growth_share(curve_id: str = "claude-code") -> float:
+    """Share of later turns' new tokens that turns extending their context add (the rest come with
+    the few turns that lose most of their prefix: 2 % of the Claude Code trace's turns, half its
+    new tokens). The simulator's sessions grow their prompts by this share (`arrivals.synthetic`)."""
+    return float(_curve(curve_id)["new_token_growth_share"])
 
 
 def _shape(curve_id: str, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -144,9 +152,16 @@ def think_shape_from_trace(path: str) -> tuple[np.ndarray, float]:
     return q, float(gaps.mean())
 
 
-def new_token_shape_from_trace(path: str) -> tuple[np.ndarray, float]:
-    """(quantiles of a turn's new share of its prompt / its mean at SHAPE_PROBABILITIES, the mean),
-    over every request but a session's first, with an unbounded prefix cache."""
+BREAK_SHARE = 0.5
+"""A later turn whose new tokens are more than this share of its prompt lost its prefix (a compacted
+or rewritten context) rather than extending it (`new_token_growth_share`)."""
+
+
+def new_token_shape_from_trace(path: str) -> tuple[np.ndarray, float, float]:
+    """(quantiles of a turn's new share of its prompt / its mean at SHAPE_PROBABILITIES, the mean,
+    the share of the new tokens that turns extending their context add: those with at most
+    BREAK_SHARE of their prompt new), over every request but a session's first, with an unbounded
+    prefix cache."""
     from planner.traces.stats import run
 
     trace = read_trace(path)
@@ -155,11 +170,11 @@ def new_token_shape_from_trace(path: str) -> tuple[np.ndarray, float]:
     p = prepare(trace)
     prompt = trace.input_tokens.astype(np.float64)
     hit = np.minimum(run(p).hit_blocks_per_request * trace.block_size, prompt)
-    order = np.lexsort((trace.t_s, trace.session))
-    first = np.zeros(prompt.size, dtype=bool)
-    first[order[np.r_[True, trace.session[order][1:] != trace.session[order][:-1]]]] = True
-    share = ((prompt - hit) / np.maximum(prompt, 1.0))[~first]
-    return np.quantile(share / share.mean(), SHAPE_PROBABILITIES), float(share.mean())
+    later = ~first_turns(trace)
+    share = ((prompt - hit) / np.maximum(prompt, 1.0))[later]
+    new = (prompt - hit)[later]
+    growth = float(new[share <= BREAK_SHARE].sum() / max(new.sum(), 1.0))
+    return np.quantile(share / share.mean(), SHAPE_PROBABILITIES), float(share.mean()), growth
 
 
 def main(argv: list[str]) -> None:
@@ -173,9 +188,10 @@ def main(argv: list[str]) -> None:
     print(f"# reply to next request: mean {mean:,.1f} s")
     print("shape_probabilities = [" + ", ".join(f"{v:g}" for v in SHAPE_PROBABILITIES) + "]")
     print("think_time_shape = [" + ", ".join(f"{v:.5g}" for v in think) + "]")
-    new, share = new_token_shape_from_trace(argv[0])
+    new, share, growth = new_token_shape_from_trace(argv[0])
     print(f"# new share of a turn's prompt: mean {share:.4f}")
     print("new_token_shape = [" + ", ".join(f"{v:.5g}" for v in new) + "]")
+    print(f"new_token_growth_share = {growth:.4f}")
 
 
 if __name__ == "__main__":

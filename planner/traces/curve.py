@@ -38,7 +38,8 @@ class TraceWorkload:
     gap_mean_s: float  # reply to the session's next request (the scenario's think_time_s)
     session_s: float
     prefix_reuse: float  # unbounded-cache token hit: the most a cache can serve
-    uncached_scv: float  # cs^2 of a request's uncached tokens with an unbounded cache
+    uncached_scv: float  # cs^2 of a later turn's uncached tokens with an unbounded cache (every request's
+    # without sessions): the screen adds the first turns' misses on its own (queueing.uncached_scv)
     hit_curve: tuple[float, ...]  # share of the reusable prefix at HIT_CURVE_TOKENS per session (16 sessions)
     hit_pool_exponent: float  # see planner.model.tiers.curve_hit_rate
     summary: dict[str, Any]
@@ -106,7 +107,7 @@ def trace_workload(path: str | Path, progress: Progress | None = None) -> TraceW
         output_max=max(int(o["max"]), 1),
         requests_per_session=per_session, gap_mean_s=gap, session_s=session_s,
         prefix_reuse=float(min(stats["prefix_hit_unbounded"], 0.999)),
-        uncached_scv=float(stats["uncached_tokens"]["scv"]),
+        uncached_scv=float(stats.get("new_tokens", stats["uncached_tokens"])["scv"]),
         hit_curve=tuple(float(x) for x in curve), hit_pool_exponent=exponent, summary=summary,
     )
 

@@ -107,6 +107,21 @@ def session_gaps(trace: Trace, done_s: np.ndarray) -> np.ndarray:
     return np.maximum(gap[same], 0.0)
 
 
+def first_turns(trace: Trace) -> np.ndarray:
+    """Whether each request is its session's first (by time; every request of a trace without
+    sessions): a first turn finds no earlier turn of its own to reuse."""
+    if not trace.has_sessions:
+        return np.ones(trace.requests, dtype=bool)
+    order = np.lexsort((trace.t_s, trace.session))
+    first = np.zeros(trace.requests, dtype=bool)
+    first[order[np.r_[True, trace.session[order][1:] != trace.session[order][:-1]]]] = True
+    return first
+
+
+def _spread(x: np.ndarray) -> dict[str, float]:
+    return {**_q(x, (50, 90, 99)), "mean": float(x.mean()), "scv": float(x.var() / max(float(x.mean()) ** 2, 1e-30))}
+
+
 def arrival(trace: Trace, p: Prepared, concurrency: float | None) -> dict[str, Any]:
     """Request rate and how it was obtained (stated, since a session-relative trace has none)."""
     if trace.has_sessions and trace.session_relative:
@@ -161,9 +176,11 @@ def trace_stats(trace: Trace, *, fractions=DEFAULT_FRACTIONS, ttls_s=DEFAULT_TTL
         "distinct_tokens": p.distinct_tokens,
         "prefix_hit_unbounded": rp.unbounded_hit_rate,
         "prefix_hit_unbounded_tokens": float(per_req_hit.sum() / max(trace.input_tokens.sum(), 1)),
-        "uncached_tokens": {**_q(uncached, (50, 90, 99)), "mean": float(uncached.mean()),
-                            "scv": float(uncached.var() / max(float(uncached.mean()) ** 2, 1e-30))},
+        "uncached_tokens": _spread(uncached),
     })
+    later = ~first_turns(trace)
+    if later.any():  # a later turn's new tokens: what `workload.sessions.uncached_scv` describes
+        out["new_tokens"] = _spread(uncached[later])
     caps = [f * p.distinct_tokens for f in fractions]
     rates = rp.lru_hit_rate(np.asarray(caps) / bs)
     out["lru"] = [{"capacity_fraction": f, "capacity_tokens": c, "hit_rate": float(h)}
