@@ -160,3 +160,38 @@ def test_the_shapes_regenerate_from_a_trace_as_quantile_functions_of_mean_one():
         assert q.shape == SHAPE_PROBABILITIES.shape and mean > 0.0
         assert np.all(np.diff(q) >= 0.0)
         assert quantile_mean(SHAPE_PROBABILITIES, q) == pytest.approx(1.0, abs=0.15)
+
+
+def test_later_turns_leave_out_the_first_turn_of_sessions_starting_in_the_run():
+    """Three sessions stored one after another: the first was in progress at t = 0 (warm: its first
+    request in the run is a later turn), the other two start during the run; -1 has no session."""
+    session = np.array([0, 0, 1, 1, 1, 2, -1])
+    reqs = arrivals.Requests(arrival_s=np.zeros(7), input_tokens=np.ones(7, np.int64),
+                             output_tokens=np.ones(7, np.int64), session=session,
+                             reusable_tokens=np.zeros(7, np.int64), block_tokens=512, warm=np.array([0]))
+    assert reqs.later_turns().tolist() == [True, True, False, True, True, False, False]
+
+
+def test_the_simulate_report_shows_the_spread_its_turns_realised():
+    """`planner simulate` reports the cs^2 of its later turns' new tokens beside the screen's: the
+    window's own turns, counted from the request arrays."""
+    from planner.simulate.stats import new_tokens_scv
+
+    new = np.array([100, 100, 400, 100], dtype=np.int64)  # the later turns' new tokens
+    reqs = arrivals.Requests(arrival_s=np.zeros(6), input_tokens=np.full(6, 1_000, np.int64),
+                             output_tokens=np.ones(6, np.int64), session=np.array([0, 0, 0, 1, 1, 1]),
+                             reusable_tokens=np.r_[0, 1_000 - new[:2], 0, 1_000 - new[2:]], block_tokens=512)
+    assert new_tokens_scv(reqs, np.ones(6, dtype=bool)) == pytest.approx(new.var() / new.mean() ** 2)
+    window = np.array([True, True, False, True, True, True])
+    assert new_tokens_scv(reqs, window) == pytest.approx(np.var([100, 400, 100]) / 200.0**2)
+
+
+def test_the_screens_spread_of_new_tokens_is_the_stated_one_or_the_prompts(agentic_load):
+    """The analytic column: the stated 23.0, or without it the prompts' own spread (an uncapped
+    log-normal's cs^2 is e^(sigma^2) - 1)."""
+    from planner.simulate.analytic import new_tokens_scv
+
+    assert new_tokens_scv(agentic_load) == pytest.approx(23.0, rel=1e-5)
+    wide = agentic_load._replace(uncached_scv=np.float32(0.0), in_cap=np.float32(1e12))
+    sigma = float(agentic_load.in_sigma)
+    assert new_tokens_scv(wide) == pytest.approx(np.expm1(sigma**2), rel=1e-4)

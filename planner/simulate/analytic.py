@@ -26,6 +26,13 @@ from planner.simulate.plan import SimPlan
 QUANTILES = (0.5, 0.95, 0.99)
 
 
+def new_tokens_scv(ld) -> float:
+    """cs^2 the screen gives a hit turn's new tokens (`queueing.uncached_scv`): the stated
+    `uncached_scv`, or the capped prompts' own spread where that is wider (or unset)."""
+    m1, m2 = twin()["queueing"].capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
+    return float(max(float(m2), (1.0 + float(ld.uncached_scv)) * float(m1) ** 2) / float(m1) ** 2 - 1.0)
+
+
 def analytic(plan: SimPlan) -> dict[str, Any]:
     """{'ttft_s': {q: value}, 'tpot_s': {q: value}, ...} of the plan at its own replica count."""
     if plan.disaggregated:
@@ -66,7 +73,8 @@ def analytic(plan: SimPlan) -> dict[str, Any]:
         tpot[q] = float(step) / float(tok) * stall + z * spread
     return {"ttft_s": ttft, "tpot_s": tpot, "prefill_busy": rho, "prefix_hit_rate": hit,
             "prefix_reuse": float(ld.prefix_reuse), "arrival_rps": float(ld.arrival_rps), "replicas": instances, "screen_replicas": float(out["replicas"]),
-            "ttft_p95_screen_s": float(out["ttft_p95_s"]), "tpot_p95_screen_s": float(out["tpot_p95_s"])}
+            "ttft_p95_screen_s": float(out["ttft_p95_s"]), "tpot_p95_screen_s": float(out["tpot_p95_s"]),
+            "new_tokens_scv": new_tokens_scv(ld)}
 
 
 def _service(m, plan: SimPlan, hit: float, reload_per_token: float, q: float) -> tuple[float, float]:
@@ -116,4 +124,5 @@ def _disaggregated(plan: SimPlan) -> dict[str, Any]:
             "replicas": float(pre_pool.instances + dec_pool.instances),
             "pools": {"prefill": {"replicas": pre_pool.instances, "busy": rho},
                       "decode": {"replicas": dec_pool.instances, "occupancy": occupancy}},
-            "ttft_p95_screen_s": None, "tpot_p95_screen_s": float(dec["tpot_p95_s"])}
+            "ttft_p95_screen_s": None, "tpot_p95_screen_s": float(dec["tpot_p95_s"]),
+            "new_tokens_scv": new_tokens_scv(ld)}

@@ -61,6 +61,17 @@ class Requests:
     def count(self) -> int:
         return int(self.arrival_s.size)
 
+    def later_turns(self) -> np.ndarray:
+        """Requests that are not the first turn of a session starting during the run (synthetic
+        sessions, stored session by session: a session's first request in the array is its first
+        turn, unless the session was in progress at t = 0)."""
+        s = self.session
+        later = s >= 0
+        head = np.r_[True, s[1:] != s[:-1]] & later
+        if self.warm is not None:
+            head[self.warm] = False
+        return later & ~head
+
     def prefix_blocks(self, i: int) -> range | np.ndarray:
         """Ids of the blocks request i may find in the cache (its reusable prefix)."""
         n = int(self.reusable_tokens[i]) // self.block_tokens

@@ -62,7 +62,8 @@ def document(scenario_name: str, plan: dict[str, Any], mode: str, sim: dict[str,
                      "prefix_reuse": _r(ana["prefix_reuse"], 4),
                      "prompt_tokens_cached": _r(ana["prefix_hit_rate"] * ana["prefix_reuse"], 4),
                      "saturated": bool(ana["prefill_busy"] >= 1.0), "arrival_rps": _r(ana["arrival_rps"], 4),
-                     "replicas": ana["replicas"], **({"pools": ana["pools"]} if "pools" in ana else {})},
+                     "replicas": ana["replicas"], "new_tokens_scv": _r(ana["new_tokens_scv"], 4),
+                     **({"pools": ana["pools"]} if "pools" in ana else {})},
     }
 
 
@@ -139,6 +140,9 @@ def write_table(doc: dict[str, Any]) -> None:
               f"{ana['prefix_hit_rate']:.3f}", "")
     t.add_row("prompt tokens served from the cache", f"{sim['prompt_tokens_cached']:.3f}",
               f"{doc['analytic']['prompt_tokens_cached']:.3f}", "")
+    if sim.get("new_tokens_scv") is not None:  # does the run's workload spread as the screen assumes?
+        t.add_row("new tokens of a later turn, cs^2", f"{sim['new_tokens_scv']:.2f}",
+                  f"{doc['analytic']['new_tokens_scv']:.2f}", "")
     t.add_row("prefill busy", f"{sim['prefill_busy']:.3f}", f"{ana['prefill_busy']:.3f}", "")
     if "pools" in sim:
         t.add_row("decode slots busy", f"{sim['pools']['decode']['occupancy']:.3f}",

@@ -24,6 +24,19 @@ def _q(x: np.ndarray, qs=(50, 95, 99)) -> dict[str, float | None]:
     return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(x, qs), strict=True)}
 
 
+def new_tokens_scv(reqs: Requests, window: np.ndarray) -> float | None:
+    """cs^2 of the new (not reusable) tokens of the synthetic sessions' later turns in the window,
+    the spread `workload.sessions.uncached_scv` states; None for a trace (whose turns reuse what
+    their blocks say, not a drawn share) or without sessions."""
+    if reqs.blocks is not None:
+        return None
+    later = window & reqs.later_turns()
+    if not later.any():
+        return None
+    new = (reqs.input_tokens - reqs.reusable_tokens)[later].astype(np.float64)
+    return float(new.var() / max(float(new.mean()) ** 2, 1e-300))
+
+
 def summarise(reqs: Requests, out: Outcome, opts: Options, prefix_reuse: float = 0.0,
               sampled: bool = False) -> dict[str, Any]:
     """`prefix_reuse`: the scenario's reusable share of every prompt, the base of the analytic hit rate.
@@ -69,6 +82,7 @@ def summarise(reqs: Requests, out: Outcome, opts: Options, prefix_reuse: float =
         "prefill_busy": float(out.prefill_s[entry].sum() / (entry.sum() * span)) if entry.any() else 0.0,
         "steps": int(out.steps.sum()),
         "queue": queue_series(out, busy_end),
+        "new_tokens_scv": new_tokens_scv(reqs, window),
     }
     if (roles == "decode").any():  # a disaggregated plan: each pool, and the KV transfer
         doc["pools"] = {role: {"replicas": int((roles == role).sum()),
