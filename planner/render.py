@@ -134,6 +134,12 @@ def kib(nbytes: float) -> str:
     return f"{nbytes / 1024:,.1f}"
 
 
+def gb(x: float) -> str:
+    """GB to three significant figures below 100 (a Groq chip's 0.23 GB of SRAM is not "0.2"),
+    whole above."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def money(x: float | None) -> str:
     """A monthly bill or price for a table cell: whole dollars, 'n/a' when absent."""
     return "n/a" if x is None else f"${x:,.0f}"

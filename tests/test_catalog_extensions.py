@@ -85,6 +85,18 @@ def test_a_max_batch_case_where_nothing_fits_is_predicted_at_one_sequence(invoke
     assert fits["fits"] and fits["slots"] >= fits["batch"] > 1
 
 
+def test_a_small_memory_shortfall_is_stated_to_three_figures(invoke):
+    """Llama 3.1 70B in BF16 over 576 Groq LPUs: 70.55e9 x 2 B / 576 = 0.245 GB of weights per chip
+    against 230 MB x 0.9 = 0.207 GB of SRAM; at one decimal both read "0.2 GB" and the reason
+    contradicted itself."""
+    result = invoke("eval", "--hardware", "groq-lpu", "--model", "llama-3.1-70b", "--chips", "576", "--batch", "1",
+                    "--input", "1000", "--output", "200", "--weight-dtype", "bf16", "--format", "json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert not row["fits"]
+    assert row["reason"].startswith("weights need 0.245 GB per chip but groq-lpu has 0.207 GB usable (0.23 GB x 0.9)")
+
+
 def test_layouts_that_hold_a_sequence_but_not_the_load_are_still_ranked_by_throughput(invoke):
     """At 500 requests/s of 2k-token prompts every layout of 8 H100s saturates prefill; each holds
     sequences, so the pick stays the highest throughput (8 replicas, prefill utilisation 3.5 against
