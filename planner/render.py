@@ -140,6 +140,16 @@ def gb(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
+def rate(x: float) -> str:
+    """A rate or factor as plain digits: whole numbers from 100 up, three significant figures below
+    (`,.3g` printed 3,000 req/s as "3e+03" and 0.00003 as "3e-05")."""
+    if x >= 100:
+        return f"{x:,.0f}"
+    decimals = max(0, 2 - math.floor(math.log10(x))) if x > 0 else 0
+    text = f"{x:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def money(x: float | None) -> str:
     """A monthly bill or price for a table cell: whole dollars, 'n/a' when absent."""
     return "n/a" if x is None else f"${x:,.0f}"

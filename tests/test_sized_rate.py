@@ -123,3 +123,12 @@ def test_no_plan_band_reads_below_one_system_rent() -> None:
         per_system = p["monthly_usd"] / p["replicas"]
         assert p["monthly_usd_low"] >= per_system - 0.01, p["hardware"]
         assert p["monthly_usd_low"] <= p["monthly_usd"] <= p["monthly_usd_high"]
+
+
+@pytest.mark.parametrize(("value", "text"), [(5002.4, "5,002"), (5000.0, "5,000"), (100.0, "100"), (3.78, "3.78"),
+                                             (3.0, "3"), (0.0119, "0.0119"), (3e-5, "0.00003"), (0.0, "0")])
+def test_rates_print_as_plain_digits(value, text):
+    """A rate in a sentence never reads "5e+03" (`,.3g` did, at 5,000 req/s) or "3e-05"."""
+    from planner.render import rate
+
+    assert rate(value) == text

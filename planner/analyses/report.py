@@ -5,7 +5,6 @@ Timing goes on a last line starting with `timing:` (tests drop it from snapshots
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from planner import render
@@ -225,16 +224,6 @@ def column_chunks(columns: list[str], rows: list[list[str]], fixed: int, width: 
     return [([columns[i] for i in c], c) for c in chunks]
 
 
-def _plain(rps: float) -> str:
-    """A rate or factor as plain digits: whole numbers from 100 up, three significant figures below
-    (`,.3g` printed 3,000 req/s as "3e+03" and 0.00003 as "3e-05")."""
-    if rps >= 100:
-        return f"{rps:,.0f}"
-    decimals = max(0, 2 - math.floor(math.log10(rps))) if rps > 0 else 0
-    text = f"{rps:.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def write_project(p: Projection) -> None:
     con = render.console()
     sc = p.scenario
@@ -267,8 +256,8 @@ def write_project(p: Projection) -> None:
         cost = sh["monthly_usd"] if sh else None
         vs = "" if prev is None or cost is None else pct(100.0 * (cost - prev) / prev)
         flag = " ^" if r["spend_rises"] else ""
-        rows.append([str(r["year"]), f"{r['price_factor']:.3f}", _plain(r["usage_factor"]),
-                     _plain(r["arrival_rate_rps"]), sh["fleet"] if sh else "n/a",
+        rows.append([str(r["year"]), f"{r['price_factor']:.3f}", render.rate(r["usage_factor"]),
+                     render.rate(r["arrival_rate_rps"]), sh["fleet"] if sh else "n/a",
                      money(cost) + _star(sh) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids]])
         prev = cost if cost is not None else prev
     base = ["year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev"]
