@@ -38,7 +38,9 @@ NEW_TOKEN_SPREAD = ("the screen takes a turn's new tokens at the scenario's cs^2
                     "solved for it (1,800 s), reads 6.1-33.7 s over four seeds against the screen's 10.6 s: a "
                     "window's rate swings with real sessions")
 FIRST_TURNS = ("the screen counts a session's first turn as an average prompt; sessions grow, so first turns are "
-               "the shortest and (turns - 1) / turns of the tokens are more than the stated share cached")
+               "the shortest and (turns - 1) / turns of the tokens are more than the stated share cached (the Claude "
+               "Code trace's first turns are shorter in the median but heavy-tailed, second moment 1.10x all prompts': "
+               "for agent traffic the synthetic first turns are the light side; README, Simulation)")
 CASES = {
     # ttft measured 1.42 once the screen's mean prefill became the mean over prompt lengths and
     # hits/misses (serving.mean_prefill): before, it priced the mean prompt and under-counted the
