@@ -264,12 +264,14 @@ def test_weka_hash_ids_must_be_integers(tmp_path, ids):
         read_trace(path)
 
 
-def test_uncached_tokens_spread_matches_a_walk_over_the_raw_rows():
-    """cs^2 of each request's uncached tokens with an unbounded cache, counted directly from the rows
-    (time order; a request hits its leading blocks that any earlier request sent)."""
+def _uncached_walk() -> tuple[np.ndarray, np.ndarray]:
+    """(uncached tokens of every request with an unbounded cache, whether it is a later turn of its
+    session), counted directly from the rows: time order; a request hits its leading blocks that
+    any earlier request sent; a session's first request in time is not a later turn."""
     rows = sorted(enumerate(_rows(CC)), key=lambda r: (r[1]["timestamp"], r[0]))
     seen: set[int] = set()
-    uncached = []
+    sessions: set[str] = set()
+    uncached, later = [], []
     for _, row in rows:
         lead = 0
         for block in row["hash_ids"]:
@@ -278,7 +280,14 @@ def test_uncached_tokens_spread_matches_a_walk_over_the_raw_rows():
             lead += 1
         seen.update(row["hash_ids"])
         uncached.append(row["input_length"] - min(lead * 512, row["input_length"]))
-    u = np.asarray(uncached, dtype=float)
+        later.append(row["session_id"] in sessions)
+        sessions.add(row["session_id"])
+    return np.asarray(uncached, dtype=float), np.asarray(later)
+
+
+def test_uncached_tokens_spread_matches_a_walk_over_the_raw_rows():
+    """cs^2 of each request's uncached tokens with an unbounded cache, counted from the rows."""
+    u, _ = _uncached_walk()
     stats = trace_stats(read_trace(CC), concurrency=())["uncached_tokens"]
     assert stats["mean"] == pytest.approx(u.mean(), rel=1e-9)
     assert stats["scv"] == pytest.approx(u.var() / u.mean() ** 2, rel=1e-9)
@@ -286,22 +295,9 @@ def test_uncached_tokens_spread_matches_a_walk_over_the_raw_rows():
 
 def test_new_tokens_are_the_uncached_tokens_of_every_turn_but_a_sessions_first():
     """`new_tokens` (what `workload.sessions.uncached_scv` takes) leaves out each session's first
-    request, which the screen counts as a miss on its own; counted from the rows as above."""
-    rows = sorted(enumerate(_rows(CC)), key=lambda r: (r[1]["timestamp"], r[0]))
-    seen: set[int] = set()
-    sessions: set[str] = set()
-    new = []
-    for _, row in rows:
-        lead = 0
-        for block in row["hash_ids"]:
-            if block not in seen:
-                break
-            lead += 1
-        seen.update(row["hash_ids"])
-        if row["session_id"] in sessions:
-            new.append(row["input_length"] - min(lead * 512, row["input_length"]))
-        sessions.add(row["session_id"])
-    n = np.asarray(new, dtype=float)
+    request, which the screen counts as a miss on its own."""
+    u, later = _uncached_walk()
+    n = u[later]
     stats = trace_stats(read_trace(CC), concurrency=())
     assert n.size == stats["requests"] - stats["sessions"]
     assert stats["new_tokens"]["mean"] == pytest.approx(n.mean(), rel=1e-9)
