@@ -18,11 +18,14 @@ scale of the session's own and sorted, so its context grows turn by turn as in r
 while the length distribution over all requests stays the scenario's: the log-length spread is split
 between sessions and within a session, the within part no wider than lets each turn grow by the new
 tokens `prefix_reuse` leaves (`within_session_sigma`; drawing the whole spread inside every session
-made a turn's reusable prefix outgrow the previous context, so sessions reused less than stated). Every turn after a session's first reuses
-`prefix_reuse` of its prompt: block j of session s is id s x 2^24 + j,
-so a turn's leading blocks are the previous turns' context. A turn reuses `prefix_reuse` of its
-prompt, or the previous turn's whole context when that is shorter (`stats` reports the realised
-share of prompt tokens that were reusable beside the scenario's).
+made a turn's reusable prefix outgrow the previous context, so sessions reused less than stated).
+Block j of session s is id s x 2^24 + j, so a turn's leading blocks are the previous turns'
+context. A turn reuses `prefix_reuse` of its prompt, or the previous turn's whole context when that
+is shorter (`stats` reports the realised share of prompt tokens that were reusable beside the
+scenario's). With `uncached_scv` stated, the turns' new tokens follow the trace's shape instead, at
+the stated share and spread (`spread_reuse`; `stats` reports the realised spread), and the prompts
+grow by the trace's growth share of them only (`calibrate.new_token_growth_share`): most turns add
+their context's growth, a few lose most of their prefix.
 
 Trace replay (`--trace`): the trace's requests with their own lengths, sessions and block ids
 (`hash_ids`); sessions whose clocks start at 0 are drawn from the trace (with repetition, each copy
