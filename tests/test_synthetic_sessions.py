@@ -78,15 +78,6 @@ def test_sessions_deliver_the_scenarios_rate(agentic_load):
     assert np.mean(rates) == pytest.approx(3.0, rel=0.04)
 
 
-def _later_turns(reqs: arrivals.Requests) -> np.ndarray:
-    """Every request but the first turn of a session that starts during the run."""
-    s = reqs.session
-    head = np.r_[True, s[1:] != s[:-1]]
-    warm = np.zeros(s.size, dtype=bool)
-    warm[reqs.warm] = True
-    return ~(head & ~warm)
-
-
 def test_turns_add_new_tokens_as_unevenly_as_the_scenario_states(agentic_load):
     """With uncached_scv 23.0 (the trace's later turns), a turn's new tokens keep the stated share of
     the prompt tokens (1 - 0.96) and have the stated cs^2, spread like the trace's (`planner trace
@@ -94,7 +85,7 @@ def test_turns_add_new_tokens_as_unevenly_as_the_scenario_states(agentic_load):
     prompt, a few over half of it. With uncached_scv unset every turn adds a near-fixed share of its
     prompt, plus its growth over the previous context."""
     reqs = arrivals.synthetic(agentic_load, 20_000.0, 0, reply_s=10.7)
-    later = _later_turns(reqs)
+    later = reqs.later_turns()
     new = (reqs.input_tokens - reqs.reusable_tokens)[later].astype(np.float64)
     assert new.sum() / reqs.input_tokens[later].sum() == pytest.approx(0.04, abs=0.002)
     assert new.var() / new.mean() ** 2 == pytest.approx(23.0, rel=0.05)
@@ -104,7 +95,7 @@ def test_turns_add_new_tokens_as_unevenly_as_the_scenario_states(agentic_load):
     spread = new.var() / new.mean() ** 2
 
     steady = arrivals.synthetic(agentic_load._replace(uncached_scv=np.float32(0.0)), 20_000.0, 0, reply_s=10.7)
-    later = _later_turns(steady)
+    later = steady.later_turns()
     new = (steady.input_tokens - steady.reusable_tokens)[later].astype(np.float64)
     assert spread > 5.0 * (new.var() / new.mean() ** 2)
 
