@@ -264,14 +264,15 @@ def test_weka_hash_ids_must_be_integers(tmp_path, ids):
         read_trace(path)
 
 
-def _uncached_walk() -> tuple[np.ndarray, np.ndarray]:
+def _uncached_walk() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(uncached tokens of every request with an unbounded cache, whether it is a later turn of its
-    session), counted directly from the rows: time order; a request hits its leading blocks that
-    any earlier request sent; a session's first request in time is not a later turn."""
+    session, its prompt tokens), counted directly from the rows: time order; a request hits its
+    leading blocks that any earlier request sent; a session's first request in time is not a later
+    turn."""
     rows = sorted(enumerate(_rows(CC)), key=lambda r: (r[1]["timestamp"], r[0]))
     seen: set[int] = set()
     sessions: set[str] = set()
-    uncached, later = [], []
+    uncached, later, prompts = [], [], []
     for _, row in rows:
         lead = 0
         for block in row["hash_ids"]:
@@ -281,13 +282,14 @@ def _uncached_walk() -> tuple[np.ndarray, np.ndarray]:
         seen.update(row["hash_ids"])
         uncached.append(row["input_length"] - min(lead * 512, row["input_length"]))
         later.append(row["session_id"] in sessions)
+        prompts.append(row["input_length"])
         sessions.add(row["session_id"])
-    return np.asarray(uncached, dtype=float), np.asarray(later)
+    return np.asarray(uncached, dtype=float), np.asarray(later), np.asarray(prompts, dtype=float)
 
 
 def test_uncached_tokens_spread_matches_a_walk_over_the_raw_rows():
     """cs^2 of each request's uncached tokens with an unbounded cache, counted from the rows."""
-    u, _ = _uncached_walk()
+    u, _, _ = _uncached_walk()
     stats = trace_stats(read_trace(CC), concurrency=())["uncached_tokens"]
     assert stats["mean"] == pytest.approx(u.mean(), rel=1e-9)
     assert stats["scv"] == pytest.approx(u.var() / u.mean() ** 2, rel=1e-9)
@@ -296,7 +298,7 @@ def test_uncached_tokens_spread_matches_a_walk_over_the_raw_rows():
 def test_new_tokens_are_the_uncached_tokens_of_every_turn_but_a_sessions_first():
     """`new_tokens` (what `workload.sessions.uncached_scv` takes) leaves out each session's first
     request, which the screen counts as a miss on its own."""
-    u, later = _uncached_walk()
+    u, later, _ = _uncached_walk()
     n = u[later]
     stats = trace_stats(read_trace(CC), concurrency=())
     assert n.size == stats["requests"] - stats["sessions"]
@@ -332,3 +334,17 @@ def test_concurrency_rows_say_when_the_trace_has_fewer_sessions(invoke):
     table = invoke("trace", "stats", path, "--concurrency", "4,64").stdout
     assert "64 concurrent sessions (at most 6: the trace's sessions)" in table
     assert ", 4 concurrent sessions (" not in table
+
+
+def test_first_turns_are_each_sessions_first_prompt_against_all_prompts():
+    """`first_turns`: the prompt of each session's first request, and its mean and second moment
+    against all prompts' (what the screen assumes them to be: 1 and 1)."""
+    _, later, prompts = _uncached_walk()
+    first = prompts[~later]
+    stats = trace_stats(read_trace(CC), concurrency=())
+    assert first.size == stats["sessions"]
+    got = stats["first_turns"]
+    assert got["mean"] == pytest.approx(first.mean(), rel=1e-9)
+    assert got["p90"] == pytest.approx(np.percentile(first, 90), rel=1e-9)
+    assert got["mean_ratio"] == pytest.approx(first.mean() / prompts.mean(), rel=1e-9)
+    assert got["second_moment_ratio"] == pytest.approx((first**2).mean() / (prompts**2).mean(), rel=1e-9)

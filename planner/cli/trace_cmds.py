@@ -137,6 +137,10 @@ def _table(s: dict[str, Any]) -> None:
         rows.add_row("new tokens of a later turn p50 / p90 / p99 / mean",
                      f"{_n(n['p50'])} / {_n(n['p90'])} / {_n(n['p99'])} / {_n(n['mean'])}")
         rows.add_row("new tokens spread (cs^2: sessions.uncached_scv)", f"{n['scv']:.2f}")
+        f = s["first_turns"]
+        rows.add_row("a session's first prompt p50 / p90 / p99 / mean",
+                     f"{_n(f['p50'])} / {_n(f['p90'])} / {_n(f['p99'])} / {_n(f['mean'])}")
+        rows.add_row("first prompt vs all: mean / second moment", f"{f['mean_ratio']:.2f}x / {f['second_moment_ratio']:.2f}x")
     for row in s["lru"]:
         rows.add_row(f"LRU {row['capacity_fraction']:.1%} of distinct tokens ({_n(row['capacity_tokens'])})",
                      _pct(row["hit_rate"]))

@@ -178,9 +178,16 @@ def trace_stats(trace: Trace, *, fractions=DEFAULT_FRACTIONS, ttls_s=DEFAULT_TTL
         "prefix_hit_unbounded_tokens": float(per_req_hit.sum() / max(trace.input_tokens.sum(), 1)),
         "uncached_tokens": _spread(uncached),
     })
-    later = ~first_turns(trace)
+    first = first_turns(trace)
+    later = ~first
     if later.any():  # a later turn's new tokens: what `workload.sessions.uncached_scv` describes
         out["new_tokens"] = _spread(uncached[later])
+        # a session's first prompt against all prompts: the queue feels the first turns' misses by
+        # their second moment (the screen prices them as average prompts)
+        prompts = trace.input_tokens.astype(np.float64)
+        opening = prompts[first]
+        out["first_turns"] = {**_spread(opening), "mean_ratio": float(opening.mean() / prompts.mean()),
+                              "second_moment_ratio": float((opening**2).mean() / (prompts**2).mean())}
     caps = [f * p.distinct_tokens for f in fractions]
     rates = rp.lru_hit_rate(np.asarray(caps) / bs)
     out["lru"] = [{"capacity_fraction": f, "capacity_tokens": c, "hit_rate": float(h)}
