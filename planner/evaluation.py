@@ -44,7 +44,7 @@ from planner.lowering import (
 )
 from planner.model.types import Arch, Spec
 from planner.plans import layout_fields
-from planner.render import gb
+from planner.render import figure
 from planner.schema.common import _KEBAB, canonical_dtype
 from planner.schema.scenario import SPEC_METHODS, Speculative
 from planner.speculative_methods import incompatibility
@@ -779,11 +779,11 @@ def _why_not(case: EvalCase, acc, row: dict[str, Any]) -> str:
     usable = acc.memory_bytes / 1e9 * DEFAULT_HBM_FRACTION
     weights = row["weights_gb_per_chip"] or 0.0
     if weights > usable:
-        return (f"weights need {gb(weights)} GB per chip but {acc.id} has {gb(usable)} GB usable "
-                f"({gb(acc.memory_bytes / 1e9)} GB x {DEFAULT_HBM_FRACTION}); use more chips or a smaller weight dtype")
+        return (f"weights need {figure(weights)} GB per chip but {acc.id} has {figure(usable)} GB usable "
+                f"({figure(acc.memory_bytes / 1e9)} GB x {DEFAULT_HBM_FRACTION}); use more chips or a smaller weight dtype")
     if row["slots"] < 1:
         return (f"no room for one sequence of {case.input + case.output} tokens of KV next to "
-                f"{gb(weights)} GB of weights per chip; use more chips, a smaller KV dtype or shorter prompts")
+                f"{figure(weights)} GB of weights per chip; use more chips, a smaller KV dtype or shorter prompts")
     if row.get("prefill_utilisation") is not None and row["prefill_utilisation"] >= 1.0:
         return (f"arrival_rps = {case.arrival_rps:g} saturates prefill (utilisation "
                 f"{row['prefill_utilisation']:.2f}); lower the load or add chips")
@@ -793,5 +793,5 @@ def _why_not(case: EvalCase, acc, row: dict[str, Any]) -> str:
         return (f"arrival_rps = {case.arrival_rps:g} keeps {row['slot_utilisation'] * row['slots']:,.0f} requests "
                 f"in flight on average, more than the {row['slots']:,} sequences the system can run ({limit}); "
                 "lower the load, add chips or replicas, or use a smaller KV dtype")
-    return (f"batch {case.batch} needs {gb(row['memory_gb_per_chip'])} GB per chip, more than "
-            f"{gb(usable)} GB usable; lower the batch or use --batch max")
+    return (f"batch {case.batch} needs {figure(row['memory_gb_per_chip'])} GB per chip, more than "
+            f"{figure(usable)} GB usable; lower the batch or use --batch max")

@@ -11,7 +11,7 @@ from planner.grid import AXES, Grid, Layout, gather, gather_spec
 from planner.lowering import scale_out_gbps
 from planner.model.types import Load
 from planner.quality import four_bit_note
-from planner.render import gb, spec_words
+from planner.render import figure, spec_words
 from planner.schema import Accelerator, ModelSpec, Scenario
 from planner.tco import plan_cost_fields
 from planner.uncertainty import band_for
@@ -242,7 +242,7 @@ def _measure(worst: str, plan: dict[str, Any], scenario: Scenario, acc: Any
         need = (mem["weights"] or 0) + (mem["kv_hbm"] or 0) + (mem["activations"] or 0)
         lim = mem["usable_hbm"]
         return (round(need, 3), lim, "GB/chip",
-                f"needs {gb(need)} GB per chip at batch {batch} vs {'n/a' if lim is None else gb(lim)} GB usable")
+                f"needs {figure(need)} GB per chip at batch {batch} vs {'n/a' if lim is None else figure(lim)} GB usable")
     if worst == "host-memory":
         dram, nvme = mem["kv_dram"] or 0.0, mem["kv_nvme"] or 0.0
         have_dram = getattr(acc, "host_dram_gb_per_chip", None) or 0.0

@@ -134,15 +134,10 @@ def kib(nbytes: float) -> str:
     return f"{nbytes / 1024:,.1f}"
 
 
-def gb(x: float) -> str:
-    """GB to three significant figures below 100 (a Groq chip's 0.23 GB of SRAM is not "0.2"),
-    whole above."""
-    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
-
-
-def rate(x: float) -> str:
-    """A rate or factor as plain digits: whole numbers from 100 up, three significant figures below
-    (`,.3g` printed 3,000 req/s as "3e+03" and 0.00003 as "3e-05")."""
+def figure(x: float) -> str:
+    """A rate, size or factor as plain digits: whole numbers from 100 up, three significant figures
+    below (`,.3g` printed 3,000 req/s as "3e+03" and 0.00003 as "3e-05"; one decimal printed a Groq
+    chip's 0.245 GB of weights and 0.207 GB usable both as "0.2")."""
     if x >= 100:
         return f"{x:,.0f}"
     decimals = max(0, 2 - math.floor(math.log10(x))) if x > 0 else 0

@@ -181,11 +181,11 @@ def sized_words(plan: dict[str, Any], rate: float) -> str | None:
     sized, headroom = plan.get("sized_rps"), plan.get("rate_headroom")
     if sized is None or headroom is None:
         return None
-    text = f"sized for up to {render.rate(sized)} req/s, {headroom:+.0%} over the scenario's {render.rate(rate)}"
+    text = f"sized for up to {render.figure(sized)} req/s, {headroom:+.0%} over the scenario's {render.figure(rate)}"
     if plan.get("mode") == "disaggregated":
         p, d = plan["prefill"].get("sized_rps"), plan["decode"].get("sized_rps")
         if p is not None and d is not None:
-            text += f" (prefill pool {render.rate(p)}, decode pool {render.rate(d)})"
+            text += f" (prefill pool {render.figure(p)}, decode pool {render.figure(d)})"
     return text
 
 

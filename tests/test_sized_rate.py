@@ -129,6 +129,6 @@ def test_no_plan_band_reads_below_one_system_rent() -> None:
                                              (3.0, "3"), (0.0119, "0.0119"), (3e-5, "0.00003"), (0.0, "0")])
 def test_rates_print_as_plain_digits(value, text):
     """A rate in a sentence never reads "5e+03" (`,.3g` did, at 5,000 req/s) or "3e-05"."""
-    from planner.render import rate
+    from planner.render import figure
 
-    assert rate(value) == text
+    assert figure(value) == text

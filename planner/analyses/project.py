@@ -158,7 +158,7 @@ def project(scenario: Scenario, catalog: Catalog, years: int, price_decline_pct:
             if not MIN_RATE_RPS <= rate <= MAX_ARRIVAL_RPS:
                 bound = (f"exceeds the {MAX_ARRIVAL_RPS:,.0f}" if rate > MAX_ARRIVAL_RPS
                          else f"is below the {MIN_RATE_RPS:g}")
-                warnings.append(f"years {year}-{years} not projected: {render.rate(rate)} req/s {bound} req/s a scenario may "
+                warnings.append(f"years {year}-{years} not projected: {render.figure(rate)} req/s {bound} req/s a scenario may "
                                 "state (workload.arrival_rate_rps)")
                 break
             price = (1.0 - price_decline_pct / 100.0) ** year

@@ -256,8 +256,8 @@ def write_project(p: Projection) -> None:
         cost = sh["monthly_usd"] if sh else None
         vs = "" if prev is None or cost is None else pct(100.0 * (cost - prev) / prev)
         flag = " ^" if r["spend_rises"] else ""
-        rows.append([str(r["year"]), f"{r['price_factor']:.3f}", render.rate(r["usage_factor"]),
-                     render.rate(r["arrival_rate_rps"]), sh["fleet"] if sh else "n/a",
+        rows.append([str(r["year"]), f"{r['price_factor']:.3f}", render.figure(r["usage_factor"]),
+                     render.figure(r["arrival_rate_rps"]), sh["fleet"] if sh else "n/a",
                      money(cost) + _star(sh) + flag, vs, *[money(r["api_monthly_usd"][i]) for i in api_ids]])
         prev = cost if cost is not None else prev
     base = ["year", "token price x", "usage x", "req/s", "self-hosted plan", "$/month", "vs prev"]

@@ -125,7 +125,7 @@ def _table(s: dict[str, Any]) -> None:
         rows.add_row("gap reply -> next request p50 / p90 / over 5 min",
                      f"{g['p50']:.1f} s / {g['p90']:.1f} s / {_pct(g['over_5min'])}")
     rate = s["arrival_rate_rps"]
-    rows.add_row("arrival rate", ("n/a" if rate is None else f"{render.rate(rate)} requests/s") + f" ({s['arrival_source']})")
+    rows.add_row("arrival rate", ("n/a" if rate is None else f"{render.figure(rate)} requests/s") + f" ({s['arrival_source']})")
     rows.add_row("prefix hit, unbounded cache", f"{_pct(s['prefix_hit_unbounded'])} of blocks "
                  f"({_pct(s['prefix_hit_unbounded_tokens'])} of tokens)")
     u = s["uncached_tokens"]

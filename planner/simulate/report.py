@@ -188,7 +188,7 @@ def write_table(doc: dict[str, Any]) -> None:
                   + ": try other --seed values or a longer --duration")
     over = beyond_sized_rate(p, sim, share)
     if over is not None:
-        con.print(f"note: {sim['arrivals_per_s']:.3f} requests/s arrived, above the {render.rate(p['sized_rps'])} the plan was "
+        con.print(f"note: {sim['arrivals_per_s']:.3f} requests/s arrived, above the {render.figure(p['sized_rps'])} the plan was "
                   f"sized for ({over:+.0%}): past that rate requests wait for decode slots and the prefill queue, "
                   "which the analytic column (at the scenario's rate) does not price")
     if run.get("wall_s") is not None:

@@ -9,8 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from planner.render import rate as rate_text
-from planner.render import spec_words, tiers
+from planner.render import figure, spec_words, tiers
 from planner.tui.solver import WhatIf
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -133,7 +132,7 @@ class PlanDetail(Static):
         if bands:
             header.append(Text(f"uncertainty: {bands}", style="dim"))
         if infeasible is None and plan.get("sized_rps") is not None and plan.get("rate_headroom") is not None:
-            header.append(Text(f"sized for up to {rate_text(plan['sized_rps'])} req/s, {plan['rate_headroom']:+.0%} over "
+            header.append(Text(f"sized for up to {figure(plan['sized_rps'])} req/s, {plan['rate_headroom']:+.0%} over "
                                "the scenario's rate (a busier window queues)", style="dim"))
         if plan.get("energy_kwh_month") is not None:
             owned = plan.get("cost_mode") == "own"
