@@ -29,8 +29,9 @@ QUANTILES = (0.5, 0.95, 0.99)
 def new_tokens_scv(ld) -> float:
     """cs^2 the screen gives a hit turn's new tokens (`queueing.uncached_scv`): the stated
     `uncached_scv`, or the capped prompts' own spread where that is wider (or unset)."""
-    m1, m2 = twin()["queueing"].capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
-    return float(max(float(m2), (1.0 + float(ld.uncached_scv)) * float(m1) ** 2) / float(m1) ** 2 - 1.0)
+    q = twin()["queueing"]
+    m1, m2 = q.capped_lognormal_moments(ld.in_median, ld.in_sigma, ld.in_cap)
+    return float(q.uncached_scv(m1, m2, 1.0, 0.0, ld.uncached_scv))  # every turn a hit (its share: no matter)
 
 
 def analytic(plan: SimPlan) -> dict[str, Any]:
