@@ -162,14 +162,13 @@ def new_token_shape_from_trace(path: str) -> tuple[np.ndarray, float, float]:
     the share of the new tokens that turns extending their context add: those with at most
     BREAK_SHARE of their prompt new), over every request but a session's first, with an unbounded
     prefix cache."""
-    from planner.traces.stats import run
+    from planner.traces.stats import run, unbounded_hit_tokens
 
     trace = read_trace(path)
     if not trace.has_sessions:
         raise ValueError(f"{path}: no sessions to take a new-token shape from")
-    p = prepare(trace)
     prompt = trace.input_tokens.astype(np.float64)
-    hit = np.minimum(run(p).hit_blocks_per_request * trace.block_size, prompt)
+    hit = unbounded_hit_tokens(trace, run(prepare(trace))).astype(np.float64)
     later = ~first_turns(trace)
     share = ((prompt - hit) / np.maximum(prompt, 1.0))[later]
     new = (prompt - hit)[later]

@@ -107,6 +107,12 @@ def session_gaps(trace: Trace, done_s: np.ndarray) -> np.ndarray:
     return np.maximum(gap[same], 0.0)
 
 
+def unbounded_hit_tokens(trace: Trace, replay: Replay) -> np.ndarray:
+    """Prompt tokens of each request an unbounded prefix cache holds (its leading blocks any earlier
+    request sent), at most the prompt."""
+    return np.minimum(replay.hit_blocks_per_request * trace.block_size, trace.input_tokens)
+
+
 def first_turns(trace: Trace) -> np.ndarray:
     """Whether each request is its session's first (by time; every request of a trace without
     sessions): a first turn finds no earlier turn of its own to reuse."""
@@ -146,7 +152,7 @@ def trace_stats(trace: Trace, *, fractions=DEFAULT_FRACTIONS, ttls_s=DEFAULT_TTL
     p = prepared or prepare(trace)
     bs = trace.block_size
     rp = run(p)
-    per_req_hit = np.minimum(rp.hit_blocks_per_request * bs, trace.input_tokens)
+    per_req_hit = unbounded_hit_tokens(trace, rp)
     uncached = trace.input_tokens - per_req_hit
     out: dict[str, Any] = {
         "file": trace.path,
