@@ -147,9 +147,18 @@ def residual_turn_times(rng: np.random.Generator, n: int, mean_think_s: float, r
     if n == 0:
         return np.zeros(0)
     cycles = max(reply_s, 0.0) + think_times(rng, min(RESIDUAL_POOL * n, RESIDUAL_POOL_MAX), mean_think_s)
-    total = cycles.sum()
-    picked = rng.choice(cycles, n, p=cycles / total) if total > 0 else cycles[:n]
-    return rng.random(n) * picked
+    if cycles.sum() <= 0.0:
+        return rng.random(n) * cycles[:n]
+    picked, left = length_biased(rng, cycles, n)
+    return left * cycles[picked]
+
+
+def length_biased(rng: np.random.Generator, lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index, uniform share) of `n` renewal cycles under way at a random instant, of the given
+    `lengths`: a cycle is under way with probability proportional to its length, and the share of
+    it still to run (or, alike, already run) is uniform (Ross, Stochastic Processes, 1996, sec. 3.4)."""
+    picked = rng.choice(lengths.size, n, p=lengths / lengths.sum())
+    return picked, rng.random(n)
 
 
 def spread_reuse(rng: np.random.Generator, share: float, prompt: np.ndarray, previous: np.ndarray,
@@ -289,8 +298,8 @@ def steady_state_sessions(durations: np.ndarray, session_rate: float, duration_s
     d = np.maximum(durations, 0.0)
     mean_d = float(d.mean()) if k else 0.0
     n_old = int(rng.poisson(session_rate * mean_d)) if mean_d > 0 else 0
-    old = rng.choice(k, n_old, p=d / d.sum()) if n_old else np.zeros(0, np.int64)
-    old_start = -rng.random(n_old) * d[old]
+    old, left = length_biased(rng, d, n_old) if n_old else (np.zeros(0, np.int64), np.zeros(0))
+    old_start = -left * d[old]
     n_new = int(rng.poisson(session_rate * duration_s))
     new = rng.integers(0, k, n_new)
     new_start = np.sort(rng.random(n_new)) * duration_s
